@@ -1,0 +1,243 @@
+"""The one typed settings schema of harmscan.
+
+Each section is a frozen pydantic model; `Settings` is their root. Unknown keys are rejected
+(``extra="forbid"``) so a typo fails at start instead of being silently ignored. How the values are
+layered (YAML defaults, profile, ``HARMSCAN_*`` variables, ``--set`` overrides) lives in
+`conf.loader`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Arch = Literal["mobilenet_v2", "resnet50"]
+OpenImagesSubset = Literal["train", "validation", "test"]
+
+
+class Section(BaseModel):
+    """Base of every settings section: frozen, and unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsSettings(Section):
+    """Where harmscan keeps its data, caches and local service state."""
+
+    root: Path = Path(".harmscan")
+
+    @property
+    def data(self) -> Path:
+        """Datasets: the split image folders and manifests."""
+        return self.root / "data"
+
+    @property
+    def cache(self) -> Path:
+        """Downloaded Open Images metadata and images."""
+        return self.root / "cache"
+
+    @property
+    def runs(self) -> Path:
+        """Training checkpoints and local outputs."""
+        return self.root / "runs"
+
+    @property
+    def services(self) -> Path:
+        """State, data and logs of the local services (Kafka, MLflow, Prefect, mirror)."""
+        return self.root / "services"
+
+
+class OpenImagesSettings(Section):
+    """Where Open Images V7 is read from: metadata over HTTP, images from S3."""
+
+    source: Literal["openimages", "mirror"] = "mirror"
+    metadata_base_url: str = "https://storage.googleapis.com/openimages"
+    # Logical name -> path below metadata_base_url, in the exact OIDv7 layout.
+    metadata_files: dict[str, str] = Field(
+        default_factory=lambda: {
+            "class_descriptions": "v7/oidv7-class-descriptions.csv",
+            "hierarchy": "2018_04/bbox_labels_600_hierarchy.json",
+            "labels_train": "v7/oidv7-train-annotations-human-imagelabels.csv",
+            "labels_validation": "v7/oidv7-val-annotations-human-imagelabels.csv",
+            "labels_test": "v7/oidv7-test-annotations-human-imagelabels.csv",
+            "images_train": "v6/oidv6-train-images-with-labels-with-rotation.csv",
+            "images_validation": "v5/validation-images-with-rotation.csv",
+            "images_test": "v5/test-images-with-rotation.csv",
+        }
+    )
+    s3_endpoint_url: str | None = None
+    bucket: str = "open-images-dataset"
+    region: str = "us-east-1"
+    subsets: list[OpenImagesSubset] = Field(default_factory=lambda: ["validation"])
+    http_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class ClassesSettings(Section):
+    """The harmful and safe class sets, by Open Images display name."""
+
+    # No defaults here: conf/default.yaml is where the class sets are named.
+    harmful: list[str]
+    safe: list[str]
+    expand_hierarchy: bool = True
+    # Names listed here are never counted, even when the hierarchy reaches them.
+    exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ClassesSettings:
+        both = sorted(set(self.harmful) & set(self.safe))
+        if both:
+            raise ValueError(f"classes listed as both harmful and safe: {both}")
+        if not self.harmful or not self.safe:
+            raise ValueError("classes.harmful and classes.safe must each name at least one class")
+        return self
+
+
+class EtlSettings(Section):
+    """Sampling, splitting, download and verification of the dataset."""
+
+    seed: int = 1234
+    max_per_side: int = Field(default=2000, ge=1, description="cap of images per side")
+    max_per_label: int = Field(default=800, ge=1, description="cap of images per source label")
+    balance: bool = True
+    split: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
+    )
+    min_image_side: int = Field(default=64, ge=1)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    download_workers: int = Field(default=16, ge=1, le=128)
+    retries: int = Field(default=4, ge=0)
+    csv_chunk_rows: int = Field(default=1_000_000, ge=1000)
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) != {"train", "val", "test"}:
+            raise ValueError(f"etl.split needs exactly the keys train, val, test; got {sorted(value)}")
+        if abs(sum(value.values()) - 1.0) > 1e-6 or min(value.values()) <= 0:
+            raise ValueError(f"etl.split fractions must be positive and sum to 1; got {value}")
+        return value
+
+
+class TrainSettings(Section):
+    """Fine-tuning of the two architectures."""
+
+    models: list[Arch] = Field(default_factory=lambda: ["mobilenet_v2", "resnet50"])
+    # Per architecture: "imagenet" (torchvision's own), a path to a state dict, or "none".
+    weights: dict[str, str] = Field(
+        default_factory=lambda: {"mobilenet_v2": "none", "resnet50": "none"}
+    )
+    epochs: int = Field(default=6, ge=1)
+    warmup_epochs: int = Field(default=1, ge=0, description="epochs with a frozen backbone")
+    batch_size: int = Field(default=32, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(default=1e-3, gt=0)
+    backbone_lr_scale: float = Field(default=0.1, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    augment: bool = True
+    class_weighting: bool = True
+    early_stopping_patience: int = Field(default=3, ge=1)
+    early_stopping_metric: Literal["val_auc", "val_loss", "val_f1", "val_accuracy"] = "val_auc"
+    image_size: int = Field(default=224, ge=32)
+    num_workers: int = Field(default=2, ge=0)
+    threads: int = Field(default=2, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 1234
+    target_recall: float = Field(default=0.90, gt=0, le=1)
+    review_band: float = Field(default=0.15, ge=0, lt=0.5)
+    limit_batches: int | None = Field(default=None, ge=1, description="for smoke runs")
+
+    @model_validator(mode="after")
+    def _weights_known(self) -> TrainSettings:
+        unknown = sorted(set(self.weights) - {"mobilenet_v2", "resnet50"})
+        if unknown:
+            raise ValueError(
+                f"train.weights has unknown architectures {unknown}; valid: mobilenet_v2, resnet50"
+            )
+        return self
+
+
+class MlflowSettings(Section):
+    """Tracking server and model registry."""
+
+    tracking_uri: str = "http://127.0.0.1:5000"
+    experiment: str = "harmscan"
+    registered_model: str = "harmscan"
+    promotion_metric: Literal["auc", "pr_auc", "f1", "accuracy", "recall", "precision"] = "auc"
+    min_improvement: float = Field(default=0.0, ge=0)
+    floors: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 0.6, "auc": 0.6}
+    )
+
+
+class KafkaSettings(Section):
+    """Brokers, topics and client security."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    requests_topic: str = "harmscan.requests"
+    results_topic: str = "harmscan.results"
+    dead_letter_topic: str = "harmscan.dead-letter"
+    review_topic: str = "harmscan.review"
+    group_id: str = "harmscan-serve"
+    partitions: int = Field(default=3, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class ServingSettings(Section):
+    """The streaming consumer."""
+
+    runtime: Literal["onnx", "torch"] = "onnx"
+    model_alias: str = "champion"
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
+    decode_workers: int = Field(default=2, ge=1, le=64)
+    intra_op_threads: int = Field(default=2, ge=1)
+    allowed_roots: list[Path] = Field(default_factory=list)
+    allowed_buckets: list[str] = Field(default_factory=list)
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    decode_timeout_s: float = Field(default=5.0, gt=0)
+    swap_check_interval_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=9108, ge=0, le=65535)
+
+
+class PrefectSettings(Section):
+    """Prefect API, work pool and schedules."""
+
+    api_url: str | None = None
+    work_pool: str = "harmscan-process"
+    retrain_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+
+class StackSettings(Section):
+    """Ports of the local, loopback-only service stack."""
+
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    mlflow_port: int = 5000
+    prefect_port: int = 4200
+    s3_port: int = 9000
+    metadata_port: int = 8088
+
+
+class Settings(Section):
+    """The root of all settings; build it with `conf.loader.load_settings`."""
+
+    profile: str = "local"
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    openimages: OpenImagesSettings = Field(default_factory=OpenImagesSettings)
+    classes: ClassesSettings
+    etl: EtlSettings = Field(default_factory=EtlSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)

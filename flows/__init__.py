@@ -1,0 +1,1 @@
+"""Prefect flows that only orchestrate: etl, train, retrain, serve."""

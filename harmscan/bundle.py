@@ -1,0 +1,92 @@
+"""What travels with a trained model: label order, preprocessing and decision thresholds.
+
+Training writes a `ServingSpec` as ``serving.json`` (and the label order as ``labels.json``) into
+the logged model's extra files, next to ``model.onnx``; serving reads them back from the registry.
+The label order is never re-derived from folder names at serve time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# Canonical label order of every harmscan model: output index 0 is "safe", 1 is "harmful".
+LABELS: tuple[str, str] = ("safe", "harmful")
+HARMFUL = "harmful"
+SAFE = "safe"
+
+SPEC_FILE = "serving.json"
+LABELS_FILE = "labels.json"
+ONNX_FILE = "model.onnx"
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """Everything serving needs besides the weights, written by training.
+
+    Attributes:
+        arch: Architecture name, e.g. ``mobilenet_v2``.
+        labels: Output order of the model's logits.
+        threshold: Harmful probability at or above which an image is labelled harmful.
+        review_low: Lower edge of the review band (uncertain scores).
+        review_high: Upper edge of the review band.
+        image_size: Square input size of the eval preset.
+        resize_size: Shorter-side resize before the centre crop.
+        mean: Normalization mean (RGB).
+        std: Normalization std (RGB).
+        dataset_version: Manifest hash of the data the model was trained on.
+    """
+
+    arch: str
+    threshold: float
+    review_low: float
+    review_high: float
+    image_size: int = 224
+    resize_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    labels: tuple[str, ...] = LABELS
+    dataset_version: str = ""
+    spec_version: int = SPEC_VERSION
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def harmful_index(self) -> int:
+        """Index of the harmful class in the model's output."""
+        return self.labels.index(HARMFUL)
+
+    def label_for(self, p_harmful: float) -> str:
+        """The label for a harmful probability under this spec's threshold."""
+        return HARMFUL if p_harmful >= self.threshold else SAFE
+
+    def in_review_band(self, p_harmful: float) -> bool:
+        """Whether a score is uncertain enough to be sent for human review."""
+        return self.review_low <= p_harmful <= self.review_high
+
+    def write(self, folder: Path) -> list[Path]:
+        """Write ``serving.json`` and ``labels.json`` into ``folder``; return their paths."""
+        folder.mkdir(parents=True, exist_ok=True)
+        spec_path = folder / SPEC_FILE
+        labels_path = folder / LABELS_FILE
+        spec_path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        labels_path.write_text(json.dumps(list(self.labels)))
+        return [spec_path, labels_path]
+
+    @classmethod
+    def read(cls, folder: Path) -> ServingSpec:
+        """Read a spec written by `write`, checking it against ``labels.json``."""
+        data = json.loads((folder / SPEC_FILE).read_text())
+        if data.get("spec_version") != SPEC_VERSION:
+            raise ValueError(f"unsupported serving spec version {data.get('spec_version')!r}")
+        data["labels"] = tuple(data["labels"])
+        data["mean"] = tuple(data["mean"])
+        data["std"] = tuple(data["std"])
+        spec = cls(**data)
+        labels_path = folder / LABELS_FILE
+        if labels_path.exists() and tuple(json.loads(labels_path.read_text())) != spec.labels:
+            raise ValueError(f"{labels_path} disagrees with {SPEC_FILE} on the label order")
+        if HARMFUL not in spec.labels:
+            raise ValueError(f"label order {spec.labels} has no {HARMFUL!r} class")
+        return spec

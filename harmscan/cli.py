@@ -1,0 +1,101 @@
+"""The `harmscan` console script.
+
+The top-level app only resolves settings; each area registers its own commands from a small
+module that imports nothing heavy at start (``flows/cli.py``, ``serving/cli.py``,
+``stack/cli.py``). Those command functions import Prefect, Kafka or MLflow lazily, so
+``harmscan --help`` stays fast and this core package stays free of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conf.loader import SettingsError, dump_settings, load_settings
+from conf.settings import Settings
+
+app = typer.Typer(
+    name="harmscan",
+    help="Real-time harmful-image moderation: ETL, training, registry, Kafka serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class CliState:
+    """What the global options resolved to; settings are built once, on first use."""
+
+    def __init__(self, profile: str | None, overrides: list[str], config: Path | None) -> None:
+        self.profile = profile
+        self.overrides = overrides
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings; a bad setting exits with its explanation."""
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.profile, self.overrides, self.config)
+            except SettingsError as exc:
+                typer.secho(f"error: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from None
+        return self._settings
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings resolved from the global options of this invocation."""
+    state = ctx.find_root().obj
+    assert isinstance(state, CliState)
+    return state.settings
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None, typer.Option(help="Settings profile (conf/profiles), default local.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a setting: --set train.epochs=3 (repeatable)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Extra YAML settings file.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = CliState(profile, list(set_ or []), config)
+
+
+@app.command("settings")
+def show_settings(ctx: typer.Context) -> None:
+    """Print the resolved settings, one dotted key per line (secrets masked)."""
+    for key, value in dump_settings(settings_of(ctx)).items():
+        print(f"{key} = {value}")
+
+
+def _register_areas() -> None:
+    import importlib
+
+    for module in ("stack.cli", "flows.cli", "serving.cli"):
+        try:
+            area = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        area.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_areas()
+    sys.exit(app())

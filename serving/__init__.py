@@ -1,0 +1,1 @@
+"""The streaming side: message schema, model source, batching classifier, consumer, producer."""

@@ -1,0 +1,187 @@
+"""Start, watch and stop one local service process: pid file, log file, health check, clean stop.
+
+Every local service (Kafka, MLflow, Prefect server and worker, the mirror servers) runs through
+`ServiceProcess`, so `harmscan up/down/status` and the test fixtures share one mechanism.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started, or did not become healthy."""
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on host right now (for tests)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether a GET of url answers with a 2xx status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback URL)
+            return 200 <= int(response.status) < 300
+    except OSError:
+        return False
+
+
+@dataclass
+class ServiceProcess:
+    """One background service with its pid and log files under ``state_dir``.
+
+    Attributes:
+        name: Short name, used for the pid and log file names.
+        command: The argv to start it.
+        state_dir: Folder for ``<name>.pid`` and ``<name>.log``.
+        host: Host it listens on.
+        port: Port it listens on; checked free before start.
+        healthy: Extra readiness probe beyond the open port (e.g. an HTTP health URL).
+        env: Extra environment variables.
+        cwd: Working directory of the process.
+    """
+
+    name: str
+    command: Sequence[str]
+    state_dir: Path
+    host: str
+    port: int
+    healthy: Callable[[], bool] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the pid of the running process is kept."""
+        return self.state_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """Where the process's stdout and stderr go."""
+        return self.state_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The pid of our running process, or None (a stale pid file is removed)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def is_healthy(self) -> bool:
+        """Whether the port answers and the extra probe (if any) passes."""
+        if not port_open(self.host, self.port):
+            return False
+        return self.healthy() if self.healthy else True
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the process unless ours already runs, then wait until it is healthy.
+
+        Raises:
+            ServiceError: The port is taken by another program, the process died, or it did not
+                become healthy in time; the message points at the log file.
+        """
+        if self.pid() is not None:
+            self.wait_healthy(timeout)
+            return
+        if port_open(self.host, self.port):
+            raise ServiceError(
+                f"{self.name}: port {self.host}:{self.port} is already taken by another program; "
+                f"stop it or choose another port (stack.* settings)"
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(  # noqa: S603 (argv built by us, no shell)
+                list(self.command),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        logger.info("%s: started pid %s, log %s", self.name, process.pid, self.log_file)
+        self.wait_healthy(timeout, process)
+
+    def wait_healthy(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+        """Block until healthy, or raise `ServiceError` naming the log file."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise ServiceError(
+                    f"{self.name} exited with code {process.returncode}; see {self.log_file}:\n"
+                    + self.tail()
+                )
+            if self.is_healthy():
+                return
+            time.sleep(0.25)
+        raise ServiceError(f"{self.name} not healthy after {timeout:.0f}s; see {self.log_file}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the whole process group: SIGTERM, then SIGKILL after timeout. True if it ran."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            logger.warning("%s: did not stop on SIGTERM, killing", self.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of the log file."""
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
