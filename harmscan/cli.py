@@ -1,8 +1,7 @@
 """The `harmscan` console script.
 
 The top-level app only resolves settings; each area registers its own commands from a small
-module that imports nothing heavy at start (``flows/cli.py``, ``serving/cli.py``,
-``stack/cli.py``). Those command functions import Prefect, Kafka or MLflow lazily, so
+module that imports nothing heavy at start (see `_register_areas`). Those command functions import Prefect, Kafka or MLflow lazily, so
 ``harmscan --help`` stays fast and this core package stays free of them.
 """
 
@@ -85,7 +84,15 @@ def show_settings(ctx: typer.Context) -> None:
 def _register_areas() -> None:
     import importlib
 
-    for module in ("stack.cli", "flows.cli", "serving.cli"):
+    # One small registration module per area, each owning its commands.
+    for module in (
+        "stack.kafka_cli",  # harmscan kafka fetch|up|down|status
+        "stack.mirror_cli",  # harmscan mirror up|down|status (offline Open Images)
+        "stack.cli",  # harmscan up|down|status|deploy|demo
+        "flows.etl_cli",  # harmscan etl
+        "flows.train_cli",  # harmscan train|retrain|promote
+        "serving.cli",  # harmscan serve|produce
+    ):
         try:
             area = importlib.import_module(module)
         except ModuleNotFoundError as exc:
