@@ -63,8 +63,8 @@ class OpenImagesSettings(Section):
             "labels_validation": "v7/oidv7-val-annotations-human-imagelabels.csv",
             "labels_test": "v7/oidv7-test-annotations-human-imagelabels.csv",
             "images_train": "v6/oidv6-train-images-with-labels-with-rotation.csv",
-            "images_validation": "v5/validation-images-with-rotation.csv",
-            "images_test": "v5/test-images-with-rotation.csv",
+            "images_validation": "2018_04/validation/validation-images-with-rotation.csv",
+            "images_test": "2018_04/test/test-images-with-rotation.csv",
         }
     )
     s3_endpoint_url: str | None = None
@@ -83,6 +83,9 @@ class ClassesSettings(Section):
     expand_hierarchy: bool = True
     # Names listed here are never counted, even when the hierarchy reaches them.
     exclude: list[str] = Field(default_factory=list)
+    # A display name shared by several class ids: "error" fails and lists the ids (name one id,
+    # e.g. "/m/0gxl3", instead); "all" takes every id carrying that name.
+    on_ambiguous: Literal["error", "all"] = "error"
 
     @model_validator(mode="after")
     def _disjoint(self) -> ClassesSettings:
@@ -109,6 +112,8 @@ class EtlSettings(Section):
     download_workers: int = Field(default=16, ge=1, le=128)
     retries: int = Field(default=4, ge=0)
     csv_chunk_rows: int = Field(default=1_000_000, ge=1000)
+    # Extra download rounds that take the next candidates in line to replace images that failed.
+    refill_rounds: int = Field(default=2, ge=0)
 
     @field_validator("split")
     @classmethod
