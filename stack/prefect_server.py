@@ -1,0 +1,136 @@
+"""A local Prefect server and a process worker, each run through `stack.process.ServiceProcess`.
+
+The server keeps its SQLite database and UI build under its own ``PREFECT_HOME``
+(``<paths.services>/prefect``); the worker polls one process work pool and serves a ``/health``
+endpoint on loopback so that it can be health-checked like every other service.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from stack.process import ServiceError, ServiceProcess, http_ok
+
+
+def prefect_executable() -> str:
+    """The ``prefect`` console script of this interpreter's environment."""
+    beside = Path(sys.executable).parent / "prefect"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("prefect")
+    if found is None:
+        raise ServiceError("the `prefect` command was not found; install harmscan's dependencies")
+    return found
+
+
+def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """Environment for Prefect processes that keep their state under ``home``.
+
+    Args:
+        home: The ``PREFECT_HOME`` folder (database, UI build, profiles).
+        api_url: The server's API URL, for clients (workers, flow runs); None for the server.
+
+    Returns:
+        ``PREFECT_*`` variables to add to the process environment.
+    """
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_COLORS": "false",
+        # Profiles of the user's own PREFECT_HOME must not leak into ours.
+        "PREFECT_PROFILES_PATH": str(home / "profiles.toml"),
+    }
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def api_url(host: str, port: int) -> str:
+    """The API URL of a Prefect server listening on host:port."""
+    return f"http://{host}:{port}/api"
+
+
+def prefect_server_process(home: Path, host: str, port: int) -> ServiceProcess:
+    """The ``prefect server start`` service, state and log in ``home``.
+
+    Args:
+        home: Its ``PREFECT_HOME``; the pid and log files go here too.
+        host: Host to listen on (loopback).
+        port: Port of the API and UI.
+    """
+    url = api_url(host, port)
+    return ServiceProcess(
+        name="prefect-server",
+        command=[
+            prefect_executable(),
+            "server",
+            "start",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--analytics-off",
+        ],
+        state_dir=home,
+        host=host,
+        port=port,
+        healthy=lambda: http_ok(f"{url}/health"),
+        env=prefect_env(home),
+    )
+
+
+def prefect_worker_process(
+    home: Path,
+    server_api_url: str,
+    pool: str,
+    host: str,
+    health_port: int,
+    cwd: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    name: str = "prefect-worker",
+) -> ServiceProcess:
+    """A ``prefect worker start --type process`` polling ``pool`` (created when missing).
+
+    Args:
+        home: Its ``PREFECT_HOME`` and where its pid and log files go.
+        server_api_url: The API URL of the Prefect server.
+        pool: The process work pool to poll.
+        host: Host for the worker's ``/health`` endpoint.
+        health_port: Port for that endpoint.
+        cwd: Working directory of the worker (and so of the flow runs it starts).
+        extra_env: More variables for the worker and its flow runs (e.g. ``HARMSCAN_*``).
+        name: Service name (pid and log file names).
+    """
+    env = {
+        **prefect_env(home, server_api_url),
+        "PREFECT_WORKER_WEBSERVER_HOST": host,
+        "PREFECT_WORKER_WEBSERVER_PORT": str(health_port),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+        **(extra_env or {}),
+    }
+    return ServiceProcess(
+        name=name,
+        command=[
+            prefect_executable(),
+            "worker",
+            "start",
+            "--pool",
+            pool,
+            "--type",
+            "process",
+            "--name",
+            f"{name}-{health_port}",
+            "--with-healthcheck",
+            "--install-policy",
+            "never",
+        ],
+        state_dir=home,
+        host=host,
+        port=health_port,
+        healthy=lambda: http_ok(f"http://{host}:{health_port}/health"),
+        env=env,
+        cwd=cwd,
+    )
