@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 Arch = Literal["mobilenet_v2", "resnet50"]
 OpenImagesSubset = Literal["train", "validation", "test"]
+_DEFAULT_SUBSETS: tuple[OpenImagesSubset, ...] = ("validation",)
+_DEFAULT_ARCHS: tuple[Arch, ...] = ("mobilenet_v2", "resnet50")
 
 
 class Section(BaseModel):
@@ -70,7 +72,7 @@ class OpenImagesSettings(Section):
     s3_endpoint_url: str | None = None
     bucket: str = "open-images-dataset"
     region: str = "us-east-1"
-    subsets: list[OpenImagesSubset] = Field(default_factory=lambda: ["validation"])
+    subsets: list[OpenImagesSubset] = Field(default_factory=lambda: list(_DEFAULT_SUBSETS))
     http_timeout_s: float = Field(default=60.0, gt=0)
 
 
@@ -119,7 +121,9 @@ class EtlSettings(Section):
     @classmethod
     def _split_sums_to_one(cls, value: dict[str, float]) -> dict[str, float]:
         if set(value) != {"train", "val", "test"}:
-            raise ValueError(f"etl.split needs exactly the keys train, val, test; got {sorted(value)}")
+            raise ValueError(
+                f"etl.split needs exactly the keys train, val, test; got {sorted(value)}"
+            )
         if abs(sum(value.values()) - 1.0) > 1e-6 or min(value.values()) <= 0:
             raise ValueError(f"etl.split fractions must be positive and sum to 1; got {value}")
         return value
@@ -128,7 +132,7 @@ class EtlSettings(Section):
 class TrainSettings(Section):
     """Fine-tuning of the two architectures."""
 
-    models: list[Arch] = Field(default_factory=lambda: ["mobilenet_v2", "resnet50"])
+    models: list[Arch] = Field(default_factory=lambda: list(_DEFAULT_ARCHS))
     # Per architecture: "imagenet" (torchvision's own), a path to a state dict, or "none".
     weights: dict[str, str] = Field(
         default_factory=lambda: {"mobilenet_v2": "none", "resnet50": "none"}
@@ -172,9 +176,7 @@ class MlflowSettings(Section):
     registered_model: str = "harmscan"
     promotion_metric: Literal["auc", "pr_auc", "f1", "accuracy", "recall", "precision"] = "auc"
     min_improvement: float = Field(default=0.0, ge=0)
-    floors: dict[str, float] = Field(
-        default_factory=lambda: {"accuracy": 0.6, "auc": 0.6}
-    )
+    floors: dict[str, float] = Field(default_factory=lambda: {"accuracy": 0.6, "auc": 0.6})
 
 
 class KafkaSettings(Section):
@@ -209,6 +211,17 @@ class ServingSettings(Section):
     decode_timeout_s: float = Field(default=5.0, gt=0)
     swap_check_interval_s: float = Field(default=30.0, gt=0)
     metrics_port: int | None = Field(default=9108, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # Pillow JPEG draft mode: decode JPEGs at a reduced scale close to the model's input size.
+    jpeg_draft: bool = True
+    # S3 image sources (s3://bucket/key); null endpoint = AWS S3 itself, credentials from boto3.
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # How long to wait for every result of a batch to be delivered before retrying the batch.
+    delivery_timeout_s: float = Field(default=120.0, gt=0)
+    # Infrastructure failures (delivery, commit, S3 down) retry with backoff up to this many s.
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
 
 
 class PrefectSettings(Section):

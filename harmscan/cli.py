@@ -1,8 +1,9 @@
 """The `harmscan` console script.
 
 The top-level app only resolves settings; each area registers its own commands from a small
-module that imports nothing heavy at start (see `_register_areas`). Those command functions import Prefect, Kafka or MLflow lazily, so
-``harmscan --help`` stays fast and this core package stays free of them.
+module that imports nothing heavy at start (see `_register_areas`). Those command functions
+import Prefect, Kafka or MLflow lazily, so ``harmscan --help`` stays fast and this core package
+stays free of them.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Local services on loopback: Kafka (KRaft, from Maven jars), MLflow, Prefect, the Open Images mirror."""
+"""Local services on loopback: Kafka (KRaft), MLflow, Prefect, the Open Images mirror."""

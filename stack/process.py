@@ -120,7 +120,7 @@ class ServiceProcess:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            process = subprocess.Popen(  # noqa: S603 (argv built by us, no shell)
+            process = subprocess.Popen(
                 list(self.command),
                 stdout=log,
                 stderr=subprocess.STDOUT,

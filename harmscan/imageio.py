@@ -1,0 +1,207 @@
+"""Safe image decoding, shared by the ETL's verification, training and serving.
+
+Every payload is treated as hostile: only the formats we mean to read are opened (Pillow would
+otherwise hand an EPS file named ``.jpg`` to Ghostscript), the pixel count is checked from the
+header before any pixel is decoded, special files are never read, and unusual but valid images
+(CMYK, 16-bit, palette with transparency, EXIF-rotated) come out as upright 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import warnings
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+DEFAULT_MAX_PIXELS: Final = 50_000_000
+DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
+
+# Reasons an image is rejected; they travel as dead-letter headers and ETL failure counts.
+REASONS: Final = (
+    "not_an_image",
+    "unsupported_format",
+    "truncated",
+    "corrupt",
+    "too_large",
+    "decompression_bomb",
+    "too_small",
+    "not_a_file",
+    "not_found",
+)
+
+# Signatures of formats we recognise but refuse to decode.
+_REFUSED_MAGIC: Final = (
+    (b"%!PS", "EPS/PostScript"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+    (b"<svg", "SVG"),
+    (b"<?xml", "XML/SVG"),
+    (b"\x00\x00\x00\x0cjP", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"icns", "ICNS"),
+    (b"8BPS", "PSD"),
+)
+
+
+class ImageRejected(ValueError):
+    """An image that cannot or must not be decoded.
+
+    Attributes:
+        reason: One of `REASONS`.
+        detail: Human-readable explanation.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    min_side: int = 1,
+    draft: tuple[int, int] | None = None,
+    formats: tuple[str, ...] = ALLOWED_FORMATS,
+) -> Image.Image:
+    """Decode untrusted bytes into an upright 8-bit RGB image.
+
+    Args:
+        data: The encoded image.
+        max_pixels: Refuse images whose header declares more pixels than this.
+        max_bytes: Refuse payloads larger than this.
+        min_side: Refuse images whose shorter side is below this (after EXIF rotation).
+        draft: For JPEG, let the decoder scale down by a power of two while keeping both sides at
+            least this size (Pillow's draft mode: a large speed-up for big photos).
+        formats: Formats that may be decoded.
+
+    Returns:
+        The decoded image in mode ``RGB``.
+
+    Raises:
+        ImageRejected: With a reason from `REASONS`.
+    """
+    if len(data) > max_bytes:
+        raise ImageRejected("too_large", f"{len(data)} bytes > limit {max_bytes}")
+    if not data:
+        raise ImageRejected("not_an_image", "empty payload")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(formats))
+    except UnidentifiedImageError:
+        raise _unidentified(data) from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageRejected("decompression_bomb", str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+        raise ImageRejected(reason, f"unreadable header: {exc}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "decompression_bomb", f"{width}x{height} = {width * height} pixels > {max_pixels}"
+        )
+    if draft is not None and image.format == "JPEG":
+        image.draft("RGB", draft)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageRejected("decompression_bomb", str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+        raise ImageRejected(reason, f"{image.format} data does not decode: {exc}") from None
+    rgb = to_rgb(_upright(image))
+    if min(rgb.size) < min_side:
+        raise ImageRejected("too_small", f"{rgb.size[0]}x{rgb.size[1]} < {min_side} px side")
+    return rgb
+
+
+def read_image_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Read a regular file's bytes without ever blocking on a FIFO, device or socket.
+
+    The caller resolves and authorises the path; this only refuses what is not a regular file and
+    reads at most ``max_bytes + 1`` bytes.
+
+    Raises:
+        ImageRejected: ``not_found``, ``not_a_file`` or ``too_large``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ImageRejected("not_found", f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise ImageRejected("not_a_file", f"{path} is a directory") from None
+    except OSError as exc:
+        raise ImageRejected("not_a_file", f"cannot open {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageRejected("not_a_file", f"{path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise ImageRejected("too_large", f"{info.st_size} bytes > limit {max_bytes}")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ImageRejected("too_large", f"more than {max_bytes} bytes")
+    return data
+
+
+def load_image(
+    path: Path | str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = 1,
+    draft: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Read and decode an image file (see `read_image_file` and `decode_image`)."""
+    data = read_image_file(path, max_bytes=max_bytes)
+    return decode_image(
+        data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=min_side, draft=draft
+    )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any decoded mode to 8-bit RGB; transparency is composited onto white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, SyntaxError, KeyError):
+        return image  # broken EXIF: keep the pixels as stored
+
+
+def _unidentified(data: bytes) -> ImageRejected:
+    head = data[:64].lstrip()
+    for magic, name in _REFUSED_MAGIC:
+        if head.startswith(magic) or (name == "EPS/PostScript" and b"%!PS" in data[:1024]):
+            return ImageRejected("unsupported_format", f"{name} is not an accepted image format")
+    return ImageRejected("not_an_image", "no accepted image format recognises these bytes")

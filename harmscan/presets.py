@@ -1,0 +1,151 @@
+"""The one preprocessing of harmscan: training, evaluation and serving all go through here.
+
+Shaped after torchvision's ``references/classification/presets.py``: one keyword-only preset for
+training and one for evaluation. Both end in the same `normalize`, so the model never sees at
+serving time a normalization it was not trained with (the original work trained without it).
+`EvalPreset.array` needs no torch, so the ONNX serving path stays light; `EvalPreset.__call__`
+wraps it into a tensor for training-time evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from harmscan.bundle import ServingSpec
+from harmscan.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def default_resize(image_size: int) -> int:
+    """torchvision's convention: resize to 256 before a 224 centre crop, scaled to other sizes."""
+    return round(image_size * 256 / 224)
+
+
+def normalize(
+    rgb: np.ndarray,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+) -> np.ndarray:
+    """HWC uint8 RGB -> CHW float32, scaled to [0, 1] then standardised per channel."""
+    array = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
+    array -= np.asarray(mean, dtype=np.float32)
+    array /= np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalPreset:
+    """Deterministic preprocessing: shorter side to ``resize_size``, centre crop, normalize."""
+
+    image_size: int = 224
+    resize_size: int | None = None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def resize(self) -> int:
+        """The shorter-side size before cropping."""
+        return self.resize_size or default_resize(self.image_size)
+
+    @property
+    def draft_size(self) -> tuple[int, int]:
+        """The smallest JPEG draft size that still leaves both sides at least `resize`."""
+        return (self.resize, self.resize)
+
+    def decode(
+        self,
+        data: bytes,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> Image.Image:
+        """Decode untrusted bytes on the fast path (JPEG draft mode at this preset's size)."""
+        return decode_image(data, max_pixels=max_pixels, max_bytes=max_bytes, draft=self.draft_size)
+
+    def crop(self, image: Image.Image) -> Image.Image:
+        """Resize the shorter side to `resize` and take the centre ``image_size`` square."""
+        width, height = image.size
+        scale = self.resize / min(width, height)
+        new_w, new_h = (
+            max(self.resize, round(width * scale)),
+            max(self.resize, round(height * scale)),
+        )
+        resized = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=None)
+        left = (new_w - self.image_size) // 2
+        top = (new_h - self.image_size) // 2
+        return resized.crop((left, top, left + self.image_size, top + self.image_size))
+
+    def array(self, image: Image.Image) -> np.ndarray:
+        """The model input for one RGB image: CHW float32, no torch needed."""
+        return normalize(np.asarray(self.crop(image.convert("RGB"))), self.mean, self.std)
+
+    def batch(self, images: list[Image.Image]) -> np.ndarray:
+        """NCHW float32 batch of `array` outputs."""
+        return np.stack([self.array(image) for image in images])
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(self.array(image))
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The fields of a `ServingSpec` that describe this preset."""
+        return {
+            "image_size": self.image_size,
+            "resize_size": self.resize,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: ServingSpec) -> EvalPreset:
+        """The preset a model was trained with, from the spec that travels with it."""
+        return cls(
+            image_size=spec.image_size, resize_size=spec.resize_size, mean=spec.mean, std=spec.std
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainPreset:
+    """Training preprocessing: random resized crop, flip and colour jitter, then `normalize`.
+
+    With ``augment=False`` it is exactly the `EvalPreset` of the same size.
+    """
+
+    image_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    augment: bool = True
+    crop_scale: tuple[float, float] = (0.35, 1.0)
+    hflip_prob: float = 0.5
+    jitter: float = 0.2
+
+    @property
+    def eval_preset(self) -> EvalPreset:
+        """The evaluation preset that matches this one (what serving will use)."""
+        return EvalPreset(image_size=self.image_size, mean=self.mean, std=self.std)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        import torch
+        from torchvision.transforms import v2
+
+        if not self.augment:
+            return self.eval_preset(image)
+        transform = v2.Compose(
+            [
+                v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, antialias=True),
+                v2.RandomHorizontalFlip(self.hflip_prob),
+                v2.ColorJitter(self.jitter, self.jitter, self.jitter),
+            ]
+        )
+        augmented = transform(image.convert("RGB"))
+        return torch.from_numpy(normalize(np.asarray(augmented), self.mean, self.std))

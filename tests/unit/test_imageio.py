@@ -1,0 +1,139 @@
+"""Safe decoding of hostile and unusual images, and the shared preset."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harmscan.bundle import ServingSpec
+from harmscan.imageio import ImageRejected, decode_image, read_image_file
+from harmscan.presets import EvalPreset, TrainPreset, normalize
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def red(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Image.Image:
+    return Image.new(mode, size, (220, 20, 20) if mode == "RGB" else 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "not_an_image"),
+        (b"hello, this is not an image at all" * 10, "not_an_image"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n", "unsupported_format"),
+        (b"%PDF-1.4\n1 0 obj\n", "unsupported_format"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"></svg>', "unsupported_format"),
+        (encode(red((256, 256)), quality=95)[:600], "truncated"),
+    ],
+)
+def test_bad_payloads_are_rejected_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(payload)
+    assert info.value.reason == reason
+
+
+def test_pixel_count_is_checked_before_decoding() -> None:
+    big = encode(Image.new("L", (4000, 4000)), "PNG")
+    with pytest.raises(ImageRejected) as info:
+        decode_image(big, max_pixels=1_000_000)
+    assert info.value.reason == "decompression_bomb"
+
+
+def test_size_limits() -> None:
+    with pytest.raises(ImageRejected, match="too_large"):
+        decode_image(encode(red()), max_bytes=10)
+    with pytest.raises(ImageRejected, match="too_small"):
+        decode_image(encode(red((20, 200))), min_side=32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: encode(red().convert("CMYK"), "JPEG", quality=95),
+        lambda: encode(Image.fromarray(np.full((48, 64), 40000, dtype=np.uint16)), "PNG"),
+        lambda: encode(red().convert("P", palette=Image.Palette.ADAPTIVE), "PNG", transparency=5),
+        lambda: encode(red().convert("RGBA"), "PNG"),
+        lambda: encode(red(), "WEBP"),
+        lambda: encode(red(), "GIF"),
+        lambda: encode(red(), "BMP"),
+    ],
+)
+def test_unusual_valid_images_decode_to_rgb(make: object) -> None:
+    image = decode_image(make())  # type: ignore[operator]
+    assert image.mode == "RGB"
+    assert image.size == (64, 48)
+
+
+def test_sixteen_bit_is_scaled_not_clipped() -> None:
+    data = encode(Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)), "PNG")
+    value = np.asarray(decode_image(data))[0, 0, 0]
+    assert 120 <= value <= 135
+
+
+def test_exif_rotation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = encode(red((64, 32)), "JPEG", exif=exif.tobytes())
+    assert decode_image(data).size == (32, 64)
+
+
+def test_special_files_are_never_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageRejected) as info:
+        read_image_file(fifo)
+    assert info.value.reason == "not_a_file"
+    with pytest.raises(ImageRejected, match="not_a_file"):
+        read_image_file("/dev/zero")
+    with pytest.raises(ImageRejected, match="not_found"):
+        read_image_file(tmp_path / "missing.jpg")
+
+
+def test_draft_mode_keeps_both_sides_above_the_resize() -> None:
+    data = encode(red((1024, 768)), quality=90)
+    preset = EvalPreset(image_size=224)
+    image = preset.decode(data)
+    assert min(image.size) >= preset.resize
+    assert image.size[0] < 1024  # the decoder really scaled down
+
+
+def test_eval_preset_normalizes_like_imagenet() -> None:
+    preset = EvalPreset(image_size=32)
+    array = preset.array(Image.new("RGB", (50, 40), (124, 116, 104)))
+    assert array.shape == (3, 32, 32)
+    assert np.abs(array).max() < 0.02  # the ImageNet mean colour maps to ~0
+    assert np.allclose(
+        preset(Image.new("RGB", (40, 40))).numpy(),
+        normalize(np.zeros((32, 32, 3), np.uint8), preset.mean, preset.std),
+    )
+
+
+def test_train_preset_without_augmentation_is_the_eval_preset() -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), np.uint8))
+    train = TrainPreset(image_size=48, augment=False)
+    assert np.array_equal(train(image).numpy(), train.eval_preset.array(image))
+    augmented = TrainPreset(image_size=48)(image)
+    assert augmented.shape == (3, 48, 48)
+
+
+def test_preset_round_trips_through_the_serving_spec(tmp_path: Path) -> None:
+    preset = EvalPreset(image_size=96)
+    spec = ServingSpec(
+        arch="mobilenet_v2", threshold=0.4, review_low=0.3, review_high=0.5, **preset.spec_fields()
+    )
+    spec.write(tmp_path)
+    back = ServingSpec.read(tmp_path)
+    assert EvalPreset.from_spec(back) == EvalPreset(image_size=96, resize_size=preset.resize)
+    assert back.labels[back.harmful_index] == "harmful"
+    assert back.label_for(0.45) == "harmful"
+    assert back.label_for(0.2) == "safe"
