@@ -1,0 +1,209 @@
+"""Class resolution, hierarchy expansion and label filtering on small in-memory OIDv7 files."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from harmscan.openimages import (
+    ClassResolutionError,
+    Hierarchy,
+    filter_labels,
+    label_images,
+    read_class_descriptions,
+    read_image_index,
+    resolve_classes,
+    resolve_name,
+)
+
+CLASSES = """LabelName,DisplayName
+/m/weapon,Weapon
+/m/gun,Gun
+/m/handgun,Handgun
+/m/knife,Knife
+/m/kknife,Kitchen knife
+/m/sharpener,Knife sharpener
+/m/pocketknife,Pocketknife
+/m/blood,Blood
+/m/bloodhound,Bloodhound
+/m/bloodorange,Blood orange
+/m/person,Person
+/m/face,Human face
+/m/dog,Dog
+/m/jag1,Jaguar
+/m/jag2,Jaguar
+/m/toy,Toy
+/m/toygun,Toy gun
+"""
+
+HIERARCHY = {
+    "LabelName": "/m/entity",
+    "Subcategory": [
+        {
+            "LabelName": "/m/weapon",
+            "Subcategory": [
+                {"LabelName": "/m/gun", "Subcategory": [{"LabelName": "/m/handgun"}]},
+                {"LabelName": "/m/knife", "Subcategory": [{"LabelName": "/m/kknife"}]},
+                {"LabelName": "/m/toygun"},
+            ],
+        },
+        {"LabelName": "/m/person", "Part": [{"LabelName": "/m/face"}]},
+        {"LabelName": "/m/toy", "Subcategory": [{"LabelName": "/m/toygun"}]},
+        {"LabelName": "/m/dog"},
+    ],
+}
+
+
+@pytest.fixture
+def table():
+    return read_class_descriptions(io.BytesIO(CLASSES.encode()))
+
+
+@pytest.fixture
+def hierarchy():
+    return Hierarchy.from_json(HIERARCHY)
+
+
+def test_headerless_class_file_reads_the_same(table):
+    headerless = read_class_descriptions(io.BytesIO(CLASSES.split("\n", 1)[1].encode()))
+    assert headerless.names == table.names
+    assert table.names["/m/blood"] == "Blood"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Blood", ["/m/blood"]),  # not Bloodhound, not Blood orange
+        ("Knife", ["/m/knife"]),  # not Knife sharpener, not Pocketknife
+        ("knife", ["/m/knife"]),  # case-insensitive only as a fallback
+        ("/m/jag2", ["/m/jag2"]),  # an id names itself
+        ("Person", ["/m/person"]),
+    ],
+)
+def test_names_resolve_to_exact_ids(table, name, expected):
+    assert resolve_name(name, table) == expected
+
+
+def test_unknown_name_suggests_closest(table):
+    with pytest.raises(
+        ClassResolutionError, match=r"unknown Open Images class 'Handgunn'.*'Handgun'"
+    ):
+        resolve_name("Handgunn", table)
+
+
+def test_ambiguous_name_fails_listing_ids_unless_all(table):
+    with pytest.raises(ClassResolutionError, match=r"ambiguous.*/m/jag1.*/m/jag2"):
+        resolve_name("Jaguar", table)
+    assert resolve_name("Jaguar", table, on_ambiguous="all") == ["/m/jag1", "/m/jag2"]
+
+
+def test_hierarchy_descendants_follow_subcategories_not_parts(hierarchy):
+    assert hierarchy.descendants("/m/weapon") == {
+        "/m/gun",
+        "/m/handgun",
+        "/m/knife",
+        "/m/kknife",
+        "/m/toygun",
+    }
+    assert hierarchy.descendants("/m/person") == set()  # "Human face" is a Part
+
+
+def test_expansion_excludes_decoys_and_exclusions(table, hierarchy):
+    sets = resolve_classes(
+        ["Weapon", "Blood"], ["Person", "Dog"], table, hierarchy, exclude=["Toy"]
+    )
+    assert set(sets.harmful) == {
+        "/m/weapon",
+        "/m/gun",
+        "/m/handgun",
+        "/m/knife",
+        "/m/kknife",
+        "/m/blood",
+    }
+    assert "/m/sharpener" not in sets.harmful
+    assert "/m/bloodhound" not in sets.harmful
+    assert "/m/bloodorange" not in sets.harmful
+    assert set(sets.safe) == {"/m/person", "/m/dog"}
+    assert sets.harmful["/m/kknife"] == "Kitchen knife"
+
+
+def test_without_hierarchy_no_expansion(table):
+    sets = resolve_classes(["Knife"], ["Dog"], table, None)
+    assert set(sets.harmful) == {"/m/knife"}
+
+
+def test_id_on_both_sides_stays_harmful(table, hierarchy):
+    sets = resolve_classes(["Weapon"], ["Toy"], table, hierarchy)
+    assert "/m/toygun" in sets.harmful
+    assert "/m/toygun" not in sets.safe
+
+
+LABELS = """ImageID,Source,LabelName,Confidence
+img1,verification,/m/knife,1
+img1,verification,/m/person,1
+img2,verification,/m/person,1
+img2,verification,/m/dog,1
+img3,verification,/m/knife,0
+img3,verification,/m/dog,1
+img4,crowdsource-verification,/m/bloodhound,1
+img5,verification,/m/sharpener,1
+img6,verification,/m/handgun,1
+img6,verification,/m/gun,1
+img7,verification,/m/blood,1.0
+"""
+
+
+@pytest.mark.parametrize("chunk_rows", [1000, 1_000_000])
+def test_filter_keeps_only_positive_rows_of_wanted_ids(table, hierarchy, chunk_rows):
+    sets = resolve_classes(["Weapon", "Blood"], ["Person", "Dog"], table, hierarchy)
+    rows = filter_labels(io.BytesIO(LABELS.encode()), sets.all_ids, chunk_rows=chunk_rows)
+    assert set(rows["ImageID"]) == {"img1", "img2", "img3", "img6", "img7"}
+    assert not ((rows["ImageID"] == "img3") & (rows["LabelName"] == "/m/knife")).any()
+
+
+def test_image_with_any_harmful_label_is_never_safe(table, hierarchy):
+    sets = resolve_classes(["Weapon", "Blood"], ["Person", "Dog"], table, hierarchy)
+    rows = filter_labels(io.BytesIO(LABELS.encode()), sets.all_ids).assign(Subset="validation")
+    images = label_images(rows, sets).set_index("image_id")
+    assert images.loc["img1", "label"] == "harmful"
+    assert images.loc["img1", "source_labels"] == "Knife"  # its safe label is not listed
+    assert images.loc["img2", "label"] == "safe"
+    assert images.loc["img2", "source_labels"] == "Dog;Person"
+    assert images.loc["img3", "label"] == "safe"  # knife verified ABSENT
+    assert images.loc["img6", "source_labels"] == "Gun;Handgun"
+    assert images.loc["img7", "label"] == "harmful"
+    assert set(images["subset"]) == {"validation"}
+
+
+def test_empty_filter_result_has_columns(table):
+    rows = filter_labels(io.BytesIO(LABELS.encode()), {"/m/nothing"})
+    assert list(rows.columns) == ["ImageID", "LabelName"]
+    assert rows.empty
+
+
+IMAGE_HEADER = (
+    "ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,"
+    "OriginalSize,OriginalMD5,Thumbnail300KURL,Rotation"
+)
+CC_BY = "https://creativecommons.org/licenses/by/2.0/"
+IMAGES = "\n".join(
+    [
+        IMAGE_HEADER,
+        f'img1,validation,https://x/1.jpg,https://l/1,{CC_BY},https://a/1,"Doe, Jane",'
+        '"A title, with comma",1234,abc==,https://t/1.jpg,90.0',
+        f"img2,validation,https://x/2.jpg,https://l/2,{CC_BY},https://a/2,Joe,T,1000,def==,"
+        "https://t/2.jpg,",
+        "img9,validation,https://x/9.jpg,https://l/9,lic,https://a/9,Z,T,1,g==,https://t/9.jpg,0.0",
+        "",
+    ]
+)
+
+
+def test_image_index_keeps_wanted_rows_and_parses_rotation():
+    index = read_image_index(io.BytesIO(IMAGES.encode()), ["img1", "img2"]).set_index("ImageID")
+    assert sorted(index.index) == ["img1", "img2"]
+    assert index.loc["img1", "Author"] == "Doe, Jane"
+    assert index.loc["img1", "Rotation"] == 90.0
+    assert pd.isna(index.loc["img2", "Rotation"])
