@@ -1,0 +1,400 @@
+"""The local Apache Kafka broker: jars from Maven Central, one KRaft node on loopback.
+
+``fetch()`` runs Maven on ``kafka/pom.xml`` to copy the broker and its runtime dependencies into
+``kafka/libs/`` (git-ignored; Maven's ``~/.m2`` cache makes re-runs take seconds). `KafkaBroker`
+runs one combined broker+controller node through `stack.process.ServiceProcess`: it writes
+``server.properties`` under its state folder, formats the storage on first start only and counts
+the broker healthy once a real metadata request answers. ``ensure_topics`` creates topics
+idempotently. confluent_kafka is imported only inside the functions that talk to the broker.
+
+Command line (``./dev setup`` calls ``fetch``)::
+
+    python -m stack.kafka fetch|up|down|status [--profile P] [--set a.b=c ...]
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stack.process import ServiceError, ServiceProcess, port_open
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+NAME = "kafka"
+KAFKA_DIR = Path(__file__).resolve().parents[1] / "kafka"
+MAIN_CLASS = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+_STAMP = ".pom.sha256"
+
+
+class KafkaSetupError(RuntimeError):
+    """Java or Maven is missing, or the Kafka jars could not be fetched."""
+
+
+def _tool(name: str, hint: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise KafkaSetupError(f"`{name}` was not found on PATH; {hint}")
+    return found
+
+
+def java_executable() -> str:
+    """The ``java`` to run the broker with: ``$JAVA_HOME/bin/java``, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    return _tool(
+        "java", "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)"
+    )
+
+
+def _pom_digest(kafka_dir: Path) -> str:
+    return hashlib.sha256((kafka_dir / "pom.xml").read_bytes()).hexdigest()
+
+
+def libs_fresh(kafka_dir: Path = KAFKA_DIR) -> bool:
+    """Whether ``kafka_dir/libs`` holds the jars of the current ``pom.xml``."""
+    stamp = kafka_dir / "libs" / _STAMP
+    try:
+        return stamp.read_text().strip() == _pom_digest(kafka_dir)
+    except OSError:
+        return False
+
+
+def fetch(kafka_dir: Path = KAFKA_DIR, *, force: bool = False) -> Path:
+    """Copy the Kafka broker jars into ``kafka_dir/libs`` with Maven, unless they are current.
+
+    Args:
+        kafka_dir: Folder holding ``pom.xml`` (the repository's ``kafka/``).
+        force: Fetch again even if the jars match the pom.
+
+    Returns:
+        The ``libs`` folder.
+
+    Raises:
+        KafkaSetupError: Maven or Java is missing, or Maven failed (its output is included).
+    """
+    libs = kafka_dir / "libs"
+    if not force and libs_fresh(kafka_dir):
+        logger.info("kafka jars are current in %s", libs)
+        return libs
+    java_executable()
+    mvn = _tool("mvn", "install Apache Maven 3.6+ (e.g. apt-get install maven)")
+    if libs.exists():
+        shutil.rmtree(libs)
+    logger.info("fetching the Kafka jars with Maven into %s", libs)
+    result = subprocess.run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "-f",
+            str(kafka_dir / "pom.xml"),
+            "dependency:copy-dependencies",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    jars = list(libs.glob("*.jar")) if libs.exists() else []
+    if result.returncode != 0 or not any(j.name.startswith("kafka_2.13-") for j in jars):
+        output = (result.stdout + result.stderr).strip()[-4000:]
+        raise KafkaSetupError(
+            f"maven could not fetch the Kafka jars (exit {result.returncode}) for "
+            f"{kafka_dir / 'pom.xml'}:\n{output}"
+        )
+    (libs / _STAMP).write_text(_pom_digest(kafka_dir) + "\n")
+    logger.info("fetched %d jars into %s", len(jars), libs)
+    return libs
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id in Kafka's format (URL-safe base64 of 16 bytes, unpadded)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass
+class KafkaBroker:
+    """One single-node KRaft broker (broker and controller in one JVM) on loopback.
+
+    Attributes:
+        state_dir: Folder for ``server.properties``, the ``data/`` log dir, pid and log file.
+        host: Interface to listen on and advertise; keep it on loopback.
+        port: Client (PLAINTEXT) port.
+        controller_port: KRaft controller port.
+        heap: JVM heap size (``-Xmx``).
+        log_level: Root log level of the broker's log4j2 config (WARN keeps the log readable).
+        overrides: Extra broker configs, written last into ``server.properties``.
+        kafka_dir: Folder with ``pom.xml``, ``log4j2.yaml`` and ``libs/``.
+    """
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    log_level: str = "WARN"
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    kafka_dir: Path = KAFKA_DIR
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+        if self.port == self.controller_port:
+            raise ValueError(f"kafka port and controller port must differ; both are {self.port}")
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``bootstrap.servers`` value for clients: ``host:port``."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        """The broker's log dir (topics, offsets, KRaft metadata)."""
+        return self.state_dir / "data"
+
+    @property
+    def config_file(self) -> Path:
+        """The generated ``server.properties``."""
+        return self.state_dir / "server.properties"
+
+    @property
+    def process(self) -> ServiceProcess:
+        """The JVM as a `ServiceProcess` (pid file, log file, health probe)."""
+        return ServiceProcess(
+            name=NAME,
+            command=self._java_command(MAIN_CLASS, str(self.config_file)),
+            state_dir=self.state_dir,
+            host=self.host,
+            port=self.port,
+            healthy=lambda: metadata_ok(self.bootstrap),
+            cwd=self.state_dir,
+        )
+
+    def server_properties(self) -> dict[str, str]:
+        """The broker configuration: one node, replication 1, small internal topics."""
+        controller = f"{self.host}:{self.controller_port}"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            # Static voter set: the controller's address comes from this file at every start,
+            # so a restart on other ports (tests, a changed stack.kafka_controller_port) works.
+            "controller.quorum.voters": f"1@{controller}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{controller}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            # One partition each instead of 50: the first consumer group starts in a second.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        props.update(self.overrides)
+        return props
+
+    def formatted(self) -> bool:
+        """Whether the data dir has been formatted (``meta.properties`` exists)."""
+        return (self.data_dir / "meta.properties").is_file()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Fetch jars if needed, write the config, format storage on first start, start, wait.
+
+        Raises:
+            KafkaSetupError: Java/Maven missing or the jars could not be fetched.
+            ServiceError: The port is taken, formatting failed, or the broker did not get healthy.
+        """
+        fetch(self.kafka_dir)
+        if self.process.pid() is None:
+            taken = [p for p in (self.port, self.controller_port) if port_open(self.host, p)]
+            if taken:
+                raise ServiceError(
+                    f"kafka: port(s) {taken} on {self.host} are already taken by another program; "
+                    "stop it or choose other ports (stack.kafka_port, stack.kafka_controller_port)"
+                )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{key}={value}\n" for key, value in self.server_properties().items())
+        self.config_file.write_text("# Written by stack/kafka.py on every start.\n" + text)
+        if not self.formatted():
+            self._format()
+        self.process.start(timeout)
+        logger.info("kafka broker healthy on %s (state %s)", self.bootstrap, self.state_dir)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker (SIGTERM, a clean controlled shutdown). True if it was running."""
+        return self.process.stop(timeout)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop and start again on the same ports and data (committed offsets survive)."""
+        self.stop()
+        self.start(timeout)
+
+    def status(self) -> dict[str, Any]:
+        """Pid, health, address, state folder and log file of the broker."""
+        process = self.process
+        pid = process.pid()
+        return {
+            "service": NAME,
+            "pid": pid,
+            "running": pid is not None,
+            "healthy": pid is not None and process.is_healthy(),
+            "bootstrap": self.bootstrap,
+            "controller": f"{self.host}:{self.controller_port}",
+            "state_dir": str(self.state_dir),
+            "log": str(process.log_file),
+        }
+
+    def _java_command(self, main_class: str, *args: str) -> list[str]:
+        libs = self.kafka_dir / "libs"
+        return [
+            java_executable(),
+            f"-Xms{min_heap(self.heap)}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.kafka_dir / 'log4j2.yaml'}",
+            f"-Dharmscan.kafka.log.level={self.log_level}",
+            "-cp",
+            f"{libs}/*",
+            main_class,
+            *args,
+        ]
+
+    def _format(self) -> None:
+        command = self._java_command(
+            STORAGE_TOOL,
+            "format",
+            "--cluster-id",
+            new_cluster_id(),
+            "--config",
+            str(self.config_file),
+            "--ignore-formatted",
+        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ServiceError(
+                f"kafka storage format failed (exit {result.returncode}) for {self.data_dir}:\n"
+                + (result.stdout + result.stderr).strip()[-3000:]
+            )
+        logger.info("formatted kafka storage in %s", self.data_dir)
+
+
+def min_heap(heap: str) -> str:
+    """The initial heap for ``-Xms``: a quarter of ``heap`` (``"512m"`` -> ``"128m"``)."""
+    units = {"k": 1, "m": 1024, "g": 1024 * 1024}
+    number, unit = heap[:-1], heap[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"kafka heap {heap!r} must look like 512m or 1g (units k, m, g)")
+    return f"{max(int(number) * units[unit] // 4, 16 * 1024)}k"
+
+
+def metadata_ok(bootstrap: str, timeout: float = 3.0) -> bool:
+    """Whether a real metadata request to ``bootstrap`` answers with at least one broker."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    # log_level 0: a refused connection while the broker boots is expected, not worth a line.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        return bool(admin.list_topics(timeout=timeout).brokers)
+    except KafkaException:
+        return False
+
+
+def broker_from_settings(settings: Settings) -> KafkaBroker:
+    """The local broker of these settings: ``stack`` ports, state in ``paths.services/kafka``."""
+    return KafkaBroker(
+        state_dir=settings.paths.services / NAME,
+        host=settings.stack.host,
+        port=settings.stack.kafka_port,
+        controller_port=settings.stack.kafka_controller_port,
+    )
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    *,
+    replication: int = 1,
+    client_config: Mapping[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    Args:
+        bootstrap: ``bootstrap.servers`` of the cluster.
+        topics: Topic name -> partition count.
+        replication: Replication factor of new topics.
+        client_config: Extra AdminClient settings (security).
+        timeout: Seconds to wait for the broker.
+
+    Returns:
+        The names of the topics this call created.
+
+    Raises:
+        ValueError: A partition count below 1 or an empty topic name.
+        KafkaException: The broker refused a creation for another reason than "exists".
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bad = {name: count for name, count in topics.items() if not name or int(count) < 1}
+    if bad:
+        raise ValueError(f"topics need a name and at least 1 partition; got {bad}")
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})
+    existing = admin.list_topics(timeout=timeout).topics
+    for name, count in topics.items():
+        if name in existing and len(existing[name].partitions) != count:
+            logger.warning(
+                "topic %s exists with %d partitions, not %d; left unchanged",
+                name,
+                len(existing[name].partitions),
+                count,
+            )
+    wanted = [
+        NewTopic(name, num_partitions=int(count), replication_factor=replication)
+        for name, count in topics.items()
+        if name not in existing
+    ]
+    created: list[str] = []
+    if not wanted:
+        return created
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    logger.info("created topics %s", created)
+    return created
+
+
+if __name__ == "__main__":
+    from stack.kafka_cli import standalone
+
+    standalone()

@@ -1,0 +1,126 @@
+"""``harmscan kafka fetch|up|down|status``: the local Apache Kafka broker from the command line.
+
+Also ``python -m stack.kafka fetch|up|down|status`` (what ``./dev setup`` calls), through
+`standalone`. Only typer is imported at module level; `stack.kafka` is loaded per command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
+
+kafka_app = typer.Typer(
+    name="kafka",
+    help="The local Apache Kafka broker (KRaft, one node on loopback, jars from Maven Central).",
+    no_args_is_help=True,
+)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    from harmscan.cli import settings_of
+
+    return settings_of(ctx)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    return typer.Exit(1)
+
+
+@kafka_app.command("fetch")
+def fetch_cmd(
+    force: Annotated[bool, typer.Option(help="Fetch again even if the jars are current.")] = False,
+) -> None:
+    """Copy the Kafka broker jars from Maven Central into kafka/libs (seconds when cached)."""
+    from stack.kafka import KafkaSetupError, fetch
+
+    try:
+        libs = fetch(force=force)
+    except KafkaSetupError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"kafka jars ready in {libs}")
+
+
+@kafka_app.command("up")
+def up_cmd(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 60.0,
+) -> None:
+    """Start the broker (formats its storage on first start) and wait until it answers."""
+    from stack.kafka import KafkaSetupError, broker_from_settings
+    from stack.process import ServiceError
+
+    broker = broker_from_settings(_settings(ctx))
+    try:
+        broker.start(timeout)
+    except (KafkaSetupError, ServiceError) as exc:
+        raise _fail(exc) from None
+    typer.echo(f"kafka up on {broker.bootstrap} (log {broker.process.log_file})")
+
+
+@kafka_app.command("down")
+def down_cmd(ctx: typer.Context) -> None:
+    """Stop the broker; its data stays for the next start."""
+    from stack.kafka import broker_from_settings
+
+    broker = broker_from_settings(_settings(ctx))
+    typer.echo("kafka stopped" if broker.stop() else "kafka was not running")
+
+
+@kafka_app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Show pid, health, address and log file; exits 1 when the broker is not healthy."""
+    from stack.kafka import broker_from_settings
+
+    status = broker_from_settings(_settings(ctx)).status()
+    if as_json:
+        typer.echo(json.dumps(status))
+    else:
+        for key, value in status.items():
+            typer.echo(f"{key}: {value}")
+    if not status["healthy"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``kafka`` command group to the harmscan CLI."""
+    app.add_typer(kafka_app, name="kafka")
+
+
+def standalone() -> None:
+    """``python -m stack.kafka``: the kafka commands with the global settings options."""
+    import logging
+
+    from harmscan.cli import CliState
+
+    app = typer.Typer(
+        name="stack.kafka",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        ctx: typer.Context,
+        profile: Annotated[str | None, typer.Option(help="Settings profile.")] = None,
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", help="Override a setting: a.b=c.")
+        ] = None,
+        config: Annotated[Path | None, typer.Option(help="Extra YAML settings file.")] = None,
+    ) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        ctx.obj = CliState(profile, list(set_ or []), config)
+
+    for command in (fetch_cmd, up_cmd, down_cmd, status_cmd):
+        app.command(command.__name__.removesuffix("_cmd"))(command)
+    app()

@@ -1,0 +1,204 @@
+"""The real Apache Kafka broker: roundtrip, committed offsets across a restart, clean stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stack.kafka import (
+    KafkaBroker,
+    KafkaSetupError,
+    ensure_topics,
+    fetch,
+    libs_fresh,
+    min_heap,
+    new_cluster_id,
+)
+from stack.process import ServiceError, free_port
+from tests.fixtures.kafka import start_test_broker
+
+N_MESSAGES = 300
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """Produce values keyed by their index, and fail unless every delivery is acknowledged."""
+    from confluent_kafka import Producer
+
+    errors: list[object] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    for index, value in enumerate(values):
+        producer.produce(
+            topic, value, key=str(index).encode(), on_delivery=lambda e, _m: e and errors.append(e)
+        )
+    assert producer.flush(30) == 0, "messages still in the producer queue after 30 s"
+    assert errors == []
+
+
+def consume_committing(bootstrap: str, topic: str, group: str, expected: int) -> list[bytes]:
+    """Read ``expected`` messages, committing each one synchronously after processing it."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    seen: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen) < expected and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            seen.append(message.value())
+            consumer.commit(message=message, asynchronous=False)
+        # Nothing beyond what we expect may arrive.
+        extra = consumer.poll(2.0)
+        assert extra is None or extra.error() is not None, f"unexpected {extra.value()!r}"
+    finally:
+        consumer.close()
+    return seen
+
+
+def committed_offsets(bootstrap: str, topic: str, group: str, partitions: int) -> list[int]:
+    """The group's committed offset of each partition of topic."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        return [tp.offset for tp in consumer.committed(parts, timeout=20)]
+    finally:
+        consumer.close()
+
+
+def java_pids_using(folder: Path) -> list[int]:
+    """Pids of live processes whose command line mentions folder."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(folder) in cmdline and "java" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.kafka
+def test_roundtrip_and_committed_offsets_survive_restart(
+    kafka_broker: KafkaBroker, kafka_topics: Callable[..., str], unique: Callable[[str], str]
+) -> None:
+    bootstrap = kafka_broker.bootstrap
+    topic = kafka_topics("roundtrip", partitions=3)
+    group = unique("group")
+    values = [f"message-{i}".encode() for i in range(N_MESSAGES)]
+    produce(bootstrap, topic, values)
+
+    seen = consume_committing(bootstrap, topic, group, N_MESSAGES)
+    assert sorted(seen) == sorted(values)
+    before = committed_offsets(bootstrap, topic, group, 3)
+    assert sum(before) == N_MESSAGES
+    cluster_id = (kafka_broker.data_dir / "meta.properties").read_text()
+
+    kafka_broker.restart()
+
+    assert kafka_broker.status()["healthy"]
+    # Started again on the formatted storage, not re-formatted.
+    assert (kafka_broker.data_dir / "meta.properties").read_text() == cluster_id
+    assert committed_offsets(bootstrap, topic, group, 3) == before
+    # The same group resumes after its commits: only what was produced after the restart.
+    later = [f"after-restart-{i}".encode() for i in range(10)]
+    produce(bootstrap, topic, later)
+    assert sorted(consume_committing(bootstrap, topic, group, len(later))) == sorted(later)
+
+
+@pytest.mark.kafka
+def test_ensure_topics_is_idempotent(kafka_bootstrap: str, unique: Callable[[str], str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    wanted = {unique("a"): 1, unique("b"): 4}
+    assert sorted(ensure_topics(kafka_bootstrap, wanted)) == sorted(wanted)
+    assert ensure_topics(kafka_bootstrap, wanted) == []
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert {name: len(topics[name].partitions) for name in wanted} == wanted
+
+
+@pytest.mark.kafka
+def test_status_and_down_leave_no_java_process(tmp_path: Path) -> None:
+    broker = start_test_broker(tmp_path / "kafka")
+    try:
+        status = broker.status()
+        assert status["running"]
+        assert status["healthy"]
+        assert java_pids_using(broker.state_dir) == [status["pid"]]
+        # A second broker on the same ports is refused with the ports named.
+        with pytest.raises(ServiceError, match=str(broker.port)):
+            KafkaBroker(tmp_path / "other", port=broker.port, controller_port=free_port()).start()
+    finally:
+        assert broker.stop()
+    assert java_pids_using(broker.state_dir) == []
+    status = broker.status()
+    assert status["running"] is False
+    assert status["healthy"] is False
+    assert broker.stop() is False
+
+
+def test_server_properties_single_node_on_loopback(tmp_path: Path) -> None:
+    broker = KafkaBroker(tmp_path, port=19092, controller_port=19093, overrides={"x.y": "1"})
+    props = broker.server_properties()
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["log.dirs"] == str(tmp_path.resolve() / "data")
+    assert props["x.y"] == "1"
+    assert broker.bootstrap == "127.0.0.1:19092"
+
+
+def test_same_port_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="9092"):
+        KafkaBroker(tmp_path, port=9092, controller_port=9092)
+
+
+@pytest.mark.parametrize(("heap", "initial"), [("512m", "131072k"), ("1g", "262144k")])
+def test_min_heap(heap: str, initial: str) -> None:
+    assert min_heap(heap) == initial
+
+
+@pytest.mark.parametrize("heap", ["512", "lots", "5x"])
+def test_bad_heap_names_value(heap: str) -> None:
+    with pytest.raises(ValueError, match=heap):
+        min_heap(heap)
+
+
+def test_cluster_id_format() -> None:
+    ids = {new_cluster_id() for _ in range(5)}
+    assert len(ids) == 5
+    assert all(len(i) == 22 and "=" not in i for i in ids)
+
+
+def test_fetch_names_missing_java_or_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka_dir = tmp_path / "kafka"
+    kafka_dir.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "kafka" / "pom.xml", kafka_dir)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(KafkaSetupError, match="`java` was not found"):
+        fetch(kafka_dir)
+    java_home = Path(os.path.realpath(shutil.which("java", path=os.defpath) or "/usr/bin/java"))
+    monkeypatch.setenv("JAVA_HOME", str(java_home.parents[1]))
+    with pytest.raises(KafkaSetupError, match="`mvn` was not found"):
+        fetch(kafka_dir)
+    assert not libs_fresh(kafka_dir)
