@@ -1,0 +1,201 @@
+"""Model factory: torchvision MobileNetV2 / ResNet50 with a 2-class head, and its weights source.
+
+A weights source is one of:
+
+* ``imagenet`` — torchvision's own ImageNet weights (needs internet or a warm torch hub cache),
+* a path to a state dict that loads strictly into the 1000-class torchvision model
+  (relative paths are resolved against the working directory, then the repository root),
+* ``none`` — random initialisation (logged as a loud warning).
+
+Nothing falls back silently: a missing file or unreachable ImageNet weights raise `WeightsError`
+naming the alternatives.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision import models as tv
+
+from harmscan.bundle import LABELS
+
+logger = logging.getLogger(__name__)
+
+ARCHS: tuple[str, ...] = ("mobilenet_v2", "resnet50")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NUM_CLASSES = len(LABELS)
+
+
+class WeightsError(RuntimeError):
+    """The requested weights cannot be had; the message names the alternatives."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """A resolved weights setting.
+
+    Attributes:
+        kind: ``imagenet``, ``file`` or ``none``.
+        path: The state-dict file when ``kind == "file"``.
+    """
+
+    kind: Literal["imagenet", "file", "none"]
+    path: Path | None = None
+
+    def describe(self) -> str:
+        """A short human-readable description (logged as a run parameter)."""
+        return str(self.path) if self.kind == "file" else self.kind
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+
+
+def _alternatives(arch: str) -> str:
+    return (
+        f"set train.weights.{arch} to 'imagenet' (needs internet or a warm torch hub cache), "
+        "to an existing state-dict file (e.g. ../shared/weights/mobilenet_v2_imagenet.pth "
+        "for mobilenet_v2), or to 'none' to train from scratch"
+    )
+
+
+def resolve_weights(
+    arch: str, setting: str, *, cwd: Path | None = None, repo_root: Path = REPO_ROOT
+) -> WeightsSource:
+    """Turn a ``train.weights[arch]`` setting into a `WeightsSource`.
+
+    Raises:
+        WeightsError: A file setting that exists neither relative to ``cwd`` nor to the repo root.
+    """
+    _check_arch(arch)
+    value = setting.strip()
+    if value.lower() in ("imagenet", "none"):
+        return WeightsSource(value.lower())  # type: ignore[arg-type]
+    path = Path(value).expanduser()
+    candidates = [path] if path.is_absolute() else [(cwd or Path.cwd()) / path, repo_root / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return WeightsSource("file", candidate.resolve())
+    tried = ", ".join(str(c) for c in candidates)
+    raise WeightsError(f"weights file for {arch} not found (tried {tried}); {_alternatives(arch)}")
+
+
+def _torchvision_weights(arch: str) -> tv.WeightsEnum:
+    return (
+        tv.MobileNet_V2_Weights.IMAGENET1K_V1
+        if arch == "mobilenet_v2"
+        else (tv.ResNet50_Weights.IMAGENET1K_V2)
+    )
+
+
+def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    weights = _torchvision_weights(arch)
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise WeightsError(
+            f"torchvision ImageNet weights for {arch} are neither cached in {cache} nor "
+            f"downloadable ({exc}); {_alternatives(arch)}"
+        ) from None
+
+
+def _file_state_dict(arch: str, path: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # a harmscan checkpoint dict
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    return state
+
+
+def _replace_head(model: nn.Module, arch: str) -> None:
+    if arch == "mobilenet_v2":
+        last = model.classifier[1]
+        model.classifier[1] = nn.Linear(last.in_features, NUM_CLASSES)
+    else:
+        model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+
+
+def build_model(arch: str, source: WeightsSource) -> nn.Module:
+    """A torchvision model with a 2-class head (index 1 = harmful), initialised from ``source``.
+
+    Raises:
+        ValueError: Unknown architecture.
+        WeightsError: The weights cannot be had or do not fit the architecture.
+    """
+    _check_arch(arch)
+    model: nn.Module = tv.mobilenet_v2() if arch == "mobilenet_v2" else tv.resnet50()
+    if source.kind == "none":
+        logger.warning(
+            "!!! %s: NO PRETRAINED WEIGHTS — training from random initialisation; expect far "
+            "lower accuracy than fine-tuning. %s",
+            arch,
+            _alternatives(arch),
+        )
+        _replace_head(model, arch)
+        return model
+    if source.kind == "imagenet":
+        state = _imagenet_state_dict(arch)
+    else:
+        assert source.path is not None
+        state = _file_state_dict(arch, source.path)
+    try:
+        model.load_state_dict(state, strict=True)
+        _replace_head(model, arch)
+    except RuntimeError:
+        # A 2-class harmscan state dict (e.g. from a checkpoint) loads after the head swap.
+        _replace_head(model, arch)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(
+                f"weights {source.describe()} do not fit {arch}: {str(exc)[:300]}"
+            ) from None
+    logger.info("%s: initialised from %s", arch, source.describe())
+    return model
+
+
+def head_module(model: nn.Module, arch: str) -> nn.Module:
+    """The classification head (the part trained during a frozen-backbone warm-up)."""
+    _check_arch(arch)
+    return model.classifier if arch == "mobilenet_v2" else model.fc
+
+
+def split_parameters(model: nn.Module, arch: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The (backbone, head) parameter lists."""
+    head_ids = {id(p) for p in head_module(model, arch).parameters()}
+    backbone = [p for p in model.parameters() if id(p) not in head_ids]
+    head = [p for p in model.parameters() if id(p) in head_ids]
+    return backbone, head
+
+
+def set_backbone_trainable(model: nn.Module, arch: str, trainable: bool) -> None:
+    """Freeze or unfreeze every parameter outside the head."""
+    backbone, _ = split_parameters(model, arch)
+    for parameter in backbone:
+        parameter.requires_grad_(trainable)
+
+
+def export_onnx(model: nn.Module, path: Path, image_size: int) -> Path:
+    """Export to one ONNX file with a dynamic batch axis (input ``input``, output ``logits``)."""
+    model = model.eval().cpu()
+    example = torch.zeros(1, 3, image_size, image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return path
