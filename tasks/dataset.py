@@ -1,0 +1,124 @@
+"""Prefect task: split the verified selection, lay the dataset out and write its manifest.
+
+Layout: ``<paths.data>/datasets/<version>/{train,val,test}/{harmful,safe}/<ImageID>.jpg`` with
+``manifest.csv`` and ``summary.json`` beside them, and ``<paths.data>/datasets/latest.json``
+pointing at the newest version. The folder is built under a temporary name and renamed when
+complete, so a version folder is never half-written; the same selection gives the same version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from conf.settings import EtlSettings
+from harmscan.manifest import (
+    MANIFEST_COLUMNS,
+    assign_splits,
+    relative_path,
+    summarize,
+    write_manifest,
+    write_summary,
+)
+
+LATEST_FILE = "latest.json"
+
+
+def place(source: Path, dest: Path) -> None:
+    """Hard-link ``source`` to ``dest`` (same disk), falling back to a copy."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+def build_manifest(selection: pd.DataFrame, etl: EtlSettings) -> pd.DataFrame:
+    """The manifest rows of a verified selection: split, relative path and file facts."""
+    frame = selection.copy()
+    frame["split"] = assign_splits(frame, etl.split, etl.seed)
+    frame["path"] = [
+        relative_path(s, label, i)
+        for s, label, i in zip(frame["split"], frame["label"], frame["image_id"], strict=True)
+    ]
+    for column in ("license", "author", "original_url"):
+        frame[column] = frame[column].fillna("").astype(str)
+    return frame
+
+
+@task(cache_policy=NO_CACHE)
+def build_dataset(
+    selection_path: Path, image_folder: Path, datasets_dir: Path, etl: EtlSettings
+) -> dict[str, Any]:
+    """Split, place the images, write manifest and summary, and point ``latest.json`` at it.
+
+    Args:
+        selection_path: Parquet of the verified selection (from `tasks.images.download_images`).
+        image_folder: Where the verified images are (their ``file`` column is relative to it).
+        datasets_dir: ``<paths.data>/datasets``.
+        etl: Split fractions and seed.
+
+    Returns:
+        ``version``, ``dataset_dir``, ``manifest``, ``summary`` (the summary dict).
+    """
+    logger = get_run_logger()
+    selection = pd.read_parquet(selection_path)
+    if selection.empty or selection["label"].nunique() < 2:
+        raise ValueError(
+            f"no dataset to build: the verified selection has {len(selection)} images "
+            f"({selection['label'].value_counts().to_dict() if len(selection) else {}}); "
+            "both harmful and safe images are needed"
+        )
+    manifest = build_manifest(selection, etl)
+    staging = datasets_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        for row in manifest.itertuples():
+            place(image_folder / str(row.file), staging / str(row.path))
+        _, version = write_manifest(manifest[list(MANIFEST_COLUMNS)], staging)
+        summary = summarize(manifest)
+        summary["version"] = version
+        write_summary(summary, staging)
+        final = datasets_dir / version
+        if final.exists():
+            logger.info("dataset %s already exists; reusing it", version)
+            shutil.rmtree(staging)
+        else:
+            staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    latest = {
+        "version": version,
+        "path": str(final.resolve()),
+        "manifest": str((final / "manifest.csv").resolve()),
+        "images": len(manifest),
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    tmp = datasets_dir / f".{LATEST_FILE}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(json.dumps(latest, indent=2) + "\n")
+    tmp.replace(datasets_dir / LATEST_FILE)
+    logger.info("dataset %s: %d images in %s", version, len(manifest), final)
+    return {
+        "version": version,
+        "dataset_dir": final,
+        "manifest": final / "manifest.csv",
+        "summary": summary,
+    }
+
+
+def read_latest(datasets_dir: Path) -> dict[str, Any]:
+    """The ``latest.json`` record (version, path, manifest) of ``datasets_dir``."""
+    path = Path(datasets_dir) / LATEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no dataset yet: {path} does not exist (run `harmscan etl`)")
+    return dict(json.loads(path.read_text()))

@@ -1,0 +1,248 @@
+"""Prefect task: download candidate images from the public S3 bucket and verify every one.
+
+Unsigned boto3 requests (``botocore.UNSIGNED``) to ``s3_endpoint_url`` (None = AWS), keys
+``{subset}/{ImageID}.jpg``, a bounded thread pool, botocore's retries plus our own backoff on
+transient errors. Each image is decoded with `harmscan.imageio.decode_image`, stored upright in the
+cache and recorded in ``verified.jsonl``; a later run skips what that record already holds (and
+re-checks its sha256). Failures are counted by reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from conf.settings import EtlSettings, OpenImagesSettings
+from harmscan.imagecheck import VerifiedImage, verify_image
+from harmscan.sampling import final_selection, next_candidates, side_targets
+
+STATE_FILE = "verified.jsonl"
+MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+# Failures worth remembering: the same bytes would fail the same way again.
+PERMANENT = {"missing_key", "corrupt", "truncated", "too_small", "too_large", "bad_metadata"}
+
+
+def make_s3_client(openimages: OpenImagesSettings, etl: EtlSettings) -> Any:
+    """An unsigned S3 client for the public bucket, with botocore's standard retries."""
+    config = Config(
+        signature_version=UNSIGNED,
+        retries={"max_attempts": etl.retries + 1, "mode": "standard"},
+        max_pool_connections=etl.download_workers,
+        connect_timeout=openimages.http_timeout_s,
+        read_timeout=openimages.http_timeout_s,
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=openimages.s3_endpoint_url,
+        region_name=openimages.region,
+        config=config,
+    )
+
+
+def s3_key(subset: str, image_id: str) -> str:
+    """Object key of an image in the Open Images bucket."""
+    return f"{subset}/{image_id}.jpg"
+
+
+def fetch_bytes(client: Any, bucket: str, key: str, *, max_bytes: int, retries: int) -> bytes:
+    """GET one object, retrying transient errors with exponential backoff.
+
+    Raises:
+        LookupError: The key (or bucket) does not exist.
+        ValueError: The object is larger than ``max_bytes``.
+        ConnectionError: Still failing after ``retries`` extra attempts.
+    """
+    for attempt in range(retries + 1):
+        try:
+            response = client.get_object(Bucket=bucket, Key=key)
+            if int(response.get("ContentLength", 0)) > max_bytes:
+                response["Body"].close()
+                raise ValueError(f"{key}: {response['ContentLength']} bytes > {max_bytes}")
+            return bytes(response["Body"].read())
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in MISSING_CODES:
+                raise LookupError(f"s3://{bucket}/{key} does not exist ({code})") from None
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if status and status < 500 and status != 429:
+                raise ConnectionError(f"s3://{bucket}/{key}: {code} (HTTP {status})") from None
+            error: Exception = exc
+        except (BotoCoreError, OSError) as exc:
+            error = exc
+        if attempt < retries:
+            time.sleep(min(8.0, 0.25 * 2**attempt))
+    raise ConnectionError(f"s3://{bucket}/{key}: {error}")
+
+
+class VerifiedState:
+    """The append-only record of images already fetched and checked (or known to be bad)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / STATE_FILE
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self.records[record["image_id"]] = record
+
+    def usable(self, image_id: str) -> dict[str, Any] | None:
+        """The record of an image that needs no new GET (verified and intact, or known bad)."""
+        record = self.records.get(image_id)
+        if record is None:
+            return None
+        if record["status"] == "failed":
+            return record
+        path = self.folder / record["file"]
+        if path.is_file() and VerifiedImage.sha256_of(path) == record["sha256"]:
+            return record
+        return None
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Record one outcome durably (flushed at once, so an interrupted run keeps it)."""
+        self.records[record["image_id"]] = record
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _one(
+    client: Any, row: dict[str, Any], openimages: OpenImagesSettings, etl: EtlSettings, folder: Path
+) -> dict[str, Any]:
+    image_id, subset = row["image_id"], row["subset"]
+    base = {"image_id": image_id, "subset": subset}
+    try:
+        data = fetch_bytes(
+            client,
+            openimages.bucket,
+            s3_key(subset, image_id),
+            max_bytes=etl.max_image_bytes,
+            retries=etl.retries,
+        )
+    except LookupError as exc:
+        return base | {"status": "failed", "reason": "missing_key", "detail": str(exc)}
+    except ValueError as exc:
+        return base | {"status": "failed", "reason": "too_large", "detail": str(exc)}
+    except ConnectionError as exc:
+        return base | {"status": "failed", "reason": "network", "detail": str(exc)}
+    outcome = verify_image(
+        data,
+        rotation=row.get("rotation"),
+        min_side=etl.min_image_side,
+        max_bytes=etl.max_image_bytes,
+    )
+    if isinstance(outcome, str):
+        return base | {"status": "failed", "reason": outcome.split(":", 1)[0], "detail": outcome}
+    rel = f"{subset}/{image_id}.jpg"
+    outcome.write(folder / rel)
+    return base | {"status": "ok", "file": rel, **outcome.record()}
+
+
+def fetch_round(
+    rows: pd.DataFrame,
+    client: Any,
+    state: VerifiedState,
+    openimages: OpenImagesSettings,
+    etl: EtlSettings,
+) -> Counter[str]:
+    """Fetch and verify ``rows`` (those the state does not already settle); return GET count."""
+    todo = [r for r in rows.to_dict("records") if state.usable(r["image_id"]) is None]
+    stats: Counter[str] = Counter(skipped=len(rows) - len(todo))
+    columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns) as progress, ThreadPoolExecutor(etl.download_workers) as pool:
+        bar = progress.add_task("images", total=len(todo))
+        futures = [pool.submit(_one, client, r, openimages, etl, state.folder) for r in todo]
+        for future in as_completed(futures):
+            record = future.result()
+            stats["fetched"] += 1
+            if record["status"] == "ok" or record["reason"] in PERMANENT:
+                state.add(record)
+            else:
+                stats["network"] += 1
+            progress.advance(bar)
+    return stats
+
+
+@task(retries=2, retry_delay_seconds=[5.0, 30.0], cache_policy=NO_CACHE)
+def download_images(
+    candidates: Path, openimages: OpenImagesSettings, etl: EtlSettings, folder: Path
+) -> dict[str, Any]:
+    """Download and verify images in rank order until each side reaches its target.
+
+    Failed images are replaced by the next candidates in line for up to ``etl.refill_rounds``
+    extra rounds. Returns the selection (parquet path, in rank order), per-side counts and
+    failures by reason.
+    """
+    logger = get_run_logger()
+    ranked = pd.read_parquet(candidates)
+    available = ranked["label"].value_counts().to_dict()
+    targets = side_targets(available, max_per_side=etl.max_per_side, balance=etl.balance)
+    state = VerifiedState(folder)
+    client = make_s3_client(openimages, etl)
+    tried: set[str] = set()
+    gets = 0
+    for round_no in range(etl.refill_rounds + 1):
+        have = [i for i in tried if state.records.get(i, {}).get("status") == "ok"]
+        batch = next_candidates(ranked, targets=targets, have=have, tried=tried)
+        if batch.empty:
+            break
+        stats = fetch_round(batch, client, state, openimages, etl)
+        gets += stats["fetched"]
+        tried |= set(batch["image_id"])
+        logger.info("round %d: %d candidates, %s", round_no, len(batch), dict(stats))
+    return _report(ranked, state, tried, targets, etl, folder, gets)
+
+
+def _report(
+    ranked: pd.DataFrame,
+    state: VerifiedState,
+    tried: set[str],
+    targets: dict[str, int],
+    etl: EtlSettings,
+    folder: Path,
+    gets: int,
+) -> dict[str, Any]:
+    records = [state.records.get(i) for i in tried]
+    ok = {r["image_id"]: r for r in records if r is not None and r["status"] == "ok"}
+    failures = Counter(r["reason"] for r in records if r is not None and r["status"] == "failed")
+    failures["network"] += sum(1 for r in records if r is None)
+    failed_ids = {
+        reason: sorted(
+            r["image_id"]
+            for r in records
+            if r is not None and r["status"] == "failed" and r["reason"] == reason
+        )
+        for reason in failures
+    }
+    chosen = final_selection(ranked, ok, balance=etl.balance)
+    verified = pd.DataFrame(list(ok.values()))
+    if not verified.empty:
+        verified = verified[["image_id", "file", "sha256", "bytes", "width", "height"]]
+        chosen = chosen.merge(verified, on="image_id", how="left")
+    path = folder / "selection.parquet"
+    chosen.to_parquet(path, index=False)
+    get_run_logger().info(
+        "selected %s; failures %s", chosen["label"].value_counts().to_dict(), dict(failures)
+    )
+    return {
+        "selection": path,
+        "targets": targets,
+        "gets": gets,
+        "selected": {str(k): int(v) for k, v in chosen["label"].value_counts().items()},
+        "failures": {k: int(v) for k, v in failures.items() if v},
+        "failed_ids": {k: v for k, v in failed_ids.items() if v},
+    }
