@@ -241,6 +241,7 @@ class StackSettings(Section):
     kafka_controller_port: int = 9093
     mlflow_port: int = 5000
     prefect_port: int = 4200
+    prefect_worker_port: int = 4201  # the worker's /health endpoint
     s3_port: int = 9000
     metadata_port: int = 8088
 
