@@ -1,0 +1,178 @@
+"""The batching classifier: request payloads in, results and typed rejections out.
+
+Pure of Kafka: it takes message values and returns one outcome per value, in order. Reading and
+decoding run in a thread pool (Pillow releases the GIL), each image bounded in time; decoding goes
+through the one preprocessing path training uses (`decode_image` with JPEG draft mode, then the
+model's `EvalPreset`); the accepted images are scored in one batch by the current model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import numpy as np
+
+from harmscan.imageio import ImageRejected, decode_image
+from harmscan.presets import EvalPreset
+from serving.inputs import InputReader, InputRejected, SourceUnavailable
+from serving.schema import Request, Result, SchemaError, decode_request, peek_request_id
+from serving.source import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A payload that goes to the dead-letter topic."""
+
+    reason: str
+    detail: str
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded, preprocessed image ready to score."""
+
+    request: Request
+    array: np.ndarray
+
+
+Outcome = Result | Rejection
+
+
+class BatchClassifier:
+    """Decodes a batch of requests in parallel and scores the good ones in one model call.
+
+    Args:
+        reader: Turns requests into bytes under the serving limits.
+        workers: Threads for reading and decoding.
+        max_pixels: Largest accepted image, in pixels (checked from the header).
+        max_bytes: Largest accepted payload, in bytes.
+        decode_timeout_s: Longest time one image may take to read and decode.
+        jpeg_draft: Whether to use Pillow's JPEG draft mode (decode at reduced scale).
+    """
+
+    def __init__(
+        self,
+        reader: InputReader,
+        *,
+        workers: int,
+        max_pixels: int,
+        max_bytes: int,
+        decode_timeout_s: float,
+        jpeg_draft: bool = True,
+    ) -> None:
+        self.reader = reader
+        self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
+        self.decode_timeout_s = decode_timeout_s
+        self.jpeg_draft = jpeg_draft
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+
+    def close(self) -> None:
+        """Stop the decode threads (running decodes are not waited for)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def prepare_one(self, value: bytes | None, preset: EvalPreset) -> Prepared | Rejection:
+        """Parse, read, decode and preprocess one payload.
+
+        Raises:
+            SourceUnavailable: The image source's infrastructure failed (not the input's fault).
+        """
+        try:
+            request = decode_request(value)
+        except SchemaError as exc:
+            return Rejection("bad_schema", str(exc), peek_request_id(value))
+        try:
+            data = self.reader.read(request)
+            image = decode_image(
+                data,
+                max_pixels=self.max_pixels,
+                max_bytes=self.max_bytes,
+                draft=preset.draft_size if self.jpeg_draft else None,
+            )
+            return Prepared(request, preset.array(image))
+        except (InputRejected, ImageRejected) as exc:
+            return Rejection(exc.reason, exc.detail, request.id)
+        except SourceUnavailable:
+            raise
+        except OSError as exc:
+            raise SourceUnavailable(f"reading {request.describe()}: {exc}") from exc
+        except Exception as exc:  # a decoder bug on hostile bytes must not stop the consumer
+            logger.warning("decoding %s failed unexpectedly: %r", request.describe(), exc)
+            return Rejection("corrupt", f"decoder error {type(exc).__name__}: {exc}", request.id)
+
+    def prepare(self, values: list[bytes | None], preset: EvalPreset) -> list[Prepared | Rejection]:
+        """`prepare_one` for every payload, in parallel, each bounded by the decode timeout.
+
+        Raises:
+            SourceUnavailable: Any payload's source infrastructure failed.
+        """
+        futures: list[Future[Prepared | Rejection]] = [
+            self._pool.submit(self.prepare_one, value, preset) for value in values
+        ]
+        deadline = time.monotonic() + self.decode_timeout_s
+        outcomes: list[Prepared | Rejection] = []
+        for value, future in zip(values, futures, strict=True):
+            try:
+                outcomes.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+            except FutureTimeout:
+                future.cancel()
+                outcomes.append(
+                    Rejection(
+                        "too_large",
+                        f"not decoded within serving.decode_timeout_s={self.decode_timeout_s}s",
+                        peek_request_id(value),
+                    )
+                )
+            # a decode that started late in the batch gets at least a fair share of time
+            deadline = max(deadline, time.monotonic() + min(1.0, self.decode_timeout_s))
+        return outcomes
+
+    def classify(
+        self, values: list[bytes | None], model: LoadedModel, received_at: float
+    ) -> list[Outcome]:
+        """One outcome per payload, in order: a `Result` or a `Rejection`.
+
+        Raises:
+            SourceUnavailable: A source's infrastructure failed; nothing of the batch is final.
+        """
+        prepared = self.prepare(values, model.preset)
+        good = [p.array for p in prepared if isinstance(p, Prepared)]
+        probs = model.p_harmful(np.stack(good)) if good else np.zeros(0)
+        completed_at = time.time()
+        scores = iter(probs.tolist())
+        outcomes: list[Outcome] = []
+        for item in prepared:
+            if isinstance(item, Prepared):
+                prob = next(scores)
+                outcomes.append(make_result(item.request, prob, model, received_at, completed_at))
+            else:
+                outcomes.append(item)
+        return outcomes
+
+
+def make_result(
+    request: Request, p_harmful: float, model: LoadedModel, received_at: float, completed_at: float
+) -> Result:
+    """The result of one scored request under the model's own spec."""
+    spec = model.spec
+    return Result(
+        id=request.id,
+        label=spec.label_for(p_harmful),
+        p_harmful=round(p_harmful, 6),
+        threshold=spec.threshold,
+        review=spec.in_review_band(p_harmful),
+        model_name=model.name,
+        model_version=model.version,
+        source="inline" if request.kind == "image_b64" else request.source,
+        sent_at=request.sent_at,
+        received_at=received_at,
+        completed_at=completed_at,
+        latency_ms=round((completed_at - received_at) * 1000.0, 3),
+    )

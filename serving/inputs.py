@@ -1,0 +1,227 @@
+"""Safe resolution of a request's image source into bytes: local path, S3 object, or inline.
+
+Every payload is hostile. A local path is resolved (``realpath``: ``..`` and symlinks included)
+and must land under one of the allowed roots before anything is opened; the file is opened with
+``O_NONBLOCK | O_NOFOLLOW``, must be a regular file, and at most ``max_bytes + 1`` bytes are read,
+so a FIFO or ``/dev/zero`` never blocks or floods. S3 objects must live in an allowed bucket.
+Problems of the input raise `InputRejected` with a typed reason; infrastructure failures (S3
+unreachable) raise `SourceUnavailable`, which the consumer does not commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import os
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from serving.schema import RejectReason, Request
+
+
+class InputRejected(Exception):
+    """The input itself is bad; it goes to the dead-letter topic with ``reason``."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: RejectReason = reason
+        self.detail = detail
+
+
+class SourceUnavailable(RuntimeError):
+    """An image source could not be reached (infrastructure); the batch is retried."""
+
+
+def resolve_allowed_path(raw: str, allowed_roots: Sequence[Path]) -> Path:
+    """Resolve ``raw`` (symlinks, ``..``) and check it lies under an allowed root.
+
+    Relative paths are taken relative to the consumer's working directory. Nothing is opened.
+
+    Raises:
+        InputRejected: ``bad_schema`` for a malformed path, ``forbidden_path`` outside the roots.
+    """
+    if "\x00" in raw:
+        raise InputRejected("bad_schema", "path contains a NUL byte")
+    if not allowed_roots:
+        raise InputRejected("forbidden_path", f"{raw!r}: no serving.allowed_roots configured")
+    resolved = Path(os.path.realpath(raw))
+    for root in allowed_roots:
+        real_root = Path(os.path.realpath(root))
+        if resolved == real_root or resolved.is_relative_to(real_root):
+            return resolved
+    roots = ", ".join(str(r) for r in allowed_roots)
+    raise InputRejected("forbidden_path", f"{raw!r} resolves to {resolved}, outside {roots}")
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """Read a regular file of at most ``max_bytes`` without ever blocking on a special file.
+
+    Raises:
+        InputRejected: ``not_found``, ``forbidden_path`` (a symlink swapped in, no permission),
+            ``not_a_file`` (FIFO, device, directory) or ``too_large``.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise InputRejected("not_found", f"{path} does not exist") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM):
+            raise InputRejected("forbidden_path", f"{path}: {exc.strerror}") from None
+        if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG):
+            raise InputRejected("not_found", f"{path}: {exc.strerror}") from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):
+            raise InputRejected("not_a_file", f"{path}: not a regular file") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputRejected("not_a_file", f"{path}: not a regular file")
+        if info.st_size > max_bytes:
+            raise InputRejected("too_large", f"{path}: {info.st_size} bytes > {max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise InputRejected("too_large", f"{path}: grew beyond {max_bytes} bytes while read")
+    return b"".join(chunks)
+
+
+def decode_inline(text: str, max_bytes: int) -> bytes:
+    """Decode inline base64 image bytes, refusing oversize input before decoding it.
+
+    Raises:
+        InputRejected: ``too_large`` or ``bad_schema`` (not base64).
+    """
+    if len(text) > (max_bytes + 2) // 3 * 4 + 4:
+        raise InputRejected("too_large", f"inline image of {len(text)} base64 chars > {max_bytes}B")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputRejected("bad_schema", f"image_b64 is not valid base64: {exc}") from None
+    if len(data) > max_bytes:
+        raise InputRejected("too_large", f"inline image of {len(data)} bytes > {max_bytes}")
+    return data
+
+
+def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` and check the bucket is allowed.
+
+    Raises:
+        InputRejected: ``bad_schema`` for a malformed URI, ``forbidden_path`` for another bucket.
+    """
+    if not uri.startswith("s3://"):
+        raise InputRejected("bad_schema", f"s3 source must look like s3://bucket/key, got {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise InputRejected("bad_schema", f"s3 source must look like s3://bucket/key, got {uri!r}")
+    if bucket not in allowed_buckets:
+        valid = ", ".join(allowed_buckets) or "none configured (serving.allowed_buckets)"
+        raise InputRejected("forbidden_path", f"bucket {bucket!r} is not allowed; allowed: {valid}")
+    return bucket, key
+
+
+def read_s3_object(client: Any, bucket: str, key: str, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` of an S3 object with a ranged GET.
+
+    Raises:
+        InputRejected: ``not_found``, ``forbidden_path`` (access denied) or ``too_large``.
+        SourceUnavailable: S3 could not be reached or answered with a server error.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
+        total = _total_size(response)
+        if total is not None and total > max_bytes:
+            raise InputRejected("too_large", f"s3://{bucket}/{key}: {total} bytes > {max_bytes}")
+        data = response["Body"].read(max_bytes + 1)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in ("NoSuchKey", "NoSuchBucket", "404", "InvalidRange") or status == 404:
+            raise InputRejected("not_found", f"s3://{bucket}/{key}: {code}") from None
+        if code in ("AccessDenied", "403") or status == 403:
+            raise InputRejected("forbidden_path", f"s3://{bucket}/{key}: {code}") from None
+        raise SourceUnavailable(f"s3://{bucket}/{key}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise SourceUnavailable(f"s3://{bucket}/{key}: {exc}") from exc
+    if len(data) > max_bytes:
+        raise InputRejected("too_large", f"s3://{bucket}/{key}: more than {max_bytes} bytes")
+    return bytes(data)
+
+
+def _total_size(response: dict[str, Any]) -> int | None:
+    content_range = str(response.get("ContentRange") or "")
+    if "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
+        return int(content_range.rsplit("/", 1)[1])
+    return None
+
+
+class InputReader:
+    """Turns a request into image bytes under the serving limits.
+
+    Args:
+        allowed_roots: Folders local paths must resolve into.
+        allowed_buckets: Buckets S3 sources may name.
+        max_bytes: Largest accepted image, in bytes.
+        s3_client_factory: Builds a boto3 S3 client on first S3 use.
+    """
+
+    def __init__(
+        self,
+        allowed_roots: Sequence[Path],
+        allowed_buckets: Sequence[str],
+        max_bytes: int,
+        s3_client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.allowed_roots = list(allowed_roots)
+        self.allowed_buckets = list(allowed_buckets)
+        self.max_bytes = max_bytes
+        self._s3_factory = s3_client_factory
+        self._s3: Any = None
+
+    def read(self, request: Request) -> bytes:
+        """The image bytes of a request (thread-safe; boto3 clients are).
+
+        Raises:
+            InputRejected: The input is bad (typed reason).
+            SourceUnavailable: The source's infrastructure failed.
+        """
+        if request.kind == "image_b64":
+            return decode_inline(request.source, self.max_bytes)
+        if request.kind == "s3":
+            bucket, key = parse_s3_uri(request.source, self.allowed_buckets)
+            return read_s3_object(self._s3_client(), bucket, key, self.max_bytes)
+        path = resolve_allowed_path(request.source, self.allowed_roots)
+        return read_regular_file(path, self.max_bytes)
+
+    def _s3_client(self) -> Any:
+        if self._s3 is None:
+            if self._s3_factory is None:
+                raise SourceUnavailable("no S3 client configured")
+            self._s3 = self._s3_factory()
+        return self._s3
+
+
+def boto3_s3_factory(endpoint_url: str | None, region: str) -> Callable[[], Any]:
+    """A factory of boto3 S3 clients for `InputReader` (credentials from boto3's chain)."""
+
+    def build() -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5)
+        return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+    return build

@@ -1,0 +1,324 @@
+"""Where the served model comes from: the MLflow registry alias, a runtime, and hot swaps.
+
+A registered version holds ``extra_files/`` with ``serving.json``, ``labels.json`` and
+``model.onnx`` (see `harmscan.bundle`). `ModelSource` resolves ``models:/<name>@<alias>`` to a
+version number and downloads *that version* (so an alias moving mid-download cannot mix two
+versions), then loads it with ONNX Runtime (default) or torch. `ChampionWatcher` polls the alias in
+a background thread and prepares the new model off the hot path; the consumer swaps it in between
+batches. Label order and preprocessing come from the model's `ServingSpec`, never from serve time.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from harmscan.bundle import ONNX_FILE, SPEC_FILE, ServingSpec
+from harmscan.presets import EvalPreset
+
+logger = logging.getLogger(__name__)
+
+Runtime = Literal["onnx", "torch"]
+RUNTIMES: tuple[str, ...] = ("onnx", "torch")
+
+
+class ModelUnavailable(RuntimeError):
+    """The registry could not be reached, or has no usable model under the alias."""
+
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to score: its identity, spec, preprocessing and predictor.
+
+    Attributes:
+        name: Registered model name.
+        version: Registered model version.
+        spec: What travelled with the model (labels, thresholds, preprocessing).
+        runtime: ``onnx`` or ``torch``.
+        predict: NCHW float32 batch -> per-class scores (logits unless the spec says otherwise).
+        max_batch: Largest batch the predictor accepts (1 for a fixed-batch ONNX export).
+        folder: Local folder the model was loaded from (removed by `discard`).
+    """
+
+    name: str
+    version: str
+    spec: ServingSpec
+    runtime: str
+    predict: Predictor
+    max_batch: int = 1024
+    folder: Path | None = None
+    preset: EvalPreset = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.preset = EvalPreset.from_spec(self.spec)
+
+    def p_harmful(self, batch: np.ndarray) -> np.ndarray:
+        """Harmful probability of each image of an NCHW batch, in the model's label order."""
+        parts = [
+            self._probabilities(self.predict(batch[i : i + self.max_batch]))
+            for i in range(0, len(batch), self.max_batch)
+        ]
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.spec.labels)))
+        return probs[:, self.spec.harmful_index].astype(np.float64)
+
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.ndim != 2 or scores.shape[1] != len(self.spec.labels):
+            raise ModelUnavailable(
+                f"model {self.name} v{self.version} returned shape {scores.shape}; expected "
+                f"(batch, {len(self.spec.labels)}) for labels {self.spec.labels}"
+            )
+        if self.spec.extra.get("output", "logits") == "probabilities":
+            return scores
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def discard(self) -> None:
+        """Remove the downloaded files of a model no longer served."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def find_bundle_dir(folder: Path) -> Path:
+    """The folder holding ``serving.json`` inside a downloaded model (``extra_files/`` usually).
+
+    Raises:
+        ModelUnavailable: The model has no ``serving.json``.
+    """
+    for candidate in (folder / "extra_files", folder):
+        if (candidate / SPEC_FILE).is_file():
+            return candidate
+    found = sorted(folder.rglob(SPEC_FILE))
+    if not found:
+        raise ModelUnavailable(f"{folder} holds no {SPEC_FILE}; not a harmscan model bundle")
+    return found[0].parent
+
+
+def onnx_predictor(path: Path, threads: int) -> tuple[Predictor, int]:
+    """An ONNX Runtime CPU predictor for ``path`` and the largest batch it accepts."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    first_dim = model_input.shape[0] if model_input.shape else None
+    max_batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else 1024
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        outputs = session.run(None, {model_input.name: batch.astype(np.float32, copy=False)})
+        return np.asarray(outputs[0])
+
+    return predict, max_batch
+
+
+def torch_predictor(model_dir: Path, threads: int) -> Predictor:
+    """A torch CPU predictor from an MLflow pytorch model folder."""
+    import mlflow.pytorch
+    import torch
+
+    torch.set_num_threads(threads)
+    module = mlflow.pytorch.load_model(str(model_dir), map_location="cpu")
+    try:
+        module.eval()
+    except NotImplementedError:
+        # A pt2 (torch.export) graph keeps the mode it was exported in; training exports in eval.
+        logger.debug("exported torch graph: eval() not applicable")
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(np.ascontiguousarray(batch))).float().numpy()
+
+    return predict
+
+
+def load_model_folder(
+    folder: Path, *, name: str, version: str, runtime: str, threads: int = 1
+) -> LoadedModel:
+    """Load a downloaded model folder with the chosen runtime.
+
+    Raises:
+        ValueError: An unknown runtime (names the valid ones).
+        ModelUnavailable: The folder is not a usable harmscan model.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    bundle = find_bundle_dir(folder)
+    try:
+        spec = ServingSpec.read(bundle)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelUnavailable(f"{bundle / SPEC_FILE}: {exc}") from exc
+    if runtime == "onnx":
+        onnx_path = bundle / ONNX_FILE
+        if not onnx_path.is_file():
+            raise ModelUnavailable(f"{name} v{version} has no {ONNX_FILE}; serve it with torch")
+        predict, max_batch = onnx_predictor(onnx_path, threads)
+    else:
+        predict, max_batch = torch_predictor(folder, threads), 1024
+    model = LoadedModel(name, version, spec, runtime, predict, max_batch, folder)
+    logger.info(
+        "loaded %s v%s (%s, %s runtime, labels %s, threshold %.3f, review band [%.3f, %.3f])",
+        name, version, spec.arch, runtime, spec.labels, spec.threshold,
+        spec.review_low, spec.review_high,
+    )  # fmt: skip
+    return model
+
+
+class ModelSource:
+    """Resolves and loads ``models:/<name>@<alias>`` from an MLflow registry.
+
+    Args:
+        tracking_uri: MLflow tracking/registry URI.
+        name: Registered model name.
+        alias: Alias to serve, e.g. ``champion``.
+        runtime: ``onnx`` or ``torch``.
+        threads: Intra-op threads of the runtime.
+        cache_dir: Where model versions are downloaded (one fresh folder per load).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        name: str,
+        alias: str,
+        runtime: str,
+        threads: int,
+        cache_dir: Path,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self.alias = alias
+        self.runtime = runtime
+        self.threads = threads
+        self.cache_dir = cache_dir
+        self._client: Any = None
+
+    @property
+    def uri(self) -> str:
+        """The ``models:/`` URI served."""
+        return f"models:/{self.name}@{self.alias}"
+
+    def current_version(self) -> str:
+        """The version the alias points at now.
+
+        Raises:
+            ModelUnavailable: Registry unreachable, or no such model or alias.
+        """
+        try:
+            return str(self._mlflow().get_model_version_by_alias(self.name, self.alias).version)
+        except Exception as exc:  # MlflowException, connection errors: all mean "not now"
+            where = f"{self.uri} at {self.tracking_uri}"
+            raise ModelUnavailable(f"cannot resolve {where}: {exc}") from exc
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        """Download and load one version (default: the alias's current one).
+
+        Raises:
+            ModelUnavailable: Registry unreachable or the version is not a usable model.
+        """
+        import mlflow.artifacts
+
+        version = version or self.current_version()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-v{version}-", dir=self.cache_dir))
+        try:
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.name}/{version}",
+                dst_path=str(folder),
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.tracking_uri,
+            )
+            return load_model_folder(
+                folder, name=self.name, version=version, runtime=self.runtime, threads=self.threads
+            )
+        except Exception as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, ModelUnavailable):
+                raise
+            raise ModelUnavailable(f"cannot load models:/{self.name}/{version}: {exc}") from exc
+
+    def _mlflow(self) -> Any:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            uri = self.tracking_uri
+            self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return self._client
+
+
+class ChampionWatcher:
+    """Polls the alias in a background thread and prepares a new model when it moves.
+
+    The consumer calls `take` between batches; the swap itself is then a plain reference change.
+
+    Args:
+        source: The registry source.
+        current_version: Version served now.
+        interval_s: Seconds between alias checks.
+    """
+
+    def __init__(self, source: ModelSource, current_version: str, interval_s: float) -> None:
+        self.source = source
+        self.interval_s = interval_s
+        self._known = current_version
+        self._ready: LoadedModel | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+
+    def start(self) -> ChampionWatcher:
+        """Start polling."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def take(self) -> LoadedModel | None:
+        """The new champion, if one was prepared since the last call."""
+        with self._lock:
+            ready, self._ready = self._ready, None
+        return ready
+
+    def check_now(self) -> None:
+        """One alias check (the thread calls this every interval)."""
+        try:
+            version = self.source.current_version()
+        except ModelUnavailable as exc:
+            logger.warning("champion check failed, keeping v%s: %s", self._known, exc)
+            return
+        if version == self._known:
+            return
+        logger.info("alias %s moved: v%s -> v%s; loading", self.source.uri, self._known, version)
+        try:
+            model = self.source.load(version)
+        except ModelUnavailable as exc:
+            logger.error("champion v%s not loadable, keeping v%s: %s", version, self._known, exc)
+            return
+        with self._lock:
+            if self._ready is not None:
+                self._ready.discard()
+            self._ready = model
+            self._known = version
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.check_now()

@@ -1,0 +1,164 @@
+"""Test helpers of the serving tests: a tiny colour model in the harmscan bundle layout, images.
+
+`ColourNet` averages each channel and scores ``gain * (red - blue)`` as harmful: red-ish images are
+harmful, blue-ish ones safe (``invert=True`` swaps that, which makes two versions tell apart). Its
+outputs follow the label order it is given, so a bundle with ``labels=("harmful", "safe")`` checks
+that serving reads the harmful index from the spec rather than assuming it.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from harmscan.bundle import ONNX_FILE, ServingSpec
+
+IMAGE_SIZE = 32
+RED = (220, 30, 30)
+BLUE = (30, 30, 220)
+PURPLE = (125, 30, 125)  # harmful probability close to 0.5 with the default spec
+
+
+class ColourNet(torch.nn.Module):
+    """Mean-colour classifier: logits in the order of ``labels``."""
+
+    def __init__(
+        self, labels: tuple[str, ...] = ("safe", "harmful"), invert: bool = False, gain: float = 3.0
+    ) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+        sign = -1.0 if invert else 1.0
+        weight = torch.zeros(2, 3)
+        harmful = labels.index("harmful")
+        weight[harmful, 0] = sign * gain
+        weight[harmful, 2] = -sign * gain
+        # The normalized means of a neutral grey differ between red and blue; centre them.
+        bias = torch.zeros(2)
+        bias[harmful] = -sign * gain * ((0.5 - 0.485) / 0.229 - (0.5 - 0.406) / 0.225)
+        with torch.no_grad():
+            self.fc.weight.copy_(weight)
+            self.fc.bias.copy_(bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def make_spec(
+    labels: tuple[str, ...] = ("safe", "harmful"),
+    threshold: float = 0.5,
+    review: tuple[float, float] = (0.4, 0.6),
+) -> ServingSpec:
+    """A spec for `ColourNet` at the tiny test image size."""
+    return ServingSpec(
+        arch="colournet",
+        threshold=threshold,
+        review_low=review[0],
+        review_high=review[1],
+        image_size=IMAGE_SIZE,
+        resize_size=IMAGE_SIZE + 4,
+        labels=labels,
+    )
+
+
+def write_extra_files(folder: Path, model: torch.nn.Module, spec: ServingSpec) -> list[Path]:
+    """Write ``serving.json``, ``labels.json`` and ``model.onnx`` (dynamic batch) into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = spec.write(folder)
+    onnx_path = folder / ONNX_FILE
+    example = torch.zeros(2, 3, spec.image_size, spec.image_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(onnx_path),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
+    return [*files, onnx_path]
+
+
+def save_local_model(folder: Path, *, invert: bool = False, **spec_kwargs: object) -> Path:
+    """An MLflow pytorch model folder with the harmscan extra files (no server needed)."""
+    import mlflow.pytorch
+
+    labels = spec_kwargs.get("labels", ("safe", "harmful"))
+    model = ColourNet(labels=labels, invert=invert)  # type: ignore[arg-type]
+    spec = make_spec(**spec_kwargs)  # type: ignore[arg-type]
+    extra = write_extra_files(folder.parent / f"{folder.name}-extra", model, spec)
+    mlflow.pytorch.save_model(
+        model,
+        str(folder),
+        extra_files=[str(p) for p in extra],
+        pip_requirements=["torch"],
+        input_example=example_input(spec),
+    )
+    return folder
+
+
+def register_model(
+    tracking_uri: str,
+    name: str,
+    work_dir: Path,
+    *,
+    invert: bool = False,
+    alias: str | None = "champion",
+    **spec_kwargs: object,
+) -> str:
+    """Log a `ColourNet` bundle to a real MLflow server, register it, set the alias; its version."""
+    import mlflow
+    import mlflow.pytorch
+    from mlflow import MlflowClient
+
+    labels = spec_kwargs.get("labels", ("safe", "harmful"))
+    model = ColourNet(labels=labels, invert=invert)  # type: ignore[arg-type]
+    spec = make_spec(**spec_kwargs)  # type: ignore[arg-type]
+    extra = write_extra_files(work_dir / f"extra-{name}-{invert}", model, spec)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(f"serving-tests-{name}")
+    with mlflow.start_run():
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            extra_files=[str(p) for p in extra],
+            pip_requirements=["torch"],
+            input_example=example_input(spec),
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    if alias:
+        MlflowClient(tracking_uri).set_registered_model_alias(name, alias, version)
+    return version
+
+
+def example_input(spec: ServingSpec) -> np.ndarray:
+    """An NCHW batch of two (MLflow's pt2 format needs one; batch 2 keeps the batch dynamic)."""
+    return np.zeros((2, 3, spec.image_size, spec.image_size), dtype=np.float32)
+
+
+def image_bytes(
+    colour: tuple[int, int, int], fmt: str = "JPEG", size: tuple[int, int] = (48, 40)
+) -> bytes:
+    """An encoded solid-colour image."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_image(path: Path, colour: tuple[int, int, int], fmt: str = "JPEG") -> Path:
+    """Write a solid-colour image file and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image_bytes(colour, fmt))
+    return path
+
+
+def noise(seed: int = 0) -> np.ndarray:
+    """A small random RGB array (for images that are not solid)."""
+    return np.random.default_rng(seed).integers(0, 255, (40, 48, 3), dtype=np.uint8)

@@ -1,0 +1,166 @@
+"""The batching classifier on a tiny real model: labels, label order, runtimes, hostile input."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serving.classifier import BatchClassifier, Rejection
+from serving.inputs import InputReader
+from serving.schema import Result, encode_request
+from serving.source import LoadedModel, ModelUnavailable, load_model_folder
+from tests.serving_support import BLUE, PURPLE, RED, image_bytes, save_local_model
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "normal": save_local_model(root / "normal"),
+        "reversed": save_local_model(root / "reversed", labels=("harmful", "safe")),
+    }
+
+
+@pytest.fixture
+def classifier(tmp_path: Path) -> BatchClassifier:
+    reader = InputReader([tmp_path], [], max_bytes=1_000_000)
+    clf = BatchClassifier(
+        reader, workers=2, max_pixels=4_000_000, max_bytes=1_000_000, decode_timeout_s=5.0
+    )
+    yield clf
+    clf.close()
+
+
+def inline(data: bytes, request_id: str = "r") -> bytes:
+    return encode_request(request_id, image_b64=base64.b64encode(data).decode())
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+@pytest.mark.parametrize("which", ["normal", "reversed"])
+def test_labels_follow_the_models_spec(
+    model_dirs: dict[str, Path], classifier: BatchClassifier, runtime: str, which: str
+) -> None:
+    model = load_model_folder(model_dirs[which], name="m", version="1", runtime=runtime)
+    values = [inline(image_bytes(RED), "red"), inline(image_bytes(BLUE), "blue")]
+    red, blue = classifier.classify(values, model, received_at=0.0)
+    assert isinstance(red, Result)
+    assert isinstance(blue, Result)
+    assert (red.id, red.label, blue.id, blue.label) == ("red", "harmful", "blue", "safe")
+    assert red.p_harmful > 0.9 > 0.1 > blue.p_harmful
+    assert red.model_version == "1"
+    assert red.threshold == model.spec.threshold
+
+
+def test_review_band(model_dirs: dict[str, Path], classifier: BatchClassifier) -> None:
+    model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
+    (result,) = classifier.classify([inline(image_bytes(PURPLE))], model, received_at=0.0)
+    assert isinstance(result, Result)
+    assert model.spec.review_low <= result.p_harmful <= model.spec.review_high
+    assert result.review
+
+
+def test_unknown_runtime_is_named(model_dirs: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="valid: onnx, torch"):
+        load_model_folder(model_dirs["normal"], name="m", version="1", runtime="tf")
+
+
+def test_folder_without_spec_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match=r"serving\.json"):
+        load_model_folder(tmp_path, name="m", version="1", runtime="onnx")
+
+
+def _cmyk() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("CMYK", (40, 40), (0, 220, 220, 20)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _sixteen_bit_grey() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((40, 40), 60000, dtype=np.uint16)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _palette_transparent() -> bytes:
+    image = Image.new("P", (40, 40), 0)
+    image.putpalette([220, 30, 30] + [0, 0, 0] * 255)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=1)
+    return buffer.getvalue()
+
+
+def _exif_rotated() -> bytes:
+    image = Image.new("RGB", (60, 30), RED)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make", [_cmyk, _sixteen_bit_grey, _palette_transparent, _exif_rotated])
+def test_unusual_valid_images_decode(
+    model_dirs: dict[str, Path], classifier: BatchClassifier, make
+) -> None:
+    model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
+    (outcome,) = classifier.classify([inline(make())], model, received_at=0.0)
+    assert isinstance(outcome, Result), outcome
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_bomb() -> bytes:
+    """A tiny PNG whose header declares 30000x30000 pixels."""
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + _chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (inline(b"hello, not an image"), "not_an_image"),
+        (inline(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"), "unsupported_format"),
+        (inline(image_bytes(RED)[:200]), "truncated"),
+        (inline(_png_bomb()), "decompression_bomb"),
+        (b"{not json", "bad_schema"),
+        (encode_request("x", path="/etc/passwd"), "forbidden_path"),
+        (encode_request("x", s3="s3://nope/k"), "forbidden_path"),
+    ],
+)
+def test_bad_input_is_rejected_with_reason(
+    model_dirs: dict[str, Path], classifier: BatchClassifier, payload: bytes, reason: str
+) -> None:
+    model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
+    good = inline(image_bytes(RED), "good")
+    bad, ok = classifier.classify([payload, good], model, received_at=0.0)
+    assert isinstance(bad, Rejection)
+    assert bad.reason == reason, bad
+    assert isinstance(ok, Result)
+    assert ok.label == "harmful"
+
+
+def test_paths_under_root_are_read(
+    model_dirs: dict[str, Path], classifier: BatchClassifier, tmp_path: Path
+) -> None:
+    model: LoadedModel = load_model_folder(
+        model_dirs["normal"], name="m", version="1", runtime="onnx"
+    )
+    path = tmp_path / "blue.png"
+    path.write_bytes(image_bytes(BLUE, "PNG"))
+    (result,) = classifier.classify([encode_request("p", path=str(path))], model, 0.0)
+    assert isinstance(result, Result)
+    assert (result.label, result.source) == ("safe", str(path))

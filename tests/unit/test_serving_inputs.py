@@ -1,0 +1,159 @@
+"""Safe resolution of image sources: allowed roots, symlinks, special files, size limits."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from serving.inputs import (
+    InputReader,
+    InputRejected,
+    decode_inline,
+    parse_s3_uri,
+    read_regular_file,
+    resolve_allowed_path,
+)
+from serving.schema import Request
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    allowed = tmp_path / "allowed"
+    outside = tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    (allowed / "ok.jpg").write_bytes(b"x" * 10)
+    (outside / "secret.jpg").write_bytes(b"secret")
+    return allowed, outside
+
+
+def test_path_inside_root_resolves(roots: tuple[Path, Path]) -> None:
+    allowed, _ = roots
+    assert (
+        resolve_allowed_path(str(allowed / "sub" / ".." / "ok.jpg"), [allowed])
+        == (allowed / "ok.jpg").resolve()
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda allowed, outside: str(outside / "secret.jpg"),
+        lambda allowed, outside: str(allowed / ".." / "outside" / "secret.jpg"),
+        lambda allowed, outside: "/etc/passwd",
+        lambda allowed, outside: "/dev/zero",
+        lambda allowed, outside: str(allowed) + "-evil/x.jpg",  # prefix trick
+    ],
+)
+def test_paths_outside_roots_are_forbidden(roots: tuple[Path, Path], make) -> None:
+    allowed, outside = roots
+    (allowed.parent / "allowed-evil").mkdir(exist_ok=True)
+    with pytest.raises(InputRejected) as info:
+        resolve_allowed_path(make(allowed, outside), [allowed])
+    assert info.value.reason == "forbidden_path"
+
+
+def test_symlink_out_of_root_is_forbidden(roots: tuple[Path, Path]) -> None:
+    allowed, outside = roots
+    (allowed / "link.jpg").symlink_to(outside / "secret.jpg")
+    (allowed / "dirlink").symlink_to(outside)
+    for raw in (allowed / "link.jpg", allowed / "dirlink" / "secret.jpg"):
+        with pytest.raises(InputRejected) as info:
+            resolve_allowed_path(str(raw), [allowed])
+        assert info.value.reason == "forbidden_path"
+
+
+def test_no_roots_means_nothing_allowed(roots: tuple[Path, Path]) -> None:
+    allowed, _ = roots
+    with pytest.raises(InputRejected, match="allowed_roots"):
+        resolve_allowed_path(str(allowed / "ok.jpg"), [])
+
+
+def test_nul_byte_is_bad_schema(roots: tuple[Path, Path]) -> None:
+    with pytest.raises(InputRejected) as info:
+        resolve_allowed_path("/a\x00b", [roots[0]])
+    assert info.value.reason == "bad_schema"
+
+
+def test_fifo_never_blocks(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    outcome: list[str] = []
+
+    def read() -> None:
+        try:
+            read_regular_file(fifo, 100)
+        except InputRejected as exc:
+            outcome.append(exc.reason)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert outcome == ["not_a_file"]
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_devices_are_not_files(device: str) -> None:
+    with pytest.raises(InputRejected) as info:
+        read_regular_file(Path(device), 100)
+    assert info.value.reason == "not_a_file"
+
+
+def test_directory_and_missing(tmp_path: Path) -> None:
+    with pytest.raises(InputRejected) as info:
+        read_regular_file(tmp_path, 100)
+    assert info.value.reason == "not_a_file"
+    with pytest.raises(InputRejected) as info:
+        read_regular_file(tmp_path / "missing.jpg", 100)
+    assert info.value.reason == "not_found"
+
+
+def test_size_limit(tmp_path: Path) -> None:
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"x" * 101)
+    with pytest.raises(InputRejected) as info:
+        read_regular_file(big, 100)
+    assert info.value.reason == "too_large"
+    assert read_regular_file(big, 101) == b"x" * 101
+
+
+def test_inline_limits() -> None:
+    data = b"\x89PNG" * 10
+    assert decode_inline(base64.b64encode(data).decode(), 100) == data
+    with pytest.raises(InputRejected) as info:
+        decode_inline(base64.b64encode(b"x" * 200).decode(), 100)
+    assert info.value.reason == "too_large"
+    with pytest.raises(InputRejected) as info:
+        decode_inline("not base64 !!", 100)
+    assert info.value.reason == "bad_schema"
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("s3://other/k.jpg", "forbidden_path"),
+        ("s3://good", "bad_schema"),
+        ("http://x", "bad_schema"),
+    ],
+)
+def test_s3_uri_checks(uri: str, reason: str) -> None:
+    with pytest.raises(InputRejected) as info:
+        parse_s3_uri(uri, ["good"])
+    assert info.value.reason == reason
+    assert parse_s3_uri("s3://good/a/b.jpg", ["good"]) == ("good", "a/b.jpg")
+
+
+def test_reader_dispatch(roots: tuple[Path, Path]) -> None:
+    allowed, outside = roots
+    reader = InputReader([allowed], [], max_bytes=100)
+    assert reader.read(Request("a", "path", str(allowed / "ok.jpg"))) == b"x" * 10
+    with pytest.raises(InputRejected) as info:
+        reader.read(Request("b", "path", str(outside / "secret.jpg")))
+    assert info.value.reason == "forbidden_path"
+    with pytest.raises(InputRejected) as info:
+        reader.read(Request("c", "s3", "s3://any/k.jpg"))
+    assert info.value.reason == "forbidden_path"
