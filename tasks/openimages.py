@@ -34,7 +34,7 @@ from conf.settings import ClassesSettings, EtlSettings, OpenImagesSettings
 from harmscan import openimages as oi
 from harmscan.sampling import rank_candidates
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16
 RETRY_DELAYS = [2.0, 10.0, 30.0]
 
 

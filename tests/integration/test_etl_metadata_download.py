@@ -1,0 +1,133 @@
+"""The metadata download against a loopback HTTP server: cache, resume, size and MD5 checks.
+
+The server here is a small fault injector (it can cut a body short or state a wrong MD5), which the
+mirror's well-behaved server cannot do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import requests
+from rich.progress import Progress
+
+from tasks.openimages import DownloadError, expected_md5, fetch
+
+BODY = os.urandom(300_000)
+
+
+class Faulty(BaseHTTPRequestHandler):
+    """GET with Range support; ``cut`` truncates the next body, ``md5`` picks the stated MD5."""
+
+    state: ClassVar[dict] = {}
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        state = self.state
+        state["requests"].append(self.headers.get("Range"))
+        start = 0
+        if state["ranges"] and (wanted := self.headers.get("Range")):
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+        body = BODY[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
+        digest = hashlib.md5(BODY if state["md5"] == "right" else b"other").digest()
+        if state["md5"] and not start:
+            self.send_header("Content-MD5", base64.b64encode(digest).decode())
+        if state["md5"]:
+            self.send_header("ETag", f'"{digest.hex()}"')
+        self.end_headers()
+        cut = state.pop("cut", None)
+        self.wfile.write(body[:cut] if cut else body)
+        if cut:
+            self.close_connection = True
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, dict]]:
+    state = {"requests": [], "ranges": True, "md5": "right"}
+    handler = type("Handler", (Faulty,), {"state": state})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v7/labels.csv", state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def run_fetch(url: str, dest: Path) -> tuple[Path, bool]:
+    with requests.Session() as session, Progress(disable=True) as progress:
+        return fetch(url, dest, timeout=10, session=session, progress=progress)
+
+
+def test_download_is_checked_then_cached(server, tmp_path):
+    url, state = server
+    dest = tmp_path / "labels.csv"
+    assert run_fetch(url, dest) == (dest, True)
+    assert dest.read_bytes() == BODY
+    assert run_fetch(url, dest) == (dest, False)
+    assert len(state["requests"]) == 1  # the second run asked nothing
+
+
+def test_interrupted_download_resumes_with_range(server, tmp_path):
+    url, state = server
+    dest = tmp_path / "labels.csv"
+    state["cut"] = 100_000
+    with pytest.raises((DownloadError, requests.RequestException)):
+        run_fetch(url, dest)
+    part = tmp_path / "labels.csv.part"
+    assert 0 < part.stat().st_size < len(BODY)
+    had = part.stat().st_size
+    assert run_fetch(url, dest) == (dest, True)
+    assert dest.read_bytes() == BODY
+    assert state["requests"][-1] == f"bytes={had}-"
+    assert not part.exists()
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    url, state = server
+    state["ranges"] = False
+    (tmp_path / "labels.csv.part").write_bytes(BODY[:5000])
+    run_fetch(url, tmp_path / "labels.csv")
+    assert (tmp_path / "labels.csv").read_bytes() == BODY
+
+
+def test_md5_mismatch_fails_and_discards_the_part(server, tmp_path):
+    url, state = server
+    state["md5"] = "wrong"
+    with pytest.raises(DownloadError, match="MD5"):
+        run_fetch(url, tmp_path / "labels.csv")
+    assert not (tmp_path / "labels.csv").exists()
+    assert not (tmp_path / "labels.csv.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("headers", "whole", "expected"),
+    [
+        ({"ETag": '"0123456789abcdef0123456789abcdef"'}, True, "0123456789abcdef0123456789abcdef"),
+        ({"ETag": '"0123456789abcdef0123456789abcdef-3"'}, True, None),  # multipart: not an MD5
+        ({"ETag": '"12a-1bc"'}, True, None),
+        (
+            {"x-goog-hash": "crc32c=AAAAAA==,md5=AAECAwQFBgcICQoLDA0ODw=="},
+            False,
+            "000102030405060708090a0b0c0d0e0f",
+        ),
+        ({"Content-MD5": "AAECAwQFBgcICQoLDA0ODw=="}, False, None),  # of a range, not the file
+    ],
+)
+def test_expected_md5_from_headers(headers, whole, expected):
+    response = requests.Response()
+    response.headers.update(headers)
+    assert expected_md5(response, whole=whole) == expected
