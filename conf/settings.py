@@ -222,6 +222,10 @@ class ServingSettings(Section):
     # Infrastructure failures (delivery, commit, S3 down) retry with backoff up to this many s.
     retry_backoff_max_s: float = Field(default=30.0, gt=0)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # Static group membership: a restarted consumer with the same id takes its partitions back
+    # at once instead of after session_timeout_ms. One distinct id per consumer process.
+    group_instance_id: str | None = None
 
 
 class PrefectSettings(Section):
