@@ -1,0 +1,103 @@
+"""``harmscan serve`` and ``harmscan produce``: the streaming side from the command line.
+
+Only typer is imported here; Kafka, MLflow and the runtimes load inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
+
+
+def _settings(ctx: typer.Context, **serving: Any) -> Settings:
+    from conf.settings import ServingSettings
+    from harmscan.cli import settings_of
+
+    settings = settings_of(ctx)
+    changes = {k: v for k, v in serving.items() if v is not None}
+    if not changes:
+        return settings
+    try:
+        merged = ServingSettings.model_validate({**settings.serving.model_dump(), **changes})
+    except ValueError as exc:  # pydantic's ValidationError names the field and valid values
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    return settings.model_copy(update={"serving": merged})
+
+
+def serve(
+    ctx: typer.Context,
+    allowed_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Folder local image paths may resolve into (repeatable; adds to "
+            "serving.allowed_roots)."
+        ),
+    ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="Inference runtime: onnx (default) or torch.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus /metrics port (0 = any free port).")
+    ] = None,
+) -> None:
+    """Classify image requests from Kafka with the registry's champion until SIGTERM/Ctrl-C."""
+    from harmscan.cli import settings_of
+
+    roots = list(settings_of(ctx).serving.allowed_roots) + list(allowed_root or [])
+    settings = _settings(
+        ctx, allowed_roots=roots or None, runtime=runtime, metrics_port=metrics_port
+    )
+    from serving.service import run_consumer
+    from serving.source import ModelUnavailable
+
+    if not settings.serving.allowed_roots:
+        typer.secho(
+            "note: serving.allowed_roots is empty, so every path request will be refused "
+            "(forbidden_path); pass --allowed-root DIR or --set serving.allowed_roots=[DIR]",
+            fg="yellow",
+            err=True,
+        )
+    try:
+        run_consumer(settings)
+    except ModelUnavailable as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(3) from None
+
+
+def produce(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders to send.")],
+    inline: Annotated[
+        bool, typer.Option(help="Send the image bytes (base64) instead of the path.")
+    ] = False,
+    rate: Annotated[
+        float | None, typer.Option(help="Requests per second (default: as fast as possible).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Send classification requests for image files or folders to the requests topic."""
+    from serving.producer import produce_files
+
+    settings = _settings(ctx)
+    try:
+        report = produce_files(settings, paths, inline=inline, rate=rate, show_progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}")
+    for path, error in report.failed.items():
+        typer.secho(f"failed: {path}: {error}", fg="red", err=True)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``produce`` to the harmscan app."""
+    app.command("serve")(serve)
+    app.command("produce")(produce)

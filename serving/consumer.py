@@ -1,0 +1,285 @@
+"""The consumer loop: poll a batch, classify, produce, flush and verify, then commit offset + 1.
+
+At-least-once: offsets are committed synchronously only after every record of the batch (results,
+review copies, dead letters) was acknowledged by the broker. Bad input is dead-lettered *and*
+committed; an infrastructure failure (delivery, commit, an unreachable S3) rewinds the batch and
+retries it with backoff, loudly, without committing. Results are keyed by request id, so a
+redelivered request overwrites its result rather than duplicating it. A new champion prepared by
+the `ChampionWatcher` is swapped in between batches, and every result names its model version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from conf.settings import Settings
+from serving.classifier import BatchClassifier, Outcome, Rejection
+from serving.inputs import SourceUnavailable
+from serving.metrics import ServingMetrics
+from serving.schema import Result, dead_letter_headers, encode_result
+from serving.source import ChampionWatcher, LoadedModel
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryFailed(RuntimeError):
+    """Some record of a batch was not acknowledged; the batch is not committed."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message to produce."""
+
+    kind: str  # results, review, dead_letter
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[Record]:
+    """The records one consumed message turns into: result (+ review copy), or a dead letter."""
+    kafka = settings.kafka
+    if isinstance(outcome, Rejection):
+        position = f"{message.topic()}/{message.partition()}/{message.offset()}"
+        headers = list(message.headers() or []) + dead_letter_headers(
+            outcome.reason, outcome.detail, outcome.request_id, position
+        )
+        return [
+            Record("dead_letter", kafka.dead_letter_topic, message.key(), message.value(), headers)
+        ]
+    value = encode_result(outcome)
+    key = outcome.id.encode()
+    records = [Record("results", kafka.results_topic, key, value, [])]
+    if outcome.review:
+        records.append(Record("review", kafka.review_topic, key, value, []))
+    return records
+
+
+class ServingConsumer:
+    """The poll-classify-produce-commit loop of one consumer process.
+
+    Args:
+        settings: The resolved settings.
+        model: The model to start with.
+        classifier: Decodes and scores batches.
+        consumer: A subscribed-to-nothing-yet Kafka consumer (manual commits).
+        producer: An idempotent Kafka producer.
+        watcher: Prepares new champions in the background (optional).
+        metrics: Where counters go.
+        stop_event: Set it (or call `stop`) to leave the loop after the current batch.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: LoadedModel,
+        classifier: BatchClassifier,
+        consumer: Consumer,
+        producer: Producer,
+        *,
+        watcher: ChampionWatcher | None = None,
+        metrics: ServingMetrics | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.classifier = classifier
+        self.consumer = consumer
+        self.producer = producer
+        self.watcher = watcher
+        self.metrics = metrics or ServingMetrics()
+        self.stop_event = stop_event or threading.Event()
+        self.images_logged = 0
+        self._backoff = 0.0
+        self.metrics.set_model(model.name, model.version, model.runtime)
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch and leave."""
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Consume until stopped; always flushes the producer and closes the consumer."""
+        serving = self.settings.serving
+        self.consumer.subscribe([self.settings.kafka.requests_topic])
+        logger.info(
+            "consuming %s as group %s with %s v%s",
+            self.settings.kafka.requests_topic, self.settings.kafka.group_id,
+            self.model.name, self.model.version,
+        )  # fmt: skip
+        try:
+            while not self.stop_event.is_set():
+                self._maybe_swap()
+                messages = self.consumer.consume(serving.batch_size, serving.poll_timeout_s)
+                batch = self._usable(messages)
+                if batch:
+                    self._process_with_retry(batch)
+        finally:
+            remaining = self.producer.flush(10)
+            if remaining:
+                logger.error("%d records not delivered at shutdown (not committed)", remaining)
+            self.consumer.close()
+            logger.info("consumer closed")
+
+    def _maybe_swap(self) -> None:
+        new = self.watcher.take() if self.watcher else None
+        if new is None:
+            return
+        old, self.model = self.model, new
+        self.metrics.set_model(new.name, new.version, new.runtime)
+        self.metrics.model_swaps.inc()
+        logger.info(
+            "switched model %s v%s -> v%s between batches", new.name, old.version, new.version
+        )
+        old.discard()
+
+    def _usable(self, messages: list[Message]) -> list[Message]:
+        batch = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                logger.warning("consumer error (librdkafka retries): %s", error)
+        return batch
+
+    def _process_with_retry(self, batch: list[Message]) -> None:
+        try:
+            self.process(batch)
+            self._backoff = 0.0
+        except (SourceUnavailable, DeliveryFailed, KafkaException) as exc:
+            if isinstance(exc, KafkaException) and exc.args and exc.args[0].fatal():
+                raise
+            kind = type(exc).__name__
+            self.metrics.infra_errors.labels(kind).inc()
+            self._backoff = min(
+                self.settings.serving.retry_backoff_max_s, max(0.5, self._backoff * 2)
+            )
+            logger.error(
+                "infrastructure failure (%s), batch of %d NOT committed; rewinding and retrying "
+                "in %.1fs: %s", kind, len(batch), self._backoff, exc,
+            )  # fmt: skip
+            self._rewind(batch)
+            self.stop_event.wait(self._backoff)
+
+    def process(self, batch: list[Message]) -> None:
+        """Classify one batch, deliver every record, then commit the batch's offsets.
+
+        Raises:
+            SourceUnavailable: An image source's infrastructure failed.
+            DeliveryFailed: A record was not acknowledged.
+            KafkaException: The commit failed.
+        """
+        received_at = time.time()
+        self.metrics.consumed.inc(len(batch))
+        self.metrics.batch_size.observe(len(batch))
+        model = self.model
+        outcomes = self.classifier.classify([m.value() for m in batch], model, received_at)
+        records: list[Record] = []
+        for message, outcome in zip(batch, outcomes, strict=True):
+            records.extend(records_for(message, outcome, self.settings))
+        self.deliver(records)
+        self.consumer.commit(offsets=self._next_offsets(batch), asynchronous=False)
+        self._account(batch, outcomes, received_at)
+
+    def deliver(self, records: list[Record]) -> None:
+        """Produce every record, flush, and check every delivery report.
+
+        Raises:
+            DeliveryFailed: A record failed or was not acknowledged in time.
+        """
+        errors: list[KafkaError] = []
+        acked = [0]
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                acked[0] += 1
+            else:
+                errors.append(err)
+
+        for record in records:
+            self._produce(record, on_delivery)
+        remaining = self.producer.flush(self.settings.serving.delivery_timeout_s)
+        if errors or remaining or acked[0] != len(records):
+            fatal = next((e for e in errors if e.fatal()), None)
+            if fatal is not None:
+                raise KafkaException(fatal)
+            raise DeliveryFailed(
+                f"{acked[0]}/{len(records)} records acknowledged, {remaining} still queued, "
+                f"errors: {[str(e) for e in errors[:3]]}"
+            )
+        for record in records:
+            self.metrics.produced.labels(record.kind).inc()
+
+    def _produce(self, record: Record, on_delivery: Callable[..., None]) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers or None,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self.producer.poll(0.1)
+
+    @staticmethod
+    def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
+        last: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic(), message.partition())
+            last[key] = max(last.get(key, -1), message.offset())
+        return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+
+    def _rewind(self, batch: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic(), message.partition())
+            first[key] = min(first.get(key, message.offset()), message.offset())
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # partition revoked meanwhile: its new owner redoes it
+                logger.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
+
+    def _account(self, batch: list[Message], outcomes: list[Outcome], received_at: float) -> None:
+        done = time.time()
+        for message, outcome in zip(batch, outcomes, strict=True):
+            self.metrics.latency.observe(done - received_at)
+            _kind, stamp = message.timestamp()
+            if stamp > 0:
+                self.metrics.e2e_latency.observe(max(0.0, done - stamp / 1000.0))
+            self._log_outcome(outcome)
+        for tp in self._next_offsets(batch):
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+
+    def _log_outcome(self, outcome: Outcome) -> None:
+        index = self.images_logged
+        self.images_logged += 1
+        if isinstance(outcome, Result):
+            self.metrics.labels.labels(outcome.label).inc()
+            logger.info(
+                "[image_%d] Path: %s -> %s (p=%.3f, v%s%s)",
+                index, outcome.source, outcome.label, outcome.p_harmful,
+                outcome.model_version, ", review" if outcome.review else "",
+            )  # fmt: skip
+        else:
+            self.metrics.dead_lettered.labels(outcome.reason).inc()
+            logger.warning(
+                "[image_%d] request %s -> dead-letter (%s: %s)",
+                index, outcome.request_id, outcome.reason, outcome.detail,
+            )  # fmt: skip

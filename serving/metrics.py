@@ -1,0 +1,84 @@
+"""Prometheus metrics of the consumer, on a registry of its own (several consumers per process in
+tests never collide), served over HTTP by `ServingMetrics.serve`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class ServingMetrics:
+    """Counters, histograms and gauges of one consumer."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.consumed = Counter("harmscan_consumed", "Request messages consumed", registry=reg)
+        self.produced = Counter(
+            "harmscan_produced", "Messages produced, by topic kind", ["kind"], registry=reg
+        )
+        self.dead_lettered = Counter(
+            "harmscan_dead_lettered", "Requests dead-lettered, by reason", ["reason"], registry=reg
+        )
+        self.labels = Counter("harmscan_classified", "Results by label", ["label"], registry=reg)
+        self.infra_errors = Counter(
+            "harmscan_infrastructure_errors",
+            "Batches retried after an infrastructure failure, by kind",
+            ["kind"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "harmscan_latency_seconds",
+            "Consumer latency per request, received to result delivered",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.e2e_latency = Histogram(
+            "harmscan_end_to_end_latency_seconds",
+            "Request message timestamp to result delivered",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.batch_size = Histogram(
+            "harmscan_batch_size",
+            "Messages per consumed batch",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
+        self.model = Info("harmscan_model", "The model currently served", registry=reg)
+        self.model_swaps = Counter("harmscan_model_swaps", "Hot model swaps", registry=reg)
+        self.lag = Gauge(
+            "harmscan_consumer_lag",
+            "Messages behind the partition end",
+            ["topic", "partition"],
+            registry=reg,
+        )
+        self._server: Any = None
+
+    def set_model(self, name: str, version: str, runtime: str) -> None:
+        """Record the model served now."""
+        self.model.info({"name": name, "version": version, "runtime": runtime})
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Start the ``/metrics`` HTTP endpoint; port 0 picks a free one. The port used."""
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        bound = int(server.server_address[1])
+        logger.info("metrics on http://%s:%d/metrics", host, bound)
+        return bound
+
+    def close(self) -> None:
+        """Stop the HTTP endpoint."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

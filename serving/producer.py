@@ -1,0 +1,158 @@
+"""The request producer: files or folders in, path (or inline) requests out, at an optional rate.
+
+Path requests carry the absolute path as given (the consumer resolves symlinks and checks its
+allowed roots itself); ``inline`` requests carry the bytes, base64-encoded. Every request gets a
+fresh id, used as the message key; delivery is verified for every message.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from conf.settings import Settings
+from serving.schema import encode_request
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files given directly, and image files (by suffix) found recursively in given folders.
+
+    Raises:
+        FileNotFoundError: A given path does not exist.
+    """
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.exists():
+            yield path
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+@dataclass
+class SendReport:
+    """What a producer run did: ids sent (by path), failures (path -> error)."""
+
+    sent: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class RequestProducer:
+    """Sends classification requests to the requests topic.
+
+    Args:
+        settings: Resolved settings (Kafka connection, topic, size limit).
+        rate: Requests per second, or None for as fast as possible.
+    """
+
+    def __init__(self, settings: Settings, rate: float | None = None) -> None:
+        from serving.service import client_config
+
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be positive (requests per second), got {rate}")
+        self.settings = settings
+        self.topic = settings.kafka.requests_topic
+        self.rate = rate
+        self._producer = Producer(
+            {**client_config(settings.kafka), "enable.idempotence": True, "linger.ms": 5}
+        )
+        self._next_at = time.monotonic()
+        self.report = SendReport()
+
+    def send_path(self, path: Path, request_id: str | None = None) -> str:
+        """Send a path request for ``path`` (made absolute); the request id."""
+        absolute = str(path if path.is_absolute() else Path.cwd() / path)
+        return self._send(str(path), path=absolute, request_id=request_id)
+
+    def send_bytes(self, data: bytes, label: str = "inline", request_id: str | None = None) -> str:
+        """Send image bytes inline; the request id."""
+        text = base64.b64encode(data).decode()
+        return self._send(label, image_b64=text, request_id=request_id)
+
+    def send_s3(self, uri: str, request_id: str | None = None) -> str:
+        """Send an ``s3://bucket/key`` request; the request id."""
+        return self._send(uri, s3=uri, request_id=request_id)
+
+    def flush(self, timeout: float = 60.0) -> SendReport:
+        """Wait for every delivery report; the report of this producer so far."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            logger.error("%d requests not delivered within %.0fs", remaining, timeout)
+        return self.report
+
+    def _send(self, label: str, request_id: str | None = None, **source: str) -> str:
+        request_id = request_id or uuid.uuid4().hex
+        self._pace()
+        value = encode_request(request_id, sent_at=time.time(), **source)
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                self.report.sent[label] = request_id
+            else:
+                self.report.failed[label] = str(err)
+
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, value=value, key=request_id.encode(), on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+        return request_id
+
+    def _pace(self) -> None:
+        if self.rate is None:
+            return
+        now = time.monotonic()
+        if self._next_at > now:
+            time.sleep(self._next_at - now)
+        self._next_at = max(self._next_at, now) + 1.0 / self.rate
+
+
+def produce_files(
+    settings: Settings,
+    paths: list[Path],
+    *,
+    inline: bool = False,
+    rate: float | None = None,
+    show_progress: bool = True,
+) -> SendReport:
+    """Send one request per image file under ``paths``, with a rich progress bar.
+
+    Raises:
+        FileNotFoundError: A given path does not exist.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    files = list(iter_image_files(paths))
+    producer = RequestProducer(settings, rate)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show_progress) as progress:
+        task = progress.add_task(f"sending to {producer.topic}", total=len(files))
+        for path in files:
+            if inline:
+                size = path.stat().st_size
+                if size > settings.serving.max_bytes:
+                    producer.report.failed[str(path)] = f"{size} bytes > serving.max_bytes"
+                    progress.advance(task)
+                    continue
+                producer.send_bytes(path.read_bytes(), label=str(path))
+            else:
+                producer.send_path(path)
+            progress.advance(task)
+    return producer.flush()

@@ -1,0 +1,175 @@
+"""Wiring of one consumer process: Kafka clients, topics, model source, metrics, signals.
+
+`run_consumer` is what ``harmscan serve`` and the Prefect flow ``serve`` call. It fails loudly when
+no champion can be loaded (an infrastructure failure: nothing is consumed, nothing committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from conf.settings import KafkaSettings, Settings
+from serving.classifier import BatchClassifier
+from serving.consumer import ServingConsumer
+from serving.inputs import InputReader, boto3_s3_factory
+from serving.metrics import ServingMetrics
+from serving.source import ChampionWatcher, ModelSource
+
+logger = logging.getLogger(__name__)
+
+
+def client_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """The connection and security part of every Kafka client's configuration."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "security.protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        config["sasl.mechanism"] = kafka.sasl_mechanism
+    if kafka.sasl_username:
+        config["sasl.username"] = kafka.sasl_username
+    if kafka.sasl_password is not None:
+        config["sasl.password"] = kafka.sasl_password.get_secret_value()
+    return config
+
+
+def make_consumer(settings: Settings) -> Consumer:
+    """A consumer with manual, synchronous commits (at-least-once)."""
+    serving = settings.serving
+    config = {
+        **client_config(settings.kafka),
+        "group.id": settings.kafka.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "max.poll.interval.ms": serving.max_poll_interval_ms,
+        "session.timeout.ms": serving.session_timeout_ms,
+    }
+    if serving.group_instance_id:
+        config["group.instance.id"] = serving.group_instance_id
+    return Consumer(config)
+
+
+def make_producer(settings: Settings) -> Producer:
+    """An idempotent producer whose deliveries time out within the delivery timeout."""
+    return Producer(
+        {
+            **client_config(settings.kafka),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "message.timeout.ms": int(settings.serving.delivery_timeout_s * 1000),
+        }
+    )
+
+
+def model_source(settings: Settings) -> ModelSource:
+    """The registry source of ``models:/<registered_model>@<model_alias>``."""
+    return ModelSource(
+        tracking_uri=settings.mlflow.tracking_uri,
+        name=settings.mlflow.registered_model,
+        alias=settings.serving.model_alias,
+        runtime=settings.serving.runtime,
+        threads=settings.serving.intra_op_threads,
+        cache_dir=settings.paths.cache / "serving-models",
+    )
+
+
+def make_classifier(settings: Settings) -> BatchClassifier:
+    """The batching classifier under the serving limits."""
+    serving = settings.serving
+    reader = InputReader(
+        serving.allowed_roots,
+        serving.allowed_buckets,
+        serving.max_bytes,
+        boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+    )
+    return BatchClassifier(
+        reader,
+        workers=serving.decode_workers,
+        max_pixels=serving.max_pixels,
+        max_bytes=serving.max_bytes,
+        decode_timeout_s=serving.decode_timeout_s,
+        jpeg_draft=serving.jpeg_draft,
+    )
+
+
+def ensure_serving_topics(settings: Settings) -> None:
+    """Create the requests, results, review and dead-letter topics if they do not exist."""
+    from stack.kafka import ensure_topics
+
+    kafka = settings.kafka
+    topics = (
+        kafka.requests_topic,
+        kafka.results_topic,
+        kafka.review_topic,
+        kafka.dead_letter_topic,
+    )
+    ensure_topics(
+        kafka.bootstrap_servers,
+        dict.fromkeys(topics, kafka.partitions),
+        client_config={k: v for k, v in client_config(kafka).items() if k != "bootstrap.servers"},
+    )
+
+
+@contextmanager
+def stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop_event`` (only from the main thread; else a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        logger.info("received %s: finishing the current batch", signal.Signals(signum).name)
+        stop_event.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_consumer(settings: Settings, stop_event: threading.Event | None = None) -> None:
+    """Serve the champion from the requests topic until SIGTERM/SIGINT or ``stop_event``.
+
+    Raises:
+        ModelUnavailable: No champion could be loaded from the registry.
+        KafkaException: A fatal Kafka error.
+    """
+    stop_event = stop_event or threading.Event()
+    ensure_serving_topics(settings)
+    source = model_source(settings)
+    model = source.load()
+    watcher = ChampionWatcher(source, model.version, settings.serving.swap_check_interval_s)
+    metrics = ServingMetrics()
+    if settings.serving.metrics_port is not None:
+        metrics.serve(settings.serving.metrics_port, settings.serving.metrics_host)
+    classifier = make_classifier(settings)
+    loop = ServingConsumer(
+        settings,
+        model,
+        classifier,
+        make_consumer(settings),
+        make_producer(settings),
+        watcher=watcher.start(),
+        metrics=metrics,
+        stop_event=stop_event,
+    )
+    try:
+        with stop_on_signals(stop_event):
+            loop.run()
+    finally:
+        watcher.stop()
+        classifier.close()
+        metrics.close()
+        loop.model.discard()
