@@ -38,6 +38,7 @@ KAFKA_DIR = Path(__file__).resolve().parents[1] / "kafka"
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 _STAMP = ".pom.sha256"
+LOG_LEVELS = ("OFF", "FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE", "ALL")
 
 
 class KafkaSetupError(RuntimeError):
@@ -67,11 +68,12 @@ def _pom_digest(kafka_dir: Path) -> str:
 
 def libs_fresh(kafka_dir: Path = KAFKA_DIR) -> bool:
     """Whether ``kafka_dir/libs`` holds the jars of the current ``pom.xml``."""
-    stamp = kafka_dir / "libs" / _STAMP
+    libs = kafka_dir / "libs"
     try:
-        return stamp.read_text().strip() == _pom_digest(kafka_dir)
+        current = (libs / _STAMP).read_text().strip() == _pom_digest(kafka_dir)
     except OSError:
         return False
+    return current and any(libs.glob("kafka_2.13-*.jar"))
 
 
 def fetch(kafka_dir: Path = KAFKA_DIR, *, force: bool = False) -> Path:
@@ -96,20 +98,9 @@ def fetch(kafka_dir: Path = KAFKA_DIR, *, force: bool = False) -> Path:
     if libs.exists():
         shutil.rmtree(libs)
     logger.info("fetching the Kafka jars with Maven into %s", libs)
-    result = subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(kafka_dir / "pom.xml"),
-            "dependency:copy-dependencies",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(kafka_dir / "pom.xml")]
+    command.append("dependency:copy-dependencies")
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     jars = list(libs.glob("*.jar")) if libs.exists() else []
     if result.returncode != 0 or not any(j.name.startswith("kafka_2.13-") for j in jars):
         output = (result.stdout + result.stderr).strip()[-4000:]
@@ -153,6 +144,8 @@ class KafkaBroker:
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"kafka log level {self.log_level!r} is not one of {LOG_LEVELS}")
         if self.port == self.controller_port:
             raise ValueError(f"kafka port and controller port must differ; both are {self.port}")
 
@@ -190,11 +183,11 @@ class KafkaBroker:
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            # Static voter set: the controller's address comes from this file at every start,
-            # so a restart on other ports (tests, a changed stack.kafka_controller_port) works.
-            "controller.quorum.voters": f"1@{controller}",
+            # Kafka 4's dynamic quorum, as in its quickstart: storage is formatted with
+            # --standalone, which makes this node the one voter.
+            "controller.quorum.bootstrap.servers": controller,
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{controller}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{controller}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -285,15 +278,8 @@ class KafkaBroker:
         ]
 
     def _format(self) -> None:
-        command = self._java_command(
-            STORAGE_TOOL,
-            "format",
-            "--cluster-id",
-            new_cluster_id(),
-            "--config",
-            str(self.config_file),
-            "--ignore-formatted",
-        )
+        args = ["format", "--cluster-id", new_cluster_id(), "--config", str(self.config_file)]
+        command = self._java_command(STORAGE_TOOL, *args, "--standalone", "--ignore-formatted")
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ServiceError(

@@ -156,12 +156,26 @@ def test_status_and_down_leave_no_java_process(tmp_path: Path) -> None:
     assert broker.stop() is False
 
 
+@pytest.mark.kafka
+def test_formatted_storage_starts_on_other_ports(tmp_path: Path) -> None:
+    first = start_test_broker(tmp_path / "kafka")
+    first.stop()
+    moved = KafkaBroker(first.state_dir, port=free_port(), controller_port=free_port())
+    try:
+        moved.start()
+        assert moved.status()["healthy"]
+        assert moved.bootstrap != first.bootstrap
+    finally:
+        moved.stop()
+    assert java_pids_using(first.state_dir) == []
+
+
 def test_server_properties_single_node_on_loopback(tmp_path: Path) -> None:
     broker = KafkaBroker(tmp_path, port=19092, controller_port=19093, overrides={"x.y": "1"})
     props = broker.server_properties()
     assert props["process.roles"] == "broker,controller"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
-    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:19093"
     assert props["log.dirs"] == str(tmp_path.resolve() / "data")
     assert props["x.y"] == "1"
     assert broker.bootstrap == "127.0.0.1:19092"
@@ -170,6 +184,11 @@ def test_server_properties_single_node_on_loopback(tmp_path: Path) -> None:
 def test_same_port_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="9092"):
         KafkaBroker(tmp_path, port=9092, controller_port=9092)
+
+
+def test_bad_log_level_names_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'LOUD' is not one of .*WARN"):
+        KafkaBroker(tmp_path, log_level="LOUD")
 
 
 @pytest.mark.parametrize(("heap", "initial"), [("512m", "131072k"), ("1g", "262144k")])
