@@ -116,11 +116,14 @@ def _file_state_dict(arch: str, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _replace_head(model: nn.Module, arch: str) -> None:
-    if arch == "mobilenet_v2":
+    if isinstance(model, tv.MobileNetV2):
         last = model.classifier[1]
+        assert isinstance(last, nn.Linear)
         model.classifier[1] = nn.Linear(last.in_features, NUM_CLASSES)
-    else:
+    elif isinstance(model, tv.ResNet):
         model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    else:
+        raise TypeError(f"unexpected {type(model).__name__} for {arch}")
 
 
 def build_model(arch: str, source: WeightsSource) -> nn.Module:
@@ -165,7 +168,8 @@ def build_model(arch: str, source: WeightsSource) -> nn.Module:
 def head_module(model: nn.Module, arch: str) -> nn.Module:
     """The classification head (the part trained during a frozen-backbone warm-up)."""
     _check_arch(arch)
-    return model.classifier if arch == "mobilenet_v2" else model.fc
+    head = model.get_submodule("classifier" if arch == "mobilenet_v2" else "fc")
+    return head
 
 
 def split_parameters(model: nn.Module, arch: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

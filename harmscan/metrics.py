@@ -1,0 +1,151 @@
+"""Evaluation metrics, decision-threshold selection, calibration and the promotion decision.
+
+Everything works on ``y_true`` (1 = harmful, 0 = safe) and ``p_harmful`` (the model's probability
+of the harmful class), so no caller ever has to remember which output index is which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn import metrics as skm
+
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece")
+HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc", "pr_auc"}
+
+
+def _arrays(y_true: object, p_harmful: object) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    p = np.asarray(p_harmful, dtype=np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y_true has {y.size} values but p_harmful has {p.size}")
+    if y.size == 0:
+        raise ValueError("no predictions to score")
+    if not set(np.unique(y)) <= {0, 1}:
+        raise ValueError(
+            f"y_true must hold 0 (safe) / 1 (harmful), got {sorted(int(v) for v in set(y))}"
+        )
+    return y, p
+
+
+def expected_calibration_error(y_true: object, p_harmful: object, bins: int = 10) -> float:
+    """ECE of the harmful probability: bin-weighted |observed harmful rate - mean probability|."""
+    y, p = _arrays(y_true, p_harmful)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(error)
+
+
+def binary_metrics(y_true: object, p_harmful: object, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, harmful precision/recall/F1, ROC AUC, PR AUC, ECE and the confusion counts.
+
+    AUCs are NaN when only one class is present.
+    """
+    y, p = _arrays(y_true, p_harmful)
+    pred = (p >= threshold).astype(np.int64)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    both = len(np.unique(y)) == 2
+    return {
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "auc": float(skm.roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y, p)) if both else float("nan"),
+        "ece": expected_calibration_error(y, p),
+        "tn": float(tn),
+        "fp": float(fp),
+        "fn": float(fn),
+        "tp": float(tp),
+        "threshold": float(threshold),
+    }
+
+
+def threshold_for_recall(y_true: object, p_harmful: object, target_recall: float) -> float:
+    """The highest threshold whose harmful recall on these scores is at least ``target_recall``.
+
+    Raises:
+        ValueError: No harmful example, or a target outside (0, 1].
+    """
+    if not 0 < target_recall <= 1:
+        raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
+    y, p = _arrays(y_true, p_harmful)
+    positives = np.sort(p[y == 1])[::-1]
+    if positives.size == 0:
+        raise ValueError("no harmful examples to choose a threshold on")
+    needed = int(np.ceil(target_recall * positives.size - 1e-9))
+    return float(positives[max(needed, 1) - 1])
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A decision threshold and its review band."""
+
+    threshold: float
+    review_low: float
+    review_high: float
+
+
+def choose_thresholds(
+    y_true: object, p_harmful: object, target_recall: float, band: float
+) -> Thresholds:
+    """Threshold for the target recall (on validation scores) with a ±band review band."""
+    threshold = threshold_for_recall(y_true, p_harmful, target_recall)
+    return Thresholds(threshold, max(0.0, threshold - band), min(1.0, threshold + band))
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether a candidate takes the champion alias, and why."""
+
+    promote: bool
+    reason: str
+    metric: str
+    candidate: float
+    champion: float | None
+    failed_floors: dict[str, float] = field(default_factory=dict)
+
+
+def decide_promotion(
+    candidate: dict[str, float],
+    champion: dict[str, float] | None,
+    *,
+    metric: str,
+    floors: dict[str, float],
+    min_improvement: float = 0.0,
+) -> PromotionDecision:
+    """The promotion gate: pass every floor, then beat the champion on ``metric``.
+
+    Both metric dicts must come from the same test split. With no champion, passing the floors
+    is enough.
+    """
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown promotion metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}")
+    unknown = sorted(set(floors) - set(METRIC_NAMES))
+    if unknown:
+        raise ValueError(f"unknown metrics in floors {unknown}; valid: {list(METRIC_NAMES)}")
+    value = float(candidate[metric])
+    failed = {
+        name: float(candidate[name])
+        for name, floor in floors.items()
+        if not float(candidate[name]) >= floor  # NaN fails
+    }
+    if failed:
+        below = ", ".join(f"{k}={v:.4f} < {floors[k]}" for k, v in failed.items())
+        return PromotionDecision(False, f"below floors: {below}", metric, value, None, failed)
+    if champion is None:
+        return PromotionDecision(True, "no current champion; floors passed", metric, value, None)
+    current = float(champion[metric])
+    if value > current + min_improvement:
+        reason = f"{metric} {value:.4f} beats champion {current:.4f} (+{min_improvement} needed)"
+        return PromotionDecision(True, reason, metric, value, current)
+    reason = (
+        f"{metric} {value:.4f} does not beat champion {current:.4f} (+{min_improvement} needed)"
+    )
+    return PromotionDecision(False, reason, metric, value, current)
