@@ -1,0 +1,135 @@
+"""``harmscan up|down|status|deploy|demo``: the local stack, the deployments and the demo.
+
+Only typer is imported here; the stack, Prefect and the demo load inside each command.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
+    from stack.local import MemberStatus
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    from harmscan.cli import settings_of
+
+    return settings_of(ctx)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    return typer.Exit(1)
+
+
+def _line(status: MemberStatus) -> str:
+    state = "healthy" if status.healthy else ("UNHEALTHY" if status.running else "stopped")
+    pids = ",".join(str(p) for p in status.pids) or "-"
+    return f"{status.name:<15} {state:<9} pid {pids:<13} {status.address}"
+
+
+def up(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 180.0,
+) -> None:
+    """Start Kafka, MLflow, the mirror (source mirror), the Prefect server and a worker."""
+    from stack.local import LocalStack
+    from stack.process import ServiceError
+
+    stack = LocalStack(_settings(ctx))
+    try:
+        stack.up(timeout, on_ready=lambda status: typer.echo(_line(status)))
+    except ServiceError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"Prefect UI: {stack.prefect_ui}   MLflow UI: {stack.mlflow_ui}")
+    typer.echo(f"logs: {stack.services_dir}/*.log   stop with: harmscan down")
+
+
+def down(ctx: typer.Context) -> None:
+    """Stop every service of the local stack (data stays for the next `up`)."""
+    from stack.local import LocalStack
+
+    stopped = LocalStack(_settings(ctx)).down()
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Show each service's pid, health, address and log; exit 1 unless all are healthy."""
+    from dataclasses import asdict
+
+    from stack.local import LocalStack
+
+    statuses = LocalStack(_settings(ctx)).status()
+    if as_json:
+        typer.echo(json.dumps([asdict(s) for s in statuses], indent=2))
+    else:
+        for item in statuses:
+            typer.echo(_line(item))
+            for log in item.logs:
+                typer.echo(f"{'':<15} log {log}")
+    if not all(s.healthy for s in statuses):
+        raise typer.Exit(1)
+
+
+def deploy(
+    ctx: typer.Context,
+    flow: Annotated[
+        list[str] | None,
+        typer.Option("--flow", help="Deploy only these (repeatable): etl, train, retrain, serve."),
+    ] = None,
+) -> None:
+    """Register the etl, train, retrain (nightly) and serve deployments on the work pool.
+
+    With the local stack running (`harmscan up`), the deployments use its service addresses.
+    """
+    from flows.deploy import FLOWS, DeployError, deploy
+    from stack.local import LocalStack
+
+    settings = _settings(ctx)
+    stack = LocalStack(settings)
+    if stack.running():
+        settings = stack.settings
+    try:
+        deployed = deploy(settings, flow or FLOWS)
+    except DeployError as exc:
+        raise _fail(exc) from None
+    for name, deployment_id in deployed.items():
+        typer.echo(f"deployed {name} ({deployment_id})")
+    typer.echo(
+        f"retrain runs on '{settings.prefect.retrain_cron}' ({settings.prefect.timezone}); "
+        f"work pool {settings.prefect.work_pool}"
+    )
+
+
+def demo(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Open Images source: mirror (offline, default) or openimages."),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep/--down", help="Leave the stack running afterwards.")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain run.")] = 1800.0,
+) -> None:
+    """The main job end to end: stack up, retrain, promote, serve, stream images, show results."""
+    from flows.demo import DemoError, run_demo
+
+    settings = _settings(ctx)
+    try:
+        run_demo(settings, source=source, keep=keep, retrain_timeout=timeout, emit=typer.echo)
+    except DemoError as exc:
+        raise _fail(exc) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stack commands to the ``harmscan`` app."""
+    for command in (up, down, status, deploy, demo):
+        app.command(command.__name__)(command)
