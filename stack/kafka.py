@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +130,7 @@ class KafkaBroker:
         heap: JVM heap size (``-Xmx``).
         log_level: Root log level of the broker's log4j2 config (WARN keeps the log readable).
         overrides: Extra broker configs, written last into ``server.properties``.
+        jvm_flags: Extra JVM flags, after the defaults (so they win).
         kafka_dir: Folder with ``pom.xml``, ``log4j2.yaml`` and ``libs/``.
     """
 
@@ -140,6 +141,7 @@ class KafkaBroker:
     heap: str = "512m"
     log_level: str = "WARN"
     overrides: Mapping[str, str] = field(default_factory=dict)
+    jvm_flags: Sequence[str] = ()
     kafka_dir: Path = KAFKA_DIR
 
     def __post_init__(self) -> None:
@@ -271,6 +273,7 @@ class KafkaBroker:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.kafka_dir / 'log4j2.yaml'}",
             f"-Dharmscan.kafka.log.level={self.log_level}",
+            *self.jvm_flags,
             "-cp",
             f"{libs}/*",
             main_class,

@@ -20,7 +20,7 @@ from stack.kafka import (
     new_cluster_id,
 )
 from stack.process import ServiceError, free_port
-from tests.fixtures.kafka import start_test_broker
+from tests.fixtures.kafka import TEST_JVM_FLAGS, start_test_broker
 
 N_MESSAGES = 300
 
@@ -137,7 +137,7 @@ def test_ensure_topics_is_idempotent(kafka_bootstrap: str, unique: Callable[[str
 
 
 @pytest.mark.kafka
-def test_status_and_down_leave_no_java_process(tmp_path: Path) -> None:
+def test_status_down_and_start_on_other_ports(tmp_path: Path) -> None:
     broker = start_test_broker(tmp_path / "kafka")
     try:
         status = broker.status()
@@ -155,19 +155,17 @@ def test_status_and_down_leave_no_java_process(tmp_path: Path) -> None:
     assert status["healthy"] is False
     assert broker.stop() is False
 
-
-@pytest.mark.kafka
-def test_formatted_storage_starts_on_other_ports(tmp_path: Path) -> None:
-    first = start_test_broker(tmp_path / "kafka")
-    first.stop()
-    moved = KafkaBroker(first.state_dir, port=free_port(), controller_port=free_port())
+    # The formatted storage starts again when the ports change (a changed stack.* setting).
+    moved = KafkaBroker(
+        broker.state_dir, port=free_port(), controller_port=free_port(), jvm_flags=TEST_JVM_FLAGS
+    )
     try:
         moved.start()
         assert moved.status()["healthy"]
-        assert moved.bootstrap != first.bootstrap
+        assert moved.bootstrap != broker.bootstrap
     finally:
-        moved.stop()
-    assert java_pids_using(first.state_dir) == []
+        assert moved.stop()
+    assert java_pids_using(broker.state_dir) == []
 
 
 def test_server_properties_single_node_on_loopback(tmp_path: Path) -> None:
