@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,14 +191,23 @@ class LocalStack:
         self.check_ports(members)
         self.services_dir.mkdir(parents=True, exist_ok=True)
         write_settings_file(self.settings)
-        for member in members:
+
+        def start(member: Member) -> None:
             started = time.monotonic()
             member.start(timeout)
             self._link_logs(member)
-            status = self._status(member)
             logger.info("%s healthy in %.1fs", member.name, time.monotonic() - started)
             if on_ready is not None:
-                on_ready(status)
+                on_ready(self._status(member))
+
+        # The servers are independent: start them together; the worker needs the Prefect API.
+        servers = [m for m in members if m.name != "prefect-worker"]
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            for future in [pool.submit(start, m) for m in servers]:
+                future.result()
+        for member in members:
+            if member not in servers:
+                start(member)
         return self.status()
 
     def running(self) -> bool:
@@ -207,8 +215,14 @@ class LocalStack:
         return any(p.pid() is not None for p in self._prefect_server().processes)
 
     def down(self) -> list[str]:
-        """Stop every service of ours, last started first; the names of those that ran."""
-        return [member.name for member in reversed(self.members()) if member.stop()]
+        """Stop every service of ours: the worker and its flow runs first, then the servers
+        together. Returns the names of those that ran."""
+        members = self.members()
+        stopped = [m.name for m in members if m.name == "prefect-worker" and m.stop()]
+        servers = [m for m in members if m.name != "prefect-worker"]
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            ran = list(pool.map(lambda m: m.stop(), servers))
+        return stopped + [m.name for m, was in zip(servers, ran, strict=True) if was]
 
     def status(self) -> list[MemberStatus]:
         """Pids, health, address and log files of every service."""
@@ -296,7 +310,7 @@ class LocalStack:
         )
 
     def _prefect_worker(self) -> Member:
-        from stack.prefect_server import prefect_worker_process
+        from stack.prefect_server import prefect_worker_process, stop_with_children
 
         st, pool = self.settings.stack, self.settings.prefect.work_pool
         process = prefect_worker_process(
@@ -316,58 +330,6 @@ class LocalStack:
             process.start,
             lambda: stop_with_children(process),
         )
-
-
-def stop_with_children(process: ServiceProcess, timeout: float = 30.0) -> bool:
-    """Stop a process and then any of its descendants left behind (e.g. flow runs of a worker).
-
-    Prefect's process worker may start flow runs in their own session, out of reach of the
-    worker's process group; they are found through ``/proc`` before the worker stops.
-    """
-    pid = process.pid()
-    children = descendants(pid) if pid is not None else []
-    stopped = process.stop(timeout)
-    leftover = [c for c in children if _alive(c)]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for child in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, sig)
-        deadline = time.monotonic() + timeout / 2
-        while time.monotonic() < deadline and any(_alive(c) for c in leftover):
-            time.sleep(0.2)
-        leftover = [c for c in leftover if _alive(c)]
-        if not leftover:
-            break
-    return stopped
-
-
-def descendants(pid: int) -> list[int]:
-    """Pids of every live descendant of ``pid`` (Linux ``/proc``)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        for child in parents.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _plain(value: Any) -> Any:

@@ -7,8 +7,12 @@ endpoint on loopback so that it can be health-checked like every other service.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 from stack.process import ServiceError, ServiceProcess, http_ok
@@ -134,3 +138,55 @@ def prefect_worker_process(
         env=env,
         cwd=cwd,
     )
+
+
+def stop_with_children(process: ServiceProcess, timeout: float = 30.0) -> bool:
+    """Stop a process and then any of its descendants left behind (e.g. flow runs of a worker).
+
+    Prefect's process worker may start flow runs in their own session, out of reach of the
+    worker's process group; they are found through ``/proc`` before the worker stops.
+    """
+    pid = process.pid()
+    children = descendants(pid) if pid is not None else []
+    stopped = process.stop(timeout)
+    leftover = [c for c in children if _alive(c)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for child in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+        deadline = time.monotonic() + timeout / 2
+        while time.monotonic() < deadline and any(_alive(c) for c in leftover):
+            time.sleep(0.2)
+        leftover = [c for c in leftover if _alive(c)]
+        if not leftover:
+            break
+    return stopped
+
+
+def descendants(pid: int) -> list[int]:
+    """Pids of every live descendant of ``pid`` (Linux ``/proc``)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in parents.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,0 +1,117 @@
+"""The local stack for real: ``harmscan up`` starts every service healthy on loopback, ``status``
+reports them, ``down`` leaves no process and no open port behind; a taken port fails early."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conf.loader import load_settings
+from conf.settings import Settings
+from stack.local import LocalStack, stack_settings, write_settings_file
+from stack.prefect_server import descendants
+from stack.process import ServiceError, free_port, port_open
+
+pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+
+PORT_KEYS = (
+    "kafka_port",
+    "kafka_controller_port",
+    "mlflow_port",
+    "prefect_port",
+    "prefect_worker_port",
+    "s3_port",
+    "metadata_port",
+)
+
+
+def stack_overrides(root: Path) -> list[str]:
+    return [f"paths.root={root}", *(f"stack.{key}={free_port()}" for key in PORT_KEYS)]
+
+
+def harmscan(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from harmscan.cli import main; main()", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+@pytest.fixture
+def stack_args(tmp_path: Path) -> Iterator[list[str]]:
+    overrides = stack_overrides(tmp_path / "hs")
+    yield overrides
+    # Whatever happened in the test, leave nothing running.
+    LocalStack(load_settings("ci", overrides, env={})).down()
+
+
+def test_settings_file_round_trips(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = stack_settings(make_settings("train.epochs=3", "prefect.timezone=Europe/Berlin"))
+    path = write_settings_file(settings, tmp_path / "settings.yaml")
+    again = load_settings("ci", config_file=path, env={})
+    assert again == settings
+    assert again.paths.root.is_absolute()
+    assert again.mlflow.tracking_uri == f"http://127.0.0.1:{settings.stack.mlflow_port}"
+
+
+def test_up_status_down_leave_nothing_behind(stack_args: list[str]) -> None:
+    settings = load_settings("ci", stack_args, env={})
+    up = harmscan(*set_args(stack_args), "--profile", "ci", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "Prefect UI: http://127.0.0.1:" in up.stdout
+
+    stack = LocalStack(settings)
+    statuses = {s.name: s for s in stack.status()}
+    assert set(statuses) == {"kafka", "mlflow", "mirror", "prefect-server", "prefect-worker"}
+    assert all(s.healthy for s in statuses.values()), statuses
+    pids = [pid for s in statuses.values() for pid in s.pids]
+    for status in statuses.values():
+        for log in status.logs:
+            assert Path(log).parent == settings.paths.services.resolve()
+            assert Path(log).exists(), log
+    tree = pids + [child for pid in pids for child in descendants(pid)]
+    ports = [getattr(settings.stack, key) for key in PORT_KEYS]
+    assert all(
+        port_open("127.0.0.1", p) for p in ports if p != settings.stack.kafka_controller_port
+    )
+
+    status = harmscan(*set_args(stack_args), "--profile", "ci", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count("healthy") == 5
+
+    down = harmscan(*set_args(stack_args), "--profile", "ci", "down")
+    assert down.returncode == 0, down.stderr
+    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    assert not alive, f"processes left running after down: {alive}"
+    still_open = [p for p in ports if port_open("127.0.0.1", p)]
+    assert not still_open, f"ports still open after down: {still_open}"
+
+    after = harmscan(*set_args(stack_args), "--profile", "ci", "status")
+    assert after.returncode == 1
+    assert "stopped" in after.stdout
+
+
+def test_taken_port_fails_before_starting_anything(stack_args: list[str]) -> None:
+    settings = load_settings("ci", stack_args, env={})
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", settings.stack.prefect_port))
+        blocker.listen()
+        with pytest.raises(ServiceError) as caught:
+            LocalStack(settings).up(timeout=60)
+    message = str(caught.value)
+    assert f"127.0.0.1:{settings.stack.prefect_port}" in message
+    assert "stack.prefect_port" in message
+    assert not any(s.running for s in LocalStack(settings).status())
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
