@@ -1,0 +1,320 @@
+"""``harmscan demo``: the main job end to end on one machine.
+
+Brings the local stack up, registers the deployments, runs ``retrain`` through the Prefect server
+(a worker runs the deployment, so the run shows in the Prefect UI), reports the champion, starts
+the ``serve`` deployment (the Kafka consumer, run by the worker), streams a handful of test
+images and a corrupt one through Kafka with the producer, prints one line per image from the
+results (and dead-letter) topics, and ends with the Prefect and MLflow UI addresses.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conf.settings import OpenImagesSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ("mirror", "openimages")
+# Mirror test groups shown by the demo (first test image of each), and the corrupt file.
+DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+Emit = Callable[[str], None]
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and where to look."""
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, for callers and tests."""
+
+    retrain_run: str = ""
+    champion_version: str | None = None
+    serve_run: str = ""
+    lines: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    prefect_ui: str = ""
+    mlflow_ui: str = ""
+
+
+def demo_settings(settings: Settings, source: str | None) -> Settings:
+    """The settings of a demo: ``source`` applied and the demo images folder allowed to serve.
+
+    Raises:
+        DemoError: An unknown source.
+    """
+    if source is not None and source not in SOURCES:
+        raise DemoError(f"unknown source {source!r}; valid: {', '.join(SOURCES)}")
+    oi = settings.openimages
+    if source == "openimages":
+        defaults = OpenImagesSettings.model_fields
+        oi = oi.model_copy(
+            update={
+                "source": "openimages",
+                "s3_endpoint_url": None,
+                "metadata_base_url": defaults["metadata_base_url"].default,
+            }
+        )
+    elif source == "mirror":
+        oi = oi.model_copy(update={"source": "mirror"})
+    images = images_dir(settings)
+    serving = settings.serving.model_copy(
+        update={"allowed_roots": [*settings.serving.allowed_roots, images]}
+    )
+    return settings.model_copy(update={"openimages": oi, "serving": serving})
+
+
+def images_dir(settings: Settings) -> Path:
+    """Where the demo puts the images it streams."""
+    return (settings.paths.root / "demo" / "images").resolve()
+
+
+def prepare_images(target: Path, mirror_dir: Path | None = None) -> list[Path]:
+    """Copy one mirror test image per demo group into ``target``, plus a truncated JPEG.
+
+    Returns:
+        The image paths, the corrupt one last.
+
+    Raises:
+        DemoError: The mirror has no test image of any demo group.
+    """
+    mirror_dir = mirror_dir or REPO_ROOT / "mirror"
+    with (mirror_dir / "expected.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["Subset"] == "test" and not r["Defect"]]
+    first = {}
+    for row in sorted(rows, key=lambda r: r["ImageID"]):
+        first.setdefault(row["Group"], row["ImageID"])
+    picked = [(group, first[group]) for group in DEMO_GROUPS if group in first]
+    if not picked:
+        raise DemoError(f"no test images of groups {DEMO_GROUPS} in {mirror_dir}/expected.csv")
+    target.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for group, image_id in picked:
+        data = (mirror_dir / "images" / "test" / f"{image_id}.jpg").read_bytes()
+        path = target / f"{group}.jpg"
+        path.write_bytes(data)
+        paths.append(path)
+    corrupt = target / "corrupt.jpg"
+    corrupt.write_bytes(paths[0].read_bytes()[:300])  # a JPEG cut short: must be rejected
+    return [*paths, corrupt]
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    source: str | None = None,
+    keep: bool = True,
+    retrain_timeout: float = 1800.0,
+    results_timeout: float = 300.0,
+    emit: Emit = logger.info,
+) -> DemoReport:
+    """Run the whole demo; see the module docstring.
+
+    Args:
+        settings: The resolved settings (the ``local`` profile by default).
+        source: ``mirror`` or ``openimages``; None keeps ``openimages.source``.
+        keep: Leave the stack (and the serve run) running at the end.
+        retrain_timeout: Seconds to wait for the retrain run.
+        results_timeout: Seconds to wait for every image's result.
+        emit: Where the progress and result lines go.
+
+    Raises:
+        DemoError: A step failed; the message names the run or log to read.
+    """
+    from flows.deploy import deploy
+    from stack.local import LocalStack
+
+    started = time.monotonic()
+    stack = LocalStack(demo_settings(settings, source))
+    settings = stack.settings
+    report = DemoReport(prefect_ui=stack.prefect_ui, mlflow_ui=stack.mlflow_ui)
+    emit(f"[1/5] starting the local stack (logs in {stack.services_dir})")
+    stack.up(on_ready=lambda status: emit(f"      {status.name}: {status.address}"))
+    emit("[2/5] registering the deployments etl, train, retrain, serve")
+    deploy(settings)
+    emit(f"[3/5] retrain on {settings.openimages.source} through the Prefect server")
+    report.retrain_run = run_and_wait(settings, "retrain/harmscan", retrain_timeout, emit)
+    report.champion_version = champion_line(settings, emit)
+    emit("[4/5] starting the serve deployment (the Kafka consumer, run by the worker)")
+    report.serve_run = start_deployment(settings, "serve/harmscan")
+    images = prepare_images(images_dir(settings))
+    emit(f"[5/5] streaming {len(images)} images through {settings.kafka.requests_topic}")
+    stream_and_collect(settings, images, report, results_timeout, emit)
+    publish_demo_table(settings, report)
+    emit(f"Prefect UI: {stack.prefect_ui}/runs/flow-run/{report.retrain_run}")
+    emit(f"MLflow UI:  {stack.mlflow_ui}/#/models/{settings.mlflow.registered_model}")
+    emit(f"demo finished in {time.monotonic() - started:.0f}s")
+    if keep:
+        emit("the stack and the consumer keep running; stop them with: harmscan down")
+    else:
+        stack.down()
+    return report
+
+
+def run_and_wait(settings: Settings, name: str, timeout: float, emit: Emit) -> str:
+    """Start a run of deployment ``name``, report its state changes, and wait for the end.
+
+    Raises:
+        DemoError: The run did not complete, or not within ``timeout``.
+    """
+    from prefect.client.orchestration import get_client
+
+    from flows.deploy import prefect_api
+
+    run_id = start_deployment(settings, name)
+    ui = f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
+    emit(f"      run {run_id} ({ui})")
+    deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run_id).state
+            kind = state.type.value if state else "SCHEDULED"
+            if (state.name if state else kind) != last:
+                last = state.name if state else kind
+                emit(f"      {name}: {last} after {time.monotonic() - begun:.0f}s")
+            if kind in TERMINAL:
+                break
+            time.sleep(3)
+    if last != "Completed":
+        raise DemoError(
+            f"{name} run ended as {last or 'unknown'} (timeout {timeout:.0f}s); see {ui} and "
+            f"{settings.paths.services}/prefect-worker.log"
+        )
+    return run_id
+
+
+def start_deployment(
+    settings: Settings, name: str, parameters: dict[str, Any] | None = None
+) -> str:
+    """Create a run of deployment ``name`` for the worker to pick up; its flow run id."""
+    from prefect.deployments import run_deployment
+
+    from flows.deploy import prefect_api
+
+    with prefect_api(settings.prefect.api_url):
+        flow_run = run_deployment(name, parameters=parameters or {}, timeout=0)
+    return str(flow_run.id)
+
+
+def champion_line(settings: Settings, emit: Emit) -> str | None:
+    """Report the registry's champion version (and its run's metrics); its version."""
+    import mlflow
+
+    ml = settings.mlflow
+    client = mlflow.MlflowClient(ml.tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(
+            ml.registered_model, settings.serving.model_alias
+        )
+    except mlflow.exceptions.MlflowException:
+        raise DemoError(
+            f"no {ml.registered_model}@{settings.serving.model_alias} after retrain: "
+            f"no model passed the promotion gate; see {ml.tracking_uri}"
+        ) from None
+    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if k.startswith("test_"))
+    emit(f"      champion: {ml.registered_model} v{version.version} {shown}".rstrip())
+    return str(version.version)
+
+
+def stream_and_collect(
+    settings: Settings, images: list[Path], report: DemoReport, timeout: float, emit: Emit
+) -> None:
+    """Send every image with the producer, then print a line per result as it arrives.
+
+    Raises:
+        DemoError: A result is missing after ``timeout``.
+    """
+    from serving.producer import RequestProducer
+
+    ids: dict[str, tuple[int, Path]] = {}
+    batch = uuid.uuid4().hex[:8]
+    producer = RequestProducer(settings)
+    for index, path in enumerate(images):
+        request_id = producer.send_path(path, request_id=f"demo-{batch}-{index}")
+        ids[request_id] = (index, path)
+    sent = producer.flush(30)
+    if sent.failed:
+        raise DemoError(f"requests not delivered to Kafka: {sent.failed}")
+    for request_id, outcome in collect_outcomes(settings, set(ids), timeout):
+        index, path = ids[request_id]
+        line = f"[image_{index}] Path: {_display(path)} -> {outcome}"
+        report.lines.append(line)
+        report.outcomes[path.name] = outcome
+        emit(line)
+    missing = sorted(_display(ids[i][1]) for i in ids if ids[i][1].name not in report.outcomes)
+    if missing:
+        raise DemoError(
+            f"no result after {timeout:.0f}s for {missing}; is the serve run up? see "
+            f"{settings.paths.services}/prefect-worker.log"
+        )
+
+
+def collect_outcomes(settings: Settings, ids: set[str], timeout: float) -> list[tuple[str, str]]:
+    """Read the results and dead-letter topics until every id has an outcome or time is up."""
+    from confluent_kafka import Consumer
+
+    from serving.schema import H_DETAIL, H_REASON, H_REQUEST_ID, decode_result
+    from serving.service import client_config
+
+    kafka = settings.kafka
+    consumer = Consumer(
+        {
+            **client_config(kafka),
+            "group.id": f"harmscan-demo-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([kafka.results_topic, kafka.dead_letter_topic])
+    found: list[tuple[str, str]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < len(ids) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            if message.topic() == kafka.results_topic:
+                result = decode_result(message.value())
+                request_id = result.id
+                outcome = (
+                    f"{result.label} (p_harmful {result.p_harmful:.2f}, v{result.model_version})"
+                )
+            else:
+                headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+                request_id = headers.get(H_REQUEST_ID, "")
+                reason, detail = headers.get(H_REASON, "?"), headers.get(H_DETAIL, "")
+                outcome = f"rejected: {reason}" + (f" ({detail})" if detail else "")
+            if request_id in ids and request_id not in {i for i, _ in found}:
+                found.append((request_id, outcome))
+    finally:
+        consumer.close()
+    return found
+
+
+def publish_demo_table(settings: Settings, report: DemoReport) -> None:
+    """Leave the per-image outcomes as a table artifact in the Prefect UI."""
+    from flows.artifacts import publish_table
+    from flows.deploy import prefect_api
+
+    rows = [{"image": name, "outcome": outcome} for name, outcome in report.outcomes.items()]
+    with prefect_api(settings.prefect.api_url):
+        publish_table(rows, key="demo-results", description="harmscan demo: one row per image")
+
+
+def _display(path: Path) -> str:
+    try:
+        return f"./{path.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(path)
