@@ -33,9 +33,12 @@ from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stack.process import ServiceProcess, http_ok
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +230,17 @@ class MirrorServers:
             }
             for s in self.services()
         }
+
+
+def servers_from_settings(settings: Settings) -> MirrorServers:
+    """The mirror servers of the local stack: ``stack.*`` ports, pid and log files in
+    ``paths.services`` (shared with the other local services; the names start ``mirror-``)."""
+    return MirrorServers(
+        host=settings.stack.host,
+        s3_port=settings.stack.s3_port,
+        metadata_port=settings.stack.metadata_port,
+        state_dir=settings.paths.services,
+    )
 
 
 def _pythonpath() -> str:

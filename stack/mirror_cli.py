@@ -32,14 +32,9 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _servers(settings: Settings) -> MirrorServers:
-    from stack.mirror import MirrorServers
+    from stack.mirror import servers_from_settings
 
-    return MirrorServers(
-        host=settings.stack.host,
-        s3_port=settings.stack.s3_port,
-        metadata_port=settings.stack.metadata_port,
-        state_dir=settings.paths.services / "mirror",
-    )
+    return servers_from_settings(settings)
 
 
 @mirror_app.command("up")

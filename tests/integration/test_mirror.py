@@ -379,3 +379,48 @@ def test_mirror_is_small_and_balanced(expected: list[dict[str, str]]) -> None:
     assert sides["harmful"] >= 100
     assert sides["safe"] >= 100
     assert 0.5 <= sides["harmful"] / sides["safe"] <= 2.0
+
+
+# ---- harmscan mirror up|status|down -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_up_status_down(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from stack.process import free_port
+
+    s3_port, metadata_port = free_port(), free_port()
+    base = [
+        sys.executable,
+        "-c",
+        "from harmscan.cli import main; main()",
+        "--profile",
+        "ci",
+        "--set",
+        f"paths.root={tmp_path}",
+        "--set",
+        f"stack.s3_port={s3_port}",
+        "--set",
+        f"stack.metadata_port={metadata_port}",
+        "mirror",
+    ]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120)
+
+    try:
+        up = run("up")
+        assert up.returncode == 0, up.stderr
+        assert f"openimages.s3_endpoint_url=http://127.0.0.1:{s3_port}" in up.stdout
+        status = run("status", "--json")
+        assert status.returncode == 0
+        assert all(s["healthy"] for s in json.loads(status.stdout).values())
+        client = _unsigned(f"http://127.0.0.1:{s3_port}")
+        key = sorted(IMAGES_DIR.rglob("*.jpg"))[0].relative_to(IMAGES_DIR).as_posix()
+        assert client.get_object(Bucket="open-images-dataset", Key=key)["Body"].read()
+    finally:
+        down = run("down")
+    assert "stopped" in down.stdout
+    assert run("status").returncode == 1
