@@ -52,14 +52,26 @@ def _tool(name: str, hint: str) -> str:
     return found
 
 
-def java_executable() -> str:
-    """The ``java`` to run the broker with: ``$JAVA_HOME/bin/java``, else the one on PATH."""
+def _find_java() -> str | None:
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
         return str(Path(home) / "bin" / "java")
-    return _tool(
-        "java", "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)"
-    )
+    return shutil.which("java")
+
+
+def java_executable() -> str:
+    """The ``java`` to run the broker with: ``$JAVA_HOME/bin/java``, else the one on PATH.
+
+    Raises:
+        KafkaSetupError: No Java runtime was found.
+    """
+    java = _find_java()
+    if java is None:
+        raise KafkaSetupError(
+            "`java` was not found (no $JAVA_HOME/bin/java, none on PATH); install a Java 17+ "
+            "runtime (e.g. apt-get install openjdk-17-jre-headless)"
+        )
+    return java
 
 
 def _pom_digest(kafka_dir: Path) -> str:
@@ -146,6 +158,7 @@ class KafkaBroker:
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
+        min_heap(self.heap)  # validates it
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"kafka log level {self.log_level!r} is not one of {LOG_LEVELS}")
         if self.port == self.controller_port:
@@ -221,6 +234,7 @@ class KafkaBroker:
             KafkaSetupError: Java/Maven missing or the jars could not be fetched.
             ServiceError: The port is taken, formatting failed, or the broker did not get healthy.
         """
+        java_executable()
         fetch(self.kafka_dir)
         if self.process.pid() is None:
             taken = [p for p in (self.port, self.controller_port) if port_open(self.host, p)]
@@ -264,7 +278,7 @@ class KafkaBroker:
     def _java_command(self, main_class: str, *args: str) -> list[str]:
         libs = self.kafka_dir / "libs"
         return [
-            java_executable(),
+            _find_java() or "java",  # start() has checked it; status and stop need no Java
             f"-Xms{min_heap(self.heap)}",
             f"-Xmx{self.heap}",
             "-XX:+UseG1GC",

@@ -195,9 +195,11 @@ def test_min_heap(heap: str, initial: str) -> None:
 
 
 @pytest.mark.parametrize("heap", ["512", "lots", "5x"])
-def test_bad_heap_names_value(heap: str) -> None:
+def test_bad_heap_names_value(heap: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=heap):
         min_heap(heap)
+    with pytest.raises(ValueError, match=heap):
+        KafkaBroker(tmp_path, heap=heap)
 
 
 def test_cluster_id_format() -> None:
@@ -214,6 +216,8 @@ def test_fetch_names_missing_java_or_maven(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(KafkaSetupError, match="`java` was not found"):
         fetch(kafka_dir)
+    # Without Java a broker still reports its status (not running) instead of failing.
+    assert KafkaBroker(tmp_path / "state").status()["running"] is False
     java_home = Path(os.path.realpath(shutil.which("java", path=os.defpath) or "/usr/bin/java"))
     monkeypatch.setenv("JAVA_HOME", str(java_home.parents[1]))
     with pytest.raises(KafkaSetupError, match="`mvn` was not found"):
