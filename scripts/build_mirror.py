@@ -74,7 +74,7 @@ IMAGE_COLUMNS = [
     "Rotation",
 ]
 LABEL_COLUMNS = ["ImageID", "Source", "LabelName", "Confidence"]
-SUBSET_KEYS = {"train": "train", "validation": "validation", "test": "test"}
+SUBSETS = ("train", "validation", "test")
 LABEL_FILE = {"train": "labels_train", "validation": "labels_validation", "test": "labels_test"}
 IMAGE_FILE = {"train": "images_train", "validation": "images_validation", "test": "images_test"}
 
@@ -290,7 +290,7 @@ def special_record(cat: dict[str, Any], spec: dict[str, Any], icons: Icons) -> R
         data, rotation = jpeg(image.transpose(turn), cat["jpeg_quality"], exif=exif), ""
     else:
         raise ValueError(f"unknown special kind {kind!r}")
-    side = expected or _side_of(spec["labels"], cat)
+    side = expected or spec["expected"]
     return Record(
         make_id(seed, f"special/{spec['name']}"),
         spec["subset"],
@@ -302,22 +302,6 @@ def special_record(cat: dict[str, Any], spec: dict[str, Any], icons: Icons) -> R
         defect=kind,
         rotation=rotation,
     )
-
-
-def _side_of(labels: list[str], cat: dict[str, Any]) -> str:
-    harmful = {
-        "Handgun",
-        "Rifle",
-        "Knife",
-        "Kitchen knife",
-        "Dagger",
-        "Sword",
-        "Bomb",
-        "Weapon",
-        "Blood",
-        "Explosion",
-    }
-    return "harmful" if harmful & set(labels) else "safe"
 
 
 def hierarchy(cat: dict[str, Any]) -> dict[str, Any]:
@@ -379,7 +363,7 @@ def write_outputs(cat: dict[str, Any], records: list[Record], icons: Icons, out:
     )
     (meta / files["hierarchy"]).parent.mkdir(parents=True, exist_ok=True)
     (meta / files["hierarchy"]).write_text(json.dumps(hierarchy(cat), indent=4) + "\n")
-    for subset in SUBSET_KEYS:
+    for subset in SUBSETS:
         recs = sorted((r for r in records if r.subset == subset), key=lambda r: r.image_id)
         rows = [
             {"ImageID": r.image_id, "Source": s, "LabelName": ids[n], "Confidence": c}

@@ -336,6 +336,60 @@ def test_decoys_mixed_negatives_and_machine_rows_are_present(
     )
 
 
+def _default_sides() -> dict[str, str]:
+    """Class id -> side for conf/default.yaml's class sets, expanded by Subcategory edges.
+
+    Written independently of harmscan.openimages, so the mirror's expected.csv is checked
+    against the files themselves, not against the code under test.
+    """
+    from conf.loader import load_settings
+
+    classes = load_settings("ci", env={}).classes
+    rows = _read_csv(METADATA_DIR / FILES["class_descriptions"])[1]
+    ids = {r["DisplayName"]: r["LabelName"] for r in rows}
+    children: dict[str, set[str]] = defaultdict(set)
+    stack = [json.loads((METADATA_DIR / FILES["hierarchy"]).read_text())]
+    while stack:
+        node = stack.pop()
+        for child in node.get("Subcategory", []):
+            children[node["LabelName"]].add(child["LabelName"])
+            stack.append(child)
+
+    def expand(names: list[str]) -> set[str]:
+        out, todo = set(), [ids[n] for n in names]
+        while todo:
+            label = todo.pop()
+            if label not in out:
+                out.add(label)
+                todo.extend(children[label])
+        return out
+
+    sides = dict.fromkeys(expand(classes.safe), "safe")
+    sides.update(dict.fromkeys(expand(classes.harmful), "harmful"))
+    return sides
+
+
+def test_expected_follows_from_human_labels_and_hierarchy(
+    expected: list[dict[str, str]], labels: dict[str, list[dict[str, str]]]
+) -> None:
+    sides = _default_sides()
+    seen = Counter()
+    for row in expected:
+        positive = {
+            sides.get(r["LabelName"], "none")
+            for r in labels[row["ImageID"]]
+            if r["Confidence"] == "1" and r["Source"] != "machine"
+        }
+        side = "harmful" if "harmful" in positive else "safe" if "safe" in positive else "none"
+        if row["Expected"] in {"harmful", "safe", "none"}:
+            assert side == row["Expected"], row
+        else:  # a defect: its labels make it a candidate, so the ETL must meet it
+            assert side in {"harmful", "safe"}, row
+        seen[row["Expected"]] += 1
+    assert seen["none"] >= 10
+    assert seen["missing"] >= 3
+
+
 @pytest.mark.parametrize(
     ("defect", "reason"),
     [("corrupt", "not_an_image"), ("truncated", "truncated"), ("too_small", "too_small")],
