@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 
 HARMFUL = "harmful"
 SAFE = "safe"
-LABEL_COLUMNS = ("ImageID", "LabelName", "Confidence")
+LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
+# Label sources that are a model's guess, not a person's: never counted.
+MACHINE_SOURCE_PREFIX = "machine"
 IMAGE_COLUMNS = ("ImageID", "Subset", "OriginalURL", "License", "Author", "Rotation")
 # Bytes per streamed block for one "row" of the chunk setting (label rows are ~50 bytes).
 BYTES_PER_ROW = 64
@@ -152,7 +154,9 @@ def resolve_name(
                 "write the exact one"
             )
     if ids is None:
-        close = difflib.get_close_matches(name, list(by_name), n=5, cutoff=0.6)
+        close = difflib.get_close_matches(name, list(by_name), n=5, cutoff=0.5)
+        close += [n for n in sorted(by_name) if name.casefold() in n.casefold()][:5]
+        close = list(dict.fromkeys(close))[:6]
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ClassResolutionError(f"unknown Open Images class {name!r}{hint}")
     if len(ids) > 1 and on_ambiguous == "error":
@@ -216,7 +220,10 @@ def _csv_stream(
 def filter_labels(
     source: Source, class_ids: Iterable[str], chunk_rows: int = 1_000_000
 ) -> pd.DataFrame:
-    """Stream a human image-label CSV, keeping positive labels (Confidence == 1) of ``class_ids``.
+    """Stream a human image-label CSV, keeping verified positives of ``class_ids``.
+
+    A row counts when Confidence == 1 and its Source is a person's (``verification``,
+    ``crowdsource-verification``, ...), not a model's (``machine...``).
 
     Memory is bounded by the block size plus the matching rows, whatever the file size.
 
@@ -224,13 +231,16 @@ def filter_labels(
         A frame with columns ``ImageID``, ``LabelName`` (one row per matching label).
     """
     wanted = pa.array(sorted(set(class_ids)), type=pa.string())
-    types = {"ImageID": pa.string(), "LabelName": pa.string(), "Confidence": pa.float32()}
+    types = {c: pa.string() for c in LABEL_COLUMNS} | {"Confidence": pa.float32()}
     kept: list[pa.Table] = []
     total = 0
     for batch in _csv_stream(source, LABEL_COLUMNS, types, chunk_rows):
         total += batch.num_rows
         mask = pc.and_(
-            pc.is_in(batch["LabelName"], value_set=wanted), pc.equal(batch["Confidence"], 1.0)
+            pc.and_(
+                pc.is_in(batch["LabelName"], value_set=wanted), pc.equal(batch["Confidence"], 1.0)
+            ),
+            pc.invert(pc.starts_with(batch["Source"], MACHINE_SOURCE_PREFIX)),
         )
         picked = batch.filter(mask)
         if picked.num_rows:

@@ -10,6 +10,7 @@ re-checks its sha256). Failures are counted by reason, never dropped silently.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -94,6 +95,7 @@ class VerifiedState:
         self.folder = folder
         self.path = folder / STATE_FILE
         self.records: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 if line.strip():
@@ -114,13 +116,28 @@ class VerifiedState:
 
     def add(self, record: dict[str, Any]) -> None:
         """Record one outcome durably (flushed at once, so an interrupted run keeps it)."""
-        self.records[record["image_id"]] = record
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        with self._lock:
+            self.records[record["image_id"]] = record
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
 def _one(
+    client: Any,
+    row: dict[str, Any],
+    openimages: OpenImagesSettings,
+    etl: EtlSettings,
+    state: VerifiedState,
+) -> dict[str, Any]:
+    """Fetch, verify and store one image; settled outcomes go to the state at once."""
+    record = _fetch_verify(client, row, openimages, etl, state.folder)
+    if record["status"] == "ok" or record["reason"] in PERMANENT:
+        state.add(record)
+    return record
+
+
+def _fetch_verify(
     client: Any, row: dict[str, Any], openimages: OpenImagesSettings, etl: EtlSettings, folder: Path
 ) -> dict[str, Any]:
     image_id, subset = row["image_id"], row["subset"]
@@ -165,14 +182,11 @@ def fetch_round(
     columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns) as progress, ThreadPoolExecutor(etl.download_workers) as pool:
         bar = progress.add_task("images", total=len(todo))
-        futures = [pool.submit(_one, client, r, openimages, etl, state.folder) for r in todo]
+        futures = [pool.submit(_one, client, r, openimages, etl, state) for r in todo]
         for future in as_completed(futures):
             record = future.result()
             stats["fetched"] += 1
-            if record["status"] == "ok" or record["reason"] in PERMANENT:
-                state.add(record)
-            else:
-                stats["network"] += 1
+            stats[record.get("reason", "ok")] += 1
             progress.advance(bar)
     return stats
 

@@ -20,7 +20,6 @@ from harmscan.openimages import (
 
 CLASSES = """LabelName,DisplayName
 /m/weapon,Weapon
-/m/gun,Gun
 /m/handgun,Handgun
 /m/knife,Knife
 /m/kknife,Kitchen knife
@@ -44,7 +43,7 @@ HIERARCHY = {
         {
             "LabelName": "/m/weapon",
             "Subcategory": [
-                {"LabelName": "/m/gun", "Subcategory": [{"LabelName": "/m/handgun"}]},
+                {"LabelName": "/m/handgun"},
                 {"LabelName": "/m/knife", "Subcategory": [{"LabelName": "/m/kknife"}]},
                 {"LabelName": "/m/toygun"},
             ],
@@ -93,6 +92,11 @@ def test_unknown_name_suggests_closest(table):
         resolve_name("Handgunn", table)
 
 
+def test_unknown_short_name_suggests_names_containing_it(table):
+    with pytest.raises(ClassResolutionError, match=r"'Gun'.*did you mean.*'Handgun'"):
+        resolve_name("Gun", table)
+
+
 def test_ambiguous_name_fails_listing_ids_unless_all(table):
     with pytest.raises(ClassResolutionError, match=r"ambiguous.*/m/jag1.*/m/jag2"):
         resolve_name("Jaguar", table)
@@ -101,7 +105,6 @@ def test_ambiguous_name_fails_listing_ids_unless_all(table):
 
 def test_hierarchy_descendants_follow_subcategories_not_parts(hierarchy):
     assert hierarchy.descendants("/m/weapon") == {
-        "/m/gun",
         "/m/handgun",
         "/m/knife",
         "/m/kknife",
@@ -116,7 +119,6 @@ def test_expansion_excludes_decoys_and_exclusions(table, hierarchy):
     )
     assert set(sets.harmful) == {
         "/m/weapon",
-        "/m/gun",
         "/m/handgun",
         "/m/knife",
         "/m/kknife",
@@ -150,8 +152,10 @@ img3,verification,/m/dog,1
 img4,crowdsource-verification,/m/bloodhound,1
 img5,verification,/m/sharpener,1
 img6,verification,/m/handgun,1
-img6,verification,/m/gun,1
+img6,verification,/m/kknife,1
 img7,verification,/m/blood,1.0
+img8,machine,/m/knife,1
+img8,verification,/m/dog,1
 """
 
 
@@ -159,7 +163,8 @@ img7,verification,/m/blood,1.0
 def test_filter_keeps_only_positive_rows_of_wanted_ids(table, hierarchy, chunk_rows):
     sets = resolve_classes(["Weapon", "Blood"], ["Person", "Dog"], table, hierarchy)
     rows = filter_labels(io.BytesIO(LABELS.encode()), sets.all_ids, chunk_rows=chunk_rows)
-    assert set(rows["ImageID"]) == {"img1", "img2", "img3", "img6", "img7"}
+    assert set(rows["ImageID"]) == {"img1", "img2", "img3", "img6", "img7", "img8"}
+    assert set(rows[rows["ImageID"] == "img8"]["LabelName"]) == {"/m/dog"}  # machine label ignored
     assert not ((rows["ImageID"] == "img3") & (rows["LabelName"] == "/m/knife")).any()
 
 
@@ -172,8 +177,9 @@ def test_image_with_any_harmful_label_is_never_safe(table, hierarchy):
     assert images.loc["img2", "label"] == "safe"
     assert images.loc["img2", "source_labels"] == "Dog;Person"
     assert images.loc["img3", "label"] == "safe"  # knife verified ABSENT
-    assert images.loc["img6", "source_labels"] == "Gun;Handgun"
+    assert images.loc["img6", "source_labels"] == "Handgun;Kitchen knife"
     assert images.loc["img7", "label"] == "harmful"
+    assert images.loc["img8", "label"] == "safe"  # only a machine said "knife"
     assert set(images["subset"]) == {"validation"}
 
 

@@ -1,0 +1,174 @@
+"""The whole ``etl`` flow under Prefect against the offline Open Images mirror.
+
+The mirror (``mirror/``) holds real OIDv7-shaped metadata and photos with planted defects
+(missing keys, corrupt, truncated, too small, EXIF-rotated, CMYK) and decoys (Bloodhound, Bomber,
+Hot dog); ``mirror/expected.csv`` says what a correct ETL decides for every image.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+import tasks.images
+from flows.etl import etl
+from harmscan.manifest import manifest_hash, read_manifest
+from tests.fixtures.mirror import EXPECTED_CSV
+
+pytestmark = pytest.mark.slow
+
+REASON_OF_DEFECT = {
+    "missing": "missing_key",
+    "corrupt": "corrupt",
+    "truncated": "truncated",
+    "too_small": "too_small",
+}
+
+
+def expected() -> dict[str, dict[str, str]]:
+    with EXPECTED_CSV.open() as handle:
+        return {row["ImageID"]: row for row in csv.DictReader(handle)}
+
+
+def everything(make_settings, overrides, *extra):
+    """Settings that take every candidate (no caps, no balancing) from the mirror."""
+    return make_settings(
+        *overrides,
+        "etl.max_per_side=10000",
+        "etl.max_per_label=10000",
+        "etl.balance=false",
+        *extra,
+    )
+
+
+@pytest.fixture
+def get_counter(monkeypatch):
+    """Count (and optionally fail) the S3 GetObject calls of the ETL's client, by key."""
+    calls: list[str] = []
+    fault = {"after": None}
+    real = tasks.images.make_s3_client
+
+    class Interrupted(RuntimeError):
+        pass
+
+    def counting_client(openimages, etl_settings):
+        client = real(openimages, etl_settings)
+
+        def before_call(params, **_):
+            calls.append(params["Key"])
+            if fault["after"] is not None and len(calls) > fault["after"]:
+                raise Interrupted("simulated crash of the download")
+
+        client.meta.events.register("provide-client-params.s3.GetObject", before_call)
+        return client
+
+    monkeypatch.setattr(tasks.images, "make_s3_client", counting_client)
+    return calls, fault
+
+
+def test_whole_flow_decides_every_mirror_image(
+    prefect_harness, mirror_servers, make_settings, get_counter
+):
+    settings = everything(make_settings, mirror_servers)
+    result = etl(settings=settings)
+    truth = expected()
+    manifest = read_manifest(result.manifest)
+
+    # Every image where a correct ETL says harmful/safe is in, with that label; nothing else is.
+    wanted = {i: r["Expected"] for i, r in truth.items() if r["Expected"] in ("harmful", "safe")}
+    got = dict(zip(manifest["image_id"], manifest["label"], strict=True))
+    assert got == wanted
+    # Defects are excluded and reported by reason.
+    defects = Counter(
+        REASON_OF_DEFECT[r["Defect"]] for r in truth.values() if r["Defect"] in REASON_OF_DEFECT
+    )
+    assert result.failures == dict(defects)
+    for reason, ids in result.failed_ids.items():
+        assert {REASON_OF_DEFECT[truth[i]["Defect"]] for i in ids} == {reason}
+    # The version is the manifest's hash; files match their recorded sha256 and size.
+    assert result.version == manifest_hash(manifest) == result.dataset_dir.name
+    for row in manifest.itertuples():
+        data = (result.dataset_dir / row.path).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row.sha256
+        assert len(data) == row.bytes
+        assert row.path == f"{row.split}/{row.label}/{row.image_id}.jpg"
+    latest = json.loads((result.dataset_dir.parent / "latest.json").read_text())
+    assert latest["version"] == result.version
+    summary = json.loads((result.dataset_dir / "summary.json").read_text())
+    assert summary["images"] == len(manifest) == result.images
+    assert set(manifest["split"]) == {"train", "val", "test"}
+    # Every candidate was fetched exactly once.
+    assert sorted(get_counter[0]) == sorted(set(get_counter[0]))
+    assert len(get_counter[0]) == len(manifest) + sum(result.failures.values())
+
+    # EXIF-rotated (and CMYK) photos are kept, stored upright as plain JPEG.
+    manifest = manifest.set_index("image_id")
+    rotated = [i for i, r in expected().items() if r["Defect"] in ("exif", "cmyk")]
+    assert rotated
+    for image_id in rotated:
+        row = manifest.loc[image_id]
+        with Image.open(result.dataset_dir / row["path"]) as image:
+            assert image.format == "JPEG"
+            assert image.size == (row["width"], row["height"])
+            assert image.getexif().get(0x0112, 1) == 1
+
+
+def test_default_caps_give_a_balanced_reproducible_dataset(
+    prefect_harness, mirror_servers, make_settings
+):
+    settings = make_settings(*mirror_servers, "etl.max_per_side=60", "etl.max_per_label=8")
+    first = etl(settings=settings)
+    manifest = read_manifest(first.manifest)
+    counts = manifest["label"].value_counts()
+    assert counts["harmful"] == counts["safe"] <= 60
+    names = manifest.assign(name=manifest["source_labels"].str.split(";")).explode("name")
+    assert not set(names["name"]) & {"Bloodhound", "Bomber"}
+    # Each image counts under its primary (rarest) source label, at most 8 per label.
+    selection = pd.read_parquet(
+        next(Path(settings.paths.cache, "images").glob("*/selection.parquet"))
+    )
+    assert sorted(selection["image_id"]) == sorted(manifest["image_id"])
+    assert selection.groupby(["label", "primary_label"]).size().max() <= 8
+    again = etl(settings=settings)
+    assert again.version == first.version
+
+
+def test_interrupted_run_resumes_fetching_only_what_is_missing(
+    prefect_harness, mirror_bucket, make_settings, get_counter, monkeypatch
+):
+    calls, fault = get_counter
+    settings = everything(make_settings, mirror_bucket)
+    monkeypatch.setattr(
+        "flows.etl.download_images", tasks.images.download_images.with_options(retries=0)
+    )
+    fault["after"] = 60
+    state = etl(settings=settings, return_state=True)
+    assert state.is_failed()
+    first_calls = list(calls)
+    state_file = next(
+        Path(settings.paths.cache, "images").glob(f"*{mirror_bucket.bucket}*/verified.jsonl")
+    )
+    settled = {json.loads(line)["image_id"] for line in state_file.read_text().splitlines()}
+    assert 0 < len(settled) <= 60
+
+    calls.clear()
+    fault["after"] = None
+    result = etl(settings=settings)
+    refetched = {key.rsplit("/", 1)[-1].removesuffix(".jpg") for key in calls}
+    assert not refetched & settled  # nothing settled in the first run was fetched again
+    candidates = set(read_manifest(result.manifest)["image_id"]) | {
+        i for ids in result.failed_ids.values() for i in ids
+    }
+    assert refetched == candidates - settled
+    assert len(first_calls) > len(settled)
+    # A third run fetches nothing at all.
+    calls.clear()
+    assert etl(settings=settings).version == result.version
+    assert calls == []
