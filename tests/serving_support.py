@@ -9,7 +9,9 @@ that serving reads the harmful index from the spec rather than assuming it.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +161,155 @@ def write_image(path: Path, colour: tuple[int, int, int], fmt: str = "JPEG") -> 
     return path
 
 
+def png_bomb(side: int = 30000) -> bytes:
+    """A tiny PNG whose header declares ``side x side`` pixels."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
 def noise(seed: int = 0) -> np.ndarray:
     """A small random RGB array (for images that are not solid)."""
     return np.random.default_rng(seed).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+
+
+# --- integration helpers: settings, a consumer thread, reading topics -------------------------
+
+
+def serving_overrides(
+    *,
+    bootstrap: str,
+    tracking_uri: str,
+    model_name: str,
+    topics: dict[str, str],
+    group: str,
+    roots: list[Path],
+) -> list[str]:
+    """``--set`` overrides wiring a test's broker, MLflow server, unique topics and roots."""
+    return [
+        f"kafka.bootstrap_servers={bootstrap}",
+        f"kafka.requests_topic={topics['requests']}",
+        f"kafka.results_topic={topics['results']}",
+        f"kafka.review_topic={topics['review']}",
+        f"kafka.dead_letter_topic={topics['dead_letter']}",
+        f"kafka.group_id={group}",
+        "kafka.partitions=2",
+        f"mlflow.tracking_uri={tracking_uri}",
+        f"mlflow.registered_model={model_name}",
+        f"serving.allowed_roots=[{', '.join(str(r) for r in roots)}]",
+        "serving.metrics_port=null",
+        "serving.swap_check_interval_s=0.5",
+        "serving.poll_timeout_s=0.2",
+        "serving.batch_size=8",
+        "serving.intra_op_threads=1",
+        "serving.session_timeout_ms=6000",
+        "serving.retry_backoff_max_s=2",
+        "serving.delivery_timeout_s=60",
+    ]
+
+
+class ConsumerThread:
+    """`serving.service.run_consumer` in a thread; re-raises its error on `stop`."""
+
+    def __init__(self, settings: object) -> None:
+        import threading
+
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="serving-consumer", daemon=True)
+
+    def _run(self) -> None:
+        from serving.service import run_consumer
+
+        try:
+            run_consumer(self.settings, self.stop_event)  # type: ignore[arg-type]
+        except BaseException as exc:
+            self.error = exc
+
+    def __enter__(self) -> ConsumerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "consumer did not stop within 60 s"
+        if self.error is not None:
+            raise self.error
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: object = None,
+    timeout: float = 60.0,
+    idle: float | None = None,
+) -> list[object]:
+    """Read a topic from the start until ``until(messages)`` is true, ``timeout`` passes, or no
+    message came for ``idle`` seconds. Returns the confluent_kafka messages."""
+    import time
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[object] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            if until is not None and until(messages):  # type: ignore[operator]
+                break
+            if idle is not None and messages and time.monotonic() - last > idle:
+                break
+            for message in consumer.consume(100, 0.5):
+                if message.error() is None:
+                    messages.append(message)
+                    last = time.monotonic()
+    finally:
+        consumer.close()
+    return messages
+
+
+def results_by_id(messages: list[object]) -> dict[str, list[object]]:
+    """Decoded results grouped by request id (checks each message's key is its id)."""
+    from serving.schema import decode_result
+
+    grouped: dict[str, list[object]] = {}
+    for message in messages:
+        result = decode_result(message.value())  # type: ignore[attr-defined]
+        assert message.key() == result.id.encode()  # type: ignore[attr-defined]
+        grouped.setdefault(result.id, []).append(result)
+    return grouped
+
+
+def has_ids(ids: set[str]) -> object:
+    """An ``until`` predicate: every id in ``ids`` has a result."""
+
+    def check(messages: list[object]) -> bool:
+        seen = {m.key().decode() for m in messages}  # type: ignore[attr-defined]
+        return ids <= seen
+
+    return check

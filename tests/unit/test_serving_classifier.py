@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader
 from serving.schema import Result, encode_request
 from serving.source import LoadedModel, ModelUnavailable, load_model_folder
-from tests.serving_support import BLUE, PURPLE, RED, image_bytes, save_local_model
+from tests.serving_support import BLUE, PURPLE, RED, image_bytes, png_bomb, save_local_model
 
 
 @pytest.fixture(scope="module")
@@ -114,28 +112,13 @@ def test_unusual_valid_images_decode(
     assert isinstance(outcome, Result), outcome
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def _png_bomb() -> bytes:
-    """A tiny PNG whose header declares 30000x30000 pixels."""
-    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
-        + _chunk(b"IEND", b"")
-    )
-
-
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
         (inline(b"hello, not an image"), "not_an_image"),
         (inline(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"), "unsupported_format"),
         (inline(image_bytes(RED)[:200]), "truncated"),
-        (inline(_png_bomb()), "decompression_bomb"),
+        (inline(png_bomb()), "decompression_bomb"),
         (b"{not json", "bad_schema"),
         (encode_request("x", path="/etc/passwd"), "forbidden_path"),
         (encode_request("x", s3="s3://nope/k"), "forbidden_path"),
