@@ -2,7 +2,8 @@
 
 Layout: ``<root>/{train,val,test}/{harmful,safe}/<image_id>.jpg`` plus ``<root>/manifest.csv`` with
 at least the columns ``image_id,label,split,path,sha256`` (``path`` relative to ``<root>``). The
-dataset version is the sha256 of the manifest file. Labels map to model outputs through
+dataset version is the first 12 hex digits of the sha256 of the manifest file (as the ETL's
+`harmscan.manifest.write_manifest` names it). Labels map to model outputs through
 `harmscan.bundle.LABELS` (index 1 = harmful), never through folder order.
 """
 
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ("image_id", "label", "split", "path", "sha256")
 SPLITS = ("train", "val", "test")
+VERSION_CHARS = 12
 
 
 class ManifestError(ValueError):
@@ -40,11 +42,11 @@ def manifest_path(dataset: Path) -> Path:
 
 
 def dataset_version(dataset: Path) -> str:
-    """The dataset version: sha256 of the manifest file's bytes."""
+    """The dataset version: first 12 hex digits of the sha256 of the manifest file's bytes."""
     path = manifest_path(dataset)
     if not path.is_file():
         raise ManifestError(f"no manifest at {path}")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:VERSION_CHARS]
 
 
 def read_manifest(dataset: Path) -> pd.DataFrame:

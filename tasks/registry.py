@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect import get_run_logger, task
+
 from harmscan.bundle import LABELS_FILE, ONNX_FILE, SPEC_FILE, ServingSpec
 
 if TYPE_CHECKING:
@@ -198,3 +200,148 @@ def set_alias(
     client.set_registered_model_alias(name, alias, version)
     for key, value in (tags or {}).items():
         client.set_model_version_tag(name, version, key, str(value))
+
+
+def _decision_tags(decision: Any, dataset_version: str, champion: str | None) -> dict[str, str]:
+    return {
+        "promotion_decision": "promoted" if decision.promote else "rejected",
+        "promotion_reason": decision.reason,
+        "promotion_metric": decision.metric,
+        "promotion_candidate_value": f"{decision.candidate:.6f}",
+        "promotion_champion_value": (
+            f"{decision.champion:.6f}" if decision.champion is not None else "none"
+        ),
+        "promotion_champion_version": champion or "none",
+        "promotion_dataset_version": dataset_version,
+    }
+
+
+def promote_candidate(
+    name: str,
+    version: str,
+    dataset: Path,
+    *,
+    metric: str,
+    floors: dict[str, float],
+    min_improvement: float = 0.0,
+    batch_size: int = 32,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """The promotion gate: move ``champion`` to ``version`` only if it beats the current one.
+
+    Both the candidate and the current champion are evaluated on the test split of ``dataset``
+    (the candidate's), each with its own preset and threshold. A candidate that passes gets
+    alias ``champion``; otherwise it gets ``challenger``. The decision and its reason are set as
+    tags on the candidate version.
+
+    Returns:
+        A small dict: promoted, reason, metric, candidate/champion versions and values.
+    """
+    import mlflow
+
+    from harmscan.data import dataset_version
+    from harmscan.metrics import decide_promotion
+    from tasks.evaluation import evaluate_model_uri
+
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    champion = alias_version(client, name, CHAMPION)
+    candidate_metrics = evaluate_model_uri(
+        f"models:/{name}/{version}", dataset, batch_size=batch_size
+    )
+    champion_metrics = None
+    if champion is not None and champion != version:
+        champion_metrics = evaluate_model_uri(
+            f"models:/{name}/{champion}", dataset, batch_size=batch_size
+        )
+    decision = decide_promotion(
+        candidate_metrics,
+        champion_metrics,
+        metric=metric,
+        floors=floors,
+        min_improvement=min_improvement,
+    )
+    if champion == version:
+        decision = type(decision)(True, "already champion", metric, decision.candidate, None)
+    tags = _decision_tags(decision, dataset_version(dataset), champion)
+    set_alias(client, name, CHAMPION if decision.promote else CHALLENGER, version, tags)
+    if decision.promote and champion is not None and champion != version:
+        client.set_model_version_tag(name, champion, "superseded_by", version)
+    logger.info(
+        "%s version %s: %s (%s)", name, version, tags["promotion_decision"], decision.reason
+    )
+    return {
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "metric": metric,
+        "candidate_version": version,
+        "candidate_value": decision.candidate,
+        "champion_version": champion,
+        "champion_value": decision.champion,
+        "candidate_metrics": candidate_metrics,
+    }
+
+
+def force_champion(
+    name: str, version: str, reason: str, tracking_uri: str | None = None
+) -> str | None:
+    """Point ``champion`` at ``version`` by hand (roll back / override); return the previous one."""
+    import mlflow
+
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    previous = alias_version(client, name, CHAMPION)
+    set_alias(
+        client,
+        name,
+        CHAMPION,
+        version,
+        {
+            "promotion_decision": "manual",
+            "promotion_reason": reason,
+            "promotion_champion_version": previous or "none",
+        },
+    )
+    logger.info("%s: champion moved by hand from %s to %s (%s)", name, previous, version, reason)
+    return previous
+
+
+@task(name="promote", retries=1, retry_delay_seconds=5)
+def promote_task(
+    name: str,
+    version: str,
+    dataset: Path,
+    metric: str,
+    floors: dict[str, float],
+    min_improvement: float = 0.0,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """Prefect task: `promote_candidate`, with the decision published as a markdown artifact."""
+    from flows.artifacts import publish_promotion
+
+    result = promote_candidate(
+        name,
+        version,
+        dataset,
+        metric=metric,
+        floors=floors,
+        min_improvement=min_improvement,
+        tracking_uri=tracking_uri,
+    )
+    champion = result["champion_version"]
+    publish_promotion(
+        key=f"promotion-{name}",
+        promoted=result["promoted"],
+        model_name=name,
+        alias=CHAMPION if result["promoted"] else CHALLENGER,
+        metric=metric,
+        challenger=(version, result["candidate_value"]),
+        champion=(champion, result["champion_value"])
+        if champion is not None and result["champion_value"] is not None
+        else None,
+        reason=result["reason"],
+    )
+    get_run_logger().info("promotion of %s v%s: %s", name, version, result["reason"])
+    return result

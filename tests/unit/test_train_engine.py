@@ -50,7 +50,7 @@ def test_manifest_summary_weights_and_version(dataset: Path) -> None:
     frame = read_manifest(dataset)
     assert summarize(frame)["train"] == {"safe": 8, "harmful": 8}
     assert torch.allclose(class_weights(frame), torch.ones(2))
-    assert len(dataset_version(dataset)) == 64
+    assert len(dataset_version(dataset)) == 12
 
 
 def test_manifest_errors_name_the_problem(tmp_path: Path) -> None:

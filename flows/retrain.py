@@ -1,0 +1,104 @@
+"""The ``retrain`` flow: ETL -> train both architectures -> evaluate -> register -> promote.
+
+Candidates are gated one after the other against the current champion on the new dataset's test
+split, so the best model that beats the champion ends up as ``champion``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel
+
+from conf.loader import load_settings
+from conf.settings import Arch, Settings
+from flows.etl import apply_overrides, etl
+from flows.train import train, train_overrides
+from tasks.registry import CHAMPION, promote_task
+from tasks.training import TrainResult
+
+
+class RetrainResult(BaseModel):
+    """What one retrain did."""
+
+    dataset_version: str
+    dataset_dir: Path
+    trained: list[TrainResult]
+    decisions: list[dict[str, Any]]
+    champion_version: str | None
+
+
+@flow(name="retrain", validate_parameters=True)
+def retrain(
+    settings: Settings | None = None,
+    profile: str | None = None,
+    overrides: list[str] | None = None,
+    models: list[Arch] | None = None,
+    epochs: int | None = None,
+    weights: dict[str, str] | None = None,
+    limit_batches: int | None = None,
+    max_per_side: int | None = None,
+    seed: int | None = None,
+    promote: bool = True,
+) -> RetrainResult:
+    """Rebuild the dataset, train and register every model, and run the promotion gate.
+
+    Args:
+        settings: Resolved settings; else loaded from ``profile`` and ``overrides``.
+        profile: Settings profile used when ``settings`` is None.
+        overrides: ``a.b=c`` settings overrides.
+        models: Override ``train.models``.
+        epochs: Override ``train.epochs``.
+        weights: Override ``train.weights`` per architecture.
+        limit_batches: Override ``train.limit_batches`` (smoke runs).
+        max_per_side: Override ``etl.max_per_side``.
+        seed: Override ``etl.seed``.
+        promote: Run the promotion gate (else only register).
+
+    Returns:
+        Dataset version, training results, promotion decisions, and the champion version.
+    """
+    logger = get_run_logger()
+    extra = [*(overrides or []), *train_overrides(models, epochs, weights, limit_batches)]
+    settings = (
+        load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
+    )
+    data = etl(settings=settings, max_per_side=max_per_side, seed=seed)
+    trained = train(settings=settings, dataset=data.dataset_dir, register_models=True)
+    decisions: list[dict[str, Any]] = []
+    name = settings.mlflow.registered_model
+    if promote:
+        ml = settings.mlflow
+        for result in trained:
+            assert result.version is not None
+            decisions.append(
+                promote_task(
+                    name,
+                    result.version,
+                    data.dataset_dir,
+                    ml.promotion_metric,
+                    dict(ml.floors),
+                    ml.min_improvement,
+                    ml.tracking_uri,
+                )
+            )
+    champion = _champion(settings)
+    logger.info("retrain done: dataset %s, champion %s v%s", data.version, name, champion)
+    return RetrainResult(
+        dataset_version=data.version,
+        dataset_dir=data.dataset_dir,
+        trained=trained,
+        decisions=decisions,
+        champion_version=champion,
+    )
+
+
+def _champion(settings: Settings) -> str | None:
+    import mlflow
+
+    from tasks.registry import alias_version
+
+    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
+    return alias_version(client, settings.mlflow.registered_model, CHAMPION)

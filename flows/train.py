@@ -1,0 +1,91 @@
+"""The ``train`` flow: fine-tune the chosen architectures on a dataset, log and register each.
+
+It only orchestrates: settings in, one `tasks.training.train_task` per architecture, results out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from conf.loader import load_settings
+from conf.settings import Arch, Settings
+from flows.artifacts import publish_metrics, publish_mlflow_links
+from tasks.training import TrainResult, train_task
+
+
+def train_overrides(
+    models: list[Arch] | None,
+    epochs: int | None,
+    weights: dict[str, str] | None,
+    limit_batches: int | None = None,
+) -> list[str]:
+    """The typed flow parameters as ``a.b=c`` settings overrides."""
+    out = [f"train.models=[{', '.join(models)}]"] if models else []
+    out += [f"train.epochs={epochs}"] if epochs is not None else []
+    out += [f"train.weights.{arch}={value}" for arch, value in (weights or {}).items()]
+    out += [f"train.limit_batches={limit_batches}"] if limit_batches is not None else []
+    return out
+
+
+def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
+    """The given dataset folder, or the latest one the ETL made."""
+    if dataset is not None:
+        return Path(dataset)
+    from tasks.dataset import read_latest
+
+    return Path(read_latest(settings.paths.data / "datasets")["path"])
+
+
+@flow(name="train", validate_parameters=True)
+def train(
+    settings: Settings | None = None,
+    profile: str | None = None,
+    overrides: list[str] | None = None,
+    dataset: Path | None = None,
+    models: list[Arch] | None = None,
+    epochs: int | None = None,
+    weights: dict[str, str] | None = None,
+    limit_batches: int | None = None,
+    register_models: bool = True,
+    resume: bool = False,
+) -> list[TrainResult]:
+    """Train, evaluate, log and register each architecture in ``train.models``.
+
+    Args:
+        settings: Resolved settings (``retrain`` passes its own); else loaded from ``profile``.
+        profile: Settings profile used when ``settings`` is None.
+        overrides: ``a.b=c`` settings overrides.
+        dataset: Dataset folder (manifest + images); default: the ETL's latest.
+        models: Override ``train.models``.
+        epochs: Override ``train.epochs``.
+        weights: Override ``train.weights`` per architecture (``imagenet``, a path, ``none``).
+        limit_batches: Override ``train.limit_batches`` (smoke runs).
+        register_models: Register each model in ``mlflow.registered_model``.
+        resume: Resume from the checkpoint of the same architecture and dataset.
+
+    Returns:
+        One `TrainResult` per architecture (run id, version, test metrics).
+    """
+    from flows.etl import apply_overrides
+
+    logger = get_run_logger()
+    extra = [*(overrides or []), *train_overrides(models, epochs, weights, limit_batches)]
+    settings = (
+        load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
+    )
+    folder = resolve_dataset(settings, dataset)
+    logger.info("training %s on %s", settings.train.models, folder)
+    results = [
+        train_task(settings, arch, folder, register=register_models, resume=resume)
+        for arch in settings.train.models
+    ]
+    publish_metrics({r.arch: r.test_metrics for r in results}, key="train-test-metrics")
+    publish_mlflow_links(
+        settings.mlflow.tracking_uri,
+        runs={r.arch: (r.experiment_id, r.run_id) for r in results},
+        model_name=settings.mlflow.registered_model if register_models else None,
+        versions={r.arch: r.version for r in results if r.version} if register_models else None,
+    )
+    return results

@@ -1,0 +1,243 @@
+"""Train one architecture on a dataset, evaluate it, and log and register it in MLflow.
+
+`train_and_register` is a plain function (usable outside Prefect); `train_task` is its Prefect
+task. Only small values leave it (`TrainResult`: run id, model URI, version, metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefect import get_run_logger, task
+from pydantic import BaseModel
+from torch.utils.data import DataLoader
+
+from conf.loader import dump_settings
+from conf.settings import Settings, TrainSettings
+from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
+from harmscan.data import ManifestDataset, class_weights, dataset_version, read_manifest, summarize
+from harmscan.engine import pick_device, seed_everything
+from harmscan.metrics import binary_metrics, choose_thresholds
+from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
+from harmscan.models import build_model, resolve_weights
+from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.trainer import fit
+from tasks.evaluation import predict_split
+from tasks.registry import log_bundle
+
+logger = logging.getLogger(__name__)
+
+MAX_PARAMS_PER_CALL = 100  # MLflow's batch limit
+
+
+class TrainResult(BaseModel):
+    """What one training run produced."""
+
+    arch: str
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    registered_model: str | None
+    version: str | None
+    dataset_version: str
+    test_metrics: dict[str, float]
+    threshold: float
+
+
+def _loaders(dataset: Path, cfg: TrainSettings, frame: Any) -> tuple[DataLoader, DataLoader]:
+    train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train = DataLoader(
+        ManifestDataset(dataset, "train", train_preset, frame),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.num_workers,
+        generator=generator,
+        drop_last=False,
+    )
+    val = DataLoader(
+        ManifestDataset(dataset, "val", train_preset.eval_preset, frame),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+    )
+    return train, val
+
+
+def _log_params(settings: Settings, extra: dict[str, Any]) -> None:
+    import mlflow
+
+    params = {**dump_settings(settings), **extra}
+    items = [(k, str(v)[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), MAX_PARAMS_PER_CALL):
+        mlflow.log_params(dict(items[start : start + MAX_PARAMS_PER_CALL]))
+
+
+def _log_dataset(dataset: Path, frame: Any, version: str) -> None:
+    import mlflow
+    import mlflow.data
+
+    data = mlflow.data.from_pandas(
+        frame,
+        source=str((dataset / "manifest.csv").resolve()),
+        targets="label",
+        name=f"harmscan-{version}",
+        digest=version,
+    )
+    mlflow.log_input(data, context="training")
+    mlflow.set_tag("dataset_version", version)
+
+
+def _log_evaluation_artifacts(
+    y_true: Any, p_harmful: Any, metrics: dict[str, float], spec: ServingSpec, card: str
+) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="harmscan-artifacts-") as tmp:
+        folder = Path(tmp)
+        plot_confusion(metrics, folder / "confusion_matrix.png", f"{spec.arch} test confusion")
+        plot_roc(y_true, p_harmful, folder / "roc_curve.png", f"{spec.arch} test ROC")
+        plot_pr(y_true, p_harmful, folder / "pr_curve.png", f"{spec.arch} test PR")
+        (folder / LABELS_FILE).write_text(json.dumps(list(LABELS)))
+        (folder / "preset.json").write_text(
+            json.dumps(EvalPreset.from_spec(spec).spec_fields(), indent=2)
+        )
+        (folder / "model_card.md").write_text(card)
+        mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+
+
+def train_and_register(
+    settings: Settings,
+    arch: str,
+    dataset: Path,
+    *,
+    register: bool = True,
+    resume: bool = False,
+) -> TrainResult:
+    """Fine-tune ``arch`` on ``dataset``, evaluate on test, log everything, register the model.
+
+    Args:
+        settings: Resolved settings; ``train``, ``mlflow`` and ``paths`` are used.
+        arch: ``mobilenet_v2`` or ``resnet50``.
+        dataset: Dataset folder (``manifest.csv`` + split folders).
+        register: Register the model as a version of ``settings.mlflow.registered_model``.
+        resume: Continue from this arch+dataset's checkpoint under ``paths.runs`` if present.
+
+    Returns:
+        Run id, model URI, registered version, test metrics and the chosen threshold.
+    """
+    import mlflow
+
+    cfg = settings.train
+    dataset = Path(dataset).resolve()
+    source = resolve_weights(arch, cfg.weights.get(arch, "none"))
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model = build_model(arch, source)
+    frame = read_manifest(dataset)
+    version = dataset_version(dataset)
+    train_loader, val_loader = _loaders(dataset, cfg, frame)
+    weights = class_weights(frame) if cfg.class_weighting else None
+    checkpoint = settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt"
+
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    experiment = mlflow.set_experiment(settings.mlflow.experiment)
+    with mlflow.start_run(run_name=f"{arch}-{version}") as run:
+        mlflow.set_tags({"arch": arch, "weights": source.describe()})
+        _log_params(settings, {"arch": arch, "weights_source": source.describe(), "device": device})
+        _log_dataset(dataset, frame, version)
+
+        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            mlflow.log_metrics(metrics, step=epoch)
+
+        state = fit(
+            model,
+            arch,
+            train_loader,
+            val_loader,
+            cfg,
+            device=device,
+            class_weights=weights,
+            checkpoint=checkpoint,
+            resume=resume,
+            on_epoch=log_epoch,
+        )
+        spec, test, preds = _evaluate(model, arch, dataset, cfg, version, device)
+        mlflow.log_metrics({f"test_{k}": v for k, v in test.items()})
+        mlflow.log_metrics({"best_epoch": state.best_epoch, "epochs_run": state.epoch})
+        card = model_card(
+            spec=spec,
+            counts=summarize(frame),
+            test_metrics=test,
+            weights=source.describe(),
+            target_recall=cfg.target_recall,
+            epochs_run=state.epoch,
+            best_epoch=state.best_epoch,
+        )
+        _log_evaluation_artifacts(preds.y_true, preds.p_harmful, test, spec, card)
+        name = settings.mlflow.registered_model if register else None
+        bundle = log_bundle(model, spec, registered_model=name)
+    return TrainResult(
+        arch=arch,
+        run_id=run.info.run_id,
+        experiment_id=experiment.experiment_id,
+        model_uri=bundle.model_uri,
+        registered_model=name,
+        version=bundle.version,
+        dataset_version=version,
+        test_metrics=test,
+        threshold=spec.threshold,
+    )
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    arch: str,
+    dataset: Path,
+    cfg: TrainSettings,
+    version: str,
+    device: torch.device,
+) -> tuple[ServingSpec, dict[str, float], Any]:
+    """Threshold on val for the target recall, then test metrics at that threshold."""
+    import mlflow
+
+    preset = EvalPreset(image_size=cfg.image_size)
+    val = predict_split(model, dataset, "val", preset, batch_size=cfg.batch_size, device=device)
+    chosen = choose_thresholds(val.y_true, val.p_harmful, cfg.target_recall, cfg.review_band)
+    val_metrics = binary_metrics(val.y_true, val.p_harmful, chosen.threshold)
+    mlflow.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
+    spec = ServingSpec(
+        arch=arch,
+        threshold=chosen.threshold,
+        review_low=chosen.review_low,
+        review_high=chosen.review_high,
+        dataset_version=version,
+        **preset.spec_fields(),
+    )
+    test = predict_split(model, dataset, "test", preset, batch_size=cfg.batch_size, device=device)
+    return spec, binary_metrics(test.y_true, test.p_harmful, spec.threshold), test
+
+
+@task(name="train-model", retries=0)
+def train_task(
+    settings: Settings, arch: str, dataset: Path, register: bool = True, resume: bool = False
+) -> TrainResult:
+    """Prefect task: `train_and_register` for one architecture."""
+    log = get_run_logger()
+    log.info("training %s on %s", arch, dataset)
+    result = train_and_register(settings, arch, dataset, register=register, resume=resume)
+    log.info(
+        "%s: run %s, %s version %s, test auc %.4f, threshold %.4f",
+        arch,
+        result.run_id,
+        result.registered_model,
+        result.version,
+        result.test_metrics["auc"],
+        result.threshold,
+    )
+    return result

@@ -1,0 +1,183 @@
+"""The train flow against a real MLflow server under the Prefect test harness.
+
+One mobilenet_v2 is trained once for the module (tiny images, 2 epochs) and promoted; the tests
+then check the run's logging, the champion in a fresh process, and that a worse candidate does
+not take the champion alias.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from conf.loader import load_settings
+from harmscan.bundle import ServingSpec
+from harmscan.models import WeightsSource, build_model
+from harmscan.trainer import EPOCH_METRICS
+from tests.fixtures.train_data import make_synthetic_dataset
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory):
+    """Train + register + promote one model; yield (settings, dataset, train result, decision)."""
+    import mlflow
+
+    from flows.train import train
+    from tasks.registry import promote_task
+
+    root = tmp_path_factory.mktemp("train-flow")
+    dataset = make_synthetic_dataset(root / "data", {"train": 16, "val": 8, "test": 8})
+    tag = uuid.uuid4().hex[:8]
+    settings = load_settings(
+        "ci",
+        [
+            f"paths.root={root / 'harmscan'}",
+            f"mlflow.tracking_uri={mlflow_server}",
+            f"mlflow.experiment=exp-{tag}",
+            f"mlflow.registered_model=model-{tag}",
+            "train.image_size=64",
+            "train.batch_size=16",
+            "train.threads=2",
+        ],
+        env={},
+    )
+    [result] = train(settings=settings, dataset=dataset, models=["mobilenet_v2"], epochs=2)
+    ml = settings.mlflow
+    decision = promote_task(
+        ml.registered_model,
+        result.version,
+        dataset,
+        ml.promotion_metric,
+        dict(ml.floors),
+        ml.min_improvement,
+        ml.tracking_uri,
+    )
+    mlflow.set_tracking_uri(mlflow_server)
+    return settings, dataset, result, decision
+
+
+def test_run_logs_params_dataset_epochs_and_artifacts(trained) -> None:
+    import mlflow
+
+    settings, _, result, _ = trained
+    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["train.image_size"] == "64"
+    assert run.data.params["mlflow.registered_model"] == settings.mlflow.registered_model
+    assert run.inputs.dataset_inputs[0].dataset.digest == result.dataset_version
+    for name in EPOCH_METRICS:
+        assert len(client.get_metric_history(result.run_id, name)) == 2, name
+    assert run.data.metrics["onnx_max_abs_diff"] < 1e-3
+    logged = {a.path for a in client.list_artifacts(result.run_id, "evaluation")}
+    expected = {
+        "confusion_matrix.png",
+        "roc_curve.png",
+        "pr_curve.png",
+        "labels.json",
+        "preset.json",
+        "model_card.md",
+    }
+    assert {f"evaluation/{n}" for n in expected} <= logged
+
+
+def test_first_candidate_becomes_champion_with_reason(trained) -> None:
+    import mlflow
+
+    settings, _, result, decision = trained
+    name = settings.mlflow.registered_model
+    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
+    assert decision["promoted"] is True
+    assert client.get_model_version_by_alias(name, "champion").version == result.version
+    tags = client.get_model_version(name, result.version).tags
+    assert tags["promotion_decision"] == "promoted"
+    assert "no current champion" in tags["promotion_reason"]
+    assert result.test_metrics["auc"] > 0.9  # the synthetic classes are easy
+
+
+def test_champion_loads_in_a_fresh_process_and_classifies_known_images(trained) -> None:
+    settings, dataset, _, _ = trained
+    images = {
+        label: next((dataset / "test" / label).glob("*.jpg")) for label in ("harmful", "safe")
+    }
+    script = textwrap.dedent(
+        """
+        import json, sys, tempfile
+        from pathlib import Path
+        import mlflow, mlflow.pytorch, torch
+        from harmscan.imageio import load_image
+        from harmscan.presets import EvalPreset
+        from tasks.registry import download_bundle
+
+        uri, images = sys.argv[1], json.loads(sys.argv[2])
+        spec, local = download_bundle(uri, Path(tempfile.mkdtemp()))
+        model = mlflow.pytorch.load_model(str(local)).eval()
+        preset = EvalPreset.from_spec(spec)
+        out = {}
+        for label, path in images.items():
+            with torch.inference_mode():
+                probs = torch.softmax(model(preset(load_image(path)).unsqueeze(0)), 1)[0]
+            out[label] = spec.label_for(float(probs[spec.harmful_index]))
+        print(json.dumps(out))
+        """
+    )
+    uri = f"models:/{settings.mlflow.registered_model}@champion"
+    env = {"MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, uri, json.dumps({k: str(v) for k, v in images.items()})],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "harmful": "harmful",
+        "safe": "safe",
+    }
+
+
+def test_worse_candidate_does_not_take_champion(trained) -> None:
+    import mlflow
+
+    from tasks.registry import log_bundle, promote_candidate
+
+    settings, dataset, result, _ = trained
+    name = settings.mlflow.registered_model
+    worse = build_model("mobilenet_v2", WeightsSource("none"))
+    torch.nn.init.zeros_(worse.classifier[1].weight)  # constant output: AUC 0.5
+    torch.nn.init.zeros_(worse.classifier[1].bias)
+    spec = ServingSpec(
+        arch="mobilenet_v2",
+        threshold=0.5,
+        review_low=0.4,
+        review_high=0.6,
+        image_size=64,
+        resize_size=73,
+        dataset_version=result.dataset_version,
+    )
+    mlflow.set_experiment(settings.mlflow.experiment)
+    with mlflow.start_run(run_name="worse"):
+        bundle = log_bundle(worse, spec, registered_model=name)
+    decision = promote_candidate(name, bundle.version, dataset, metric="auc", floors={})
+    client = mlflow.MlflowClient()
+    assert decision["promoted"] is False
+    assert decision["champion_version"] == result.version
+    assert decision["champion_value"] > decision["candidate_value"]
+    assert client.get_model_version_by_alias(name, "champion").version == result.version
+    assert client.get_model_version_by_alias(name, "challenger").version == bundle.version
+    tags = client.get_model_version(name, bundle.version).tags
+    assert tags["promotion_decision"] == "rejected"
+    assert "does not beat champion" in tags["promotion_reason"]
