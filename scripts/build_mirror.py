@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
@@ -103,6 +104,20 @@ class Icons:
         self.cache.mkdir(parents=True, exist_ok=True)
         self._memo: dict[str, Image.Image] = {}
         self.used: set[str] = set()
+        self.scenes: list[Image.Image] = []
+
+    def load_scenes(self, patterns: list[str]) -> None:
+        """Load the background scenes named by ``oc:`` glob patterns (sorted, so deterministic)."""
+        base = self.src / "oc/usr/share/openclipart/png"
+        for pattern in patterns:
+            kind, glob = pattern.split(":", 1)
+            if kind != "oc":
+                raise ValueError(f"backgrounds come from oc: only, got {pattern!r}")
+            for path in sorted(base.glob(glob)):
+                image = Image.open(path).convert("RGBA")
+                image.thumbnail((512, 512), Image.Resampling.LANCZOS)
+                self.scenes.append(image)
+                self.used.add(f"oc:{path.relative_to(base).as_posix()}")
 
     def path(self, ref: str) -> Path:
         kind, name = ref.split(":", 1)
@@ -144,13 +159,15 @@ def split_ref(item: str) -> tuple[str, list[str]]:
     return ref, [label] if label else []
 
 
-def background(rng: random.Random, size: tuple[int, int]) -> Image.Image:
-    """A random background: solid, gradient, noise, stripes or soft blobs."""
+def background(rng: random.Random, size: tuple[int, int], scenes: list[Image.Image]) -> Image.Image:
+    """A random background: solid, gradient, noise, stripes, soft blobs or a clip-art scene."""
     w, h = size
     c1 = tuple(rng.randrange(256) for _ in range(3))
     c2 = tuple(rng.randrange(256) for _ in range(3))
-    kind = rng.choice(["solid", "gradient", "noise", "stripes", "blobs"])
+    kind = rng.choice(["solid", "gradient", "noise", "stripes", "blobs", "scene", "scene"])
     image = Image.new("RGB", size, c1)
+    if kind == "scene" and scenes:
+        return scene_crop(rng, image, rng.choice(scenes))
     draw = ImageDraw.Draw(image)
     if kind == "gradient":
         for y in range(h):
@@ -160,7 +177,9 @@ def background(rng: random.Random, size: tuple[int, int]) -> Image.Image:
                 fill=tuple(int(a + (b - a) * t) for a, b in zip(c1, c2, strict=True)),
             )
     elif kind == "noise":
-        noise = Image.effect_noise(size, rng.uniform(20, 80)).convert("RGB")
+        sigma = rng.uniform(20, 80)
+        grey = np.random.default_rng(rng.getrandbits(32)).normal(128, sigma, (h, w))
+        noise = Image.fromarray(grey.clip(0, 255).astype(np.uint8)).convert("RGB")
         image = Image.blend(image, noise, 0.35).filter(ImageFilter.GaussianBlur(rng.uniform(0, 2)))
     elif kind == "stripes":
         step = rng.randint(8, 32)
@@ -174,6 +193,17 @@ def background(rng: random.Random, size: tuple[int, int]) -> Image.Image:
             )
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(2, 6)))
     return image
+
+
+def scene_crop(rng: random.Random, base: Image.Image, scene: Image.Image) -> Image.Image:
+    """A random crop of a clip-art scene (patterns, buildings) over ``base``, filling it."""
+    w, h = base.size
+    zoom = rng.uniform(1.0, 2.5)
+    cw, ch = min(scene.width, int(scene.width / zoom)), min(scene.height, int(scene.height / zoom))
+    x, y = rng.randint(0, scene.width - cw), rng.randint(0, scene.height - ch)
+    crop = scene.crop((x, y, x + cw, y + ch)).resize((w, h), Image.Resampling.BILINEAR)
+    base.paste(crop, (0, 0), crop)
+    return base
 
 
 def paste_icon(rng: random.Random, canvas: Image.Image, icon: Image.Image, scale: float) -> None:
@@ -199,7 +229,7 @@ def compose(
     rng: random.Random, icons: Icons, refs: list[str], size_range: list[int]
 ) -> Image.Image:
     size = (rng.randint(*size_range), rng.randint(*size_range))
-    canvas = background(rng, size)
+    canvas = background(rng, size, icons.scenes)
     for ref in refs:
         scale = rng.uniform(0.45, 0.85) if len(refs) == 1 else rng.uniform(0.35, 0.55)
         paste_icon(rng, canvas, icons.load(ref), scale)
@@ -415,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cat = yaml.safe_load(args.catalog.read_text())
     icons = Icons(args.src, args.src / ".svg-cache")
+    icons.load_scenes(cat.get("backgrounds", []))
     records = group_records(cat, icons)
     records += [special_record(cat, spec, icons) for spec in cat["specials"]]
     write_outputs(cat, records, icons, args.out)
