@@ -1,0 +1,197 @@
+"""Deployments against a REAL Prefect server with a real process worker.
+
+``harmscan deploy`` registers etl, train, retrain (on the settings' cron and time zone) and serve
+on a process pool; a triggered ``retrain`` with tiny settings is picked up by the worker, runs
+ETL on the offline mirror, trains, registers and promotes a champion in a real MLflow server.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conf.settings import Settings
+from flows.artifacts import artifact_key, metric_rows, mlflow_links_markdown, promotion_markdown
+from flows.deploy import FLOWS, DeployError, deploy, deployment_specs, prefect_api
+from stack.prefect_server import descendants, prefect_worker_process, stop_with_children
+from stack.process import ServiceProcess, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --- pure: the specs and the artifact text -------------------------------------------------
+
+
+def test_retrain_schedule_follows_settings(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings("prefect.retrain_cron=15 3 * * 1", "prefect.timezone=Europe/Berlin")
+    specs = {s.flow: s for s in deployment_specs(settings)}
+    assert set(specs) == set(FLOWS)
+    assert (specs["retrain"].cron, specs["retrain"].timezone) == ("15 3 * * 1", "Europe/Berlin")
+    assert all(specs[f].cron is None for f in ("etl", "train", "serve"))
+    for spec in specs.values():
+        assert (REPO / spec.entrypoint.split(":")[0]).is_file(), spec.entrypoint
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("prefect.retrain_cron=every night", "'every night'"),
+        ("prefect.retrain_cron=61 2 * * *", "'61 2 * * *'"),
+        ("prefect.timezone=Mars/Olympus", "'Mars/Olympus'"),
+    ],
+)
+def test_bad_schedule_names_the_value(
+    make_settings: Callable[..., Settings], override: str, named: str
+) -> None:
+    with pytest.raises(DeployError, match=re.escape(named)):
+        deployment_specs(make_settings(override))
+
+
+def test_unknown_flow_is_refused(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(DeployError, match="valid: etl, train, retrain, serve"):
+        deploy(make_settings(), ["etl", "nightly"])
+
+
+def test_artifact_text() -> None:
+    rows = metric_rows({"mobilenet_v2": {"auc": 0.912345, "f1": 0.8}, "resnet50": {"auc": 0.7}})
+    assert rows == [
+        {"model": "mobilenet_v2", "auc": 0.9123, "f1": 0.8},
+        {"model": "resnet50", "auc": 0.7, "f1": None},
+    ]
+    with pytest.raises(ValueError, match="no metrics"):
+        metric_rows({})
+    assert artifact_key("Retrain: Test_Metrics v2") == "retrain-test-metrics-v2"
+    text = mlflow_links_markdown(
+        "http://127.0.0.1:5000/",
+        {"mobilenet_v2": ("3", "abcdef1234")},
+        "harmscan",
+        {"mobilenet_v2": 7},
+    )
+    assert "http://127.0.0.1:5000/#/experiments/3/runs/abcdef1234" in text
+    assert "http://127.0.0.1:5000/#/models/harmscan/versions/7" in text
+    decision = promotion_markdown(
+        promoted=False,
+        model_name="m",
+        alias="champion",
+        metric="auc",
+        challenger=(4, 0.81),
+        champion=(3, 0.83),
+        reason="not better",
+    )
+    assert "kept the current champion" in decision
+    assert "| champion before | 3 | 0.8300 |" in decision
+
+
+# --- real Prefect server + worker ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    prefect_server: str,
+    mlflow_server: str,
+    mirror_servers: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Settings, dict[str, str], ServiceProcess]]:
+    """All four deployments on a fresh pool, tiny settings, and a worker polling that pool."""
+    from conf.loader import load_settings
+
+    tag = uuid.uuid4().hex[:8]
+    root = tmp_path_factory.mktemp("deploy")
+    settings = load_settings(
+        "ci",
+        [
+            *mirror_servers,
+            f"paths.root={root / 'harmscan'}",
+            f"prefect.api_url={prefect_server}",
+            f"prefect.work_pool=pool-{tag}",
+            "prefect.retrain_cron=30 1 * * *",
+            "prefect.timezone=America/New_York",
+            f"mlflow.tracking_uri={mlflow_server}",
+            f"mlflow.experiment=exp-{tag}",
+            f"mlflow.registered_model=model-{tag}",
+            "etl.max_per_side=40",
+            "etl.max_per_label=20",
+            "train.image_size=64",
+            "train.batch_size=16",
+            "train.threads=2",
+        ],
+        env={},
+    )
+    names = deploy(settings)
+    worker = prefect_worker_process(
+        root / "worker",
+        prefect_server,
+        settings.prefect.work_pool,
+        "127.0.0.1",
+        free_port(),
+        cwd=REPO,
+    )
+    worker.start(timeout=180)
+    try:
+        yield settings, names, worker
+    finally:
+        stop_with_children(worker)
+
+
+@pytest.mark.slow
+def test_deployments_registered_with_schedule_and_typed_parameters(deployed) -> None:
+    from prefect.client.orchestration import get_client
+
+    settings, names, _ = deployed
+    assert set(names) == {f"{flow}/harmscan" for flow in FLOWS}
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        pool = client.read_work_pool(settings.prefect.work_pool)
+        assert pool.type == "process"
+        retrain = client.read_deployment_by_name("retrain/harmscan")
+        serve = client.read_deployment_by_name("serve/harmscan")
+    assert retrain.work_pool_name == settings.prefect.work_pool
+    [schedule] = retrain.schedules
+    assert schedule.schedule.cron == settings.prefect.retrain_cron
+    assert schedule.schedule.timezone == settings.prefect.timezone
+    assert schedule.active
+    assert not serve.schedules
+    assert retrain.enforce_parameter_schema
+    props = retrain.parameter_openapi_schema["properties"]
+    assert {"epochs", "models", "limit_batches", "promote"} <= set(props)
+    env = retrain.job_variables["env"]
+    assert env["HARMSCAN_PROFILE"] == "ci"
+    assert Path(env["HARMSCAN_CONFIG"]).is_file()
+
+
+@pytest.mark.slow
+def test_invalid_parameters_are_rejected_by_the_server(deployed) -> None:
+    from prefect.deployments import run_deployment
+
+    settings, _, _ = deployed
+    with prefect_api(settings.prefect.api_url), pytest.raises(Exception, match="epochs"):
+        run_deployment("retrain/harmscan", parameters={"epochs": "many"}, timeout=0)
+
+
+@pytest.mark.slow
+def test_triggered_retrain_completes_on_the_worker_and_promotes(deployed) -> None:
+    import mlflow
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    settings, _, worker = deployed
+    params = {"models": ["mobilenet_v2"], "epochs": 1, "limit_batches": 2}
+    with prefect_api(settings.prefect.api_url):
+        run = run_deployment("retrain/harmscan", parameters=params, timeout=900)
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(run.id)
+    assert run.state is not None
+    assert run.state.is_completed(), f"{run.state}: see {worker.log_file}\n{worker.tail(40)}"
+    assert run.parameters["epochs"] == 1
+    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
+    champion = client.get_model_version_by_alias(settings.mlflow.registered_model, "champion")
+    assert champion.version is not None
+    # The worker ran it: it left no flow-run process behind.
+    deadline = time.monotonic() + 30
+    while descendants(worker.pid() or 0) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not descendants(worker.pid() or 0)
