@@ -310,7 +310,7 @@ class LocalStack:
         )
 
     def _prefect_worker(self) -> Member:
-        from stack.prefect_server import prefect_worker_process, stop_with_children
+        from stack.prefect_server import prefect_worker_process
 
         st, pool = self.settings.stack, self.settings.prefect.work_pool
         process = prefect_worker_process(
@@ -328,8 +328,21 @@ class LocalStack:
             [process],
             [("stack.prefect_worker_port", st.prefect_worker_port)],
             process.start,
-            lambda: stop_with_children(process),
+            lambda: self._stop_worker(process),
         )
+
+    def _stop_worker(self, process: ServiceProcess) -> bool:
+        """Stop the worker with the flow runs it started; mark those runs Cancelled."""
+        from stack.prefect_server import active_flow_runs, mark_cancelled, stop_with_children
+
+        if process.pid() is None:
+            return False
+        api, pool = str(self.settings.prefect.api_url), self.settings.prefect.work_pool
+        runs = active_flow_runs(api, pool) if self.running() else []
+        stopped = stop_with_children(process)
+        with contextlib.suppress(Exception):  # the server may be gone; processes are stopped
+            mark_cancelled(api, runs)
+        return stopped
 
 
 def _plain(value: Any) -> Any:

@@ -190,3 +190,52 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def active_flow_runs(api_url: str, pool: str) -> list[str]:
+    """Ids of the pending or running flow runs of work pool ``pool`` ([] if the API is down)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+    state_filter = FlowRunFilterState(type=FlowRunFilterStateType(any_=active))
+    try:
+        with (
+            temporary_settings(updates={PREFECT_API_URL: api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=state_filter),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+            )
+    except Exception:  # the server is gone: nothing to mark
+        return []
+    return [str(run.id) for run in runs]
+
+
+def mark_cancelled(api_url: str, run_ids: list[str]) -> None:
+    """Mark flow runs Cancelled (after their processes were stopped), so the UI tells the truth."""
+    if not run_ids:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelled
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        for run_id in run_ids:
+            state = client.read_flow_run(run_id).state
+            if state is None or not state.is_final():
+                client.set_flow_run_state(
+                    run_id, Cancelled(message="stopped by harmscan down"), force=True
+                )
