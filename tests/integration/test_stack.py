@@ -115,3 +115,29 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_demo_images_are_real_test_images_plus_a_rejected_one(tmp_path: Path) -> None:
+    from flows.demo import DEMO_GROUPS, prepare_images
+    from harmscan.imageio import ImageRejected, decode_image
+
+    paths = prepare_images(tmp_path / "images")
+    assert [p.stem for p in paths[:-1]] == list(DEMO_GROUPS)
+    for path in paths[:-1]:
+        assert decode_image(path.read_bytes(), max_pixels=10_000_000).size[0] > 0
+    with pytest.raises(ImageRejected):
+        decode_image(paths[-1].read_bytes(), max_pixels=10_000_000)
+
+
+def test_demo_settings_source_and_allowed_root(make_settings: Callable[..., Settings]) -> None:
+    from flows.demo import DemoError, demo_settings, images_dir
+
+    base = make_settings("openimages.s3_endpoint_url=http://127.0.0.1:9")
+    real = demo_settings(base, "openimages")
+    assert real.openimages.source == "openimages"
+    assert real.openimages.s3_endpoint_url is None
+    assert real.openimages.metadata_base_url.startswith("https://")
+    assert images_dir(base) in real.serving.allowed_roots
+    assert demo_settings(base, None).openimages == base.openimages
+    with pytest.raises(DemoError, match="valid: mirror, openimages"):
+        demo_settings(base, "kaggle")
