@@ -278,17 +278,17 @@ def seed_bucket(
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)
-    # Like the real Open Images bucket: anyone may read, unsigned.
+    # Like the real Open Images bucket: anyone may read, unsigned. moto needs both the policy
+    # (GET) and public-read object ACLs (its HEAD checks the action "s3:HeadObject", which no
+    # valid policy names); servers without ACLs (MinIO) get the policy only.
     client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_public_read_policy(bucket)))
+    use_acl = _acl_supported(client, bucket)
 
     def upload(item: tuple[str, Path]) -> None:
         key, path = item
+        extra = {"ACL": "public-read"} if use_acl else {}
         client.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=path.read_bytes(),
-            ContentType="image/jpeg",
-            ACL="public-read",
+            Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="image/jpeg", **extra
         )
 
     items = list(iter_images(images_dir))
@@ -296,6 +296,20 @@ def seed_bucket(
         list(pool.map(upload, items))
     logger.info("seeded s3://%s at %s with %d objects", bucket, endpoint, len(items))
     return len(items)
+
+
+def _acl_supported(client: Any, bucket: str) -> bool:
+    """Whether the server takes a public-read ACL on an object (it rejects the probe if not)."""
+    from botocore.exceptions import ClientError
+
+    probe = ".harmscan-acl-probe"
+    try:
+        client.put_object(Bucket=bucket, Key=probe, Body=b"", ACL="public-read")
+    except ClientError as exc:
+        logger.info("S3 server refuses object ACLs (%s); relying on the bucket policy", exc)
+        return False
+    client.delete_object(Bucket=bucket, Key=probe)
+    return True
 
 
 def _public_read_policy(bucket: str) -> dict[str, Any]:
