@@ -97,16 +97,7 @@ def build_dataset(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    latest = {
-        "version": version,
-        "path": str(final.resolve()),
-        "manifest": str((final / "manifest.csv").resolve()),
-        "images": len(manifest),
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    tmp = datasets_dir / f".{LATEST_FILE}.{uuid.uuid4().hex[:8]}"
-    tmp.write_text(json.dumps(latest, indent=2) + "\n")
-    tmp.replace(datasets_dir / LATEST_FILE)
+    write_latest(datasets_dir, version, len(manifest))
     logger.info("dataset %s: %d images in %s", version, len(manifest), final)
     return {
         "version": version,
@@ -114,6 +105,21 @@ def build_dataset(
         "manifest": final / "manifest.csv",
         "summary": summary,
     }
+
+
+def write_latest(datasets_dir: Path, version: str, images: int) -> Path:
+    """Point ``latest.json`` at ``version`` (written to a temp file, then renamed)."""
+    final = datasets_dir / version
+    latest = {
+        "version": version,
+        "path": str(final.resolve()),
+        "manifest": str((final / "manifest.csv").resolve()),
+        "images": images,
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    tmp = datasets_dir / f".{LATEST_FILE}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(json.dumps(latest, indent=2) + "\n")
+    return tmp.replace(datasets_dir / LATEST_FILE)
 
 
 def read_latest(datasets_dir: Path) -> dict[str, Any]:
