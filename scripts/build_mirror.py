@@ -43,7 +43,7 @@ ROOT_ID = "/m/0bl9f"
 SOURCES = {
     "oc": (
         "openclipart-png (Debian)",
-        "https://creativecommons.org/publicdomain/zero/1.0/",
+        "https://creativecommons.org/licenses/publicdomain/",
         "Openclipart contributors",
         "https://openclipart.org/",
     ),
@@ -51,7 +51,7 @@ SOURCES = {
         "emoji-datasource-twitter (npm), Twemoji",
         "https://creativecommons.org/licenses/by/4.0/",
         "Twitter, Inc and other contributors",
-        "https://github.com/twitter/twemoji",
+        "https://github.com/jdecked/twemoji",
     ),
     "om": (
         "openmoji (npm)",
@@ -353,7 +353,8 @@ def hierarchy(cat: dict[str, Any]) -> dict[str, Any]:
 
 def image_row(rec: Record, icons: Icons) -> dict[str, str]:
     kinds = sorted({r.split(":", 1)[0] for r in rec.refs}) or ["oc"]
-    license_url = SOURCES["om" if "om" in kinds else kinds[0]][1]
+    strictest = next(k for k in ("om", "tw", "oc") if k in kinds)  # BY-SA > BY > public domain
+    license_url = SOURCES[strictest][1]
     data = rec.data or f"missing:{rec.image_id}".encode()
     return {
         "ImageID": rec.image_id,

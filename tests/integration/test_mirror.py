@@ -306,6 +306,8 @@ def test_every_image_row_describes_its_object() -> None:
                 data = path.read_bytes()
                 assert int(row["OriginalSize"]) == len(data)
                 assert row["OriginalMD5"] == base64.b64encode(hashlib.md5(data).digest()).decode()
+            if ".svg" in row["Title"]:  # an OpenMoji adaptation: share-alike
+                assert row["License"] == "https://creativecommons.org/licenses/by-sa/4.0/"
 
 
 # ---- the traps the ETL must handle ----------------------------------------------------------
