@@ -181,3 +181,39 @@ def test_worse_candidate_does_not_take_champion(trained) -> None:
     tags = client.get_model_version(name, bundle.version).tags
     assert tags["promotion_decision"] == "rejected"
     assert "does not beat champion" in tags["promotion_reason"]
+
+
+def test_cli_promote_by_hand_and_roll_back(trained) -> None:
+    import mlflow
+    from typer.testing import CliRunner
+
+    from harmscan import cli
+
+    settings, _, result, _ = trained
+    name = settings.mlflow.registered_model
+    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
+    other = client.get_model_version_by_alias(name, "challenger").version  # from the test above
+    if "promote" not in {c.name for c in cli.app.registered_commands}:
+        cli._register_areas()
+    base = [
+        "--profile",
+        "ci",
+        "--set",
+        f"mlflow.tracking_uri={settings.mlflow.tracking_uri}",
+        "--set",
+        f"mlflow.registered_model={name}",
+    ]
+    runner = CliRunner()
+
+    out = runner.invoke(cli.app, [*base, "promote", other, "--reason", "drill"])
+    assert out.exit_code == 0, out.output
+    assert client.get_model_version_by_alias(name, "champion").version == other
+    assert client.get_model_version(name, other).tags["promotion_decision"] == "manual"
+
+    out = runner.invoke(cli.app, [*base, "promote", "--rollback"])
+    assert out.exit_code == 0, out.output
+    assert client.get_model_version_by_alias(name, "champion").version == result.version
+
+    out = runner.invoke(cli.app, [*base, "promote", "999"])
+    assert out.exit_code != 0
+    assert "has no version 999" in str(out.exception) + out.output
