@@ -230,18 +230,17 @@ def _report(
     folder: Path,
     gets: int,
 ) -> dict[str, Any]:
-    records = [state.records.get(i) for i in tried]
-    ok = {r["image_id"]: r for r in records if r is not None and r["status"] == "ok"}
-    failures = Counter(r["reason"] for r in records if r is not None and r["status"] == "failed")
-    failures["network"] += sum(1 for r in records if r is None)
-    failed_ids = {
-        reason: sorted(
-            r["image_id"]
-            for r in records
-            if r is not None and r["status"] == "failed" and r["reason"] == reason
-        )
-        for reason in failures
-    }
+    failed_ids: dict[str, list[str]] = {}
+    ok: dict[str, dict[str, Any]] = {}
+    for image_id in sorted(tried):
+        record = state.records.get(image_id)
+        if record is None:  # a network failure: not remembered, retried by the next run
+            failed_ids.setdefault("network", []).append(image_id)
+        elif record["status"] == "failed":
+            failed_ids.setdefault(record["reason"], []).append(image_id)
+        else:
+            ok[image_id] = record
+    failures = {reason: len(ids) for reason, ids in sorted(failed_ids.items())}
     chosen = final_selection(ranked, ok, balance=etl.balance)
     verified = pd.DataFrame(list(ok.values()))
     if not verified.empty:
@@ -257,6 +256,6 @@ def _report(
         "targets": targets,
         "gets": gets,
         "selected": {str(k): int(v) for k, v in chosen["label"].value_counts().items()},
-        "failures": {k: int(v) for k, v in failures.items() if v},
-        "failed_ids": {k: v for k, v in failed_ids.items() if v},
+        "failures": failures,
+        "failed_ids": failed_ids,
     }

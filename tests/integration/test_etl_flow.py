@@ -12,9 +12,11 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
+from botocore.exceptions import ConnectionClosedError
 from PIL import Image
 
 import tasks.images
@@ -52,7 +54,10 @@ def everything(make_settings, overrides, *extra):
 def get_counter(monkeypatch):
     """Count (and optionally fail) the S3 GetObject calls of the ETL's client, by key."""
     calls: list[str] = []
-    fault = {"after": None}
+    # after: crash the download after this many calls; drop: key -> attempts whose connection
+    # is dropped (a transient network fault botocore and the ETL should retry).
+    fault: dict = {"after": None, "drop": {}}
+    attempts: Counter[str] = Counter()
     real = tasks.images.make_s3_client
 
     class Interrupted(RuntimeError):
@@ -66,7 +71,14 @@ def get_counter(monkeypatch):
             if fault["after"] is not None and len(calls) > fault["after"]:
                 raise Interrupted("simulated crash of the download")
 
+        def before_send(request, **_):
+            key = "/".join(urlparse(request.url).path.split("/")[-2:])
+            attempts[key] += 1
+            if attempts[key] <= fault["drop"].get(key, 0):
+                raise ConnectionClosedError(endpoint_url=request.url)
+
         client.meta.events.register("provide-client-params.s3.GetObject", before_call)
+        client.meta.events.register("before-send.s3.GetObject", before_send)
         return client
 
     monkeypatch.setattr(tasks.images, "make_s3_client", counting_client)
@@ -172,3 +184,31 @@ def test_interrupted_run_resumes_fetching_only_what_is_missing(
     calls.clear()
     assert etl(settings=settings).version == result.version
     assert calls == []
+
+
+def test_transient_network_faults_are_retried_and_lasting_ones_reported(
+    prefect_harness, mirror_bucket, make_settings, get_counter
+):
+    calls, fault = get_counter
+    good = sorted(
+        i for i, r in expected().items() if r["Expected"] == "harmful" and not r["Defect"]
+    )
+    flaky, dead = (f"{expected()[i]['Subset']}/{i}.jpg" for i in good[:2])
+    # etl.retries=1: botocore tries twice per call, and the ETL calls twice: 4 attempts in all.
+    fault["drop"] = {flaky: 3, dead: 100}
+    settings = everything(make_settings, mirror_bucket, "etl.retries=1")
+    result = etl(settings=settings)
+    in_manifest = set(read_manifest(result.manifest)["image_id"])
+    assert good[0] in in_manifest  # recovered on its 4th attempt
+    assert result.failed_ids["network"] == [good[1]]
+    assert result.failures["network"] == 1
+    assert calls.count(flaky) == 2
+    assert calls.count(dead) == 2
+
+    # The network failure is not remembered: the next run asks for that one image only.
+    calls.clear()
+    fault["drop"] = {}
+    again = etl(settings=settings)
+    assert calls == [dead]
+    assert "network" not in again.failures
+    assert good[1] in set(read_manifest(again.manifest)["image_id"])
