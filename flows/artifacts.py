@@ -1,4 +1,4 @@
-"""Prefect artifacts that flow runs leave behind: metric tables and links to MLflow.
+"""Prefect artifacts that flow runs leave behind (metric tables, links to MLflow) and run names.
 
 Call these from flows or tasks (they attach to the current run); each is one small function with
 a fixed artifact key, so the Prefect UI's Artifacts page shows the latest table per key and its
@@ -8,12 +8,17 @@ history. The text is built by pure ``*_markdown``/``*_rows`` functions, which te
 
     publish_metrics({"mobilenet_v2": {"auc": 0.91, "f1": 0.84}}, key="retrain-test-metrics")
     publish_mlflow_links(tracking_uri, runs={"mobilenet_v2": (experiment_id, run_id)})
+
+Flow run names: ``@flow(name="retrain", flow_run_name=run_namer("retrain"))`` names each run
+like ``retrain-20261125-0200-mobilenet_v2-e4`` (when it was scheduled, and the parameters that
+change what it does) instead of a random ``glossy-bat``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +35,34 @@ def artifact_key(text: str) -> str:
     if not key:
         raise ValueError(f"cannot make an artifact key from {text!r}: use letters or digits")
     return key
+
+
+# Parameters that make a run different enough to show in its name, with their short form.
+_NAME_PARAMS = {"models": "", "epochs": "e", "max_per_side": "n", "limit_batches": "lb"}
+
+
+def run_name(kind: str, when: datetime, parameters: Mapping[str, Any]) -> str:
+    """A readable flow run name: kind, UTC time, and the notable non-default parameters."""
+    parts = [kind, when.astimezone(UTC).strftime("%Y%m%d-%H%M")]
+    for key, short in _NAME_PARAMS.items():
+        value = parameters.get(key)
+        if value is None or value == []:
+            continue
+        text = "+".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        parts.append(f"{short}{text}")
+    return "-".join(parts)
+
+
+def run_namer(kind: str) -> Callable[[], str]:
+    """A ``flow_run_name`` callable for ``@flow``: `run_name` of the current run."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        when = flow_run.scheduled_start_time or datetime.now(UTC)
+        return run_name(kind, when, flow_run.parameters or {})
+
+    return name
 
 
 def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:

@@ -195,3 +195,14 @@ def test_triggered_retrain_completes_on_the_worker_and_promotes(deployed) -> Non
     while descendants(worker.pid() or 0) and time.monotonic() < deadline:
         time.sleep(1)
     assert not descendants(worker.pid() or 0)
+
+
+def test_run_names_show_time_and_notable_parameters() -> None:
+    from datetime import UTC, datetime
+
+    from flows.artifacts import run_name
+
+    when = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    params = {"models": ["mobilenet_v2", "resnet50"], "epochs": 4, "settings": None, "seed": 3}
+    assert run_name("retrain", when, params) == "retrain-20261125-0200-mobilenet_v2+resnet50-e4"
+    assert run_name("serve", when, {}) == "serve-20261125-0200"
