@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from conf.loader import load_settings
 from conf.settings import Arch, Settings
+from flows.artifacts import run_namer
 from flows.etl import apply_overrides, etl
 from flows.train import train, train_overrides
 from tasks.registry import CHAMPION, promote_task
@@ -30,7 +31,7 @@ class RetrainResult(BaseModel):
     champion_version: str | None
 
 
-@flow(name="retrain", validate_parameters=True)
+@flow(name="retrain", flow_run_name=run_namer("retrain"), validate_parameters=True)
 def retrain(
     settings: Settings | None = None,
     profile: str | None = None,

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 
 from conf.loader import load_settings
 from conf.settings import Arch, Settings
-from flows.artifacts import publish_metrics, publish_mlflow_links
+from flows.artifacts import publish_metrics, publish_mlflow_links, run_namer
 from tasks.training import TrainResult, train_task
 
 
@@ -38,7 +38,7 @@ def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
     return Path(read_latest(settings.paths.data / "datasets")["path"])
 
 
-@flow(name="train", validate_parameters=True)
+@flow(name="train", flow_run_name=run_namer("train"), validate_parameters=True)
 def train(
     settings: Settings | None = None,
     profile: str | None = None,
