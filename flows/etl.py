@@ -20,6 +20,8 @@ from pydantic import BaseModel
 
 from conf.loader import SettingsError, load_settings
 from conf.settings import OpenImagesSubset, Settings
+from flows.artifacts import publish_table, run_namer
+from harmscan.manifest import summary_rows
 from tasks.dataset import build_dataset
 from tasks.images import download_images
 from tasks.openimages import download_metadata, select_candidates
@@ -92,7 +94,7 @@ def work_key(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
 
 
-@flow(name="etl", validate_parameters=True)
+@flow(name="etl", flow_run_name=run_namer("etl"), validate_parameters=True)
 def etl(
     settings: Settings | None = None,
     profile: str | None = None,
@@ -134,6 +136,11 @@ def etl(
         fetched["selection"], images, settings.paths.data / "datasets", settings.etl
     )
     summary = dataset["summary"]
+    publish_table(
+        summary_rows(summary, fetched["failures"]),
+        key="etl-dataset",
+        description=f"dataset {dataset['version']}: images per split and source label; exclusions",
+    )
     return EtlResult(
         version=dataset["version"],
         dataset_dir=dataset["dataset_dir"],

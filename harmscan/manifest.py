@@ -133,3 +133,24 @@ def write_summary(summary: Mapping[str, Any], folder: Path) -> Path:
     path = Path(folder) / SUMMARY_FILE
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def summary_rows(summary: Mapping[str, Any], failures: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The summary (and failures by reason) as flat rows: group, name, harmful, safe, total."""
+    rows: list[dict[str, Any]] = []
+
+    def add(group: str, name: str, harmful: int | None, safe: int | None, total: int) -> None:
+        rows.append(
+            {"group": group, "name": name, "harmful": harmful, "safe": safe, "total": total}
+        )
+
+    for split, counts in summary["splits"].items():
+        h, s = counts.get("harmful", 0), counts.get("safe", 0)
+        add("split", split, h, s, h + s)
+    sources = summary["source_labels"]
+    for name in sorted(set(sources.get("harmful", {})) | set(sources.get("safe", {}))):
+        h, s = sources.get("harmful", {}).get(name, 0), sources.get("safe", {}).get(name, 0)
+        add("source label", name, h, s, h + s)
+    for reason, count in sorted(failures.items()):
+        add("excluded", reason, None, None, count)
+    return rows

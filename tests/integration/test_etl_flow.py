@@ -148,8 +148,30 @@ def test_default_caps_give_a_balanced_reproducible_dataset(
     )
     assert sorted(selection["image_id"]) == sorted(manifest["image_id"])
     assert selection.groupby(["label", "primary_label"]).size().max() <= 8
-    again = etl(settings=settings)
-    assert again.version == first.version
+    again = etl(settings=settings, return_state=True)
+    assert again.result().version == first.version
+    # The run leaves the summary as a table artifact for the Prefect UI.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["etl-dataset"])),
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[again.state_details.flow_run_id])
+            ),
+        )
+    assert len(artifacts) == 1
+    rows = (
+        json.loads(artifacts[0].data) if isinstance(artifacts[0].data, str) else artifacts[0].data
+    )
+    splits = {r["name"]: r["total"] for r in rows if r["group"] == "split"}
+    assert sum(splits.values()) == len(manifest)
 
 
 def test_interrupted_run_resumes_fetching_only_what_is_missing(

@@ -12,6 +12,7 @@ from harmscan.manifest import (
     read_manifest,
     relative_path,
     summarize,
+    summary_rows,
     write_manifest,
 )
 
@@ -101,3 +102,20 @@ def test_summary_counts():
     assert summary["labels"] == {"harmful": 20, "safe": 20}
     assert sum(summary["splits"]["train"].values()) == int((data["split"] == "train").sum())
     assert summary["source_labels"]["safe"]["Cat"] == int((data["source_labels"] == "Cat").sum())
+
+
+def test_summary_rows_are_flat_and_add_up():
+    data = manifest(40)
+    rows = summary_rows(summarize(data), {"missing_key": 2})
+    splits = [r for r in rows if r["group"] == "split"]
+    assert sum(r["total"] for r in splits) == 40
+    assert {
+        "group": "excluded",
+        "name": "missing_key",
+        "harmful": None,
+        "safe": None,
+        "total": 2,
+    } in rows
+    cat = next(r for r in rows if r["name"] == "Cat")
+    assert cat["harmful"] == 0
+    assert cat["safe"] == cat["total"] == int((data["source_labels"] == "Cat").sum())
