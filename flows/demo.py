@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from conf.settings import OpenImagesSettings, Settings
 
@@ -26,7 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("mirror", "openimages")
 # Mirror test groups shown by the demo (first test image of each), and the corrupt file.
 DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 Emit = Callable[[str], None]
 
@@ -132,7 +130,7 @@ def run_demo(
     Raises:
         DemoError: A step failed; the message names the run or log to read.
     """
-    from flows.deploy import deploy
+    from flows.deploy import active_runs, deploy, run_and_wait, start_deployment
     from stack.local import LocalStack
 
     started = time.monotonic()
@@ -147,7 +145,10 @@ def run_demo(
     report.retrain_run = run_and_wait(settings, "retrain/harmscan", retrain_timeout, emit)
     report.champion_version = champion_line(settings, emit)
     emit("[4/5] starting the serve deployment (the Kafka consumer, run by the worker)")
-    report.serve_run = start_deployment(settings, "serve/harmscan")
+    running = active_runs(settings, "serve/harmscan")
+    report.serve_run = running[0] if running else start_deployment(settings, "serve/harmscan")
+    if running:
+        emit(f"      reusing the running consumer {report.serve_run}")
     images = prepare_images(images_dir(settings))
     emit(f"[5/5] streaming {len(images)} images through {settings.kafka.requests_topic}")
     stream_and_collect(settings, images, report, results_timeout, emit)
@@ -160,51 +161,6 @@ def run_demo(
     else:
         stack.down()
     return report
-
-
-def run_and_wait(settings: Settings, name: str, timeout: float, emit: Emit) -> str:
-    """Start a run of deployment ``name``, report its state changes, and wait for the end.
-
-    Raises:
-        DemoError: The run did not complete, or not within ``timeout``.
-    """
-    from prefect.client.orchestration import get_client
-
-    from flows.deploy import prefect_api
-
-    run_id = start_deployment(settings, name)
-    ui = f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
-    emit(f"      run {run_id} ({ui})")
-    deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
-    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(run_id).state
-            kind = state.type.value if state else "SCHEDULED"
-            if (state.name if state else kind) != last:
-                last = state.name if state else kind
-                emit(f"      {name}: {last} after {time.monotonic() - begun:.0f}s")
-            if kind in TERMINAL:
-                break
-            time.sleep(3)
-    if last != "Completed":
-        raise DemoError(
-            f"{name} run ended as {last or 'unknown'} (timeout {timeout:.0f}s); see {ui} and "
-            f"{settings.paths.services}/prefect-worker.log"
-        )
-    return run_id
-
-
-def start_deployment(
-    settings: Settings, name: str, parameters: dict[str, Any] | None = None
-) -> str:
-    """Create a run of deployment ``name`` for the worker to pick up; its flow run id."""
-    from prefect.deployments import run_deployment
-
-    from flows.deploy import prefect_api
-
-    with prefect_api(settings.prefect.api_url):
-        flow_run = run_deployment(name, parameters=parameters or {}, timeout=0)
-    return str(flow_run.id)
 
 
 def champion_line(settings: Settings, emit: Emit) -> str | None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_NAME = "harmscan"
 FLOWS = ("etl", "train", "retrain", "serve")
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 class DeployError(RuntimeError):
@@ -226,3 +228,70 @@ def _deploy_one(
         ignore_warnings=True,
     )
     return f"{loaded.name}/{DEPLOYMENT_NAME}", str(deployment_id)
+
+
+def run_and_wait(
+    settings: Settings, name: str, timeout: float, emit: Callable[[str], None] = logger.info
+) -> str:
+    """Start a run of deployment ``name``, report its state changes, and wait for the end.
+
+    Raises:
+        DeployError: The run did not complete, or not within ``timeout``.
+    """
+    from prefect.client.orchestration import get_client
+
+    run_id = start_deployment(settings, name)
+    ui = f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
+    emit(f"      run {run_id} ({ui})")
+    deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run_id).state
+            kind = state.type.value if state else "SCHEDULED"
+            if (state.name if state else kind) != last:
+                last = state.name if state else kind
+                emit(f"      {name}: {last} after {time.monotonic() - begun:.0f}s")
+            if kind in TERMINAL:
+                break
+            time.sleep(3)
+    if last != "Completed":
+        raise DeployError(
+            f"{name} run ended as {last or 'unknown'} (timeout {timeout:.0f}s); see {ui} and "
+            f"{settings.paths.services}/prefect-worker.log"
+        )
+    return run_id
+
+
+def start_deployment(
+    settings: Settings, name: str, parameters: dict[str, Any] | None = None
+) -> str:
+    """Create a run of deployment ``name`` for the worker to pick up; its flow run id."""
+    from prefect.deployments import run_deployment
+
+    with prefect_api(settings.prefect.api_url):
+        flow_run = run_deployment(name, parameters=parameters or {}, timeout=0)
+    return str(flow_run.id)
+
+
+def active_runs(settings: Settings, name: str) -> list[str]:
+    """Ids of the pending or running flow runs of deployment ``name``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    active = [StateType.PENDING, StateType.RUNNING]
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(name)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=active))
+            ),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+        )
+    return [str(run.id) for run in runs]

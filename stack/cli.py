@@ -121,11 +121,13 @@ def demo(
 ) -> None:
     """The main job end to end: stack up, retrain, promote, serve, stream images, show results."""
     from flows.demo import DemoError, run_demo
+    from flows.deploy import DeployError
+    from stack.process import ServiceError
 
     settings = _settings(ctx)
     try:
         run_demo(settings, source=source, keep=keep, retrain_timeout=timeout, emit=typer.echo)
-    except DemoError as exc:
+    except (DemoError, DeployError, ServiceError) as exc:
         raise _fail(exc) from None
 
 
