@@ -299,12 +299,20 @@ def label_images(labels: pd.DataFrame, classes: ClassSets) -> pd.DataFrame:
     names = {**classes.safe, **classes.harmful}
     frame["name"] = frame["LabelName"].map(names)
     frame = frame.drop_duplicates(["ImageID", "name"]).sort_values(["ImageID", "name"])
-    aggregations: dict[str, Any] = {
-        "label": ("label", "first"),
-        "source_labels": ("name", ";".join),
-    }
+    keep = ["ImageID", "label", "name"] + (["Subset"] if "Subset" in frame else [])
+    schema = pa.schema([(c, pa.string()) for c in keep])
+    table = pa.Table.from_pandas(frame[keep], schema=schema, preserve_index=False)
+    # Ordered (single-threaded) hash aggregation keeps the sorted name order inside each list.
+    aggregations = [("label", "min"), ("name", "list")]
+    aggregations += [("Subset", "min")] if "Subset" in frame else []
+    grouped = table.group_by("ImageID", use_threads=False).aggregate(aggregations)
+    out = pd.DataFrame(
+        {
+            "image_id": grouped["ImageID"].to_pandas(),
+            "label": grouped["label_min"].to_pandas(),
+            "source_labels": pc.binary_join(grouped["name_list"], ";").to_pandas(),
+        }
+    )
     if "Subset" in frame:
-        aggregations["subset"] = ("Subset", "first")
-    grouped = frame.groupby("ImageID", sort=True).agg(**aggregations)
-    out = grouped.reset_index().rename(columns={"ImageID": "image_id"})
-    return out[columns].reset_index(drop=True)
+        out["subset"] = grouped["Subset_min"].to_pandas()
+    return out.sort_values("image_id").reset_index(drop=True)[columns]
