@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from conf.settings import EtlSettings, OpenImagesSettings
 from harmscan.imagecheck import VerifiedImage, verify_image
 from harmscan.sampling import final_selection, next_candidates, side_targets
+from tasks.openimages import retry_on
 
 STATE_FILE = "verified.jsonl"
 MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -191,7 +192,12 @@ def fetch_round(
     return stats
 
 
-@task(retries=2, retry_delay_seconds=[5.0, 30.0], cache_policy=NO_CACHE)
+@task(
+    retries=2,
+    retry_delay_seconds=[5.0, 30.0],
+    retry_condition_fn=retry_on(BotoCoreError, ClientError, ConnectionError, TimeoutError),
+    cache_policy=NO_CACHE,
+)
 def download_images(
     candidates: Path, openimages: OpenImagesSettings, etl: EtlSettings, folder: Path
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -40,6 +41,19 @@ RETRY_DELAYS = [2.0, 10.0, 30.0]
 
 class DownloadError(RuntimeError):
     """A metadata download failed its size or checksum check, or the server refused it."""
+
+
+def retry_on(*transient: type[BaseException]) -> Callable[[Any, Any, Any], bool]:
+    """A Prefect ``retry_condition_fn``: retry only these exception types, not config errors."""
+
+    def condition(task: Any, task_run: Any, state: Any) -> bool:
+        try:
+            error = state.result(raise_on_failure=False)
+        except Exception:  # the failure cannot be read back: keep the retry policy
+            return True
+        return isinstance(error, transient)
+
+    return condition
 
 
 def metadata_names(subsets: list[str]) -> list[str]:
@@ -140,7 +154,12 @@ def fetch(
     return dest, True
 
 
-@task(retries=3, retry_delay_seconds=RETRY_DELAYS, cache_policy=NO_CACHE)
+@task(
+    retries=3,
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_on(DownloadError, requests.RequestException, ConnectionError),
+    cache_policy=NO_CACHE,
+)
 def download_metadata(
     openimages: OpenImagesSettings, cache: Path, subsets: list[str]
 ) -> dict[str, Path]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import requests
+from prefect.states import Failed
 from prefect.utilities.callables import parameter_schema
 
 from conf.loader import SettingsError
 from flows.etl import apply_overrides, etl, typed_overrides, work_key
+from harmscan.openimages import ClassResolutionError
+from tasks.openimages import DownloadError, download_metadata
 
 
 def test_flow_parameters_are_typed_for_the_ui():
@@ -58,3 +62,17 @@ def test_no_overrides_keeps_the_same_object(make_settings):
 def test_bad_overrides_fail_clearly(make_settings, override, message):
     with pytest.raises(SettingsError, match=message):
         apply_overrides(make_settings(), [override])
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (DownloadError("short body"), True),
+        (requests.ConnectionError("reset"), True),
+        (ValueError("openimages.metadata_files lacks ..."), False),
+        (ClassResolutionError("unknown Open Images class 'Gnu'"), False),
+    ],
+)
+def test_metadata_task_retries_only_transient_errors(error, retried):
+    condition = download_metadata.retry_condition_fn
+    assert condition(download_metadata, None, Failed(data=error)) is retried
