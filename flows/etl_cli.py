@@ -36,15 +36,21 @@ def register(app: typer.Typer) -> None:
                 f"error: unknown subset {bad}; valid: {', '.join(valid)}", fg="red", err=True
             )
             raise typer.Exit(2)
+        from conf.loader import SettingsError
         from flows.etl import etl
+        from harmscan.openimages import ClassResolutionError
 
-        result = etl(
-            settings=settings,
-            max_per_side=max_per_side,
-            max_per_label=max_per_label,
-            seed=seed,
-            subsets=subset or None,  # type: ignore[arg-type]
-        )
+        try:
+            result = etl(
+                settings=settings,
+                max_per_side=max_per_side,
+                max_per_label=max_per_label,
+                seed=seed,
+                subsets=subset or None,  # type: ignore[arg-type]
+            )
+        except (ClassResolutionError, SettingsError) as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
         print_summary(result.model_dump(mode="json"))
 
 

@@ -67,3 +67,24 @@ def test_cli_rejects_an_unknown_subset(tmp_path):
     )
     assert done.returncode == 2
     assert "unknown subset ['valid']; valid: train, validation, test" in done.stderr
+
+
+def test_cli_names_an_unknown_class_with_suggestions(prefect_harness, mirror_servers, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    sets = [f"--set={o}" for o in [*mirror_servers, f"paths.root={tmp_path}"]]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HARMSCAN_")},
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    done = subprocess.run(
+        [HARMSCAN, "--profile", "ci", *sets, "--set", "classes.harmful=[Handgunn, Blood]", "etl"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown Open Images class 'Handgunn'; did you mean 'Handgun'" in done.stderr
