@@ -25,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("mirror", "openimages")
 # Mirror test groups shown by the demo (first test image of each), and the corrupt file.
 DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
+# `harmscan demo` (fast, the default) caps these training settings; `--full` keeps the profile's.
+FAST_TRAIN = {"image_size": 128, "epochs": 3}
 
 Emit = Callable[[str], None]
 
@@ -46,8 +48,11 @@ class DemoReport:
     mlflow_ui: str = ""
 
 
-def demo_settings(settings: Settings, source: str | None) -> Settings:
+def demo_settings(settings: Settings, source: str | None, fast: bool = True) -> Settings:
     """The settings of a demo: ``source`` applied and the demo images folder allowed to serve.
+
+    With ``fast``, training is capped to `FAST_TRAIN` (smaller images, fewer epochs) so that the
+    whole demo fits in about 15 minutes on two CPU cores; smaller values of the user stay.
 
     Raises:
         DemoError: An unknown source.
@@ -70,7 +75,12 @@ def demo_settings(settings: Settings, source: str | None) -> Settings:
     serving = settings.serving.model_copy(
         update={"allowed_roots": [*settings.serving.allowed_roots, images]}
     )
-    return settings.model_copy(update={"openimages": oi, "serving": serving})
+    train = settings.train
+    if fast:
+        train = train.model_copy(
+            update={key: min(getattr(train, key), cap) for key, cap in FAST_TRAIN.items()}
+        )
+    return settings.model_copy(update={"openimages": oi, "serving": serving, "train": train})
 
 
 def images_dir(settings: Settings) -> Path:
@@ -113,6 +123,7 @@ def run_demo(
     *,
     source: str | None = None,
     keep: bool = True,
+    fast: bool = True,
     retrain_timeout: float = 1800.0,
     results_timeout: float = 300.0,
     emit: Emit = logger.info,
@@ -123,6 +134,7 @@ def run_demo(
         settings: The resolved settings (the ``local`` profile by default).
         source: ``mirror`` or ``openimages``; None keeps ``openimages.source``.
         keep: Leave the stack (and the serve run) running at the end.
+        fast: Cap training to `FAST_TRAIN` (see `demo_settings`).
         retrain_timeout: Seconds to wait for the retrain run.
         results_timeout: Seconds to wait for every image's result.
         emit: Where the progress and result lines go.
@@ -134,7 +146,7 @@ def run_demo(
     from stack.local import LocalStack
 
     started = time.monotonic()
-    stack = LocalStack(demo_settings(settings, source))
+    stack = LocalStack(demo_settings(settings, source, fast))
     settings = stack.settings
     report = DemoReport(prefect_ui=stack.prefect_ui, mlflow_ui=stack.mlflow_ui)
     emit(f"[1/5] starting the local stack (logs in {stack.services_dir})")

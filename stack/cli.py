@@ -117,6 +117,14 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep/--down", help="Leave the stack running afterwards.")
     ] = True,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast/--full",
+            help="fast: train on 128 px images for at most 3 epochs (about 15 min on 2 cores); "
+            "full: the profile's training settings.",
+        ),
+    ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain run.")] = 1800.0,
 ) -> None:
     """The main job end to end: stack up, retrain, promote, serve, stream images, show results."""
@@ -126,7 +134,9 @@ def demo(
 
     settings = _settings(ctx)
     try:
-        run_demo(settings, source=source, keep=keep, retrain_timeout=timeout, emit=typer.echo)
+        run_demo(
+            settings, source=source, keep=keep, fast=fast, retrain_timeout=timeout, emit=typer.echo
+        )
     except (DemoError, DeployError, ServiceError) as exc:
         raise _fail(exc) from None
 
