@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -218,7 +218,10 @@ def _csv_stream(
 
 
 def filter_labels(
-    source: Source, class_ids: Iterable[str], chunk_rows: int = 1_000_000
+    source: Source,
+    class_ids: Iterable[str],
+    chunk_rows: int = 1_000_000,
+    on_rows: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Stream a human image-label CSV, keeping verified positives of ``class_ids``.
 
@@ -226,6 +229,7 @@ def filter_labels(
     ``crowdsource-verification``, ...), not a model's (``machine...``).
 
     Memory is bounded by the block size plus the matching rows, whatever the file size.
+    ``on_rows`` is called with the row count of every block read (for a progress display).
 
     Returns:
         A frame with columns ``ImageID``, ``LabelName`` (one row per matching label).
@@ -236,6 +240,8 @@ def filter_labels(
     total = 0
     for batch in _csv_stream(source, LABEL_COLUMNS, types, chunk_rows):
         total += batch.num_rows
+        if on_rows is not None:
+            on_rows(batch.num_rows)
         mask = pc.and_(
             pc.and_(
                 pc.is_in(batch["LabelName"], value_set=wanted), pc.equal(batch["Confidence"], 1.0)

@@ -27,6 +27,7 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -229,9 +230,17 @@ def select_candidates(
     )
     logger.info("harmful ids: %d, safe ids: %d", len(sets.harmful), len(sets.safe))
     frames = []
-    for subset in subsets:
-        rows = oi.filter_labels(metadata[f"labels_{subset}"], sets.all_ids, etl.csv_chunk_rows)
-        frames.append(rows.assign(Subset=subset))
+    counter = (TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} rows"))
+    with Progress(*counter, TimeElapsedColumn()) as progress:
+        for subset in subsets:
+            bar = progress.add_task(f"labels {subset}", total=None)
+            rows = oi.filter_labels(
+                metadata[f"labels_{subset}"],
+                sets.all_ids,
+                etl.csv_chunk_rows,
+                on_rows=lambda n, bar=bar: progress.advance(bar, n),
+            )
+            frames.append(rows.assign(Subset=subset))
     images = oi.label_images(pd.concat(frames, ignore_index=True), sets)
     ranked = rank_candidates(images, max_per_label=etl.max_per_label, seed=etl.seed)
     ranked, unlisted = _join_image_index(ranked, metadata, subsets, etl.csv_chunk_rows)

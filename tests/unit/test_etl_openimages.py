@@ -162,7 +162,11 @@ img8,verification,/m/dog,1
 @pytest.mark.parametrize("chunk_rows", [1000, 1_000_000])
 def test_filter_keeps_only_positive_rows_of_wanted_ids(table, hierarchy, chunk_rows):
     sets = resolve_classes(["Weapon", "Blood"], ["Person", "Dog"], table, hierarchy)
-    rows = filter_labels(io.BytesIO(LABELS.encode()), sets.all_ids, chunk_rows=chunk_rows)
+    seen: list[int] = []
+    rows = filter_labels(
+        io.BytesIO(LABELS.encode()), sets.all_ids, chunk_rows=chunk_rows, on_rows=seen.append
+    )
+    assert sum(seen) == LABELS.count("\n") - 1
     assert set(rows["ImageID"]) == {"img1", "img2", "img3", "img6", "img7", "img8"}
     assert set(rows[rows["ImageID"] == "img8"]["LabelName"]) == {"/m/dog"}  # machine label ignored
     assert not ((rows["ImageID"] == "img3") & (rows["LabelName"] == "/m/knife")).any()
