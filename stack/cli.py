@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 
 
 def _settings(ctx: typer.Context) -> Settings:
+    import logging
+
     from harmscan.cli import settings_of
 
+    # One line per HTTP call to the Prefect API drowns the demo's own lines.
+    for noisy in ("httpx", "prefect.client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings_of(ctx)
 
 
