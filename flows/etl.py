@@ -131,7 +131,7 @@ def etl(
     logger.info("ETL of %s from %s, subsets %s", settings.profile, oi.metadata_base_url, oi.subsets)
     metadata = download_metadata(oi, cache, list(oi.subsets))
     picked = select_candidates(metadata, settings.classes, settings.etl, list(oi.subsets), work)
-    fetched = download_images(picked["candidates"], oi, settings.etl, images)
+    fetched = download_images(picked["candidates"], oi, settings.etl, images, work)
     dataset = build_dataset(
         fetched["selection"], images, settings.paths.data / "datasets", settings.etl
     )

@@ -199,13 +199,23 @@ def fetch_round(
     cache_policy=NO_CACHE,
 )
 def download_images(
-    candidates: Path, openimages: OpenImagesSettings, etl: EtlSettings, folder: Path
+    candidates: Path, openimages: OpenImagesSettings, etl: EtlSettings, folder: Path, out_dir: Path
 ) -> dict[str, Any]:
     """Download and verify images in rank order until each side reaches its target.
 
     Failed images are replaced by the next candidates in line for up to ``etl.refill_rounds``
-    extra rounds. Returns the selection (parquet path, in rank order), per-side counts and
-    failures by reason.
+    extra rounds.
+
+    Args:
+        candidates: Parquet of the ranked candidates (from `select_candidates`).
+        openimages: Bucket, endpoint, region, timeouts.
+        etl: Caps, balance, workers, retries, verification limits.
+        folder: The image cache (``{subset}/{ImageID}.jpg`` and ``verified.jsonl``).
+        out_dir: Where ``selection.parquet`` goes.
+
+    Returns:
+        ``selection`` (parquet path, in rank order), ``targets``, ``gets`` (GET calls made),
+        ``selected`` per side, ``failures`` by reason and ``failed_ids`` by reason.
     """
     logger = get_run_logger()
     ranked = pd.read_parquet(candidates)
@@ -224,7 +234,7 @@ def download_images(
         gets += stats["fetched"]
         tried |= set(batch["image_id"])
         logger.info("round %d: %d candidates, %s", round_no, len(batch), dict(stats))
-    return _report(ranked, state, tried, targets, etl, folder, gets)
+    return _report(ranked, state, tried, targets, etl, out_dir, gets)
 
 
 def _report(
@@ -233,7 +243,7 @@ def _report(
     tried: set[str],
     targets: dict[str, int],
     etl: EtlSettings,
-    folder: Path,
+    out_dir: Path,
     gets: int,
 ) -> dict[str, Any]:
     failed_ids: dict[str, list[str]] = {}
@@ -252,7 +262,8 @@ def _report(
     if not verified.empty:
         verified = verified[["image_id", "file", "sha256", "bytes", "width", "height"]]
         chosen = chosen.merge(verified, on="image_id", how="left")
-    path = folder / "selection.parquet"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "selection.parquet"
     chosen.to_parquet(path, index=False)
     get_run_logger().info(
         "selected %s; failures %s", chosen["label"].value_counts().to_dict(), dict(failures)

@@ -143,9 +143,7 @@ def test_default_caps_give_a_balanced_reproducible_dataset(
     names = manifest.assign(name=manifest["source_labels"].str.split(";")).explode("name")
     assert not set(names["name"]) & {"Bloodhound", "Bomber"}
     # Each image counts under its primary (rarest) source label, at most 8 per label.
-    selection = pd.read_parquet(
-        next(Path(settings.paths.cache, "images").glob("*/selection.parquet"))
-    )
+    selection = pd.read_parquet(next(Path(settings.paths.cache, "etl").glob("*/selection.parquet")))
     assert sorted(selection["image_id"]) == sorted(manifest["image_id"])
     assert selection.groupby(["label", "primary_label"]).size().max() <= 8
     again = etl(settings=settings, return_state=True)
