@@ -45,6 +45,9 @@ def serve(
     metrics_port: Annotated[
         int | None, typer.Option(help="Prometheus /metrics port (0 = any free port).")
     ] = None,
+    max_messages: Annotated[
+        int | None, typer.Option(help="Stop after this many requests (default: run until stopped).")
+    ] = None,
 ) -> None:
     """Classify image requests from Kafka with the registry's champion until SIGTERM/Ctrl-C."""
     from harmscan.cli import settings_of
@@ -64,7 +67,7 @@ def serve(
             err=True,
         )
     try:
-        run_consumer(settings)
+        run_consumer(settings, max_messages=max_messages)
     except ModelUnavailable as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(3) from None

@@ -74,6 +74,7 @@ class ServingConsumer:
         watcher: Prepares new champions in the background (optional).
         metrics: Where counters go.
         stop_event: Set it (or call `stop`) to leave the loop after the current batch.
+        max_messages: Leave the loop once this many messages were committed (smoke runs).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class ServingConsumer:
         watcher: ChampionWatcher | None = None,
         metrics: ServingMetrics | None = None,
         stop_event: threading.Event | None = None,
+        max_messages: int | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -97,6 +99,8 @@ class ServingConsumer:
         self.metrics = metrics or ServingMetrics()
         self.stop_event = stop_event or threading.Event()
         self.images_logged = 0
+        self.max_messages = max_messages
+        self.committed = 0
         self._backoff = 0.0
         self.metrics.set_model(model.name, model.version, model.runtime)
 
@@ -120,6 +124,9 @@ class ServingConsumer:
                 batch = self._usable(messages)
                 if batch:
                     self._process_with_retry(batch)
+                if self.max_messages is not None and self.committed >= self.max_messages:
+                    logger.info("processed %d messages (max_messages): stopping", self.committed)
+                    break
         finally:
             remaining = self.producer.flush(10)
             if remaining:
@@ -190,6 +197,7 @@ class ServingConsumer:
             records.extend(records_for(message, outcome, self.settings))
         self.deliver(records)
         self.consumer.commit(offsets=self._next_offsets(batch), asynchronous=False)
+        self.committed += len(batch)
         self._account(batch, outcomes, received_at)
 
     def deliver(self, records: list[Record]) -> None:

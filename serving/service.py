@@ -139,8 +139,17 @@ def stop_on_signals(stop_event: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_consumer(settings: Settings, stop_event: threading.Event | None = None) -> None:
+def run_consumer(
+    settings: Settings,
+    stop_event: threading.Event | None = None,
+    max_messages: int | None = None,
+) -> None:
     """Serve the champion from the requests topic until SIGTERM/SIGINT or ``stop_event``.
+
+    Args:
+        settings: The resolved settings.
+        stop_event: Set it to stop after the current batch.
+        max_messages: Stop once this many messages were committed (smoke runs, tests).
 
     Raises:
         ModelUnavailable: No champion could be loaded from the registry.
@@ -164,6 +173,7 @@ def run_consumer(settings: Settings, stop_event: threading.Event | None = None) 
         watcher=watcher.start(),
         metrics=metrics,
         stop_event=stop_event,
+        max_messages=max_messages,
     )
     try:
         with stop_on_signals(stop_event):
