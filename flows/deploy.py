@@ -16,6 +16,7 @@ Flow runs read their settings like the CLI does; the deployments pass them by en
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 import zoneinfo
@@ -212,21 +213,23 @@ def _deploy_one(
 
     loaded = flow.from_source(source=str(source), entrypoint=spec.entrypoint)
     schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else []
-    deployment_id = loaded.deploy(
-        name=DEPLOYMENT_NAME,
-        work_pool_name=settings.prefect.work_pool,
-        build=False,
-        push=False,
-        schedules=schedules,
-        parameters=spec.parameters,
-        job_variables={"env": env, "working_dir": str(source)},
-        description=spec.description,
-        tags=list(spec.tags),
-        concurrency_limit=spec.concurrency_limit,
-        enforce_parameter_schema=True,
-        print_next_steps=False,
-        ignore_warnings=True,
-    )
+    # deploy() prints a table per deployment to stdout; we log one line each instead.
+    with contextlib.redirect_stdout(io.StringIO()):
+        deployment_id = loaded.deploy(
+            name=DEPLOYMENT_NAME,
+            work_pool_name=settings.prefect.work_pool,
+            build=False,
+            push=False,
+            schedules=schedules,
+            parameters=spec.parameters,
+            job_variables={"env": env, "working_dir": str(source)},
+            description=spec.description,
+            tags=list(spec.tags),
+            concurrency_limit=spec.concurrency_limit,
+            enforce_parameter_schema=True,
+            print_next_steps=False,
+            ignore_warnings=True,
+        )
     return f"{loaded.name}/{DEPLOYMENT_NAME}", str(deployment_id)
 
 
