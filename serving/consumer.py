@@ -43,13 +43,24 @@ class Record:
     headers: list[tuple[str, bytes]]
 
 
+def position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed (non-error) message."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("not a consumed message (no topic, partition or offset)")
+    return topic, partition, offset
+
+
 def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[Record]:
     """The records one consumed message turns into: result (+ review copy), or a dead letter."""
     kafka = settings.kafka
     if isinstance(outcome, Rejection):
-        position = f"{message.topic()}/{message.partition()}/{message.offset()}"
-        headers = list(message.headers() or []) + dead_letter_headers(
-            outcome.reason, outcome.detail, outcome.request_id, position
+        where = "/".join(str(part) for part in position(message))
+        original = [
+            (str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in message.headers() or []
+        ]
+        headers = original + dead_letter_headers(
+            outcome.reason, outcome.detail, outcome.request_id, where
         )
         return [
             Record("dead_letter", kafka.dead_letter_topic, message.key(), message.value(), headers)
@@ -110,7 +121,6 @@ class ServingConsumer:
 
     def run(self) -> None:
         """Consume until stopped; always flushes the producer and closes the consumer."""
-        serving = self.settings.serving
         self.consumer.subscribe([self.settings.kafka.requests_topic])
         logger.info(
             "consuming %s as group %s with %s v%s",
@@ -120,8 +130,7 @@ class ServingConsumer:
         try:
             while not self.stop_event.is_set():
                 self._maybe_swap()
-                messages = self.consumer.consume(serving.batch_size, serving.poll_timeout_s)
-                batch = self._usable(messages)
+                batch = self._usable(self._poll_batch())
                 if batch:
                     self._process_with_retry(batch)
                 if self.max_messages is not None and self.committed >= self.max_messages:
@@ -133,6 +142,19 @@ class ServingConsumer:
                 logger.error("%d records not delivered at shutdown (not committed)", remaining)
             self.consumer.close()
             logger.info("consumer closed")
+
+    def _poll_batch(self) -> list[Message]:
+        """Wait (at most the poll timeout) for one message, then take what is already fetched.
+
+        ``consume(n, timeout)`` would wait for a full batch: at low load every request would
+        wait for the poll timeout. This way a lone request is served at once, and under load the
+        batches fill from the messages fetched while the previous batch was processed.
+        """
+        serving = self.settings.serving
+        first = self.consumer.consume(1, serving.poll_timeout_s)
+        if not first or serving.batch_size == 1:
+            return first
+        return first + self.consumer.consume(serving.batch_size - 1, 0)
 
     def _maybe_swap(self) -> None:
         new = self.watcher.take() if self.watcher else None
@@ -236,7 +258,7 @@ class ServingConsumer:
                     record.topic,
                     value=record.value,
                     key=record.key,
-                    headers=record.headers or None,
+                    headers=record.headers or None,  # type: ignore[arg-type]
                     on_delivery=on_delivery,
                 )
                 return
@@ -247,15 +269,15 @@ class ServingConsumer:
     def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
         last: dict[tuple[str, int], int] = {}
         for message in batch:
-            key = (message.topic(), message.partition())
-            last[key] = max(last.get(key, -1), message.offset())
+            topic, partition, offset = position(message)
+            last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
         return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
 
     def _rewind(self, batch: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
         for message in batch:
-            key = (message.topic(), message.partition())
-            first[key] = min(first.get(key, message.offset()), message.offset())
+            topic, partition, offset = position(message)
+            first[(topic, partition)] = min(first.get((topic, partition), offset), offset)
         for (topic, partition), offset in first.items():
             try:
                 self.consumer.seek(TopicPartition(topic, partition, offset))

@@ -159,7 +159,7 @@ def decode_request(value: bytes | None) -> Request:
     sources = [k for k in SOURCE_KINDS if k in body]
     if len(sources) != 1:
         raise SchemaError(f"a request needs exactly one of {SOURCE_KINDS}; got {sources}")
-    kind = sources[0]
+    kind: SourceKind = sources[0]  # type: ignore[assignment]
     source = body[kind]
     if not isinstance(source, str) or not source:
         raise SchemaError(f"{kind} must be a non-empty string")
