@@ -16,7 +16,7 @@ from conf.loader import load_settings
 from conf.settings import Arch, Settings
 from flows.artifacts import run_namer
 from flows.etl import apply_overrides, etl
-from flows.train import train, train_overrides
+from flows.train import preflight, train, train_overrides
 from tasks.registry import CHAMPION, promote_task
 from tasks.training import TrainResult
 
@@ -66,6 +66,7 @@ def retrain(
     settings = (
         load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
     )
+    preflight(settings)  # a bad weights setting fails now, not after the ETL
     data = etl(settings=settings, max_per_side=max_per_side, seed=seed)
     trained = train(settings=settings, dataset=data.dataset_dir, register_models=True)
     decisions: list[dict[str, Any]] = []

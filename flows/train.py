@@ -38,6 +38,14 @@ def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
     return Path(read_latest(settings.paths.data / "datasets")["path"])
 
 
+def preflight(settings: Settings) -> None:
+    """Fail before any work if a weights setting cannot be resolved (missing file, unknown arch)."""
+    from harmscan.models import resolve_weights
+
+    for arch in settings.train.models:
+        resolve_weights(arch, settings.train.weights.get(arch, "none"))
+
+
 @flow(name="train", flow_run_name=run_namer("train"), validate_parameters=True)
 def train(
     settings: Settings | None = None,
@@ -75,6 +83,7 @@ def train(
     settings = (
         load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
     )
+    preflight(settings)
     folder = resolve_dataset(settings, dataset)
     logger.info("training %s on %s", settings.train.models, folder)
     results = [

@@ -217,3 +217,14 @@ def test_cli_promote_by_hand_and_roll_back(trained) -> None:
     out = runner.invoke(cli.app, [*base, "promote", "999"])
     assert out.exit_code != 0
     assert "has no version 999" in str(out.exception) + out.output
+
+
+def test_train_flow_fails_before_training_on_a_missing_weights_file(
+    prefect_harness: None, make_settings, tmp_path: Path
+) -> None:
+    from flows.train import train
+    from harmscan.models import WeightsError
+
+    settings = make_settings("train.models=[mobilenet_v2]")
+    with pytest.raises(WeightsError, match=r"nope\.pth.*'none'"):
+        train(settings=settings, dataset=tmp_path, weights={"mobilenet_v2": "nope.pth"})
