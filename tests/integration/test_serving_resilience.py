@@ -235,3 +235,108 @@ def test_kill_9_and_restart_loses_nothing(
         assert {r.label for r in results} == {"harmful"}  # a redelivery gives the same answer
     assert "[image_0] Path: " in log.read_text()
     assert "received SIGTERM" in log.read_text()
+
+
+class FlakyProducer:
+    """A real producer whose first ``failures`` records fail delivery (fault injection)."""
+
+    def __init__(self, real: object, failures: int) -> None:
+        self.real = real
+        self.failures = failures
+
+    def produce(self, topic: str, **kwargs: object) -> None:
+        from confluent_kafka import KafkaError
+
+        if self.failures > 0:
+            self.failures -= 1
+            kwargs["on_delivery"](KafkaError(KafkaError._MSG_TIMED_OUT), None)  # type: ignore[operator]
+            return
+        self.real.produce(topic, **kwargs)  # type: ignore[attr-defined]
+
+    def flush(self, timeout: float) -> int:
+        return self.real.flush(timeout)  # type: ignore[attr-defined]
+
+    def poll(self, timeout: float) -> int:
+        return self.real.poll(timeout)  # type: ignore[attr-defined]
+
+
+def test_failed_delivery_is_retried_not_committed(
+    overrides: list[str],
+    make_settings: Callable[..., object],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    images: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    from serving.consumer import ServingConsumer
+    from serving.service import make_classifier, make_consumer, make_producer
+    from serving.source import load_model_folder
+    from tests.serving_support import save_local_model
+
+    settings = make_settings(*overrides)
+    model = load_model_folder(
+        save_local_model(tmp_path / "local-model"), name="local", version="7", runtime="onnx"
+    )
+    producer = RequestProducer(settings)
+    ids = {producer.send_path(images["harmful"]) for _ in range(12)}
+    assert not producer.flush(30).failed
+    loop = ServingConsumer(
+        settings, model, make_classifier(settings), make_consumer(settings),
+        FlakyProducer(make_producer(settings), failures=5),  # type: ignore[arg-type]
+    )  # fmt: skip
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        messages = read_topic(kafka_bootstrap, topics["results"], until=has_ids(ids), timeout=90)
+    finally:
+        loop.stop()
+        thread.join(30)
+    grouped = results_by_id(messages)
+    assert set(grouped) == ids
+    assert {r.model_version for rs in grouped.values() for r in rs} == {"7"}
+    failures = loop.metrics.infra_errors.labels("DeliveryFailed")._value.get()
+    assert failures >= 1
+    assert loop.committed >= len(ids)
+
+
+def test_consumers_in_one_group_share_the_partitions(
+    overrides: list[str],
+    make_settings: Callable[..., object],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    images: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    from serving.consumer import ServingConsumer
+    from serving.service import make_classifier, make_consumer, make_producer
+    from serving.source import load_model_folder
+    from tests.serving_support import save_local_model
+
+    settings = make_settings(*overrides)
+    folder = save_local_model(tmp_path / "local-model")
+    loops = [
+        ServingConsumer(
+            settings,
+            load_model_folder(folder, name="local", version="1", runtime="onnx"),
+            make_classifier(settings),
+            make_consumer(settings),
+            make_producer(settings),
+        )
+        for _ in range(2)
+    ]
+    threads = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        with Stream(RequestProducer(settings, rate=20), images["safe"]) as stream:
+            wait_until(lambda: all(loop.committed > 0 for loop in loops), 90, "both consumers")
+        messages = read_topic(
+            kafka_bootstrap, topics["results"], until=has_ids(set(stream.ids)), timeout=90
+        )
+    finally:
+        for loop in loops:
+            loop.stop()
+        for thread in threads:
+            thread.join(30)
+    assert set(results_by_id(messages)) == set(stream.ids)
+    assert all(loop.committed > 0 for loop in loops)

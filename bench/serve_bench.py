@@ -1,0 +1,270 @@
+"""Serving benchmark: throughput and latency through Kafka beside the model-alone ceiling.
+
+For each architecture (MobileNetV2, ResNet50; random weights, same compute as trained ones):
+
+1. *Ceiling*: decode + preprocess + infer, in batches, in a loop (`BatchClassifier.classify`
+   on path requests, the consumer's own code path, no Kafka).
+2. *Through the broker*: a real consumer (`ServingConsumer`) serves path requests sent by
+   `RequestProducer` at fixed offered loads; a reader timestamps each result. Latency is request
+   ``sent_at`` to result received; throughput is results per second over the run.
+
+Images are 1024x768 JPEGs (the size of Open Images photos) made from the mirror's images.
+Prints a table and writes a latency histogram PNG.
+
+    .venv/bin/python bench/serve_bench.py [--quick] [--bootstrap HOST:PORT] [--out bench/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from conf.loader import load_settings  # noqa: E402
+from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
+from serving.schema import decode_result, encode_request  # noqa: E402
+from serving.source import LoadedModel, load_model_folder  # noqa: E402
+
+
+@dataclass
+class Row:
+    arch: str
+    load: str
+    sent: int
+    throughput: float
+    p50: float
+    p95: float
+    p99: float
+    latencies: list[float]
+
+
+def make_images(root: Path, count: int) -> list[Path]:
+    """1024x768 JPEGs made from the mirror's images (upscaled, a little noise)."""
+    sources = sorted(glob.glob(str(REPO / "mirror" / "images" / "**" / "*.jpg"), recursive=True))
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for source in sources:
+        if len(paths) >= count:
+            break
+        try:
+            image = Image.open(source).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC)
+        except OSError:
+            continue
+        array = np.asarray(image).astype(np.int16) + rng.integers(-8, 8, (768, 1024, 3))
+        path = root / f"img-{len(paths):04d}.jpg"
+        Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def make_model(arch: str, folder: Path) -> LoadedModel:
+    """A random-weight model of ``arch`` in the bundle layout, loaded with ONNX Runtime."""
+    from harmscan.models import WeightsSource, build_model, export_onnx
+
+    extra = folder / "extra_files"
+    spec = ServingSpec(arch=arch, threshold=0.5, review_low=0.4, review_high=0.6)
+    spec.write(extra)
+    export_onnx(build_model(arch, WeightsSource("none")), extra / ONNX_FILE, spec.image_size)
+    return load_model_folder(folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=2)
+
+
+def ceiling(settings, model: LoadedModel, images: list[Path], seconds: float) -> float:
+    """Images per second of decode + preprocess + infer alone, in consumer-sized batches."""
+    from serving.service import make_classifier
+
+    classifier = make_classifier(settings)
+    batch = settings.serving.batch_size
+    values = [encode_request(str(i), path=str(p)) for i, p in enumerate(images)]
+    classifier.classify(values[:batch], model, time.time())  # warm-up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for i in range(0, len(values), batch):
+            done += len(classifier.classify(values[i : i + batch], model, time.time()))
+    elapsed = time.perf_counter() - start
+    classifier.close()
+    return done / elapsed
+
+
+class Reader(threading.Thread):
+    """Reads the results topic and stamps each result's arrival."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        self.consumer.subscribe([topic])
+        self.arrivals: dict[str, tuple[float, float]] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for message in self.consumer.consume(500, 0.1):
+                if message.error() is None:
+                    result = decode_result(message.value())
+                    self.arrivals.setdefault(result.id, (result.sent_at or 0.0, time.time()))
+        self.consumer.close()
+
+
+def through_broker(
+    base_overrides: list[str],
+    model: LoadedModel,
+    images: list[Path],
+    rate: float | None,
+    count: int,
+    bootstrap: str,
+) -> tuple[int, float, list[float]]:
+    """Serve ``count`` requests offered at ``rate``/s (None: all at once); (n, img/s, latencies)."""
+    from serving.consumer import ServingConsumer
+    from serving.producer import RequestProducer
+    from serving.service import ensure_serving_topics, make_classifier, make_consumer, make_producer
+
+    tag = uuid.uuid4().hex[:8]
+    settings = load_settings("ci", [
+        *base_overrides,
+        f"kafka.requests_topic=bench-req-{tag}", f"kafka.results_topic=bench-res-{tag}",
+        f"kafka.review_topic=bench-rev-{tag}", f"kafka.dead_letter_topic=bench-dlq-{tag}",
+        f"kafka.group_id=bench-{tag}", "kafka.partitions=2",
+    ], env={})  # fmt: skip
+    ensure_serving_topics(settings)
+    stop = threading.Event()
+    loop = ServingConsumer(
+        settings, model, make_classifier(settings), make_consumer(settings),
+        make_producer(settings), stop_event=stop,
+    )  # fmt: skip
+    consumer_thread = threading.Thread(target=loop.run, daemon=True)
+    reader = Reader(bootstrap, settings.kafka.results_topic)
+    reader.start()
+    consumer_thread.start()
+    producer = RequestProducer(settings)
+    for i in range(4):  # warm-up: the group has joined and the model has run once
+        producer.send_path(images[i], request_id=f"warm-{i}")
+    producer.flush()
+    deadline = time.monotonic() + 120
+    while len(reader.arrivals) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    producer = RequestProducer(settings, rate=rate)
+    ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
+    producer.flush()
+    deadline = time.monotonic() + 300
+    while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    reader.stop.set()
+    consumer_thread.join(30)
+    reader.join(10)
+    got = [reader.arrivals[i] for i in ids if i in reader.arrivals]
+    latencies = [arrived - sent for sent, arrived in got]
+    span = max(a for _, a in got) - min(s for s, _ in got)
+    return len(got), len(got) / span, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000.0 if values else float("nan")
+
+
+def start_broker(state: Path):
+    from stack.kafka import KafkaBroker
+    from stack.process import free_port
+
+    broker = KafkaBroker(state_dir=state, port=free_port(), controller_port=free_port())
+    broker.start(180)
+    return broker
+
+
+def plot(rows: list[Row], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for row in rows:
+        ms = np.asarray(row.latencies) * 1000.0
+        ax.hist(ms, bins=60, histtype="step", label=f"{row.arch} @ {row.load}")
+    ax.set_xlabel("latency, request sent -> result received (ms)")
+    ax.set_ylabel("requests")
+    ax.set_xscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("harmscan serving latency through Kafka")
+    fig.tight_layout()
+    path = out / "serve_latency.png"
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests, MobileNetV2 only")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    parser.add_argument("--archs", default="mobilenet_v2,resnet50")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    images = make_images(work / "images", 64 if args.quick else 200)
+    broker = None if args.bootstrap else start_broker(work / "kafka")
+    bootstrap = args.bootstrap or broker.bootstrap
+    overrides = [
+        f"paths.root={work / 'harmscan'}", f"kafka.bootstrap_servers={bootstrap}",
+        f"serving.allowed_roots=[{work / 'images'}]", "serving.metrics_port=null",
+        "serving.batch_size=16", "serving.decode_workers=2", "serving.intra_op_threads=2",
+        "serving.poll_timeout_s=0.2",
+    ]  # fmt: skip
+    settings = load_settings("ci", overrides, env={})
+    archs = ["mobilenet_v2"] if args.quick else args.archs.split(",")
+    rows: list[Row] = []
+    ceilings: dict[str, float] = {}
+    try:
+        for arch in archs:
+            model = make_model(arch, work / f"model-{arch}")
+            ceilings[arch] = ceiling(settings, model, images, 5 if args.quick else 10)
+            print(f"{arch}: model-alone ceiling {ceilings[arch]:.1f} images/s", flush=True)
+            fast = arch == "mobilenet_v2"
+            loads: list[float | None] = [10.0, 50.0, 100.0, None] if fast else [2.0, 5.0, None]
+            for rate in loads:
+                count = int((rate or ceilings[arch]) * (4 if args.quick else 10))
+                n, throughput, lat = through_broker(
+                    overrides, model, images, rate, count, bootstrap
+                )
+                label = f"{rate:.0f}/s" if rate else "max"
+                rows.append(Row(arch, label, n, throughput, percentile(lat, 50),
+                                percentile(lat, 95), percentile(lat, 99), lat))  # fmt: skip
+                print(f"  offered {label}: {n} results, {throughput:.1f}/s", flush=True)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print()
+    print("| arch | offered | results | images/s | x ceiling | p50 ms | p95 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = r.throughput / ceilings[r.arch]
+        print(f"| {r.arch} | {r.load} | {r.sent} | {r.throughput:.1f} | {ratio:.2f} | "
+              f"{r.p50:.0f} | {r.p95:.0f} | {r.p99:.0f} |")  # fmt: skip
+    for arch, value in ceilings.items():
+        print(f"ceiling {arch}: {value:.1f} images/s (decode + preprocess + infer, no Kafka)")
+    print(f"latency histogram: {plot(rows, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
