@@ -25,7 +25,8 @@ def _weights(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-def _models(models: list[str] | None) -> list[str] | None:
+def _models(models: list[str] | None) -> Any:
+    """Validated architecture names (the flows' ``list[Arch]``), or None for the default."""
     bad = [m for m in models or [] if m not in ARCHS]
     if bad:
         raise typer.BadParameter(f"unknown model {bad}; valid: {', '.join(ARCHS)}")
@@ -93,7 +94,7 @@ def register(app: typer.Typer) -> None:
             settings=settings,
             dataset=dataset,
             models=_models(model),
-            epochs=epochs,  # type: ignore[arg-type]
+            epochs=epochs,
             weights=_weights(weights),
             limit_batches=limit_batches,
             register_models=register_models,
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
         result = retrain(
             settings=settings,
             models=_models(model),
-            epochs=epochs,  # type: ignore[arg-type]
+            epochs=epochs,
             weights=_weights(weights),
             limit_batches=limit_batches,
             max_per_side=max_per_side,

@@ -117,7 +117,8 @@ def log_bundle(
 
     from harmscan.models import export_onnx
 
-    if mlflow.active_run() is None:
+    run = mlflow.active_run()
+    if run is None:
         raise RegistryError("log_bundle needs an active MLflow run (mlflow.start_run())")
     model = model.eval().cpu()
     with tempfile.TemporaryDirectory(prefix="harmscan-bundle-") as tmp:
@@ -149,7 +150,7 @@ def log_bundle(
             "arch": spec.arch,
             "dataset_version": spec.dataset_version,
             "threshold": f"{spec.threshold:.6f}",
-            "run_id": mlflow.active_run().info.run_id,
+            "run_id": run.info.run_id,
             **(version_tags or {}),
         }
         for key, value in tags.items():
