@@ -45,6 +45,21 @@ class Prepared:
 Outcome = Result | Rejection
 
 
+@dataclass
+class PendingBatch:
+    """A batch whose reading and decoding runs in the pool (see `BatchClassifier.submit`)."""
+
+    values: list[bytes | None]
+    preset: EvalPreset
+    futures: list[Future[Prepared | Rejection]]
+    deadline: float
+
+    def cancel(self) -> None:
+        """Drop the decodes that have not started."""
+        for future in self.futures:
+            future.cancel()
+
+
 class BatchClassifier:
     """Decodes a batch of requests in parallel and scores the good ones in one model call.
 
@@ -107,18 +122,20 @@ class BatchClassifier:
             logger.warning("decoding %s failed unexpectedly: %r", request.describe(), exc)
             return Rejection("corrupt", f"decoder error {type(exc).__name__}: {exc}", request.id)
 
-    def prepare(self, values: list[bytes | None], preset: EvalPreset) -> list[Prepared | Rejection]:
-        """`prepare_one` for every payload, in parallel, each bounded by the decode timeout.
+    def submit(self, values: list[bytes | None], preset: EvalPreset) -> PendingBatch:
+        """Start reading and decoding a batch in the pool; `collect` waits for it."""
+        futures = [self._pool.submit(self.prepare_one, value, preset) for value in values]
+        return PendingBatch(values, preset, futures, time.monotonic() + self.decode_timeout_s)
+
+    def collect(self, pending: PendingBatch) -> list[Prepared | Rejection]:
+        """The prepared images of a submitted batch, each bounded by the decode timeout.
 
         Raises:
             SourceUnavailable: Any payload's source infrastructure failed.
         """
-        futures: list[Future[Prepared | Rejection]] = [
-            self._pool.submit(self.prepare_one, value, preset) for value in values
-        ]
-        deadline = time.monotonic() + self.decode_timeout_s
+        deadline = pending.deadline
         outcomes: list[Prepared | Rejection] = []
-        for value, future in zip(values, futures, strict=True):
+        for value, future in zip(pending.values, pending.futures, strict=True):
             try:
                 outcomes.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
             except FutureTimeout:
@@ -134,15 +151,14 @@ class BatchClassifier:
             deadline = max(deadline, time.monotonic() + min(1.0, self.decode_timeout_s))
         return outcomes
 
-    def classify(
-        self, values: list[bytes | None], model: LoadedModel, received_at: float
-    ) -> list[Outcome]:
-        """One outcome per payload, in order: a `Result` or a `Rejection`.
+    def prepare(self, values: list[bytes | None], preset: EvalPreset) -> list[Prepared | Rejection]:
+        """`prepare_one` for every payload, in parallel (`submit` then `collect`)."""
+        return self.collect(self.submit(values, preset))
 
-        Raises:
-            SourceUnavailable: A source's infrastructure failed; nothing of the batch is final.
-        """
-        prepared = self.prepare(values, model.preset)
+    def score(
+        self, prepared: list[Prepared | Rejection], model: LoadedModel, received_at: float
+    ) -> list[Outcome]:
+        """Score the prepared images in one model call; one outcome per item, in order."""
         good = [p.array for p in prepared if isinstance(p, Prepared)]
         probs = model.p_harmful(np.stack(good)) if good else np.zeros(0)
         completed_at = time.time()
@@ -155,6 +171,25 @@ class BatchClassifier:
             else:
                 outcomes.append(item)
         return outcomes
+
+    def finish(
+        self, pending: PendingBatch, model: LoadedModel, received_at: float
+    ) -> list[Outcome]:
+        """Collect and score a submitted batch with ``model`` (decoded again if the model's
+        preprocessing differs from the one the batch was submitted with, after a hot swap)."""
+        if pending.preset != model.preset:
+            pending = self.submit(pending.values, model.preset)
+        return self.score(self.collect(pending), model, received_at)
+
+    def classify(
+        self, values: list[bytes | None], model: LoadedModel, received_at: float
+    ) -> list[Outcome]:
+        """One outcome per payload, in order: a `Result` or a `Rejection`.
+
+        Raises:
+            SourceUnavailable: A source's infrastructure failed; nothing of the batch is final.
+        """
+        return self.score(self.prepare(values, model.preset), model, received_at)
 
 
 def make_result(

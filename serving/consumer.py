@@ -19,13 +19,22 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from conf.settings import Settings
-from serving.classifier import BatchClassifier, Outcome, Rejection
+from serving.classifier import BatchClassifier, Outcome, PendingBatch, Rejection
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
 from serving.schema import Result, dead_letter_headers, encode_result
 from serving.source import ChampionWatcher, LoadedModel
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InFlight:
+    """A consumed batch whose decoding was started, not yet committed."""
+
+    messages: list[Message]
+    pending: PendingBatch
+    received_at: float
 
 
 class DeliveryFailed(RuntimeError):
@@ -127,15 +136,21 @@ class ServingConsumer:
             self.settings.kafka.requests_topic, self.settings.kafka.group_id,
             self.model.name, self.model.version,
         )  # fmt: skip
+        inflight: InFlight | None = None
         try:
             while not self.stop_event.is_set():
                 self._maybe_swap()
-                batch = self._usable(self._poll_batch())
-                if batch:
-                    self._process_with_retry(batch)
+                # While batch k is scored and delivered, batch k+1 is already being decoded.
+                batch = self._usable(self._poll_batch(wait=inflight is None))
+                upcoming = self._start(batch) if batch else None
+                if inflight is not None and not self._finish_with_retry(inflight, upcoming):
+                    upcoming = None  # rewound together with the failed batch
+                inflight = upcoming
                 if self.max_messages is not None and self.committed >= self.max_messages:
                     logger.info("processed %d messages (max_messages): stopping", self.committed)
                     break
+            if inflight is not None:
+                self._finish_with_retry(inflight, None)
         finally:
             remaining = self.producer.flush(10)
             if remaining:
@@ -143,15 +158,16 @@ class ServingConsumer:
             self.consumer.close()
             logger.info("consumer closed")
 
-    def _poll_batch(self) -> list[Message]:
-        """Wait (at most the poll timeout) for one message, then take what is already fetched.
+    def _poll_batch(self, wait: bool) -> list[Message]:
+        """Wait (if ``wait``, at most the poll timeout) for one message, then take what is
+        already fetched.
 
         ``consume(n, timeout)`` would wait for a full batch: at low load every request would
         wait for the poll timeout. This way a lone request is served at once, and under load the
         batches fill from the messages fetched while the previous batch was processed.
         """
         serving = self.settings.serving
-        first = self.consumer.consume(1, serving.poll_timeout_s)
+        first = self.consumer.consume(1, serving.poll_timeout_s if wait else 0)
         if not first or serving.batch_size == 1:
             return first
         return first + self.consumer.consume(serving.batch_size - 1, 0)
@@ -182,10 +198,16 @@ class ServingConsumer:
                 logger.warning("consumer error (librdkafka retries): %s", error)
         return batch
 
-    def _process_with_retry(self, batch: list[Message]) -> None:
+    def _finish_with_retry(self, inflight: InFlight, upcoming: InFlight | None) -> bool:
+        """Finish a batch; on an infrastructure failure rewind it (and the upcoming one).
+
+        Returns:
+            Whether the batch was committed.
+        """
         try:
-            self.process(batch)
+            self._finish(inflight)
             self._backoff = 0.0
+            return True
         except (SourceUnavailable, DeliveryFailed, KafkaException) as exc:
             if isinstance(exc, KafkaException) and exc.args and exc.args[0].fatal():
                 raise
@@ -196,10 +218,21 @@ class ServingConsumer:
             )
             logger.error(
                 "infrastructure failure (%s), batch of %d NOT committed; rewinding and retrying "
-                "in %.1fs: %s", kind, len(batch), self._backoff, exc,
+                "in %.1fs: %s", kind, len(inflight.messages), self._backoff, exc,
             )  # fmt: skip
-            self._rewind(batch)
+            messages = list(inflight.messages)
+            if upcoming is not None:
+                upcoming.pending.cancel()
+                messages += upcoming.messages
+            self._rewind(messages)
             self.stop_event.wait(self._backoff)
+            return False
+
+    def _start(self, batch: list[Message]) -> InFlight:
+        self.metrics.consumed.inc(len(batch))
+        self.metrics.batch_size.observe(len(batch))
+        pending = self.classifier.submit([m.value() for m in batch], self.model.preset)
+        return InFlight(batch, pending, time.time())
 
     def process(self, batch: list[Message]) -> None:
         """Classify one batch, deliver every record, then commit the batch's offsets.
@@ -209,11 +242,11 @@ class ServingConsumer:
             DeliveryFailed: A record was not acknowledged.
             KafkaException: The commit failed.
         """
-        received_at = time.time()
-        self.metrics.consumed.inc(len(batch))
-        self.metrics.batch_size.observe(len(batch))
-        model = self.model
-        outcomes = self.classifier.classify([m.value() for m in batch], model, received_at)
+        self._finish(self._start(batch))
+
+    def _finish(self, inflight: InFlight) -> None:
+        batch, received_at = inflight.messages, inflight.received_at
+        outcomes = self.classifier.finish(inflight.pending, self.model, received_at)
         records: list[Record] = []
         for message, outcome in zip(batch, outcomes, strict=True):
             records.extend(records_for(message, outcome, self.settings))
