@@ -26,7 +26,7 @@ SOURCES = ("mirror", "openimages")
 # Mirror test groups shown by the demo (first test image of each), and the corrupt file.
 DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
 # `harmscan demo` (fast, the default) caps these training settings; `--full` keeps the profile's.
-FAST_TRAIN = {"image_size": 128, "epochs": 3}
+FAST_TRAIN = {"image_size": 112, "epochs": 2}
 
 Emit = Callable[[str], None]
 
@@ -191,8 +191,10 @@ def champion_line(settings: Settings, emit: Emit) -> str | None:
             f"no model passed the promotion gate; see {ml.tracking_uri}"
         ) from None
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if k.startswith("test_"))
-    emit(f"      champion: {ml.registered_model} v{version.version} {shown}".rstrip())
+    keys = ("test_auc", "test_f1", "test_accuracy", "test_recall")
+    shown = ", ".join(f"{k.removeprefix('test_')} {metrics[k]:.3f}" for k in keys if k in metrics)
+    model = version.tags.get("arch") or version.tags.get("model") or ""
+    emit(f"      champion: {ml.registered_model} v{version.version} {model} ({shown})")
     return str(version.version)
 
 
@@ -215,7 +217,7 @@ def stream_and_collect(
     sent = producer.flush(30)
     if sent.failed:
         raise DemoError(f"requests not delivered to Kafka: {sent.failed}")
-    for request_id, outcome in collect_outcomes(settings, set(ids), timeout):
+    for request_id, outcome in collect_outcomes(settings, set(ids), timeout, report.serve_run):
         index, path = ids[request_id]
         line = f"[image_{index}] Path: {_display(path)} -> {outcome}"
         report.lines.append(line)
@@ -229,8 +231,14 @@ def stream_and_collect(
         )
 
 
-def collect_outcomes(settings: Settings, ids: set[str], timeout: float) -> list[tuple[str, str]]:
-    """Read the results and dead-letter topics until every id has an outcome or time is up."""
+def collect_outcomes(
+    settings: Settings, ids: set[str], timeout: float, serve_run: str | None = None
+) -> list[tuple[str, str]]:
+    """Read the results and dead-letter topics until every id has an outcome or time is up.
+
+    Raises:
+        DemoError: The serve run ``serve_run`` ended before every outcome arrived.
+    """
     from confluent_kafka import Consumer
 
     from serving.schema import H_DETAIL, H_REASON, H_REQUEST_ID, decode_result
@@ -248,8 +256,12 @@ def collect_outcomes(settings: Settings, ids: set[str], timeout: float) -> list[
     consumer.subscribe([kafka.results_topic, kafka.dead_letter_topic])
     found: list[tuple[str, str]] = []
     deadline = time.monotonic() + timeout
+    next_check = time.monotonic() + 5
     try:
         while len(found) < len(ids) and time.monotonic() < deadline:
+            if serve_run and time.monotonic() > next_check:
+                _check_serving(settings, serve_run)
+                next_check = time.monotonic() + 5
             message = consumer.poll(1.0)
             if message is None or message.error():
                 continue
@@ -269,6 +281,20 @@ def collect_outcomes(settings: Settings, ids: set[str], timeout: float) -> list[
     finally:
         consumer.close()
     return found
+
+
+def _check_serving(settings: Settings, run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.deploy import prefect_api
+
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    if state is not None and state.is_final():
+        raise DemoError(
+            f"the serve run ended as {state.name}: {state.message}; see "
+            f"{settings.paths.services}/prefect-worker.log"
+        )
 
 
 def publish_demo_table(settings: Settings, report: DemoReport) -> None:

@@ -126,7 +126,7 @@ def demo(
         bool,
         typer.Option(
             "--fast/--full",
-            help="fast: train on 128 px images for at most 3 epochs (about 15 min on 2 cores); "
+            help="fast: train on 112 px images for at most 2 epochs (about 15 min on 2 cores); "
             "full: the profile's training settings.",
         ),
     ] = True,

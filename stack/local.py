@@ -128,6 +128,8 @@ def flow_run_env(settings: Settings, write: bool = True) -> dict[str, str]:
         "HARMSCAN_PROFILE": settings.profile,
         "HARMSCAN_CONFIG": str(path),
         "PYTHONUNBUFFERED": "1",
+        # Also for MLflow calls that do not take the URI explicitly (models:/ downloads).
+        "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
         # Library loggers (epochs, consumer counts) show in the flow run's logs in the UI.
         "PREFECT_LOGGING_EXTRA_LOGGERS": "harmscan,tasks,serving,stack",
     }
