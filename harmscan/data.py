@@ -153,3 +153,16 @@ class ManifestDataset(Dataset[tuple[torch.Tensor, int]]):
         sample = self.samples[index]
         image = decode_image(read_image_file(sample.path))
         return self.transform(image), sample.target
+
+
+def leaked_fraction(evaluation: pd.DataFrame, training: pd.DataFrame) -> float:
+    """Fraction of ``evaluation``'s test images that ``training`` used for train or val.
+
+    A champion trained on an older dataset version may have seen images that the new version
+    puts in its test split; its re-evaluated score is then optimistic.
+    """
+    test_ids = set(evaluation.loc[evaluation["split"] == "test", "image_id"])
+    if not test_ids:
+        return 0.0
+    seen = set(training.loc[training["split"].isin(["train", "val"]), "image_id"])
+    return len(test_ids & seen) / len(test_ids)

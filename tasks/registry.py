@@ -266,6 +266,15 @@ def promote_candidate(
     if champion == version:
         decision = type(decision)(True, "already champion", metric, decision.candidate, None)
     tags = _decision_tags(decision, dataset_version(dataset), champion)
+    leaked = _champion_leak(client, name, champion, dataset) if champion_metrics else None
+    if leaked is not None:
+        tags["promotion_champion_saw_test_fraction"] = f"{leaked:.4f}"
+        if leaked > 0:
+            logger.warning(
+                "champion v%s trained on %.1f%% of this test split: its score is optimistic",
+                champion,
+                100 * leaked,
+            )
     set_alias(client, name, CHAMPION if decision.promote else CHALLENGER, version, tags)
     if decision.promote and champion is not None and champion != version:
         client.set_model_version_tag(name, champion, "superseded_by", version)
@@ -281,7 +290,23 @@ def promote_candidate(
         "champion_version": champion,
         "champion_value": decision.champion,
         "candidate_metrics": candidate_metrics,
+        "champion_saw_test_fraction": leaked,
     }
+
+
+def _champion_leak(client: MlflowClient, name: str, champion: str, dataset: Path) -> float | None:
+    """How much of ``dataset``'s test split the champion trained on, when its dataset is at hand.
+
+    The ETL keeps dataset versions side by side (``<datasets>/<version>/``); None when the
+    champion's dataset is not there.
+    """
+    from harmscan.data import leaked_fraction, read_manifest
+
+    version = client.get_model_version(name, champion).tags.get("dataset_version", "")
+    folder = Path(dataset).resolve().parent / version
+    if not version or not (folder / "manifest.csv").is_file():
+        return None
+    return leaked_fraction(read_manifest(dataset), read_manifest(folder))
 
 
 def force_champion(

@@ -128,3 +128,18 @@ def test_fit_warms_up_stops_checkpoints_and_resumes(dataset: Path, tmp_path: Pat
     assert logged[1][1]["backbone_frozen"] == 0.0
     assert state.epoch == 2
     assert len(state.history) == 2
+
+
+def test_leaked_fraction_counts_test_images_the_other_dataset_trained_on() -> None:
+    import pandas as pd
+
+    from harmscan.data import leaked_fraction
+
+    new = pd.DataFrame(
+        {"image_id": ["a", "b", "c", "d", "e"], "split": ["test", "test", "test", "test", "train"]}
+    )
+    old = pd.DataFrame(
+        {"image_id": ["a", "b", "c", "e"], "split": ["train", "val", "test", "train"]}
+    )
+    assert leaked_fraction(new, old) == pytest.approx(2 / 4)  # a (train), b (val); not c (test)
+    assert leaked_fraction(new, new) == 0.0
