@@ -50,9 +50,9 @@ def _print_results(rows: list[dict[str, Any]], title: str) -> None:
             f"{m['recall']:.4f}",
             f"{m['accuracy']:.4f}",
             f"{r['threshold']:.4f}",
-            r["run_id"],
+            r["run_id"][:12],
         )
-    Console().print(table)
+    Console(width=max(100, Console().width)).print(table)
 
 
 ModelOpt = Annotated[
