@@ -1,0 +1,55 @@
+"""Parameter plumbing of the train/retrain flows and CLI (pure: nothing runs)."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+from flows.train import preflight, train_overrides
+from flows.train_cli import _models, _weights
+from harmscan.models import WeightsError
+
+
+def test_typed_parameters_become_overrides() -> None:
+    assert train_overrides(["resnet50"], 3, {"resnet50": "none"}, 2) == [
+        "train.models=[resnet50]",
+        "train.epochs=3",
+        "train.weights.resnet50=none",
+        "train.limit_batches=2",
+    ]
+    assert train_overrides(None, None, None) == []
+
+
+def test_overrides_apply_to_settings(make_settings) -> None:
+    from flows.etl import apply_overrides
+
+    settings = apply_overrides(
+        make_settings(), train_overrides(["mobilenet_v2"], 5, {"mobilenet_v2": "imagenet"})
+    )
+    assert settings.train.models == ["mobilenet_v2"]
+    assert settings.train.epochs == 5
+    assert settings.train.weights["mobilenet_v2"] == "imagenet"
+    assert settings.train.weights["resnet50"] == "none"  # untouched
+
+
+@pytest.mark.parametrize("bad", ["vgg=none", "mobilenet_v2", "=none"])
+def test_cli_weights_option_names_valid_choices(bad: str) -> None:
+    with pytest.raises(typer.BadParameter, match="mobilenet_v2, resnet50"):
+        _weights([bad])
+
+
+def test_cli_weights_and_models_parse() -> None:
+    assert _weights(["resnet50=none", "mobilenet_v2=/w.pth"]) == {
+        "resnet50": "none",
+        "mobilenet_v2": "/w.pth",
+    }
+    assert _models(["resnet50"]) == ["resnet50"]
+    assert _models(None) is None
+    with pytest.raises(typer.BadParameter, match="valid: mobilenet_v2, resnet50"):
+        _models(["alexnet"])
+
+
+def test_preflight_catches_a_missing_weights_file(make_settings) -> None:
+    preflight(make_settings())  # the ci profile's shared weights file exists
+    with pytest.raises(WeightsError, match=r"missing\.pth"):
+        preflight(make_settings("train.weights.mobilenet_v2=missing.pth"))
