@@ -217,7 +217,8 @@ def stream_and_collect(
     sent = producer.flush(30)
     if sent.failed:
         raise DemoError(f"requests not delivered to Kafka: {sent.failed}")
-    for request_id, outcome in collect_outcomes(settings, set(ids), timeout, report.serve_run):
+    outcomes = collect_outcomes(settings, set(ids), timeout, report.serve_run)
+    for request_id, outcome in sorted(outcomes, key=lambda item: ids[item[0]][0]):
         index, path = ids[request_id]
         line = f"[image_{index}] Path: {_display(path)} -> {outcome}"
         report.lines.append(line)
@@ -298,13 +299,20 @@ def _check_serving(settings: Settings, run_id: str) -> None:
 
 
 def publish_demo_table(settings: Settings, report: DemoReport) -> None:
-    """Leave the per-image outcomes as a table artifact in the Prefect UI."""
-    from flows.artifacts import publish_table
+    """Leave the per-image outcomes as a table artifact of a ``demo-report`` flow run."""
+    from prefect import flow
+
+    from flows.artifacts import publish_table, run_namer
     from flows.deploy import prefect_api
 
     rows = [{"image": name, "outcome": outcome} for name, outcome in report.outcomes.items()]
-    with prefect_api(settings.prefect.api_url):
+
+    @flow(name="demo-report", flow_run_name=run_namer("demo-report"))
+    def demo_report(rows: list[dict[str, str]], retrain_run: str, serve_run: str) -> None:
         publish_table(rows, key="demo-results", description="harmscan demo: one row per image")
+
+    with prefect_api(settings.prefect.api_url):
+        demo_report(rows, report.retrain_run, report.serve_run)
 
 
 def _display(path: Path) -> str:
