@@ -70,7 +70,7 @@ def make_images(root: Path, count: int) -> list[Path]:
     return paths
 
 
-def make_model(arch: str, folder: Path) -> LoadedModel:
+def make_model(arch: str, folder: Path, threads: int) -> LoadedModel:
     """A random-weight model of ``arch`` in the bundle layout, loaded with ONNX Runtime."""
     from harmscan.models import WeightsSource, build_model, export_onnx
 
@@ -78,7 +78,9 @@ def make_model(arch: str, folder: Path) -> LoadedModel:
     spec = ServingSpec(arch=arch, threshold=0.5, review_low=0.4, review_high=0.6)
     spec.write(extra)
     export_onnx(build_model(arch, WeightsSource("none")), extra / ONNX_FILE, spec.image_size)
-    return load_model_folder(folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=2)
+    return load_model_folder(
+        folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=threads
+    )
 
 
 def ceiling(settings, model: LoadedModel, images: list[Path], seconds: float) -> float:
@@ -219,6 +221,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--archs", default="mobilenet_v2,resnet50")
+    parser.add_argument("--threads", type=int, default=1, help="serving.intra_op_threads")
+    parser.add_argument("--workers", type=int, default=2, help="serving.decode_workers")
+    parser.add_argument("--batch", type=int, default=16, help="serving.batch_size")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -228,7 +233,8 @@ def main() -> None:
     overrides = [
         f"paths.root={work / 'harmscan'}", f"kafka.bootstrap_servers={bootstrap}",
         f"serving.allowed_roots=[{work / 'images'}]", "serving.metrics_port=null",
-        "serving.batch_size=16", "serving.decode_workers=2", "serving.intra_op_threads=2",
+        f"serving.batch_size={args.batch}", f"serving.decode_workers={args.workers}",
+        f"serving.intra_op_threads={args.threads}",
         "serving.poll_timeout_s=0.2",
     ]  # fmt: skip
     settings = load_settings("ci", overrides, env={})
@@ -237,7 +243,7 @@ def main() -> None:
     ceilings: dict[str, float] = {}
     try:
         for arch in archs:
-            model = make_model(arch, work / f"model-{arch}")
+            model = make_model(arch, work / f"model-{arch}", args.threads)
             ceilings[arch] = ceiling(settings, model, images, 5 if args.quick else 10)
             print(f"{arch}: model-alone ceiling {ceilings[arch]:.1f} images/s", flush=True)
             fast = arch == "mobilenet_v2"

@@ -202,8 +202,10 @@ class ServingSettings(Section):
     model_alias: str = "champion"
     batch_size: int = Field(default=16, ge=1, le=1024)
     poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
-    decode_workers: int = Field(default=2, ge=1, le=64)
-    intra_op_threads: int = Field(default=2, ge=1)
+    # The loop decodes batch k+1 while batch k is inferred: on 2 cores, one decode thread beside
+    # one inference thread measured fastest (bench/serve_bench.py). Raise both on bigger hosts.
+    decode_workers: int = Field(default=1, ge=1, le=64)
+    intra_op_threads: int = Field(default=1, ge=1)
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
     max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
