@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from conf.settings import Settings
-from serving.classifier import BatchClassifier, Outcome, PendingBatch, Rejection
+from serving.classifier import BatchClassifier, Outcome, PendingBatch
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
-from serving.schema import Result, dead_letter_headers, encode_result
+from serving.records import Record, position, records_for
+from serving.schema import Result
 from serving.source import ChampionWatcher, LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -39,47 +40,6 @@ class InFlight:
 
 class DeliveryFailed(RuntimeError):
     """Some record of a batch was not acknowledged; the batch is not committed."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One message to produce."""
-
-    kind: str  # results, review, dead_letter
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-def position(message: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a consumed (non-error) message."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    if topic is None or partition is None or offset is None:
-        raise ValueError("not a consumed message (no topic, partition or offset)")
-    return topic, partition, offset
-
-
-def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[Record]:
-    """The records one consumed message turns into: result (+ review copy), or a dead letter."""
-    kafka = settings.kafka
-    if isinstance(outcome, Rejection):
-        where = "/".join(str(part) for part in position(message))
-        original = [
-            (str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in message.headers() or []
-        ]
-        headers = original + dead_letter_headers(
-            outcome.reason, outcome.detail, outcome.request_id, where
-        )
-        return [
-            Record("dead_letter", kafka.dead_letter_topic, message.key(), message.value(), headers)
-        ]
-    value = encode_result(outcome)
-    key = outcome.id.encode()
-    records = [Record("results", kafka.results_topic, key, value, [])]
-    if outcome.review:
-        records.append(Record("review", kafka.review_topic, key, value, []))
-    return records
 
 
 class ServingConsumer:
