@@ -114,6 +114,8 @@ def deployed(
             f"mlflow.tracking_uri={mlflow_server}",
             f"mlflow.experiment=exp-{tag}",
             f"mlflow.registered_model=model-{tag}",
+            # A 1-epoch, 2-batch model must still become champion: it is the first one.
+            "mlflow.floors={accuracy: 0.0, auc: 0.0}",
             "etl.max_per_side=40",
             "etl.max_per_label=20",
             "train.image_size=64",
@@ -187,6 +189,7 @@ def test_triggered_retrain_completes_on_the_worker_and_promotes(deployed) -> Non
     assert run.state is not None
     assert run.state.is_completed(), f"{run.state}: see {worker.log_file}\n{worker.tail(40)}"
     assert run.parameters["epochs"] == 1
+    assert run.name.startswith("retrain-"), run.name
     client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
     champion = client.get_model_version_by_alias(settings.mlflow.registered_model, "champion")
     assert champion.version is not None
