@@ -201,9 +201,11 @@ def plot(rows: list[Row], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    everything = np.concatenate([np.asarray(r.latencies) for r in rows]) * 1000.0
+    bins = np.geomspace(max(1.0, everything.min()), everything.max() * 1.01, 60)
     for row in rows:
         ms = np.asarray(row.latencies) * 1000.0
-        ax.hist(ms, bins=60, histtype="step", label=f"{row.arch} @ {row.load}")
+        ax.hist(ms, bins=bins, histtype="step", label=f"{row.arch} @ {row.load}")
     ax.set_xlabel("latency, request sent -> result received (ms)")
     ax.set_ylabel("requests")
     ax.set_xscale("log")

@@ -95,6 +95,7 @@ def deployed(
     prefect_server: str,
     mlflow_server: str,
     mirror_servers: list[str],
+    kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Settings, dict[str, str], ServiceProcess]]:
     """All four deployments on a fresh pool, tiny settings, and a worker polling that pool."""
@@ -116,6 +117,13 @@ def deployed(
             f"mlflow.registered_model=model-{tag}",
             # A 1-epoch, 2-batch model must still become champion: it is the first one.
             "mlflow.floors={accuracy: 0.0, auc: 0.0}",
+            f"kafka.bootstrap_servers={kafka_bootstrap}",
+            f"kafka.requests_topic=requests-{tag}",
+            f"kafka.results_topic=results-{tag}",
+            f"kafka.dead_letter_topic=dead-{tag}",
+            f"kafka.review_topic=review-{tag}",
+            f"kafka.group_id=group-{tag}",
+            "serving.metrics_port=0",
             "etl.max_per_side=40",
             "etl.max_per_label=20",
             "train.image_size=64",
@@ -209,3 +217,38 @@ def test_run_names_show_time_and_notable_parameters() -> None:
     params = {"models": ["mobilenet_v2", "resnet50"], "epochs": 4, "settings": None, "seed": 3}
     assert run_name("retrain", when, params) == "retrain-20261125-0200-mobilenet_v2+resnet50-e4"
     assert run_name("serve", when, {}) == "serve-20261125-0200"
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+def test_serve_run_stops_with_the_worker_and_is_marked_cancelled(deployed) -> None:
+    """Runs after the retrain test (a champion exists); stops the module's worker."""
+    from prefect.client.orchestration import get_client
+
+    from flows.deploy import start_deployment
+    from stack.prefect_server import active_flow_runs, mark_cancelled
+
+    settings, _, worker = deployed
+    api, pool = str(settings.prefect.api_url), settings.prefect.work_pool
+    run_id = start_deployment(settings, "serve/harmscan")
+    deadline = time.monotonic() + 300
+    with prefect_api(api), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run_id).state
+            if state is not None and (state.is_running() or state.is_final()):
+                break
+            time.sleep(2)
+        assert state is not None
+        assert state.is_running(), f"{state}: see {worker.log_file}\n{worker.tail(40)}"
+        assert run_id in active_flow_runs(api, pool)
+        assert descendants(worker.pid() or 0), "the worker runs the consumer as its child"
+        worker_pid = worker.pid()
+        tree = descendants(worker_pid or 0)
+        stop_with_children(worker)
+        mark_cancelled(api, [run_id])
+        final = client.read_flow_run(run_id).state
+    alive = [pid for pid in [worker_pid, *tree] if pid and Path(f"/proc/{pid}").exists()]
+    assert not alive, f"left running after the worker stopped: {alive}"
+    assert final is not None
+    assert final.is_final()
+    assert run_id not in active_flow_runs(api, pool)

@@ -1,0 +1,57 @@
+"""``harmscan produce`` against a real broker: one path request per image, absolute paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harmscan.cli import _register_areas, app
+from serving.schema import decode_request
+from tests.serving_support import BLUE, RED, read_topic, write_image
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def cli() -> CliRunner:
+    _register_areas()
+    return CliRunner()
+
+
+def test_produce_sends_path_and_inline_requests(
+    cli: CliRunner,
+    kafka_bootstrap: str,
+    kafka_topics: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = kafka_topics("requests")
+    folder = tmp_path / "images"
+    write_image(folder / "a.jpg", RED)
+    write_image(folder / "sub" / "b.png", BLUE, "PNG")
+    (folder / "notes.txt").write_text("not an image suffix: not sent")
+    monkeypatch.chdir(tmp_path)
+    common = ["--profile", "ci", "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+              "--set", f"kafka.requests_topic={topic}"]  # fmt: skip
+
+    result = cli.invoke(app, [*common, "produce", "images", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "sent 2 requests" in result.output
+    result = cli.invoke(app, [*common, "produce", str(folder / "a.jpg"), "--inline", "--rate",
+                              "50", "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    requests = [decode_request(m.value()) for m in read_topic(kafka_bootstrap, topic, idle=2)]
+    paths = sorted(r.source for r in requests if r.kind == "path")
+    assert paths == [str(folder / "a.jpg"), str(folder / "sub" / "b.png")]
+    assert [r.kind for r in requests].count("image_b64") == 1
+    assert all(r.sent_at for r in requests)
+
+
+def test_produce_names_a_missing_path(cli: CliRunner, tmp_path: Path) -> None:
+    result = cli.invoke(app, ["--profile", "ci", "produce", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "nope" in result.output

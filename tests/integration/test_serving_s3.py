@@ -1,0 +1,80 @@
+"""S3 image sources against a real S3-compatible server (moto): allowed buckets, size limits,
+missing keys, and an unreachable endpoint reported as an infrastructure failure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from serving.classifier import BatchClassifier, Rejection
+from serving.inputs import InputReader, SourceUnavailable, boto3_s3_factory
+from serving.schema import Result, encode_request
+from serving.source import load_model_folder
+from stack.process import free_port
+from tests.serving_support import BLUE, RED, image_bytes, save_local_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bucket(mirror_endpoints, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    endpoint = mirror_endpoints.s3_endpoint
+    name = f"serving-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="red.jpg", Body=image_bytes(RED))
+    s3.put_object(Bucket=name, Key="blue.png", Body=image_bytes(BLUE, "PNG"))
+    s3.put_object(Bucket=name, Key="big.jpg", Body=b"\xff\xd8" + b"0" * 5000)
+    yield endpoint, name
+    for key in ("red.jpg", "blue.png", "big.jpg"):
+        s3.delete_object(Bucket=name, Key=key)
+    s3.delete_bucket(Bucket=name)
+
+
+def classifier_for(endpoint: str, buckets: list[str]) -> BatchClassifier:
+    reader = InputReader([], buckets, 4000, boto3_s3_factory(endpoint, "us-east-1"))
+    return BatchClassifier(
+        reader, workers=2, max_pixels=1_000_000, max_bytes=4000, decode_timeout_s=10
+    )
+
+
+def test_s3_requests(bucket: tuple[str, str], tmp_path: Path) -> None:
+    endpoint, name = bucket
+    model = load_model_folder(save_local_model(tmp_path / "m"), name="m", version="1",
+                              runtime="onnx")  # fmt: skip
+    classifier = classifier_for(endpoint, [name])
+    values = [
+        encode_request("red", s3=f"s3://{name}/red.jpg"),
+        encode_request("blue", s3=f"s3://{name}/blue.png"),
+        encode_request("missing", s3=f"s3://{name}/nope.jpg"),
+        encode_request("big", s3=f"s3://{name}/big.jpg"),
+        encode_request("other", s3="s3://not-allowed/red.jpg"),
+    ]
+    try:
+        red, blue, missing, big, other = classifier.classify(values, model, 0.0)
+    finally:
+        classifier.close()
+    assert isinstance(red, Result)
+    assert isinstance(blue, Result)
+    assert (red.label, blue.label, red.source) == ("harmful", "safe", f"s3://{name}/red.jpg")
+    reasons = [r.reason if isinstance(r, Rejection) else r for r in (missing, big, other)]
+    assert reasons == ["not_found", "too_large", "forbidden_path"]
+
+
+def test_unreachable_s3_is_infrastructure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    model = load_model_folder(save_local_model(tmp_path / "m"), name="m", version="1",
+                              runtime="onnx")  # fmt: skip
+    classifier = classifier_for(f"http://127.0.0.1:{free_port()}", ["b"])
+    try:
+        with pytest.raises(SourceUnavailable, match=r"s3://b/k\.jpg"):
+            classifier.classify([encode_request("x", s3="s3://b/k.jpg")], model, 0.0)
+    finally:
+        classifier.close()
