@@ -53,6 +53,7 @@ class PendingBatch:
     preset: EvalPreset
     futures: list[Future[Prepared | Rejection]]
     deadline: float
+    pool: ThreadPoolExecutor
 
     def cancel(self) -> None:
         """Drop the decodes that have not started."""
@@ -87,6 +88,7 @@ class BatchClassifier:
         self.max_bytes = max_bytes
         self.decode_timeout_s = decode_timeout_s
         self.jpeg_draft = jpeg_draft
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
 
     def close(self) -> None:
@@ -125,7 +127,8 @@ class BatchClassifier:
     def submit(self, values: list[bytes | None], preset: EvalPreset) -> PendingBatch:
         """Start reading and decoding a batch in the pool; `collect` waits for it."""
         futures = [self._pool.submit(self.prepare_one, value, preset) for value in values]
-        return PendingBatch(values, preset, futures, time.monotonic() + self.decode_timeout_s)
+        deadline = time.monotonic() + self.decode_timeout_s
+        return PendingBatch(values, preset, futures, deadline, self._pool)
 
     def collect(self, pending: PendingBatch) -> list[Prepared | Rejection]:
         """The prepared images of a submitted batch, each bounded by the decode timeout.
@@ -135,11 +138,15 @@ class BatchClassifier:
         """
         deadline = pending.deadline
         outcomes: list[Prepared | Rejection] = []
-        for value, future in zip(pending.values, pending.futures, strict=True):
+        for index, value in enumerate(pending.values):
+            if self._requeue_stranded(pending, index):
+                deadline = max(deadline, time.monotonic() + self.decode_timeout_s)
+            future = pending.futures[index]
             try:
                 outcomes.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
             except FutureTimeout:
                 future.cancel()
+                self._abandon_pool()
                 outcomes.append(
                     Rejection(
                         "too_large",
@@ -150,6 +157,33 @@ class BatchClassifier:
             # a decode that started late in the batch gets at least a fair share of time
             deadline = max(deadline, time.monotonic() + min(1.0, self.decode_timeout_s))
         return outcomes
+
+    def _abandon_pool(self) -> None:
+        """Leave a decode that overran its time to finish alone; later decodes get fresh threads."""
+        old, self._pool = (
+            self._pool,
+            ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode"),
+        )
+        old.shutdown(wait=False)
+        logger.warning("a decode overran serving.decode_timeout_s; its thread was abandoned")
+
+    def _requeue_stranded(self, pending: PendingBatch, start: int) -> bool:
+        """Move decodes still queued behind an abandoned pool's threads to the current pool.
+
+        Returns:
+            Whether any decode was moved (it then gets a fresh time budget).
+        """
+        if pending.pool is self._pool:
+            return False
+        moved = False
+        for index in range(start, len(pending.futures)):
+            if pending.futures[index].cancel():
+                pending.futures[index] = self._pool.submit(
+                    self.prepare_one, pending.values[index], pending.preset
+                )
+                moved = True
+        pending.pool = self._pool
+        return moved
 
     def prepare(self, values: list[bytes | None], preset: EvalPreset) -> list[Prepared | Rejection]:
         """`prepare_one` for every payload, in parallel (`submit` then `collect`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,39 @@ def test_paths_under_root_are_read(
     (result,) = classifier.classify([encode_request("p", path=str(path))], model, 0.0)
     assert isinstance(result, Result)
     assert (result.label, result.source) == ("safe", str(path))
+
+
+class SlowReader(InputReader):
+    """Fault injection: reading the request with id ``slow`` hangs for a while."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__([], [], max_bytes=1_000_000)
+        self.release = release
+
+    def read(self, request):
+        if request.id == "slow":
+            self.release.wait(30)
+        return super().read(request)
+
+
+def test_an_overrunning_decode_does_not_starve_the_others(model_dirs: dict[str, Path]) -> None:
+    model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
+    release = threading.Event()
+    clf = BatchClassifier(
+        SlowReader(release), workers=1, max_pixels=4_000_000, max_bytes=1_000_000,
+        decode_timeout_s=0.3,
+    )  # fmt: skip
+    try:
+        first = clf.submit([inline(image_bytes(RED), "slow"), inline(image_bytes(RED), "a")],
+                           model.preset)  # fmt: skip
+        upcoming = clf.submit([inline(image_bytes(BLUE), "b")], model.preset)
+        slow, a = clf.score(clf.collect(first), model, 0.0)
+        (b,) = clf.finish(upcoming, model, 0.0)
+    finally:
+        release.set()
+        clf.close()
+    assert isinstance(slow, Rejection)
+    assert slow.reason == "too_large"
+    assert isinstance(a, Result)
+    assert isinstance(b, Result)
+    assert (a.label, b.label) == ("harmful", "safe")
