@@ -26,7 +26,7 @@ SOURCES = ("mirror", "openimages")
 # Mirror test groups shown by the demo (first test image of each), and the corrupt file.
 DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
 # `harmscan demo` (fast, the default) caps these training settings; `--full` keeps the profile's.
-FAST_TRAIN = {"image_size": 112, "epochs": 2}
+FAST_TRAIN = {"image_size": 160, "epochs": 3}
 
 Emit = Callable[[str], None]
 

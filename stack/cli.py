@@ -126,7 +126,7 @@ def demo(
         bool,
         typer.Option(
             "--fast/--full",
-            help="fast: train on 112 px images for at most 2 epochs (about 15 min on 2 cores); "
+            help="fast: train on 160 px images for at most 3 epochs (about 5 min on 2 idle cores); "
             "full: the profile's training settings.",
         ),
     ] = True,
