@@ -3,6 +3,7 @@ preparation, and failures that keep the served model."""
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -62,3 +63,37 @@ def test_registry_down_keeps_the_current_model(
     watcher.check_now()
     assert watcher.take() is None
     model.discard()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_serves_what_training_registers(mlflow_server: str, tmp_path: Path, runtime: str) -> None:
+    """The contract with `tasks.registry.log_bundle`: its versions load in both runtimes."""
+    import mlflow
+
+    from serving.classifier import BatchClassifier
+    from serving.inputs import InputReader
+    from serving.schema import Result, encode_request
+    from tasks.registry import log_bundle
+    from tests.serving_support import BLUE, RED, ColourNet, image_bytes, make_spec
+
+    name = f"contract-{os.urandom(4).hex()}"
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_experiment(name)
+    with mlflow.start_run():
+        bundle = log_bundle(ColourNet(), make_spec(), registered_model=name)
+    mlflow.MlflowClient(mlflow_server).set_registered_model_alias(name, "champion", bundle.version)
+    model = source(mlflow_server, name, tmp_path, runtime).load()
+    classifier = BatchClassifier(
+        InputReader([], [], 1_000_000), workers=1, max_pixels=1_000_000, max_bytes=1_000_000,
+        decode_timeout_s=10,
+    )  # fmt: skip
+    values = [encode_request(c, image_b64=base64.b64encode(image_bytes(rgb)).decode())
+              for c, rgb in (("red", RED), ("blue", BLUE))]  # fmt: skip
+    try:
+        red, blue = classifier.classify(values, model, 0.0)
+    finally:
+        classifier.close()
+        model.discard()
+    assert isinstance(red, Result)
+    assert isinstance(blue, Result)
+    assert (red.label, blue.label, red.model_version) == ("harmful", "safe", bundle.version)
