@@ -121,7 +121,9 @@ class Reader(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for message in self.consumer.consume(500, 0.1):
+            # consume(n, t) would wait for n messages: take one as it comes, then what is there.
+            first = self.consumer.consume(1, 0.1)
+            for message in first + (self.consumer.consume(500, 0) if first else []):
                 if message.error() is None:
                     result = decode_result(message.value())
                     self.arrivals.setdefault(result.id, (result.sent_at or 0.0, time.time()))
