@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 from conf.settings import OpenImagesSettings, Settings
 
@@ -100,7 +101,7 @@ def prepare_images(target: Path, mirror_dir: Path | None = None) -> list[Path]:
     mirror_dir = mirror_dir or REPO_ROOT / "mirror"
     with (mirror_dir / "expected.csv").open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["Subset"] == "test" and not r["Defect"]]
-    first = {}
+    first: dict[str, str] = {}
     for row in sorted(rows, key=lambda r: r["ImageID"]):
         first.setdefault(row["Group"], row["ImageID"])
     picked = [(group, first[group]) for group in DEMO_GROUPS if group in first]
@@ -267,13 +268,13 @@ def collect_outcomes(
             if message is None or message.error():
                 continue
             if message.topic() == kafka.results_topic:
-                result = decode_result(message.value())
+                result = decode_result(message.value() or b"")
                 request_id = result.id
                 outcome = (
                     f"{result.label} (p_harmful {result.p_harmful:.2f}, v{result.model_version})"
                 )
             else:
-                headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+                headers = {k: bytes(v or b"").decode() for k, v in message.headers() or []}
                 request_id = headers.get(H_REQUEST_ID, "")
                 reason, detail = headers.get(H_REASON, "?"), headers.get(H_DETAIL, "")
                 outcome = f"rejected: {reason}" + (f" ({detail})" if detail else "")
@@ -290,7 +291,7 @@ def _check_serving(settings: Settings, run_id: str) -> None:
     from flows.deploy import prefect_api
 
     with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state
+        state = client.read_flow_run(UUID(run_id)).state
     if state is not None and state.is_final():
         raise DemoError(
             f"the serve run ended as {state.name}: {state.message}; see "

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from conf.settings import Settings
 
@@ -249,7 +250,7 @@ def run_and_wait(
     deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
     with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            state = client.read_flow_run(run_id).state
+            state = client.read_flow_run(UUID(run_id)).state
             kind = state.type.value if state else "SCHEDULED"
             if (state.name if state else kind) != last:
                 last = state.name if state else kind

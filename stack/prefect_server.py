@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from uuid import UUID
 
 from stack.process import ServiceError, ServiceProcess, http_ok
 
@@ -234,7 +235,7 @@ def mark_cancelled(api_url: str, run_ids: list[str]) -> None:
         get_client(sync_client=True) as client,
     ):
         for run_id in run_ids:
-            state = client.read_flow_run(run_id).state
+            state = client.read_flow_run(UUID(run_id)).state
             if state is None or not state.is_final():
                 client.set_flow_run_state(
                     run_id, Cancelled(message="stopped by harmscan down"), force=True
