@@ -314,6 +314,12 @@ def publish_demo_table(settings: Settings, report: DemoReport) -> None:
 
     with prefect_api(settings.prefect.api_url):
         demo_report(rows, report.retrain_run, report.serve_run)
+        # Send this process's queued logs and events now, while the server is surely up.
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for service in (APILogWorker, EventsWorker):
+            service.drain_all(timeout=10)
 
 
 def _display(path: Path) -> str:
