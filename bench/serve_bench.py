@@ -70,7 +70,7 @@ def make_images(root: Path, count: int) -> list[Path]:
     return paths
 
 
-def make_model(arch: str, folder: Path, threads: int) -> LoadedModel:
+def make_model(arch: str, folder: Path, threads: int, batch: int = 16) -> LoadedModel:
     """A random-weight model of ``arch`` in the bundle layout, loaded with ONNX Runtime."""
     from harmscan.models import WeightsSource, build_model, export_onnx
 
@@ -79,8 +79,9 @@ def make_model(arch: str, folder: Path, threads: int) -> LoadedModel:
     spec.write(extra)
     export_onnx(build_model(arch, WeightsSource("none")), extra / ONNX_FILE, spec.image_size)
     return load_model_folder(
-        folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=threads
-    )
+        folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=threads,
+        warmup_batch=batch,
+    )  # fmt: skip
 
 
 def ceiling(settings, model: LoadedModel, images: list[Path], seconds: float) -> float:
@@ -278,7 +279,7 @@ def main() -> None:
     ceilings: dict[str, float] = {}
     try:
         for arch in archs:
-            model = make_model(arch, work / f"model-{arch}", args.threads)
+            model = make_model(arch, work / f"model-{arch}", args.threads, args.batch)
             ceilings[arch] = ceiling(settings, model, images, 5 if args.quick else 10)
             print(f"{arch}: model-alone ceiling {ceilings[arch]:.1f} images/s", flush=True)
             fast = arch == "mobilenet_v2"

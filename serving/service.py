@@ -80,6 +80,7 @@ def model_source(settings: Settings) -> ModelSource:
         runtime=settings.serving.runtime,
         threads=settings.serving.intra_op_threads,
         cache_dir=settings.paths.cache / "serving-models",
+        warmup_batch=settings.serving.batch_size,
     )
 
 

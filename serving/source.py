@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,21 @@ class LoadedModel:
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.spec.labels)))
         return probs[:, self.spec.harmful_index].astype(np.float64)
 
+    def warm_up(self, batch: int) -> float:
+        """Run the model once on blank batches of 1 and ``batch`` images; the seconds it took.
+
+        The first run of a session (and the first at a larger batch) allocates and plans memory:
+        done at load time, so the first requests (and the first after a hot swap) do not pay it.
+
+        Raises:
+            ModelUnavailable: The model does not run or returns the wrong shape.
+        """
+        start = time.perf_counter()
+        size = self.spec.image_size
+        for n in sorted({1, max(1, min(batch, self.max_batch))}):
+            self.p_harmful(np.zeros((n, 3, size, size), dtype=np.float32))
+        return time.perf_counter() - start
+
     def _probabilities(self, scores: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 2 or scores.shape[1] != len(self.spec.labels):
@@ -114,6 +130,10 @@ def onnx_predictor(path: Path, threads: int) -> tuple[Predictor, int]:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's pool threads spin between runs by default: on a small host that burns the core the
+    # decode threads (and the Kafka clients) need. Sleep instead (measured: bench/serve_bench.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
     first_dim = model_input.shape[0] if model_input.shape else None
@@ -147,9 +167,18 @@ def torch_predictor(model_dir: Path, threads: int) -> Predictor:
 
 
 def load_model_folder(
-    folder: Path, *, name: str, version: str, runtime: str, threads: int = 1
+    folder: Path,
+    *,
+    name: str,
+    version: str,
+    runtime: str,
+    threads: int = 1,
+    warmup_batch: int = 0,
 ) -> LoadedModel:
     """Load a downloaded model folder with the chosen runtime.
+
+    With ``warmup_batch`` > 0 the model is run once on blank batches (`LoadedModel.warm_up`)
+    before it is returned.
 
     Raises:
         ValueError: An unknown runtime (names the valid ones).
@@ -170,6 +199,10 @@ def load_model_folder(
     else:
         predict, max_batch = torch_predictor(folder, threads), 1024
     model = LoadedModel(name, version, spec, runtime, predict, max_batch, folder)
+    if warmup_batch > 0:
+        seconds = model.warm_up(warmup_batch)
+        logger.info("warmed up %s v%s (batches of 1 and %d) in %.3fs", name, version,
+                    warmup_batch, seconds)  # fmt: skip
     logger.info(
         "loaded %s v%s (%s, %s runtime, labels %s, threshold %.3f, review band [%.3f, %.3f])",
         name, version, spec.arch, runtime, spec.labels, spec.threshold,
@@ -188,6 +221,7 @@ class ModelSource:
         runtime: ``onnx`` or ``torch``.
         threads: Intra-op threads of the runtime.
         cache_dir: Where model versions are downloaded (one fresh folder per load).
+        warmup_batch: Run each loaded model once at this batch size before serving (0: never).
     """
 
     def __init__(
@@ -198,6 +232,7 @@ class ModelSource:
         runtime: str,
         threads: int,
         cache_dir: Path,
+        warmup_batch: int = 0,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
@@ -207,6 +242,7 @@ class ModelSource:
         self.runtime = runtime
         self.threads = threads
         self.cache_dir = cache_dir
+        self.warmup_batch = warmup_batch
         self._client: Any = None
 
     @property
@@ -245,7 +281,12 @@ class ModelSource:
                 registry_uri=self.tracking_uri,
             )
             return load_model_folder(
-                folder, name=self.name, version=version, runtime=self.runtime, threads=self.threads
+                folder,
+                name=self.name,
+                version=version,
+                runtime=self.runtime,
+                threads=self.threads,
+                warmup_batch=self.warmup_batch,
             )
         except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)

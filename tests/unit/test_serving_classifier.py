@@ -184,3 +184,32 @@ def test_an_overrunning_decode_does_not_starve_the_others(model_dirs: dict[str, 
     assert isinstance(a, Result)
     assert isinstance(b, Result)
     assert (a.label, b.label) == ("harmful", "safe")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_warm_up_runs_the_model_at_load(model_dirs: dict[str, Path], runtime: str) -> None:
+    model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime=runtime)
+    seen: list[tuple[int, ...]] = []
+    predict = model.predict
+    model.predict = lambda batch: (seen.append(batch.shape), predict(batch))[1]
+    assert model.warm_up(5) > 0
+    size = model.spec.image_size
+    assert seen == [(1, 3, size, size), (5, 3, size, size)]
+
+
+def test_warm_up_at_load_rejects_a_model_with_the_wrong_output(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import serving.source as source
+
+    real = source.onnx_predictor
+
+    def three_classes(path: Path, threads: int):  # a model that answers 3 scores for 2 labels
+        predict, max_batch = real(path, threads)
+        return (lambda batch: np.repeat(predict(batch)[:, :1], 3, axis=1)), max_batch
+
+    monkeypatch.setattr(source, "onnx_predictor", three_classes)
+    with pytest.raises(ModelUnavailable, match=r"expected \(batch, 2\)"):
+        load_model_folder(
+            model_dirs["normal"], name="m", version="1", runtime="onnx", warmup_batch=4
+        )
