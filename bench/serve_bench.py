@@ -192,6 +192,7 @@ def through_broker(
     got = [reader.arrivals[i] for i in ids if i in reader.arrivals]
     latencies = [arrived - sent for sent, arrived in got]
     print_stages([reader.stamps[i] for i in ids if i in reader.stamps])
+    print_loop_stages(loop.metrics.registry)
     span = max(a for _, a in got) - min(s for s, _ in got)
     return len(got), len(got) / span, latencies
 
@@ -213,6 +214,21 @@ def print_stages(stamps: list[tuple[float, float, float, float]]) -> None:
         at = stamps[i][0] - t0
         print(f"    slow: at +{at:6.2f}s total {t:6.1f} = queue {q:6.1f} + work {w:6.1f} "
               f"+ deliver {d:6.1f}")  # fmt: skip
+
+
+def print_loop_stages(registry) -> None:
+    """The consumer's own per-batch stage times (harmscan_stage_seconds), warm-up included."""
+    get = registry.get_sample_value
+    batches = get("harmscan_batch_size_count") or 0.0
+    if not batches:
+        return
+    parts = []
+    for stage in ("decode_wait", "infer", "deliver", "commit"):
+        total = get("harmscan_stage_seconds_sum", {"stage": stage}) or 0.0
+        parts.append(f"{stage} {total / batches * 1000:.1f}")
+    mean = (get("harmscan_batch_size_sum") or 0.0) / batches
+    print(f"    loop: {batches:.0f} batches of {mean:.1f} on average; ms per batch: "
+          + ", ".join(parts))  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float:

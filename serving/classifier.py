@@ -207,13 +207,32 @@ class BatchClassifier:
         return outcomes
 
     def finish(
-        self, pending: PendingBatch, model: LoadedModel, received_at: float
+        self,
+        pending: PendingBatch,
+        model: LoadedModel,
+        received_at: float,
+        stages: dict[str, float] | None = None,
     ) -> list[Outcome]:
         """Collect and score a submitted batch with ``model`` (decoded again if the model's
-        preprocessing differs from the one the batch was submitted with, after a hot swap)."""
+        preprocessing differs from the one the batch was submitted with, after a hot swap).
+
+        Args:
+            pending: The submitted batch.
+            model: The model to score with.
+            received_at: When the batch was consumed (Unix s), copied into the results.
+            stages: If given, receives the seconds spent waiting for the decodes
+                (``decode_wait``) and in the model (``infer``).
+        """
         if pending.preset != model.preset:
             pending = self.submit(pending.values, model.preset)
-        return self.score(self.collect(pending), model, received_at)
+        start = time.perf_counter()
+        prepared = self.collect(pending)
+        decoded = time.perf_counter()
+        outcomes = self.score(prepared, model, received_at)
+        if stages is not None:
+            stages["decode_wait"] = decoded - start
+            stages["infer"] = time.perf_counter() - decoded
+        return outcomes
 
     def classify(
         self, values: list[bytes | None], model: LoadedModel, received_at: float

@@ -206,14 +206,19 @@ class ServingConsumer:
 
     def _finish(self, inflight: InFlight) -> None:
         batch, received_at = inflight.messages, inflight.received_at
-        outcomes = self.classifier.finish(inflight.pending, self.model, received_at)
+        stages: dict[str, float] = {}
+        outcomes = self.classifier.finish(inflight.pending, self.model, received_at, stages)
         records: list[Record] = []
         for message, outcome in zip(batch, outcomes, strict=True):
             records.extend(records_for(message, outcome, self.settings))
+        start = time.perf_counter()
         self.deliver(records)
+        delivered = time.perf_counter()
         self.consumer.commit(offsets=self._next_offsets(batch), asynchronous=False)
+        stages["deliver"] = delivered - start
+        stages["commit"] = time.perf_counter() - delivered
         self.committed += len(batch)
-        self._account(batch, outcomes, received_at)
+        self._account(batch, outcomes, received_at, stages)
 
     def deliver(self, records: list[Record]) -> None:
         """Produce every record, flush, and check every delivery report.
@@ -277,8 +282,21 @@ class ServingConsumer:
             except KafkaException as exc:  # partition revoked meanwhile: its new owner redoes it
                 logger.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
 
-    def _account(self, batch: list[Message], outcomes: list[Outcome], received_at: float) -> None:
+    def _account(
+        self,
+        batch: list[Message],
+        outcomes: list[Outcome],
+        received_at: float,
+        stages: dict[str, float],
+    ) -> None:
         done = time.time()
+        for stage, seconds in stages.items():
+            self.metrics.stage.labels(stage).observe(seconds)
+        logger.debug(
+            "batch of %d: %s, %.1f ms after it was consumed", len(batch),
+            ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in stages.items()),
+            (done - received_at) * 1000,
+        )  # fmt: skip
         for message, outcome in zip(batch, outcomes, strict=True):
             self.metrics.latency.observe(done - received_at)
             _kind, stamp = message.timestamp()

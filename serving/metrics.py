@@ -52,6 +52,14 @@ class ServingMetrics:
             buckets=BATCH_BUCKETS,
             registry=reg,
         )
+        self.stage = Histogram(
+            "harmscan_stage_seconds",
+            "Time per batch in each stage of the loop (decode_wait: decoding not yet done when "
+            "the batch's turn came; infer; deliver: produce, flush, acks; commit)",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         self.model = Info("harmscan_model", "The model currently served", registry=reg)
         self.model_swaps = Counter("harmscan_model_swaps", "Hot model swaps", registry=reg)
         self.lag = Gauge(

@@ -207,6 +207,8 @@ def test_stream_labels_review_and_dead_letters(
     text = metrics.decode()
     assert 'harmscan_dead_lettered_total{reason="truncated"} 1.0' in text
     assert "harmscan_consumed_total" in text
+    for stage in ("decode_wait", "infer", "deliver", "commit"):
+        assert f'harmscan_stage_seconds_count{{stage="{stage}"}}' in text
 
 
 def _wait_committed(bootstrap: str, settings: object, topic: str, timeout: float = 20) -> bool:
