@@ -22,6 +22,7 @@ import time
 import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -248,8 +249,11 @@ def run_and_wait(
     ui = f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
     emit(f"      run {run_id} ({ui})")
     deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
+    logs = _LogFollower()
     with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
+            for line in logs.new_lines(client):
+                emit(f"        {line}")
             state = client.read_flow_run(UUID(run_id)).state
             kind = state.type.value if state else "SCHEDULED"
             if (state.name if state else kind) != last:
@@ -264,6 +268,31 @@ def run_and_wait(
             f"{settings.paths.services}/prefect-worker.log"
         )
     return run_id
+
+
+class _LogFollower:
+    """Follows the server's run logs (the run and its subflows) so long runs show progress."""
+
+    def __init__(self) -> None:
+        self.since = datetime.now(UTC)
+        self.seen: set[UUID] = set()
+
+    def new_lines(self, client: Any) -> list[str]:
+        """Log lines at INFO or above written since the last call, oldest first."""
+        from prefect.client.schemas.filters import LogFilter, LogFilterLevel, LogFilterTimestamp
+
+        log_filter = LogFilter(
+            level=LogFilterLevel(ge_=logging.INFO),
+            timestamp=LogFilterTimestamp(after_=self.since),
+        )
+        lines = []
+        for log in client.read_logs(log_filter=log_filter, limit=200):
+            if log.id in self.seen:
+                continue
+            self.seen.add(log.id)
+            self.since = max(self.since, log.timestamp)
+            lines.append(f"{log.timestamp:%H:%M:%S} {log.name}: {log.message.splitlines()[0]}")
+        return lines
 
 
 def start_deployment(

@@ -5,6 +5,7 @@ It only orchestrates: settings in, one `tasks.training.train_task` per architect
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -79,6 +80,9 @@ def train(
     from flows.etl import apply_overrides
 
     logger = get_run_logger()
+    # Per-epoch lines come from harmscan.trainer at INFO; a worker's root logger stops at WARNING,
+    # so without this a long training run shows no progress in the Prefect UI.
+    logging.getLogger("harmscan").setLevel(logging.INFO)
     extra = [*(overrides or []), *train_overrides(models, epochs, weights, limit_batches)]
     settings = (
         load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
