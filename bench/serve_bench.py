@@ -172,14 +172,13 @@ def through_broker(
     # model has run, and the producer has its connection, topic metadata and idempotent producer
     # id. (A fresh producer buffers its first ~0.5 s of requests while it gets those: that is
     # client start-up, not serving latency, and used to be the whole p99 at 10/s and 50/s.)
-    producer = RequestProducer(settings)
+    producer = RequestProducer(settings, rate=rate)
     for i in range(4):
         producer.send_path(images[i], request_id=f"warm-{i}")
     producer.flush()
     deadline = time.monotonic() + 120
     while len(reader.arrivals) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    producer.rate = rate
     ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
     producer.flush()
     deadline = time.monotonic() + 300

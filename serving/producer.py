@@ -66,8 +66,11 @@ class RequestProducer:
         self.settings = settings
         self.topic = settings.kafka.requests_topic
         self.rate = rate
+        # Paced requests go out one by one, so waiting to fill a batch only adds latency (5 ms
+        # of a ~25 ms round trip measured at 10/s); unpaced bulk sends batch up for throughput.
+        linger_ms = 0 if rate is not None else 5
         self._producer = Producer(
-            {**client_config(settings.kafka), "enable.idempotence": True, "linger.ms": 5}
+            {**client_config(settings.kafka), "enable.idempotence": True, "linger.ms": linger_ms}
         )
         self._next_at = time.monotonic()
         self.report = SendReport()
