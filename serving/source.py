@@ -197,7 +197,9 @@ def load_model_folder(
             raise ModelUnavailable(f"{name} v{version} has no {ONNX_FILE}; serve it with torch")
         predict, max_batch = onnx_predictor(onnx_path, threads)
     else:
-        predict, max_batch = torch_predictor(folder, threads), 1024
+        # The MLmodel file sits at the top of the download or one level down, by artifact layout.
+        model_dir = min((p.parent for p in folder.rglob("MLmodel")), default=folder, key=_depth)
+        predict, max_batch = torch_predictor(model_dir, threads), 1024
     model = LoadedModel(name, version, spec, runtime, predict, max_batch, folder)
     if warmup_batch > 0:
         seconds = model.warm_up(warmup_batch)
@@ -209,6 +211,10 @@ def load_model_folder(
         spec.review_low, spec.review_high,
     )  # fmt: skip
     return model
+
+
+def _depth(path: Path) -> int:
+    return len(path.parts)
 
 
 class ModelSource:
@@ -274,11 +280,12 @@ class ModelSource:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-v{version}-", dir=self.cache_dir))
         try:
+            # Resolve the version's artifact location with our own client: a ``models:/`` URI
+            # given to download_artifacts is resolved against the process-wide registry URI,
+            # whatever registry_uri says, and would miss a server named only in settings.
+            source_uri = self._mlflow().get_model_version_download_uri(self.name, version)
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.name}/{version}",
-                dst_path=str(folder),
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.tracking_uri,
+                artifact_uri=source_uri, dst_path=str(folder), tracking_uri=self.tracking_uri
             )
             return load_model_folder(
                 folder,

@@ -42,6 +42,25 @@ def test_champion_loads_and_watcher_prepares_the_next(mlflow_server: str, tmp_pa
     assert not model.folder.exists()
 
 
+def test_loads_from_the_configured_server_not_the_process_default(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    """`harmscan serve` names the registry only in settings; no MLFLOW_TRACKING_URI is set."""
+    import mlflow
+
+    name = f"source-{os.urandom(4).hex()}"
+    register_model(mlflow_server, name, tmp_path / "v1")
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(elsewhere)
+    try:
+        model = source(mlflow_server, name, tmp_path).load()
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert model.version == "1"
+    model.discard()
+
+
 def test_missing_alias_is_unavailable(mlflow_server: str, tmp_path: Path) -> None:
     name = f"source-{os.urandom(4).hex()}"
     register_model(mlflow_server, name, tmp_path / "v1", alias=None)
