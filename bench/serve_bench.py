@@ -70,7 +70,9 @@ def make_images(root: Path, count: int) -> list[Path]:
     return paths
 
 
-def make_model(arch: str, folder: Path, threads: int, batch: int = 16) -> LoadedModel:
+def make_model(
+    arch: str, folder: Path, threads: int, batch: int = 16, workers: int = 1
+) -> LoadedModel:
     """A random-weight model of ``arch`` in the bundle layout, loaded with ONNX Runtime."""
     from harmscan.models import WeightsSource, build_model, export_onnx
 
@@ -80,7 +82,7 @@ def make_model(arch: str, folder: Path, threads: int, batch: int = 16) -> Loaded
     export_onnx(build_model(arch, WeightsSource("none")), extra / ONNX_FILE, spec.image_size)
     return load_model_folder(
         folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=threads,
-        warmup_batch=batch,
+        workers=workers, warmup_batch=batch,
     )  # fmt: skip
 
 
@@ -275,6 +277,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="serving.intra_op_threads")
     parser.add_argument("--workers", type=int, default=2, help="serving.decode_workers")
     parser.add_argument("--batch", type=int, default=16, help="serving.batch_size")
+    parser.add_argument("--infer-workers", type=int, default=2, help="serving.inference_workers")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -286,6 +289,7 @@ def main() -> None:
         f"serving.allowed_roots=[{work / 'images'}]", "serving.metrics_port=null",
         f"serving.batch_size={args.batch}", f"serving.decode_workers={args.workers}",
         f"serving.intra_op_threads={args.threads}",
+        f"serving.inference_workers={args.infer_workers}",
         "serving.poll_timeout_s=0.2",
     ]  # fmt: skip
     settings = load_settings("ci", overrides, env={})
@@ -294,7 +298,9 @@ def main() -> None:
     ceilings: dict[str, float] = {}
     try:
         for arch in archs:
-            model = make_model(arch, work / f"model-{arch}", args.threads, args.batch)
+            model = make_model(
+                arch, work / f"model-{arch}", args.threads, args.batch, args.infer_workers
+            )
             ceilings[arch] = ceiling(settings, model, images, 5 if args.quick else 10)
             print(f"{arch}: model-alone ceiling {ceilings[arch]:.1f} images/s", flush=True)
             fast = arch == "mobilenet_v2"

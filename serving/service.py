@@ -81,6 +81,7 @@ def model_source(settings: Settings) -> ModelSource:
         threads=settings.serving.intra_op_threads,
         cache_dir=settings.paths.cache / "serving-models",
         warmup_batch=settings.serving.batch_size,
+        workers=settings.serving.inference_workers,
     )
 
 

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +51,10 @@ class LoadedModel:
         predict: NCHW float32 batch -> per-class scores (logits unless the spec says otherwise).
         max_batch: Largest batch the predictor accepts (1 for a fixed-batch ONNX export).
         folder: Local folder the model was loaded from (removed by `discard`).
+        workers: Threads that score parts of one batch at the same time (1: the caller alone).
+            Each runs the runtime with its own ``threads``; on a small host two one-thread runs
+            side by side keep both cores busy where one two-thread run waits on its slowest
+            thread at every layer (measured: bench/serve_bench.py).
     """
 
     name: str
@@ -59,17 +64,28 @@ class LoadedModel:
     predict: Predictor
     max_batch: int = 1024
     folder: Path | None = None
+    workers: int = 1
     preset: EvalPreset = field(init=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"inference workers must be >= 1, got {self.workers}")
         self.preset = EvalPreset.from_spec(self.spec)
 
     def p_harmful(self, batch: np.ndarray) -> np.ndarray:
         """Harmful probability of each image of an NCHW batch, in the model's label order."""
-        parts = [
-            self._probabilities(self.predict(batch[i : i + self.max_batch]))
-            for i in range(0, len(batch), self.max_batch)
-        ]
+        step = self.max_batch
+        if self.workers > 1 and len(batch) > 1:
+            step = min(step, -(-len(batch) // self.workers))
+        chunks = [batch[i : i + step] for i in range(0, len(batch), step)]
+        if self.workers > 1 and len(chunks) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="infer")
+            scores = list(self._pool.map(self.predict, chunks))
+        else:
+            scores = [self.predict(chunk) for chunk in chunks]
+        parts = [self._probabilities(score) for score in scores]
         probs = np.concatenate(parts) if parts else np.zeros((0, len(self.spec.labels)))
         return probs[:, self.spec.harmful_index].astype(np.float64)
 
@@ -102,7 +118,10 @@ class LoadedModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def discard(self) -> None:
-        """Remove the downloaded files of a model no longer served."""
+        """Stop the scoring threads and remove the downloaded files of a model no longer served."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -173,6 +192,7 @@ def load_model_folder(
     version: str,
     runtime: str,
     threads: int = 1,
+    workers: int = 1,
     warmup_batch: int = 0,
 ) -> LoadedModel:
     """Load a downloaded model folder with the chosen runtime.
@@ -200,7 +220,7 @@ def load_model_folder(
         # The MLmodel file sits at the top of the download or one level down, by artifact layout.
         model_dir = min((p.parent for p in folder.rglob("MLmodel")), default=folder, key=_depth)
         predict, max_batch = torch_predictor(model_dir, threads), 1024
-    model = LoadedModel(name, version, spec, runtime, predict, max_batch, folder)
+    model = LoadedModel(name, version, spec, runtime, predict, max_batch, folder, workers)
     if warmup_batch > 0:
         seconds = model.warm_up(warmup_batch)
         logger.info("warmed up %s v%s (batches of 1 and %d) in %.3fs", name, version,
@@ -228,6 +248,7 @@ class ModelSource:
         threads: Intra-op threads of the runtime.
         cache_dir: Where model versions are downloaded (one fresh folder per load).
         warmup_batch: Run each loaded model once at this batch size before serving (0: never).
+        workers: Threads scoring parts of a batch side by side (`LoadedModel.workers`).
     """
 
     def __init__(
@@ -239,6 +260,7 @@ class ModelSource:
         threads: int,
         cache_dir: Path,
         warmup_batch: int = 0,
+        workers: int = 1,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
@@ -249,6 +271,7 @@ class ModelSource:
         self.threads = threads
         self.cache_dir = cache_dir
         self.warmup_batch = warmup_batch
+        self.workers = workers
         self._client: Any = None
 
     @property
@@ -293,6 +316,7 @@ class ModelSource:
                 version=version,
                 runtime=self.runtime,
                 threads=self.threads,
+                workers=self.workers,
                 warmup_batch=self.warmup_batch,
             )
         except Exception as exc:

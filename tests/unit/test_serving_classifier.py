@@ -213,3 +213,22 @@ def test_warm_up_at_load_rejects_a_model_with_the_wrong_output(
         load_model_folder(
             model_dirs["normal"], name="m", version="1", runtime="onnx", warmup_batch=4
         )
+
+
+def test_inference_workers_score_parts_of_a_batch_side_by_side(
+    model_dirs: dict[str, Path],
+) -> None:
+    one = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
+    two = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx", workers=2)
+    size = one.spec.image_size
+    batch = np.random.default_rng(0).normal(size=(5, 3, size, size)).astype(np.float32)
+    threads: list[tuple[str, int]] = []
+    predict = two.predict
+    two.predict = lambda b: (threads.append((threading.current_thread().name, len(b))), predict(b))[
+        1
+    ]
+    np.testing.assert_allclose(two.p_harmful(batch), one.p_harmful(batch), rtol=1e-5, atol=1e-6)
+    assert sorted(n for _, n in threads) == [2, 3]
+    assert all(name.startswith("infer") for name, _ in threads)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        LoadedModel("m", "1", one.spec, "onnx", one.predict, workers=0)
