@@ -202,12 +202,12 @@ class ServingSettings(Section):
     model_alias: str = "champion"
     batch_size: int = Field(default=16, ge=1, le=1024)
     poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
-    # The loop decodes batch k+1 while batch k is inferred: on 2 cores, one decode thread beside
-    # one inference thread measured fastest (bench/serve_bench.py). Raise both on bigger hosts.
+    # The loop decodes batch k+1 while batch k is inferred. On 2 cores one-thread inference runs
+    # (intra_op_threads 1) beat one two-thread run (bench/serve_bench.py). Raise on bigger hosts.
     decode_workers: int = Field(default=1, ge=1, le=64)
     intra_op_threads: int = Field(default=1, ge=1)
     # Threads scoring halves of a batch side by side, each with intra_op_threads: on 2 cores two
-    # one-thread runs served 133 images/s where one run served 114 (bench/serve_bench.py).
+    # one-thread runs served 139 images/s where one run served 114 (bench/serve_bench.py).
     inference_workers: int = Field(default=2, ge=1, le=64)
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
