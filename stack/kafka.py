@@ -126,8 +126,15 @@ def fetch(kafka_dir: Path = KAFKA_DIR, *, force: bool = False) -> Path:
 
 
 def new_cluster_id() -> str:
-    """A random KRaft cluster id in Kafka's format (URL-safe base64 of 16 bytes, unpadded)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id in Kafka's format (URL-safe base64 of 16 bytes, unpadded).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one that starts with ``-``: the storage tool's
+    argument parser would read it as an option (a 1-in-64 start-up failure).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass

@@ -203,9 +203,11 @@ def test_bad_heap_names_value(heap: str, tmp_path: Path) -> None:
 
 
 def test_cluster_id_format() -> None:
-    ids = {new_cluster_id() for _ in range(5)}
-    assert len(ids) == 5
+    ids = {new_cluster_id() for _ in range(2000)}
+    assert len(ids) == 2000
     assert all(len(i) == 22 and "=" not in i for i in ids)
+    # 1 in 64 raw ids starts with "-", which the storage tool would parse as an option.
+    assert not any(i.startswith("-") for i in ids)
 
 
 def test_fetch_names_missing_java_or_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
