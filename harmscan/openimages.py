@@ -37,6 +37,11 @@ SAFE = "safe"
 LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
 # Label sources that are a model's guess, not a person's: never counted.
 MACHINE_SOURCE_PREFIX = "machine"
+# The full OIDv7 image-list header, in file order, and the columns the ETL reads from it.
+IMAGE_LIST_COLUMNS = (
+    "ImageID", "Subset", "OriginalURL", "OriginalLandingURL", "License", "AuthorProfileURL",
+    "Author", "Title", "OriginalSize", "OriginalMD5", "Thumbnail300KURL", "Rotation",
+)  # fmt: skip
 IMAGE_COLUMNS = ("ImageID", "Subset", "OriginalURL", "License", "Author", "Rotation")
 # Bytes per streamed block for one "row" of the chunk setting (label rows are ~50 bytes).
 BYTES_PER_ROW = 64

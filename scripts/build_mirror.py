@@ -37,6 +37,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from conf.settings import OpenImagesSettings  # noqa: E402
+from harmscan.openimages import IMAGE_LIST_COLUMNS  # noqa: E402
+from harmscan.openimages import LABEL_COLUMNS as OIDV7_LABEL_COLUMNS  # noqa: E402
 
 MIRROR = REPO / "mirror"
 ROOT_ID = "/m/0bl9f"
@@ -60,21 +62,8 @@ SOURCES = {
         "https://openmoji.org/",
     ),
 }
-IMAGE_COLUMNS = [
-    "ImageID",
-    "Subset",
-    "OriginalURL",
-    "OriginalLandingURL",
-    "License",
-    "AuthorProfileURL",
-    "Author",
-    "Title",
-    "OriginalSize",
-    "OriginalMD5",
-    "Thumbnail300KURL",
-    "Rotation",
-]
-LABEL_COLUMNS = ["ImageID", "Source", "LabelName", "Confidence"]
+IMAGE_COLUMNS = list(IMAGE_LIST_COLUMNS)
+LABEL_COLUMNS = list(OIDV7_LABEL_COLUMNS)
 SUBSETS = ("train", "validation", "test")
 LABEL_FILE = {"train": "labels_train", "validation": "labels_validation", "test": "labels_test"}
 IMAGE_FILE = {"train": "images_train", "validation": "images_validation", "test": "images_test"}
