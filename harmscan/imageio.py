@@ -8,6 +8,7 @@ header before any pixel is decoded, special files are never read, and unusual bu
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -33,6 +34,7 @@ REASONS: Final = (
     "too_small",
     "not_a_file",
     "not_found",
+    "forbidden_path",
 )
 
 # Signatures of formats we recognise but refuse to decode.
@@ -126,23 +128,35 @@ def decode_image(
     return rgb
 
 
-def read_image_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+def read_image_file(
+    path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, follow_symlinks: bool = True
+) -> bytes:
     """Read a regular file's bytes without ever blocking on a FIFO, device or socket.
 
     The caller resolves and authorises the path; this only refuses what is not a regular file and
     reads at most ``max_bytes + 1`` bytes.
 
+    Args:
+        path: The file.
+        max_bytes: Refuse files larger than this.
+        follow_symlinks: With False, a symlink at ``path`` (one swapped in after the caller
+            resolved it) is refused as ``forbidden_path``.
+
     Raises:
-        ImageRejected: ``not_found``, ``not_a_file`` or ``too_large``.
+        ImageRejected: ``not_found``, ``not_a_file``, ``forbidden_path`` or ``too_large``.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise ImageRejected("not_found", f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise ImageRejected("not_a_file", f"{path} is a directory") from None
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM):
+            raise ImageRejected("forbidden_path", f"{path}: {exc.strerror}") from None
+        if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG):
+            raise ImageRejected("not_found", f"{path}: {exc.strerror}") from None
         raise ImageRejected("not_a_file", f"cannot open {path}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
@@ -150,13 +164,19 @@ def read_image_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             raise ImageRejected("not_a_file", f"{path} is not a regular file")
         if info.st_size > max_bytes:
             raise ImageRejected("too_large", f"{info.st_size} bytes > limit {max_bytes}")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(max_bytes + 1)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
     finally:
         os.close(fd)
-    if len(data) > max_bytes:
-        raise ImageRejected("too_large", f"more than {max_bytes} bytes")
-    return data
+    if size > max_bytes:
+        raise ImageRejected("too_large", f"{path} grew beyond {max_bytes} bytes while read")
+    return b"".join(chunks)
 
 
 def load_image(

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import errno
 import os
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from harmscan.imageio import ImageRejected, read_image_file
 from serving.schema import RejectReason, Request
 
 
@@ -59,42 +58,17 @@ def resolve_allowed_path(raw: str, allowed_roots: Sequence[Path]) -> Path:
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
     """Read a regular file of at most ``max_bytes`` without ever blocking on a special file.
 
+    Symlinks are not followed: the path was resolved against the allowed roots already, so a
+    symlink found here was swapped in since.
+
     Raises:
         InputRejected: ``not_found``, ``forbidden_path`` (a symlink swapped in, no permission),
             ``not_a_file`` (FIFO, device, directory) or ``too_large``.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise InputRejected("not_found", f"{path} does not exist") from None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM):
-            raise InputRejected("forbidden_path", f"{path}: {exc.strerror}") from None
-        if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG):
-            raise InputRejected("not_found", f"{path}: {exc.strerror}") from None
-        if exc.errno in (errno.ENXIO, errno.EISDIR):
-            raise InputRejected("not_a_file", f"{path}: not a regular file") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputRejected("not_a_file", f"{path}: not a regular file")
-        if info.st_size > max_bytes:
-            raise InputRejected("too_large", f"{path}: {info.st_size} bytes > {max_bytes}")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    if size > max_bytes:
-        raise InputRejected("too_large", f"{path}: grew beyond {max_bytes} bytes while read")
-    return b"".join(chunks)
+        return read_image_file(path, max_bytes=max_bytes, follow_symlinks=False)
+    except ImageRejected as exc:
+        raise InputRejected(cast(RejectReason, exc.reason), exc.detail) from None
 
 
 def decode_inline(text: str, max_bytes: int) -> bytes:
