@@ -60,7 +60,7 @@ def _check_arch(arch: str) -> None:
 def _alternatives(arch: str) -> str:
     return (
         f"set train.weights.{arch} to 'imagenet' (needs internet or a warm torch hub cache), "
-        "to an existing state-dict file (e.g. ../shared/weights/mobilenet_v2_imagenet.pth "
+        "to an existing state-dict file (e.g. weights/mobilenet_v2_imagenet.pth "
         "for mobilenet_v2), or to 'none' to train from scratch"
     )
 

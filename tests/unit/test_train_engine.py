@@ -25,7 +25,7 @@ from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.trainer import EPOCH_METRICS, fit
 from tests.fixtures.train_data import make_synthetic_dataset
 
-SHARED = "../shared/weights/mobilenet_v2_imagenet.pth"
+SHARED = "weights/mobilenet_v2_imagenet.pth"
 
 
 @pytest.fixture(scope="module")

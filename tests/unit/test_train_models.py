@@ -18,7 +18,7 @@ from harmscan.models import (
     split_parameters,
 )
 
-SHARED = "../shared/weights/mobilenet_v2_imagenet.pth"
+SHARED = "weights/mobilenet_v2_imagenet.pth"
 
 
 @pytest.mark.parametrize(("setting", "kind"), [("imagenet", "imagenet"), ("None", "none")])
