@@ -9,7 +9,7 @@ idempotently. confluent_kafka is imported only inside the functions that talk to
 
 Command line (``./dev setup`` calls ``fetch``)::
 
-    python -m stack.kafka fetch|up|down|status [--profile P] [--set a.b=c ...]
+    python -m cli.kafka fetch|up|down|status [--profile P] [--set a.b=c ...]
 """
 
 from __future__ import annotations
@@ -402,9 +402,3 @@ def ensure_topics(
                 raise
     logger.info("created topics %s", created)
     return created
-
-
-if __name__ == "__main__":
-    from stack.kafka_cli import standalone
-
-    standalone()

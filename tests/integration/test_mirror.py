@@ -451,7 +451,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     base = [
         sys.executable,
         "-c",
-        "from harmscan.cli import main; main()",
+        "from cli.app import main; main()",
         "--profile",
         "ci",
         "--set",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harmscan.cli import _register_areas, app
+from cli.app import _register_areas, app
 from serving.schema import decode_request
 from tests.serving_support import BLUE, RED, read_topic, write_image
 

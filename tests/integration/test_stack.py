@@ -35,7 +35,7 @@ def stack_overrides(root: Path) -> list[str]:
 
 
 def harmscan(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from harmscan.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from cli.app import main; main()", *args]
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import typer
 
+from cli.train import _models, _weights
 from flows.train import preflight, train_overrides
-from flows.train_cli import _models, _weights
 from harmscan.models import WeightsError
 
 

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Build the verified, balanced harmful/safe dataset from Open Images V7."""
-        from harmscan.cli import settings_of
+        from cli.app import settings_of
 
         settings = settings_of(ctx)
         valid = ("train", "validation", "test")

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Fine-tune, evaluate, log to MLflow and register the models."""
-        from harmscan.cli import settings_of
+        from cli.app import settings_of
 
         settings = settings_of(ctx)
         from flows.train import train
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         promote: Annotated[bool, typer.Option(help="Run the promotion gate.")] = True,
     ) -> None:
         """ETL -> train -> evaluate -> register -> promote, as one Prefect flow."""
-        from harmscan.cli import settings_of
+        from cli.app import settings_of
 
         settings = settings_of(ctx)
         from flows.retrain import retrain
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         reason: Annotated[str, typer.Option(help="Why (recorded on the version).")] = "manual",
     ) -> None:
         """Move the champion alias by hand (VERSION or --rollback), or gate VERSION (--gate)."""
-        from harmscan.cli import settings_of
+        from cli.app import settings_of
 
         settings = settings_of(ctx)
         if (version is None) == (not rollback):

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def _settings(ctx: typer.Context) -> Settings:
     import logging
 
-    from harmscan.cli import settings_of
+    from cli.app import settings_of
 
     # One line per HTTP call to the Prefect API drowns the demo's own lines.
     for noisy in ("httpx", "prefect.client"):

@@ -2,8 +2,8 @@
 
 The top-level app only resolves settings; each area registers its own commands from a small
 module that imports nothing heavy at start (see `_register_areas`). Those command functions
-import Prefect, Kafka or MLflow lazily, so ``harmscan --help`` stays fast and this core package
-stays free of them.
+import Prefect, Kafka or MLflow lazily, so ``harmscan --help`` stays fast. This package sits
+above every other: nothing imports it but the console script.
 """
 
 from __future__ import annotations
@@ -87,12 +87,12 @@ def _register_areas() -> None:
 
     # One small registration module per area, each owning its commands.
     for module in (
-        "stack.kafka_cli",  # harmscan kafka fetch|up|down|status
-        "stack.mirror_cli",  # harmscan mirror up|down|status (offline Open Images)
-        "stack.cli",  # harmscan up|down|status|deploy|demo
-        "flows.etl_cli",  # harmscan etl
-        "flows.train_cli",  # harmscan train|retrain|promote
-        "serving.cli",  # harmscan serve|produce
+        "cli.kafka",  # harmscan kafka fetch|up|down|status
+        "cli.mirror",  # harmscan mirror up|down|status (offline Open Images)
+        "cli.stack",  # harmscan up|down|status|deploy|demo
+        "cli.etl",  # harmscan etl
+        "cli.train",  # harmscan train|retrain|promote
+        "cli.serve",  # harmscan serve|produce
     ):
         try:
             area = importlib.import_module(module)

@@ -1,6 +1,6 @@
 """``harmscan kafka fetch|up|down|status``: the local Apache Kafka broker from the command line.
 
-Also ``python -m stack.kafka fetch|up|down|status`` (what ``./dev setup`` calls), through
+Also ``python -m cli.kafka fetch|up|down|status`` (what ``./dev setup`` calls), through
 `standalone`. Only typer is imported at module level; `stack.kafka` is loaded per command.
 """
 
@@ -23,7 +23,7 @@ kafka_app = typer.Typer(
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    from harmscan.cli import settings_of
+    from cli.app import settings_of
 
     return settings_of(ctx)
 
@@ -97,13 +97,13 @@ def register(app: typer.Typer) -> None:
 
 
 def standalone() -> None:
-    """``python -m stack.kafka``: the kafka commands with the global settings options."""
+    """``python -m cli.kafka``: the kafka commands with the global settings options."""
     import logging
 
-    from harmscan.cli import CliState
+    from cli.app import CliState
 
     app = typer.Typer(
-        name="stack.kafka",
+        name="cli.kafka",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
@@ -124,3 +124,7 @@ def standalone() -> None:
     for command in (fetch_cmd, up_cmd, down_cmd, status_cmd):
         app.command(command.__name__.removesuffix("_cmd"))(command)
     app()
+
+
+if __name__ == "__main__":
+    standalone()

@@ -26,7 +26,7 @@ mirror_app = typer.Typer(
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    from harmscan.cli import settings_of
+    from cli.app import settings_of
 
     return settings_of(ctx)
 

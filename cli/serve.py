@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def _settings(ctx: typer.Context, **serving: Any) -> Settings:
+    from cli.app import settings_of
     from conf.settings import ServingSettings
-    from harmscan.cli import settings_of
 
     settings = settings_of(ctx)
     changes = {k: v for k, v in serving.items() if v is not None}
@@ -50,7 +50,7 @@ def serve(
     ] = None,
 ) -> None:
     """Classify image requests from Kafka with the registry's champion until SIGTERM/Ctrl-C."""
-    from harmscan.cli import settings_of
+    from cli.app import settings_of
 
     roots = list(settings_of(ctx).serving.allowed_roots) + list(allowed_root or [])
     settings = _settings(

@@ -1,0 +1,1 @@
+"""The `harmscan` command line: a typer app assembled from one small module per area."""
