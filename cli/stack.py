@@ -94,7 +94,7 @@ def deploy(
 
     With the local stack running (`harmscan up`), the deployments use its service addresses.
     """
-    from flows.deploy import FLOWS, DeployError, deploy
+    from stack.deploy import FLOWS, DeployError, deploy
     from stack.local import LocalStack
 
     settings = _settings(ctx)
@@ -133,8 +133,8 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain run.")] = 1800.0,
 ) -> None:
     """The main job end to end: stack up, retrain, promote, serve, stream images, show results."""
-    from flows.demo import DemoError, run_demo
-    from flows.deploy import DeployError
+    from stack.demo import DemoError, run_demo
+    from stack.deploy import DeployError
     from stack.process import ServiceError
 
     settings = _settings(ctx)

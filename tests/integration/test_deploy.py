@@ -17,7 +17,7 @@ import pytest
 
 from conf.settings import Settings
 from flows.artifacts import artifact_key, metric_rows, mlflow_links_markdown, promotion_markdown
-from flows.deploy import FLOWS, DeployError, deploy, deployment_specs, prefect_api
+from stack.deploy import FLOWS, DeployError, deploy, deployment_specs, prefect_api
 from stack.prefect_server import descendants, prefect_worker_process, stop_with_children
 from stack.process import ServiceProcess, free_port
 
@@ -225,7 +225,7 @@ def test_serve_run_stops_with_the_worker_and_is_marked_cancelled(deployed) -> No
     """Runs after the retrain test (a champion exists); stops the module's worker."""
     from prefect.client.orchestration import get_client
 
-    from flows.deploy import start_deployment
+    from stack.deploy import start_deployment
     from stack.prefect_server import active_flow_runs, mark_cancelled
 
     settings, _, worker = deployed

@@ -118,8 +118,8 @@ def _zombie(pid: int) -> bool:
 
 
 def test_demo_images_are_real_test_images_plus_a_rejected_one(tmp_path: Path) -> None:
-    from flows.demo import DEMO_GROUPS, prepare_images
     from harmscan.imageio import ImageRejected, decode_image
+    from stack.demo import DEMO_GROUPS, prepare_images
 
     paths = prepare_images(tmp_path / "images")
     assert [p.stem for p in paths[:-1]] == list(DEMO_GROUPS)
@@ -130,7 +130,7 @@ def test_demo_images_are_real_test_images_plus_a_rejected_one(tmp_path: Path) ->
 
 
 def test_demo_settings_source_and_allowed_root(make_settings: Callable[..., Settings]) -> None:
-    from flows.demo import DemoError, demo_settings, images_dir
+    from stack.demo import DemoError, demo_settings, images_dir
 
     base = make_settings("openimages.s3_endpoint_url=http://127.0.0.1:9")
     real = demo_settings(base, "openimages")

@@ -143,7 +143,7 @@ def run_demo(
     Raises:
         DemoError: A step failed; the message names the run or log to read.
     """
-    from flows.deploy import active_runs, deploy, run_and_wait, start_deployment
+    from stack.deploy import active_runs, deploy, run_and_wait, start_deployment
     from stack.local import LocalStack
 
     started = time.monotonic()
@@ -288,7 +288,7 @@ def collect_outcomes(
 def _check_serving(settings: Settings, run_id: str) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.deploy import prefect_api
+    from stack.deploy import prefect_api
 
     with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
         state = client.read_flow_run(UUID(run_id)).state
@@ -304,7 +304,7 @@ def publish_demo_table(settings: Settings, report: DemoReport) -> None:
     from prefect import flow
 
     from flows.artifacts import publish_table, run_namer
-    from flows.deploy import prefect_api
+    from stack.deploy import prefect_api
 
     rows = [{"image": name, "outcome": outcome} for name, outcome in report.outcomes.items()]
 
