@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from conf.loader import SettingsError, load_settings
 from conf.settings import OpenImagesSubset, Settings
-from flows.artifacts import publish_table, run_namer
 from harmscan.manifest import summary_rows
+from tasks.artifacts import publish_table, run_namer
 from tasks.dataset import build_dataset
 from tasks.images import download_images
 from tasks.openimages import download_metadata, select_candidates

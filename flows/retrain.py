@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from conf.loader import load_settings
 from conf.settings import Arch, Settings
-from flows.artifacts import run_namer
 from flows.etl import apply_overrides, etl
 from flows.train import preflight, train, train_overrides
+from tasks.artifacts import run_namer
 from tasks.registry import CHAMPION, promote_task
 from tasks.training import TrainResult
 

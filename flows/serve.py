@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 
 from conf.loader import load_settings
 from conf.settings import Settings
-from flows.artifacts import run_namer
+from tasks.artifacts import run_namer
 
 
 def serve_overrides(

@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 
 from conf.loader import load_settings
 from conf.settings import Arch, Settings
-from flows.artifacts import publish_metrics, publish_mlflow_links, run_namer
+from tasks.artifacts import publish_metrics, publish_mlflow_links, run_namer
 from tasks.training import TrainResult, train_task
 
 

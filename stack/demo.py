@@ -303,8 +303,8 @@ def publish_demo_table(settings: Settings, report: DemoReport) -> None:
     """Leave the per-image outcomes as a table artifact of a ``demo-report`` flow run."""
     from prefect import flow
 
-    from flows.artifacts import publish_table, run_namer
     from stack.deploy import prefect_api
+    from tasks.artifacts import publish_table, run_namer
 
     rows = [{"image": name, "outcome": outcome} for name, outcome in report.outcomes.items()]
 

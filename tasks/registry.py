@@ -345,7 +345,7 @@ def promote_task(
     tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """Prefect task: `promote_candidate`, with the decision published as a markdown artifact."""
-    from flows.artifacts import publish_promotion
+    from tasks.artifacts import publish_promotion
 
     result = promote_candidate(
         name,

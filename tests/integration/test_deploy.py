@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from conf.settings import Settings
-from flows.artifacts import artifact_key, metric_rows, mlflow_links_markdown, promotion_markdown
 from stack.deploy import FLOWS, DeployError, deploy, deployment_specs, prefect_api
 from stack.prefect_server import descendants, prefect_worker_process, stop_with_children
 from stack.process import ServiceProcess, free_port
+from tasks.artifacts import artifact_key, metric_rows, mlflow_links_markdown, promotion_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -211,7 +211,7 @@ def test_triggered_retrain_completes_on_the_worker_and_promotes(deployed) -> Non
 def test_run_names_show_time_and_notable_parameters() -> None:
     from datetime import UTC, datetime
 
-    from flows.artifacts import run_name
+    from tasks.artifacts import run_name
 
     when = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     params = {"models": ["mobilenet_v2", "resnet50"], "epochs": 4, "settings": None, "seed": 3}

@@ -4,7 +4,7 @@ Call these from flows or tasks (they attach to the current run); each is one sma
 a fixed artifact key, so the Prefect UI's Artifacts page shows the latest table per key and its
 history. The text is built by pure ``*_markdown``/``*_rows`` functions, which tests call directly.
 
-    from flows.artifacts import publish_metrics, publish_mlflow_links
+    from tasks.artifacts import publish_metrics, publish_mlflow_links
 
     publish_metrics({"mobilenet_v2": {"auc": 0.91, "f1": 0.84}}, key="retrain-test-metrics")
     publish_mlflow_links(tracking_uri, runs={"mobilenet_v2": (experiment_id, run_id)})
