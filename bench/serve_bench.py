@@ -151,7 +151,8 @@ def through_broker(
     """Serve ``count`` requests offered at ``rate``/s (None: all at once); (n, img/s, latencies)."""
     from serving.consumer import ServingConsumer
     from serving.producer import RequestProducer
-    from serving.service import ensure_serving_topics, make_classifier, make_consumer, make_producer
+    from serving.service import make_classifier, make_consumer, make_producer
+    from serving.topics import ensure_serving_topics
 
     tag = uuid.uuid4().hex[:8]
     settings = load_settings("ci", [

@@ -59,7 +59,7 @@ class RequestProducer:
     """
 
     def __init__(self, settings: Settings, rate: float | None = None) -> None:
-        from serving.service import client_config
+        from serving.topics import client_config
 
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive (requests per second), got {rate}")

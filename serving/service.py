@@ -15,29 +15,15 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from conf.settings import KafkaSettings, Settings
+from conf.settings import Settings
 from serving.classifier import BatchClassifier
 from serving.consumer import ServingConsumer
 from serving.inputs import InputReader, boto3_s3_factory
 from serving.metrics import ServingMetrics
 from serving.source import ChampionWatcher, ModelSource
+from serving.topics import client_config, ensure_serving_topics
 
 logger = logging.getLogger(__name__)
-
-
-def client_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """The connection and security part of every Kafka client's configuration."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "security.protocol": kafka.security_protocol,
-    }
-    if kafka.sasl_mechanism:
-        config["sasl.mechanism"] = kafka.sasl_mechanism
-    if kafka.sasl_username:
-        config["sasl.username"] = kafka.sasl_username
-    if kafka.sasl_password is not None:
-        config["sasl.password"] = kafka.sasl_password.get_secret_value()
-    return config
 
 
 def make_consumer(settings: Settings) -> Consumer:
@@ -101,24 +87,6 @@ def make_classifier(settings: Settings) -> BatchClassifier:
         max_bytes=serving.max_bytes,
         decode_timeout_s=serving.decode_timeout_s,
         jpeg_draft=serving.jpeg_draft,
-    )
-
-
-def ensure_serving_topics(settings: Settings) -> None:
-    """Create the requests, results, review and dead-letter topics if they do not exist."""
-    from stack.kafka import ensure_topics
-
-    kafka = settings.kafka
-    topics = (
-        kafka.requests_topic,
-        kafka.results_topic,
-        kafka.review_topic,
-        kafka.dead_letter_topic,
-    )
-    ensure_topics(
-        kafka.bootstrap_servers,
-        dict.fromkeys(topics, kafka.partitions),
-        client_config={k: v for k, v in client_config(kafka).items() if k != "bootstrap.servers"},
     )
 
 

@@ -244,7 +244,7 @@ def collect_outcomes(
     from confluent_kafka import Consumer
 
     from serving.schema import H_DETAIL, H_REASON, H_REQUEST_ID, decode_result
-    from serving.service import client_config
+    from serving.topics import client_config
 
     kafka = settings.kafka
     consumer = Consumer(

@@ -4,8 +4,8 @@
 ``kafka/libs/`` (git-ignored; Maven's ``~/.m2`` cache makes re-runs take seconds). `KafkaBroker`
 runs one combined broker+controller node through `stack.process.ServiceProcess`: it writes
 ``server.properties`` under its state folder, formats the storage on first start only and counts
-the broker healthy once a real metadata request answers. ``ensure_topics`` creates topics
-idempotently. confluent_kafka is imported only inside the functions that talk to the broker.
+the broker healthy once a real metadata request answers. Topics are created by
+`serving.topics`. confluent_kafka is imported only inside the functions that talk to the broker.
 
 Command line (``./dev setup`` calls ``fetch``)::
 
@@ -343,62 +343,3 @@ def broker_from_settings(settings: Settings) -> KafkaBroker:
         port=settings.stack.kafka_port,
         controller_port=settings.stack.kafka_controller_port,
     )
-
-
-def ensure_topics(
-    bootstrap: str,
-    topics: Mapping[str, int],
-    *,
-    replication: int = 1,
-    client_config: Mapping[str, Any] | None = None,
-    timeout: float = 30.0,
-) -> list[str]:
-    """Create the topics that do not exist yet; existing ones are left as they are.
-
-    Args:
-        bootstrap: ``bootstrap.servers`` of the cluster.
-        topics: Topic name -> partition count.
-        replication: Replication factor of new topics.
-        client_config: Extra AdminClient settings (security).
-        timeout: Seconds to wait for the broker.
-
-    Returns:
-        The names of the topics this call created.
-
-    Raises:
-        ValueError: A partition count below 1 or an empty topic name.
-        KafkaException: The broker refused a creation for another reason than "exists".
-    """
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    bad = {name: count for name, count in topics.items() if not name or int(count) < 1}
-    if bad:
-        raise ValueError(f"topics need a name and at least 1 partition; got {bad}")
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})
-    existing = admin.list_topics(timeout=timeout).topics
-    for name, count in topics.items():
-        if name in existing and len(existing[name].partitions) != count:
-            logger.warning(
-                "topic %s exists with %d partitions, not %d; left unchanged",
-                name,
-                len(existing[name].partitions),
-                count,
-            )
-    wanted = [
-        NewTopic(name, num_partitions=int(count), replication_factor=replication)
-        for name, count in topics.items()
-        if name not in existing
-    ]
-    created: list[str] = []
-    if not wanted:
-        return created
-    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
-        try:
-            future.result(timeout)
-            created.append(name)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    logger.info("created topics %s", created)
-    return created

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from serving.topics import ensure_topics
 from stack.kafka import (
     KafkaBroker,
     KafkaSetupError,
-    ensure_topics,
     fetch,
     libs_fresh,
     min_heap,
