@@ -93,6 +93,7 @@ def _register_areas() -> None:
         "cli.etl",  # harmscan etl
         "cli.train",  # harmscan train|retrain|promote
         "cli.serve",  # harmscan serve|produce
+        "cli.review",  # harmscan review (the reviewers' web page)
     ):
         try:
             area = importlib.import_module(module)

@@ -187,6 +187,8 @@ class KafkaSettings(Section):
     results_topic: str = "harmscan.results"
     dead_letter_topic: str = "harmscan.dead-letter"
     review_topic: str = "harmscan.review"
+    # Reviewers' decisions, compacted and keyed by request id (the last decision wins).
+    decisions_topic: str = "harmscan.decisions"
     group_id: str = "harmscan-serve"
     partitions: int = Field(default=3, ge=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -255,6 +257,37 @@ class StackSettings(Section):
     metadata_port: int = 8088
 
 
+class ReviewSettings(Section):
+    """The reviewers' web page (``harmscan review``) and what the ETL takes from its decisions."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8095, ge=0, le=65535)
+    # Login: a shared token (each reviewer also gives a name), or one user and password.
+    # With neither set, ``harmscan review`` makes a random token and writes it to token_file.
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    # Signs the session cookie; None = a random key per start (sessions end with the process).
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(default=8 * 3600, ge=60)
+    group_id: str = "harmscan-review"
+    # A reviewer's claim on an item lapses after this long; then another reviewer may get it.
+    claim_ttl_s: float = Field(default=300.0, gt=0)
+    # The queue and claims store (SQLite); None = <paths.services>/review/queue.sqlite.
+    store_path: Path | None = None
+    delivery_timeout_s: float = Field(default=10.0, gt=0)
+    # The ETL: take reviewed images as a labelled source (domain "reviewed")...
+    use_in_training: bool = True
+    # ...and never put them into the test split the promotion gate compares on, unless true.
+    allow_in_test: bool = False
+
+    @model_validator(mode="after")
+    def _login_pairs(self) -> ReviewSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("review.username and review.password go together; set both or none")
+        return self
+
+
 class Settings(Section):
     """The root of all settings; build it with `conf.loader.load_settings`."""
 
@@ -269,3 +302,4 @@ class Settings(Section):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)

@@ -8,7 +8,7 @@ from confluent_kafka import Message
 
 from conf.settings import Settings
 from serving.classifier import Outcome, Rejection
-from serving.schema import dead_letter_headers, encode_result
+from serving.schema import H_INLINE_REQUEST, dead_letter_headers, encode_result
 
 
 @dataclass(frozen=True)
@@ -48,5 +48,8 @@ def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[
     key = outcome.id.encode()
     records = [Record("results", kafka.results_topic, key, value, [])]
     if outcome.review:
-        records.append(Record("review", kafka.review_topic, key, value, []))
+        # Inline bytes are not in the result; the review copy carries the request for the page.
+        inline = outcome.source == "inline" and message.value() is not None
+        extra = [(H_INLINE_REQUEST, bytes(message.value() or b""))] if inline else []
+        records.append(Record("review", kafka.review_topic, key, value, extra))
     return records

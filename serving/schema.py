@@ -46,6 +46,8 @@ H_DETAIL = "harmscan-detail"
 H_REQUEST_ID = "harmscan-request-id"
 H_SOURCE = "harmscan-source"  # topic/partition/offset of the original message
 H_SCHEMA = "harmscan-schema-version"
+# On the review copy of an inline request: the original request, so a reviewer can see the image.
+H_INLINE_REQUEST = "harmscan-inline-request"
 
 
 class SchemaError(ValueError):

@@ -38,6 +38,7 @@ def ensure_topics(
     replication: int = 1,
     client_config: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; existing ones are left as they are.
 
@@ -47,6 +48,8 @@ def ensure_topics(
         replication: Replication factor of new topics.
         client_config: Extra AdminClient settings (security).
         timeout: Seconds to wait for the broker.
+        configs: Topic name -> topic configs of a new topic (``cleanup.policy: compact``);
+            an existing topic keeps its configs.
 
     Returns:
         The names of the topics this call created.
@@ -72,7 +75,12 @@ def ensure_topics(
                 count,
             )
     wanted = [
-        NewTopic(name, num_partitions=int(count), replication_factor=replication)
+        NewTopic(
+            name,
+            num_partitions=int(count),
+            replication_factor=replication,
+            config=dict((configs or {}).get(name, {})),
+        )
         for name, count in topics.items()
         if name not in existing
     ]

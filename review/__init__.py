@@ -1,0 +1,1 @@
+"""The reviewers' side: a web page on the review topic, a queue with claims, decisions to Kafka."""

@@ -1,0 +1,251 @@
+"""The reviewers' web page: a login, the queue, one image at a time, three keys.
+
+Server-rendered (Jinja2), no JavaScript build: a few inline lines map the keys h / s / k to the
+harmful / safe / skip buttons. Every POST carries the session's CSRF token and the session cookie
+is signed, HttpOnly and SameSite=Strict. A decision is answered only after the decisions topic
+acknowledged it (`review.kafka.DecisionWriter`); then the item is marked decided in the store and
+the feed is asked to commit the review topic's new position.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.sessions import SessionMiddleware
+
+from harmscan.decisions import VERDICTS, Decision
+from review.auth import Login
+from review.images import read_image
+from review.metrics import ReviewMetrics
+from review.store import ClaimLost, Item, ReviewStore
+from serving.inputs import InputReader, InputRejected, SourceUnavailable
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+MAX_FORM_BYTES = 4096
+
+
+class Writer(Protocol):
+    """What the app needs of the decisions writer."""
+
+    def write(self, decision: Decision) -> None: ...
+
+
+@dataclass
+class ReviewContext:
+    """Everything the page works with, built by the caller (the service or a test)."""
+
+    store: ReviewStore
+    writer: Writer
+    reader: InputReader
+    login: Login
+    metrics: ReviewMetrics
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    session_max_age_s: int = 8 * 3600
+    on_decided: Any = None  # called after each recorded decision (the feed's commit request)
+
+
+def create_app(ctx: ReviewContext) -> FastAPI:
+    """The FastAPI app of the review page."""
+    app = FastAPI(title="harmscan review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=ctx.session_secret,
+        session_cookie="harmscan_review",
+        max_age=ctx.session_max_age_s,
+        same_site="strict",
+    )
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    _login_routes(app, ctx, templates)
+    _queue_routes(app, ctx, templates)
+    _decide_route(app, ctx)
+    _image_routes(app, ctx)
+    return app
+
+
+def _login_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) -> None:
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request, "login.html", {"csrf": _csrf(request), "mode": ctx.login.mode, "error": None}
+        )
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        form = await _form(request)
+        reviewer = ctx.login.check(form.get("name", ""), form.get("secret", ""))
+        if reviewer is None:
+            logger.warning("refused a login as %r", form.get("name", "")[:64])
+            context = {"csrf": _csrf(request), "mode": ctx.login.mode, "error": "login refused"}
+            return templates.TemplateResponse(request, "login.html", context, status_code=401)
+        request.session.clear()
+        request.session.update({"reviewer": reviewer, "csrf": secrets.token_urlsafe(24)})
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        await _form(request)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+
+def _queue_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) -> None:
+    @app.get("/", response_class=HTMLResponse)
+    def queue(request: Request, model_version: str | None = None) -> Response:
+        reviewer = request.session.get("reviewer")
+        if not reviewer:
+            return RedirectResponse("/login", status_code=303)
+        version = model_version or None
+        item = ctx.store.claim(reviewer, version)
+        now = ctx.store.clock()
+        context = {
+            "reviewer": reviewer,
+            "csrf": _csrf(request),
+            "item": item,
+            "age": _age(item.age(now)) if item else "",
+            "waiting": ctx.store.waiting(version),
+            "waiting_all": ctx.store.waiting(),
+            "versions": ctx.store.versions(),
+            "version": version or "",
+            "stats": ctx.store.stats(),
+            "fmt_age": _age,
+            "notice": request.query_params.get("notice", ""),
+        }
+        return templates.TemplateResponse(request, "queue.html", context)
+
+
+def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
+    @app.post("/decide")
+    async def decide(request: Request) -> Response:
+        form = await _form(request)
+        reviewer = request.session.get("reviewer")
+        if not reviewer:
+            return RedirectResponse("/login", status_code=303)
+        verdict, request_id = form.get("verdict", ""), form.get("request_id", "")
+        back = {"model_version": form["model_version"]} if form.get("model_version") else {}
+        if verdict == "skip":
+            ctx.store.skip(reviewer, request_id)
+            return _back(back)
+        if verdict not in VERDICTS:
+            return PlainTextResponse(f"verdict must be one of {VERDICTS} or skip", status_code=400)
+        started = time.perf_counter()
+        try:
+            item = ctx.store.holding(reviewer, request_id)
+        except ClaimLost as exc:
+            return _back({**back, "notice": str(exc)})
+        decision = _decision(item, verdict, reviewer, ctx.store.clock())
+        try:
+            ctx.writer.write(decision)
+        except Exception:
+            logger.exception("decision on %s not delivered", request_id)
+            return PlainTextResponse(
+                "the decision could not be written to Kafka; it was not recorded, try again",
+                status_code=503,
+            )
+        ctx.store.decided(decision)
+        ctx.metrics.decision_seconds.observe(time.perf_counter() - started)
+        if ctx.on_decided is not None:
+            ctx.on_decided()
+        return _back(back)
+
+
+def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
+    @app.get("/image/{request_id}")
+    def image(request: Request, request_id: str) -> Response:
+        if not request.session.get("reviewer"):
+            return PlainTextResponse("log in first", status_code=401)
+        item = ctx.store.get(request_id)
+        if item is None:
+            return PlainTextResponse("no such item", status_code=404)
+        try:
+            data, kind = read_image(ctx.reader, item)
+        except InputRejected as exc:
+            logger.warning("image of %s refused: %s", request_id, exc)
+            status = 403 if exc.reason == "forbidden_path" else 404
+            return PlainTextResponse(f"image not available ({exc.reason})", status_code=status)
+        except SourceUnavailable as exc:
+            return PlainTextResponse(f"image source unavailable: {exc}", status_code=503)
+        return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=300"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health")
+    def health() -> Response:
+        return PlainTextResponse("ok")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded form of a POST, after checking its CSRF token (403 otherwise)."""
+    from fastapi import HTTPException
+
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise HTTPException(413, "form too large")
+    form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+    expected = request.session.get("csrf")
+    if not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
+        raise HTTPException(403, "stale or missing form token; reload the page")
+    return form
+
+
+def _csrf(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def _back(query: dict[str, str]) -> Response:
+    return RedirectResponse("/" + (f"?{urlencode(query)}" if query else ""), status_code=303)
+
+
+def _decision(item: Item, verdict: str, reviewer: str, now: float) -> Decision:
+    return Decision(
+        id=item.request_id,
+        decision=verdict,  # type: ignore[arg-type]  # checked against VERDICTS
+        reviewer=reviewer,
+        decided_at=now,
+        model_name=item.model_name,
+        model_version=item.model_version,
+        model_label=item.model_label,
+        p_harmful=item.p_harmful,
+        threshold=item.threshold,
+        source=item.source,
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -1,0 +1,77 @@
+"""An item's image, read only through serving's safe input reader.
+
+The request behind a review item is rebuilt from the item alone: its ``source`` (a local path or an
+``s3://`` URI) or, for inline bytes, the original request carried on the review message. The
+`serving.inputs.InputReader` then applies the serving limits: a path must resolve under
+``serving.allowed_roots`` before anything is opened, a bucket must be allowed, sizes are capped.
+Only recognised raster formats are answered, with their own content type.
+"""
+
+from __future__ import annotations
+
+from conf.settings import ServingSettings
+from review.store import Item
+from serving.inputs import InputReader, InputRejected, boto3_s3_factory
+from serving.schema import Request, SchemaError, decode_request
+
+# Leading bytes -> content type; anything else is never sent to a browser.
+MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def reader_for(serving: ServingSettings) -> InputReader:
+    """The input reader with the serving settings' roots, buckets and size cap."""
+    return InputReader(
+        serving.allowed_roots,
+        serving.allowed_buckets,
+        serving.max_bytes,
+        boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+    )
+
+
+def request_of(item: Item) -> Request:
+    """The image source of an item as a request.
+
+    Raises:
+        InputRejected: ``bad_schema`` for an inline item without its request.
+    """
+    if item.source == "inline":
+        try:
+            request = decode_request(item.inline_request)
+        except SchemaError as exc:
+            raise InputRejected("bad_schema", f"inline image not available: {exc}") from None
+        if request.kind != "image_b64":
+            raise InputRejected("bad_schema", "inline item whose request names another source")
+        return request
+    if item.source.startswith("s3://"):
+        return Request(id=item.request_id, kind="s3", source=item.source)
+    return Request(id=item.request_id, kind="path", source=item.source)
+
+
+def content_type(data: bytes) -> str | None:
+    """The image content type of ``data`` from its leading bytes; None if not recognised."""
+    for magic, kind in MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def read_image(reader: InputReader, item: Item) -> tuple[bytes, str]:
+    """The bytes and content type of an item's image.
+
+    Raises:
+        InputRejected: Outside the allowed roots or buckets, missing, too large, not an image.
+        SourceUnavailable: S3 could not be reached.
+    """
+    data = reader.read(request_of(item))
+    kind = content_type(data)
+    if kind is None:
+        raise InputRejected("unsupported_format", "not a JPEG, PNG, GIF, BMP or WebP image")
+    return data, kind

@@ -1,0 +1,356 @@
+"""The review queue and its claims, in one small SQLite file of the review app.
+
+Items come from the review topic (`review.feed`); each row keeps where it was read (topic,
+partition, offset), so the feed commits a partition only up to its oldest undecided item: an item
+that was never decided is read again after a restart, whatever happened to this file.
+
+A reviewer holds at most one claim at a time; a claim lapses after ``claim_ttl_s``, so a closed
+browser tab never hides an item for long. Claiming is one ``UPDATE ... RETURNING`` under a lock,
+so two reviewers can never get the same item. Pure of Kafka and the web: unit-testable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harmscan.decisions import Decision
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    request_id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    model_label TEXT NOT NULL,
+    p_harmful REAL NOT NULL,
+    threshold REAL NOT NULL,
+    source TEXT NOT NULL,
+    inline_request BLOB,
+    scored_at REAL NOT NULL,
+    claimed_by TEXT,
+    claim_expires REAL,
+    decision TEXT,
+    reviewer TEXT,
+    decided_at REAL
+);
+CREATE INDEX IF NOT EXISTS items_waiting ON items (decision, model_version, scored_at);
+CREATE INDEX IF NOT EXISTS items_position ON items (topic, partition, decision, "offset");
+CREATE TABLE IF NOT EXISTS skips (
+    request_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    PRIMARY KEY (request_id, reviewer)
+);
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+INSERT_COLUMNS = (
+    'request_id, topic, partition, "offset", model_name, model_version, model_label, '
+    "p_harmful, threshold, source, inline_request, scored_at"
+)
+ITEM_COLUMNS = INSERT_COLUMNS + ", claimed_by, claim_expires"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One uncertain result waiting for (or held by) a reviewer."""
+
+    request_id: str
+    topic: str
+    partition: int
+    offset: int
+    model_name: str
+    model_version: str
+    model_label: str
+    p_harmful: float
+    threshold: float
+    source: str
+    inline_request: bytes | None
+    scored_at: float
+    claimed_by: str | None = None
+    claim_expires: float | None = None
+
+    def age(self, now: float) -> float:
+        """Seconds since the model scored the image."""
+        return max(0.0, now - self.scored_at)
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """The review figures of one model version."""
+
+    model_version: str
+    waiting: int
+    oldest_age_s: float
+    decided: int
+    agreed: int
+    # Per model label: how many the reviewers decided, and how many of those they overturned.
+    decided_by_label: dict[str, int]
+    overturned_by_label: dict[str, int]
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of decisions that kept the model's label (None before any decision)."""
+        return self.agreed / self.decided if self.decided else None
+
+    def overturn_rate(self, label: str) -> float | None:
+        """Share of the model's ``label`` results that reviewers turned into the other label."""
+        total = self.decided_by_label.get(label, 0)
+        return self.overturned_by_label.get(label, 0) / total if total else None
+
+
+class ClaimLost(RuntimeError):
+    """The item is not claimed by this reviewer (any more), or is unknown."""
+
+
+class ReviewStore:
+    """The queue and claims; one connection shared under a lock (the app's threads use it).
+
+    Args:
+        path: The SQLite file (``":memory:"`` for tests).
+        claim_ttl_s: How long a claim lasts.
+        clock: Unix time source (tests move it).
+    """
+
+    def __init__(
+        self, path: Path | str, claim_ttl_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self.claim_ttl_s = claim_ttl_s
+        self.clock = clock
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def add(self, items: Iterable[Item], seen: Iterable[tuple[str, int, int]] = ()) -> int:
+        """Store new items (an id already stored is left as it is) and the offsets read.
+
+        Args:
+            items: The items read from the review topic.
+            seen: (topic, partition, offset) of every message read, items or not.
+
+        Returns:
+            How many items were new.
+        """
+        rows = [
+            (
+                i.request_id, i.topic, i.partition, i.offset, i.model_name, i.model_version,
+                i.model_label, i.p_harmful, i.threshold, i.source, i.inline_request, i.scored_at,
+            )
+            for i in items
+        ]  # fmt: skip
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            before = self._db.total_changes
+            self._db.executemany(
+                f"INSERT OR IGNORE INTO items ({INSERT_COLUMNS}) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            added = self._db.total_changes - before
+            self._db.executemany(
+                "INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
+                "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+                [(t, p, o + 1) for t, p, o in seen],
+            )
+        return added
+
+    def claim(self, reviewer: str, model_version: str | None = None) -> Item | None:
+        """The item this reviewer should look at now, claimed for them; None if none waits.
+
+        The reviewer's own live claim comes first (a reload shows the same image), then items
+        they did not skip, oldest first. Any other claim of theirs is released.
+        """
+        now = self.clock()
+        version_clause = "AND model_version = :version" if model_version else ""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                f"""
+                UPDATE items SET claimed_by = :reviewer, claim_expires = :expires
+                WHERE request_id = (
+                    SELECT request_id FROM items
+                    WHERE decision IS NULL {version_clause}
+                      AND (claimed_by IS NULL OR claim_expires <= :now OR claimed_by = :reviewer)
+                    ORDER BY (claimed_by = :reviewer AND claim_expires > :now) DESC,
+                             EXISTS (SELECT 1 FROM skips s WHERE s.request_id = items.request_id
+                                     AND s.reviewer = :reviewer),
+                             scored_at, request_id
+                    LIMIT 1)
+                RETURNING {ITEM_COLUMNS}
+                """,  # noqa: S608 (the only interpolation is a fixed clause)
+                {
+                    "reviewer": reviewer,
+                    "expires": now + self.claim_ttl_s,
+                    "now": now,
+                    "version": model_version,
+                },
+            ).fetchone()
+            item = _item(row) if row else None
+            self._db.execute(
+                "UPDATE items SET claimed_by = NULL, claim_expires = NULL "
+                "WHERE claimed_by = ? AND request_id IS NOT ?",
+                (reviewer, item.request_id if item else None),
+            )
+        return item
+
+    def get(self, request_id: str) -> Item | None:
+        """The stored item of a request id, decided or not."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE request_id = ?",  # noqa: S608
+                (request_id,),
+            ).fetchone()
+        return _item(row) if row else None
+
+    def holding(self, reviewer: str, request_id: str) -> Item:
+        """The undecided item ``request_id`` if this reviewer may decide it now.
+
+        A lapsed claim still counts while nobody else took the item.
+
+        Raises:
+            ClaimLost: Unknown, decided, or claimed by someone else.
+        """
+        item = self.get(request_id)
+        if item is None:
+            raise ClaimLost(f"no item {request_id!r} in the queue")
+        with self._lock:
+            row = self._db.execute(
+                "SELECT decision, claimed_by, claim_expires FROM items WHERE request_id = ?",
+                (request_id,),
+            ).fetchone()
+        decision, owner, expires = row
+        if decision is not None:
+            raise ClaimLost(f"{request_id!r} was decided already")
+        if owner not in (None, reviewer) and (expires or 0) > self.clock():
+            raise ClaimLost(f"{request_id!r} is claimed by another reviewer")
+        return item
+
+    def decided(self, decision: Decision) -> None:
+        """Record a decision that is on the decisions topic (call only after delivery)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE items SET decision = ?, reviewer = ?, decided_at = ?, claimed_by = NULL, "
+                "claim_expires = NULL WHERE request_id = ?",
+                (decision.decision, decision.reviewer, decision.decided_at, decision.id),
+            )
+            self._db.execute("DELETE FROM skips WHERE request_id = ?", (decision.id,))
+
+    def skip(self, reviewer: str, request_id: str) -> None:
+        """Release the reviewer's claim and put the item behind the others for them."""
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE items SET claimed_by = NULL, claim_expires = NULL "
+                "WHERE request_id = ? AND claimed_by = ?",
+                (request_id, reviewer),
+            )
+            self._db.execute("INSERT OR IGNORE INTO skips VALUES (?, ?)", (request_id, reviewer))
+
+    def commit_positions(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition): the offset the feed may commit (its oldest undecided item,
+        or past everything read when all are decided)."""
+        with self._lock:
+            rows = self._db.execute(
+                """
+                SELECT p.topic, p.partition, coalesce(
+                    (SELECT min(i."offset") FROM items i WHERE i.topic = p.topic
+                     AND i.partition = p.partition AND i.decision IS NULL), p.next_offset)
+                FROM positions p
+                """
+            ).fetchall()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def waiting(self, model_version: str | None = None) -> int:
+        """How many items wait for a decision (claimed or not)."""
+        clause, args = ("AND model_version = ?", (model_version,)) if model_version else ("", ())
+        with self._lock:
+            (count,) = self._db.execute(
+                f"SELECT count(*) FROM items WHERE decision IS NULL {clause}",  # noqa: S608
+                args,
+            ).fetchone()
+        return int(count)
+
+    def stats(self) -> list[VersionStats]:
+        """Waiting, oldest age, agreement and overturns, per model version (newest first)."""
+        now = self.clock()
+        with self._lock:
+            rows = self._db.execute(
+                """
+                SELECT model_version, model_label,
+                       sum(decision IS NULL), min(CASE WHEN decision IS NULL THEN scored_at END),
+                       sum(decision IS NOT NULL), sum(decision = model_label)
+                FROM items GROUP BY model_version, model_label
+                """
+            ).fetchall()
+        merged: dict[str, _Tally] = {}
+        for version, label, waiting, oldest, decided, agreed in rows:
+            merged.setdefault(version, _Tally()).add(label, waiting, oldest, decided, agreed)
+        ordered = sorted(merged.items(), key=lambda kv: _version_key(kv[0]), reverse=True)
+        return [tally.stats(version, now) for version, tally in ordered]
+
+    def versions(self) -> list[str]:
+        """Model versions that have items waiting (newest first)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT model_version FROM items WHERE decision IS NULL"
+            ).fetchall()
+        return sorted((r[0] for r in rows), key=_version_key, reverse=True)
+
+
+@dataclass
+class _Tally:
+    waiting: int = 0
+    oldest: float | None = None
+    decided: int = 0
+    agreed: int = 0
+    by_label: dict[str, int] = field(default_factory=dict)
+    overturned: dict[str, int] = field(default_factory=dict)
+
+    def add(
+        self, label: str, waiting: int, oldest: float | None, decided: int, agreed: int | None
+    ) -> None:
+        self.waiting += waiting or 0
+        if oldest is not None:
+            self.oldest = oldest if self.oldest is None else min(self.oldest, oldest)
+        self.decided += decided or 0
+        self.agreed += agreed or 0
+        self.by_label[label] = decided or 0
+        self.overturned[label] = (decided or 0) - (agreed or 0)
+
+    def stats(self, version: str, now: float) -> VersionStats:
+        return VersionStats(
+            model_version=version,
+            waiting=self.waiting,
+            oldest_age_s=max(0.0, now - self.oldest) if self.oldest is not None else 0.0,
+            decided=self.decided,
+            agreed=self.agreed,
+            decided_by_label=self.by_label,
+            overturned_by_label=self.overturned,
+        )
+
+
+def _item(row: tuple) -> Item:
+    return Item(*row)
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
