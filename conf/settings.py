@@ -233,6 +233,21 @@ class ServingSettings(Section):
     # Static group membership: a restarted consumer with the same id takes its partitions back
     # at once instead of after session_timeout_ms. One distinct id per consumer process.
     group_instance_id: str | None = None
+    # Which graph serves: auto = int8 when the bundle's int8 passed its accuracy check at
+    # registration (see int8.*), else float; int8 / float force one (int8 needs runtime onnx).
+    precision: Literal["auto", "int8", "float"] = "auto"
+
+
+class Int8Settings(Section):
+    """The int8 model made at registration beside the float one (harmscan.quantize)."""
+
+    enabled: bool = True
+    # Training images whose activations calibrate the int8 ranges, and how they are reduced.
+    calibration_images: int = Field(default=64, ge=1, le=10_000)
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
+    tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
 
 
 class PrefectSettings(Section):
@@ -300,6 +315,7 @@ class Settings(Section):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    int8: Int8Settings = Field(default_factory=Int8Settings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)

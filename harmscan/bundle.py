@@ -19,6 +19,10 @@ SAFE = "safe"
 SPEC_FILE = "serving.json"
 LABELS_FILE = "labels.json"
 ONNX_FILE = "model.onnx"
+# The served graphs: uint8 NHWC pixels in, normalisation inside (`harmscan.onnx_export`).
+FLOAT_PIXELS_FILE = "model_float.onnx"
+INT8_PIXELS_FILE = "model_int8.onnx"
+PRECISIONS: tuple[str, ...] = ("float", "int8")
 SPEC_VERSION = 1
 
 
@@ -37,6 +41,9 @@ class ServingSpec:
         mean: Normalization mean (RGB).
         std: Normalization std (RGB).
         dataset_version: Manifest hash of the data the model was trained on.
+        int8_approved: The bundle's int8 graph kept the float model's AUC (within the
+            tolerance, overall and per group) and may be served in its place.
+        int8_reason: Why int8 was approved or refused (the groups and AUCs compared).
     """
 
     arch: str
@@ -49,6 +56,8 @@ class ServingSpec:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     labels: tuple[str, ...] = LABELS
     dataset_version: str = ""
+    int8_approved: bool = False
+    int8_reason: str = "no int8 model in this bundle"
     spec_version: int = SPEC_VERSION
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -4,7 +4,10 @@ Shaped after torchvision's ``references/classification/presets.py``: one keyword
 training and one for evaluation. Both end in the same `normalize`, so the model never sees at
 serving time a normalization it was not trained with (the original work trained without it).
 `EvalPreset.array` needs no torch, so the ONNX serving path stays light; `EvalPreset.__call__`
-wraps it into a tensor for training-time evaluation.
+wraps it into a tensor for training-time evaluation. A served graph may take the crop's pixels as
+they are (uint8 HWC) and normalise inside itself (`harmscan.onnx_export`): a preset with
+``normalize_in_model`` then stops at `EvalPreset.pixels` — same crop, same numbers, one float pass
+fewer in the consumer.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class EvalPreset:
     resize_size: int | None = None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    normalize_in_model: bool = False
 
     @property
     def resize(self) -> int:
@@ -84,9 +88,17 @@ class EvalPreset:
         top = (new_h - self.image_size) // 2
         return resized.crop((left, top, left + self.image_size, top + self.image_size))
 
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """The centre crop of one image as HWC uint8 RGB (what `normalize` then standardises)."""
+        return np.asarray(self.crop(image.convert("RGB")))
+
     def array(self, image: Image.Image) -> np.ndarray:
         """The model input for one RGB image: CHW float32, no torch needed."""
-        return normalize(np.asarray(self.crop(image.convert("RGB"))), self.mean, self.std)
+        return normalize(self.pixels(image), self.mean, self.std)
+
+    def model_input(self, image: Image.Image) -> np.ndarray:
+        """What the served graph takes: `pixels` if it normalises itself, else `array`."""
+        return self.pixels(image) if self.normalize_in_model else self.array(image)
 
     def batch(self, images: list[Image.Image]) -> np.ndarray:
         """NCHW float32 batch of `array` outputs."""
@@ -107,10 +119,19 @@ class EvalPreset:
         }
 
     @classmethod
-    def from_spec(cls, spec: ServingSpec) -> EvalPreset:
-        """The preset a model was trained with, from the spec that travels with it."""
+    def from_spec(cls, spec: ServingSpec, *, normalize_in_model: bool = False) -> EvalPreset:
+        """The preset a model was trained with, from the spec that travels with it.
+
+        Args:
+            spec: The model's serving spec.
+            normalize_in_model: The served graph takes uint8 pixels and normalises itself.
+        """
         return cls(
-            image_size=spec.image_size, resize_size=spec.resize_size, mean=spec.mean, std=spec.std
+            image_size=spec.image_size,
+            resize_size=spec.resize_size,
+            mean=spec.mean,
+            std=spec.std,
+            normalize_in_model=normalize_in_model,
         )
 
 

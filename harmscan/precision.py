@@ -1,0 +1,204 @@
+"""The served graphs of a bundle, float and int8, and the accuracy check that picks between them.
+
+At registration `build_served_models` turns the float export (``model.onnx``, float NCHW input)
+into the two graphs serving runs, both taking uint8 pixels (`harmscan.onnx_export`):
+``model_float.onnx`` and ``model_int8.onnx`` (calibrated on training images). Both are scored on
+the check sets (the validation split and the photo gate set) exactly as the consumer scores —
+decoded with JPEG draft mode, centre crop, pixels into the graph — and the int8 verdict
+(`harmscan.quantize.check_int8`) is written into the `ServingSpec`. ``serving.precision: auto``
+serves int8 only when the spec says it passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harmscan.bundle import FLOAT_PIXELS_FILE, HARMFUL, INT8_PIXELS_FILE, ServingSpec
+from harmscan.imageio import ImageRejected, load_image
+from harmscan.onnx_export import write_pixel_model
+from harmscan.presets import EvalPreset, normalize
+from harmscan.quantize import (
+    DEFAULT_TOLERANCE,
+    Int8Check,
+    QuantizeOptions,
+    check_int8,
+    quantize_int8,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckSet:
+    """Labelled images the int8 model is checked on (a split, the gate set).
+
+    Attributes:
+        name: Group prefix in the verdict (``val``, ``gate``).
+        paths: Image files.
+        harmful: 1 for harmful, 0 for safe, per image.
+        domains: Domain of each image (``photo``, ``illustration``, ``emoji``), or empty.
+    """
+
+    name: str
+    paths: tuple[Path, ...]
+    harmful: tuple[int, ...]
+    domains: tuple[str, ...] = ()
+
+    def groups(self, offset: int, total: int) -> dict[str, np.ndarray]:
+        """Masks over the concatenated check images: this set, and each of its domains."""
+        mask = np.zeros(total, dtype=bool)
+        mask[offset : offset + len(self.paths)] = True
+        out = {self.name: mask}
+        for domain in sorted(set(self.domains)):
+            domain_mask = np.zeros(total, dtype=bool)
+            hits = [i for i, d in enumerate(self.domains) if d == domain]
+            domain_mask[[offset + i for i in hits]] = True
+            out[f"{self.name}/{domain}"] = domain_mask
+        return out
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """What `build_served_models` wrote and decided.
+
+    Attributes:
+        spec: The input spec with ``int8_approved`` and ``int8_reason`` filled in.
+        check: The int8 verdict (AUCs per group).
+        files: The graphs written (float and int8 pixel-input models).
+    """
+
+    spec: ServingSpec
+    check: Int8Check
+    files: tuple[Path, ...]
+
+
+def pixel_batches(
+    paths: Sequence[Path], preset: EvalPreset, batch_size: int = 16
+) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(indices, NHWC uint8 batch) of the images that decode, decoded as the consumer does."""
+    indices: list[int] = []
+    arrays: list[np.ndarray] = []
+    for index, path in enumerate(paths):
+        try:
+            image = load_image(path, draft=preset.draft_size)
+        except ImageRejected as exc:
+            logger.warning("skipping %s: %s", path, exc)
+            continue
+        indices.append(index)
+        arrays.append(preset.pixels(image))
+        if len(arrays) == batch_size:
+            yield indices, np.stack(arrays)
+            indices, arrays = [], []
+    if arrays:
+        yield indices, np.stack(arrays)
+
+
+def p_harmful(onnx_path: Path, spec: ServingSpec, paths: Sequence[Path]) -> np.ndarray:
+    """Harmful probability of each image under a pixel-input graph (NaN where it won't decode)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    preset = EvalPreset.from_spec(spec, normalize_in_model=True)
+    out = np.full(len(paths), np.nan)
+    for indices, batch in pixel_batches(paths, preset):
+        logits = np.asarray(session.run(None, {name: batch})[0], dtype=np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        out[indices] = probs[:, spec.labels.index(HARMFUL)]
+    return out
+
+
+def calibration_batches(
+    paths: Sequence[Path], spec: ServingSpec, count: int, *, seed: int = 0, batch_size: int = 8
+) -> list[np.ndarray]:
+    """NCHW float batches of ``count`` images drawn (seeded) from ``paths``, decoded as served."""
+    chosen = random.Random(seed).sample(  # noqa: S311 (a reproducible sample, not a secret)
+        list(paths), min(count, len(paths))
+    )
+    preset = EvalPreset.from_spec(spec)
+    batches: list[np.ndarray] = []
+    for _, pixels in pixel_batches(chosen, preset, batch_size):
+        batches.append(np.stack([normalize(p, preset.mean, preset.std) for p in pixels]))
+    return batches
+
+
+def build_served_models(
+    float_onnx: Path,
+    folder: Path,
+    spec: ServingSpec,
+    *,
+    calibration: Sequence[Path],
+    checks: Sequence[CheckSet],
+    options: QuantizeOptions | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+) -> ServedModels:
+    """Write the float and int8 pixel-input graphs into ``folder`` and judge the int8 one.
+
+    Args:
+        float_onnx: The float export (one float32 NCHW input, logits out).
+        folder: The bundle folder the served graphs are written into.
+        spec: The model's serving spec (preset and label order).
+        calibration: Training images to calibrate the int8 activation ranges on.
+        checks: The sets the int8 model must keep the float model's AUC on.
+        options: Calibration method and size.
+        tolerance: Largest AUC loss allowed, overall and in every group.
+        seed: Seed of the calibration sample.
+
+    Returns:
+        The spec with the int8 verdict, the verdict, and the files written.
+    """
+    options = options or QuantizeOptions()
+    preset = EvalPreset.from_spec(spec)
+    float_path = write_pixel_model(float_onnx, folder / FLOAT_PIXELS_FILE, preset=preset)
+    batches = calibration_batches(calibration, spec, options.calibration_images, seed=seed)
+    if not batches:
+        check = Int8Check(False, "no calibration image decoded: no int8 model", tolerance)
+        return ServedModels(_with_verdict(spec, check), check, (float_path,))
+    int8_nchw = quantize_int8(float_onnx, folder / "int8_nchw.tmp.onnx", batches, options)
+    int8_path = write_pixel_model(int8_nchw, folder / INT8_PIXELS_FILE, preset=preset)
+    int8_nchw.unlink()
+    check = judge(float_path, int8_path, spec, checks, tolerance)
+    logger.info("int8 %s: %s", "approved" if check.approved else "refused", check.reason)
+    return ServedModels(_with_verdict(spec, check), check, (float_path, int8_path))
+
+
+def judge(
+    float_path: Path,
+    int8_path: Path,
+    spec: ServingSpec,
+    checks: Sequence[CheckSet],
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Int8Check:
+    """Score both pixel graphs on every check set and compare their AUCs (`check_int8`)."""
+    paths = [p for c in checks for p in c.paths]
+    labels = np.asarray([y for c in checks for y in c.harmful], dtype=np.int64)
+    groups: dict[str, np.ndarray] = {}
+    offset = 0
+    for check_set in checks:
+        groups.update(check_set.groups(offset, len(paths)))
+        offset += len(check_set.paths)
+    p_float = p_harmful(float_path, spec, paths)
+    p_int8 = p_harmful(int8_path, spec, paths)
+    decoded = ~np.isnan(p_float) & ~np.isnan(p_int8)
+    return check_int8(
+        labels[decoded],
+        p_float[decoded],
+        p_int8[decoded],
+        {name: mask[decoded] for name, mask in groups.items()},
+        tolerance=tolerance,
+    )
+
+
+def _with_verdict(spec: ServingSpec, check: Int8Check) -> ServingSpec:
+    return dataclasses.replace(spec, int8_approved=check.approved, int8_reason=check.reason)
