@@ -113,7 +113,7 @@ class BatchClassifier:
                 max_bytes=self.max_bytes,
                 draft=preset.draft_size if self.jpeg_draft else None,
             )
-            return Prepared(request, preset.array(image))
+            return Prepared(request, preset.model_input(image))
         except (InputRejected, ImageRejected) as exc:
             return Rejection(exc.reason, exc.detail, request.id)
         except SourceUnavailable:
@@ -263,4 +263,5 @@ def make_result(
         received_at=received_at,
         completed_at=completed_at,
         latency_ms=round((completed_at - received_at) * 1000.0, 3),
+        precision=model.precision,
     )

@@ -82,7 +82,7 @@ class ServingConsumer:
         self.max_messages = max_messages
         self.committed = 0
         self._backoff = 0.0
-        self.metrics.set_model(model.name, model.version, model.runtime)
+        self.metrics.set_model(model.name, model.version, model.runtime, model.precision)
 
     def stop(self) -> None:
         """Ask the loop to finish its batch and leave."""
@@ -137,7 +137,7 @@ class ServingConsumer:
         if new is None:
             return
         old, self.model = self.model, new
-        self.metrics.set_model(new.name, new.version, new.runtime)
+        self.metrics.set_model(new.name, new.version, new.runtime, new.precision)
         self.metrics.model_swaps.inc()
         logger.info(
             "switched model %s v%s -> v%s between batches", new.name, old.version, new.version
@@ -312,7 +312,7 @@ class ServingConsumer:
         index = self.images_logged
         self.images_logged += 1
         if isinstance(outcome, Result):
-            self.metrics.labels.labels(outcome.label).inc()
+            self.metrics.labels.labels(outcome.label, outcome.precision).inc()
             logger.info(
                 "[image_%d] Path: %s -> %s (p=%.3f, v%s%s)",
                 index, outcome.source, outcome.label, outcome.p_harmful,

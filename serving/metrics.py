@@ -27,7 +27,10 @@ class ServingMetrics:
         self.dead_lettered = Counter(
             "harmscan_dead_lettered", "Requests dead-lettered, by reason", ["reason"], registry=reg
         )
-        self.labels = Counter("harmscan_classified", "Results by label", ["label"], registry=reg)
+        self.labels = Counter(
+            "harmscan_classified", "Results by label and precision", ["label", "precision"],
+            registry=reg,
+        )  # fmt: skip
         self.infra_errors = Counter(
             "harmscan_infrastructure_errors",
             "Batches retried after an infrastructure failure, by kind",
@@ -70,9 +73,11 @@ class ServingMetrics:
         )
         self._server: Any = None
 
-    def set_model(self, name: str, version: str, runtime: str) -> None:
-        """Record the model served now."""
-        self.model.info({"name": name, "version": version, "runtime": runtime})
+    def set_model(self, name: str, version: str, runtime: str, precision: str = "float") -> None:
+        """Record the model served now (``precision``: the graph scoring, float or int8)."""
+        self.model.info(
+            {"name": name, "version": version, "runtime": runtime, "precision": precision}
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the ``/metrics`` HTTP endpoint; port 0 picks a free one. The port used."""

@@ -94,6 +94,7 @@ class Result:
         received_at: When the consumer received the message (Unix s).
         completed_at: When the result was made (Unix s).
         latency_ms: Processing latency inside the consumer, receive to result.
+        precision: Which graph of the model scored it: ``float`` or ``int8``.
         v: Schema version.
     """
 
@@ -109,6 +110,7 @@ class Result:
     received_at: float
     completed_at: float
     latency_ms: float
+    precision: str = "float"
     v: int = SCHEMA_VERSION
 
 

@@ -68,6 +68,7 @@ def model_source(settings: Settings) -> ModelSource:
         cache_dir=settings.paths.cache / "serving-models",
         warmup_batch=settings.serving.batch_size,
         workers=settings.serving.inference_workers,
+        precision=settings.serving.precision,
     )
 
 

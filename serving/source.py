@@ -1,11 +1,14 @@
 """Where the served model comes from: the MLflow registry alias, a runtime, and hot swaps.
 
 A registered version holds ``extra_files/`` with ``serving.json``, ``labels.json`` and
-``model.onnx`` (see `harmscan.bundle`). `ModelSource` resolves ``models:/<name>@<alias>`` to a
-version number and downloads *that version* (so an alias moving mid-download cannot mix two
-versions), then loads it with ONNX Runtime (default) or torch. `ChampionWatcher` polls the alias in
-a background thread and prepares the new model off the hot path; the consumer swaps it in between
-batches. Label order and preprocessing come from the model's `ServingSpec`, never from serve time.
+``model.onnx`` (see `harmscan.bundle`), and, from registrations that made them, the served graphs
+``model_float.onnx`` and ``model_int8.onnx`` (uint8 pixels in; `choose_graph` picks one by
+``serving.precision`` and the int8 verdict in the spec). `ModelSource` resolves
+``models:/<name>@<alias>`` to a version number and downloads *that version* (so an alias moving
+mid-download cannot mix two versions), then loads it with ONNX Runtime (default) or torch.
+`ChampionWatcher` polls the alias in a background thread and prepares the new model off the hot
+path; the consumer swaps it in between batches. Label order and preprocessing come from the
+model's `ServingSpec`, never from serve time.
 """
 
 from __future__ import annotations
@@ -23,13 +26,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harmscan.bundle import ONNX_FILE, SPEC_FILE, ServingSpec
+from harmscan.bundle import (
+    FLOAT_PIXELS_FILE,
+    INT8_PIXELS_FILE,
+    ONNX_FILE,
+    SPEC_FILE,
+    ServingSpec,
+)
+from harmscan.onnx_export import INPUT_UINT8
 from harmscan.presets import EvalPreset
 
 logger = logging.getLogger(__name__)
 
 Runtime = Literal["onnx", "torch"]
 RUNTIMES: tuple[str, ...] = ("onnx", "torch")
+PRECISION_SETTINGS: tuple[str, ...] = ("auto", "int8", "float")
 
 
 class ModelUnavailable(RuntimeError):
@@ -48,13 +59,16 @@ class LoadedModel:
         version: Registered model version.
         spec: What travelled with the model (labels, thresholds, preprocessing).
         runtime: ``onnx`` or ``torch``.
-        predict: NCHW float32 batch -> per-class scores (logits unless the spec says otherwise).
+        predict: A batch of `preset` outputs -> per-class scores (logits unless the spec says
+            otherwise): NHWC uint8 pixels when ``pixel_input``, else NCHW float32.
         max_batch: Largest batch the predictor accepts (1 for a fixed-batch ONNX export).
         folder: Local folder the model was loaded from (removed by `discard`).
         workers: Threads that score parts of one batch at the same time (1: the caller alone).
             Each runs the runtime with its own ``threads``; on a small host two one-thread runs
             side by side keep both cores busy where one two-thread run waits on its slowest
             thread at every layer (measured: bench/serve_bench.py).
+        precision: ``float`` or ``int8``: which graph scores (named on every result).
+        pixel_input: The graph takes uint8 pixels and normalises itself.
     """
 
     name: str
@@ -65,16 +79,18 @@ class LoadedModel:
     max_batch: int = 1024
     folder: Path | None = None
     workers: int = 1
+    precision: str = "float"
+    pixel_input: bool = False
     preset: EvalPreset = field(init=False)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"inference workers must be >= 1, got {self.workers}")
-        self.preset = EvalPreset.from_spec(self.spec)
+        self.preset = EvalPreset.from_spec(self.spec, normalize_in_model=self.pixel_input)
 
     def p_harmful(self, batch: np.ndarray) -> np.ndarray:
-        """Harmful probability of each image of an NCHW batch, in the model's label order."""
+        """Harmful probability of each image of a batch of `preset` outputs, in label order."""
         step = self.max_batch
         if self.workers > 1 and len(batch) > 1:
             step = min(step, -(-len(batch) // self.workers))
@@ -101,7 +117,10 @@ class LoadedModel:
         start = time.perf_counter()
         size = self.spec.image_size
         for n in sorted({1, max(1, min(batch, self.max_batch))}):
-            self.p_harmful(np.zeros((n, 3, size, size), dtype=np.float32))
+            if self.pixel_input:
+                self.p_harmful(np.zeros((n, size, size, 3), dtype=np.uint8))
+            else:
+                self.p_harmful(np.zeros((n, 3, size, size), dtype=np.float32))
         return time.perf_counter() - start
 
     def _probabilities(self, scores: np.ndarray) -> np.ndarray:
@@ -141,8 +160,44 @@ def find_bundle_dir(folder: Path) -> Path:
     return found[0].parent
 
 
+def choose_graph(bundle: Path, spec: ServingSpec, precision: str) -> tuple[Path, str]:
+    """The ONNX graph to serve under ``serving.precision``, and the precision it has.
+
+    ``auto`` serves int8 only when the bundle has it and its accuracy check passed
+    (``spec.int8_approved``); ``int8`` serves it regardless (logging the check's verdict);
+    ``float`` never does. The float graph is the pixel-input one when the bundle has it.
+
+    Raises:
+        ValueError: An unknown precision setting (names the valid ones).
+        ModelUnavailable: ``int8`` asked of a bundle without an int8 graph, or no float graph.
+    """
+    if precision not in PRECISION_SETTINGS:
+        valid = ", ".join(PRECISION_SETTINGS)
+        raise ValueError(f"unknown serving precision {precision!r}; valid: {valid}")
+    int8 = bundle / INT8_PIXELS_FILE
+    if precision == "int8":
+        if not int8.is_file():
+            raise ModelUnavailable(f"serving.precision=int8 but {bundle} has no {INT8_PIXELS_FILE}")
+        if not spec.int8_approved:
+            logger.warning("serving int8 although its check refused it: %s", spec.int8_reason)
+        return int8, "int8"
+    if precision == "auto" and spec.int8_approved and int8.is_file():
+        logger.info("serving int8: %s", spec.int8_reason)
+        return int8, "int8"
+    if precision == "auto":
+        logger.info("serving float: %s", spec.int8_reason)
+    for name in (FLOAT_PIXELS_FILE, ONNX_FILE):
+        if (bundle / name).is_file():
+            return bundle / name, "float"
+    raise ModelUnavailable(f"{bundle} has no {ONNX_FILE}; serve it with the torch runtime")
+
+
 def onnx_predictor(path: Path, threads: int) -> tuple[Predictor, int]:
-    """An ONNX Runtime CPU predictor for ``path`` and the largest batch it accepts."""
+    """An ONNX Runtime CPU predictor for ``path`` and the largest batch it accepts.
+
+    A graph with a uint8 input (`harmscan.onnx_export`) gets the pixels as they are; any other
+    gets float32.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -157,9 +212,10 @@ def onnx_predictor(path: Path, threads: int) -> tuple[Predictor, int]:
     model_input = session.get_inputs()[0]
     first_dim = model_input.shape[0] if model_input.shape else None
     max_batch = first_dim if isinstance(first_dim, int) and first_dim > 0 else 1024
+    dtype = np.uint8 if model_input.type == INPUT_UINT8 else np.float32
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        outputs = session.run(None, {model_input.name: batch.astype(np.float32, copy=False)})
+        outputs = session.run(None, {model_input.name: batch.astype(dtype, copy=False)})
         return np.asarray(outputs[0])
 
     return predict, max_batch
@@ -194,40 +250,45 @@ def load_model_folder(
     threads: int = 1,
     workers: int = 1,
     warmup_batch: int = 0,
+    precision: str = "auto",
 ) -> LoadedModel:
-    """Load a downloaded model folder with the chosen runtime.
+    """Load a downloaded model folder with the chosen runtime and precision (`choose_graph`).
 
     With ``warmup_batch`` > 0 the model is run once on blank batches (`LoadedModel.warm_up`)
     before it is returned.
 
     Raises:
-        ValueError: An unknown runtime (names the valid ones).
+        ValueError: An unknown runtime or precision, or int8 asked of the torch runtime.
         ModelUnavailable: The folder is not a usable harmscan model.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    if precision == "int8" and runtime != "onnx":
+        raise ValueError("serving.precision=int8 needs serving.runtime=onnx")
     bundle = find_bundle_dir(folder)
     try:
         spec = ServingSpec.read(bundle)
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelUnavailable(f"{bundle / SPEC_FILE}: {exc}") from exc
+    chosen, pixel_input = "float", False
     if runtime == "onnx":
-        onnx_path = bundle / ONNX_FILE
-        if not onnx_path.is_file():
-            raise ModelUnavailable(f"{name} v{version} has no {ONNX_FILE}; serve it with torch")
+        onnx_path, chosen = choose_graph(bundle, spec, precision)
         predict, max_batch = onnx_predictor(onnx_path, threads)
+        pixel_input = onnx_path.name != ONNX_FILE
     else:
         # The MLmodel file sits at the top of the download or one level down, by artifact layout.
         model_dir = min((p.parent for p in folder.rglob("MLmodel")), default=folder, key=_depth)
         predict, max_batch = torch_predictor(model_dir, threads), 1024
-    model = LoadedModel(name, version, spec, runtime, predict, max_batch, folder, workers)
+    model = LoadedModel(
+        name, version, spec, runtime, predict, max_batch, folder, workers, chosen, pixel_input
+    )
     if warmup_batch > 0:
         seconds = model.warm_up(warmup_batch)
         logger.info("warmed up %s v%s (batches of 1 and %d) in %.3fs", name, version,
                     warmup_batch, seconds)  # fmt: skip
     logger.info(
-        "loaded %s v%s (%s, %s runtime, labels %s, threshold %.3f, review band [%.3f, %.3f])",
-        name, version, spec.arch, runtime, spec.labels, spec.threshold,
+        "loaded %s v%s (%s, %s runtime, %s, labels %s, threshold %.3f, review band [%.3f, %.3f])",
+        name, version, spec.arch, runtime, chosen, spec.labels, spec.threshold,
         spec.review_low, spec.review_high,
     )  # fmt: skip
     return model
@@ -249,6 +310,7 @@ class ModelSource:
         cache_dir: Where model versions are downloaded (one fresh folder per load).
         warmup_batch: Run each loaded model once at this batch size before serving (0: never).
         workers: Threads scoring parts of a batch side by side (`LoadedModel.workers`).
+        precision: ``auto``, ``int8`` or ``float`` (`choose_graph`).
     """
 
     def __init__(
@@ -261,6 +323,7 @@ class ModelSource:
         cache_dir: Path,
         warmup_batch: int = 0,
         workers: int = 1,
+        precision: str = "auto",
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
@@ -272,6 +335,7 @@ class ModelSource:
         self.cache_dir = cache_dir
         self.warmup_batch = warmup_batch
         self.workers = workers
+        self.precision = precision
         self._client: Any = None
 
     @property
@@ -318,6 +382,7 @@ class ModelSource:
                 threads=self.threads,
                 workers=self.workers,
                 warmup_batch=self.warmup_batch,
+                precision=self.precision,
             )
         except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,289 @@
+"""int8 and pixel-input graphs on tiny models: export, quantization, the auto-precision decision."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ONNX_FILE, ServingSpec
+from harmscan.onnx_export import INPUT_UINT8, write_pixel_model
+from harmscan.precision import CheckSet, build_served_models
+from harmscan.presets import EvalPreset, normalize
+from harmscan.quantize import QuantizeOptions, check_int8, quantize_int8
+from serving.source import choose_graph, load_model_folder
+from tests.serving_support import BLUE, RED, ColourNet, make_spec, write_extra_files, write_image
+
+# uint8 pixels through the graph's Cast/Mul/Add vs numpy's normalize in float32: rounding only.
+PIXEL_GRAPH_TOLERANCE = 1e-4
+
+
+class TinyConvNet(torch.nn.Module):
+    """Two convolutions and a linear head: enough structure for QDQ quantization to act on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+        )
+        self.head = torch.nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run(path: Path, batch: np.ndarray) -> np.ndarray:
+    session = _session(path)
+    return np.asarray(session.run(None, {session.get_inputs()[0].name: batch})[0])
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> tuple[Path, ServingSpec]:
+    spec = make_spec()
+    write_extra_files(tmp_path / "bundle", TinyConvNet(), spec)
+    return tmp_path / "bundle", spec
+
+
+def _pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_pixel_graph_equals_float_preprocessed_graph(tiny: tuple[Path, ServingSpec]) -> None:
+    folder, spec = tiny
+    preset = EvalPreset.from_spec(spec)
+    pixel_model = write_pixel_model(folder / ONNX_FILE, folder / FLOAT_PIXELS_FILE, preset=preset)
+    pixels = _pixels(4, spec.image_size)
+    floats = np.stack([normalize(p, preset.mean, preset.std) for p in pixels])
+    assert _session(pixel_model).get_inputs()[0].type == INPUT_UINT8
+    got = _run(pixel_model, pixels)
+    expected = _run(folder / ONNX_FILE, floats)
+    assert np.max(np.abs(got - expected)) < PIXEL_GRAPH_TOLERANCE
+
+
+def _image(pixels: np.ndarray):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    return Image.fromarray(pixels)
+
+
+def test_preset_model_input_is_pixels_or_normalized() -> None:
+    image = _image(_pixels(1, 40)[0])
+    float_preset = EvalPreset(image_size=32, resize_size=36)
+    pixel_preset = dataclasses.replace(float_preset, normalize_in_model=True)
+    pixels = pixel_preset.model_input(image)
+    assert pixels.dtype == np.uint8
+    assert pixels.shape == (32, 32, 3)
+    assert np.array_equal(float_preset.model_input(image), float_preset.array(image))
+    assert np.array_equal(pixels, float_preset.pixels(image))
+
+
+def test_quantize_tiny_model_gives_a_qdq_graph_close_to_float(
+    tiny: tuple[Path, ServingSpec],
+) -> None:
+    folder, spec = tiny
+    preset = EvalPreset.from_spec(spec)
+    calibration = [
+        np.stack([preset.array(_image(p)) for p in _pixels(4, spec.image_size, seed)])
+        for seed in range(3)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        int8 = quantize_int8(
+            folder / ONNX_FILE, folder / "int8.onnx", calibration, QuantizeOptions(method="minmax")
+        )
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    batch = calibration[0]
+    got, expected = _run(int8, batch), _run(folder / ONNX_FILE, batch)
+    assert got.shape == expected.shape
+    scale = np.max(np.abs(expected)) + 1e-6
+    assert np.max(np.abs(got - expected)) / scale < 0.1  # int8 is close, not equal
+    assert not np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_other_calibration_methods_run(tiny: tuple[Path, ServingSpec], method: str) -> None:
+    folder, spec = tiny
+    preset = EvalPreset.from_spec(spec)
+    batches = [np.stack([preset.array(_image(p)) for p in _pixels(4, spec.image_size)])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = quantize_int8(
+            folder / ONNX_FILE, folder / f"{method}.onnx", batches, QuantizeOptions(method=method)
+        )  # type: ignore[arg-type]
+    assert _run(out, batches[0]).shape == (4, 2)
+
+
+def test_unknown_calibration_method_names_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="minmax, entropy, percentile"):
+        QuantizeOptions(method="kl")  # type: ignore[arg-type]
+
+
+def test_check_int8_approves_equal_scores() -> None:
+    y = np.array([0, 0, 1, 1, 0, 1])
+    p = np.array([0.1, 0.3, 0.8, 0.7, 0.2, 0.9])
+    check = check_int8(y, p, p + 0.01)
+    assert check.approved
+    assert "within 0.005" in check.reason
+    assert check.summary()["int8_auc_all"] == pytest.approx(1.0)
+
+
+def test_check_int8_refuses_a_domain_that_drops_even_if_overall_holds() -> None:
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 200)
+    p_float = np.clip(y * 0.4 + rng.uniform(0, 0.6, y.size), 0, 1)
+    photo = np.arange(y.size) < 40  # a small domain
+    p_int8 = p_float.copy()
+    p_int8[photo] = rng.uniform(0, 1, photo.sum())  # int8 ruins the photos only
+    check = check_int8(y, p_float, p_int8, {"val/photo": photo}, tolerance=0.005)
+    assert not check.approved
+    assert "val/photo" in check.reason
+    assert check.float_auc["val/photo"] - check.int8_auc["val/photo"] > 0.005
+
+
+def test_check_int8_skips_single_class_groups() -> None:
+    y = np.array([0, 1, 0, 1, 0, 0])
+    p = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.4])
+    only_safe = np.array([True, False, True, False, True, True])
+    check = check_int8(y, p, p, {"gate/emoji": only_safe})
+    assert check.approved
+    assert check.skipped == ("gate/emoji",)
+
+
+def _colour_set(root: Path, name: str, n: int = 6) -> CheckSet:
+    paths, labels, domains = [], [], []
+    for i in range(n):
+        harmful = i % 2
+        shade = 20 * (i // 2)
+        colour = (RED[0] - shade, RED[1], RED[2] + shade) if harmful else BLUE
+        paths.append(write_image(root / name / f"{i}.jpg", colour))
+        labels.append(harmful)
+        domains.append("photo" if i < n // 2 else "emoji")
+    return CheckSet(name, tuple(paths), tuple(labels), tuple(domains))
+
+
+def _colour_bundle(root: Path) -> tuple[Path, ServingSpec]:
+    spec = make_spec()
+    write_extra_files(root / "extra_files", ColourNet(), spec)
+    return root / "extra_files", spec
+
+
+def test_build_served_models_approves_a_faithful_int8(tmp_path: Path) -> None:
+    folder, spec = _colour_bundle(tmp_path / "model")
+    checks = [_colour_set(tmp_path, "val"), _colour_set(tmp_path, "gate")]
+    calibration = list(checks[0].paths)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served = build_served_models(
+            folder / ONNX_FILE, folder, spec, calibration=calibration, checks=checks
+        )
+    assert served.check.approved, served.check.reason
+    assert served.spec.int8_approved
+    assert {"all", "val", "val/photo", "gate/emoji"} <= set(served.check.float_auc)
+    assert (folder / INT8_PIXELS_FILE).is_file()
+    assert (folder / FLOAT_PIXELS_FILE).is_file()
+
+
+def test_a_bad_int8_is_refused_and_serving_auto_uses_float(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, spec = _colour_bundle(tmp_path / "model")
+    checks = [_colour_set(tmp_path, "val")]
+
+    def inverted_int8(float_model: Path, dest: Path, *_: object, **__: object) -> Path:
+        # The injected fault: an "int8" graph that ranks every image backwards.
+        write_extra_files(dest.parent / "inverted", ColourNet(invert=True), spec)
+        (dest.parent / "inverted" / ONNX_FILE).replace(dest)
+        return dest
+
+    monkeypatch.setattr("harmscan.precision.quantize_int8", inverted_int8)
+    served = build_served_models(
+        folder / ONNX_FILE, folder, spec, calibration=list(checks[0].paths), checks=checks
+    )
+    assert not served.spec.int8_approved
+    assert "below float beyond tolerance" in served.spec.int8_reason
+    served.spec.write(folder)
+    assert not ServingSpec.read(folder).int8_approved  # the verdict travels with the model
+
+    path, precision = choose_graph(folder, served.spec, "auto")
+    assert (path.name, precision) == (FLOAT_PIXELS_FILE, "float")
+    path, precision = choose_graph(folder, served.spec, "int8")  # forced: served regardless
+    assert (path.name, precision) == (INT8_PIXELS_FILE, "int8")
+    approved = dataclasses.replace(served.spec, int8_approved=True)
+    assert choose_graph(folder, approved, "auto")[1] == "int8"
+    assert choose_graph(folder, approved, "float")[1] == "float"
+    with pytest.raises(ValueError, match="auto, int8, float"):
+        choose_graph(folder, approved, "fp16")
+
+
+def test_loaded_model_names_its_precision_and_takes_pixels(tmp_path: Path) -> None:
+    folder, spec = _colour_bundle(tmp_path / "model")
+    checks = [_colour_set(tmp_path, "val")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served = build_served_models(
+            folder / ONNX_FILE, folder, spec, calibration=list(checks[0].paths), checks=checks
+        )
+    served.spec.write(folder)
+    for setting, precision in (("auto", "int8"), ("float", "float")):
+        model = load_model_folder(
+            tmp_path / "model", name="m", version="1", runtime="onnx", precision=setting,
+            warmup_batch=2,
+        )  # fmt: skip
+        assert model.precision == precision
+        assert model.pixel_input
+        assert model.preset.normalize_in_model
+        red = np.full((1, spec.image_size, spec.image_size, 3), RED, dtype=np.uint8)
+        assert model.p_harmful(red)[0] > 0.9
+
+
+def test_results_name_the_precision_that_scored_them(tmp_path: Path) -> None:
+    import base64
+
+    from serving.classifier import BatchClassifier
+    from serving.inputs import InputReader
+    from serving.schema import Result, decode_result, encode_request, encode_result
+    from tests.serving_support import image_bytes
+
+    folder, spec = _colour_bundle(tmp_path / "model")
+    checks = [_colour_set(tmp_path, "val")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served = build_served_models(
+            folder / ONNX_FILE, folder, spec, calibration=list(checks[0].paths), checks=checks
+        )
+    served.spec.write(folder)
+    classifier = BatchClassifier(
+        InputReader([tmp_path], [], max_bytes=1_000_000),
+        workers=1, max_pixels=4_000_000, max_bytes=1_000_000, decode_timeout_s=5.0,
+    )  # fmt: skip
+    request = encode_request("red", image_b64=base64.b64encode(image_bytes(RED)).decode())
+    try:
+        for setting in ("int8", "float"):
+            model = load_model_folder(
+                tmp_path / "model", name="m", version="1", runtime="onnx", precision=setting
+            )
+            (result,) = classifier.classify([request], model, received_at=0.0)
+            assert isinstance(result, Result)
+            assert result.label == "harmful"
+            assert decode_result(encode_result(result)).precision == setting
+    finally:
+        classifier.close()
