@@ -35,6 +35,8 @@ COPY tasks ./tasks
 COPY flows ./flows
 COPY serving ./serving
 COPY stack ./stack
+COPY review ./review
+COPY cli ./cli
 RUN pip install --no-deps -e . \
     && useradd --create-home --uid 10001 harmscan \
     && mkdir -p /data/harmscan \

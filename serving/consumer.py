@@ -313,6 +313,7 @@ class ServingConsumer:
         self.images_logged += 1
         if isinstance(outcome, Result):
             self.metrics.labels.labels(outcome.label, outcome.precision).inc()
+            self.metrics.score.labels(outcome.model_version).observe(outcome.p_harmful)
             logger.info(
                 "[image_%d] Path: %s -> %s (p=%.3f, v%s%s)",
                 index, outcome.source, outcome.label, outcome.p_harmful,

@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
 class ServingMetrics:
@@ -31,6 +32,13 @@ class ServingMetrics:
             "harmscan_classified", "Results by label and precision", ["label", "precision"],
             registry=reg,
         )  # fmt: skip
+        self.score = Histogram(
+            "harmscan_score",
+            "Harmful probability of each result, by model version",
+            ["model_version"],
+            buckets=SCORE_BUCKETS,
+            registry=reg,
+        )
         self.infra_errors = Counter(
             "harmscan_infrastructure_errors",
             "Batches retried after an infrastructure failure, by kind",

@@ -16,8 +16,11 @@ from conf.loader import load_settings
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-REQUIRED = ["kafka", "postgres", "minio", "mlflow", "prefect-server", "prefect-worker", "consumer"]
-HARMSCAN_SERVICES = ["mlflow", "prefect-server", "prefect-worker", "consumer"]
+REQUIRED = [
+    "kafka", "postgres", "minio", "mlflow", "prefect-server", "prefect-worker", "consumer",
+    "review", "prometheus", "grafana",
+]  # fmt: skip
+HARMSCAN_SERVICES = ["mlflow", "prefect-server", "prefect-worker", "consumer", "review"]
 
 
 def compose_binary() -> str:
@@ -121,7 +124,7 @@ def test_published_ports_are_loopback_only(config: dict[str, Any]) -> None:
 
 
 def test_harmscan_containers_use_compose_profile(config: dict[str, Any]) -> None:
-    for name in ("prefect-worker", "consumer"):
+    for name in ("prefect-worker", "consumer", "review"):
         env = config["services"][name]["environment"]
         assert env["HARMSCAN_PROFILE"] == "compose"
         # Every HARMSCAN_* variable of the container must be a real setting.
@@ -133,6 +136,26 @@ def test_harmscan_containers_use_compose_profile(config: dict[str, Any]) -> None
         assert settings.kafka.bootstrap_servers == "kafka:9092"
     for name in HARMSCAN_SERVICES:
         assert config["services"][name]["build"]["dockerfile"] == "Dockerfile"
+
+
+def test_operators_get_prometheus_grafana_and_the_review_page(config: dict[str, Any]) -> None:
+    services = config["services"]
+    prometheus_mounts = {m["target"]: m["source"] for m in services["prometheus"]["volumes"]}
+    assert Path(prometheus_mounts["/etc/prometheus"]) == REPO / "ops" / "prometheus"
+    grafana_mounts = {m["target"]: m["source"] for m in services["grafana"]["volumes"]}
+    assert Path(grafana_mounts["/etc/grafana/provisioning"]) == REPO / "ops/grafana/provisioning"
+    assert Path(grafana_mounts["/var/lib/grafana/dashboards"]) == REPO / "ops/grafana/dashboards"
+    assert services["review"]["command"] == ["review"]
+    env = services["review"]["environment"]
+    settings = load_settings(
+        None, env={k: str(v) for k, v in env.items() if k.startswith("HARMSCAN_")}
+    )
+    assert settings.review.token is not None
+    assert settings.serving.allowed_roots
+    # Prometheus scrapes the consumer's and the review page's ports inside the network.
+    scrape = (REPO / "ops/prometheus/prometheus.yml").read_text()
+    assert "consumer:9108" in scrape
+    assert f"review:{settings.review.port}" in scrape
 
 
 def test_env_example_names_every_variable_and_no_stray_settings() -> None:
