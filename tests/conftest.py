@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.mlflow",
     "tests.fixtures.prefect",
+    "tests.fixtures.browser",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
