@@ -1,0 +1,142 @@
+"""Fixed, versioned sets of real photos: the gate set and the photo pool.
+
+A photo set is a folder with ``images/{harmful,safe}/*.jpg``, a ``manifest.csv`` (one row per
+image: file, label, domain, subject, source package@version, registry, path inside the package,
+licence, sha256) and a ``VERSION`` file. The version is the sha256 of the manifest bytes (first
+12 hex digits), so it names the exact images: `load_photo_set` refuses a set whose manifest does
+not hash to its ``VERSION`` or whose images do not hash to their manifest rows.
+
+``gateset/`` (in the repository) is what the promotion gate scores models on; ``photopool/`` is
+built from other packages and may be used for training and validation. Both are made by
+``scripts/build_gate_set.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+MANIFEST_COLUMNS = (
+    "file",
+    "label",
+    "domain",
+    "subject",
+    "source",
+    "registry",
+    "path",
+    "license",
+    "sha256",
+)
+LABELS = ("harmful", "safe")
+MANIFEST_FILE = "manifest.csv"
+VERSION_FILE = "VERSION"
+VERSION_CHARS = 12
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GATESET_DIR = REPO_ROOT / "gateset"
+PHOTOPOOL_DIR = REPO_ROOT / "photopool"
+
+
+class PhotoSetError(ValueError):
+    """A photo set that is missing, malformed or not the version it claims to be."""
+
+
+@dataclass(frozen=True)
+class PhotoSet:
+    """A verified photo set.
+
+    Attributes:
+        root: The set's folder.
+        version: sha256 of its manifest (first 12 hex digits).
+        manifest: One row per image; ``file`` is relative to ``root``.
+    """
+
+    root: Path
+    version: str
+    manifest: pd.DataFrame
+
+    @property
+    def paths(self) -> list[Path]:
+        """Absolute image paths, in manifest order."""
+        return [self.root / f for f in self.manifest["file"]]
+
+    @property
+    def targets(self) -> list[int]:
+        """1 for harmful, 0 for safe, in manifest order."""
+        return [int(label == "harmful") for label in self.manifest["label"]]
+
+    def counts(self) -> dict[str, int]:
+        """Images per label."""
+        return {label: int((self.manifest["label"] == label).sum()) for label in LABELS}
+
+
+def manifest_version(path: Path) -> str:
+    """The version of a manifest file: first 12 hex digits of the sha256 of its bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:VERSION_CHARS]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_photo_set(root: Path = GATESET_DIR, *, verify: bool = True) -> PhotoSet:
+    """Load a photo set and check that it is exactly the version its ``VERSION`` names.
+
+    Args:
+        root: The set's folder (default: the repository's ``gateset/``).
+        verify: Also hash every image against its manifest row (a few ms per image).
+
+    Raises:
+        PhotoSetError: A file is missing, the manifest is malformed, the manifest does not hash
+            to ``VERSION``, or an image does not hash to its row.
+    """
+    root = Path(root)
+    manifest_path, version_path = root / MANIFEST_FILE, root / VERSION_FILE
+    for path in (manifest_path, version_path):
+        if not path.is_file():
+            raise PhotoSetError(
+                f"photo set {root}: {path.name} is missing (rebuild with scripts/build_gate_set.py)"
+            )
+    expected = version_path.read_text().strip()
+    actual = manifest_version(manifest_path)
+    if actual != expected:
+        raise PhotoSetError(
+            f"photo set {root}: manifest.csv hashes to {actual} but VERSION says {expected}; "
+            "the manifest was edited without rebuilding the set"
+        )
+    manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+    _check_columns(root, manifest)
+    if verify:
+        _check_images(root, manifest)
+    return PhotoSet(root=root, version=actual, manifest=manifest)
+
+
+def _check_columns(root: Path, manifest: pd.DataFrame) -> None:
+    if tuple(manifest.columns) != MANIFEST_COLUMNS:
+        raise PhotoSetError(
+            f"photo set {root}: manifest columns {list(manifest.columns)}; "
+            f"expected {list(MANIFEST_COLUMNS)}"
+        )
+    bad = sorted(set(manifest["label"]) - set(LABELS))
+    if bad:
+        raise PhotoSetError(f"photo set {root}: unknown labels {bad}; valid: {', '.join(LABELS)}")
+    if manifest["file"].duplicated().any():
+        dup = sorted(manifest.loc[manifest["file"].duplicated(), "file"])
+        raise PhotoSetError(f"photo set {root}: files listed twice: {dup}")
+
+
+def _check_images(root: Path, manifest: pd.DataFrame) -> None:
+    missing, changed = [], []
+    for file, digest in zip(manifest["file"], manifest["sha256"], strict=True):
+        path = root / file
+        if not path.is_file():
+            missing.append(file)
+        elif _sha256(path) != digest:
+            changed.append(file)
+    if missing or changed:
+        raise PhotoSetError(
+            f"photo set {root} is not its version: {len(missing)} images missing {missing[:5]}, "
+            f"{len(changed)} images differ from their sha256 {changed[:5]}"
+        )
