@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from conf.loader import SettingsError, dump_settings, load_settings
+from conf.loader import SettingsError, SettingsSource, dump_settings
 from conf.settings import Settings
 
 app = typer.Typer(
@@ -34,14 +34,26 @@ class CliState:
         self.profile = profile
         self.overrides = overrides
         self.config = config
+        self._source: SettingsSource | None = None
         self._settings: Settings | None = None
+
+    @property
+    def source(self) -> SettingsSource:
+        """Profile, ``--config`` and ``--set`` values parsed by type: what flows are given."""
+        if self._source is None:
+            try:
+                self._source = SettingsSource.from_cli(self.profile, self.overrides, self.config)
+            except SettingsError as exc:
+                typer.secho(f"error: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from None
+        return self._source
 
     @property
     def settings(self) -> Settings:
         """The resolved settings; a bad setting exits with its explanation."""
         if self._settings is None:
             try:
-                self._settings = load_settings(self.profile, self.overrides, self.config)
+                self._settings = self.source.resolve()
             except SettingsError as exc:
                 typer.secho(f"error: {exc}", fg="red", err=True)
                 raise typer.Exit(2) from None
@@ -53,6 +65,14 @@ def settings_of(ctx: typer.Context) -> Settings:
     state = ctx.find_root().obj
     assert isinstance(state, CliState)
     return state.settings
+
+
+def source_of(ctx: typer.Context) -> SettingsSource:
+    """The settings source of this invocation (for flows), checked by resolving it once."""
+    state = ctx.find_root().obj
+    assert isinstance(state, CliState)
+    _ = state.settings
+    return state.source
 
 
 @app.callback()

@@ -26,9 +26,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Build the verified, balanced harmful/safe dataset from Open Images V7."""
-        from cli.app import settings_of
+        from cli.app import source_of
 
-        settings = settings_of(ctx)
+        source = source_of(ctx)
         valid = ("train", "validation", "test")
         bad = [s for s in subset or [] if s not in valid]
         if bad:
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             result = etl(
-                settings=settings,
+                source=source,
                 max_per_side=max_per_side,
                 max_per_label=max_per_label,
                 seed=seed,

@@ -15,19 +15,16 @@ if TYPE_CHECKING:
 
 
 def _settings(ctx: typer.Context, **serving: Any) -> Settings:
+    """The invocation's settings with the given ``serving.*`` options (None: not given)."""
     from cli.app import settings_of
-    from conf.settings import ServingSettings
+    from conf.loader import SettingsError, update
 
-    settings = settings_of(ctx)
-    changes = {k: v for k, v in serving.items() if v is not None}
-    if not changes:
-        return settings
+    changes = {f"serving.{k}": v for k, v in serving.items() if v is not None}
     try:
-        merged = ServingSettings.model_validate({**settings.serving.model_dump(), **changes})
-    except ValueError as exc:  # pydantic's ValidationError names the field and valid values
+        return update(settings_of(ctx), changes)
+    except SettingsError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    return settings.model_copy(update={"serving": merged})
 
 
 def serve(

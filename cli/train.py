@@ -85,13 +85,13 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Fine-tune, evaluate, log to MLflow and register the models."""
-        from cli.app import settings_of
+        from cli.app import source_of
 
-        settings = settings_of(ctx)
+        source = source_of(ctx)
         from flows.train import train
 
         results = train(
-            settings=settings,
+            source=source,
             dataset=dataset,
             models=_models(model),
             epochs=epochs,
@@ -113,13 +113,13 @@ def register(app: typer.Typer) -> None:
         promote: Annotated[bool, typer.Option(help="Run the promotion gate.")] = True,
     ) -> None:
         """ETL -> train -> evaluate -> register -> promote, as one Prefect flow."""
-        from cli.app import settings_of
+        from cli.app import source_of
 
-        settings = settings_of(ctx)
+        source = source_of(ctx)
         from flows.retrain import retrain
 
         result = retrain(
-            settings=settings,
+            source=source,
             models=_models(model),
             epochs=epochs,
             weights=_weights(weights),

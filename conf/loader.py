@@ -2,8 +2,16 @@
 
 Order, later wins: ``conf/default.yaml`` -> ``conf/profiles/<profile>.yaml`` -> an optional extra
 YAML file -> ``HARMSCAN_*`` environment variables (``HARMSCAN_TRAIN__EPOCHS=3``; ``__`` nests)
--> ``--set train.epochs=3`` overrides. Values from the environment and ``--set`` are parsed as YAML
-scalars, so ``true``, ``3``, ``[a, b]`` mean what they look like.
+-> ``--set train.epochs=3`` overrides. Values from the environment and ``--set`` are parsed by the
+type of the field they set: a ``str`` field keeps ``no``, ``0777`` or ``1.10`` exactly as written;
+an ``int``, ``float`` or ``bool`` field converts the text (``3``, ``1.10``, ``true``/``no``); a list
+or dict field reads YAML/JSON flow syntax (``[a, b]``, ``{train: 0.8, val: 0.1, test: 0.1}``) whose
+items are then converted by the item type; ``null`` (or ``~``) clears an optional field.
+
+`update` is the one way to change resolved settings in code: typed values under dotted keys,
+checked like ``--set`` keys, validated again into a new frozen `Settings`.
+`SettingsSource` is what a flow parameter carries: a profile, an extra file and typed overrides,
+a JSON value that resolves to the same settings wherever the flow runs.
 """
 
 from __future__ import annotations
@@ -15,15 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conf.settings import Settings
+from conf.values import ValueParseError, parse_value, plain
 
 CONF_DIR = Path(__file__).resolve().parent
 PROFILES_DIR = CONF_DIR / "profiles"
 ENV_PREFIX = "HARMSCAN_"
 # Variables of ours that are not settings (they name the profile or a YAML file to load).
 ENV_CONTROL = {"HARMSCAN_PROFILE", "HARMSCAN_CONFIG"}
+# Variables read by the test suite (reused servers), not settings.
+ENV_IGNORED_PREFIX = "HARMSCAN_TEST_"
 
 
 class SettingsError(ValueError):
@@ -37,7 +48,7 @@ def available_profiles() -> list[str]:
 
 def load_settings(
     profile: str | None = None,
-    overrides: Iterable[str] = (),
+    overrides: Iterable[str] | Mapping[str, Any] = (),
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -45,7 +56,8 @@ def load_settings(
 
     Args:
         profile: Profile name; defaults to ``$HARMSCAN_PROFILE`` or ``local``.
-        overrides: ``a.b=c`` strings, applied last.
+        overrides: ``a.b=c`` strings (values parsed by the field's type), or a mapping of dotted
+            keys to typed values; applied last.
         config_file: An extra YAML file applied after the profile (or ``$HARMSCAN_CONFIG``).
         env: The environment to read; defaults to ``os.environ``.
 
@@ -68,18 +80,64 @@ def load_settings(
         _deep_merge(merged, _read_yaml(extra))
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX) and key not in ENV_CONTROL:
+            if key.startswith(ENV_IGNORED_PREFIX):
+                continue
             dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
             _set_dotted(merged, dotted, value, origin=f"environment variable {key}")
-    for item in overrides:
-        if "=" not in item:
-            raise SettingsError(f"--set takes key=value, got {item!r} (for example train.epochs=3)")
-        dotted, value = item.split("=", 1)
-        _set_dotted(merged, dotted.strip(), value, origin=f"--set {item}")
+    if isinstance(overrides, Mapping):
+        for dotted, typed in overrides.items():
+            _set_path(merged, _key_parts(dotted, f"override {dotted}"), typed)
+    else:
+        for dotted, raw in (split_assignment(item) for item in overrides):
+            _set_dotted(merged, dotted, raw, origin=f"--set {dotted}={raw}")
     merged["profile"] = profile
-    try:
-        return Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise SettingsError(_explain(exc)) from None
+    return _validate(merged)
+
+
+def update(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """A new frozen `Settings`: ``settings`` with typed values set under dotted keys.
+
+    ``update(settings, {"train.epochs": 3, "serving.allowed_roots": [Path("/img")]})``.
+    Keys are checked like ``--set`` keys (unknown ones fail with the valid keys and a
+    suggestion); values are typed (no text parsing) and the whole is validated again.
+
+    Raises:
+        SettingsError: An unknown key or an invalid value.
+    """
+    if not changes:
+        return settings
+    data = settings.model_dump()
+    for dotted, value in changes.items():
+        _set_path(data, _key_parts(dotted, f"setting {dotted}"), value)
+    return _validate(data)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``a.b=c`` strings as dotted keys -> values, each parsed by its field's type.
+
+    Secrets come back as plain strings and paths as text, so the result is plain JSON.
+
+    Raises:
+        SettingsError: A malformed item, an unknown key or a value its field cannot take.
+    """
+    out: dict[str, Any] = {}
+    for dotted, raw in (split_assignment(item) for item in items):
+        parts = _key_parts(dotted, f"--set {dotted}")
+        value = _parse(parts, raw, origin=f"--set {dotted}={raw}")
+        out[".".join(parts)] = plain(value)
+    return out
+
+
+def split_assignment(item: str) -> tuple[str, str]:
+    """``"a.b=c"`` -> ``("a.b", "c")``.
+
+    Raises:
+        SettingsError: No ``=`` in the item.
+    """
+    dotted, sep, raw = item.partition("=")
+    if not sep:
+        raise SettingsError(f"--set takes key=value, got {item!r} (for example train.epochs=3)")
+    return dotted.strip(), raw
 
 
 def dump_settings(settings: Settings) -> dict[str, Any]:
@@ -114,11 +172,34 @@ def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> None:
+def _parse(parts: list[str], raw: str, origin: str) -> Any:
+    try:
+        return parse_value(parts, raw, origin)
+    except ValueParseError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+def _key_parts(dotted: str, origin: str) -> list[str]:
     parts = [p for p in dotted.split(".") if p]
     if not parts:
         raise SettingsError(f"{origin}: empty key")
     _check_path(parts, origin)
+    return parts
+
+
+def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> None:
+    parts = _key_parts(dotted, origin)
+    _set_path(into, parts, _parse(parts, raw, origin))
+
+
+def _set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
     node = into
     for part in parts[:-1]:
         child = node.get(part)
@@ -126,7 +207,7 @@ def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> Non
             child = {}
             node[part] = child
         node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+    node[parts[-1]] = value
 
 
 def _check_path(parts: list[str], origin: str) -> None:
@@ -178,3 +259,39 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             return None
         model = field.annotation
     return model
+
+
+class SettingsSource(BaseModel):
+    """Where a flow's settings come from, as a flow parameter: plain JSON that round-trips exactly.
+
+    The flow resolves it in its own process (`resolve`): default YAML, ``profile``, the extra
+    ``config_file``, that process's ``HARMSCAN_*`` variables, then ``overrides`` (dotted keys ->
+    typed values, applied like `update`). Nothing is turned into text and parsed back, so a path
+    holding ``", "`` or ``" #"`` arrives as written.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str | None = None
+    config_file: Path | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_cli(
+        cls, profile: str | None, items: Iterable[str], config_file: Path | None = None
+    ) -> SettingsSource:
+        """The source of a command line: its profile, ``--config`` and ``--set`` items."""
+        return cls(profile=profile, config_file=config_file, overrides=parse_overrides(items))
+
+    def with_overrides(self, changes: Mapping[str, Any]) -> SettingsSource:
+        """A copy with more overrides; None values (a flow parameter left out) are skipped."""
+        given = {k: plain(v) for k, v in changes.items() if v is not None}
+        if not given:
+            return self
+        for dotted in given:
+            _key_parts(dotted, f"override {dotted}")
+        return self.model_copy(update={"overrides": {**self.overrides, **given}})
+
+    def resolve(self, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings this source names, validated (see `load_settings`)."""
+        return load_settings(self.profile, self.overrides, self.config_file, env)

@@ -257,6 +257,12 @@ class PrefectSettings(Section):
     work_pool: str = "harmscan-process"
     retrain_cron: str = "0 2 * * *"
     timezone: str = "UTC"
+    # Longest a flow run may take before it fails as TimedOut (null: no limit). The nightly
+    # retrain must end before the next night; serve is meant to run until cancelled.
+    etl_timeout_s: float | None = Field(default=6 * 3600, gt=0)
+    train_timeout_s: float | None = Field(default=12 * 3600, gt=0)
+    retrain_timeout_s: float | None = Field(default=20 * 3600, gt=0)
+    serve_timeout_s: float | None = Field(default=None, gt=0)
 
 
 class StackSettings(Section):

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from conf.loader import SettingsError, load_settings
+from conf.loader import SettingsSource
 from conf.settings import OpenImagesSubset, Settings
+from flows.common import failure_note, resolve, time_limit
 from harmscan.manifest import summary_rows
 from tasks.artifacts import publish_table, run_namer
 from tasks.dataset import build_dataset
@@ -40,42 +40,6 @@ class EtlResult(BaseModel):
     summary: dict[str, Any]
 
 
-def apply_overrides(settings: Settings, overrides: list[str]) -> Settings:
-    """A copy of ``settings`` with ``a.b=c`` overrides (values parsed as YAML) validated again."""
-    if not overrides:
-        return settings
-    data = settings.model_dump()
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise SettingsError(f"override takes key=value, got {item!r} (e.g. etl.seed=3)")
-        node = data
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise SettingsError(f"unknown setting {key!r}: {part!r} is not a section")
-            node = node[part]
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else raw
-    try:
-        return Settings.model_validate(data)
-    except ValueError as exc:
-        raise SettingsError(f"invalid override in {overrides}: {exc}") from None
-
-
-def typed_overrides(
-    max_per_side: int | None,
-    max_per_label: int | None,
-    seed: int | None,
-    subsets: list[OpenImagesSubset] | None,
-) -> list[str]:
-    """The typed flow parameters as ``a.b=c`` overrides."""
-    out = [f"etl.max_per_side={max_per_side}"] if max_per_side is not None else []
-    out += [f"etl.max_per_label={max_per_label}"] if max_per_label is not None else []
-    out += [f"etl.seed={seed}"] if seed is not None else []
-    out += [f"openimages.subsets=[{', '.join(subsets)}]"] if subsets else []
-    return out
-
-
 def source_slug(*parts: str | None) -> str:
     """A folder name for a data source (endpoint, bucket, base URL)."""
     text = "_".join(urlparse(p).netloc + urlparse(p).path if "://" in p else p for p in parts if p)
@@ -94,11 +58,14 @@ def work_key(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
 
 
-@flow(name="etl", flow_run_name=run_namer("etl"), validate_parameters=True)
+@flow(
+    name="etl",
+    flow_run_name=run_namer("etl"),
+    validate_parameters=True,
+    on_failure=[failure_note],
+)
 def etl(
-    settings: Settings | None = None,
-    profile: str | None = None,
-    overrides: list[str] | None = None,
+    source: SettingsSource | None = None,
     max_per_side: int | None = None,
     max_per_label: int | None = None,
     seed: int | None = None,
@@ -107,10 +74,8 @@ def etl(
     """Build the harmful/safe dataset from Open Images V7.
 
     Args:
-        settings: Resolved settings (the ``retrain`` flow passes its own); when None they are
-            loaded from ``profile`` and ``overrides``.
-        profile: Settings profile used when ``settings`` is None.
-        overrides: ``a.b=c`` settings overrides, applied on top.
+        source: Profile, extra file and typed overrides (the CLI and ``retrain`` pass theirs);
+            None: the profile and file this process names (``HARMSCAN_PROFILE``/``_CONFIG``).
         max_per_side: Override ``etl.max_per_side``.
         max_per_label: Override ``etl.max_per_label``.
         seed: Override ``etl.seed``.
@@ -119,12 +84,21 @@ def etl(
     Returns:
         The dataset version, folder, manifest path, counts and failures by reason.
     """
+    settings = resolve(
+        source,
+        {
+            "etl.max_per_side": max_per_side,
+            "etl.max_per_label": max_per_label,
+            "etl.seed": seed,
+            "openimages.subsets": subsets or None,
+        },
+    )
+    with time_limit(settings, "etl"):
+        return _etl(settings)
+
+
+def _etl(settings: Settings) -> EtlResult:
     logger = get_run_logger()
-    extra = [*(overrides or []), *typed_overrides(max_per_side, max_per_label, seed, subsets)]
-    if settings is None:
-        settings = load_settings(profile, extra)
-    else:
-        settings = apply_overrides(settings, extra)
     oi, cache = settings.openimages, settings.paths.cache
     work = cache / "etl" / work_key(settings)
     images = cache / "images" / source_slug(oi.s3_endpoint_url, oi.bucket)

@@ -12,10 +12,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from conf.loader import load_settings
+from conf.loader import SettingsSource
 from conf.settings import Arch, Settings
-from flows.etl import apply_overrides, etl
-from flows.train import preflight, train, train_overrides
+from flows.common import failure_note, resolve, time_limit
+from flows.etl import etl
+from flows.train import preflight, train, train_changes
 from tasks.artifacts import run_namer
 from tasks.registry import CHAMPION, promote_task
 from tasks.training import TrainResult
@@ -31,11 +32,14 @@ class RetrainResult(BaseModel):
     champion_version: str | None
 
 
-@flow(name="retrain", flow_run_name=run_namer("retrain"), validate_parameters=True)
+@flow(
+    name="retrain",
+    flow_run_name=run_namer("retrain"),
+    validate_parameters=True,
+    on_failure=[failure_note],
+)
 def retrain(
-    settings: Settings | None = None,
-    profile: str | None = None,
-    overrides: list[str] | None = None,
+    source: SettingsSource | None = None,
     models: list[Arch] | None = None,
     epochs: int | None = None,
     weights: dict[str, str] | None = None,
@@ -47,9 +51,8 @@ def retrain(
     """Rebuild the dataset, train and register every model, and run the promotion gate.
 
     Args:
-        settings: Resolved settings; else loaded from ``profile`` and ``overrides``.
-        profile: Settings profile used when ``settings`` is None.
-        overrides: ``a.b=c`` settings overrides.
+        source: Profile, extra file and typed overrides; None: the profile and file this
+            process names. The ETL and train subflows get it with this flow's parameters added.
         models: Override ``train.models``.
         epochs: Override ``train.epochs``.
         weights: Override ``train.weights`` per architecture.
@@ -61,14 +64,22 @@ def retrain(
     Returns:
         Dataset version, training results, promotion decisions, and the champion version.
     """
+    changes = {
+        **train_changes(models, epochs, weights, limit_batches),
+        "etl.max_per_side": max_per_side,
+        "etl.seed": seed,
+    }
+    source = (source or SettingsSource()).with_overrides(changes)
+    settings = resolve(source)
+    with time_limit(settings, "retrain"):
+        return _retrain(source, settings, promote=promote)
+
+
+def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> RetrainResult:
     logger = get_run_logger()
-    extra = [*(overrides or []), *train_overrides(models, epochs, weights, limit_batches)]
-    settings = (
-        load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
-    )
     preflight(settings)  # a bad weights setting fails now, not after the ETL
-    data = etl(settings=settings, max_per_side=max_per_side, seed=seed)
-    trained = train(settings=settings, dataset=data.dataset_dir, register_models=True)
+    data = etl(source=source)
+    trained = train(source=source, dataset=data.dataset_dir, register_models=True)
     decisions: list[dict[str, Any]] = []
     name = settings.mlflow.registered_model
     if promote:

@@ -13,29 +13,20 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 
-from conf.loader import load_settings
+from conf.loader import SettingsSource
 from conf.settings import Settings
+from flows.common import failure_note, resolve, time_limit
 from tasks.artifacts import run_namer
 
 
-def serve_overrides(
-    runtime: Literal["onnx", "torch"] | None,
-    allowed_roots: list[Path] | None,
-    batch_size: int | None,
-) -> list[str]:
-    """The typed flow parameters as ``a.b=c`` settings overrides."""
-    out = [f"serving.runtime={runtime}"] if runtime else []
-    if allowed_roots:
-        out.append(f"serving.allowed_roots=[{', '.join(str(p) for p in allowed_roots)}]")
-    out += [f"serving.batch_size={batch_size}"] if batch_size is not None else []
-    return out
-
-
-@flow(name="serve", flow_run_name=run_namer("serve"), validate_parameters=True)
+@flow(
+    name="serve",
+    flow_run_name=run_namer("serve"),
+    validate_parameters=True,
+    on_failure=[failure_note],
+)
 def serve(
-    settings: Settings | None = None,
-    profile: str | None = None,
-    overrides: list[str] | None = None,
+    source: SettingsSource | None = None,
     runtime: Literal["onnx", "torch"] | None = None,
     allowed_roots: list[Path] | None = None,
     batch_size: int | None = None,
@@ -45,9 +36,8 @@ def serve(
     """Consume classification requests until the run is cancelled (SIGTERM) or interrupted.
 
     Args:
-        settings: Resolved settings; else loaded from ``profile``.
-        profile: Settings profile used when ``settings`` is None.
-        overrides: ``a.b=c`` settings overrides.
+        source: Profile, extra file and typed overrides; None: the profile and file this
+            process names.
         runtime: Override ``serving.runtime`` (``onnx`` or ``torch``).
         allowed_roots: Override ``serving.allowed_roots`` (folders path requests may name).
         batch_size: Override ``serving.batch_size``.
@@ -57,14 +47,22 @@ def serve(
     Returns:
         The ``models:/`` URI that was served.
     """
-    from flows.etl import apply_overrides
+    settings = resolve(
+        source,
+        {
+            "serving.runtime": runtime,
+            "serving.allowed_roots": [str(p) for p in allowed_roots] if allowed_roots else None,
+            "serving.batch_size": batch_size,
+        },
+    )
+    with time_limit(settings, "serve"):
+        return _serve(settings, run_for_s, max_messages)
+
+
+def _serve(settings: Settings, run_for_s: float | None, max_messages: int | None) -> str:
     from serving.service import run_consumer
 
     logger = get_run_logger()
-    extra = [*(overrides or []), *serve_overrides(runtime, allowed_roots, batch_size)]
-    settings = (
-        load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
-    )
     uri = f"models:/{settings.mlflow.registered_model}@{settings.serving.model_alias}"
     logger.info(
         "serving %s from %s on %s (%s runtime, allowed roots %s)",

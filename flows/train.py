@@ -10,24 +10,11 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from conf.loader import load_settings
+from conf.loader import SettingsSource
 from conf.settings import Arch, Settings
+from flows.common import failure_note, resolve, time_limit
 from tasks.artifacts import publish_metrics, publish_mlflow_links, run_namer
 from tasks.training import TrainResult, train_task
-
-
-def train_overrides(
-    models: list[Arch] | None,
-    epochs: int | None,
-    weights: dict[str, str] | None,
-    limit_batches: int | None = None,
-) -> list[str]:
-    """The typed flow parameters as ``a.b=c`` settings overrides."""
-    out = [f"train.models=[{', '.join(models)}]"] if models else []
-    out += [f"train.epochs={epochs}"] if epochs is not None else []
-    out += [f"train.weights.{arch}={value}" for arch, value in (weights or {}).items()]
-    out += [f"train.limit_batches={limit_batches}"] if limit_batches is not None else []
-    return out
 
 
 def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
@@ -47,11 +34,30 @@ def preflight(settings: Settings) -> None:
         resolve_weights(arch, settings.train.weights.get(arch, "none"))
 
 
-@flow(name="train", flow_run_name=run_namer("train"), validate_parameters=True)
+def train_changes(
+    models: list[Arch] | None,
+    epochs: int | None,
+    weights: dict[str, str] | None,
+    limit_batches: int | None = None,
+) -> dict[str, object]:
+    """The typed flow parameters as dotted settings keys (None: not given)."""
+    changes: dict[str, object] = {
+        "train.models": models or None,
+        "train.epochs": epochs,
+        "train.limit_batches": limit_batches,
+    }
+    changes.update({f"train.weights.{arch}": value for arch, value in (weights or {}).items()})
+    return changes
+
+
+@flow(
+    name="train",
+    flow_run_name=run_namer("train"),
+    validate_parameters=True,
+    on_failure=[failure_note],
+)
 def train(
-    settings: Settings | None = None,
-    profile: str | None = None,
-    overrides: list[str] | None = None,
+    source: SettingsSource | None = None,
     dataset: Path | None = None,
     models: list[Arch] | None = None,
     epochs: int | None = None,
@@ -63,9 +69,8 @@ def train(
     """Train, evaluate, log and register each architecture in ``train.models``.
 
     Args:
-        settings: Resolved settings (``retrain`` passes its own); else loaded from ``profile``.
-        profile: Settings profile used when ``settings`` is None.
-        overrides: ``a.b=c`` settings overrides.
+        source: Profile, extra file and typed overrides (the CLI and ``retrain`` pass theirs);
+            None: the profile and file this process names.
         dataset: Dataset folder (manifest + images); default: the ETL's latest.
         models: Override ``train.models``.
         epochs: Override ``train.epochs``.
@@ -77,16 +82,18 @@ def train(
     Returns:
         One `TrainResult` per architecture (run id, version, test metrics).
     """
-    from flows.etl import apply_overrides
+    settings = resolve(source, train_changes(models, epochs, weights, limit_batches))
+    with time_limit(settings, "train"):
+        return _train(settings, dataset, register_models=register_models, resume=resume)
 
+
+def _train(
+    settings: Settings, dataset: Path | None, *, register_models: bool, resume: bool
+) -> list[TrainResult]:
     logger = get_run_logger()
     # Per-epoch lines come from harmscan.trainer at INFO; a worker's root logger stops at WARNING,
     # so without this a long training run shows no progress in the Prefect UI.
     logging.getLogger("harmscan").setLevel(logging.INFO)
-    extra = [*(overrides or []), *train_overrides(models, epochs, weights, limit_batches)]
-    settings = (
-        load_settings(profile, extra) if settings is None else apply_overrides(settings, extra)
-    )
     preflight(settings)
     folder = resolve_dataset(settings, dataset)
     logger.info("training %s on %s", settings.train.models, folder)

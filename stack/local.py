@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from conf.loader import update
 from conf.settings import Settings
 from stack.process import ServiceError, ServiceProcess, port_open
 
@@ -68,26 +69,16 @@ def stack_settings(settings: Settings) -> Settings:
     ``paths.root`` is made absolute so flow runs started elsewhere find the same files.
     """
     st = settings.stack
-    update: dict[str, Any] = {
-        "paths": settings.paths.model_copy(update={"root": settings.paths.root.resolve()}),
-        "mlflow": settings.mlflow.model_copy(
-            update={"tracking_uri": f"http://{st.host}:{st.mlflow_port}"}
-        ),
-        "kafka": settings.kafka.model_copy(
-            update={"bootstrap_servers": f"{st.host}:{st.kafka_port}"}
-        ),
-        "prefect": settings.prefect.model_copy(
-            update={"api_url": f"http://{st.host}:{st.prefect_port}/api"}
-        ),
+    changes: dict[str, Any] = {
+        "paths.root": settings.paths.root.resolve(),
+        "mlflow.tracking_uri": f"http://{st.host}:{st.mlflow_port}",
+        "kafka.bootstrap_servers": f"{st.host}:{st.kafka_port}",
+        "prefect.api_url": f"http://{st.host}:{st.prefect_port}/api",
     }
     if settings.openimages.source == "mirror":
-        update["openimages"] = settings.openimages.model_copy(
-            update={
-                "s3_endpoint_url": f"http://{st.host}:{st.s3_port}",
-                "metadata_base_url": f"http://{st.host}:{st.metadata_port}",
-            }
-        )
-    return settings.model_copy(update=update)
+        changes["openimages.s3_endpoint_url"] = f"http://{st.host}:{st.s3_port}"
+        changes["openimages.metadata_base_url"] = f"http://{st.host}:{st.metadata_port}"
+    return update(settings, changes)
 
 
 def settings_document(settings: Settings) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.loader import load_settings
+from conf.loader import SettingsSource, load_settings
 from conf.settings import Settings
 
 pytest_plugins = [
@@ -35,5 +35,15 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
     def build(*overrides: str) -> Settings:
         return load_settings("ci", [f"paths.root={tmp_path / 'harmscan'}", *overrides], env={})
+
+    return build
+
+
+@pytest.fixture
+def make_source(tmp_path: Path) -> Callable[..., SettingsSource]:
+    """The flow parameter form of `make_settings`: ``ci`` profile, this test's root, overrides."""
+
+    def build(*overrides: str) -> SettingsSource:
+        return SettingsSource.from_cli("ci", [f"paths.root={tmp_path / 'harmscan'}", *overrides])
 
     return build

@@ -9,14 +9,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_retrain_registers_both_models_and_sets_champion(
-    mirror_servers, mlflow_server: str, prefect_harness: None, make_settings, unique
+    mirror_servers, mlflow_server: str, prefect_harness: None, make_source, unique
 ) -> None:
     import mlflow
 
     from flows.retrain import retrain
 
     name = unique("harmscan")
-    settings = make_settings(
+    source = make_source(
         *mirror_servers,
         f"mlflow.tracking_uri={mlflow_server}",
         f"mlflow.experiment={unique('retrain')}",
@@ -27,7 +27,7 @@ def test_retrain_registers_both_models_and_sets_champion(
         "train.batch_size=16",
         "train.threads=2",
     )
-    result = retrain(settings=settings, epochs=1, limit_batches=3)
+    result = retrain(source=source, epochs=1, limit_batches=3)
 
     client = mlflow.MlflowClient(mlflow_server)
     versions = client.search_model_versions(f"name='{name}'")

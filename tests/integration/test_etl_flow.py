@@ -39,9 +39,9 @@ def expected() -> dict[str, dict[str, str]]:
         return {row["ImageID"]: row for row in csv.DictReader(handle)}
 
 
-def everything(make_settings, overrides, *extra):
+def everything(make_source, overrides, *extra):
     """Settings that take every candidate (no caps, no balancing) from the mirror."""
-    return make_settings(
+    return make_source(
         *overrides,
         "etl.max_per_side=10000",
         "etl.max_per_label=10000",
@@ -86,10 +86,10 @@ def get_counter(monkeypatch):
 
 
 def test_whole_flow_decides_every_mirror_image(
-    prefect_harness, mirror_servers, make_settings, get_counter
+    prefect_harness, mirror_servers, make_source, get_counter
 ):
-    settings = everything(make_settings, mirror_servers)
-    result = etl(settings=settings)
+    source = everything(make_source, mirror_servers)
+    result = etl(source=source)
     truth = expected()
     manifest = read_manifest(result.manifest)
 
@@ -133,20 +133,21 @@ def test_whole_flow_decides_every_mirror_image(
 
 
 def test_default_caps_give_a_balanced_reproducible_dataset(
-    prefect_harness, mirror_servers, make_settings
+    prefect_harness, mirror_servers, make_source
 ):
-    settings = make_settings(*mirror_servers, "etl.max_per_side=60", "etl.max_per_label=8")
-    first = etl(settings=settings)
+    source = make_source(*mirror_servers, "etl.max_per_side=60", "etl.max_per_label=8")
+    first = etl(source=source)
     manifest = read_manifest(first.manifest)
     counts = manifest["label"].value_counts()
     assert counts["harmful"] == counts["safe"] <= 60
     names = manifest.assign(name=manifest["source_labels"].str.split(";")).explode("name")
     assert not set(names["name"]) & {"Bloodhound", "Bomber"}
     # Each image counts under its primary (rarest) source label, at most 8 per label.
-    selection = pd.read_parquet(next(Path(settings.paths.cache, "etl").glob("*/selection.parquet")))
+    cache = source.resolve().paths.cache
+    selection = pd.read_parquet(next(Path(cache, "etl").glob("*/selection.parquet")))
     assert sorted(selection["image_id"]) == sorted(manifest["image_id"])
     assert selection.groupby(["label", "primary_label"]).size().max() <= 8
-    again = etl(settings=settings, return_state=True)
+    again = etl(source=source, return_state=True)
     assert again.result().version == first.version
     # The run leaves the summary as a table artifact for the Prefect UI.
     from prefect.client.orchestration import get_client
@@ -173,26 +174,28 @@ def test_default_caps_give_a_balanced_reproducible_dataset(
 
 
 def test_interrupted_run_resumes_fetching_only_what_is_missing(
-    prefect_harness, mirror_bucket, make_settings, get_counter, monkeypatch
+    prefect_harness, mirror_bucket, make_source, get_counter, monkeypatch
 ):
     calls, fault = get_counter
-    settings = everything(make_settings, mirror_bucket)
+    source = everything(make_source, mirror_bucket)
     monkeypatch.setattr(
         "flows.etl.download_images", tasks.images.download_images.with_options(retries=0)
     )
     fault["after"] = 60
-    state = etl(settings=settings, return_state=True)
+    state = etl(source=source, return_state=True)
     assert state.is_failed()
     first_calls = list(calls)
     state_file = next(
-        Path(settings.paths.cache, "images").glob(f"*{mirror_bucket.bucket}*/verified.jsonl")
+        source.resolve()
+        .paths.cache.joinpath("images")
+        .glob(f"*{mirror_bucket.bucket}*/verified.jsonl")
     )
     settled = {json.loads(line)["image_id"] for line in state_file.read_text().splitlines()}
     assert 0 < len(settled) <= 60
 
     calls.clear()
     fault["after"] = None
-    result = etl(settings=settings)
+    result = etl(source=source)
     refetched = {key.rsplit("/", 1)[-1].removesuffix(".jpg") for key in calls}
     assert not refetched & settled  # nothing settled in the first run was fetched again
     candidates = set(read_manifest(result.manifest)["image_id"]) | {
@@ -202,12 +205,12 @@ def test_interrupted_run_resumes_fetching_only_what_is_missing(
     assert len(first_calls) > len(settled)
     # A third run fetches nothing at all.
     calls.clear()
-    assert etl(settings=settings).version == result.version
+    assert etl(source=source).version == result.version
     assert calls == []
 
 
 def test_transient_network_faults_are_retried_and_lasting_ones_reported(
-    prefect_harness, mirror_bucket, make_settings, get_counter
+    prefect_harness, mirror_bucket, make_source, get_counter
 ):
     calls, fault = get_counter
     good = sorted(
@@ -216,8 +219,8 @@ def test_transient_network_faults_are_retried_and_lasting_ones_reported(
     flaky, dead = (f"{expected()[i]['Subset']}/{i}.jpg" for i in good[:2])
     # etl.retries=1: botocore tries twice per call, and the ETL calls twice: 4 attempts in all.
     fault["drop"] = {flaky: 3, dead: 100}
-    settings = everything(make_settings, mirror_bucket, "etl.retries=1")
-    result = etl(settings=settings)
+    source = everything(make_source, mirror_bucket, "etl.retries=1")
+    result = etl(source=source)
     in_manifest = set(read_manifest(result.manifest)["image_id"])
     assert good[0] in in_manifest  # recovered on its 4th attempt
     assert result.failed_ids["network"] == [good[1]]
@@ -228,7 +231,7 @@ def test_transient_network_faults_are_retried_and_lasting_ones_reported(
     # The network failure is not remembered: the next run asks for that one image only.
     calls.clear()
     fault["drop"] = {}
-    again = etl(settings=settings)
+    again = etl(source=source)
     assert calls == [dead]
     assert "network" not in again.failures
     assert good[1] in set(read_manifest(again.manifest)["image_id"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conf.loader import SettingsSource
 from flows.serve import serve
 from serving.producer import RequestProducer
 from serving.schema import H_REASON, headers_dict
@@ -30,20 +31,20 @@ def test_serve_flow_classifies_and_stops(
     mlflow_server: str,
     kafka_bootstrap: str,
     kafka_topics: Callable[..., str],
-    make_settings: Callable[..., object],
+    make_source: Callable[..., SettingsSource],
     tmp_path: Path,
 ) -> None:
     name = f"flow-{os.urandom(4).hex()}"
     register_model(mlflow_server, name, tmp_path / "model")
     topics = {k: kafka_topics(k) for k in ("requests", "results", "review", "dead_letter")}
     root = tmp_path / "images"
-    settings = make_settings(
+    source = make_source(
         *serving_overrides(
             bootstrap=kafka_bootstrap, tracking_uri=mlflow_server, model_name=name,
             topics=topics, group=f"g-{os.urandom(4).hex()}", roots=[root],
         )
     )  # fmt: skip
-    producer = RequestProducer(settings)
+    producer = RequestProducer(source.resolve())
     expected = {
         producer.send_path(write_image(root / "red.jpg", RED)): "harmful",
         producer.send_path(write_image(root / "blue.png", BLUE, "PNG")): "safe",
@@ -51,7 +52,7 @@ def test_serve_flow_classifies_and_stops(
     forbidden = producer.send_path(Path("/etc/hostname"))
     assert not producer.flush(30).failed
 
-    uri = serve(settings=settings, runtime="torch", max_messages=3)
+    uri = serve(source=source, runtime="torch", max_messages=3)
 
     assert uri == f"models:/{name}@champion"
     results = results_by_id(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conf.loader import load_settings
+from conf.loader import SettingsSource
 from harmscan.bundle import ServingSpec
 from harmscan.models import WeightsSource, build_model
 from harmscan.trainer import EPOCH_METRICS
@@ -39,7 +39,7 @@ def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.
     root = tmp_path_factory.mktemp("train-flow")
     dataset = make_synthetic_dataset(root / "data", {"train": 16, "val": 8, "test": 8})
     tag = uuid.uuid4().hex[:8]
-    settings = load_settings(
+    source = SettingsSource.from_cli(
         "ci",
         [
             f"paths.root={root / 'harmscan'}",
@@ -50,9 +50,9 @@ def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.
             "train.batch_size=16",
             "train.threads=2",
         ],
-        env={},
     )
-    [result] = train(settings=settings, dataset=dataset, models=["mobilenet_v2"], epochs=2)
+    settings = source.resolve()
+    [result] = train(source=source, dataset=dataset, models=["mobilenet_v2"], epochs=2)
     ml = settings.mlflow
     decision = promote_task(
         ml.registered_model,
@@ -220,11 +220,11 @@ def test_cli_promote_by_hand_and_roll_back(trained) -> None:
 
 
 def test_train_flow_fails_before_training_on_a_missing_weights_file(
-    prefect_harness: None, make_settings, tmp_path: Path
+    prefect_harness: None, make_source, tmp_path: Path
 ) -> None:
     from flows.train import train
     from harmscan.models import WeightsError
 
-    settings = make_settings("train.models=[mobilenet_v2]")
+    source = make_source("train.models=[mobilenet_v2]")
     with pytest.raises(WeightsError, match=r"nope\.pth.*'none'"):
-        train(settings=settings, dataset=tmp_path, weights={"mobilenet_v2": "nope.pth"})
+        train(source=source, dataset=tmp_path, weights={"mobilenet_v2": "nope.pth"})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.loader import SettingsError, dump_settings, load_settings
+from conf.loader import SettingsError, SettingsSource, dump_settings, load_settings, update
 
 
 def test_layers_apply_in_order(tmp_path: Path) -> None:
@@ -54,3 +54,81 @@ def test_settings_are_frozen_and_secrets_masked() -> None:
     flat = dump_settings(settings)
     assert flat["kafka.sasl_password"] != "hunter2"
     assert "hunter2" not in str(flat)
+
+
+@pytest.mark.parametrize(
+    ("override", "attribute", "expected"),
+    [
+        # str fields keep the text exactly; YAML would make these False, 511 and 1.1.
+        ("openimages.bucket=no", ("openimages", "bucket"), "no"),
+        ("kafka.group_id=0777", ("kafka", "group_id"), "0777"),
+        ("mlflow.experiment=1.10", ("mlflow", "experiment"), "1.10"),
+        ("paths.root=/data, v2 #1", ("paths", "root"), Path("/data, v2 #1")),
+        # typed fields convert the text by their type
+        ("train.augment=no", ("train", "augment"), False),
+        ("train.epochs=0777", ("train", "epochs"), 777),
+        ("train.lr=1.10", ("train", "lr"), 1.1),
+        ("train.limit_batches=null", ("train", "limit_batches"), None),
+        ("openimages.s3_endpoint_url=null", ("openimages", "s3_endpoint_url"), None),
+        ("classes.exclude=[no, '0777']", ("classes", "exclude"), ["no", "0777"]),
+        ('classes.exclude=["a, b", "c #d"]', ("classes", "exclude"), ["a, b", "c #d"]),
+        (
+            "serving.allowed_roots=[/a, /b c]",
+            ("serving", "allowed_roots"),
+            [Path("/a"), Path("/b c")],
+        ),
+        ("mlflow.floors={auc: 0.7}", ("mlflow", "floors"), {"auc": 0.7}),
+        ("train.weights.resnet50=/w, x #1.pth", ("train", "weights", "resnet50"), "/w, x #1.pth"),
+    ],
+)
+def test_values_are_parsed_by_the_field_type(override, attribute, expected) -> None:
+    key, raw = override.split("=", 1)
+    variable = "HARMSCAN_" + key.upper().replace(".", "__")
+    for settings in (
+        load_settings("ci", [override], env={}),  # --set
+        load_settings("ci", env={variable: raw}),  # the environment
+    ):
+        value: object = settings
+        for part in attribute:
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        assert value == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=three", "'three' is not a valid int"),
+        ("train.augment=perhaps", "not a valid bool"),
+        ("train.models=[vgg16]", "'mobilenet_v2' or 'resnet50'"),
+    ],
+)
+def test_a_value_its_field_cannot_take_is_named(override, message) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings("ci", [override], env={})
+
+
+def test_update_is_typed_checked_and_returns_a_new_frozen_object() -> None:
+    settings = load_settings("ci", env={})
+    changed = update(settings, {"train.epochs": 3, "serving.allowed_roots": [Path("/img")]})
+    assert changed.train.epochs == 3
+    assert changed.serving.allowed_roots == [Path("/img")]
+    assert settings.train.epochs != 3  # the original is untouched
+    assert update(settings, {}) is settings
+    with pytest.raises(SettingsError, match="did you mean epochs"):
+        update(settings, {"train.epochz": 3})
+    with pytest.raises(SettingsError, match=r"train\.epochs"):
+        update(settings, {"train.epochs": 0})
+    with pytest.raises(ValueError, match="frozen"):
+        changed.train.epochs = 1  # type: ignore[misc]
+
+
+def test_settings_source_from_the_command_line() -> None:
+    source = SettingsSource.from_cli("ci", ["train.epochs=3", "kafka.group_id=0777"])
+    assert source.overrides == {"train.epochs": 3, "kafka.group_id": "0777"}
+    with pytest.raises(SettingsError, match="did you mean epochs"):
+        SettingsSource.from_cli("ci", ["train.epochz=3"])
+
+
+def test_test_suite_variables_are_not_settings() -> None:
+    settings = load_settings("ci", env={"HARMSCAN_TEST_PREFECT_API_URL": "http://x"})
+    assert settings.profile == "ci"

@@ -6,29 +6,27 @@ import pytest
 import typer
 
 from cli.train import _models, _weights
-from flows.train import preflight, train_overrides
+from flows.common import resolve
+from flows.train import preflight, train_changes
 from harmscan.models import WeightsError
 
 
-def test_typed_parameters_become_overrides() -> None:
-    assert train_overrides(["resnet50"], 3, {"resnet50": "none"}, 2) == [
-        "train.models=[resnet50]",
-        "train.epochs=3",
-        "train.weights.resnet50=none",
-        "train.limit_batches=2",
-    ]
-    assert train_overrides(None, None, None) == []
+def test_typed_parameters_become_settings_keys() -> None:
+    assert train_changes(["resnet50"], 3, {"resnet50": "none"}, 2) == {
+        "train.models": ["resnet50"],
+        "train.epochs": 3,
+        "train.limit_batches": 2,
+        "train.weights.resnet50": "none",
+    }
+    assert {k: v for k, v in train_changes(None, None, None).items() if v is not None} == {}
 
 
-def test_overrides_apply_to_settings(make_settings) -> None:
-    from flows.etl import apply_overrides
-
-    settings = apply_overrides(
-        make_settings(), train_overrides(["mobilenet_v2"], 5, {"mobilenet_v2": "imagenet"})
-    )
+def test_parameters_apply_to_settings(make_source, tmp_path) -> None:
+    odd = f"{tmp_path}/weights, mine #2.pth"
+    settings = resolve(make_source(), train_changes(["mobilenet_v2"], 5, {"mobilenet_v2": odd}))
     assert settings.train.models == ["mobilenet_v2"]
     assert settings.train.epochs == 5
-    assert settings.train.weights["mobilenet_v2"] == "imagenet"
+    assert settings.train.weights["mobilenet_v2"] == odd  # a path with ", " and " #" survives
     assert settings.train.weights["resnet50"] == "none"  # untouched
 
 

@@ -1,0 +1,94 @@
+"""Text from the environment or ``--set`` as the value its settings field wants.
+
+The field's annotation decides: a ``str`` (or ``Path``, ``SecretStr``, a ``Literal``) field keeps
+the text exactly (``no``, ``0777``, ``1.10``); ``int``/``float``/``bool`` fields convert it the way
+pydantic converts text; list and dict fields read YAML/JSON flow syntax with every scalar kept as
+text, so the item type converts it in turn; ``null`` or ``~`` clears an optional field.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+
+from conf.settings import Settings
+
+# What clears an optional field from the environment or --set.
+NULLS = {"null", "~"}
+
+
+class ValueParseError(ValueError):
+    """The text cannot be the value its field wants; the message says why."""
+
+
+def parse_value(parts: list[str], raw: str, origin: str) -> Any:
+    """Text from the environment or ``--set`` as the value the field at ``parts`` wants."""
+    annotation = annotation_at(parts)
+    if annotation is Any or _is_section(annotation):
+        return yaml.load(raw, Loader=yaml.BaseLoader) if raw.strip() else raw  # noqa: S506
+    if raw.strip() in NULLS and _allows_none(annotation):
+        return None
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    try:
+        return adapter.validate_python(raw)  # str, Path, int, float, bool, Literal: the text
+    except ValidationError as exc:
+        first = exc
+    try:
+        # Containers: YAML/JSON flow syntax, every scalar kept as text for the item type to parse.
+        document = yaml.load(raw, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader: only text)
+    except yaml.YAMLError:
+        document = None
+    if isinstance(document, list | dict):
+        try:
+            return adapter.validate_python(document)
+        except ValidationError as exc:
+            first = exc
+    reasons = "; ".join(e["msg"] for e in first.errors()[:3])
+    raise ValueParseError(f"{origin}: {raw!r} is not a valid {_type_name(annotation)} ({reasons})")
+
+
+def annotation_at(parts: list[str]) -> Any:
+    """The type annotation of the field at a (checked) key path; ``Any`` inside free-form dicts."""
+    annotation: Any = Settings
+    for part in parts:
+        if _is_section(annotation):
+            annotation = annotation.model_fields[part].annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return Any
+    return annotation
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _allows_none(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(
+        None
+    ) in typing.get_args(annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        return str(annotation.__name__)
+    return str(annotation).replace("typing.", "").replace("pathlib.", "")
+
+
+def plain(value: Any) -> Any:
+    """A parsed value as plain JSON (secrets revealed: they travel like the text they came from)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
