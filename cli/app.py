@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,10 @@ app = typer.Typer(
 class CliState:
     """What the global options resolved to; settings are built once, on first use."""
 
-    def __init__(self, profile: str | None, overrides: list[str], config: Path | None) -> None:
+    def __init__(
+        self, profile: str | None, overrides: list[str], config: Path | None, verbose: bool = False
+    ) -> None:
+        self.verbose = verbose
         self.profile = profile
         self.overrides = overrides
         self.config = config
@@ -47,6 +51,10 @@ class CliState:
                 typer.secho(f"error: {exc}", fg="red", err=True)
                 raise typer.Exit(2) from None
         return self._source
+
+    def settings_if_resolved(self) -> Settings | None:
+        """The settings, if this invocation got as far as resolving them."""
+        return self._settings
 
     @property
     def settings(self) -> Settings:
@@ -65,6 +73,13 @@ def settings_of(ctx: typer.Context) -> Settings:
     state = ctx.find_root().obj
     assert isinstance(state, CliState)
     return state.settings
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    """The global options of this invocation."""
+    state = ctx.find_root().obj
+    assert isinstance(state, CliState)
+    return state
 
 
 def source_of(ctx: typer.Context) -> SettingsSource:
@@ -86,13 +101,20 @@ def _root(
         typer.Option("--set", help="Override a setting: --set train.epochs=3 (repeatable)."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="Extra YAML settings file.")] = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Debug logging.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Debug logging and tracebacks on failure.")
+    ] = False,
 ) -> None:
+    from cli.runtime import quiet_defaults
+
+    quiet_defaults()  # before anything imports Prefect
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    ctx.obj = CliState(profile, list(set_ or []), config)
+    ctx.obj = CliState(profile, list(set_ or []), config, verbose)
+    _LAST.clear()
+    _LAST.append(ctx.obj)
 
 
 @app.command("settings")
@@ -124,7 +146,27 @@ def _register_areas() -> None:
         area.register(app)
 
 
+# The state of the running invocation, for `main` to explain a failure after typer returns.
+_LAST: list[CliState] = []
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: an expected failure ends in one ``error:`` line (see
+    `cli.failures` for the exit codes); the traceback only with ``--verbose``."""
     _register_areas()
-    sys.exit(app())
+    try:
+        app()  # usage errors, typer.Exit and Ctrl-C end here, as click handles them
+    except Exception as exc:
+        sys.exit(_fail(exc))
+
+
+def _fail(exc: Exception) -> int:
+    from cli.failures import explain
+
+    state = _LAST[0] if _LAST else None
+    if state is not None and state.verbose:
+        traceback.print_exc()
+    settings = state.settings_if_resolved() if state is not None else None
+    failure = explain(exc, settings)
+    typer.secho(f"error: {failure.message}", fg="red", err=True)
+    return failure.code

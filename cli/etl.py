@@ -36,11 +36,12 @@ def register(app: typer.Typer) -> None:
                 f"error: unknown subset {bad}; valid: {', '.join(valid)}", fg="red", err=True
             )
             raise typer.Exit(2)
-        from conf.loader import SettingsError
+        from cli.app import state_of
+        from cli.runtime import flow_runtime
         from flows.etl import etl
-        from harmscan.openimages import ClassResolutionError
 
-        try:
+        state = state_of(ctx)
+        with flow_runtime(state.settings, state.verbose):
             result = etl(
                 source=source,
                 max_per_side=max_per_side,
@@ -48,9 +49,6 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 subsets=subset or None,  # type: ignore[arg-type]
             )
-        except (ClassResolutionError, SettingsError) as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
         print_summary(result.model_dump(mode="json"))
 
 

@@ -88,18 +88,22 @@ def register(app: typer.Typer) -> None:
         from cli.app import source_of
 
         source = source_of(ctx)
+        from cli.app import state_of
+        from cli.runtime import flow_runtime
         from flows.train import train
 
-        results = train(
-            source=source,
-            dataset=dataset,
-            models=_models(model),
-            epochs=epochs,
-            weights=_weights(weights),
-            limit_batches=limit_batches,
-            register_models=register_models,
-            resume=resume,
-        )
+        state = state_of(ctx)
+        with flow_runtime(state.settings, state.verbose):
+            results = train(
+                source=source,
+                dataset=dataset,
+                models=_models(model),
+                epochs=epochs,
+                weights=_weights(weights),
+                limit_batches=limit_batches,
+                register_models=register_models,
+                resume=resume,
+            )
         _print_results([r.model_dump() for r in results], "trained")
 
     @app.command("retrain")
@@ -116,17 +120,21 @@ def register(app: typer.Typer) -> None:
         from cli.app import source_of
 
         source = source_of(ctx)
+        from cli.app import state_of
+        from cli.runtime import flow_runtime
         from flows.retrain import retrain
 
-        result = retrain(
-            source=source,
-            models=_models(model),
-            epochs=epochs,
-            weights=_weights(weights),
-            limit_batches=limit_batches,
-            max_per_side=max_per_side,
-            promote=promote,
-        )
+        state = state_of(ctx)
+        with flow_runtime(state.settings, state.verbose):
+            result = retrain(
+                source=source,
+                models=_models(model),
+                epochs=epochs,
+                weights=_weights(weights),
+                limit_batches=limit_batches,
+                max_per_side=max_per_side,
+                promote=promote,
+            )
         _print_results(
             [r.model_dump() for r in result.trained], f"dataset {result.dataset_version}"
         )

@@ -27,6 +27,10 @@ from tasks.images import download_images
 from tasks.openimages import download_metadata, select_candidates
 
 
+class EmptySelection(ValueError):
+    """The ETL found no image to build a dataset from; the message names the endpoint to check."""
+
+
 class EtlResult(BaseModel):
     """What the ETL made: small values only (paths, counts, the version)."""
 
@@ -44,6 +48,36 @@ def source_slug(*parts: str | None) -> str:
     """A folder name for a data source (endpoint, bucket, base URL)."""
     text = "_".join(urlparse(p).netloc + urlparse(p).path if "://" in p else p for p in parts if p)
     return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_") or "aws"
+
+
+def check_selection(
+    settings: Settings,
+    ranked: dict[str, int],
+    selected: dict[str, int],
+    failures: dict[str, int],
+) -> None:
+    """Fail with the endpoint and settings to check when a side of the dataset is empty.
+
+    Raises:
+        EmptySelection: No candidate in the metadata, or no verified image of a side.
+    """
+    oi = settings.openimages
+    sides = {"harmful", "safe"}
+    unseen = sorted(sides - {k for k, v in ranked.items() if v})
+    if unseen:
+        raise EmptySelection(
+            f"no candidate {' or '.join(unseen)} image in the metadata at "
+            f"{oi.metadata_base_url} (subsets {list(oi.subsets)}); check "
+            f"openimages.metadata_base_url, openimages.subsets and classes.{unseen[0]}"
+        )
+    missing = sorted(sides - {k for k, v in selected.items() if v})
+    if missing:
+        where = f"{oi.s3_endpoint_url or 'AWS S3'} bucket {oi.bucket}"
+        raise EmptySelection(
+            f"no verified {' or '.join(missing)} image could be downloaded from {where} "
+            f"(failures: {failures or 'none'}); check openimages.s3_endpoint_url and "
+            "openimages.bucket"
+        )
 
 
 def work_key(settings: Settings) -> str:
@@ -106,6 +140,7 @@ def _etl(settings: Settings) -> EtlResult:
     metadata = download_metadata(oi, cache, list(oi.subsets))
     picked = select_candidates(metadata, settings.classes, settings.etl, list(oi.subsets), work)
     fetched = download_images(picked["candidates"], oi, settings.etl, images, work)
+    check_selection(settings, picked["counts"]["ranked"], fetched["selected"], fetched["failures"])
     dataset = build_dataset(
         fetched["selection"], images, settings.paths.data / "datasets", settings.etl
     )

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from stack.process import ServiceError, ServiceProcess, http_ok
@@ -240,3 +241,43 @@ def mark_cancelled(api_url: str, run_ids: list[str]) -> None:
                 client.set_flow_run_state(
                     run_id, Cancelled(message="stopped by harmscan down"), force=True
                 )
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a child process: Linux sends it SIGTERM when its parent dies.
+
+    A no-op where ``prctl`` is missing (not Linux).
+    """
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def ephemeral_server_dies_with_parent() -> None:
+    """Make Prefect's temporary server (started by a flow run without an API URL) die with us.
+
+    Prefect stops that server at exit (``atexit``), which a ``kill -9`` or a crash skips; the
+    server then runs on, orphaned. Its module gets a ``subprocess`` whose ``Popen`` starts the
+    server with `die_with_parent`, so the kernel stops it whenever this process ends. Idempotent.
+    """
+    import subprocess
+    import types
+
+    from prefect.server.api import server
+
+    if getattr(server.subprocess, "dies_with_parent", False):
+        return
+
+    class Popen(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("preexec_fn", die_with_parent)
+            super().__init__(*args, **kwargs)
+
+    patched = types.ModuleType("subprocess")
+    patched.__dict__.update(vars(subprocess))
+    patched.__dict__.update(Popen=Popen, dies_with_parent=True)
+    server.subprocess = patched  # type: ignore[attr-defined]

@@ -1,0 +1,131 @@
+"""Failures as a user meets them: a real ``harmscan`` process, its exit code and its last line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stack.prefect_server import descendants
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+HARMSCAN = str(Path(sys.executable).parent / "harmscan")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARMSCAN_", "PREFECT_"))}
+    return {**env, **extra}
+
+
+def _harmscan(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HARMSCAN, "--profile", "ci", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _api_env() -> dict[str, str]:
+    from prefect.settings import PREFECT_API_URL
+
+    return _env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
+
+
+def test_unreachable_metadata_server_is_one_line_naming_the_setting(prefect_harness, tmp_path):
+    args = [
+        f"--set=paths.root={tmp_path}",
+        "--set=openimages.metadata_base_url=http://127.0.0.1:9",
+        "--set=etl.retries=0",
+        "etl",
+    ]
+    done = _harmscan(args, _api_env())
+    assert done.returncode == 3, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach http://127.0.0.1:9")
+    assert "openimages.metadata_base_url" in last
+    assert "Traceback" not in done.stderr
+    assert "HTTP Request:" not in done.stderr  # httpx INFO lines are down
+    verbose = _harmscan(["--verbose", *args], _api_env())
+    assert verbose.returncode == 3
+    assert "Traceback" in verbose.stderr
+
+
+def test_an_empty_selection_names_the_endpoint(prefect_harness, mirror_servers, tmp_path):
+    sets = [f"--set={o}" for o in [*mirror_servers, f"paths.root={tmp_path}"]]
+    done = _harmscan(
+        [*sets, "--set=openimages.bucket=no-such-bucket", "--set=etl.retries=0", "etl"],
+        _api_env(),
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no verified")
+    assert mirror_servers.s3_endpoint in last
+    assert "openimages.bucket" in last
+    assert "Traceback" not in done.stderr
+
+
+def test_train_with_a_missing_weights_file_is_a_settings_error(prefect_harness, tmp_path):
+    done = _harmscan(
+        [f"--set=paths.root={tmp_path}", "train", "--weights", "mobilenet_v2=missing.pth",
+         "--model", "mobilenet_v2", "--dataset", str(tmp_path)],
+        _api_env(),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: weights file for mobilenet_v2 not found")
+    assert "train.weights.mobilenet_v2" in last
+    assert "Traceback" not in done.stderr
+
+
+def test_kill_9_leaves_no_temporary_prefect_server(tmp_path):
+    """No PREFECT_API_URL: the command starts Prefect's temporary server, which must die with it."""
+    process = subprocess.Popen(
+        [HARMSCAN, "--profile", "ci", f"--set=paths.root={tmp_path}",
+         "--set=openimages.metadata_base_url=http://127.0.0.1:9", "etl"],
+        cwd=REPO,
+        env=_env(PREFECT_HOME=str(tmp_path / "prefect-home")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        server = _wait_for_child(process.pid, "uvicorn", timeout=240)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(server):
+        time.sleep(0.2)
+    assert not _alive(server), f"temporary Prefect server {server} outlived its command"
+
+
+def _wait_for_child(pid: int, word: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in descendants(pid):
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if word in cmdline:
+                return child
+        time.sleep(0.1)
+    raise AssertionError(f"no {word} child of {pid} within {timeout}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's wait is left
