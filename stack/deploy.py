@@ -1,8 +1,11 @@
 """Register harmscan's flows as Prefect deployments on a process work pool (no image build).
 
 Four deployments, all named ``harmscan``: ``etl/harmscan``, ``train/harmscan``,
-``retrain/harmscan`` (nightly, on ``prefect.retrain_cron`` in ``prefect.timezone``) and
-``serve/harmscan`` (the long-running Kafka consumer). Each is loaded with
+``retrain/harmscan`` (nightly, on ``prefect.retrain_cron`` in ``prefect.timezone``; a night whose
+run would start while the last one still runs is cancelled, not queued: concurrency limit 1 with
+the ``CANCEL_NEW`` collision strategy) and ``serve/harmscan`` (the long-running Kafka consumer;
+an automation starts a new run whenever one crashes, e.g. its process was killed).
+Each is loaded with
 ``flow.from_source(<repo root>, "flows/<name>.py:<flow>")``, so its parameters, with their types
 and defaults, come from the flow's signature: the Prefect UI shows them as a form and the server
 rejects a run whose parameters do not validate (``enforce_parameter_schema``).
@@ -52,6 +55,8 @@ class DeploymentSpec:
         cron: Cron schedule, or None for runs on demand only.
         timezone: IANA time zone of the cron schedule.
         concurrency_limit: Most runs at once (None: no limit).
+        cancel_new: At the limit, cancel a new run (True) instead of queueing it.
+        restart_on_crash: An automation runs the deployment again when a run crashes.
         tags: Prefect tags.
         parameters: Default parameters stored on the deployment (beyond the flow's own).
     """
@@ -62,6 +67,8 @@ class DeploymentSpec:
     cron: str | None = None
     timezone: str = "UTC"
     concurrency_limit: int | None = None
+    cancel_new: bool = False
+    restart_on_crash: bool = False
     tags: tuple[str, ...] = ("harmscan",)
     parameters: dict[str, Any] = field(default_factory=dict)
 
@@ -93,13 +100,15 @@ def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
             cron=cron,
             timezone=timezone,
             concurrency_limit=1,
+            cancel_new=True,
             tags=("harmscan", "nightly"),
         ),
         DeploymentSpec(
             "serve",
             "flows/serve.py:serve",
             "The long-running Kafka consumer serving models:/<model>@champion; "
-            "run it N times to scale out (one consumer group).",
+            "run it N times to scale out (one consumer group). A crashed run is started again.",
+            restart_on_crash=True,
             tags=("harmscan", "serving"),
         ),
     ]
@@ -203,6 +212,8 @@ def deploy(
         for spec in specs:
             full_name, deployment_id = _deploy_one(spec, settings, source, env)
             deployed[full_name] = deployment_id
+            if spec.restart_on_crash:
+                restart_on_crash(full_name, deployment_id)
             logger.info("deployed %s (%s)", full_name, deployment_id)
     return deployed
 
@@ -211,9 +222,15 @@ def _deploy_one(
     spec: DeploymentSpec, settings: Settings, source: Path, env: dict[str, str]
 ) -> tuple[str, str]:
     from prefect import flow
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     loaded = flow.from_source(source=str(source), entrypoint=spec.entrypoint)
+    limit: int | ConcurrencyLimitConfig | None = spec.concurrency_limit
+    if spec.concurrency_limit is not None and spec.cancel_new:
+        limit = ConcurrencyLimitConfig(
+            limit=spec.concurrency_limit, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        )
     schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else []
     # deploy() prints a table per deployment to stdout; we log one line each instead.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -227,12 +244,45 @@ def _deploy_one(
             job_variables={"env": env, "working_dir": str(source)},
             description=spec.description,
             tags=list(spec.tags),
-            concurrency_limit=spec.concurrency_limit,
+            concurrency_limit=limit,
             enforce_parameter_schema=True,
             print_next_steps=False,
             ignore_warnings=True,
         )
     return f"{loaded.name}/{DEPLOYMENT_NAME}", str(deployment_id)
+
+
+def restart_on_crash(full_name: str, deployment_id: str) -> str:
+    """An automation that runs deployment ``full_name`` again whenever one of its runs crashes.
+
+    A run is Crashed when its process ended without reporting a final state (killed, out of
+    memory, the host went down); the worker reports it and the server emits
+    ``prefect.flow-run.Crashed``. Failed or cancelled runs are not restarted. The automation is
+    named after the deployment and replaced on each deploy, so there is one per deployment.
+
+    Returns:
+        The automation's id.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    name = f"restart {full_name} on crash"
+    automation = AutomationCore(
+        name=name,
+        description=f"Start {full_name} again when a run of it crashes (harmscan deploy).",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            match_related={"prefect.resource.id": f"prefect.deployment.{deployment_id}"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[RunDeployment(source="selected", deployment_id=UUID(deployment_id))],
+    )
+    with get_client(sync_client=True) as client:
+        for old in client.read_automations_by_name(name):
+            client.delete_automation(old.id)
+        return str(client.create_automation(automation))
 
 
 def run_and_wait(

@@ -208,6 +208,42 @@ def test_triggered_retrain_completes_on_the_worker_and_promotes(deployed) -> Non
     assert not descendants(worker.pid() or 0)
 
 
+@pytest.mark.slow
+def test_a_nightly_retrain_is_cancelled_not_queued_while_one_runs(deployed) -> None:
+    """Concurrency limit 1 with CANCEL_NEW, on the real server (no worker involved: the runs are
+    scheduled an hour ahead and moved by hand, as a worker would move them)."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+    from prefect.states import Cancelled, Pending, Running, Scheduled
+
+    settings, _, _ = deployed
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("retrain/harmscan")
+        assert deployment.concurrency_options is not None
+        assert (
+            deployment.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
+        )
+        first, second = (
+            client.create_flow_run_from_deployment(
+                deployment.id, state=Scheduled(scheduled_time=later)
+            )
+            for _ in range(2)
+        )
+        try:
+            assert client.set_flow_run_state(first.id, Pending()).state.is_pending()
+            assert client.set_flow_run_state(first.id, Running()).state.is_running()
+            client.set_flow_run_state(second.id, Pending())
+            state = client.read_flow_run(second.id).state
+            assert state is not None
+            assert state.is_cancelled(), f"the second night was {state.name}, not cancelled"
+        finally:
+            client.set_flow_run_state(first.id, Cancelled(message="test over"))
+            client.set_flow_run_state(second.id, Cancelled(message="test over"), force=True)
+
+
 def test_run_names_show_time_and_notable_parameters() -> None:
     from datetime import UTC, datetime
 
@@ -217,6 +253,69 @@ def test_run_names_show_time_and_notable_parameters() -> None:
     params = {"models": ["mobilenet_v2", "resnet50"], "epochs": 4, "settings": None, "seed": 3}
     assert run_name("retrain", when, params) == "retrain-20261125-0200-mobilenet_v2+resnet50-e4"
     assert run_name("serve", when, {}) == "serve-20261125-0200"
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+def test_a_killed_serve_run_is_started_again(deployed) -> None:
+    """kill -9 of the serve run's process: the worker reports Crashed, the automation that
+    ``deploy`` made for serve starts a new run, and the worker runs it."""
+    import os
+    import signal
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.states import Cancelling
+
+    from stack.deploy import start_deployment
+
+    settings, names, worker = deployed
+    run_id = start_deployment(settings, "serve/harmscan")
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        _wait(lambda: _state(client, run_id).is_running(), 300, worker, "serve never ran")
+        [process] = [p for p in descendants(worker.pid() or 0) if _runs_flow(p, run_id)][:1]
+        os.kill(process, signal.SIGKILL)
+        _wait(lambda: _state(client, run_id).is_crashed(), 120, worker, "not marked Crashed")
+        deployment = DeploymentFilter(id=DeploymentFilterId(any_=[names["serve/harmscan"]]))
+
+        def restarted() -> list:
+            runs = client.read_flow_runs(deployment_filter=deployment)
+            return [r for r in runs if str(r.id) != run_id and r.created > _created(client, run_id)]
+
+        _wait(lambda: bool(restarted()), 180, worker, "the automation did not start serve again")
+        again = restarted()[0]
+        _wait(lambda: _state(client, str(again.id)).is_running(), 300, worker, "restart not run")
+        client.set_flow_run_state(again.id, Cancelling(message="test over"))
+        _wait(lambda: _state(client, str(again.id)).is_final(), 120, worker, "not cancelled")
+
+
+def _state(client, run_id):
+    from uuid import UUID
+
+    return client.read_flow_run(UUID(str(run_id))).state
+
+
+def _created(client, run_id):
+    from uuid import UUID
+
+    return client.read_flow_run(UUID(str(run_id))).created
+
+
+def _runs_flow(pid: int, run_id: str) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"PREFECT__FLOW_RUN_ID={run_id}".encode() in environ
+
+
+def _wait(check, timeout: float, worker: ServiceProcess, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"{what} within {timeout:.0f}s; see {worker.log_file}\n{worker.tail(40)}")
 
 
 @pytest.mark.slow
