@@ -135,7 +135,17 @@ def test_harmscan_containers_use_compose_profile(config: dict[str, Any]) -> None
         assert settings.mlflow.tracking_uri == env["MLFLOW_TRACKING_URI"]
         assert settings.kafka.bootstrap_servers == "kafka:9092"
     for name in HARMSCAN_SERVICES:
-        assert config["services"][name]["build"]["dockerfile"] == "Dockerfile"
+        wanted = "Dockerfile.serving" if name == "consumer" else "Dockerfile"
+        assert config["services"][name]["build"]["dockerfile"] == wanted
+
+
+def test_the_consumer_image_is_built_from_the_serving_lock_without_torch() -> None:
+    text = (REPO / "Dockerfile.serving").read_text()
+    assert "pip install -r requirements-serving.lock" in text
+    assert "pip install --no-deps ." in text
+    assert "torch" not in (REPO / "requirements-serving.lock").read_text()
+    for package in ("tasks", "flows", "stack"):
+        assert f"COPY {package} " not in text
 
 
 def test_operators_get_prometheus_grafana_and_the_review_page(config: dict[str, Any]) -> None:
