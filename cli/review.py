@@ -17,14 +17,12 @@ def review(
 ) -> None:
     """Serve the review page: uncertain images from the review topic, decisions to Kafka."""
     from cli.app import settings_of
+    from conf.loader import update
     from review.auth import LoginNotConfigured
     from review.service import ReviewService
 
-    settings = settings_of(ctx)
-    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    if changes:
-        review_settings = settings.review.model_copy(update=changes)
-        settings = settings.model_copy(update={"review": review_settings})
+    changes = {f"review.{k}": v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = update(settings_of(ctx), changes)
     if settings.review.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(
             f"note: the review page listens on {settings.review.host}, not loopback; "
