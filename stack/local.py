@@ -334,6 +334,10 @@ class LocalStack:
             return False
         api, pool = str(self.settings.prefect.api_url), self.settings.prefect.work_pool
         runs = active_flow_runs(api, pool) if self.running() else []
+        # Cancelled first: a serve run stopped on purpose must not end Crashed, which the
+        # deployment's restart automation would answer with a new run.
+        with contextlib.suppress(Exception):
+            mark_cancelled(api, runs)
         stopped = stop_with_children(process)
         with contextlib.suppress(Exception):  # the server may be gone; processes are stopped
             mark_cancelled(api, runs)
