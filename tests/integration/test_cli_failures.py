@@ -59,6 +59,15 @@ def test_unreachable_metadata_server_is_one_line_naming_the_setting(prefect_harn
     verbose = _harmscan(["--verbose", *args], _api_env())
     assert verbose.returncode == 3
     assert "Traceback" in verbose.stderr
+    # The failed run left its note in Prefect: the error and the settings that shape the ETL.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        notes = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["etl-failure"]))
+        )
+    assert any("openimages.metadata_base_url | `http://127.0.0.1:9`" in str(n.data) for n in notes)
 
 
 def test_an_empty_selection_names_the_endpoint(prefect_harness, mirror_servers, tmp_path):
