@@ -46,6 +46,8 @@ _UNREACHABLE = {
     "ServiceError",
 }
 _HOST_PORT = re.compile(r"(?:[a-z0-9+.-]+://)?([A-Za-z0-9.-]+):(\d+)")
+# urllib3/requests say HTTPConnectionPool(host='127.0.0.1', port=9).
+_POOL = re.compile(r"host='([^']+)', port=(\d+)")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def _unreachable(chain: list[BaseException], settings: Settings | None) -> str:
         )
     if type(chain[0]).__name__ in {"ModelUnavailable", "ServiceError"}:
         return str(chain[0])
-    found = {f"{h}:{p}" for h, p in _HOST_PORT.findall(text)}
+    found = {f"{h}:{p}" for h, p in _HOST_PORT.findall(text) + _POOL.findall(text)}
     for setting, address in _service_addresses(settings).items():
         if address and any(a in address for a in found):
             return f"cannot reach {address} ({setting}); start that service or change {setting}"

@@ -105,10 +105,11 @@ def test_kill_9_leaves_no_temporary_prefect_server(tmp_path):
         cwd=REPO,
         env=_env(PREFECT_HOME=str(tmp_path / "prefect-home")),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr.txt").open("w"),
     )  # fmt: skip
     try:
-        server = _wait_for_child(process.pid, "uvicorn", timeout=240)
+        # Slow on a busy machine: the command imports Prefect before it starts the server.
+        server = _wait_for_child(process, "uvicorn", timeout=600, log=tmp_path / "stderr.txt")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -118,9 +119,10 @@ def test_kill_9_leaves_no_temporary_prefect_server(tmp_path):
     assert not _alive(server), f"temporary Prefect server {server} outlived its command"
 
 
-def _wait_for_child(pid: int, word: str, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
+def _wait_for_child(process: subprocess.Popen, word: str, timeout: float, log: Path) -> int:
+    pid, deadline = process.pid, time.monotonic() + timeout
     while time.monotonic() < deadline:
+        assert process.poll() is None, f"the command ended first:\n{log.read_text()[-3000:]}"
         for child in descendants(pid):
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
