@@ -31,7 +31,6 @@ RUN pip install --index-url "${TORCH_INDEX}" \
 COPY pyproject.toml README.md ./
 COPY conf ./conf
 COPY harmscan ./harmscan
-COPY cli ./cli
 COPY tasks ./tasks
 COPY flows ./flows
 COPY serving ./serving
