@@ -25,6 +25,7 @@ from tasks.artifacts import publish_table, run_namer
 from tasks.dataset import build_dataset
 from tasks.images import download_images
 from tasks.openimages import download_metadata, select_candidates
+from tasks.reviewed import collect_reviewed
 
 
 class EmptySelection(ValueError):
@@ -141,8 +142,19 @@ def _etl(settings: Settings) -> EtlResult:
     picked = select_candidates(metadata, settings.classes, settings.etl, list(oi.subsets), work)
     fetched = download_images(picked["candidates"], oi, settings.etl, images, work)
     check_selection(settings, picked["counts"]["ranked"], fetched["selected"], fetched["failures"])
+    review = settings.review
+    reviewed = (
+        collect_reviewed(settings.kafka, settings.serving, settings.etl, images, work)
+        if review.use_in_training
+        else None
+    )
     dataset = build_dataset(
-        fetched["selection"], images, settings.paths.data / "datasets", settings.etl
+        fetched["selection"],
+        images,
+        settings.paths.data / "datasets",
+        settings.etl,
+        reviewed_path=reviewed,
+        reviewed_in_test=review.allow_in_test,
     )
     summary = dataset["summary"]
     publish_table(

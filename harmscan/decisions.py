@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 DECISION_SCHEMA_VERSION = 1
+# Header of a review-topic message carrying the original inline request (its image bytes).
+INLINE_REQUEST_HEADER = "harmscan-inline-request"
 
 Verdict = Literal["harmful", "safe"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)

@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
+from harmscan.decisions import INLINE_REQUEST_HEADER
+
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 200
 
@@ -47,7 +49,7 @@ H_REQUEST_ID = "harmscan-request-id"
 H_SOURCE = "harmscan-source"  # topic/partition/offset of the original message
 H_SCHEMA = "harmscan-schema-version"
 # On the review copy of an inline request: the original request, so a reviewer can see the image.
-H_INLINE_REQUEST = "harmscan-inline-request"
+H_INLINE_REQUEST = INLINE_REQUEST_HEADER
 
 
 class SchemaError(ValueError):

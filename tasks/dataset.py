@@ -29,6 +29,7 @@ from harmscan.manifest import (
     write_manifest,
     write_summary,
 )
+from harmscan.reviewed import is_reviewed, split_fractions
 
 LATEST_FILE = "latest.json"
 
@@ -42,10 +43,22 @@ def place(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
-def build_manifest(selection: pd.DataFrame, etl: EtlSettings) -> pd.DataFrame:
-    """The manifest rows of a verified selection: split, relative path and file facts."""
+def build_manifest(
+    selection: pd.DataFrame, etl: EtlSettings, reviewed_in_test: bool = False
+) -> pd.DataFrame:
+    """The manifest rows of a verified selection: split, relative path and file facts.
+
+    Reviewed images (`harmscan.reviewed`) are split on their own, and into train and val only
+    unless ``reviewed_in_test``.
+    """
     frame = selection.copy()
-    frame["split"] = assign_splits(frame, etl.split, etl.seed)
+    reviewed = is_reviewed(frame["image_id"])
+    frame["split"] = None
+    if (~reviewed).any():
+        frame.loc[~reviewed, "split"] = assign_splits(frame[~reviewed], etl.split, etl.seed)
+    if reviewed.any():
+        fractions = split_fractions(etl.split, reviewed_in_test)
+        frame.loc[reviewed, "split"] = assign_splits(frame[reviewed], fractions, etl.seed)
     frame["path"] = [
         relative_path(s, label, i)
         for s, label, i in zip(frame["split"], frame["label"], frame["image_id"], strict=True)
@@ -57,7 +70,12 @@ def build_manifest(selection: pd.DataFrame, etl: EtlSettings) -> pd.DataFrame:
 
 @task(cache_policy=NO_CACHE)
 def build_dataset(
-    selection_path: Path, image_folder: Path, datasets_dir: Path, etl: EtlSettings
+    selection_path: Path,
+    image_folder: Path,
+    datasets_dir: Path,
+    etl: EtlSettings,
+    reviewed_path: Path | None = None,
+    reviewed_in_test: bool = False,
 ) -> dict[str, Any]:
     """Split, place the images, write manifest and summary, and point ``latest.json`` at it.
 
@@ -66,19 +84,26 @@ def build_dataset(
         image_folder: Where the verified images are (their ``file`` column is relative to it).
         datasets_dir: ``<paths.data>/datasets``.
         etl: Split fractions and seed.
+        reviewed_path: Parquet of reviewed images to add (`tasks.reviewed.collect_reviewed`),
+            files relative to ``image_folder`` too.
+        reviewed_in_test: Let reviewed images into the test split.
 
     Returns:
         ``version``, ``dataset_dir``, ``manifest``, ``summary`` (the summary dict).
     """
     logger = get_run_logger()
     selection = pd.read_parquet(selection_path)
+    if reviewed_path is not None:
+        reviewed = pd.read_parquet(reviewed_path)
+        selection = pd.concat([selection, reviewed], ignore_index=True)
+        logger.info("with %d reviewed images", len(reviewed))
     if selection.empty or selection["label"].nunique() < 2:
         raise ValueError(
             f"no dataset to build: the verified selection has {len(selection)} images "
             f"({selection['label'].value_counts().to_dict() if len(selection) else {}}); "
             "both harmful and safe images are needed"
         )
-    manifest = build_manifest(selection, etl)
+    manifest = build_manifest(selection, etl, reviewed_in_test)
     staging = datasets_dir / f".staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
