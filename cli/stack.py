@@ -50,7 +50,9 @@ def up(
         stack.up(timeout, on_ready=lambda status: typer.echo(_line(status)))
     except ServiceError as exc:
         raise _fail(exc) from None
-    typer.echo(f"Prefect UI: {stack.prefect_ui}   MLflow UI: {stack.mlflow_ui}")
+    typer.echo(
+        f"Prefect UI: {stack.prefect_ui}   MLflow UI: {stack.mlflow_ui}   Review: {stack.review_ui}"
+    )
     typer.echo(f"logs: {stack.services_dir}/*.log   stop with: harmscan down")
 
 

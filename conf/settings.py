@@ -276,6 +276,7 @@ class StackSettings(Section):
     prefect_worker_port: int = 4201  # the worker's /health endpoint
     s3_port: int = 9000
     metadata_port: int = 8088
+    review_port: int = 8095  # the reviewers' page (review.port of the stack)
 
 
 class ReviewSettings(Section):

@@ -47,6 +47,8 @@ class DemoReport:
     outcomes: dict[str, str] = field(default_factory=dict)
     prefect_ui: str = ""
     mlflow_ui: str = ""
+    review_ui: str = ""
+    review_waiting: int = 0
 
 
 def demo_settings(settings: Settings, source: str | None, fast: bool = True) -> Settings:
@@ -149,7 +151,9 @@ def run_demo(
     started = time.monotonic()
     stack = LocalStack(demo_settings(settings, source, fast))
     settings = stack.settings
-    report = DemoReport(prefect_ui=stack.prefect_ui, mlflow_ui=stack.mlflow_ui)
+    report = DemoReport(
+        prefect_ui=stack.prefect_ui, mlflow_ui=stack.mlflow_ui, review_ui=stack.review_ui
+    )
     emit(f"[1/5] starting the local stack (logs in {stack.services_dir})")
     stack.up(on_ready=lambda status: emit(f"      {status.name}: {status.address}"))
     emit("[2/5] registering the deployments etl, train, retrain, serve")
@@ -165,9 +169,12 @@ def run_demo(
     images = prepare_images(images_dir(settings))
     emit(f"[5/5] streaming {len(images)} images through {settings.kafka.requests_topic}")
     stream_and_collect(settings, images, report, results_timeout, emit)
+    report.review_waiting = sum("waits for review" in o for o in report.outcomes.values())
     publish_demo_table(settings, report)
     emit(f"Prefect UI: {stack.prefect_ui}/runs/flow-run/{report.retrain_run}")
     emit(f"MLflow UI:  {stack.mlflow_ui}/#/models/{settings.mlflow.registered_model}")
+    emit(f"Review:     {stack.review_ui} ({report.review_waiting} uncertain images waiting; "
+         f"log in with the token in {settings.paths.services / 'review' / 'token'})")  # fmt: skip
     emit(f"demo finished in {time.monotonic() - started:.0f}s")
     if keep:
         emit("the stack and the consumer keep running; stop them with: harmscan down")
@@ -272,6 +279,7 @@ def collect_outcomes(
                 request_id = result.id
                 outcome = (
                     f"{result.label} (p_harmful {result.p_harmful:.2f}, v{result.model_version})"
+                    + (", waits for review" if result.review else "")
                 )
             else:
                 headers = {k: bytes(v or b"").decode() for k, v in message.headers() or []}

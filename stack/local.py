@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_FILE = "settings.yaml"
+# Started after the servers they need, stopped before them.
+AFTER_SERVERS = ("prefect-worker", "review")
 
 
 @dataclass
@@ -74,6 +76,8 @@ def stack_settings(settings: Settings) -> Settings:
         "mlflow.tracking_uri": f"http://{st.host}:{st.mlflow_port}",
         "kafka.bootstrap_servers": f"{st.host}:{st.kafka_port}",
         "prefect.api_url": f"http://{st.host}:{st.prefect_port}/api",
+        "review.host": st.host,
+        "review.port": st.review_port,
     }
     if settings.openimages.source == "mirror":
         changes["openimages.s3_endpoint_url"] = f"http://{st.host}:{st.s3_port}"
@@ -144,12 +148,17 @@ class LocalStack:
         """Address of the MLflow UI."""
         return self.settings.mlflow.tracking_uri
 
+    @property
+    def review_ui(self) -> str:
+        """Address of the reviewers' page."""
+        return f"http://{self.settings.stack.host}:{self.settings.review.port}"
+
     def members(self) -> list[Member]:
         """The services in start order (mirror only for ``openimages.source == mirror``)."""
         members = [self._kafka(), self._mlflow()]
         if self.settings.openimages.source == "mirror":
             members.append(self._mirror())
-        members += [self._prefect_server(), self._prefect_worker()]
+        members += [self._prefect_server(), self._prefect_worker(), self._review()]
         return members
 
     def check_ports(self, members: list[Member] | None = None) -> None:
@@ -195,8 +204,9 @@ class LocalStack:
             if on_ready is not None:
                 on_ready(self._status(member))
 
-        # The servers are independent: start them together; the worker needs the Prefect API.
-        servers = [m for m in members if m.name != "prefect-worker"]
+        # The servers are independent: start them together; the worker needs the Prefect API,
+        # the review page needs Kafka.
+        servers = [m for m in members if m.name not in AFTER_SERVERS]
         with ThreadPoolExecutor(max_workers=len(servers)) as pool:
             for future in [pool.submit(start, m) for m in servers]:
                 future.result()
@@ -213,8 +223,8 @@ class LocalStack:
         """Stop every service of ours: the worker and its flow runs first, then the servers
         together. Returns the names of those that ran."""
         members = self.members()
-        stopped = [m.name for m in members if m.name == "prefect-worker" and m.stop()]
-        servers = [m for m in members if m.name != "prefect-worker"]
+        stopped = [m.name for m in members if m.name in AFTER_SERVERS and m.stop()]
+        servers = [m for m in members if m.name not in AFTER_SERVERS]
         with ThreadPoolExecutor(max_workers=len(servers)) as pool:
             ran = list(pool.map(lambda m: m.stop(), servers))
         return stopped + [m.name for m, was in zip(servers, ran, strict=True) if was]
@@ -324,6 +334,32 @@ class LocalStack:
             [("stack.prefect_worker_port", st.prefect_worker_port)],
             process.start,
             lambda: self._stop_worker(process),
+        )
+
+    def _review(self) -> Member:
+        """The reviewers' page (``harmscan review``) with the stack's settings file."""
+        import sys
+
+        from stack.process import http_ok
+
+        host, port = self.settings.stack.host, self.settings.review.port
+        process = ServiceProcess(
+            name="review",
+            command=[str(Path(sys.executable).with_name("harmscan")), "review", "--host", host],
+            state_dir=self.services_dir / "review",
+            host=host,
+            port=port,
+            healthy=lambda: http_ok(f"http://{host}:{port}/health"),
+            env=flow_run_env(self.settings, write=False),
+            cwd=REPO_ROOT,
+        )
+        return Member(
+            "review",
+            f"{self.review_ui} (login token in {self.services_dir / 'review' / 'token'})",
+            [process],
+            [("stack.review_port", port)],
+            process.start,
+            process.stop,
         )
 
     def _stop_worker(self, process: ServiceProcess) -> bool:

@@ -26,6 +26,7 @@ PORT_KEYS = (
     "prefect_port",
     "prefect_worker_port",
     "s3_port",
+    "review_port",
     "metadata_port",
 )
 
@@ -68,7 +69,14 @@ def test_up_status_down_leave_nothing_behind(stack_args: list[str]) -> None:
 
     stack = LocalStack(settings)
     statuses = {s.name: s for s in stack.status()}
-    assert set(statuses) == {"kafka", "mlflow", "mirror", "prefect-server", "prefect-worker"}
+    assert set(statuses) == {
+        "kafka",
+        "mlflow",
+        "mirror",
+        "prefect-server",
+        "prefect-worker",
+        "review",
+    }
     assert all(s.healthy for s in statuses.values()), statuses
     pids = [pid for s in statuses.values() for pid in s.pids]
     for status in statuses.values():
@@ -83,7 +91,7 @@ def test_up_status_down_leave_nothing_behind(stack_args: list[str]) -> None:
 
     status = harmscan(*set_args(stack_args), "--profile", "ci", "status")
     assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.count("healthy") == 5
+    assert status.stdout.count("healthy") == 6
 
     down = harmscan(*set_args(stack_args), "--profile", "ci", "down")
     assert down.returncode == 0, down.stderr
