@@ -132,16 +132,31 @@ def collect_reviewed(
         ``out_dir/reviewed.parquet``: one row per usable decision (columns of
         `harmscan.reviewed.reviewed_row`); None when there are none or Kafka is unreachable.
     """
-    logger = get_run_logger()
+    rows = reviewed_rows(kafka, serving, etl, image_folder, get_run_logger())
+    if rows.empty:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "reviewed.parquet"
+    rows.to_parquet(path, index=False)
+    return path
+
+
+def reviewed_rows(
+    kafka: KafkaSettings,
+    serving: ServingSettings,
+    etl: EtlSettings,
+    image_folder: Path,
+    logger: Any,
+) -> pd.DataFrame:
+    """The work of `collect_reviewed`: the rows, images written (empty frame if none)."""
     from confluent_kafka import KafkaException
 
     try:
         decisions_raw = read_topic_to_end(kafka, kafka.decisions_topic)
         review_raw = read_topic_to_end(kafka, kafka.review_topic) if decisions_raw else []
     except (KafkaException, TimeoutError) as exc:
-        logger.warning(
-            "no reviewed images: Kafka at %s not readable (%s)", kafka.bootstrap_servers, exc
-        )
+        where = kafka.bootstrap_servers
+        logger.warning("no reviewed images: Kafka at %s not readable (%s)", where, exc)
         return pd.DataFrame()
     decisions: list[Decision] = []
     for message in decisions_raw:
@@ -170,9 +185,4 @@ def collect_reviewed(
         verified.write(image_folder / file)
         rows.append(reviewed_row(decision, {"file": file, **verified.record()}))
     logger.info("reviewed images: %d taken, skipped %s", len(rows), dict(skipped))
-    if not rows:
-        return None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "reviewed.parquet"
-    pd.DataFrame(rows).to_parquet(path, index=False)
-    return path
+    return pd.DataFrame(rows)

@@ -4,17 +4,17 @@ the review topic become verified files and selection rows."""
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from harmscan.decisions import Decision
 from review.kafka import DecisionWriter, ensure_review_topics
 from serving.schema import H_INLINE_REQUEST, encode_request
-from tasks.reviewed import collect_reviewed
+from tasks.reviewed import reviewed_rows
 from tests.review_support import review_result, review_settings, send_review
 from tests.serving_support import BLUE, RED, image_bytes
 
@@ -26,14 +26,11 @@ def decided(request_id: str, verdict: str, source: str) -> Decision:
 
 
 def test_collect_reviewed(
-    prefect_harness: None,
     make_settings: Callable[..., Any],
     kafka_bootstrap: str,
     unique: Callable[[str], str],
     tmp_path: Path,
 ) -> None:
-    from prefect import flow
-
     root = tmp_path / "images"
     root.mkdir()
     red = root / "red.jpg"
@@ -54,15 +51,9 @@ def test_collect_reviewed(
     writer.write(decided("outside", "harmful", "/etc/passwd"))
     writer.close()
 
-    @flow
-    def run() -> Path | None:
-        return collect_reviewed(
-            settings.kafka, settings.serving, settings.etl, tmp_path / "cache", tmp_path / "work"
-        )
-
-    path = run()
-    assert path is not None
-    frame = pd.read_parquet(path)
+    frame = reviewed_rows(
+        settings.kafka, settings.serving, settings.etl, tmp_path / "cache", logging.getLogger()
+    )
     assert len(frame) == 2, frame
     assert sorted(frame["label"]) == ["harmful", "safe"]
     assert set(frame["license"]) == {"unknown"}
