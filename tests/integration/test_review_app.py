@@ -20,6 +20,15 @@ from tests.serving_support import BLUE, RED, image_bytes, read_topic, write_imag
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(30)
+    return {name: entry.value for name, entry in configs.items()}
+
+
 def login(client: TestClient, name: str, secret: str = TOKEN) -> int:
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
@@ -123,6 +132,9 @@ def test_review_round_trip(
         assert (decisions["r-blue"].reviewer, decisions["r-blue"].model_version) == ("bob", "2")
         keys = {m.key().decode() for m in messages}  # type: ignore[attr-defined]
         assert keys == set(decisions)  # keyed by request id
+        assert topic_config(kafka_bootstrap, settings.kafka.decisions_topic)["cleanup.policy"] == (
+            "compact"
+        )
         metrics = ana.get("/metrics").text
         assert 'harmscan_review_waiting{model_version="1"} 1.0' in metrics
         assert 'harmscan_review_agreement_ratio{model_version="1"} 0.5' in metrics
