@@ -1,0 +1,105 @@
+"""The review app's web rules without a broker: cookie flags, CSRF, and a decision that Kafka did
+not acknowledge is neither answered as done nor recorded (the item stays the reviewer's)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from harmscan.decisions import Decision
+from review.app import ReviewContext, create_app
+from review.auth import Login
+from review.metrics import ReviewMetrics
+from review.store import Item, ReviewStore
+from serving.inputs import InputReader
+
+
+class Writer:
+    """Records decisions; ``fail`` injects a delivery failure."""
+
+    def __init__(self) -> None:
+        self.written: list[Decision] = []
+        self.fail = False
+
+    def write(self, decision: Decision) -> None:
+        if self.fail:
+            raise RuntimeError("broker did not acknowledge")
+        self.written.append(decision)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[TestClient, ReviewStore, Writer]:
+    store = ReviewStore(":memory:", claim_ttl_s=60)
+    item = Item("r1", "t", 0, 0, "harmscan", "2", "safe", 0.45, 0.5, "/x.jpg", None, 1.0)
+    store.add([item], [("t", 0, 0)])
+    writer = Writer()
+    context = ReviewContext(
+        store=store,
+        writer=writer,
+        reader=InputReader([tmp_path], [], 1000),
+        login=Login(token=SecretStr("tok")),
+        metrics=ReviewMetrics(store),
+    )
+    return TestClient(create_app(context)), store, writer
+
+
+def csrf_of(text: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', text).group(1)  # type: ignore[union-attr]
+
+
+def log_in(client: TestClient) -> None:
+    token = csrf_of(client.get("/login").text)
+    form = {"csrf": token, "name": "ana", "secret": "tok"}
+    response = client.post("/login", data=form, follow_redirects=False)
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+
+
+def test_login_needs_the_form_token(setup: tuple[TestClient, ReviewStore, Writer]) -> None:
+    client, _, _ = setup
+    client.get("/login")
+    form = {"name": "ana", "secret": "tok"}
+    assert client.post("/login", data=form).status_code == 403
+
+
+def test_an_unacknowledged_decision_is_not_recorded(
+    setup: tuple[TestClient, ReviewStore, Writer],
+) -> None:
+    client, store, writer = setup
+    log_in(client)
+    page = client.get("/").text
+    assert "harmscan v2" in page
+    assert "Content-Security-Policy" in client.get("/").headers
+    form = {"csrf": csrf_of(page), "request_id": "r1", "verdict": "harmful"}
+    writer.fail = True
+    failed = client.post("/decide", data=form, follow_redirects=False)
+    assert failed.status_code == 503
+    assert store.waiting() == 1
+    assert store.holding("ana", "r1").request_id == "r1"  # still the reviewer's
+    writer.fail = False
+    assert client.post("/decide", data=form, follow_redirects=False).status_code == 303
+    assert store.waiting() == 0
+    assert [(d.id, d.decision, d.reviewer, d.model_version) for d in writer.written] == [
+        ("r1", "harmful", "ana", "2")
+    ]
+    assert "Nothing waiting" in client.get("/").text
+
+
+def test_unknown_verdicts_and_logged_out_posts(
+    setup: tuple[TestClient, ReviewStore, Writer],
+) -> None:
+    client, _, writer = setup
+    log_in(client)
+    token = csrf_of(client.get("/").text)
+    bad = {"csrf": token, "request_id": "r1", "verdict": "maybe"}
+    assert client.post("/decide", data=bad).status_code == 400
+    stranger = TestClient(client.app)
+    response = stranger.post("/decide", data=bad, follow_redirects=False)
+    assert response.status_code == 403  # no session, no form token
+    assert writer.written == []
