@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,8 @@ from harmscan.quantize import (
 )
 
 logger = logging.getLogger(__name__)
+
+GATE_SET_DIR = Path(__file__).resolve().parents[1] / "gateset"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,42 @@ class CheckSet:
             out[f"{self.name}/{domain}"] = domain_mask
         return out
 
+    @classmethod
+    def from_manifest(
+        cls, dataset: Path, *, split: str | None = "val", name: str | None = None
+    ) -> CheckSet:
+        """The images of one split of a manifest folder (every row if ``split`` is None).
+
+        The manifest's ``domain`` column, when it has one, names each image's domain.
+        """
+        from harmscan.data import read_manifest
+
+        frame = read_manifest(dataset)
+        if split is not None:
+            frame = frame[frame["split"] == split]
+        root = Path(dataset)
+        root = root.parent if root.is_file() else root
+        domains = tuple(frame["domain"]) if "domain" in frame.columns else ()
+        return cls(
+            name or split or root.name,
+            tuple(root / p for p in frame["path"]),
+            tuple(int(label == HARMFUL) for label in frame["label"]),
+            domains,
+        )
+
+    @classmethod
+    def from_photo_set(cls, root: Path, *, name: str = "gate") -> CheckSet:
+        """A photo set folder (the gate set): ``manifest.csv`` with file, label and domain."""
+        import pandas as pd
+
+        frame = pd.read_csv(Path(root) / "manifest.csv", dtype=str, keep_default_na=False)
+        return cls(
+            name,
+            tuple(Path(root) / f for f in frame["file"]),
+            tuple(int(label == HARMFUL) for label in frame["label"]),
+            tuple(frame["domain"]) if "domain" in frame.columns else (),
+        )
+
 
 @dataclass(frozen=True)
 class ServedModels:
@@ -77,6 +115,51 @@ class ServedModels:
     spec: ServingSpec
     check: Int8Check
     files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Int8Plan:
+    """What registration needs to make and judge the int8 model of one training run.
+
+    Attributes:
+        calibration: Training images that calibrate the activation ranges.
+        checks: The validation split and the photo gate set (when there is one).
+        options: Calibration method and size.
+        tolerance: Largest AUC loss allowed, overall and in every group.
+    """
+
+    calibration: tuple[Path, ...]
+    checks: tuple[CheckSet, ...]
+    options: QuantizeOptions = field(default_factory=QuantizeOptions)
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @classmethod
+    def for_dataset(
+        cls,
+        dataset: Path,
+        *,
+        gate_set: Path | None = None,
+        options: QuantizeOptions | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+    ) -> Int8Plan:
+        """Calibrate on the dataset's train split; check on its val split and ``gate_set``.
+
+        ``gate_set`` defaults to the repository's ``gateset/`` when it exists.
+        """
+        if gate_set is None and (GATE_SET_DIR / "manifest.csv").is_file():
+            gate_set = GATE_SET_DIR
+        checks = [CheckSet.from_manifest(dataset, split="val")]
+        if gate_set is not None:
+            checks.append(CheckSet.from_photo_set(gate_set))
+        train = CheckSet.from_manifest(dataset, split="train")
+        return cls(train.paths, tuple(checks), options or QuantizeOptions(), tolerance)
+
+    def build(self, float_onnx: Path, folder: Path, spec: ServingSpec) -> ServedModels:
+        """`build_served_models` with this plan."""
+        return build_served_models(
+            float_onnx, folder, spec, calibration=self.calibration, checks=self.checks,
+            options=self.options, tolerance=self.tolerance,
+        )  # fmt: skip
 
 
 def pixel_batches(

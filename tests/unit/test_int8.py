@@ -287,3 +287,38 @@ def test_results_name_the_precision_that_scored_them(tmp_path: Path) -> None:
             assert decode_result(encode_result(result)).precision == setting
     finally:
         classifier.close()
+
+
+def test_plan_calibrates_on_train_and_checks_val_and_the_gate_set(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from harmscan.precision import Int8Plan
+
+    rows = []
+    for split in ("train", "val"):
+        for i, label in enumerate(["harmful", "safe"] * 2):
+            rel = f"{split}/{label}/{i}.jpg"
+            write_image(tmp_path / "data" / rel, RED if label == "harmful" else BLUE)
+            domain = "photo" if i < 2 else "emoji"
+            rows.append((f"{split}{i}", label, split, rel, "0", domain))
+    columns = ["image_id", "label", "split", "path", "sha256", "domain"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    gate = tmp_path / "gate"
+    write_image(gate / "images" / "a.jpg", RED)
+    write_image(gate / "images" / "b.jpg", BLUE)
+    gate_rows = [("images/a.jpg", "harmful", "photo"), ("images/b.jpg", "safe", "photo")]
+    pd.DataFrame(gate_rows, columns=["file", "label", "domain"]).to_csv(
+        gate / "manifest.csv", index=False
+    )
+    plan = Int8Plan.for_dataset(tmp_path / "data", gate_set=gate)
+    assert all("/train/" in str(p) for p in plan.calibration)
+    assert [c.name for c in plan.checks] == ["val", "gate"]
+    assert plan.checks[0].domains == ("photo", "photo", "emoji", "emoji")
+    assert plan.checks[1].harmful == (1, 0)
+
+    folder, spec = _colour_bundle(tmp_path / "model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served = plan.build(folder / ONNX_FILE, folder, spec)
+    assert served.check.approved, served.check.reason
+    assert {"val/photo", "val/emoji", "gate", "gate/photo"} <= set(served.check.float_auc)
