@@ -1,10 +1,15 @@
 """Serving benchmark: throughput and latency through Kafka beside the model-alone ceiling.
 
-For each architecture (MobileNetV2, ResNet50; random weights, same compute as trained ones):
+For each architecture (MobileNetV2, ResNet50; random weights, same compute as trained ones), the
+bundle a registration makes (float export, pixel-input float and int8 graphs, the int8 calibrated
+on the mirror's training images), and for each precision (float, int8) side by side in one run:
 
-1. *Ceiling*: decode + preprocess + infer, in batches, in a loop (`BatchClassifier.classify`
+0. *Original way*: the work harmscan replaced: eager torch, one image at a time (full decode,
+   the float preset, ``model(x)``), for the ratios.
+1. *Infer only*: the served graph on a ready uint8 batch (no decode).
+2. *Ceiling*: decode + preprocess + infer, in batches, in a loop (`BatchClassifier.classify`
    on path requests, the consumer's own code path, no Kafka).
-2. *Through the broker*: a real consumer (`ServingConsumer`) serves path requests sent by
+3. *Through the broker*: a real consumer (`ServingConsumer`) serves path requests sent by
    `RequestProducer` at fixed offered loads; a reader timestamps each result. Latency is request
    ``sent_at`` to result received; throughput is results per second over the run.
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +47,7 @@ from serving.source import LoadedModel, load_model_folder  # noqa: E402
 @dataclass
 class Row:
     arch: str
+    precision: str
     load: str
     sent: int
     throughput: float
@@ -70,20 +77,60 @@ def make_images(root: Path, count: int) -> list[Path]:
     return paths
 
 
-def make_model(
-    arch: str, folder: Path, threads: int, batch: int = 16, workers: int = 1
-) -> LoadedModel:
-    """A random-weight model of ``arch`` in the bundle layout, loaded with ONNX Runtime."""
+def make_bundle(arch: str, folder: Path, calibration: list[Path]) -> torch.nn.Module:
+    """A random-weight model of ``arch`` in the bundle layout with its float and int8 graphs."""
     from harmscan.models import WeightsSource, build_model, export_onnx
+    from harmscan.precision import build_served_models
+    from harmscan.quantize import QuantizeOptions
 
     extra = folder / "extra_files"
     spec = ServingSpec(arch=arch, threshold=0.5, review_low=0.4, review_high=0.6)
-    spec.write(extra)
-    export_onnx(build_model(arch, WeightsSource("none")), extra / ONNX_FILE, spec.image_size)
-    return load_model_folder(
-        folder, name=f"bench-{arch}", version="1", runtime="onnx", threads=threads,
-        workers=workers, warmup_batch=batch,
+    module = build_model(arch, WeightsSource("none")).eval()
+    export_onnx(module, extra / ONNX_FILE, spec.image_size)
+    served = build_served_models(
+        extra / ONNX_FILE, extra, spec, calibration=calibration, checks=[],
+        options=QuantizeOptions(calibration_images=32),
     )  # fmt: skip
+    # Random weights carry no accuracy to check: the bench serves int8 by forcing it.
+    served.spec.write(extra)
+    return module
+
+
+def load(folder: Path, precision: str, threads: int, batch: int, workers: int) -> LoadedModel:
+    """The bundle's graph of ``precision``, loaded as the consumer loads it."""
+    return load_model_folder(
+        folder, name=f"bench-{folder.name}", version="1", runtime="onnx", threads=threads,
+        workers=workers, warmup_batch=batch, precision=precision,
+    )  # fmt: skip
+
+
+def original_way(module: torch.nn.Module, images: list[Path], seconds: float) -> float:
+    """Images per second the replaced work's way: eager torch, one image at a time."""
+    from harmscan.imageio import load_image
+    from harmscan.presets import EvalPreset
+
+    preset = EvalPreset()
+    done, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            for path in images[:16]:
+                module(preset(load_image(path)).unsqueeze(0))
+                done += 1
+    return done / (time.perf_counter() - start)
+
+
+def infer_only(model: LoadedModel, images: list[Path], batch: int, seconds: float) -> float:
+    """Images per second of the served graph alone on ready batches (decoding not counted)."""
+    from harmscan.imageio import load_image
+
+    arrays = [model.preset.model_input(load_image(p, draft=model.preset.draft_size))
+              for p in images[:batch]]  # fmt: skip
+    ready = np.stack(arrays)
+    model.p_harmful(ready)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += len(model.p_harmful(ready))
+    return done / (time.perf_counter() - start)
 
 
 def ceiling(settings, model: LoadedModel, images: list[Path], seconds: float) -> float:
@@ -257,7 +304,7 @@ def plot(rows: list[Row], out: Path) -> Path:
     bins = np.geomspace(max(1.0, everything.min()), everything.max() * 1.01, 60)
     for row in rows:
         ms = np.asarray(row.latencies) * 1000.0
-        ax.hist(ms, bins=bins, histtype="step", label=f"{row.arch} @ {row.load}")
+        ax.hist(ms, bins=bins, histtype="step", label=f"{row.arch} {row.precision} @ {row.load}")
     ax.set_xlabel("latency, request sent -> result received (ms)")
     ax.set_ylabel("requests")
     ax.set_xscale("log")
@@ -279,6 +326,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="serving.decode_workers")
     parser.add_argument("--batch", type=int, default=16, help="serving.batch_size")
     parser.add_argument("--infer-workers", type=int, default=2, help="serving.inference_workers")
+    parser.add_argument("--precisions", default="float,int8", help="served side by side")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -295,39 +343,72 @@ def main() -> None:
     ]  # fmt: skip
     settings = load_settings("ci", overrides, env={})
     archs = ["mobilenet_v2"] if args.quick else args.archs.split(",")
+    precisions = args.precisions.split(",")
+    seconds = 5 if args.quick else 10
     rows: list[Row] = []
-    ceilings: dict[str, float] = {}
+    figures: dict[tuple[str, str], dict[str, float]] = {}
+    original: dict[str, float] = {}
     try:
         for arch in archs:
-            model = make_model(
-                arch, work / f"model-{arch}", args.threads, args.batch, args.infer_workers
-            )
-            ceilings[arch] = ceiling(settings, model, images, 5 if args.quick else 10)
-            print(f"{arch}: model-alone ceiling {ceilings[arch]:.1f} images/s", flush=True)
+            folder = work / f"model-{arch}"
+            module = make_bundle(arch, folder, images[:32])
+            models = {p: load(folder, p, args.threads, args.batch, args.infer_workers)
+                      for p in precisions}  # fmt: skip
+            original[arch] = original_way(module, images, seconds)
+            print(f"{arch}: original way (eager torch, one image at a time) "
+                  f"{original[arch]:.1f} images/s", flush=True)  # fmt: skip
+            for precision, model in models.items():
+                figures[arch, precision] = {
+                    "infer": infer_only(model, images, args.batch, seconds),
+                    "ceiling": ceiling(settings, model, images, seconds),
+                }
+                fig = figures[arch, precision]
+                print(f"{arch} {precision}: infer only {fig['infer']:.1f}, "
+                      f"ceiling {fig['ceiling']:.1f} images/s", flush=True)  # fmt: skip
             fast = arch == "mobilenet_v2"
             loads: list[float | None] = [10.0, 50.0, 100.0, None] if fast else [2.0, 5.0, None]
             for rate in loads:
-                count = int((rate or ceilings[arch]) * (4 if args.quick else 10))
-                n, throughput, lat = through_broker(
-                    overrides, model, images, rate, count, bootstrap
-                )
-                label = f"{rate:.0f}/s" if rate else "max"
-                rows.append(Row(arch, label, n, throughput, percentile(lat, 50),
-                                percentile(lat, 95), percentile(lat, 99), lat))  # fmt: skip
-                print(f"  offered {label}: {n} results, {throughput:.1f}/s", flush=True)
+                for precision, model in models.items():  # side by side, load by load
+                    top = figures[arch, precision]["ceiling"]
+                    count = int((rate or top) * (4 if args.quick else 10))
+                    n, throughput, lat = through_broker(
+                        overrides, model, images, rate, count, bootstrap
+                    )
+                    label = f"{rate:.0f}/s" if rate else "max"
+                    rows.append(Row(arch, precision, label, n, throughput, percentile(lat, 50),
+                                    percentile(lat, 95), percentile(lat, 99), lat))  # fmt: skip
+                    print(f"  {precision} offered {label}: {n} results, {throughput:.1f}/s",
+                          flush=True)  # fmt: skip
     finally:
         if broker is not None:
             broker.stop()
-    print()
-    print("| arch | offered | results | images/s | x ceiling | p50 ms | p95 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        ratio = r.throughput / ceilings[r.arch]
-        print(f"| {r.arch} | {r.load} | {r.sent} | {r.throughput:.1f} | {ratio:.2f} | "
-              f"{r.p50:.0f} | {r.p95:.0f} | {r.p99:.0f} |")  # fmt: skip
-    for arch, value in ceilings.items():
-        print(f"ceiling {arch}: {value:.1f} images/s (decode + preprocess + infer, no Kafka)")
+    print_tables(rows, figures, original)
     print(f"latency histogram: {plot(rows, args.out)}")
+
+
+def print_tables(
+    rows: list[Row], figures: dict[tuple[str, str], dict[str, float]], original: dict[str, float]
+) -> None:
+    """The README's tables: per load and precision, then the ceilings against the original way."""
+    print()
+    print("| arch | precision | offered | results | images/s | x ceiling | x original | "
+          "p50 ms | p95 ms | p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        top = figures[r.arch, r.precision]["ceiling"]
+        print(f"| {r.arch} | {r.precision} | {r.load} | {r.sent} | {r.throughput:.1f} | "
+              f"{r.throughput / top:.2f} | {r.throughput / original[r.arch]:.2f} | "
+              f"{r.p50:.0f} | {r.p95:.0f} | {r.p99:.0f} |")  # fmt: skip
+    print()
+    print("| arch | precision | infer only img/s | ceiling img/s | ceiling x original | "
+          "ceiling x float |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for (arch, precision), fig in figures.items():
+        base = figures.get((arch, "float"), fig)["ceiling"]
+        print(f"| {arch} | {precision} | {fig['infer']:.1f} | {fig['ceiling']:.1f} | "
+              f"{fig['ceiling'] / original[arch]:.2f} | {fig['ceiling'] / base:.2f} |")  # fmt: skip
+    for arch, value in original.items():
+        print(f"original way {arch}: {value:.1f} images/s (eager torch, one image at a time)")
 
 
 if __name__ == "__main__":
