@@ -289,7 +289,7 @@ def start_broker(state: Path):
     from stack.process import free_port
 
     broker = KafkaBroker(state_dir=state, port=free_port(), controller_port=free_port())
-    broker.start(180)
+    broker.start(600)  # a busy shared host can take minutes
     return broker
 
 
