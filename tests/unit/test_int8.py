@@ -322,3 +322,40 @@ def test_plan_calibrates_on_train_and_checks_val_and_the_gate_set(tmp_path: Path
         served = plan.build(folder / ONNX_FILE, folder, spec)
     assert served.check.approved, served.check.reason
     assert {"val/photo", "val/emoji", "gate", "gate/photo"} <= set(served.check.float_auc)
+
+
+# Served input (JPEG draft mode: DCT-scaled decode, then the preset's crop) against the trained
+# input (full decode, same crop), in grey levels on 1024x768 photos. Measured on the mirror: mean
+# 0.1-0.5, 99th percentile 1-3, max 3-8 levels.
+PARITY_MEAN_LEVELS = 1.0
+PARITY_P99_LEVELS = 4.0
+PARITY_MAX_LEVELS = 16.0
+
+
+@pytest.mark.parametrize("index", [1, 5, 9])
+def test_served_input_equals_trained_input_within_tolerance(tmp_path: Path, index: int) -> None:
+    import io
+
+    from PIL import Image
+
+    from harmscan.imageio import decode_image
+    from harmscan.models import REPO_ROOT
+    from harmscan.onnx_export import pixel_constants
+
+    source = sorted((REPO_ROOT / "mirror" / "images" / "test").glob("*.jpg"))[index]
+    photo = Image.open(source).convert("RGB").resize((1024, 768), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    preset = EvalPreset()  # the one preset training evaluates with and serving decodes with
+    served = preset.pixels(decode_image(data, draft=preset.draft_size)).astype(np.float32)
+    trained_tensor = preset(decode_image(data)).numpy()  # what training's evaluation feeds
+    diff = np.abs(served - preset.pixels(decode_image(data)).astype(np.float32))
+    assert diff.mean() <= PARITY_MEAN_LEVELS
+    assert np.percentile(diff, 99) <= PARITY_P99_LEVELS
+    assert diff.max() <= PARITY_MAX_LEVELS
+    # and the graph's own normalisation of the served pixels lands on the trained tensor's scale
+    scale, bias = pixel_constants(preset.mean, preset.std)
+    in_graph = served.transpose(2, 0, 1)[None] * scale + bias
+    step = float(scale.max())  # one grey level, normalised
+    assert np.abs(in_graph[0] - trained_tensor).mean() <= PARITY_MEAN_LEVELS * step
