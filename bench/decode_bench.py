@@ -60,9 +60,12 @@ def simplejpeg_decoder(preset: EvalPreset) -> Decoder | None:
 
 def turbojpeg_decoder(preset: EvalPreset) -> Decoder | None:
     try:
+        import ctypes.util
+
         from turbojpeg import TJFLAG_STOPONWARNING, TJPF_RGB, TurboJPEG
 
-        jpeg = TurboJPEG()
+        # Debian's libturbojpeg0 ships only the versioned .so.0, which TurboJPEG() does not try.
+        jpeg = TurboJPEG(lib_path=ctypes.util.find_library("turbojpeg"))
     except (ImportError, RuntimeError, OSError):
         return None
     factors = sorted(jpeg.scaling_factors, key=lambda f: f[0] / f[1])

@@ -327,12 +327,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="serving.batch_size")
     parser.add_argument("--infer-workers", type=int, default=2, help="serving.inference_workers")
     parser.add_argument("--precisions", default="float,int8", help="served side by side")
+    parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     images = make_images(work / "images", 64 if args.quick else 200)
-    broker = None if args.bootstrap else start_broker(work / "kafka")
-    bootstrap = args.bootstrap or broker.bootstrap
+    broker = None if args.bootstrap or args.no_broker else start_broker(work / "kafka")
+    bootstrap = args.bootstrap or (broker.bootstrap if broker else "127.0.0.1:9")
     overrides = [
         f"paths.root={work / 'harmscan'}", f"kafka.bootstrap_servers={bootstrap}",
         f"serving.allowed_roots=[{work / 'images'}]", "serving.metrics_port=null",
@@ -367,6 +368,8 @@ def main() -> None:
                       f"ceiling {fig['ceiling']:.1f} images/s", flush=True)  # fmt: skip
             fast = arch == "mobilenet_v2"
             loads: list[float | None] = [10.0, 50.0, 100.0, None] if fast else [2.0, 5.0, None]
+            if args.no_broker:
+                loads = []
             for rate in loads:
                 for precision, model in models.items():  # side by side, load by load
                     top = figures[arch, precision]["ceiling"]
@@ -383,7 +386,8 @@ def main() -> None:
         if broker is not None:
             broker.stop()
     print_tables(rows, figures, original)
-    print(f"latency histogram: {plot(rows, args.out)}")
+    if rows:
+        print(f"latency histogram: {plot(rows, args.out)}")
 
 
 def print_tables(
