@@ -257,12 +257,14 @@ def test_run_names_show_time_and_notable_parameters() -> None:
 
 @pytest.mark.slow
 @pytest.mark.kafka
-def test_a_killed_serve_run_is_started_again(deployed) -> None:
+def test_a_killed_serve_run_is_started_again(deployed, tmp_path: Path) -> None:
     """kill -9 of the serve run's process: the worker reports Crashed, the automation that
     ``deploy`` made for serve starts a new run, and the worker runs it."""
     import os
     import signal
 
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.states import Cancelling
@@ -270,6 +272,13 @@ def test_a_killed_serve_run_is_started_again(deployed) -> None:
     from stack.deploy import start_deployment
 
     settings, names, worker = deployed
+    ml = settings.mlflow
+    try:  # the retrain test before this one made a champion; alone, register a small one
+        MlflowClient(ml.tracking_uri).get_model_version_by_alias(ml.registered_model, "champion")
+    except MlflowException:
+        from tests.serving_support import register_model
+
+        register_model(ml.tracking_uri, ml.registered_model, tmp_path)
     run_id = start_deployment(settings, "serve/harmscan")
     with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
         _wait(lambda: _state(client, run_id).is_running(), 300, worker, "serve never ran")
