@@ -131,7 +131,11 @@ class ServiceProcess:
             )
         self.pid_file.write_text(str(process.pid))
         logger.info("%s: started pid %s, log %s", self.name, process.pid, self.log_file)
-        self.wait_healthy(timeout, process)
+        try:
+            self.wait_healthy(timeout, process)
+        except BaseException:
+            self.stop()  # never leave behind a process that did not become healthy in time
+            raise
 
     def wait_healthy(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
         """Block until healthy, or raise `ServiceError` naming the log file."""
