@@ -2,8 +2,15 @@
 
 Every payload is treated as hostile: only the formats we mean to read are opened (Pillow would
 otherwise hand an EPS file named ``.jpg`` to Ghostscript), the pixel count is checked from the
-header before any pixel is decoded, special files are never read, and unusual but valid images
-(CMYK, 16-bit, palette with transparency, EXIF-rotated) come out as upright 8-bit RGB.
+header before any pixel is decoded (and the aspect ratio, so a 100000x1 PNG never reaches a
+resize), JPEG Huffman tables are checked before decoding (libjpeg decodes broken tables into grey
+noise without an error), PNG text-chunk bombs are ``decompression_bomb``, special files are never
+read, and unusual but valid images (CMYK, 16-bit, palette with transparency, EXIF-rotated) come out
+as upright 8-bit RGB. Truncated images are never completed (``ImageFile.LOAD_TRUNCATED_IMAGES``
+must stay False; `decode_image` refuses to run otherwise).
+
+The hard limits (address space, CPU time) belong to the caller: serving decodes in worker
+processes (`serving.decoding`).
 """
 
 from __future__ import annotations
@@ -11,17 +18,23 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import stat
 import warnings
 from pathlib import Path
 from typing import Final
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 DEFAULT_MAX_PIXELS: Final = 50_000_000
 DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
+# A JPEG marker inside entropy-coded data: 0xFF followed by neither stuffing, RSTn nor fill.
+_JPEG_MARKER: Final = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# Pillow's ValueErrors for PNG/ text chunks that inflate past its limits.
+_TEXT_BOMB: Final = ("decompressed data too large", "too much memory used in text chunks")
+_BOMBS: Final = (Image.DecompressionBombWarning, Image.DecompressionBombError)
 
 # Reasons an image is rejected; they travel as dead-letter headers and ETL failure counts.
 REASONS: Final = (
@@ -73,6 +86,7 @@ def decode_image(
     min_side: int = 1,
     draft: tuple[int, int] | None = None,
     formats: tuple[str, ...] = ALLOWED_FORMATS,
+    max_aspect_ratio: float | None = None,
 ) -> Image.Image:
     """Decode untrusted bytes into an upright 8-bit RGB image.
 
@@ -84,6 +98,8 @@ def decode_image(
         draft: For JPEG, let the decoder scale down by a power of two while keeping both sides at
             least this size (Pillow's draft mode: a large speed-up for big photos).
         formats: Formats that may be decoded.
+        max_aspect_ratio: Refuse images whose longer side exceeds the shorter this many times
+            (from the header, before decoding).
 
     Returns:
         The decoded image in mode ``RGB``.
@@ -95,33 +111,29 @@ def decode_image(
         raise ImageRejected("too_large", f"{len(data)} bytes > limit {max_bytes}")
     if not data:
         raise ImageRejected("not_an_image", "empty payload")
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated images pass")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(formats))
     except UnidentifiedImageError:
         raise _unidentified(data) from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageRejected("decompression_bomb", str(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise ImageRejected(reason, f"unreadable header: {exc}") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageRejected(
-            "decompression_bomb", f"{width}x{height} = {width * height} pixels > {max_pixels}"
-        )
-    if draft is not None and image.format == "JPEG":
-        image.draft("RGB", draft)
+    except (OSError, SyntaxError, ValueError, EOFError, *_BOMBS) as exc:
+        raise _rejection(exc, "unreadable header") from None
+    _check_header(image, max_pixels, max_aspect_ratio)
+    if image.format == "JPEG":
+        problem = jpeg_table_problem(data)
+        if problem:
+            raise ImageRejected("corrupt", f"JPEG Huffman tables: {problem}")
+        if draft is not None:
+            image.draft("RGB", draft)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageRejected("decompression_bomb", str(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise ImageRejected(reason, f"{image.format} data does not decode: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, *_BOMBS) as exc:
+        raise _rejection(exc, f"{image.format} data does not decode") from None
     rgb = to_rgb(_upright(image))
     if min(rgb.size) < min_side:
         raise ImageRejected("too_small", f"{rgb.size[0]}x{rgb.size[1]} < {min_side} px side")
@@ -225,3 +237,106 @@ def _unidentified(data: bytes) -> ImageRejected:
         if head.startswith(magic) or (name == "EPS/PostScript" and b"%!PS" in data[:1024]):
             return ImageRejected("unsupported_format", f"{name} is not an accepted image format")
     return ImageRejected("not_an_image", "no accepted image format recognises these bytes")
+
+
+def _rejection(exc: BaseException, what: str) -> ImageRejected:
+    text = str(exc).lower()
+    if isinstance(exc, _BOMBS) or any(bomb in text for bomb in _TEXT_BOMB):
+        return ImageRejected("decompression_bomb", f"{what}: {exc}")
+    reason = "truncated" if "truncated" in text else "corrupt"
+    return ImageRejected(reason, f"{what}: {exc}")
+
+
+def _check_header(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "decompression_bomb", f"{width}x{height} = {width * height} pixels > {max_pixels}"
+        )
+    if max_aspect_ratio is not None and max(width, height) > max_aspect_ratio * min(width, height):
+        raise ImageRejected(
+            "decompression_bomb", f"{width}x{height}: aspect ratio above {max_aspect_ratio:g}"
+        )
+
+
+def jpeg_table_problem(data: bytes) -> str | None:
+    """What is wrong with a JPEG's Huffman tables (and their use by its scans), or None.
+
+    Checks every DHT segment (class and id, complete code lengths within the code space, no
+    duplicate symbols, DC categories <= 11, AC sizes <= 10) and that every scan names defined
+    tables. libjpeg itself only refuses over-subscribed code lengths; other broken tables decode
+    into noise without an error. Other structure is left to the decoder.
+    """
+    defined: set[tuple[int, int]] = set()
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None  # not a marker where one should be: the decoder judges
+        marker = data[pos + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xD9:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        body = data[pos + 4 : pos + 2 + length]
+        if marker == 0xC4:
+            problem = _dht_problem(body, defined)
+            if problem:
+                return problem
+        elif marker == 0xDA:
+            problem = _sos_problem(body, defined)
+            if problem:
+                return problem
+            found = _JPEG_MARKER.search(data, pos + 2 + length)
+            if found is None:
+                return None
+            pos = found.start()
+            continue
+        pos += 2 + length
+    return None
+
+
+def _dht_problem(body: bytes, defined: set[tuple[int, int]]) -> str | None:
+    index = 0
+    while index < len(body):
+        table_class, table_id = body[index] >> 4, body[index] & 0x0F
+        if table_class > 1 or table_id > 3:
+            return f"table class {table_class} id {table_id}"
+        counts = body[index + 1 : index + 17]
+        total = sum(counts)
+        symbols = body[index + 17 : index + 17 + total]
+        if len(counts) < 16 or len(symbols) < total:
+            return "segment shorter than its tables"
+        if total == 0:
+            return "a table without codes"
+        available = 1
+        for count in counts:
+            available = available * 2 - count
+            if available < 0:
+                return "code lengths over-subscribed"
+        if len(set(symbols)) != total:
+            return "duplicate symbols"
+        if table_class == 0 and max(symbols) > 11:
+            return f"DC symbol {max(symbols)} > 11"
+        if table_class == 1 and any(symbol & 0x0F > 10 for symbol in symbols):
+            return "AC symbol with a size > 10"
+        defined.add((table_class, table_id))
+        index += 17 + total
+    return None
+
+
+def _sos_problem(body: bytes, defined: set[tuple[int, int]]) -> str | None:
+    if not body:
+        return "empty scan header"
+    count = body[0]
+    if len(body) < 1 + 2 * count + 3:
+        return "scan header shorter than its components"
+    start, end = body[1 + 2 * count], body[2 + 2 * count]
+    for index in range(count):
+        tables = body[2 + 2 * index]
+        if start == 0 and (0, tables >> 4) not in defined:
+            return f"a scan uses undefined DC table {tables >> 4}"
+        if end > 0 and (1, tables & 0x0F) not in defined:
+            return f"a scan uses undefined AC table {tables & 0x0F}"
+    return None

@@ -137,3 +137,30 @@ def test_preset_round_trips_through_the_serving_spec(tmp_path: Path) -> None:
     assert back.labels[back.harmful_index] == "harmful"
     assert back.label_for(0.45) == "harmful"
     assert back.label_for(0.2) == "safe"
+
+
+def test_hostile_images_get_their_reasons() -> None:
+    from harmscan.imageio import ImageRejected, decode_image
+    from tests.serving_support import broken_huffman_jpeg, wide_png, ztxt_bomb
+
+    cases = {
+        "decompression_bomb": [ztxt_bomb(), wide_png(100_000, 1), wide_png(1, 30_000)],
+        "corrupt": [broken_huffman_jpeg()],
+        "not_an_image": [b""],
+    }
+    for reason, payloads in cases.items():
+        for payload in payloads:
+            with pytest.raises(ImageRejected) as caught:
+                decode_image(payload, max_aspect_ratio=20)
+            assert caught.value.reason == reason
+
+
+def test_huffman_check_passes_real_encoders() -> None:
+    from harmscan.imageio import jpeg_table_problem
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    for options in ({}, {"progressive": True}, {"optimize": True}, {"subsampling": 0}):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **options)
+        assert jpeg_table_problem(buffer.getvalue()) is None, options
