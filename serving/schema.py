@@ -8,20 +8,34 @@ A *request* (topic ``kafka.requests_topic``, key = request id) names exactly one
 
 A *result* (topic ``kafka.results_topic``, key = request id, so a redelivery overwrites rather than
 duplicates) carries the label, the harmful probability, the threshold, the model that made it and
-timings. Bad input goes to the dead-letter topic as the original payload with typed headers.
+timings. Bad input goes to the dead-letter topic as the original payload (cut to a configured size)
+with typed headers.
+
+Requests are parsed strictly, because every byte of them is hostile: the size is checked before
+parsing; at most `MAX_CONTAINERS` JSON objects or arrays (a request is one flat object, so nesting
+depth is bounded before the parser recurses); duplicate keys, lone UTF-16 surrogates, integers of
+more than `MAX_INT_DIGITS` digits, ``NaN`` and ``Infinity`` are refused; ids are 1 to
+`MAX_ID_LENGTH` characters of `ID_PATTERN`. Every refusal is a `SchemaError` (``bad_schema``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from harmscan.decisions import INLINE_REQUEST_HEADER
 
 SCHEMA_VERSION = 1
-MAX_ID_LENGTH = 200
+MAX_ID_LENGTH: Final = 128
+ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_ID_LENGTH}}}")
+MAX_CONTAINERS: Final = 2  # JSON objects/arrays in one request: bounds the depth before parsing
+MAX_INT_DIGITS: Final = 20
+DEFAULT_MAX_REQUEST_BYTES: Final = 1_000_000
+# A JSON string literal (escapes included), so brackets inside strings are not counted.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 SourceKind = Literal["path", "s3", "image_b64"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
@@ -39,6 +53,8 @@ RejectReason = Literal[
     "bad_schema",
     "forbidden_path",
     "not_found",
+    "internal_error",
+    "poison_message",
 ]
 REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)
 
@@ -50,6 +66,10 @@ H_SOURCE = "harmscan-source"  # topic/partition/offset of the original message
 H_SCHEMA = "harmscan-schema-version"
 # On the review copy of an inline request: the original request, so a reviewer can see the image.
 H_INLINE_REQUEST = INLINE_REQUEST_HEADER
+H_ORIGINAL_SIZE = "harmscan-original-size"  # bytes of the original value
+H_ORIGINAL_SHA256 = "harmscan-original-sha256"  # hex sha256 of the original value
+H_TRUNCATED = "harmscan-truncated"  # "1" when the value is a cut copy of the original
+H_REPLAY_OF = "harmscan-replay-of"  # a replayed request: topic/partition/offset of its dead letter
 
 
 class SchemaError(ValueError):
@@ -132,42 +152,131 @@ def encode_request(
     given = {k: v for k, v in (("path", path), ("s3", s3), ("image_b64", image_b64)) if v}
     if len(given) != 1:
         raise SchemaError(f"a request needs exactly one of {SOURCE_KINDS}; got {sorted(given)}")
-    if not request_id:
-        raise SchemaError("a request needs a non-empty id")
+    check_id(request_id)
     body: dict[str, Any] = {"v": SCHEMA_VERSION, "id": request_id, **given}
     if sent_at is not None:
         body["sent_at"] = sent_at
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def decode_request(value: bytes | None) -> Request:
-    """Parse and validate a request message.
+def check_id(request_id: object) -> str:
+    """``request_id`` if it is a safe id (1 to `MAX_ID_LENGTH` characters of `ID_PATTERN`).
 
     Raises:
-        SchemaError: Not JSON, wrong version, missing/extra fields, or not exactly one source.
+        SchemaError: Not a string, empty, too long, or holding other characters.
+    """
+    if not isinstance(request_id, str) or not ID_PATTERN.fullmatch(request_id):
+        shown = repr(request_id)[:60] if isinstance(request_id, str) else type(request_id).__name__
+        raise SchemaError(
+            f"id must be 1-{MAX_ID_LENGTH} characters of A-Z a-z 0-9 . _ : @ + = -; got {shown}"
+        )
+    return request_id
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _value in pairs]
+    if len(set(keys)) != len(keys):
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        raise SchemaError(f"duplicate keys {[d[:40] for d in dupes][:5]}")
+    return dict(pairs)
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise SchemaError(f"an integer of {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise SchemaError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    if len(text) > 64:
+        raise SchemaError(f"a number of {len(text)} characters (at most 64)")
+    value = float(text)
+    if not math.isfinite(value):
+        raise SchemaError(f"number {text[:20]} is out of range")
+    return value
+
+
+def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> Any:
+    """Parse untrusted JSON under explicit limits (see the module docstring).
+
+    Raises:
+        SchemaError: Too large, not UTF-8 JSON, too deeply nested, duplicate keys, lone
+            surrogates, an oversized integer or a non-finite number.
+    """
+    if len(value) > max_bytes:
+        raise SchemaError(f"message of {len(value)} bytes > {max_bytes}")
+    containers = _STRING.sub(b'""', value)
+    if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
+        raise SchemaError(f"more than {MAX_CONTAINERS} JSON objects/arrays (a request is flat)")
+    try:
+        text = value.decode("utf-8")
+        body = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        if isinstance(exc, SchemaError):
+            raise
+        raise SchemaError(f"not JSON: {str(exc)[:200]}") from None
+    _check_surrogates(body)
+    return body
+
+
+def _check_surrogates(body: Any) -> None:
+    """Refuse lone UTF-16 surrogates (``"\\ud800"``): they cannot be encoded as UTF-8."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SchemaError("a string holds a lone UTF-16 surrogate") from None
+
+
+def decode_request(value: bytes | None, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> Request:
+    """Parse and validate a request message strictly.
+
+    Args:
+        value: The message value.
+        max_bytes: Largest accepted message, checked before parsing.
+
+    Raises:
+        SchemaError: Any departure from the schema or the parsing limits.
     """
     if not value:
         raise SchemaError("empty message")
-    try:
-        body = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"not JSON: {exc}") from None
+    body = parse_json_strict(value, max_bytes)
     if not isinstance(body, dict):
         raise SchemaError(f"a request is a JSON object, not {type(body).__name__}")
-    if body.get("v") != SCHEMA_VERSION:
-        raise SchemaError(f"unsupported schema version {body.get('v')!r}; valid: {SCHEMA_VERSION}")
+    version = body.get("v")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise SchemaError(f"unsupported schema version {version!r}; valid: {SCHEMA_VERSION}")
     unknown = sorted(set(body) - {"v", "id", "sent_at", *SOURCE_KINDS})
     if unknown:
-        raise SchemaError(f"unknown fields {unknown}; valid: v, id, sent_at, {SOURCE_KINDS}")
-    request_id = body.get("id")
-    if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_LENGTH:
-        raise SchemaError(f"id must be a non-empty string of <= {MAX_ID_LENGTH} chars")
+        shown = [u[:40] for u in unknown[:5]]
+        raise SchemaError(f"unknown fields {shown}; valid: v, id, sent_at, {SOURCE_KINDS}")
+    request_id = check_id(body.get("id"))
     sources = [k for k in SOURCE_KINDS if k in body]
     if len(sources) != 1:
         raise SchemaError(f"a request needs exactly one of {SOURCE_KINDS}; got {sources}")
     kind: SourceKind = sources[0]  # type: ignore[assignment]
     source = body[kind]
-    if not isinstance(source, str) or not source:
+    if not isinstance(source, str):
+        raise SchemaError(f"{kind} must be a string")
+    if not source and kind != "image_b64":  # an empty inline image is not_an_image, not schema
         raise SchemaError(f"{kind} must be a non-empty string")
     sent_at = body.get("sent_at")
     if sent_at is not None and (
@@ -175,18 +284,17 @@ def decode_request(value: bytes | None) -> Request:
         or not isinstance(sent_at, int | float)
         or not math.isfinite(sent_at)
     ):
-        raise SchemaError(f"sent_at must be a number (Unix seconds), got {sent_at!r}")
+        raise SchemaError(f"sent_at must be a number (Unix seconds), got {str(sent_at)[:40]!r}")
     return Request(id=request_id, kind=kind, source=source, sent_at=sent_at)
 
 
 def peek_request_id(value: bytes | None) -> str | None:
-    """The id of a possibly malformed request, if one can be read (for dead-letter headers)."""
+    """The id of a possibly malformed request, if a safe one can be read (dead-letter headers)."""
     try:
-        body = json.loads(value or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        body = parse_json_strict(value or b"")
+        return check_id(body.get("id")) if isinstance(body, dict) else None
+    except SchemaError:
         return None
-    request_id = body.get("id") if isinstance(body, dict) else None
-    return request_id[:MAX_ID_LENGTH] if isinstance(request_id, str) else None
 
 
 def encode_result(result: Result) -> bytes:

@@ -102,3 +102,51 @@ def test_dead_letter_headers_are_typed() -> None:
     assert headers[H_REQUEST_ID] == "r9"
     with pytest.raises(ValueError, match="unknown reject reason"):
         dead_letter_headers("boom", "", None, "t/0/1")
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b'{"v":1,"id":"a","path":"/a","sent_at":' + b"9" * 5000 + b"}", "integer of 5000"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":' + b"9" * 21 + b"}", "integer of 21"),
+        (b'{"v":1,"id":"a\\ud800","path":"/a"}', "surrogate"),
+        (b'{"v":1,"id":"a","path":"/\\udfff"}', "surrogate"),
+        (b'{"v":1,"id":"a","path":"/a","\\ud800":1}', "surrogate"),
+        (b"[" * 5000 + b"]" * 5000, "objects/arrays"),
+        (b'{"a":' * 150_000 + b"1" + b"}" * 150_000, "objects/arrays"),
+        (b'{"v":1,"id":"a","id":"b","path":"/a"}', "duplicate keys"),
+        (b'{"v":1,"v":1,"id":"a","path":"/a"}', "duplicate keys"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":NaN}', "not a JSON number"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":1e999}', "out of range"),
+        (b'{"v":true,"id":"a","path":"/a"}', "schema version"),
+        (b'{"v":1.0,"id":"a","path":"/a"}', "schema version"),
+        (b'{"v":1,"id":"a b","path":"/a"}', "id must be"),
+        (b'{"v":1,"id":"' + b"x" * 129 + b'","path":"/a"}', "id must be"),
+        (b'{"v":1,"id":7,"path":"/a"}', "id must be"),
+    ],
+)
+def test_hostile_requests_are_refused_with_a_reason(payload: bytes, problem: str) -> None:
+    with pytest.raises(SchemaError, match=problem):
+        decode_request(payload)
+
+
+def test_size_is_checked_before_parsing() -> None:
+    payload = b'{"v":1,"id":"' + b"x" * 1_000_000 + b'","path":"/a"}'
+    with pytest.raises(SchemaError, match="bytes > 1000"):
+        decode_request(payload, max_bytes=1000)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    request = decode_request(encode_request("a", path='/srv/[x]{y}"z\\[.jpg'))
+    assert request.source == '/srv/[x]{y}"z\\[.jpg'
+
+
+def test_an_empty_inline_image_is_not_a_schema_error() -> None:
+    request = decode_request(b'{"v":1,"id":"a","image_b64":""}')
+    assert (request.kind, request.source) == ("image_b64", "")
+
+
+def test_peek_id_only_returns_safe_ids() -> None:
+    assert peek_request_id(b'{"id":"a\\ud800"}') is None
+    assert peek_request_id(b'{"id":"' + b"x" * 500 + b'"}') is None
+    assert peek_request_id(b'{"id":"a","id":"b"}') is None
