@@ -16,7 +16,13 @@ on the mirror's training images), and for each precision (float, int8) side by s
 Images are 1024x768 JPEGs (the size of Open Images photos) made from the mirror's images.
 Prints a table and writes a latency histogram PNG.
 
+``--decode-compare`` measures instead what decoding in worker processes (`serving.decoding`, with
+hard limits) costs against decoding in the consumer's own threads (the earlier design), in the
+same run, alternating the two (A B A B ...): the ceiling and the saturation throughput through the
+broker, and the ratio of the medians.
+
     .venv/bin/python bench/serve_bench.py [--quick] [--bootstrap HOST:PORT] [--out bench/out]
+    .venv/bin/python bench/serve_bench.py --decode-compare [--rounds 3]
 """
 
 from __future__ import annotations
@@ -133,10 +139,41 @@ def infer_only(model: LoadedModel, images: list[Path], batch: int, seconds: floa
     return done / (time.perf_counter() - start)
 
 
+class InProcessDecoder:
+    """The earlier design, for comparison: decode in the calling thread, no limits."""
+
+    replaced = 0
+
+    def decode(self, data: bytes, preset, limits) -> np.ndarray:
+        from harmscan.imageio import decode_image
+
+        image = decode_image(
+            data, max_pixels=limits.max_pixels, max_bytes=len(data),
+            max_aspect_ratio=limits.max_aspect_ratio,
+            draft=preset.draft_size if limits.jpeg_draft else None,
+        )  # fmt: skip
+        return preset.model_input(image)
+
+    def close(self) -> None:
+        pass
+
+
+DECODE_IN_PROCESS = False  # switched by --decode-compare
+
+
+def make_classifier(settings):
+    """The consumer's classifier; with DECODE_IN_PROCESS its decoder is `InProcessDecoder`."""
+    from serving.service import make_classifier as serving_classifier
+
+    classifier = serving_classifier(settings)
+    if DECODE_IN_PROCESS:
+        classifier.decoder.close()
+        classifier.decoder = InProcessDecoder()  # type: ignore[assignment]
+    return classifier
+
+
 def ceiling(settings, model: LoadedModel, images: list[Path], seconds: float) -> float:
     """Images per second of decode + preprocess + infer alone, in consumer-sized batches."""
-    from serving.service import make_classifier
-
     classifier = make_classifier(settings)
     batch = settings.serving.batch_size
     values = [encode_request(str(i), path=str(p)) for i, p in enumerate(images)]
@@ -198,7 +235,7 @@ def through_broker(
     """Serve ``count`` requests offered at ``rate``/s (None: all at once); (n, img/s, latencies)."""
     from serving.consumer import ServingConsumer
     from serving.producer import RequestProducer
-    from serving.service import make_classifier, make_consumer, make_producer
+    from serving.service import make_consumer, make_producer
     from serving.topics import ensure_serving_topics
 
     tag = uuid.uuid4().hex[:8]
@@ -316,6 +353,31 @@ def plot(rows: list[Row], out: Path) -> Path:
     return path
 
 
+def decode_compare(overrides, model, images, bootstrap, rounds: int, count: int) -> None:
+    """Threads (before) against worker processes (after), alternating, same run."""
+    global DECODE_IN_PROCESS
+    settings = load_settings("ci", overrides, env={})
+    found: dict[str, dict[str, list[float]]] = {}
+    for round_ in range(rounds):
+        for mode in ("threads", "processes"):
+            DECODE_IN_PROCESS = mode == "threads"
+            alone = ceiling(settings, model, images, 8)
+            _n, stream, _lat = through_broker(overrides, model, images, None, count, bootstrap)
+            found.setdefault(mode, {"ceiling": [], "stream": []})
+            found[mode]["ceiling"].append(alone)
+            found[mode]["stream"].append(stream)
+            print(f"round {round_ + 1} {mode}: ceiling {alone:.1f}/s, saturation {stream:.1f}/s",
+                  flush=True)  # fmt: skip
+    print("\n| decode in | ceiling images/s (median) | saturation images/s (median) |")
+    print("|---|---|---|")
+    medians = {m: {k: float(np.median(v)) for k, v in f.items()} for m, f in found.items()}
+    for mode, values in medians.items():
+        print(f"| {mode} | {values['ceiling']:.1f} | {values['stream']:.1f} |")
+    for key in ("ceiling", "stream"):
+        ratio = medians["processes"][key] / medians["threads"][key]
+        print(f"{key}: processes / threads = {ratio:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, MobileNetV2 only")
@@ -328,6 +390,8 @@ def main() -> None:
     parser.add_argument("--infer-workers", type=int, default=2, help="serving.inference_workers")
     parser.add_argument("--precisions", default="float,int8", help="served side by side")
     parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
+    parser.add_argument("--decode-compare", action="store_true", help="threads vs processes")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --decode-compare")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -346,6 +410,16 @@ def main() -> None:
     archs = ["mobilenet_v2"] if args.quick else args.archs.split(",")
     precisions = args.precisions.split(",")
     seconds = 5 if args.quick else 10
+    if args.decode_compare:
+        try:
+            folder = work / "model-mobilenet_v2"
+            make_bundle("mobilenet_v2", folder, images[:32])
+            model = load(folder, precisions[0], args.threads, args.batch, args.infer_workers)
+            decode_compare(overrides, model, images, bootstrap, args.rounds, 600)
+        finally:
+            if broker is not None:
+                broker.stop()
+        return
     rows: list[Row] = []
     figures: dict[tuple[str, str], dict[str, float]] = {}
     original: dict[str, float] = {}

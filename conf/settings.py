@@ -191,6 +191,9 @@ class KafkaSettings(Section):
     decisions_topic: str = "harmscan.decisions"
     group_id: str = "harmscan-serve"
     partitions: int = Field(default=3, ge=1)
+    # Of the topics harmscan creates; 3 with min_insync_replicas 2 on a 3-broker cluster.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -213,9 +216,24 @@ class ServingSettings(Section):
     inference_workers: int = Field(default=2, ge=1, le=64)
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
-    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    # Separate caps: inline bytes travel inside a Kafka message, so their cap (decoded bytes) must
+    # stay below the broker's message limit once base64-encoded (checked at start).
+    max_inline_bytes: int = Field(default=700_000, ge=1)
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_object_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
+    # Longer side / shorter side, from the header before decoding (a 100000x1 PNG is refused).
+    max_aspect_ratio: float = Field(default=20.0, ge=1)
+    # Wall-clock and CPU time one decode may take (the worker process is killed past it).
     decode_timeout_s: float = Field(default=5.0, gt=0)
+    # Address space a decode worker process may add to its start-up size (RLIMIT_AS).
+    decode_memory_mb: int = Field(default=768, ge=64)
+    # Dead-letter records carry at most this many bytes of the original payload (+ size, sha256).
+    dead_letter_max_payload_bytes: int = Field(default=65_536, ge=0)
+    # A message in flight at this many consecutive crashes is dead-lettered without decoding.
+    poison_after_crashes: int = Field(default=3, ge=1)
+    # Where the poison-message guard keeps its in-flight journal (default: paths.root/serving).
+    state_dir: Path | None = None
     swap_check_interval_s: float = Field(default=30.0, gt=0)
     metrics_port: int | None = Field(default=9108, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -232,6 +250,7 @@ class ServingSettings(Section):
     session_timeout_ms: int = Field(default=45_000, ge=1000)
     # Static group membership: a restarted consumer with the same id takes its partitions back
     # at once instead of after session_timeout_ms. One distinct id per consumer process.
+    # Unset: "<hostname>-<kafka.group_id>" (one process per host and group; give others their own).
     group_instance_id: str | None = None
     # Which graph serves: auto = int8 when the bundle's int8 passed its accuracy check at
     # registration (see int8.*), else float; int8 / float force one (int8 needs runtime onnx).
@@ -248,6 +267,11 @@ class Int8Settings(Section):
     per_channel: bool = True
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest request message: an inline image at `max_inline_bytes` in base64, plus JSON."""
+        return (self.max_inline_bytes + 2) // 3 * 4 + 4096
 
 
 class PrefectSettings(Section):

@@ -1,9 +1,13 @@
 """The batching classifier: request payloads in, results and typed rejections out.
 
-Pure of Kafka: it takes message values and returns one outcome per value, in order. Reading and
-decoding run in a thread pool (Pillow releases the GIL), each image bounded in time; decoding goes
-through the one preprocessing path training uses (`decode_image` with JPEG draft mode, then the
-model's `EvalPreset`); the accepted images are scored in one batch by the current model.
+Pure of Kafka: it takes message values and returns one outcome per value, in order. Threads parse
+each request strictly and read its bytes (file, S3 object or inline); the bytes are decoded and
+preprocessed in worker processes under hard limits (`serving.decoding`: address space, CPU time,
+wall-clock time, pixel and aspect-ratio caps), through the one preprocessing path training uses
+(`decode_image` with JPEG draft mode, then the model's `EvalPreset`); the accepted images are scored
+in one batch by the current model. Whatever goes wrong with one payload's content is that payload's
+rejection (``internal_error`` with the exception type for the unforeseen); only an unreachable
+source (`SourceUnavailable`) escapes.
 """
 
 from __future__ import annotations
@@ -11,15 +15,22 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
 
-from harmscan.imageio import ImageRejected, decode_image
+from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
+from serving.decoding import DecodeLimits, DecodePool
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
-from serving.schema import Request, Result, SchemaError, decode_request, peek_request_id
+from serving.schema import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    Request,
+    Result,
+    SchemaError,
+    decode_request,
+    peek_request_id,
+)
 from serving.source import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -52,8 +63,7 @@ class PendingBatch:
     values: list[bytes | None]
     preset: EvalPreset
     futures: list[Future[Prepared | Rejection]]
-    deadline: float
-    pool: ThreadPoolExecutor
+    verdicts: dict[int, Rejection]
 
     def cancel(self) -> None:
         """Drop the decodes that have not started."""
@@ -61,16 +71,23 @@ class PendingBatch:
             future.cancel()
 
 
+def internal_error(exc: BaseException, request_id: str | None) -> Rejection:
+    """The rejection of a payload that raised something unforeseen (named by its type)."""
+    return Rejection("internal_error", f"{type(exc).__name__}: {str(exc)[:500]}", request_id)
+
+
 class BatchClassifier:
     """Decodes a batch of requests in parallel and scores the good ones in one model call.
 
     Args:
         reader: Turns requests into bytes under the serving limits.
-        workers: Threads for reading and decoding.
+        workers: Decode worker processes (and as many reading threads).
         max_pixels: Largest accepted image, in pixels (checked from the header).
-        max_bytes: Largest accepted payload, in bytes.
-        decode_timeout_s: Longest time one image may take to read and decode.
+        decode_timeout_s: Longest wall-clock and CPU time one decode may take.
         jpeg_draft: Whether to use Pillow's JPEG draft mode (decode at reduced scale).
+        max_aspect_ratio: Largest accepted longer/shorter side ratio (from the header).
+        decode_memory_mb: Address space a decode worker may add to its start-up size.
+        max_request_bytes: Largest accepted request message (checked before parsing).
     """
 
     def __init__(
@@ -79,21 +96,39 @@ class BatchClassifier:
         *,
         workers: int,
         max_pixels: int,
-        max_bytes: int,
         decode_timeout_s: float,
         jpeg_draft: bool = True,
+        max_aspect_ratio: float | None = None,
+        decode_memory_mb: int = 768,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         self.reader = reader
-        self.max_pixels = max_pixels
-        self.max_bytes = max_bytes
-        self.decode_timeout_s = decode_timeout_s
-        self.jpeg_draft = jpeg_draft
+        self.limits = DecodeLimits(
+            max_pixels=max_pixels,
+            max_aspect_ratio=max_aspect_ratio,
+            timeout_s=decode_timeout_s,
+            memory_mb=decode_memory_mb,
+            jpeg_draft=jpeg_draft,
+        )
+        self.max_request_bytes = max_request_bytes
         self.workers = workers
+        self.decoder = DecodePool(workers, decode_memory_mb)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
 
     def close(self) -> None:
-        """Stop the decode threads (running decodes are not waited for)."""
+        """Stop the reading threads and kill the decode workers."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.decoder.close()
+
+    def parse(self, value: bytes | None) -> Request | Rejection:
+        """The request of a payload, or its rejection (``bad_schema``, ``internal_error``)."""
+        try:
+            return decode_request(value, self.max_request_bytes)
+        except SchemaError as exc:
+            return Rejection("bad_schema", str(exc), peek_request_id(value))
+        except Exception as exc:
+            logger.warning("parsing a request failed unexpectedly: %r", exc)
+            return internal_error(exc, None)
 
     def prepare_one(self, value: bytes | None, preset: EvalPreset) -> Prepared | Rejection:
         """Parse, read, decode and preprocess one payload.
@@ -101,89 +136,53 @@ class BatchClassifier:
         Raises:
             SourceUnavailable: The image source's infrastructure failed (not the input's fault).
         """
-        try:
-            request = decode_request(value)
-        except SchemaError as exc:
-            return Rejection("bad_schema", str(exc), peek_request_id(value))
+        request = self.parse(value)
+        if isinstance(request, Rejection):
+            return request
         try:
             data = self.reader.read(request)
-            image = decode_image(
-                data,
-                max_pixels=self.max_pixels,
-                max_bytes=self.max_bytes,
-                draft=preset.draft_size if self.jpeg_draft else None,
-            )
-            return Prepared(request, preset.model_input(image))
+            return Prepared(request, self.decoder.decode(data, preset, self.limits))
         except (InputRejected, ImageRejected) as exc:
             return Rejection(exc.reason, exc.detail, request.id)
         except SourceUnavailable:
             raise
-        except OSError as exc:
+        except OSError as exc:  # reading a local file or S3 failed below the input's level
             raise SourceUnavailable(f"reading {request.describe()}: {exc}") from exc
-        except Exception as exc:  # a decoder bug on hostile bytes must not stop the consumer
-            logger.warning("decoding %s failed unexpectedly: %r", request.describe(), exc)
-            return Rejection("corrupt", f"decoder error {type(exc).__name__}: {exc}", request.id)
+        except Exception as exc:  # the input's fault by the one rule: never stop the consumer
+            logger.warning("preparing %s failed unexpectedly: %r", request.describe(), exc)
+            return internal_error(exc, request.id)
 
-    def submit(self, values: list[bytes | None], preset: EvalPreset) -> PendingBatch:
-        """Start reading and decoding a batch in the pool; `collect` waits for it."""
-        futures = [self._pool.submit(self.prepare_one, value, preset) for value in values]
-        deadline = time.monotonic() + self.decode_timeout_s
-        return PendingBatch(values, preset, futures, deadline, self._pool)
+    def submit(
+        self,
+        values: list[bytes | None],
+        preset: EvalPreset,
+        verdicts: dict[int, Rejection] | None = None,
+    ) -> PendingBatch:
+        """Start reading and decoding a batch; `collect` waits for it.
+
+        Args:
+            values: The payloads.
+            preset: The preprocessing of the model that will score them.
+            verdicts: Payloads (by index) already rejected: they are not even parsed.
+        """
+        verdicts = verdicts or {}
+        futures: list[Future[Prepared | Rejection]] = []
+        for index, value in enumerate(values):
+            if index in verdicts:
+                decided: Future[Prepared | Rejection] = Future()
+                decided.set_result(verdicts[index])
+                futures.append(decided)
+            else:
+                futures.append(self._pool.submit(self.prepare_one, value, preset))
+        return PendingBatch(values, preset, futures, verdicts)
 
     def collect(self, pending: PendingBatch) -> list[Prepared | Rejection]:
-        """The prepared images of a submitted batch, each bounded by the decode timeout.
+        """The prepared images of a submitted batch (each decode is bounded by its worker).
 
         Raises:
             SourceUnavailable: Any payload's source infrastructure failed.
         """
-        deadline = pending.deadline
-        outcomes: list[Prepared | Rejection] = []
-        for index, value in enumerate(pending.values):
-            if self._requeue_stranded(pending, index):
-                deadline = max(deadline, time.monotonic() + self.decode_timeout_s)
-            future = pending.futures[index]
-            try:
-                outcomes.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
-            except FutureTimeout:
-                future.cancel()
-                self._abandon_pool()
-                outcomes.append(
-                    Rejection(
-                        "too_large",
-                        f"not decoded within serving.decode_timeout_s={self.decode_timeout_s}s",
-                        peek_request_id(value),
-                    )
-                )
-            # a decode that started late in the batch gets at least a fair share of time
-            deadline = max(deadline, time.monotonic() + min(1.0, self.decode_timeout_s))
-        return outcomes
-
-    def _abandon_pool(self) -> None:
-        """Leave a decode that overran its time to finish alone; later decodes get fresh threads."""
-        old, self._pool = (
-            self._pool,
-            ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode"),
-        )
-        old.shutdown(wait=False)
-        logger.warning("a decode overran serving.decode_timeout_s; its thread was abandoned")
-
-    def _requeue_stranded(self, pending: PendingBatch, start: int) -> bool:
-        """Move decodes still queued behind an abandoned pool's threads to the current pool.
-
-        Returns:
-            Whether any decode was moved (it then gets a fresh time budget).
-        """
-        if pending.pool is self._pool:
-            return False
-        moved = False
-        for index in range(start, len(pending.futures)):
-            if pending.futures[index].cancel():
-                pending.futures[index] = self._pool.submit(
-                    self.prepare_one, pending.values[index], pending.preset
-                )
-                moved = True
-        pending.pool = self._pool
-        return moved
+        return [future.result() for future in pending.futures]
 
     def prepare(self, values: list[bytes | None], preset: EvalPreset) -> list[Prepared | Rejection]:
         """`prepare_one` for every payload, in parallel (`submit` then `collect`)."""
@@ -224,7 +223,7 @@ class BatchClassifier:
                 (``decode_wait``) and in the model (``infer``).
         """
         if pending.preset != model.preset:
-            pending = self.submit(pending.values, model.preset)
+            pending = self.submit(pending.values, model.preset, pending.verdicts)
         start = time.perf_counter()
         prepared = self.collect(pending)
         decoded = time.perf_counter()

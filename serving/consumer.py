@@ -1,11 +1,16 @@
 """The consumer loop: poll a batch, classify, produce, flush and verify, then commit offset + 1.
 
+One rule: whatever goes wrong while handling one message's *content* is that message's fault — it
+is dead-lettered with a typed reason (``internal_error`` with the exception type for the
+unforeseen) and committed. Only infrastructure failures (delivery, commit, an unreachable S3)
+rewind the batch and retry it with backoff, loudly, without committing. What still kills the
+process is caught by the `PoisonGuard` on the next start.
+
 At-least-once: offsets are committed synchronously only after every record of the batch (results,
-review copies, dead letters) was acknowledged by the broker. Bad input is dead-lettered *and*
-committed; an infrastructure failure (delivery, commit, an unreachable S3) rewinds the batch and
-retries it with backoff, loudly, without committing. Results are keyed by request id, so a
-redelivered request overwrites its result rather than duplicating it. A new champion prepared by
-the `ChampionWatcher` is swapped in between batches, and every result names its model version.
+review copies, dead letters) was acknowledged by the broker, and when partitions are revoked the
+batch in flight is finished and committed first, so the next owner does not redo it. Results are
+keyed by request id, so a redelivered request overwrites its result rather than duplicating it. A
+new champion prepared by the `ChampionWatcher` is swapped in between batches.
 """
 
 from __future__ import annotations
@@ -13,20 +18,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from conf.settings import Settings
-from serving.classifier import BatchClassifier, Outcome, PendingBatch
+from serving.accounting import BatchReport
+from serving.classifier import BatchClassifier, Outcome, PendingBatch, Rejection, internal_error
+from serving.delivery import DeliveryFailed, deliver, next_offsets, rewind
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
-from serving.records import Record, position, records_for
-from serving.schema import Result
+from serving.poison import PoisonGuard
+from serving.records import Record, dead_letter, records_for
 from serving.source import ChampionWatcher, LoadedModel
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["DeliveryFailed", "InFlight", "ServingConsumer"]
 
 
 @dataclass
@@ -36,10 +45,26 @@ class InFlight:
     messages: list[Message]
     pending: PendingBatch
     received_at: float
+    stages: dict[str, float] = field(default_factory=dict)
 
 
-class DeliveryFailed(RuntimeError):
-    """Some record of a batch was not acknowledged; the batch is not committed."""
+def usable(messages: list[Message]) -> list[Message]:
+    """The messages of a poll without errors (end-of-partition skipped, fatal errors raised)."""
+    batch = []
+    for message in messages:
+        error = message.error()
+        if error is None:
+            batch.append(message)
+        elif error.fatal():
+            raise KafkaException(error)
+        elif error.code() != KafkaError._PARTITION_EOF:
+            logger.warning("consumer error (librdkafka retries): %s", error)
+    return batch
+
+
+def state_folder(settings: Settings) -> Path:
+    """Where the poison-message journals live: ``serving.state_dir`` or ``paths.root/serving``."""
+    return settings.serving.state_dir or settings.paths.root / "serving"
 
 
 class ServingConsumer:
@@ -55,6 +80,7 @@ class ServingConsumer:
         metrics: Where counters go.
         stop_event: Set it (or call `stop`) to leave the loop after the current batch.
         max_messages: Leave the loop once this many messages were committed (smoke runs).
+        guard: The poison-message guard (default: journals under `state_folder`).
     """
 
     def __init__(
@@ -69,19 +95,21 @@ class ServingConsumer:
         metrics: ServingMetrics | None = None,
         stop_event: threading.Event | None = None,
         max_messages: int | None = None,
+        guard: PoisonGuard | None = None,
     ) -> None:
-        self.settings = settings
-        self.model = model
-        self.classifier = classifier
-        self.consumer = consumer
-        self.producer = producer
-        self.watcher = watcher
+        serving = settings.serving
+        self.settings, self.model, self.classifier = settings, model, classifier
+        self.consumer, self.producer, self.watcher = consumer, producer, watcher
         self.metrics = metrics or ServingMetrics()
         self.stop_event = stop_event or threading.Event()
-        self.images_logged = 0
         self.max_messages = max_messages
+        self.guard = guard or PoisonGuard(
+            state_folder(settings), settings.kafka.group_id, serving.poison_after_crashes
+        )
+        self.report = BatchReport(self.metrics, consumer)
         self.committed = 0
         self._backoff = 0.0
+        self._inflight: InFlight | None = None
         self.metrics.set_model(model.name, model.version, model.runtime, model.precision)
 
     def stop(self) -> None:
@@ -90,33 +118,52 @@ class ServingConsumer:
 
     def run(self) -> None:
         """Consume until stopped; always flushes the producer and closes the consumer."""
-        self.consumer.subscribe([self.settings.kafka.requests_topic])
+        topic = self.settings.kafka.requests_topic
+        self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
         logger.info(
-            "consuming %s as group %s with %s v%s",
-            self.settings.kafka.requests_topic, self.settings.kafka.group_id,
+            "consuming %s as group %s with %s v%s", topic, self.settings.kafka.group_id,
             self.model.name, self.model.version,
         )  # fmt: skip
-        inflight: InFlight | None = None
         try:
-            while not self.stop_event.is_set():
+            while not self.stop_event.is_set() and not self._enough():
                 self._maybe_swap()
-                # While batch k is scored and delivered, batch k+1 is already being decoded.
-                batch = self._usable(self._poll_batch(wait=inflight is None))
-                upcoming = self._start(batch) if batch else None
-                if inflight is not None and not self._finish_with_retry(inflight, upcoming):
-                    upcoming = None  # rewound together with the failed batch
-                inflight = upcoming
-                if self.max_messages is not None and self.committed >= self.max_messages:
-                    logger.info("processed %d messages (max_messages): stopping", self.committed)
-                    break
-            if inflight is not None:
-                self._finish_with_retry(inflight, None)
+                self._step()
+            if self._inflight is not None:
+                self._finish_with_retry(self._inflight, None)
+                self._inflight = None
         finally:
             remaining = self.producer.flush(10)
             if remaining:
                 logger.error("%d records not delivered at shutdown (not committed)", remaining)
             self.consumer.close()
             logger.info("consumer closed")
+
+    def _enough(self) -> bool:
+        if self.max_messages is None or self.committed < self.max_messages:
+            return False
+        logger.info("processed %d messages (max_messages): stopping", self.committed)
+        return True
+
+    def _step(self) -> None:
+        """One turn: poll the next batch and start it, then finish the batch before it.
+
+        While batch k is scored and delivered, batch k+1 is already being decoded. A suspect
+        of the poison guard runs alone, after the batch before it is committed.
+        """
+        batch = usable(self._poll_batch(wait=self._inflight is None))
+        batch, later, alone = self.guard.isolate(batch)
+        if later:
+            rewind(self.consumer, later)
+        if alone and self._inflight is not None:
+            committed = self._finish_with_retry(self._inflight, None)
+            self._inflight = None
+            if not committed:
+                rewind(self.consumer, batch)
+                return
+        upcoming = self._start(batch) if batch else None
+        if self._inflight is not None and not self._finish_with_retry(self._inflight, upcoming):
+            upcoming = None  # rewound together with the failed batch
+        self._inflight = upcoming
 
     def _poll_batch(self, wait: bool) -> list[Message]:
         """Wait (if ``wait``, at most the poll timeout) for one message, then take what is
@@ -144,19 +191,23 @@ class ServingConsumer:
         )
         old.discard()
 
-    def _usable(self, messages: list[Message]) -> list[Message]:
-        batch = []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                batch.append(message)
-            elif error.code() == KafkaError._PARTITION_EOF:
-                continue
-            elif error.fatal():
-                raise KafkaException(error)
-            else:
-                logger.warning("consumer error (librdkafka retries): %s", error)
-        return batch
+    def _start(self, batch: list[Message]) -> InFlight:
+        """Journal the batch as in flight and submit it; poison messages are not decoded."""
+        self.metrics.consumed.inc(len(batch))
+        self.metrics.batch_size.observe(len(batch))
+        verdicts = {
+            index: Rejection(
+                "poison_message",
+                f"in flight at {self.guard.strikes(message)} consecutive consumer crashes",
+                None,
+            )
+            for index, message in enumerate(batch)
+            if self.guard.is_poison(message)
+        }
+        self.guard.begin(batch)
+        values = [m.value() for m in batch]
+        pending = self.classifier.submit(values, self.model.preset, verdicts)
+        return InFlight(batch, pending, time.time())
 
     def _finish_with_retry(self, inflight: InFlight, upcoming: InFlight | None) -> bool:
         """Finish a batch; on an infrastructure failure rewind it (and the upcoming one).
@@ -184,15 +235,9 @@ class ServingConsumer:
             if upcoming is not None:
                 upcoming.pending.cancel()
                 messages += upcoming.messages
-            self._rewind(messages)
+            rewind(self.consumer, messages)
             self.stop_event.wait(self._backoff)
             return False
-
-    def _start(self, batch: list[Message]) -> InFlight:
-        self.metrics.consumed.inc(len(batch))
-        self.metrics.batch_size.observe(len(batch))
-        pending = self.classifier.submit([m.value() for m in batch], self.model.preset)
-        return InFlight(batch, pending, time.time())
 
     def process(self, batch: list[Message]) -> None:
         """Classify one batch, deliver every record, then commit the batch's offsets.
@@ -205,123 +250,49 @@ class ServingConsumer:
         self._finish(self._start(batch))
 
     def _finish(self, inflight: InFlight) -> None:
-        batch, received_at = inflight.messages, inflight.received_at
-        stages: dict[str, float] = {}
-        outcomes = self.classifier.finish(inflight.pending, self.model, received_at, stages)
-        records: list[Record] = []
-        for message, outcome in zip(batch, outcomes, strict=True):
-            records.extend(records_for(message, outcome, self.settings))
+        batch, stages = inflight.messages, inflight.stages
+        outcomes = self.classifier.finish(
+            inflight.pending, self.model, inflight.received_at, stages
+        )
+        records = self._records(batch, outcomes)
         start = time.perf_counter()
-        self.deliver(records)
+        deliver(self.producer, records, self.settings.serving.delivery_timeout_s)
+        self.report.delivered(records)
         delivered = time.perf_counter()
-        self.consumer.commit(offsets=self._next_offsets(batch), asynchronous=False)
+        self.consumer.commit(offsets=next_offsets(batch), asynchronous=False)
+        self.guard.done(batch)
         stages["deliver"] = delivered - start
         stages["commit"] = time.perf_counter() - delivered
         self.committed += len(batch)
-        self._account(batch, outcomes, received_at, stages)
+        self.report.batch(batch, outcomes, inflight.received_at, stages)
 
-    def deliver(self, records: list[Record]) -> None:
-        """Produce every record, flush, and check every delivery report.
-
-        Raises:
-            DeliveryFailed: A record failed or was not acknowledged in time.
-        """
-        errors: list[KafkaError] = []
-        acked = [0]
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                acked[0] += 1
-            else:
-                errors.append(err)
-
-        for record in records:
-            self._produce(record, on_delivery)
-        remaining = self.producer.flush(self.settings.serving.delivery_timeout_s)
-        if errors or remaining or acked[0] != len(records):
-            fatal = next((e for e in errors if e.fatal()), None)
-            if fatal is not None:
-                raise KafkaException(fatal)
-            raise DeliveryFailed(
-                f"{acked[0]}/{len(records)} records acknowledged, {remaining} still queued, "
-                f"errors: {[str(e) for e in errors[:3]]}"
-            )
-        for record in records:
-            self.metrics.produced.labels(record.kind).inc()
-
-    def _produce(self, record: Record, on_delivery: Callable[..., None]) -> None:
-        while True:
+    def _records(self, batch: list[Message], outcomes: list[Outcome]) -> list[Record]:
+        """The records of a batch; a message whose records cannot be made is dead-lettered."""
+        records: list[Record] = []
+        for index, (message, outcome) in enumerate(zip(batch, outcomes, strict=True)):
             try:
-                self.producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=record.headers or None,  # type: ignore[arg-type]
-                    on_delivery=on_delivery,
-                )
-                return
-            except BufferError:  # local queue full: serve delivery reports, then retry
-                self.producer.poll(0.1)
+                records.extend(records_for(message, outcome, self.settings))
+            except Exception as exc:  # the one rule: this message's fault, not the loop's
+                rejection = internal_error(exc, None)
+                outcomes[index] = rejection
+                records.append(dead_letter(message, rejection, self.settings))
+        return records
 
-    @staticmethod
-    def _next_offsets(batch: list[Message]) -> list[TopicPartition]:
-        last: dict[tuple[str, int], int] = {}
-        for message in batch:
-            topic, partition, offset = position(message)
-            last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
-        return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Finish and commit the batch in flight before partitions go to another member."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            logger.info("partitions revoked: finishing the batch in flight first")
+            if not self._finish_with_retry(inflight, None):
+                logger.warning("the batch in flight was not committed; its new owner redoes it")
+        for tp in partitions:
+            self.guard.forget(tp.topic, tp.partition)
 
-    def _rewind(self, batch: list[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for message in batch:
-            topic, partition, offset = position(message)
-            first[(topic, partition)] = min(first.get((topic, partition), offset), offset)
-        for (topic, partition), offset in first.items():
-            try:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException as exc:  # partition revoked meanwhile: its new owner redoes it
-                logger.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
-
-    def _account(
-        self,
-        batch: list[Message],
-        outcomes: list[Outcome],
-        received_at: float,
-        stages: dict[str, float],
-    ) -> None:
-        done = time.time()
-        for stage, seconds in stages.items():
-            self.metrics.stage.labels(stage).observe(seconds)
-        logger.debug(
-            "batch of %d: %s, %.1f ms after it was consumed", len(batch),
-            ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in stages.items()),
-            (done - received_at) * 1000,
-        )  # fmt: skip
-        for message, outcome in zip(batch, outcomes, strict=True):
-            self.metrics.latency.observe(done - received_at)
-            _kind, stamp = message.timestamp()
-            if stamp > 0:
-                self.metrics.e2e_latency.observe(max(0.0, done - stamp / 1000.0))
-            self._log_outcome(outcome)
-        for tp in self._next_offsets(batch):
-            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0:
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
-
-    def _log_outcome(self, outcome: Outcome) -> None:
-        index = self.images_logged
-        self.images_logged += 1
-        if isinstance(outcome, Result):
-            self.metrics.labels.labels(outcome.label, outcome.precision).inc()
-            self.metrics.score.labels(outcome.model_version).observe(outcome.p_harmful)
-            logger.info(
-                "[image_%d] Path: %s -> %s (p=%.3f, v%s%s)",
-                index, outcome.source, outcome.label, outcome.p_harmful,
-                outcome.model_version, ", review" if outcome.review else "",
-            )  # fmt: skip
-        else:
-            self.metrics.dead_lettered.labels(outcome.reason).inc()
-            logger.warning(
-                "[image_%d] request %s -> dead-letter (%s: %s)",
-                index, outcome.request_id, outcome.reason, outcome.detail,
-            )  # fmt: skip
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions lost (session expired): nothing may be committed for them any more."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.pending.cancel()
+            logger.warning("partitions lost with a batch in flight; its new owner redoes it")
+        for tp in partitions:
+            self.guard.forget(tp.topic, tp.partition)

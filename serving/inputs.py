@@ -2,7 +2,7 @@
 
 Every payload is hostile. A local path is resolved (``realpath``: ``..`` and symlinks included)
 and must land under one of the allowed roots before anything is opened; the file is opened with
-``O_NONBLOCK | O_NOFOLLOW``, must be a regular file, and at most ``max_bytes + 1`` bytes are read,
+``O_NONBLOCK | O_NOFOLLOW``, must be a regular file, and at most its cap + 1 bytes are read,
 so a FIFO or ``/dev/zero`` never blocks or floods. S3 objects must live in an allowed bucket.
 Problems of the input raise `InputRejected` with a typed reason; infrastructure failures (S3
 unreachable) raise `SourceUnavailable`, which the consumer does not commit.
@@ -123,7 +123,9 @@ def read_s3_object(client: Any, bucket: str, key: str, max_bytes: int) -> bytes:
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in ("NoSuchKey", "NoSuchBucket", "404", "InvalidRange") or status == 404:
+        if code == "InvalidRange" or status == 416:  # no byte 0: the object exists, empty
+            return b""
+        if code in ("NoSuchKey", "NoSuchBucket", "404") or status == 404:
             raise InputRejected("not_found", f"s3://{bucket}/{key}: {code}") from None
         if code in ("AccessDenied", "403") or status == 403:
             raise InputRejected("forbidden_path", f"s3://{bucket}/{key}: {code}") from None
@@ -148,20 +150,29 @@ class InputReader:
     Args:
         allowed_roots: Folders local paths must resolve into.
         allowed_buckets: Buckets S3 sources may name.
-        max_bytes: Largest accepted image, in bytes.
+        max_bytes: The default cap of all three sources, in bytes.
         s3_client_factory: Builds a boto3 S3 client on first S3 use.
+        max_file_bytes: Largest local file (default ``max_bytes``).
+        max_object_bytes: Largest S3 object (default ``max_bytes``).
+        max_inline_bytes: Largest inline image, decoded (default ``max_bytes``).
     """
 
     def __init__(
         self,
         allowed_roots: Sequence[Path],
         allowed_buckets: Sequence[str],
-        max_bytes: int,
+        max_bytes: int = 20 * 1024 * 1024,
         s3_client_factory: Callable[[], Any] | None = None,
+        *,
+        max_file_bytes: int | None = None,
+        max_object_bytes: int | None = None,
+        max_inline_bytes: int | None = None,
     ) -> None:
         self.allowed_roots = list(allowed_roots)
         self.allowed_buckets = list(allowed_buckets)
-        self.max_bytes = max_bytes
+        self.max_file_bytes = max_file_bytes or max_bytes
+        self.max_object_bytes = max_object_bytes or max_bytes
+        self.max_inline_bytes = max_inline_bytes or max_bytes
         self._s3_factory = s3_client_factory
         self._s3: Any = None
 
@@ -173,12 +184,12 @@ class InputReader:
             SourceUnavailable: The source's infrastructure failed.
         """
         if request.kind == "image_b64":
-            return decode_inline(request.source, self.max_bytes)
+            return decode_inline(request.source, self.max_inline_bytes)
         if request.kind == "s3":
             bucket, key = parse_s3_uri(request.source, self.allowed_buckets)
-            return read_s3_object(self._s3_client(), bucket, key, self.max_bytes)
+            return read_s3_object(self._s3_client(), bucket, key, self.max_object_bytes)
         path = resolve_allowed_path(request.source, self.allowed_roots)
-        return read_regular_file(path, self.max_bytes)
+        return read_regular_file(path, self.max_file_bytes)
 
     def _s3_client(self) -> Any:
         if self._s3 is None:

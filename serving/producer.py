@@ -142,7 +142,10 @@ def produce_files(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from serving.topics import ensure_serving_topics
+
     files = list(iter_image_files(paths))
+    ensure_serving_topics(settings)  # the same topics serve creates: nothing auto-creates them
     producer = RequestProducer(settings, rate)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not show_progress) as progress:
@@ -150,8 +153,10 @@ def produce_files(
         for path in files:
             if inline:
                 size = path.stat().st_size
-                if size > settings.serving.max_bytes:
-                    producer.report.failed[str(path)] = f"{size} bytes > serving.max_bytes"
+                if size > settings.serving.max_inline_bytes:
+                    producer.report.failed[str(path)] = (
+                        f"{size} bytes > serving.max_inline_bytes (send it by path instead)"
+                    )
                     progress.advance(task)
                     continue
                 producer.send_bytes(path.read_bytes(), label=str(path))

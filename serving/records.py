@@ -1,14 +1,32 @@
-"""What a consumed request turns into: the records to produce (result, review copy, dead letter)."""
+"""What a consumed request turns into: the records to produce (result, review copy, dead letter).
+
+A dead-letter record always fits the broker's message limit, whatever the original was: its value
+is the original cut to ``serving.dead_letter_max_payload_bytes`` (with the original's size and
+sha256 in headers, and ``harmscan-truncated: 1`` when cut), its key is cut to `MAX_KEY_BYTES`, and
+the original headers are copied only up to `MAX_COPIED_HEADER_BYTES`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Final
 
 from confluent_kafka import Message
 
 from conf.settings import Settings
 from serving.classifier import Outcome, Rejection
-from serving.schema import H_INLINE_REQUEST, dead_letter_headers, encode_result
+from serving.schema import (
+    H_INLINE_REQUEST,
+    H_ORIGINAL_SHA256,
+    H_ORIGINAL_SIZE,
+    H_TRUNCATED,
+    dead_letter_headers,
+    encode_result,
+)
+
+MAX_KEY_BYTES: Final = 256
+MAX_COPIED_HEADER_BYTES: Final = 16_384
 
 
 @dataclass(frozen=True)
@@ -34,16 +52,7 @@ def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[
     """The records one consumed message turns into: result (+ review copy), or a dead letter."""
     kafka = settings.kafka
     if isinstance(outcome, Rejection):
-        where = "/".join(str(part) for part in position(message))
-        original = [
-            (str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in message.headers() or []
-        ]
-        headers = original + dead_letter_headers(
-            outcome.reason, outcome.detail, outcome.request_id, where
-        )
-        return [
-            Record("dead_letter", kafka.dead_letter_topic, message.key(), message.value(), headers)
-        ]
+        return [dead_letter(message, outcome, settings)]
     value = encode_result(outcome)
     key = outcome.id.encode()
     records = [Record("results", kafka.results_topic, key, value, [])]
@@ -53,3 +62,35 @@ def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[
         extra = [(H_INLINE_REQUEST, bytes(message.value() or b""))] if inline else []
         records.append(Record("review", kafka.review_topic, key, value, extra))
     return records
+
+
+def dead_letter(message: Message, rejection: Rejection, settings: Settings) -> Record:
+    """The dead-letter record of ``message``: a bounded copy with typed headers."""
+    where = "/".join(str(part) for part in position(message))
+    original = message.value() or b""
+    copy = original[: settings.serving.dead_letter_max_payload_bytes]
+    headers = copied_headers(message)
+    headers += dead_letter_headers(rejection.reason, rejection.detail, rejection.request_id, where)
+    headers += [
+        (H_ORIGINAL_SIZE, str(len(original)).encode()),
+        (H_ORIGINAL_SHA256, hashlib.sha256(original).hexdigest().encode()),
+    ]
+    if len(copy) < len(original):
+        headers.append((H_TRUNCATED, b"1"))
+    key = message.key()
+    key = key[:MAX_KEY_BYTES] if key else key
+    return Record("dead_letter", settings.kafka.dead_letter_topic, key, copy, headers)
+
+
+def copied_headers(message: Message) -> list[tuple[str, bytes]]:
+    """The original headers that fit in `MAX_COPIED_HEADER_BYTES` (later ones are dropped)."""
+    kept: list[tuple[str, bytes]] = []
+    size = 0
+    for header in message.headers() or []:
+        name, value = str(header[0]), header[1]
+        raw = value if isinstance(value, bytes) else b""
+        size += len(name) + len(raw)
+        if size > MAX_COPIED_HEADER_BYTES:
+            break
+        kept.append((name, raw))
+    return kept

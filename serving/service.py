@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +22,24 @@ from serving.consumer import ServingConsumer
 from serving.inputs import InputReader, boto3_s3_factory
 from serving.metrics import ServingMetrics
 from serving.source import ChampionWatcher, ModelSource
-from serving.topics import client_config, ensure_serving_topics
+from serving.topics import check_message_limits, client_config, ensure_serving_topics
 
 logger = logging.getLogger(__name__)
 
 
+def group_instance_id(settings: Settings) -> str:
+    """``serving.group_instance_id``, by default ``<hostname>-<kafka.group_id>``.
+
+    Static membership: a restarted consumer with the same id takes its partitions back at once,
+    instead of after ``serving.session_timeout_ms``. Two processes of one group on one host need
+    their own ids (the second one would fence the first).
+    """
+    configured = settings.serving.group_instance_id
+    return configured or f"{socket.gethostname()}-{settings.kafka.group_id}"
+
+
 def make_consumer(settings: Settings) -> Consumer:
-    """A consumer with manual, synchronous commits (at-least-once)."""
+    """A static group member with manual, synchronous commits (at-least-once)."""
     serving = settings.serving
     config = {
         **client_config(settings.kafka),
@@ -38,9 +50,8 @@ def make_consumer(settings: Settings) -> Consumer:
         "partition.assignment.strategy": "cooperative-sticky",
         "max.poll.interval.ms": serving.max_poll_interval_ms,
         "session.timeout.ms": serving.session_timeout_ms,
+        "group.instance.id": group_instance_id(settings),
     }
-    if serving.group_instance_id:
-        config["group.instance.id"] = serving.group_instance_id
     return Consumer(config)
 
 
@@ -78,16 +89,20 @@ def make_classifier(settings: Settings) -> BatchClassifier:
     reader = InputReader(
         serving.allowed_roots,
         serving.allowed_buckets,
-        serving.max_bytes,
-        boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+        s3_client_factory=boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+        max_file_bytes=serving.max_file_bytes,
+        max_object_bytes=serving.max_object_bytes,
+        max_inline_bytes=serving.max_inline_bytes,
     )
     return BatchClassifier(
         reader,
         workers=serving.decode_workers,
         max_pixels=serving.max_pixels,
-        max_bytes=serving.max_bytes,
         decode_timeout_s=serving.decode_timeout_s,
         jpeg_draft=serving.jpeg_draft,
+        max_aspect_ratio=serving.max_aspect_ratio,
+        decode_memory_mb=serving.decode_memory_mb,
+        max_request_bytes=serving.max_request_bytes,
     )
 
 
@@ -124,10 +139,12 @@ def run_consumer(
 
     Raises:
         ModelUnavailable: No champion could be loaded from the registry.
+        MessageLimitError: The inline or dead-letter cap exceeds the broker's message limit.
         KafkaException: A fatal Kafka error.
     """
     stop_event = stop_event or threading.Event()
     ensure_serving_topics(settings)
+    check_message_limits(settings)
     source = model_source(settings)
     model = source.load()
     watcher = ChampionWatcher(source, model.version, settings.serving.swap_check_interval_s)

@@ -1,8 +1,12 @@
 """How serving reaches Kafka: the clients' connection settings and the topics it needs.
 
-`client_config` is the connection and security part of every client's configuration.
-`ensure_topics` is the one place topics are created (the consumer at start, the producer, the
-tests), idempotently; `ensure_serving_topics` names the four serving topics from the settings.
+`client_config` is the connection and security part of every client's configuration, with
+``allow.auto.create.topics=false``: no client creates a topic by naming it. `ensure_topics` is the
+one place topics are created (the consumer at start, ``harmscan produce``, the tests),
+idempotently; `ensure_serving_topics` names the serving topics from the settings (requests with
+``kafka.partitions``, the results topic compacted, replication ``kafka.replication_factor``).
+`check_message_limits` refuses to start when an inline request at ``serving.max_inline_bytes`` or
+a dead letter could not pass the broker's message limit.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": kafka.bootstrap_servers,
         "security.protocol": kafka.security_protocol,
+        "allow.auto.create.topics": False,
     }
     if kafka.sasl_mechanism:
         config["sasl.mechanism"] = kafka.sasl_mechanism
@@ -36,6 +41,7 @@ def ensure_topics(
     topics: Mapping[str, int],
     *,
     replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
     client_config: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
     configs: Mapping[str, Mapping[str, str]] | None = None,
@@ -46,6 +52,7 @@ def ensure_topics(
         bootstrap: ``bootstrap.servers`` of the cluster.
         topics: Topic name -> partition count.
         replication: Replication factor of new topics.
+        configs: Topic name -> topic configs of new topics (e.g. ``cleanup.policy``).
         client_config: Extra AdminClient settings (security).
         timeout: Seconds to wait for the broker.
         configs: Topic name -> topic configs of a new topic (``cleanup.policy: compact``);
@@ -98,17 +105,71 @@ def ensure_topics(
     return created
 
 
-def ensure_serving_topics(settings: Settings) -> None:
-    """Create the requests, results, review and dead-letter topics if they do not exist."""
+# librdkafka's own default message.max.bytes: a producer refuses larger records locally.
+CLIENT_MESSAGE_MAX_BYTES = 1_000_000
+DEAD_LETTER_HEADROOM = 32_768  # headers of a dead letter (copied ones are capped at 16 KiB)
+
+
+class MessageLimitError(ValueError):
+    """A configured size cannot pass the broker's (or client's) message limit."""
+
+
+def _admin_config(kafka: KafkaSettings) -> dict[str, Any]:
+    return {k: v for k, v in client_config(kafka).items() if k != "allow.auto.create.topics"}
+
+
+def ensure_serving_topics(settings: Settings) -> list[str]:
+    """Create the requests, results (compacted), review and dead-letter topics if missing."""
     kafka = settings.kafka
+    common = {"min.insync.replicas": str(kafka.min_insync_replicas)}
+    common = common if kafka.min_insync_replicas else {}
     topics = (
         kafka.requests_topic,
         kafka.results_topic,
         kafka.review_topic,
         kafka.dead_letter_topic,
     )
-    ensure_topics(
+    configs = {name: dict(common) for name in topics}
+    configs[kafka.results_topic]["cleanup.policy"] = "compact"
+    return ensure_topics(
         kafka.bootstrap_servers,
         dict.fromkeys(topics, kafka.partitions),
-        client_config={k: v for k, v in client_config(kafka).items() if k != "bootstrap.servers"},
+        replication=kafka.replication_factor,
+        configs=configs,
+        client_config={k: v for k, v in _admin_config(kafka).items() if k != "bootstrap.servers"},
     )
+
+
+def topic_message_limit(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> int:
+    """The broker's ``max.message.bytes`` for ``topic``."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient(_admin_config(kafka))
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout)
+    return int(configs["max.message.bytes"].value)
+
+
+def check_message_limits(settings: Settings) -> None:
+    """Refuse a configuration whose inline requests or dead letters could not be produced.
+
+    Raises:
+        MessageLimitError: ``serving.max_inline_bytes`` (as base64 in a request) or
+            ``serving.dead_letter_max_payload_bytes`` (plus headers) exceeds the limit.
+    """
+    kafka, serving = settings.kafka, settings.serving
+    requests = min(topic_message_limit(kafka, kafka.requests_topic), CLIENT_MESSAGE_MAX_BYTES)
+    if serving.max_request_bytes > requests:
+        raise MessageLimitError(
+            f"serving.max_inline_bytes={serving.max_inline_bytes} makes requests of up to "
+            f"{serving.max_request_bytes} bytes (base64 + JSON), above the message limit "
+            f"{requests} of topic {kafka.requests_topic} (max.message.bytes, and the clients' "
+            f"{CLIENT_MESSAGE_MAX_BYTES}); lower it below {(requests - 4096) * 3 // 4}"
+        )
+    dead = min(topic_message_limit(kafka, kafka.dead_letter_topic), CLIENT_MESSAGE_MAX_BYTES)
+    if serving.dead_letter_max_payload_bytes + DEAD_LETTER_HEADROOM > dead:
+        raise MessageLimitError(
+            f"serving.dead_letter_max_payload_bytes={serving.dead_letter_max_payload_bytes} plus "
+            f"{DEAD_LETTER_HEADROOM} bytes of headers exceeds the message limit {dead} of topic "
+            f"{kafka.dead_letter_topic}; lower it below {dead - DEAD_LETTER_HEADROOM}"
+        )

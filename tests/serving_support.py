@@ -313,3 +313,71 @@ def has_ids(ids: set[str]) -> object:
         return ids <= seen
 
     return check
+
+
+# --- the hostile corpus: generated here, never downloaded -------------------------------------
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def ztxt_bomb(inflated_mb: int = 64) -> bytes:
+    """A valid 4x4 PNG with a zTXt chunk inflating to ``inflated_mb`` MB (~60 kB on the wire)."""
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    text = zlib.compress(b"A" * (inflated_mb * 1024 * 1024), 9)
+    pixels = b"".join(b"\x00" + b"\x80" * 12 for _ in range(4))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"zTXt", b"Comment\x00\x00" + text)
+        + _png_chunk(b"IDAT", zlib.compress(pixels))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def wide_png(width: int = 100_000, height: int = 1) -> bytes:
+    """A real (fully decodable) PNG of ``width x height`` pixels: a few hundred bytes."""
+    row = b"\x00" + b"\x7f" * (3 * width)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(row * height, 9))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def broken_huffman_jpeg() -> bytes:
+    """A JPEG whose first Huffman table has every symbol replaced by 0x0f (libjpeg decodes it
+    into noise without an error)."""
+    data = bytearray(image_bytes(RED, size=(64, 64)))
+    start = data.find(b"\xff\xc4")
+    length = struct.unpack(">H", data[start + 2 : start + 4])[0]
+    for index in range(start + 5 + 16, start + 2 + length):
+        data[index] = 0x0F
+    return bytes(data)
+
+
+def jpeg_scan_bomb(side: int = 3000, repeats: int = 6000) -> bytes:
+    """A progressive JPEG whose first AC scan (only end-of-band runs) is repeated ``repeats``
+    times: a few hundred kB that cost seconds of CPU (libjpeg only warns about the repeats)."""
+    import re
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (120, 130, 140)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    marker = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+    pos = 2
+    while pos < len(data) and data[pos + 1] != 0xD9:
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if data[pos + 1] != 0xDA:
+            pos += 2 + length
+            continue
+        body = data[pos + 4 : pos + 2 + length]
+        end = marker.search(data, pos + 2 + length).start()  # type: ignore[union-attr]
+        if body[1 + 2 * body[0]] > 0 and body[3 + 2 * body[0]] >> 4 == 0:  # AC, first pass
+            eoi = data.rfind(b"\xff\xd9")
+            return data[:eoi] + data[pos:end] * repeats + data[eoi:]
+        pos = end
+    raise AssertionError("no AC first scan found")

@@ -319,10 +319,13 @@ def test_consumers_in_one_group_share_the_partitions(
             settings,
             load_model_folder(folder, name="local", version="1", runtime="onnx"),
             make_classifier(settings),
-            make_consumer(settings),
+            make_consumer(settings.model_copy(update={"serving": serving})),
             make_producer(settings),
         )
-        for _ in range(2)
+        for serving in (
+            settings.serving.model_copy(update={"group_instance_id": f"member-{index}"})
+            for index in range(2)
+        )
     ]
     threads = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
     for thread in threads:

@@ -31,17 +31,16 @@ def bucket(mirror_endpoints, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     s3.put_object(Bucket=name, Key="red.jpg", Body=image_bytes(RED))
     s3.put_object(Bucket=name, Key="blue.png", Body=image_bytes(BLUE, "PNG"))
     s3.put_object(Bucket=name, Key="big.jpg", Body=b"\xff\xd8" + b"0" * 5000)
+    s3.put_object(Bucket=name, Key="empty.jpg", Body=b"")
     yield endpoint, name
-    for key in ("red.jpg", "blue.png", "big.jpg"):
+    for key in ("red.jpg", "blue.png", "big.jpg", "empty.jpg"):
         s3.delete_object(Bucket=name, Key=key)
     s3.delete_bucket(Bucket=name)
 
 
 def classifier_for(endpoint: str, buckets: list[str]) -> BatchClassifier:
     reader = InputReader([], buckets, 4000, boto3_s3_factory(endpoint, "us-east-1"))
-    return BatchClassifier(
-        reader, workers=2, max_pixels=1_000_000, max_bytes=4000, decode_timeout_s=10
-    )
+    return BatchClassifier(reader, workers=2, max_pixels=1_000_000, decode_timeout_s=10)
 
 
 def test_s3_requests(bucket: tuple[str, str], tmp_path: Path) -> None:
@@ -55,16 +54,18 @@ def test_s3_requests(bucket: tuple[str, str], tmp_path: Path) -> None:
         encode_request("missing", s3=f"s3://{name}/nope.jpg"),
         encode_request("big", s3=f"s3://{name}/big.jpg"),
         encode_request("other", s3="s3://not-allowed/red.jpg"),
+        encode_request("empty", s3=f"s3://{name}/empty.jpg"),
     ]
     try:
-        red, blue, missing, big, other = classifier.classify(values, model, 0.0)
+        red, blue, missing, big, other, empty = classifier.classify(values, model, 0.0)
     finally:
         classifier.close()
     assert isinstance(red, Result)
     assert isinstance(blue, Result)
     assert (red.label, blue.label, red.source) == ("harmful", "safe", f"s3://{name}/red.jpg")
-    reasons = [r.reason if isinstance(r, Rejection) else r for r in (missing, big, other)]
-    assert reasons == ["not_found", "too_large", "forbidden_path"]
+    rejected = (missing, big, other, empty)
+    reasons = [r.reason if isinstance(r, Rejection) else r for r in rejected]
+    assert reasons == ["not_found", "too_large", "forbidden_path", "not_an_image"]
 
 
 def test_unreachable_s3_is_infrastructure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

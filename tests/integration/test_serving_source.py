@@ -103,8 +103,7 @@ def test_serves_what_training_registers(mlflow_server: str, tmp_path: Path, runt
     mlflow.MlflowClient(mlflow_server).set_registered_model_alias(name, "champion", bundle.version)
     model = source(mlflow_server, name, tmp_path, runtime).load()
     classifier = BatchClassifier(
-        InputReader([], [], 1_000_000), workers=1, max_pixels=1_000_000, max_bytes=1_000_000,
-        decode_timeout_s=10,
+        InputReader([], [], 1_000_000), workers=1, max_pixels=1_000_000, decode_timeout_s=10,
     )  # fmt: skip
     values = [encode_request(c, image_b64=base64.b64encode(image_bytes(rgb)).decode())
               for c, rgb in (("red", RED), ("blue", BLUE))]  # fmt: skip

@@ -9,6 +9,7 @@ original payload, forbidden paths are never opened, and every offset ends up com
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import threading
@@ -20,7 +21,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from serving.producer import RequestProducer
-from serving.schema import H_REASON, encode_request, headers_dict
+from serving.schema import (
+    H_ORIGINAL_SHA256,
+    H_ORIGINAL_SIZE,
+    H_REASON,
+    H_TRUNCATED,
+    encode_request,
+    headers_dict,
+)
 from stack.process import free_port
 from tests.serving_support import (
     BLUE,
@@ -153,7 +161,8 @@ def test_stream_labels_review_and_dead_letters(
             bootstrap=kafka_bootstrap, tracking_uri=tracking_uri, model_name=name,
             topics=topics, group=f"g-{os.urandom(4).hex()}", roots=[root],
         ),
-        f"serving.max_bytes={MAX_BYTES}",
+        f"serving.max_file_bytes={MAX_BYTES}",
+        f"serving.max_inline_bytes={MAX_BYTES}",
         f"serving.metrics_port={metrics_port}",
     )  # fmt: skip
     expected: dict[str, str] = {}
@@ -200,7 +209,13 @@ def test_stream_labels_review_and_dead_letters(
     reasons = {m.key().decode(): headers_dict(m.headers())[H_REASON] for m in dead}
     assert reasons == {key: reason for key, (_payload, reason) in bad.items()}
     originals = {m.key().decode(): m.value() for m in dead}
-    assert originals == {key: payload for key, (payload, _reason) in bad.items()}
+    assert originals == {key: payload[:65_536] for key, (payload, _reason) in bad.items()}
+    for message in dead:  # a cut copy still names the whole original
+        headers = headers_dict(message.headers())
+        payload = bad[message.key().decode()][0]
+        assert headers[H_ORIGINAL_SHA256] == hashlib.sha256(payload).hexdigest()
+        assert headers[H_ORIGINAL_SIZE] == str(len(payload))
+    assert headers_dict(dead_by_key(dead, "bad-inline-huge").headers())[H_TRUNCATED] == "1"
 
     assert not outside_fifo.opened.is_set(), "a forbidden path was opened"
     assert committed_ok, "not every request offset was committed"
@@ -209,6 +224,10 @@ def test_stream_labels_review_and_dead_letters(
     assert "harmscan_consumed_total" in text
     for stage in ("decode_wait", "infer", "deliver", "commit"):
         assert f'harmscan_stage_seconds_count{{stage="{stage}"}}' in text
+
+
+def dead_by_key(messages: list, key: str) -> object:
+    return next(m for m in messages if m.key().decode() == key)
 
 
 def _wait_committed(bootstrap: str, settings: object, topic: str, timeout: float = 20) -> bool:

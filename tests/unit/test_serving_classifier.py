@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,15 @@ from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader
 from serving.schema import Result, encode_request
 from serving.source import LoadedModel, ModelUnavailable, load_model_folder
-from tests.serving_support import BLUE, PURPLE, RED, image_bytes, png_bomb, save_local_model
+from tests.serving_support import (
+    BLUE,
+    PURPLE,
+    RED,
+    image_bytes,
+    jpeg_scan_bomb,
+    png_bomb,
+    save_local_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +40,7 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def classifier(tmp_path: Path) -> BatchClassifier:
     reader = InputReader([tmp_path], [], max_bytes=1_000_000)
-    clf = BatchClassifier(
-        reader, workers=2, max_pixels=4_000_000, max_bytes=1_000_000, decode_timeout_s=5.0
-    )
+    clf = BatchClassifier(reader, workers=2, max_pixels=4_000_000, decode_timeout_s=5.0)
     yield clf
     clf.close()
 
@@ -150,40 +158,40 @@ def test_paths_under_root_are_read(
     assert (result.label, result.source) == ("safe", str(path))
 
 
-class SlowReader(InputReader):
-    """Fault injection: reading the request with id ``slow`` hangs for a while."""
-
-    def __init__(self, release: threading.Event) -> None:
-        super().__init__([], [], max_bytes=1_000_000)
-        self.release = release
-
-    def read(self, request):
-        if request.id == "slow":
-            self.release.wait(30)
-        return super().read(request)
-
-
-def test_an_overrunning_decode_does_not_starve_the_others(model_dirs: dict[str, Path]) -> None:
+def test_an_overrunning_decode_is_killed_and_replaced(model_dirs: dict[str, Path]) -> None:
     model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
-    release = threading.Event()
     clf = BatchClassifier(
-        SlowReader(release), workers=1, max_pixels=4_000_000, max_bytes=1_000_000,
-        decode_timeout_s=0.3,
+        InputReader([], [], max_bytes=1_000_000), workers=1, max_pixels=20_000_000,
+        decode_timeout_s=1.0,
     )  # fmt: skip
     try:
-        first = clf.submit([inline(image_bytes(RED), "slow"), inline(image_bytes(RED), "a")],
-                           model.preset)  # fmt: skip
-        upcoming = clf.submit([inline(image_bytes(BLUE), "b")], model.preset)
-        slow, a = clf.score(clf.collect(first), model, 0.0)
-        (b,) = clf.finish(upcoming, model, 0.0)
+        (first,) = clf.decoder.pids()
+        started = time.monotonic()
+        pending = clf.submit([inline(jpeg_scan_bomb(), "bomb"), inline(image_bytes(RED), "a")],
+                             model.preset)  # fmt: skip
+        bomb, a = clf.finish(pending, model, 0.0)
+        took = time.monotonic() - started
+        (b,) = clf.classify([inline(image_bytes(BLUE), "b")], model, 0.0)
+        (second,) = clf.decoder.pids()
     finally:
-        release.set()
         clf.close()
-    assert isinstance(slow, Rejection)
-    assert slow.reason == "too_large"
+    assert isinstance(bomb, Rejection)
+    assert (bomb.reason, bomb.request_id) == ("too_large", "bomb")
+    assert took < 4.0  # the bomb alone costs several seconds of CPU
+    assert first != second
+    assert not _alive(first)
+    assert clf.decoder.replaced == 1
     assert isinstance(a, Result)
     assert isinstance(b, Result)
     assert (a.label, b.label) == ("harmful", "safe")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])

@@ -1,0 +1,82 @@
+"""Delivering a batch's records and moving its offsets: produce, flush, verify, commit, rewind."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from serving.records import Record, position
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryFailed(RuntimeError):
+    """Some record of a batch was not acknowledged; the batch is not committed."""
+
+
+def deliver(producer: Producer, records: list[Record], timeout_s: float) -> None:
+    """Produce every record, flush, and check every delivery report.
+
+    Raises:
+        DeliveryFailed: A record failed or was not acknowledged within ``timeout_s``.
+        KafkaException: A fatal producer error.
+    """
+    errors: list[KafkaError] = []
+    acked = [0]
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        if err is None:
+            acked[0] += 1
+        else:
+            errors.append(err)
+
+    for record in records:
+        _produce(producer, record, on_delivery)
+    remaining = producer.flush(timeout_s)
+    if errors or remaining or acked[0] != len(records):
+        fatal = next((e for e in errors if e.fatal()), None)
+        if fatal is not None:
+            raise KafkaException(fatal)
+        raise DeliveryFailed(
+            f"{acked[0]}/{len(records)} records acknowledged, {remaining} still queued, "
+            f"errors: {[str(e) for e in errors[:3]]}"
+        )
+
+
+def _produce(producer: Producer, record: Record, on_delivery: Callable[..., None]) -> None:
+    while True:
+        try:
+            producer.produce(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=record.headers or None,  # type: ignore[arg-type]
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:  # local queue full: serve delivery reports, then retry
+            producer.poll(0.1)
+
+
+def next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
+    """``offset + 1`` of the last message per partition: what a commit of the batch stores."""
+    last: dict[tuple[str, int], int] = {}
+    for message in batch:
+        topic, partition, offset = position(message)
+        last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
+    return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+
+
+def rewind(consumer: Consumer, batch: Iterable[Message]) -> None:
+    """Seek every partition of ``batch`` back to its first message (fetched again next)."""
+    first: dict[tuple[str, int], int] = {}
+    for message in batch:
+        topic, partition, offset = position(message)
+        first[(topic, partition)] = min(first.get((topic, partition), offset), offset)
+    for (topic, partition), offset in first.items():
+        try:
+            consumer.seek(TopicPartition(topic, partition, offset))
+        except KafkaException as exc:  # partition revoked meanwhile: its new owner redoes it
+            logger.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)

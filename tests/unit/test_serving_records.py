@@ -1,0 +1,97 @@
+"""Dead-letter records always fit, and the poison guard's journal (pure, no broker)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from conf.loader import load_settings
+from serving.classifier import Rejection
+from serving.poison import PoisonGuard
+from serving.records import MAX_COPIED_HEADER_BYTES, dead_letter
+from serving.schema import H_ORIGINAL_SHA256, H_ORIGINAL_SIZE, H_TRUNCATED, headers_dict
+
+
+class Consumed:
+    """A consumed message as the loop sees it (topic, partition, offset, key, value, headers)."""
+
+    def __init__(self, offset: int, value: bytes = b"x", key: bytes | None = b"k",
+                 headers: list | None = None, partition: int = 0) -> None:  # fmt: skip
+        self._offset, self._value, self._key = offset, value, key
+        self._headers, self._partition = headers, partition
+
+    def topic(self) -> str:
+        return "requests"
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list | None:
+        return self._headers
+
+
+def test_a_dead_letter_of_a_huge_message_is_a_bounded_copy(tmp_path: Path) -> None:
+    settings = load_settings("ci", [f"paths.root={tmp_path}"], env={})
+    value = b"v" * 3_000_000
+    headers = [(f"h{i}", b"y" * 1000) for i in range(100)]
+    message = Consumed(5, value, key=b"k" * 1_000_000, headers=headers)
+    record = dead_letter(message, Rejection("bad_schema", "d" * 10_000, None), settings)  # type: ignore[arg-type]
+    size = len(record.value or b"") + len(record.key or b"")
+    size += sum(len(k) + len(v) for k, v in record.headers)
+    assert size < settings.serving.dead_letter_max_payload_bytes + MAX_COPIED_HEADER_BYTES + 4096
+    info = headers_dict(record.headers)
+    assert info[H_ORIGINAL_SIZE] == "3000000"
+    assert info[H_ORIGINAL_SHA256] == hashlib.sha256(value).hexdigest()
+    assert info[H_TRUNCATED] == "1"
+    assert info["harmscan-source"] == "requests/0/5"
+
+
+def test_a_small_dead_letter_keeps_the_original(tmp_path: Path) -> None:
+    settings = load_settings("ci", [f"paths.root={tmp_path}"], env={})
+    message = Consumed(1, b"payload", headers=[("trace", b"abc")])
+    record = dead_letter(message, Rejection("corrupt", "bad", "r1"), settings)  # type: ignore[arg-type]
+    assert (record.value, record.key) == (b"payload", b"k")
+    assert H_TRUNCATED not in headers_dict(record.headers)
+    assert ("trace", b"abc") in record.headers
+
+
+def test_poison_guard_strikes_isolates_and_clears(tmp_path: Path) -> None:
+    batch = [Consumed(offset) for offset in range(10, 14)]
+
+    def crash_with(inflight: list[Consumed]) -> PoisonGuard:
+        guard = PoisonGuard(tmp_path, "group/one", limit=2)
+        guard.begin(inflight)  # type: ignore[arg-type]
+        return PoisonGuard(tmp_path, "group/one", limit=2)  # the next process
+
+    guard = crash_with(batch)
+    assert [guard.strikes(m) for m in batch] == [1, 1, 1, 1]  # type: ignore[arg-type]
+    now, later, alone = guard.isolate(batch)  # type: ignore[arg-type]
+    assert (now, later, alone) == (batch[:1], batch[1:], True)
+    guard.begin(batch[:1])  # type: ignore[arg-type]
+    guard.done(batch[:1])  # type: ignore[arg-type]
+    assert guard.strikes(batch[0]) == 0  # type: ignore[arg-type]
+    guard.begin(batch[1:2])  # type: ignore[arg-type]
+    guard = PoisonGuard(tmp_path, "group/one", limit=2)  # crashed again on offset 11, alone
+    assert guard.is_poison(batch[1])  # type: ignore[arg-type]
+    assert not guard.is_poison(batch[2])  # type: ignore[arg-type]
+    guard.begin(batch[1:])  # type: ignore[arg-type]
+    guard.done(batch[1:])  # type: ignore[arg-type]
+    (journal,) = (tmp_path / "group_one").glob("*.json")
+    assert json.loads(journal.read_text()) == {"inflight": [], "strikes": {}}
+
+
+def test_a_clean_batch_is_not_cut(tmp_path: Path) -> None:
+    guard = PoisonGuard(tmp_path, "g", limit=3)
+    batch = [Consumed(offset) for offset in range(3)]
+    assert guard.isolate(batch) == (batch, [], False)  # type: ignore[arg-type]
+    assert guard.isolate([]) == ([], [], False)
