@@ -136,6 +136,7 @@ def _register_areas() -> None:
         "cli.train",  # harmscan train|retrain|promote
         "cli.serve",  # harmscan serve|produce
         "cli.review",  # harmscan review (the reviewers' web page)
+        "cli.dlq",  # harmscan dlq list|replay
     ):
         try:
             area = importlib.import_module(module)

@@ -1,0 +1,102 @@
+"""``harmscan dlq list|replay``: the dead-letter topic from the command line.
+
+Only typer is imported here; `serving.dlq` (Kafka) loads inside the commands.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
+
+dlq_app = typer.Typer(
+    name="dlq",
+    help="Dead letters: list them by reason, replay chosen ones to the requests topic.",
+    no_args_is_help=True,
+)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    from cli.app import settings_of
+
+    return settings_of(ctx)
+
+
+def _offset(text: str) -> tuple[int, int]:
+    partition, _, offset = text.partition(":")
+    if not (partition.isdigit() and offset.isdigit()):
+        raise typer.BadParameter(f"{text!r}: give PARTITION:OFFSET, e.g. 0:42")
+    return int(partition), int(offset)
+
+
+@dlq_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    reason: Annotated[
+        list[str] | None, typer.Option(help="Show only this reason (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Dead letters shown (0: counts only).")] = 20,
+) -> None:
+    """Count the dead letters by reason and show the latest ones."""
+    from serving.dlq import count_by_reason, read_dead_letters, replayed_marks, select
+
+    settings = _settings(ctx)
+    letters = read_dead_letters(settings)
+    if reason:
+        letters = select(letters, reasons=reason)
+    marks = replayed_marks(settings)
+    typer.echo(f"{len(letters)} dead letters in {settings.kafka.dead_letter_topic}")
+    for name, count in count_by_reason(letters).items():
+        typer.echo(f"  {name:<20} {count}")
+    shown = letters[-limit:] if limit > 0 else []
+    for letter in shown:
+        mark = f"{settings.kafka.dead_letter_topic}/{letter.partition}/{letter.offset}"
+        flags = " [replayed]" if mark in marks else ""
+        flags += " [cut]" if letter.truncated else ""
+        typer.echo(
+            f"{letter.partition}:{letter.offset}  {letter.reason:<18} "
+            f"id={letter.request_id or '-'}  {letter.detail[:80]}{flags}"
+        )
+
+
+@dlq_app.command("replay")
+def replay_cmd(
+    ctx: typer.Context,
+    reason: Annotated[
+        list[str] | None, typer.Option(help="Replay this reason (repeatable).")
+    ] = None,
+    request_id: Annotated[
+        list[str] | None, typer.Option("--id", help="Replay this request id (repeatable).")
+    ] = None,
+    offset: Annotated[
+        list[str] | None,
+        typer.Option(help="Replay the dead letter at PARTITION:OFFSET (repeatable)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be replayed.")] = False,
+) -> None:
+    """Send chosen dead letters back to the requests topic (each dead letter at most once)."""
+    from serving.dlq import read_dead_letters, replay, select
+
+    if not (reason or request_id or offset):
+        typer.secho(
+            "error: choose dead letters with --reason, --id or --offset", fg="red", err=True
+        )
+        raise typer.Exit(2)
+    offsets = [_offset(o) for o in offset or []]
+    settings = _settings(ctx)
+    chosen = select(
+        read_dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
+    )
+    report = replay(settings, chosen, dry_run=dry_run)
+    verb = "would replay" if dry_run else "replayed"
+    typer.echo(f"{verb} {len(report.replayed)} to {settings.kafka.requests_topic}; "
+               f"{len(report.already)} already replayed, {len(report.truncated)} cut (not "
+               "replayable)")  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``dlq`` command group to the harmscan CLI."""
+    app.add_typer(dlq_app, name="dlq")
