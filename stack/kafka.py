@@ -1,10 +1,12 @@
-"""The local Apache Kafka broker: jars from Maven Central, one KRaft node on loopback.
+"""The local Apache Kafka broker: jars from Maven Central, KRaft nodes on loopback.
 
 ``fetch()`` runs Maven on ``kafka/pom.xml`` to copy the broker and its runtime dependencies into
 ``kafka/libs/`` (git-ignored; Maven's ``~/.m2`` cache makes re-runs take seconds). `KafkaBroker`
 runs one combined broker+controller node through `stack.process.ServiceProcess`: it writes
 ``server.properties`` under its state folder, formats the storage on first start only and counts
-the broker healthy once a real metadata request answers. Topics are created by
+the broker healthy once a real metadata request answers. The same class runs one node of a
+cluster (`stack.kafka_cluster`: static controller voters, a shared cluster id, replication 3).
+No broker creates topics on its own (``auto.create.topics.enable=false``); topics are created by
 `serving.topics`. confluent_kafka is imported only inside the functions that talk to the broker.
 
 Command line (``./dev setup`` calls ``fetch``)::
@@ -151,6 +153,11 @@ class KafkaBroker:
         overrides: Extra broker configs, written last into ``server.properties``.
         jvm_flags: Extra JVM flags, after the defaults (so they win).
         kafka_dir: Folder with ``pom.xml``, ``log4j2.yaml`` and ``libs/``.
+        node_id: This node's id (``node.id``).
+        voters: ``id@host:port,...`` of a cluster's controllers; None for a single node.
+        cluster_id: The cluster id to format with (a cluster's nodes share one).
+        replication: Replication of internal topics and the default of new ones
+            (``min.insync.replicas`` is one less, at least 1).
     """
 
     state_dir: Path
@@ -162,6 +169,10 @@ class KafkaBroker:
     overrides: Mapping[str, str] = field(default_factory=dict)
     jvm_flags: Sequence[str] = ()
     kafka_dir: Path = KAFKA_DIR
+    node_id: int = 1
+    voters: str | None = None
+    cluster_id: str | None = None
+    replication: int = 1
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
@@ -200,14 +211,20 @@ class KafkaBroker:
         )
 
     def server_properties(self) -> dict[str, str]:
-        """The broker configuration: one node, replication 1, small internal topics."""
+        """The node's configuration: broker and controller, small internal topics."""
         controller = f"{self.host}:{self.controller_port}"
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
+        replication, min_isr = str(self.replication), str(max(1, self.replication - 1))
+        quorum = (
+            {"controller.quorum.voters": self.voters}
+            if self.voters
             # Kafka 4's dynamic quorum, as in its quickstart: storage is formatted with
             # --standalone, which makes this node the one voter.
-            "controller.quorum.bootstrap.servers": controller,
+            else {"controller.quorum.bootstrap.servers": controller}
+        )
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            **quorum,
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{controller}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{controller}",
             "controller.listener.names": "CONTROLLER",
@@ -215,16 +232,17 @@ class KafkaBroker:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
+            "default.replication.factor": replication,
+            "min.insync.replicas": min_isr,
+            "auto.create.topics.enable": "false",
             # One partition each instead of 50: the first consumer group starts in a second.
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replication,
             "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_isr,
             "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
         }
         props.update(self.overrides)
@@ -261,6 +279,10 @@ class KafkaBroker:
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, a clean controlled shutdown). True if it was running."""
         return self.process.stop(timeout)
+
+    def kill(self) -> bool:
+        """``kill -9`` the node (no controlled shutdown). True if it was running."""
+        return self.process.kill()
 
     def restart(self, timeout: float = 60.0) -> None:
         """Stop and start again on the same ports and data (committed offsets survive)."""
@@ -302,8 +324,11 @@ class KafkaBroker:
         ]
 
     def _format(self) -> None:
-        args = ["format", "--cluster-id", new_cluster_id(), "--config", str(self.config_file)]
-        command = self._java_command(STORAGE_TOOL, *args, "--standalone", "--ignore-formatted")
+        cluster_id = self.cluster_id or new_cluster_id()
+        args = ["format", "--cluster-id", cluster_id, "--config", str(self.config_file)]
+        if not self.voters:
+            args.append("--standalone")
+        command = self._java_command(STORAGE_TOOL, *args, "--ignore-formatted")
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ServiceError(

@@ -171,6 +171,18 @@ class ServiceProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> bool:
+        """``kill -9`` the whole process group at once (a crash, for tests). True if it ran."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
     def tail(self, lines: int = 30) -> str:
         """The last lines of the log file."""
         try:

@@ -97,6 +97,34 @@ def test_kafka_is_kraft_without_zookeeper(config: dict[str, Any]) -> None:
     assert "zookeeper" not in json.dumps(config).lower()
 
 
+def test_single_broker_creates_no_topics_by_itself(config: dict[str, Any]) -> None:
+    assert config["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_cluster_profile_is_three_kraft_brokers() -> None:
+    result = run_config(COMPOSE_FILE, "--profile", "cluster")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    nodes = [services[f"kafka-{n}"] for n in (1, 2, 3)]
+    voters = {node["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in nodes}
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert [str(node["environment"]["KAFKA_NODE_ID"]) for node in nodes] == ["1", "2", "3"]
+    assert len({node["environment"]["CLUSTER_ID"] for node in nodes}) == 1
+    for node in nodes:
+        env = node["environment"]
+        assert str(env["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == "3"
+        assert str(env["KAFKA_MIN_INSYNC_REPLICAS"]) == "2"
+        assert str(env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == "3"
+        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+        assert node["healthcheck"]["test"]
+    mounts = {m["source"] for node in nodes for m in node["volumes"]}
+    assert mounts == {"kafka-1-data", "kafka-2-data", "kafka-3-data"}
+
+
+def test_cluster_nodes_are_not_started_by_default(config: dict[str, Any]) -> None:
+    assert not {"kafka-1", "kafka-2", "kafka-3"} & set(config["services"])
+
+
 def test_mlflow_uses_postgres_and_minio(config: dict[str, Any]) -> None:
     mlflow = config["services"]["mlflow"]
     command = " ".join(mlflow["command"])
