@@ -256,6 +256,11 @@ class ServingSettings(Section):
     # registration (see int8.*), else float; int8 / float force one (int8 needs runtime onnx).
     precision: Literal["auto", "int8", "float"] = "auto"
 
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest request message: an inline image at `max_inline_bytes` in base64, plus JSON."""
+        return (self.max_inline_bytes + 2) // 3 * 4 + 4096
+
 
 class Int8Settings(Section):
     """The int8 model made at registration beside the float one (harmscan.quantize)."""
@@ -267,11 +272,6 @@ class Int8Settings(Section):
     per_channel: bool = True
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
-
-    @property
-    def max_request_bytes(self) -> int:
-        """Largest request message: an inline image at `max_inline_bytes` in base64, plus JSON."""
-        return (self.max_inline_bytes + 2) // 3 * 4 + 4096
 
 
 class PrefectSettings(Section):

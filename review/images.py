@@ -29,8 +29,10 @@ def reader_for(serving: ServingSettings) -> InputReader:
     return InputReader(
         serving.allowed_roots,
         serving.allowed_buckets,
-        serving.max_bytes,
-        boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+        s3_client_factory=boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+        max_file_bytes=serving.max_file_bytes,
+        max_object_bytes=serving.max_object_bytes,
+        max_inline_bytes=serving.max_inline_bytes,
     )
 
 

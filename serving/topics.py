@@ -41,7 +41,6 @@ def ensure_topics(
     topics: Mapping[str, int],
     *,
     replication: int = 1,
-    configs: Mapping[str, Mapping[str, str]] | None = None,
     client_config: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
     configs: Mapping[str, Mapping[str, str]] | None = None,
@@ -52,7 +51,6 @@ def ensure_topics(
         bootstrap: ``bootstrap.servers`` of the cluster.
         topics: Topic name -> partition count.
         replication: Replication factor of new topics.
-        configs: Topic name -> topic configs of new topics (e.g. ``cleanup.policy``).
         client_config: Extra AdminClient settings (security).
         timeout: Seconds to wait for the broker.
         configs: Topic name -> topic configs of a new topic (``cleanup.policy: compact``);
