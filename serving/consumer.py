@@ -46,6 +46,7 @@ class InFlight:
     pending: PendingBatch
     received_at: float
     stages: dict[str, float] = field(default_factory=dict)
+    alone: bool = False  # a suspect of the poison guard: nothing else may be in flight with it
 
 
 def usable(messages: list[Message]) -> list[Message]:
@@ -148,8 +149,13 @@ class ServingConsumer:
         """One turn: poll the next batch and start it, then finish the batch before it.
 
         While batch k is scored and delivered, batch k+1 is already being decoded. A suspect
-        of the poison guard runs alone, after the batch before it is committed.
+        of the poison guard runs alone: after the batch before it is committed, and finished
+        before the next batch is polled.
         """
+        if self._inflight is not None and self._inflight.alone:
+            suspect, self._inflight = self._inflight, None
+            self._finish_with_retry(suspect, None)
+            return
         batch = usable(self._poll_batch(wait=self._inflight is None))
         batch, later, alone = self.guard.isolate(batch)
         if later:
@@ -161,6 +167,8 @@ class ServingConsumer:
                 rewind(self.consumer, batch)
                 return
         upcoming = self._start(batch) if batch else None
+        if upcoming is not None:
+            upcoming.alone = alone
         if self._inflight is not None and not self._finish_with_retry(self._inflight, upcoming):
             upcoming = None  # rewound together with the failed batch
         self._inflight = upcoming

@@ -4,8 +4,9 @@ Each worker is a small process forked from a ``forkserver`` that has already imp
 numpy (a replacement starts in ~25 ms, not ~0.8 s). In the worker, ``RLIMIT_AS`` caps the address
 space at its start-up size plus ``memory_mb`` and, before every decode, ``RLIMIT_CPU`` allows at
 most ``timeout_s`` more CPU seconds (the kernel kills an overrun with ``SIGXCPU``). The parent waits
-at most ``timeout_s`` of wall-clock time for an answer; a worker that overran, died or ran out of
-memory is killed and replaced, never abandoned still running. A worker decodes *and* preprocesses
+at most `WALL_FACTOR` x ``timeout_s`` of wall-clock time for an answer (CPU time is the bound; a
+busy host only delays a decode); a worker that overran, died or ran out of memory is killed and
+replaced, never abandoned still running. A worker decodes *and* preprocesses
 (`EvalPreset.array`), so what travels back is one model-sized array.
 
 Decoding itself is `harmscan.imageio.decode_image`, with the pixel and aspect-ratio caps checked
@@ -33,7 +34,18 @@ from harmscan.presets import EvalPreset
 
 logger = logging.getLogger(__name__)
 
-PRELOAD: Final = ["numpy", "PIL.Image", "harmscan.imageio", "harmscan.presets", __name__]
+# Imported once in the forkserver, so no worker pays for them (Pillow's plugins load on first use).
+PRELOAD: Final = [
+    "numpy",
+    "PIL.Image",
+    *(f"PIL.{name}ImagePlugin" for name in ("Jpeg", "Png", "WebP", "Gif", "Bmp", "Tiff")),
+    "harmscan.imageio",
+    "harmscan.presets",
+    __name__,
+]
+# The wall-clock watchdog allows this many times decode_timeout_s: the CPU limit is the real bound,
+# the watchdog catches a worker that is stuck without using CPU (on a busy host a decode waits).
+WALL_FACTOR: Final = 3.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,7 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     limit = _vm_size() + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump core
     while True:
         try:
             data, preset, limits = conn.recv()
@@ -132,7 +145,7 @@ class DecodeWorker:
         """
         try:
             self.conn.send((data, preset, limits))
-            if self.conn.poll(limits.timeout_s):
+            if self.conn.poll(limits.timeout_s * WALL_FACTOR):
                 answer: tuple[Any, ...] = self.conn.recv()
                 if answer[0] == "rejected" and answer[1] == "too_large":
                     self.kill()  # it left after a MemoryError
@@ -143,7 +156,8 @@ class DecodeWorker:
         self.kill()
         code = self.process.exitcode
         if alive:
-            raise WorkerLost(f"not decoded within {limits.timeout_s}s (worker killed)")
+            wall = limits.timeout_s * WALL_FACTOR
+            raise WorkerLost(f"not decoded within {wall:g}s of wall-clock time (worker killed)")
         if code == -signal.SIGXCPU:
             raise WorkerLost(f"decoding used more than {limits.timeout_s}s of CPU (worker killed)")
         raise WorkerLost(f"the decode worker died (exit code {code})")

@@ -59,10 +59,11 @@ class RequestProducer:
     """
 
     def __init__(self, settings: Settings, rate: float | None = None) -> None:
-        from serving.topics import client_config
+        from serving.topics import client_config, ensure_serving_topics
 
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive (requests per second), got {rate}")
+        ensure_serving_topics(settings)  # the topics serve creates: nothing auto-creates them
         self.settings = settings
         self.topic = settings.kafka.requests_topic
         self.rate = rate
@@ -142,10 +143,7 @@ def produce_files(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from serving.topics import ensure_serving_topics
-
     files = list(iter_image_files(paths))
-    ensure_serving_topics(settings)  # the same topics serve creates: nothing auto-creates them
     producer = RequestProducer(settings, rate)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not show_progress) as progress:

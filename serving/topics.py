@@ -139,13 +139,18 @@ def ensure_serving_topics(settings: Settings) -> list[str]:
 
 
 def topic_message_limit(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> int:
-    """The broker's ``max.message.bytes`` for ``topic``."""
+    """The broker's ``max.message.bytes`` for ``topic`` (the clients' limit if not readable)."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource
 
     admin = AdminClient(_admin_config(kafka))
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    configs = admin.describe_configs([resource])[resource].result(timeout)
-    return int(configs["max.message.bytes"].value)
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout)
+        return int(configs["max.message.bytes"].value)
+    except (KafkaException, KeyError, ValueError) as exc:  # e.g. no DescribeConfigs permission
+        logger.warning("cannot read max.message.bytes of %s (%s); assuming 1 MB", topic, exc)
+        return CLIENT_MESSAGE_MAX_BYTES
 
 
 def check_message_limits(settings: Settings) -> None:

@@ -359,7 +359,7 @@ def broken_huffman_jpeg() -> bytes:
     return bytes(data)
 
 
-def jpeg_scan_bomb(side: int = 3000, repeats: int = 6000) -> bytes:
+def jpeg_scan_bomb(side: int = 3000, repeats: int = 10_000) -> bytes:
     """A progressive JPEG whose first AC scan (only end-of-band runs) is repeated ``repeats``
     times: a few hundred kB that cost seconds of CPU (libjpeg only warns about the repeats)."""
     import re

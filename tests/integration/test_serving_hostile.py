@@ -25,13 +25,12 @@ from serving.schema import H_ORIGINAL_SIZE, H_REASON, H_TRUNCATED, encode_reques
 from tests.serving_support import (
     BLUE,
     RED,
-    ConsumerThread,
     broken_huffman_jpeg,
     has_ids,
     jpeg_scan_bomb,
     read_topic,
-    register_model,
     results_by_id,
+    save_local_model,
     serving_overrides,
     wide_png,
     write_image,
@@ -40,7 +39,7 @@ from tests.serving_support import (
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-DECODE_TIMEOUT_S = 1.0
+DECODE_TIMEOUT_S = 2.0
 
 
 def _request(request_id: str, **fields: object) -> bytes:
@@ -107,14 +106,18 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(
-    mlflow_server: str,
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
     kafka_topics_module: Callable[..., str],
 ) -> Served:
+    from serving.consumer import ServingConsumer
+    from serving.service import make_classifier, make_consumer, make_producer
+    from serving.source import load_model_folder
+
     tmp = tmp_path_factory.mktemp("hostile")
-    name = f"hostile-{os.urandom(4).hex()}"
-    register_model(mlflow_server, name, tmp / "model")
+    model = load_model_folder(
+        save_local_model(tmp / "model"), name="local", version="1", runtime="onnx"
+    )
     root = tmp / "images"
     root.mkdir()
     kinds = ("requests", "results", "review", "dead_letter")
@@ -123,8 +126,8 @@ def served(
 
     settings = load_settings("ci", [
         f"paths.root={tmp / 'harmscan'}",
-        *serving_overrides(bootstrap=kafka_bootstrap, tracking_uri=mlflow_server,
-                           model_name=name, topics=topics, group=f"g-{os.urandom(4).hex()}",
+        *serving_overrides(bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9",
+                           model_name="unused", topics=topics, group=f"g-{os.urandom(4).hex()}",
                            roots=[root]),
         f"serving.decode_timeout_s={DECODE_TIMEOUT_S}",
         "serving.decode_workers=2",
@@ -147,7 +150,12 @@ def served(
     sampler.start()
     time.sleep(0.3)
     started = time.monotonic()
-    with ConsumerThread(settings):
+    classifier = make_classifier(settings)
+    loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
+                           make_producer(settings))  # fmt: skip
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
         results = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(expected)), timeout=180
         )
@@ -156,6 +164,10 @@ def served(
             until=lambda ms: {m.key().decode() for m in ms} >= set(corpus), timeout=120,
         )  # fmt: skip
         took = time.monotonic() - started
+    finally:
+        loop.stop()
+        thread.join(60)
+        classifier.close()
     sampler.stop.set()
     sampler.join(5)
     by_key = {m.key().decode(): m for m in dead}

@@ -51,24 +51,25 @@ def crashing_parse(self, value):
         os.kill(os.getpid(), signal.SIGKILL)  # the fault: a crash no handler can catch
     return parse(self, value)
 
-classifier.BatchClassifier.parse = crashing_parse
-overrides, model_dir = json.loads(sys.argv[1])
-settings = load_settings("ci", overrides, env={})
-model = load_model_folder(model_dir, name="local", version="1", runtime="onnx")
-loop = ServingConsumer(settings, model, make_classifier(settings), make_consumer(settings),
-                       make_producer(settings))
+if __name__ == "__main__":  # decode workers re-import the main module
+    classifier.BatchClassifier.parse = crashing_parse
+    overrides, model_dir = json.loads(sys.argv[1])
+    settings = load_settings("ci", overrides, env={})
+    model = load_model_folder(model_dir, name="local", version="1", runtime="onnx")
+    loop = ServingConsumer(settings, model, make_classifier(settings), make_consumer(settings),
+                           make_producer(settings))
 
-def stop_when_all_committed():
-    kafka = settings.kafka
-    probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.group_id})
-    tp = TopicPartition(kafka.requests_topic, 0)
-    while not loop.stop_event.wait(0.5):
-        committed = probe.committed([tp], timeout=10)[0].offset
-        if committed == probe.get_watermark_offsets(tp, timeout=10)[1]:
-            loop.stop()
+    def stop_when_all_committed():
+        kafka = settings.kafka
+        probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.group_id})
+        tp = TopicPartition(kafka.requests_topic, 0)
+        while not loop.stop_event.wait(0.5):
+            committed = probe.committed([tp], timeout=10)[0].offset
+            if committed == probe.get_watermark_offsets(tp, timeout=10)[1]:
+                loop.stop()
 
-threading.Thread(target=stop_when_all_committed, daemon=True).start()
-loop.run()
+    threading.Thread(target=stop_when_all_committed, daemon=True).start()
+    loop.run()
 """
 
 

@@ -189,6 +189,8 @@ def serve_process(overrides: list[str], tmp_path: Path) -> Iterator[Callable[[],
                    "--set", "serving.group_instance_id=crash-test"]  # fmt: skip
         for item in overrides:
             command += ["--set", item]
+        # The default session timeout: a resume within seconds shows static membership at work.
+        command += ["--set", "serving.session_timeout_ms=45000"]
         process = subprocess.Popen([*command, "serve"], cwd=REPO, stdout=log, stderr=log)
         started.append(process)
         return process
@@ -221,14 +223,22 @@ def test_kill_9_and_restart_loses_nothing(
         first.send_signal(signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL
         killed_at = len(stream.ids)
+        log = tmp_path / "serve.log"
+        lines_before = log.read_text().count("[image_")
         second = serve_process()
+        wait_until(lambda: log.read_text().count(" consuming ") >= 2, 300, "the second start")
+        subscribed = time.monotonic()
+        wait_until(lambda: log.read_text().count("[image_") > lines_before, 60, "a resume")
+        resumed_in = time.monotonic() - subscribed
         wait_until(lambda: len(stream.ids) > killed_at + 30, 60, "more requests after the kill")
     messages = read_topic(
         kafka_bootstrap, topics["results"], until=has_ids(set(stream.ids)), timeout=180
     )
     second.send_signal(signal.SIGTERM)
-    log = tmp_path / "serve.log"
     assert second.wait(60) == 0, log.read_text()[-3000:]
+    # Static membership: the partitions come back at once, not after the 45 s session timeout.
+    print(f"resumed {resumed_in:.1f}s after subscribing")
+    assert resumed_in < 20
     grouped = results_by_id(messages)
     assert set(grouped) == set(stream.ids)
     for results in grouped.values():

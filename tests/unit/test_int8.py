@@ -273,7 +273,7 @@ def test_results_name_the_precision_that_scored_them(tmp_path: Path) -> None:
     served.spec.write(folder)
     classifier = BatchClassifier(
         InputReader([tmp_path], [], max_bytes=1_000_000),
-        workers=1, max_pixels=4_000_000, max_bytes=1_000_000, decode_timeout_s=5.0,
+        workers=1, max_pixels=4_000_000, decode_timeout_s=5.0,
     )  # fmt: skip
     request = encode_request("red", image_b64=base64.b64encode(image_bytes(RED)).decode())
     try:

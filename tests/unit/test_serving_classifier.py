@@ -177,7 +177,7 @@ def test_an_overrunning_decode_is_killed_and_replaced(model_dirs: dict[str, Path
         clf.close()
     assert isinstance(bomb, Rejection)
     assert (bomb.reason, bomb.request_id) == ("too_large", "bomb")
-    assert took < 4.0  # the bomb alone costs several seconds of CPU
+    assert took < 8.0  # the bomb alone costs ~4 s of CPU; killed after 1 s of CPU or 3 s of wall
     assert first != second
     assert not _alive(first)
     assert clf.decoder.replaced == 1
