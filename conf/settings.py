@@ -17,6 +17,24 @@ Arch = Literal["mobilenet_v2", "resnet50"]
 OpenImagesSubset = Literal["train", "validation", "test"]
 _DEFAULT_SUBSETS: tuple[OpenImagesSubset, ...] = ("validation",)
 _DEFAULT_ARCHS: tuple[Arch, ...] = ("mobilenet_v2", "resnet50")
+Recipe = Literal["finetune", "probe", "lp-ft", "prior"]
+# ImageNet-1k categories that are harmful by harmscan's definition (weapons, blades, explosives),
+# by their exact torchvision names; the prior head scores their probability mass.
+_IMAGENET_HARMFUL: tuple[str, ...] = (
+    "assault rifle",
+    "revolver",
+    "rifle",
+    "cannon",
+    "missile",
+    "projectile",
+    "tank",
+    "holster",
+    "cleaver",
+    "hatchet",
+    "letter opener",
+    "scabbard",
+    "bow",
+)
 
 
 class Section(BaseModel):
@@ -157,6 +175,36 @@ class TrainSettings(Section):
     target_recall: float = Field(default=0.90, gt=0, le=1)
     review_band: float = Field(default=0.15, ge=0, lt=0.5)
     limit_batches: int | None = Field(default=None, ge=1, description="for smoke runs")
+    # How the model is trained (harmscan.recipes): finetune, probe, lp-ft, prior (no training).
+    recipe: Recipe = "finetune"
+    # linear: a new 2-class layer; prior: the ImageNet classifier's harmful-class mass plus a
+    # linear term (harmscan.heads.PriorHead). recipe=prior needs head=prior.
+    head: Literal["linear", "prior"] = "linear"
+    prior_classes: list[str] = Field(default_factory=lambda: list(_IMAGENET_HARMFUL))
+    # With head=prior: null fits the prior's weight with the probe; 0..1 fixes the mix of the
+    # two standardised log-odds (0.5 = equal weight).
+    prior_mix: float | None = Field(default=None, ge=0, le=1)
+    probe_c: float = Field(default=0.1, gt=0, description="inverse L2 strength of the probe")
+    # lp-ft: fine-tuning after the probe runs every layer at lr * lpft_lr_scale.
+    lpft_lr_scale: float = Field(default=0.1, gt=0)
+    # WiSE-FT weight of the fine-tuned end (0 = the start, 1 = the end, null = off); "auto"
+    # picks it on validation among wise_alphas.
+    wise_alpha: float | Literal["auto"] | None = None
+    wise_alphas: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    # Temperature scaling on validation (folded into the exported model), then the threshold.
+    calibration: Literal["temperature", "none"] = "temperature"
+    # Weight of photos in the validation mix that calibration and the threshold are chosen on.
+    calibration_photo_share: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _recipe_head(self) -> TrainSettings:
+        if self.recipe == "prior" and self.head != "prior":
+            raise ValueError("train.recipe=prior needs train.head=prior")
+        if isinstance(self.wise_alpha, float) and not 0 <= self.wise_alpha <= 1:
+            raise ValueError(
+                f"train.wise_alpha must be in [0, 1], auto or null, got {self.wise_alpha}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _weights_known(self) -> TrainSettings:

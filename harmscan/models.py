@@ -14,6 +14,7 @@ naming the alternatives.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,12 +24,14 @@ from torch import nn
 from torchvision import models as tv
 
 from harmscan.bundle import LABELS
+from harmscan.heads import PriorHead, final_layer, set_final_layer
 
 logger = logging.getLogger(__name__)
 
 ARCHS: tuple[str, ...] = ("mobilenet_v2", "resnet50")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = len(LABELS)
+IMAGENET_CLASSES = 1000
 
 
 class WeightsError(RuntimeError):
@@ -115,8 +118,16 @@ def _file_state_dict(arch: str, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _replace_head(model: nn.Module, arch: str) -> None:
-    if isinstance(model, tv.MobileNetV2):
+def _replace_head(model: nn.Module, arch: str, prior_rows: Sequence[int] | None = None) -> None:
+    if prior_rows is not None:
+        imagenet = final_layer(model, arch)
+        if not isinstance(imagenet, nn.Linear) or imagenet.out_features != IMAGENET_CLASSES:
+            raise WeightsError(
+                f"the prior head needs the {IMAGENET_CLASSES}-class ImageNet classifier; "
+                f"{arch}'s weights end in {imagenet}"
+            )
+        set_final_layer(model, arch, PriorHead(imagenet, prior_rows))
+    elif isinstance(model, tv.MobileNetV2):
         last = model.classifier[1]
         assert isinstance(last, nn.Linear)
         model.classifier[1] = nn.Linear(last.in_features, NUM_CLASSES)
@@ -126,8 +137,14 @@ def _replace_head(model: nn.Module, arch: str) -> None:
         raise TypeError(f"unexpected {type(model).__name__} for {arch}")
 
 
-def build_model(arch: str, source: WeightsSource) -> nn.Module:
+def build_model(
+    arch: str, source: WeightsSource, *, prior_rows: Sequence[int] | None = None
+) -> nn.Module:
     """A torchvision model with a 2-class head (index 1 = harmful), initialised from ``source``.
+
+    With ``prior_rows`` (ImageNet output rows of harmful classes) the head is a
+    `harmscan.heads.PriorHead` on the pretrained 1000-class classifier, so the untrained model
+    scores the ImageNet mass of those classes; else a new linear layer.
 
     Raises:
         ValueError: Unknown architecture.
@@ -135,6 +152,8 @@ def build_model(arch: str, source: WeightsSource) -> nn.Module:
     """
     _check_arch(arch)
     model: nn.Module = tv.mobilenet_v2() if arch == "mobilenet_v2" else tv.resnet50()
+    if source.kind == "none" and prior_rows is not None:
+        raise WeightsError(f"the prior head needs pretrained weights; {_alternatives(arch)}")
     if source.kind == "none":
         logger.warning(
             "!!! %s: NO PRETRAINED WEIGHTS — training from random initialisation; expect far "
@@ -151,7 +170,6 @@ def build_model(arch: str, source: WeightsSource) -> nn.Module:
         state = _file_state_dict(arch, source.path)
     try:
         model.load_state_dict(state, strict=True)
-        _replace_head(model, arch)
     except RuntimeError:
         # A 2-class harmscan state dict (e.g. from a checkpoint) loads after the head swap.
         _replace_head(model, arch)
@@ -161,6 +179,10 @@ def build_model(arch: str, source: WeightsSource) -> nn.Module:
             raise WeightsError(
                 f"weights {source.describe()} do not fit {arch}: {str(exc)[:300]}"
             ) from None
+        if prior_rows is not None:
+            _replace_head(model, arch, prior_rows)  # raises: no 1000-class classifier here
+    else:
+        _replace_head(model, arch, prior_rows)
     logger.info("%s: initialised from %s", arch, source.describe())
     return model
 

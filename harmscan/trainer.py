@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,73 @@ def _set_modes(model: nn.Module, arch: str, frozen: bool) -> None:
         model.train()
 
 
+@dataclass
+class _Loop:
+    """What one fitting run needs between epochs."""
+
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    state: TrainState = field(default_factory=TrainState)
+
+
+def _make_loop(
+    model: nn.Module,
+    arch: str,
+    settings: TrainSettings,
+    device: torch.device,
+    class_weights: torch.Tensor | None,
+) -> _Loop:
+    weight = class_weights.to(device) if class_weights is not None else None
+    optimizer = make_optimizer(model, arch, settings)
+    return _Loop(
+        criterion=nn.CrossEntropyLoss(weight=weight, label_smoothing=settings.label_smoothing),
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs),
+        scaler=torch.amp.GradScaler("cuda") if device.type == "cuda" else None,
+    )
+
+
+def _run_epoch(
+    model: nn.Module,
+    arch: str,
+    loop: _Loop,
+    batches: tuple[Batches, Batches],
+    settings: TrainSettings,
+    device: torch.device,
+) -> dict[str, float]:
+    """Train one epoch (warm-up epochs keep the backbone frozen), validate, return the metrics."""
+    epoch = loop.state.epoch
+    frozen = epoch < settings.warmup_epochs
+    _set_modes(model, arch, frozen)
+    lr = loop.optimizer.param_groups[-1]["lr"]
+    train = train_one_epoch(
+        model,
+        batches[0],
+        loop.criterion,
+        loop.optimizer,
+        device,
+        scaler=loop.scaler,
+        limit_batches=settings.limit_batches,
+        description=f"{arch} epoch {epoch + 1}/{settings.epochs}" + (" (warm-up)" * frozen),
+    )
+    loop.scheduler.step()
+    preds = evaluate(model, batches[1], device, criterion=loop.criterion, description="val")
+    val = binary_metrics(preds.y_true, preds.p_harmful)
+    return {
+        "train_loss": train["loss"],
+        "train_accuracy": train["accuracy"],
+        "val_loss": preds.loss,
+        "val_accuracy": val["accuracy"],
+        "val_f1": val["f1"],
+        "val_auc": val["auc"],
+        "val_pr_auc": val["pr_auc"],
+        "lr": lr,
+        "backbone_frozen": float(frozen),
+    }
+
+
 def fit(
     model: nn.Module,
     arch: str,
@@ -104,48 +172,18 @@ def fit(
         The final state (history, best epoch); the model holds the best epoch's weights.
     """
     model.to(device)
-    weight = class_weights.to(device) if class_weights is not None else None
-    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=settings.label_smoothing)
-    optimizer = make_optimizer(model, arch, settings)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-    state = TrainState()
+    loop = _make_loop(model, arch, settings, device, class_weights)
     meta: dict[str, Any] = {"arch": arch, "settings": settings.model_dump(mode="json")}
     if resume and checkpoint is not None and checkpoint.is_file():
-        state, _ = load_checkpoint(
-            checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+        loop.state, _ = load_checkpoint(
+            checkpoint, model=model, optimizer=loop.optimizer, scheduler=loop.scheduler
         )
         model.to(device)
-        logger.info("%s: resumed from %s after epoch %d", arch, checkpoint, state.epoch)
+        logger.info("%s: resumed from %s after epoch %d", arch, checkpoint, loop.state.epoch)
+    state = loop.state
     while state.epoch < settings.epochs and state.bad_epochs < settings.early_stopping_patience:
         epoch = state.epoch
-        frozen = epoch < settings.warmup_epochs
-        _set_modes(model, arch, frozen)
-        lr = optimizer.param_groups[-1]["lr"]
-        train = train_one_epoch(
-            model,
-            train_batches,
-            criterion,
-            optimizer,
-            device,
-            scaler=scaler,
-            limit_batches=settings.limit_batches,
-            description=f"{arch} epoch {epoch + 1}/{settings.epochs}" + (" (warm-up)" * frozen),
-        )
-        scheduler.step()
-        preds = evaluate(model, val_batches, device, criterion=criterion, description="val")
-        val = binary_metrics(preds.y_true, preds.p_harmful)
-        metrics = {
-            "train_loss": train["loss"],
-            "train_accuracy": train["accuracy"],
-            "val_loss": preds.loss,
-            "val_accuracy": val["accuracy"],
-            "val_f1": val["f1"],
-            "val_auc": val["auc"],
-            "val_pr_auc": val["pr_auc"],
-            "lr": lr,
-            "backbone_frozen": float(frozen),
-        }
+        metrics = _run_epoch(model, arch, loop, (train_batches, val_batches), settings, device)
         _record(state, metrics, model, settings.early_stopping_metric)
         logger.info("%s epoch %d: %s", arch, epoch + 1, _fmt(metrics))
         if on_epoch is not None:
@@ -154,8 +192,8 @@ def fit(
             save_checkpoint(
                 checkpoint,
                 model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
+                optimizer=loop.optimizer,
+                scheduler=loop.scheduler,
                 state=state,
                 meta=meta,
             )

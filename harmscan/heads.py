@@ -1,0 +1,151 @@
+"""Classification heads of the 2-class model: the plain linear head and the ImageNet-prior head.
+
+The prior head keeps the pretrained 1000-class classifier and turns it into two logits,
+``[logsumexp(z[safe rows]), logsumexp(z[harmful rows])]``, whose softmax is *exactly*
+``[1 - m, m]`` with ``m`` the ImageNet probability mass of the harmful classes (those listed in
+``train.prior_classes``). A trainable linear layer on the same features adds to it::
+
+    logits = prior_scale * [lse_safe(f), lse_harmful(f)] + linear(f)
+
+so the harmful log-odds are ``prior_scale * logit(m(f)) + (w1 - w0) . f + (b1 - b0)``. It stays
+one graph (two ``ReduceLogSumExp`` after a ``Gemm``) with two logits in the canonical label order.
+Folding it into a single ``Linear`` would only be an approximation (log-sum-exp is not linear in
+the features), so it is not folded. A temperature (calibration) folds in exactly: dividing
+``prior_scale`` and the linear layer by ``T`` divides the logits by ``T`` (`scale_logits`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchvision import models as tv
+
+from harmscan.bundle import HARMFUL, LABELS
+
+HARMFUL_INDEX = LABELS.index(HARMFUL)
+
+
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet category names in output order (shipped with torchvision's code)."""
+    return list(tv.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def imagenet_rows(names: Sequence[str], categories: Sequence[str] | None = None) -> list[int]:
+    """Output rows of the ImageNet classifier for exact category names.
+
+    Raises:
+        ValueError: An unknown or repeated name (the message suggests close matches).
+    """
+    categories = list(categories) if categories is not None else imagenet_categories()
+    index = {name: row for row, name in enumerate(categories)}
+    problems = []
+    for name in names:
+        if name not in index:
+            close = difflib.get_close_matches(name, categories, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            problems.append(f"{name!r}{hint}")
+    if problems:
+        raise ValueError(
+            f"unknown ImageNet categories in train.prior_classes: {'; '.join(problems)}; names "
+            "must match torchvision's MobileNet_V2_Weights.IMAGENET1K_V1.meta['categories']"
+        )
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise ValueError(f"train.prior_classes names {repeated} more than once")
+    if not names:
+        raise ValueError("train.prior_classes is empty; the prior head needs harmful classes")
+    return sorted(index[name] for name in names)
+
+
+class PriorHead(nn.Module):
+    """Two logits from pooled features: the ImageNet harmful-class mass plus a linear term.
+
+    Args:
+        imagenet: The pretrained 1000-class ``Linear`` (kept, and trainable like any head).
+        harmful_rows: Its output rows that count as harmful.
+    """
+
+    def __init__(self, imagenet: nn.Linear, harmful_rows: Sequence[int]) -> None:
+        super().__init__()
+        rows = sorted(set(harmful_rows))
+        if not rows or rows[0] < 0 or rows[-1] >= imagenet.out_features:
+            raise ValueError(f"harmful rows must lie in [0, {imagenet.out_features}), got {rows}")
+        others = [r for r in range(imagenet.out_features) if r not in set(rows)]
+        self.imagenet = imagenet
+        self.register_buffer("harmful_rows", torch.tensor(rows, dtype=torch.long))
+        self.register_buffer("safe_rows", torch.tensor(others, dtype=torch.long))
+        self.prior_scale = nn.Parameter(torch.ones(()))
+        self.linear = nn.Linear(imagenet.in_features, len(LABELS))
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def prior_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """``[lse_safe, lse_harmful]``: softmax of it is the ImageNet class mass, exactly."""
+        z = self.imagenet(features)
+        harmful = torch.logsumexp(z.index_select(1, self.harmful_rows), dim=1)
+        safe = torch.logsumexp(z.index_select(1, self.safe_rows), dim=1)
+        pair = (safe, harmful) if HARMFUL_INDEX == 1 else (harmful, safe)
+        return torch.stack(pair, dim=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits in `LABELS` order."""
+        return self.prior_scale * self.prior_logits(features) + self.linear(features)
+
+
+def final_layer(model: nn.Module, arch: str) -> nn.Module:
+    """The module that maps pooled features to the 2 logits (a ``Linear`` or a `PriorHead`)."""
+    if arch == "mobilenet_v2":
+        return model.get_submodule("classifier.1")
+    if arch == "resnet50":
+        return model.get_submodule("fc")
+    raise ValueError(f"unknown architecture {arch!r}; valid: mobilenet_v2, resnet50")
+
+
+def set_final_layer(model: nn.Module, arch: str, layer: nn.Module) -> None:
+    """Replace the module returned by `final_layer`."""
+    final_layer(model, arch)  # validates arch
+    if arch == "mobilenet_v2":
+        classifier = model.get_submodule("classifier")
+        assert isinstance(classifier, nn.Sequential)
+        classifier[1] = layer
+    else:
+        model.fc = layer
+
+
+def linear_of(layer: nn.Module) -> nn.Linear:
+    """The trainable 2-class linear part of a final layer."""
+    linear = layer.linear if isinstance(layer, PriorHead) else layer
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"unexpected final layer {type(layer).__name__}")
+    return linear
+
+
+@torch.no_grad()
+def set_log_odds(layer: nn.Module, weight: torch.Tensor, bias: float, prior: float = 0.0) -> None:
+    """Make the head compute harmful log-odds ``prior * logit(m) + weight . f + bias``.
+
+    The safe logit is ``prior * lse_safe`` (0 for a linear head) and the harmful one adds the
+    linear term, so the softmax over the two logits equals the sigmoid of those log-odds.
+    """
+    linear = linear_of(layer)
+    linear.weight.zero_()
+    linear.bias.zero_()
+    linear.weight[HARMFUL_INDEX] = weight.to(linear.weight)
+    linear.bias[HARMFUL_INDEX] = float(bias)
+    if isinstance(layer, PriorHead):
+        layer.prior_scale.fill_(prior)
+    elif prior != 0.0:
+        raise ValueError("a prior weight needs a PriorHead")
+
+
+@torch.no_grad()
+def scale_logits(layer: nn.Module, factor: float) -> None:
+    """Multiply the final layer's logits by ``factor`` (exact; a temperature is 1 / factor)."""
+    linear = linear_of(layer)
+    linear.weight.mul_(factor)
+    linear.bias.mul_(factor)
+    if isinstance(layer, PriorHead):
+        layer.prior_scale.mul_(factor)

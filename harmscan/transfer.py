@@ -1,0 +1,169 @@
+"""Run one training recipe (`harmscan.recipes`) end to end on a model, without any I/O.
+
+`train_recipe` builds on `harmscan.trainer.fit` for the gradient-descent stages; the caller
+(``tasks.training``) does the data loading and the logging.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from conf.settings import TrainSettings
+from harmscan.engine import Batches, EpochCallback, TrainState
+from harmscan.heads import PriorHead, final_layer
+from harmscan.recipes import (
+    LinearFit,
+    WiseCurve,
+    apply_fit,
+    extract_features,
+    fit_probe,
+    interpolate,
+    prior_log_odds,
+    snapshot,
+    trains,
+    wise_curve,
+)
+from harmscan.trainer import fit
+
+logger = logging.getLogger(__name__)
+
+Scorer = Callable[[nn.Module], float]
+
+
+@dataclass
+class RecipeData:
+    """The batches a recipe reads.
+
+    Attributes:
+        train: Training images with the augmenting preset (gradient descent).
+        probe: Training images with the eval preset (features for the probe).
+        val: Validation images with the eval preset.
+    """
+
+    train: Batches
+    probe: Batches
+    val: Batches
+
+
+@dataclass
+class RecipeOutcome:
+    """What a recipe did besides changing the model in place."""
+
+    state: TrainState = field(default_factory=TrainState)
+    probe: LinearFit | None = None
+    wise: WiseCurve | None = None
+    wise_alpha: float | None = None
+
+
+def fit_head(
+    model: nn.Module,
+    arch: str,
+    batches: Batches,
+    settings: TrainSettings,
+    device: torch.device,
+    sample_weight: np.ndarray | None = None,
+) -> LinearFit:
+    """The probe: fit the final layer on frozen features of ``batches`` (in place)."""
+    features, y = extract_features(model, arch, batches, device)
+    layer = final_layer(model, arch)
+    prior = prior_log_odds(layer, features) if isinstance(layer, PriorHead) else None
+    result = fit_probe(
+        features,
+        y,
+        c=settings.probe_c,
+        prior=prior,
+        prior_mix=settings.prior_mix,
+        sample_weight=sample_weight,
+    )
+    apply_fit(layer, result)
+    logger.info("%s: probe fitted on %d images (prior weight %.3f)", arch, len(y), result.prior)
+    return result
+
+
+def _ft_settings(settings: TrainSettings) -> TrainSettings:
+    """LP-FT's fine-tuning stage: no warm-up, every layer at ``lr * lpft_lr_scale``."""
+    return settings.model_copy(
+        update={"warmup_epochs": 0, "lr": settings.lr * settings.lpft_lr_scale}
+        | {"backbone_lr_scale": 1.0}
+    )
+
+
+def train_recipe(
+    model: nn.Module,
+    arch: str,
+    data: RecipeData,
+    settings: TrainSettings,
+    *,
+    device: torch.device,
+    class_weights: torch.Tensor | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    on_epoch: EpochCallback | None = None,
+    wise_score: Scorer | None = None,
+) -> RecipeOutcome:
+    """Train ``model`` in place with ``settings.recipe`` (and WiSE-FT if ``wise_alpha`` is set).
+
+    Args:
+        model: From `harmscan.models.build_model` (with a `PriorHead` for ``head = prior``).
+        arch: Its architecture.
+        data: Training, probe and validation batches.
+        settings: The ``train`` section (recipe, head, probe, lp-ft and WiSE-FT settings).
+        device: Where to compute.
+        class_weights: Loss weights of the gradient-descent stages.
+        checkpoint: Checkpoint file of the gradient-descent stage.
+        resume: Resume that stage from ``checkpoint``.
+        on_epoch: Per-epoch callback of that stage.
+        wise_score: Scores a model on validation (higher is better) for ``wise_alpha = auto``.
+
+    Raises:
+        ValueError: ``wise_alpha = auto`` without ``wise_score``.
+    """
+    outcome = RecipeOutcome()
+    recipe = settings.recipe
+    if recipe in ("probe", "lp-ft"):
+        outcome.probe = fit_head(model, arch, data.probe, settings, device)
+    if not trains(recipe):
+        return outcome
+    start = snapshot(model)
+    stage = _ft_settings(settings) if recipe == "lp-ft" else settings
+    outcome.state = fit(
+        model,
+        arch,
+        data.train,
+        data.val,
+        stage,
+        device=device,
+        class_weights=class_weights,
+        checkpoint=checkpoint,
+        resume=resume,
+        on_epoch=on_epoch,
+    )
+    _wise(model, start, settings, outcome, wise_score)
+    return outcome
+
+
+def _wise(
+    model: nn.Module,
+    start: dict[str, torch.Tensor],
+    settings: TrainSettings,
+    outcome: RecipeOutcome,
+    score: Scorer | None,
+) -> None:
+    alpha = settings.wise_alpha
+    if alpha is None:
+        return
+    end = snapshot(model)
+    if score is not None:  # the curve is kept (logged) for a fixed alpha too
+        outcome.wise = wise_curve(model, start, end, settings.wise_alphas, score)
+    elif alpha == "auto":
+        raise ValueError("train.wise_alpha=auto needs a validation scorer")
+    outcome.wise_alpha = outcome.wise.best if alpha == "auto" and outcome.wise else float(alpha)
+    model.load_state_dict(interpolate(start, end, outcome.wise_alpha))
+    logger.info("WiSE-FT: alpha %.2f", outcome.wise_alpha)
