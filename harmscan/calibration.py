@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 EPS = 1e-7
-DOMAINS: tuple[str, ...] = ("photo", "illustration", "emoji")
 
 
 def log_odds(p_harmful: object) -> np.ndarray:
@@ -103,3 +103,73 @@ def threshold_for_recall_weighted(
     scores, cumulative = p[keep][order], np.cumsum(w[keep][order])
     needed = target_recall * cumulative[-1] - 1e-9
     return float(scores[int(np.searchsorted(cumulative, needed))])
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Calibration and decision threshold chosen on validation.
+
+    Attributes:
+        temperature: Divides the harmful log-odds (1.0 = unchanged).
+        threshold: Calibrated harmful probability at or above which an image is harmful.
+        review_low: Lower edge of the review band (calibrated scale).
+        review_high: Upper edge of the review band (calibrated scale).
+        ece_before: Weighted-mix ECE of the uncalibrated probabilities.
+        ece_after: The same after temperature scaling.
+    """
+
+    temperature: float
+    threshold: float
+    review_low: float
+    review_high: float
+    ece_before: float
+    ece_after: float
+
+
+def weighted_ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = 10) -> float:
+    """`harmscan.metrics.expected_calibration_error` with sample weights."""
+    edges = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+    index = np.clip(np.digitize(p, edges, right=True), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        m = index == b
+        if m.any():
+            gap = np.average(y[m], weights=w[m]) - np.average(p[m], weights=w[m])
+            error += w[m].sum() / w.sum() * abs(gap)
+    return float(error)
+
+
+def choose_operating_point(
+    y_true: object,
+    p_harmful: object,
+    domains: Sequence[str],
+    *,
+    photo_share: float,
+    target_recall: float,
+    band: float,
+    method: str = "temperature",
+) -> OperatingPoint:
+    """Fit the temperature, then the threshold for ``target_recall``, on the weighted mix.
+
+    Photos weigh ``photo_share`` of the mix (`mix_weights`); the review band is
+    ``threshold ± band`` on the calibrated scale.
+
+    Raises:
+        ValueError: An unknown method, or data without both classes.
+    """
+    if method not in ("temperature", "none"):
+        raise ValueError(f"unknown calibration {method!r}; valid: temperature, none")
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    p = np.asarray(p_harmful, dtype=np.float64).ravel()
+    w = mix_weights(domains, photo_share)
+    t = fit_temperature(y, p, w) if method == "temperature" else 1.0
+    calibrated = apply_temperature(p, t)
+    threshold = threshold_for_recall_weighted(y, calibrated, w, target_recall)
+    return OperatingPoint(
+        temperature=t,
+        threshold=threshold,
+        review_low=max(0.0, threshold - band),
+        review_high=min(1.0, threshold + band),
+        ece_before=weighted_ece(y, p, w),
+        ece_after=weighted_ece(y, calibrated, w),
+    )

@@ -166,3 +166,15 @@ def leaked_fraction(evaluation: pd.DataFrame, training: pd.DataFrame) -> float:
         return 0.0
     seen = set(training.loc[training["split"].isin(["train", "val"]), "image_id"])
     return len(test_ids & seen) / len(test_ids)
+
+
+def split_domains(frame: pd.DataFrame, split: str, default: str = "photo") -> list[str]:
+    """The ``domain`` of every image of ``split``, in `ManifestDataset` order.
+
+    A manifest written before domains existed has no ``domain`` column: every image then gets
+    ``default`` (Open Images is ``photo``; the offline mirror's icons are ``illustration``).
+    """
+    rows = frame[frame["split"] == split]
+    if "domain" not in rows.columns:
+        return [default] * len(rows)
+    return [str(d) or default for d in rows["domain"]]

@@ -12,6 +12,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece")
+DOMAINS: tuple[str, ...] = ("photo", "illustration", "emoji")
+DOMAIN_METRICS = ("auc", "recall", "safe_flagged", "precision", "count")
 HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc", "pr_auc"}
 
 
@@ -63,8 +65,34 @@ def binary_metrics(y_true: object, p_harmful: object, threshold: float = 0.5) ->
         "fp": float(fp),
         "fn": float(fn),
         "tp": float(tp),
+        "safe_flagged": float(fp / (fp + tn)) if fp + tn else float("nan"),
         "threshold": float(threshold),
     }
+
+
+def domain_metrics(
+    y_true: object, p_harmful: object, domains: object, threshold: float
+) -> dict[str, float]:
+    """``<domain>_<metric>`` for ``all`` and every domain of `DOMAINS`, always the same names.
+
+    A domain with no image (or one class only) gets NaN, so runs stay comparable in MLflow.
+    """
+    y, p = _arrays(y_true, p_harmful)
+    d = np.asarray(domains, dtype=object).ravel()
+    if d.shape != y.shape:
+        raise ValueError(f"{d.size} domains for {y.size} predictions")
+    unknown = sorted(set(d) - set(DOMAINS))
+    if unknown:
+        raise ValueError(f"unknown domains {unknown}; valid: {list(DOMAINS)}")
+    out: dict[str, float] = {}
+    for name in ("all", *DOMAINS):
+        mask = np.ones_like(y, dtype=bool) if name == "all" else d == name
+        values = binary_metrics(y[mask], p[mask], threshold) if mask.any() else {}
+        for metric in DOMAIN_METRICS:
+            default = 0.0 if metric == "count" else float("nan")
+            value = float(mask.sum()) if metric == "count" else values.get(metric, default)
+            out[f"{name}_{metric}"] = value
+    return out
 
 
 def threshold_for_recall(y_true: object, p_harmful: object, target_recall: float) -> float:

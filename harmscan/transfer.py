@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from conf.settings import TrainSettings
+from harmscan.calibration import OperatingPoint, choose_operating_point
 from harmscan.engine import Batches, EpochCallback, TrainState
-from harmscan.heads import PriorHead, final_layer
+from harmscan.heads import PriorHead, final_layer, imagenet_rows, scale_logits
+from harmscan.models import WeightsSource, build_model
 from harmscan.recipes import (
     LinearFit,
     WiseCurve,
@@ -167,3 +169,43 @@ def _wise(
     outcome.wise_alpha = outcome.wise.best if alpha == "auto" and outcome.wise else float(alpha)
     model.load_state_dict(interpolate(start, end, outcome.wise_alpha))
     logger.info("WiSE-FT: alpha %.2f", outcome.wise_alpha)
+
+
+def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings) -> nn.Module:
+    """`harmscan.models.build_model` with the head ``settings.head`` asks for.
+
+    Raises:
+        ValueError: An unknown name in ``train.prior_classes`` (with suggestions).
+    """
+    rows = imagenet_rows(settings.prior_classes) if settings.head == "prior" else None
+    return build_model(arch, source, prior_rows=rows)
+
+
+def calibrate_model(
+    model: nn.Module,
+    arch: str,
+    y_true: np.ndarray,
+    p_harmful: np.ndarray,
+    domains: Sequence[str],
+    settings: TrainSettings,
+) -> OperatingPoint:
+    """Choose temperature and threshold on validation; fold the temperature into the model."""
+    point = choose_operating_point(
+        y_true,
+        p_harmful,
+        domains,
+        photo_share=settings.calibration_photo_share,
+        target_recall=settings.target_recall,
+        band=settings.review_band,
+        method=settings.calibration,
+    )
+    scale_logits(final_layer(model, arch), 1.0 / point.temperature)
+    logger.info(
+        "%s: temperature %.3f (ECE %.4f -> %.4f), threshold %.4f",
+        arch,
+        point.temperature,
+        point.ece_before,
+        point.ece_after,
+        point.threshold,
+    )
+    return point

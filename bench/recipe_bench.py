@@ -1,0 +1,245 @@
+"""Training recipes side by side: time, ROC AUC per domain, recall and safe images flagged.
+
+    nice -n 10 .venv/bin/python bench/recipe_bench.py --gate gateset [--dataset DIR]
+        [--image-size 160] [--epochs 3] [--archs mobilenet_v2] [--configs prior,probe,...]
+        [--out results.json] [--plot roc.png]
+
+Without ``--dataset`` the training data is the offline mirror itself (``mirror/expected.csv``:
+its train / validation / test subsets, harmful and safe images only, domain ``illustration``),
+which is what the main job trains on. Every configuration is trained with the same seed,
+calibrated and thresholded on the dataset's validation split (`harmscan.transfer.calibrate_model`)
+and scored at that threshold on the dataset's test split and on the gate set (every row of its
+manifest, with its ``domain`` column). Timings depend on what else runs on the machine: compare
+the rows of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from conf.settings import TrainSettings
+from harmscan.data import ManifestDataset, class_weights, read_manifest, split_domains
+from harmscan.engine import evaluate, seed_everything
+from harmscan.metrics import binary_metrics, domain_metrics
+from harmscan.models import resolve_weights
+from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.transfer import RecipeData, build_recipe_model, calibrate_model, train_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS: dict[str, dict[str, Any]] = {
+    "prior": {"recipe": "prior", "head": "prior"},
+    "finetune": {"recipe": "finetune"},
+    "probe": {"recipe": "probe"},
+    "prior+probe": {"recipe": "probe", "head": "prior"},
+    "prior+probe-mix": {"recipe": "probe", "head": "prior", "prior_mix": 0.5},
+    "lp-ft": {"recipe": "lp-ft"},
+    "lp-ft+prior": {"recipe": "lp-ft", "head": "prior"},
+    "lp-ft+prior+wise": {"recipe": "lp-ft", "head": "prior", "wise_alpha": 0.5},
+}
+WEIGHTS = {"mobilenet_v2": "weights/mobilenet_v2_imagenet.pth", "resnet50": "imagenet"}
+
+
+def mirror_dataset(root: Path) -> Path:
+    """The mirror's harmful and safe images as a dataset folder (manifest + images)."""
+    split = {"train": "train", "validation": "val", "test": "test"}
+    rows = []
+    with (REPO / "mirror" / "expected.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["Expected"] not in ("harmful", "safe") or row["Defect"]:
+                continue
+            rel = f"{split[row['Subset']]}/{row['Expected']}/{row['ImageID']}.jpg"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(
+                REPO / "mirror/images" / row["Subset"] / f"{row['ImageID']}.jpg", root / rel
+            )
+            rows.append(
+                {
+                    "image_id": row["ImageID"],
+                    "label": row["Expected"],
+                    "split": split[row["Subset"]],
+                    "path": rel,
+                    "sha256": "",
+                    "domain": "illustration",
+                }
+            )
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def _all_rows(folder: Path, preset: EvalPreset) -> tuple[Dataset, list[str]]:
+    frame = read_manifest(folder)
+    splits = [s for s in ("train", "val", "test") if (frame["split"] == s).any()]
+    parts = [ManifestDataset(folder, s, preset, frame) for s in splits]
+    domains = [d for s in splits for d in split_domains(frame, s, "photo")]
+    return ConcatDataset(parts), domains
+
+
+def _predict(model: torch.nn.Module, data: Dataset, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    loader = DataLoader(data, batch_size=batch)
+    preds = evaluate(model, loader, torch.device("cpu"), description="eval")
+    return preds.y_true, preds.p_harmful
+
+
+def run_config(
+    name: str, arch: str, dataset: Path, gate: Path | None, base: dict[str, Any]
+) -> dict[str, Any]:
+    """Train, calibrate and score one configuration; return its figures and scores."""
+    cfg = TrainSettings(**{**base, **CONFIGS[name]})
+    seed_everything(cfg.seed)
+    frame = read_manifest(dataset)
+    train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
+    eval_preset = train_preset.eval_preset
+    data = RecipeData(
+        train=DataLoader(
+            ManifestDataset(dataset, "train", train_preset, frame),
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        ),
+        probe=DataLoader(
+            ManifestDataset(dataset, "train", eval_preset, frame), batch_size=cfg.batch_size
+        ),
+        val=DataLoader(
+            ManifestDataset(dataset, "val", eval_preset, frame), batch_size=cfg.batch_size
+        ),
+    )
+    start = time.perf_counter()
+    model = build_recipe_model(arch, resolve_weights(arch, cfg.weights[arch]), cfg)
+
+    def val_auc(m: torch.nn.Module) -> float:
+        return binary_metrics(*_predict(m, data.val.dataset, cfg.batch_size))["auc"]
+
+    outcome = train_recipe(
+        model,
+        arch,
+        data,
+        cfg,
+        device=torch.device("cpu"),
+        class_weights=class_weights(frame) if cfg.class_weighting else None,
+        wise_score=val_auc,
+    )
+    y_val, p_val = _predict(model, data.val.dataset, cfg.batch_size)
+    point = calibrate_model(model, arch, y_val, p_val, split_domains(frame, "val"), cfg)
+    seconds = time.perf_counter() - start
+    test = ManifestDataset(dataset, "test", eval_preset, frame)
+    y_test, p_test = _predict(model, test, cfg.batch_size)
+    result: dict[str, Any] = {
+        "config": name,
+        "arch": arch,
+        "train_seconds": round(seconds, 1),
+        "epochs_run": outcome.state.epoch,
+        "temperature": point.temperature,
+        "threshold": point.threshold,
+        "ece_before": point.ece_before,
+        "ece_after": point.ece_after,
+        "test": domain_metrics(y_test, p_test, split_domains(frame, "test"), point.threshold),
+    }
+    if gate is not None:
+        gate_data, domains = _all_rows(gate, eval_preset)
+        y_gate, p_gate = _predict(model, gate_data, cfg.batch_size)
+        result["gate"] = domain_metrics(y_gate, p_gate, domains, point.threshold)
+        result["gate_scores"] = {"y": y_gate.tolist(), "p": p_gate.tolist(), "domain": domains}
+    return result
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    """One markdown row per configuration."""
+    head = (
+        "| recipe | arch | train s | gate AUC all | photo | illustration | emoji | "
+        "gate recall | gate safe flagged | mirror test AUC |"
+    )
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for r in results:
+        g = r.get("gate", {})
+        cells = [
+            r["config"],
+            r["arch"],
+            f"{r['train_seconds']:.0f}",
+            *(f"{g.get(f'{d}_auc', float('nan')):.3f}" for d in ("all", "photo")),
+            *(f"{g.get(f'{d}_auc', float('nan')):.3f}" for d in ("illustration", "emoji")),
+            f"{g.get('all_recall', float('nan')):.2f}",
+            f"{g.get('all_safe_flagged', float('nan')):.2f}",
+            f"{r['test']['all_auc']:.3f}",
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+def plot_roc(results: list[dict[str, Any]], path: Path) -> None:
+    """ROC curves on the gate set, one panel per domain, one line per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    domains = ("all", "photo", "illustration", "emoji")
+    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 4.6))
+    for ax, domain in zip(axes, domains, strict=True):
+        for r in results:
+            s = r.get("gate_scores")
+            if not s:
+                continue
+            y, p, d = np.asarray(s["y"]), np.asarray(s["p"]), np.asarray(s["domain"])
+            mask = np.ones_like(y, dtype=bool) if domain == "all" else d == domain
+            if len(np.unique(y[mask])) < 2:
+                continue
+            fpr, tpr, _ = roc_curve(y[mask], p[mask])
+            auc = r["gate"][f"{domain}_auc"]
+            ax.plot(fpr, tpr, label=f"{r['config']} ({auc:.3f})")
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set(title=f"gate set: {domain}", xlabel="safe images flagged", ylabel="harmful recall")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=None)
+    parser.add_argument("--gate", type=Path, default=None)
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--archs", default="mobilenet_v2")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    base = {
+        "image_size": args.image_size,
+        "epochs": args.epochs,
+        "num_workers": 0,
+        "weights": WEIGHTS,
+    }
+    results = []
+    with tempfile.TemporaryDirectory(prefix="recipe-bench-") as tmp:
+        dataset = args.dataset or mirror_dataset(Path(tmp))
+        for arch in args.archs.split(","):
+            for name in args.configs.split(","):
+                results.append(run_config(name, arch, dataset, args.gate, base))
+                print_table(results[-1:])
+    print_table(results)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot_roc(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
