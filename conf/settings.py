@@ -195,6 +195,9 @@ class TrainSettings(Section):
     calibration: Literal["temperature", "none"] = "temperature"
     # Weight of photos in the validation mix that calibration and the threshold are chosen on.
     calibration_photo_share: float = Field(default=0.5, ge=0, le=1)
+    # The threshold is raised past target_recall's if it would flag more than this share of
+    # the (weighted) safe validation images; null: no cap.
+    max_safe_flagged: float | None = Field(default=0.10, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _recipe_head(self) -> TrainSettings:

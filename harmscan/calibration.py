@@ -105,6 +105,29 @@ def threshold_for_recall_weighted(
     return float(scores[int(np.searchsorted(cumulative, needed))])
 
 
+def threshold_for_safe_flagged(
+    y_true: object, p_harmful: object, weights: object, max_share: float
+) -> float:
+    """The lowest threshold that flags at most ``max_share`` of the weighted safe images.
+
+    Scores are flagged at ``p >= threshold``; ties above the cap push the threshold just past
+    them.
+    """
+    if not 0 <= max_share < 1:
+        raise ValueError(f"max_share must be in [0, 1), got {max_share}")
+    y = np.asarray(y_true).ravel() == 1
+    p = np.asarray(p_harmful, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    scores, weight = p[~y], w[~y]
+    order = np.argsort(-scores, kind="stable")
+    scores, flagged = scores[order], np.cumsum(weight[order]) / weight.sum()
+    over = np.nonzero(flagged > max_share + 1e-12)[0]
+    if over.size == 0:
+        return 0.0
+    first = scores[over[0]]  # flagging this score already breaks the cap
+    return float(np.nextafter(first, np.inf))
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     """Calibration and decision threshold chosen on validation.
@@ -148,11 +171,14 @@ def choose_operating_point(
     target_recall: float,
     band: float,
     method: str = "temperature",
+    max_safe_flagged: float | None = None,
 ) -> OperatingPoint:
     """Fit the temperature, then the threshold for ``target_recall``, on the weighted mix.
 
-    Photos weigh ``photo_share`` of the mix (`mix_weights`); the review band is
-    ``threshold ± band`` on the calibrated scale.
+    Photos weigh ``photo_share`` of the mix (`mix_weights`). The threshold is the highest one
+    that keeps ``target_recall``, raised further if it would flag more than ``max_safe_flagged``
+    of the (weighted) safe images: the cap on false alarms wins over the recall target. The
+    review band is ``threshold ± band`` on the calibrated scale.
 
     Raises:
         ValueError: An unknown method, or data without both classes.
@@ -165,6 +191,8 @@ def choose_operating_point(
     t = fit_temperature(y, p, w) if method == "temperature" else 1.0
     calibrated = apply_temperature(p, t)
     threshold = threshold_for_recall_weighted(y, calibrated, w, target_recall)
+    if max_safe_flagged is not None and (y == 0).any():
+        threshold = max(threshold, threshold_for_safe_flagged(y, calibrated, w, max_safe_flagged))
     return OperatingPoint(
         temperature=t,
         threshold=threshold,

@@ -198,6 +198,7 @@ def calibrate_model(
         target_recall=settings.target_recall,
         band=settings.review_band,
         method=settings.calibration,
+        max_safe_flagged=settings.max_safe_flagged,
     )
     scale_logits(final_layer(model, arch), 1.0 / point.temperature)
     logger.info(

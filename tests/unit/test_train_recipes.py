@@ -17,6 +17,7 @@ from harmscan.calibration import (
     fit_temperature,
     mix_weights,
     threshold_for_recall_weighted,
+    threshold_for_safe_flagged,
     weighted_ece,
 )
 from harmscan.data import ManifestDataset
@@ -232,3 +233,46 @@ def test_recipe_plumbing(
     point = calibrate_model(model, "mobilenet_v2", y, p, ["illustration"] * 4, cfg)
     assert point.temperature > 0
     assert model.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
+
+
+def test_safe_flagged_cap_raises_the_threshold() -> None:
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.4, 0.35, 0.2, 0.1, 0.1, 0.1, 0.05, 0.0])
+    w = np.ones_like(p)
+    cap = threshold_for_safe_flagged(y, p, w, 0.10)  # 1 of 10 safe images may be flagged
+    assert 0.5 < cap <= 0.7 + 1e-9
+    assert np.mean(p[y == 0] >= cap) <= 0.10
+    point = choose_operating_point(
+        y,
+        p,
+        ["photo"] * 14,
+        photo_share=0.5,
+        target_recall=1.0,
+        band=0.05,
+        method="none",
+        max_safe_flagged=0.10,
+    )
+    assert point.threshold == pytest.approx(cap)  # the cap wins over recall 1.0 (0.3)
+
+
+def test_behavioural_checks_catch_a_flip_sensitive_model() -> None:
+    from PIL import Image
+
+    from tests.behavioural import assert_clear_cases_ranked, assert_invariant
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)) for _ in range(3)]
+
+    def steady(batch: list) -> np.ndarray:
+        return np.array([np.asarray(im.convert("RGB")).mean() / 255 for im in batch])
+
+    def left_half(batch: list) -> np.ndarray:
+        return np.array([np.asarray(im)[:, : im.width // 2].mean() / 255 for im in batch])
+
+    assert_invariant(steady, images, tolerance=0.05)
+    with pytest.raises(AssertionError, match="hflip"):
+        assert_invariant(left_half, images, tolerance=0.001)
+    dark, bright = Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), (255, 255, 255))
+    assert_clear_cases_ranked(steady, [bright], [dark])
+    with pytest.raises(AssertionError, match="out of order"):
+        assert_clear_cases_ranked(steady, [dark], [bright])

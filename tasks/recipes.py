@@ -1,0 +1,135 @@
+"""The I/O around the transfer recipes: photo sets, calibration on a domain mix, MLflow logging.
+
+A photo set is a folder with a ``manifest.csv`` (``file``, ``label``, ``domain``; ``file``
+relative to the folder), e.g. ``gateset/`` (the promotion gate's) or ``photopool/`` (photos that
+may be used for calibration). The functions here are plain; `tasks.training` calls them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from conf.settings import TrainSettings
+from harmscan.bundle import LABELS
+from harmscan.calibration import OperatingPoint
+from harmscan.engine import evaluate
+from harmscan.imageio import decode_image, read_image_file
+from harmscan.metrics import domain_metrics
+from harmscan.presets import EvalPreset
+from harmscan.recipes import WiseCurve
+from harmscan.transfer import RecipeOutcome, calibrate_model
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Labels (1 = harmful), harmful probabilities and domains of one set of images."""
+
+    y: np.ndarray
+    p: np.ndarray
+    domains: list[str]
+
+    def __add__(self, other: Scored) -> Scored:
+        return Scored(
+            np.concatenate([self.y, other.y]),
+            np.concatenate([self.p, other.p]),
+            [*self.domains, *other.domains],
+        )
+
+
+class _PhotoDataset(Dataset[tuple[torch.Tensor, int]]):
+    def __init__(self, root: Path, frame: pd.DataFrame, preset: EvalPreset) -> None:
+        self.paths = [root / str(f) for f in frame["file"]]
+        self.targets = [LABELS.index(str(label)) for label in frame["label"]]
+        self.preset = preset
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = decode_image(read_image_file(self.paths[index]))
+        return self.preset(image), self.targets[index]
+
+
+def resolve_photo_set(setting: str | None) -> Path | None:
+    """A photo-set setting as a folder (relative paths from the cwd, then the repository)."""
+    if not setting:
+        return None
+    path = Path(setting)
+    for candidate in (path, REPO_ROOT / path) if not path.is_absolute() else (path,):
+        if (candidate / "manifest.csv").is_file():
+            return candidate.resolve()
+    raise FileNotFoundError(f"photo set {setting!r} has no manifest.csv (cwd or {REPO_ROOT})")
+
+
+def score_photo_set(
+    model: nn.Module, root: Path, preset: EvalPreset, *, batch_size: int = 32
+) -> Scored:
+    """Score every image of a photo set with ``model`` (CPU)."""
+    frame = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    data = _PhotoDataset(root, frame, preset)
+    loader = DataLoader(data, batch_size=batch_size)
+    preds = evaluate(model, loader, torch.device("cpu"), description=f"{root.name} ({len(data)})")
+    return Scored(preds.y_true, preds.p_harmful, [str(d) for d in frame["domain"]])
+
+
+def calibrate_on_mix(
+    model: nn.Module, arch: str, val: Scored, photos: Scored | None, cfg: TrainSettings
+) -> OperatingPoint:
+    """Temperature and threshold on validation plus the calibration photos (folded in)."""
+    mix = val + photos if photos is not None else val
+    return calibrate_model(model, arch, mix.y, mix.p, mix.domains, cfg)
+
+
+def set_metrics(prefix: str, scored: Scored, threshold: float) -> dict[str, float]:
+    """``<prefix>_<domain>_<metric>`` for every domain (same names for every run)."""
+    values = domain_metrics(scored.y, scored.p, scored.domains, threshold)
+    return {f"{prefix}_{k}": v for k, v in values.items()}
+
+
+def log_recipe(run: Any, outcome: RecipeOutcome, point: OperatingPoint) -> None:
+    """Log the calibration figures and the WiSE-FT curve (metric per alpha and a plot)."""
+    run.log_metrics(
+        {
+            "calibration_temperature": point.temperature,
+            "calibration_ece_before": point.ece_before,
+            "calibration_ece_after": point.ece_after,
+            "threshold": point.threshold,
+        }
+    )
+    if outcome.probe is not None:
+        run.log_metrics({"probe_prior_weight": outcome.probe.prior})
+    if outcome.wise is not None:
+        for alpha, score in zip(outcome.wise.alphas, outcome.wise.scores, strict=True):
+            run.log_metrics({"wise_val_auc": score}, step=round(alpha * 100))
+        run.log_metrics({"wise_alpha": float(outcome.wise_alpha or 0.0)})
+        with tempfile.TemporaryDirectory(prefix="harmscan-wise-") as tmp:
+            _plot_wise(outcome.wise, Path(tmp) / "wise_curve.png")
+            run.log_artifacts(Path(tmp), "evaluation")
+
+
+def _plot_wise(curve: WiseCurve, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(curve.alphas, curve.scores, marker="o")
+    ax.set(xlabel="alpha (0 = start, 1 = fine-tuned)", ylabel="validation ROC AUC", title="WiSE-FT")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
