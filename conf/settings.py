@@ -198,6 +198,9 @@ class TrainSettings(Section):
     # The threshold is raised past target_recall's if it would flag more than this share of
     # the (weighted) safe validation images; null: no cap.
     max_safe_flagged: float | None = Field(default=0.10, ge=0, lt=1)
+    # A photo set (folder with manifest.csv: file, label, domain) added to the validation split
+    # for calibration and the threshold, e.g. photopool; null: validation split only.
+    calibration_photos: str | None = None
 
     @model_validator(mode="after")
     def _recipe_head(self) -> TrainSettings:
@@ -228,6 +231,10 @@ class MlflowSettings(Section):
     promotion_metric: Literal["auc", "pr_auc", "f1", "accuracy", "recall", "precision"] = "auc"
     min_improvement: float = Field(default=0.0, ge=0)
     floors: dict[str, float] = Field(default_factory=lambda: {"accuracy": 0.6, "auc": 0.6})
+    # The fixed photo set the gate scores candidate, champion and prior on (null: test only).
+    gate_set: str | None = None
+    # On the gate set a candidate may score at most this much below the champion / the prior.
+    gate_tolerance: float = Field(default=0.02, ge=0, le=1)
 
 
 class KafkaSettings(Section):

@@ -27,11 +27,15 @@ def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
 
 
 def preflight(settings: Settings) -> None:
-    """Fail before any work if a weights setting cannot be resolved (missing file, unknown arch)."""
+    """Fail before any work on a bad weights setting or an unknown ImageNet prior class."""
     from harmscan.models import resolve_weights
 
     for arch in settings.train.models:
         resolve_weights(arch, settings.train.weights.get(arch, "none"))
+    if settings.train.head == "prior":
+        from harmscan.heads import imagenet_rows
+
+        imagenet_rows(settings.train.prior_classes)  # an unknown name fails with suggestions
 
 
 def train_changes(

@@ -20,14 +20,31 @@ from torch.utils.data import DataLoader
 from conf.loader import dump_settings
 from conf.settings import Settings, TrainSettings
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
-from harmscan.data import ManifestDataset, class_weights, dataset_version, read_manifest, summarize
-from harmscan.engine import pick_device, seed_everything
-from harmscan.metrics import binary_metrics, choose_thresholds
+from harmscan.calibration import apply_temperature
+from harmscan.data import (
+    ManifestDataset,
+    class_weights,
+    dataset_version,
+    read_manifest,
+    split_domains,
+    summarize,
+)
+from harmscan.engine import evaluate, pick_device, seed_everything
+from harmscan.metrics import binary_metrics
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
-from harmscan.models import build_model, resolve_weights
+from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
-from harmscan.trainer import fit
+from harmscan.recipes import recipe_name
+from harmscan.transfer import RecipeData, RecipeOutcome, build_recipe_model, train_recipe
 from tasks.evaluation import predict_split
+from tasks.recipes import (
+    Scored,
+    calibrate_on_mix,
+    log_recipe,
+    resolve_photo_set,
+    score_photo_set,
+    set_metrics,
+)
 from tasks.registry import log_bundle
 
 logger = logging.getLogger(__name__)
@@ -49,7 +66,7 @@ class TrainResult(BaseModel):
     threshold: float
 
 
-def _loaders(dataset: Path, cfg: TrainSettings, frame: Any) -> tuple[DataLoader, DataLoader]:
+def _loaders(dataset: Path, cfg: TrainSettings, frame: Any) -> RecipeData:
     train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
     generator = torch.Generator().manual_seed(cfg.seed)
     train = DataLoader(
@@ -60,12 +77,15 @@ def _loaders(dataset: Path, cfg: TrainSettings, frame: Any) -> tuple[DataLoader,
         generator=generator,
         drop_last=False,
     )
-    val = DataLoader(
-        ManifestDataset(dataset, "val", train_preset.eval_preset, frame),
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
+    val, probe = (
+        DataLoader(
+            ManifestDataset(dataset, split, train_preset.eval_preset, frame),
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
+        )
+        for split in ("val", "train")
     )
-    return train, val
+    return RecipeData(train=train, probe=probe, val=val)
 
 
 def _log_params(settings: Settings, extra: dict[str, Any]) -> None:
@@ -138,36 +158,44 @@ def train_and_register(
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    model = build_model(arch, source)
+    model = build_recipe_model(arch, source, cfg)
     frame = read_manifest(dataset)
     version = dataset_version(dataset)
-    train_loader, val_loader = _loaders(dataset, cfg, frame)
+    data = _loaders(dataset, cfg, frame)
     weights = class_weights(frame) if cfg.class_weighting else None
     checkpoint = settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt"
 
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     experiment = mlflow.set_experiment(settings.mlflow.experiment)
     with mlflow.start_run(run_name=f"{arch}-{version}") as run:
-        mlflow.set_tags({"arch": arch, "weights": source.describe()})
+        recipe = recipe_name(cfg.recipe, cfg.head, _fixed_alpha(cfg))
+        mlflow.set_tags({"arch": arch, "weights": source.describe(), "recipe": recipe})
         _log_params(settings, {"arch": arch, "weights_source": source.describe(), "device": device})
         _log_dataset(dataset, frame, version)
 
         def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=epoch)
 
-        state = fit(
+        def val_auc(candidate: torch.nn.Module) -> float:
+            preds = evaluate(candidate, data.val, device, description="WiSE-FT val")
+            return binary_metrics(preds.y_true, preds.p_harmful)["auc"]
+
+        outcome = train_recipe(
             model,
             arch,
-            train_loader,
-            val_loader,
+            data,
             cfg,
             device=device,
             class_weights=weights,
             checkpoint=checkpoint,
             resume=resume,
             on_epoch=log_epoch,
+            wise_score=val_auc,
         )
-        spec, test, preds = _evaluate(model, arch, dataset, cfg, version, device)
+        state = outcome.state
+        spec, test, preds = _evaluate(
+            model, arch, settings, dataset, frame, outcome, device, recipe
+        )
         mlflow.log_metrics({f"test_{k}": v for k, v in test.items()})
         mlflow.log_metrics({"best_epoch": state.best_epoch, "epochs_run": state.epoch})
         card = model_card(
@@ -179,9 +207,9 @@ def train_and_register(
             epochs_run=state.epoch,
             best_epoch=state.best_epoch,
         )
-        _log_evaluation_artifacts(preds.y_true, preds.p_harmful, test, spec, card)
+        _log_evaluation_artifacts(preds.y, preds.p, test, spec, card)
         name = settings.mlflow.registered_model if register else None
-        bundle = log_bundle(model, spec, registered_model=name)
+        bundle = log_bundle(model, spec, registered_model=name, version_tags={"recipe": recipe})
     return TrainResult(
         arch=arch,
         run_id=run.info.run_id,
@@ -195,32 +223,60 @@ def train_and_register(
     )
 
 
+def _fixed_alpha(cfg: TrainSettings) -> float | None:
+    return cfg.wise_alpha if isinstance(cfg.wise_alpha, float) else None
+
+
+def _scored(
+    model: torch.nn.Module, dataset: Path, split: str, frame: Any, domain: str, **kw: Any
+) -> Scored:
+    """A split's predictions with each image's domain (``domain`` where the manifest has none)."""
+    preds = predict_split(model, dataset, split, **kw)
+    return Scored(preds.y_true, preds.p_harmful, split_domains(frame, split, domain))
+
+
 def _evaluate(
     model: torch.nn.Module,
     arch: str,
+    settings: Settings,
     dataset: Path,
-    cfg: TrainSettings,
-    version: str,
+    frame: Any,
+    outcome: RecipeOutcome,
     device: torch.device,
-) -> tuple[ServingSpec, dict[str, float], Any]:
-    """Threshold on val for the target recall, then test metrics at that threshold."""
+    recipe: str,
+) -> tuple[ServingSpec, dict[str, float], Scored]:
+    """Calibrate and threshold on val (+ photos), then test (and gate-set) metrics there."""
     import mlflow
 
+    cfg = settings.train
     preset = EvalPreset(image_size=cfg.image_size)
-    val = predict_split(model, dataset, "val", preset, batch_size=cfg.batch_size, device=device)
-    chosen = choose_thresholds(val.y_true, val.p_harmful, cfg.target_recall, cfg.review_band)
-    val_metrics = binary_metrics(val.y_true, val.p_harmful, chosen.threshold)
+    # Without a domain column: Open Images rows are photos, the offline mirror's are icons.
+    domain = "photo" if settings.openimages.source == "openimages" else "illustration"
+    kw = {"preset": preset, "batch_size": cfg.batch_size, "device": device}
+    val = _scored(model, dataset, "val", frame, domain, **kw)
+    photos_dir = resolve_photo_set(cfg.calibration_photos)
+    photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
+    point = calibrate_on_mix(model, arch, val, photos, cfg)
+    log_recipe(mlflow, outcome, point)
+    calibrated = apply_temperature(val.p, point.temperature)
+    val_metrics = binary_metrics(val.y, calibrated, point.threshold)
     mlflow.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
     spec = ServingSpec(
         arch=arch,
-        threshold=chosen.threshold,
-        review_low=chosen.review_low,
-        review_high=chosen.review_high,
-        dataset_version=version,
+        threshold=point.threshold,
+        review_low=point.review_low,
+        review_high=point.review_high,
+        dataset_version=dataset_version(dataset),
+        extra={"recipe": recipe, "temperature": f"{point.temperature:.6f}"},
         **preset.spec_fields(),
     )
-    test = predict_split(model, dataset, "test", preset, batch_size=cfg.batch_size, device=device)
-    return spec, binary_metrics(test.y_true, test.p_harmful, spec.threshold), test
+    test = _scored(model, dataset, "test", frame, domain, **kw)
+    mlflow.log_metrics(set_metrics("test", test, spec.threshold))
+    gate_dir = resolve_photo_set(settings.mlflow.gate_set)
+    if gate_dir is not None:
+        gate = score_photo_set(model, gate_dir, preset)
+        mlflow.log_metrics(set_metrics("gate", gate, spec.threshold))
+    return spec, binary_metrics(test.y, test.p, spec.threshold), test
 
 
 @task(name="train-model", retries=0)
