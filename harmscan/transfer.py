@@ -171,6 +171,25 @@ def _wise(
     logger.info("WiSE-FT: alpha %.2f", outcome.wise_alpha)
 
 
+def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str) -> TrainSettings:
+    """The recipe an architecture can run: without pretrained weights only ``finetune``.
+
+    Probing random features or a prior without an ImageNet classifier means nothing, so an
+    architecture whose weights are ``none`` (ResNet50 on offline machines) is fine-tuned from
+    scratch instead, with a loud warning; the run's ``recipe`` tag records what ran.
+    """
+    if source.kind != "none" or (settings.recipe == "finetune" and settings.head == "linear"):
+        return settings
+    logger.warning(
+        "!!! %s has no pretrained weights: recipe %s with head %s needs them; fine-tuning a "
+        "linear head from scratch instead",
+        arch,
+        settings.recipe,
+        settings.head,
+    )
+    return settings.model_copy(update={"recipe": "finetune", "head": "linear", "wise_alpha": None})
+
+
 def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings) -> nn.Module:
     """`harmscan.models.build_model` with the head ``settings.head`` asks for.
 

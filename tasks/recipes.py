@@ -133,3 +133,34 @@ def _plot_wise(curve: WiseCurve, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+PRIOR_TAG = "recipe"
+PRIOR_VALUE = "prior"
+
+
+def evaluate_uri_on_photos(model_uri: str, root: Path, *, batch_size: int = 32) -> dict[str, float]:
+    """Metrics of a logged bundle on a photo set at the bundle's own threshold.
+
+    Returns `harmscan.metrics.binary_metrics` plus ``<domain>_<metric>`` per domain.
+    """
+    import mlflow.pytorch
+
+    from tasks.evaluation import download_bundle
+
+    with tempfile.TemporaryDirectory(prefix="harmscan-gate-") as tmp:
+        spec, local = download_bundle(model_uri, Path(tmp))
+        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
+    scored = score_photo_set(model, root, EvalPreset.from_spec(spec), batch_size=batch_size)
+    from harmscan.metrics import binary_metrics
+
+    return {
+        **binary_metrics(scored.y, scored.p, spec.threshold),
+        **domain_metrics(scored.y, scored.p, scored.domains, spec.threshold),
+    }
+
+
+def prior_version(client: Any, name: str) -> str | None:
+    """The registered version tagged ``recipe=prior`` (the newest if several), or None."""
+    versions = client.search_model_versions(f"name='{name}' and tags.{PRIOR_TAG}='{PRIOR_VALUE}'")
+    return max((str(v.version) for v in versions), key=int, default=None)

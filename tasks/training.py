@@ -35,7 +35,13 @@ from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.recipes import recipe_name
-from harmscan.transfer import RecipeData, RecipeOutcome, build_recipe_model, train_recipe
+from harmscan.transfer import (
+    RecipeData,
+    RecipeOutcome,
+    build_recipe_model,
+    effective_settings,
+    train_recipe,
+)
 from tasks.evaluation import predict_split
 from tasks.recipes import (
     Scored,
@@ -152,9 +158,10 @@ def train_and_register(
     """
     import mlflow
 
-    cfg = settings.train
     dataset = Path(dataset).resolve()
-    source = resolve_weights(arch, cfg.weights.get(arch, "none"))
+    source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
+    cfg = effective_settings(settings.train, source, arch)
+    settings = settings.model_copy(update={"train": cfg})
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -277,6 +284,35 @@ def _evaluate(
         gate = score_photo_set(model, gate_dir, preset)
         mlflow.log_metrics(set_metrics("gate", gate, spec.threshold))
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
+
+
+PRIOR_ARCH = "mobilenet_v2"
+
+
+def ensure_prior(settings: Settings, dataset: Path) -> str | None:
+    """Register the untrained ImageNet prior once (version tag ``recipe=prior``); its version.
+
+    The prior is `PRIOR_ARCH` with the prior head and no training, calibrated and thresholded
+    on ``dataset``'s validation split like any candidate. Returns the existing version when one
+    is registered, and None (with a warning) when the architecture has no pretrained weights.
+    """
+    import mlflow
+
+    from tasks.recipes import prior_version
+
+    name = settings.mlflow.registered_model
+    found = prior_version(mlflow.MlflowClient(settings.mlflow.tracking_uri), name)
+    if found is not None:
+        return found
+    source = resolve_weights(PRIOR_ARCH, settings.train.weights.get(PRIOR_ARCH, "none"))
+    if source.kind == "none":
+        logger.warning("no pretrained %s weights: no prior reference registered", PRIOR_ARCH)
+        return None
+    update = {"recipe": "prior", "head": "prior", "wise_alpha": None}
+    prior = settings.model_copy(update={"train": settings.train.model_copy(update=update)})
+    result = train_and_register(prior, PRIOR_ARCH, dataset, register=True)
+    logger.info("registered the untrained prior as %s version %s", name, result.version)
+    return result.version
 
 
 @task(name="train-model", retries=0)
