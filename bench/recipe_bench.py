@@ -2,15 +2,15 @@
 
     nice -n 10 .venv/bin/python bench/recipe_bench.py --gate gateset [--dataset DIR]
         [--image-size 160] [--epochs 3] [--archs mobilenet_v2] [--configs prior,probe,...]
-        [--out results.json] [--plot roc.png]
+        [--calibration-photos photopool] [--out results.json] [--plot roc.png]
 
 Without ``--dataset`` the training data is the offline mirror itself (``mirror/expected.csv``:
 its train / validation / test subsets, harmful and safe images only, domain ``illustration``),
 which is what the main job trains on. Every configuration is trained with the same seed,
-calibrated and thresholded on the dataset's validation split (`harmscan.transfer.calibrate_model`)
-and scored at that threshold on the dataset's test split and on the gate set (every row of its
-manifest, with its ``domain`` column). Timings depend on what else runs on the machine: compare
-the rows of one run, not runs.
+calibrated and thresholded on the dataset's validation split plus the calibration photos
+(`tasks.recipes.calibrate_on_mix`) and scored at that threshold on the dataset's test split
+and on the gate set (every row of its manifest, with its ``domain`` column). Timings depend
+on what else runs on the machine: compare the rows of one run, not runs.
 """
 
 from __future__ import annotations
@@ -28,26 +28,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from conf.settings import TrainSettings
 from harmscan.data import ManifestDataset, class_weights, read_manifest, split_domains
 from harmscan.engine import evaluate, seed_everything
 from harmscan.metrics import binary_metrics, domain_metrics
 from harmscan.models import resolve_weights
-from harmscan.presets import EvalPreset, TrainPreset
-from harmscan.transfer import RecipeData, build_recipe_model, calibrate_model, train_recipe
+from harmscan.presets import TrainPreset
+from harmscan.transfer import RecipeData, build_recipe_model, train_recipe
+from tasks.recipes import Scored, calibrate_on_mix, score_photo_set
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS: dict[str, dict[str, Any]] = {
     "prior": {"recipe": "prior", "head": "prior"},
     "finetune": {"recipe": "finetune"},
     "probe": {"recipe": "probe"},
-    "prior+probe": {"recipe": "probe", "head": "prior"},
-    "prior+probe-mix": {"recipe": "probe", "head": "prior", "prior_mix": 0.5},
+    "prior+probe": {"recipe": "probe", "head": "prior", "prior_mix": 0.5},
+    "prior+probe-joint": {"recipe": "probe", "head": "prior", "prior_mix": None},
     "lp-ft": {"recipe": "lp-ft"},
-    "lp-ft+prior": {"recipe": "lp-ft", "head": "prior"},
-    "lp-ft+prior+wise": {"recipe": "lp-ft", "head": "prior", "wise_alpha": 0.5},
+    "lp-ft+prior": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5},
+    "lp-ft+prior+wise": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5, "wise_alpha": 0.5},
 }
 WEIGHTS = {"mobilenet_v2": "weights/mobilenet_v2_imagenet.pth", "resnet50": "imagenet"}
 
@@ -79,14 +80,6 @@ def mirror_dataset(root: Path) -> Path:
     return root
 
 
-def _all_rows(folder: Path, preset: EvalPreset) -> tuple[Dataset, list[str]]:
-    frame = read_manifest(folder)
-    splits = [s for s in ("train", "val", "test") if (frame["split"] == s).any()]
-    parts = [ManifestDataset(folder, s, preset, frame) for s in splits]
-    domains = [d for s in splits for d in split_domains(frame, s, "photo")]
-    return ConcatDataset(parts), domains
-
-
 def _predict(model: torch.nn.Module, data: Dataset, batch: int) -> tuple[np.ndarray, np.ndarray]:
     loader = DataLoader(data, batch_size=batch)
     preds = evaluate(model, loader, torch.device("cpu"), description="eval")
@@ -94,7 +87,12 @@ def _predict(model: torch.nn.Module, data: Dataset, batch: int) -> tuple[np.ndar
 
 
 def run_config(
-    name: str, arch: str, dataset: Path, gate: Path | None, base: dict[str, Any]
+    name: str,
+    arch: str,
+    dataset: Path,
+    gate: Path | None,
+    calibration: Path | None,
+    base: dict[str, Any],
 ) -> dict[str, Any]:
     """Train, calibrate and score one configuration; return its figures and scores."""
     cfg = TrainSettings(**{**base, **CONFIGS[name]})
@@ -132,7 +130,9 @@ def run_config(
         wise_score=val_auc,
     )
     y_val, p_val = _predict(model, data.val.dataset, cfg.batch_size)
-    point = calibrate_model(model, arch, y_val, p_val, split_domains(frame, "val"), cfg)
+    val = Scored(y_val, p_val, split_domains(frame, "val", "illustration"))
+    photos = score_photo_set(model, calibration, eval_preset) if calibration else None
+    point = calibrate_on_mix(model, arch, val, photos, cfg)
     seconds = time.perf_counter() - start
     test = ManifestDataset(dataset, "test", eval_preset, frame)
     y_test, p_test = _predict(model, test, cfg.batch_size)
@@ -148,10 +148,9 @@ def run_config(
         "test": domain_metrics(y_test, p_test, split_domains(frame, "test"), point.threshold),
     }
     if gate is not None:
-        gate_data, domains = _all_rows(gate, eval_preset)
-        y_gate, p_gate = _predict(model, gate_data, cfg.batch_size)
-        result["gate"] = domain_metrics(y_gate, p_gate, domains, point.threshold)
-        result["gate_scores"] = {"y": y_gate.tolist(), "p": p_gate.tolist(), "domain": domains}
+        g = score_photo_set(model, gate, eval_preset)
+        result["gate"] = domain_metrics(g.y, g.p, g.domains, point.threshold)
+        result["gate_scores"] = {"y": g.y.tolist(), "p": g.p.tolist(), "domain": g.domains}
     return result
 
 
@@ -211,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=None)
     parser.add_argument("--gate", type=Path, default=None)
+    parser.add_argument("--calibration-photos", type=Path, default=None)
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--archs", default="mobilenet_v2")
@@ -232,7 +232,9 @@ def main() -> None:
         dataset = args.dataset or mirror_dataset(Path(tmp))
         for arch in args.archs.split(","):
             for name in args.configs.split(","):
-                results.append(run_config(name, arch, dataset, args.gate, base))
+                results.append(
+                    run_config(name, arch, dataset, args.gate, args.calibration_photos, base)
+                )
                 print_table(results[-1:])
     print_table(results)
     if args.out:

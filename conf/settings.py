@@ -181,9 +181,10 @@ class TrainSettings(Section):
     # linear term (harmscan.heads.PriorHead). recipe=prior needs head=prior.
     head: Literal["linear", "prior"] = "linear"
     prior_classes: list[str] = Field(default_factory=lambda: list(_IMAGENET_HARMFUL))
-    # With head=prior: null fits the prior's weight with the probe; 0..1 fixes the mix of the
-    # two standardised log-odds (0.5 = equal weight).
-    prior_mix: float | None = Field(default=None, ge=0, le=1)
+    # With head=prior: 0..1 fixes the mix of the two standardised log-odds (0.5 = equal
+    # weight); null fits the prior's weight jointly with the probe (on clip-art training data
+    # that weight comes out near 0 and the photo knowledge is lost: README, train section).
+    prior_mix: float | None = Field(default=0.5, ge=0, le=1)
     probe_c: float = Field(default=0.1, gt=0, description="inverse L2 strength of the probe")
     # lp-ft: fine-tuning after the probe runs every layer at lr * lpft_lr_scale.
     lpft_lr_scale: float = Field(default=0.1, gt=0)
