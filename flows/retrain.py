@@ -18,8 +18,9 @@ from flows.common import failure_note, resolve, time_limit
 from flows.etl import etl
 from flows.train import preflight, train, train_changes
 from tasks.artifacts import run_namer
+from tasks.recipes import resolve_photo_set
 from tasks.registry import CHAMPION, promote_task
-from tasks.training import TrainResult
+from tasks.training import TrainResult, ensure_prior_task
 
 
 class RetrainResult(BaseModel):
@@ -84,6 +85,9 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
     name = settings.mlflow.registered_model
     if promote:
         ml = settings.mlflow
+        gate_set = resolve_photo_set(ml.gate_set)
+        if gate_set is not None:
+            ensure_prior_task(settings, data.dataset_dir)  # the reference, registered once
         for result in trained:
             assert result.version is not None
             decisions.append(
@@ -95,6 +99,8 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
                     dict(ml.floors),
                     ml.min_improvement,
                     ml.tracking_uri,
+                    gate_set,
+                    ml.gate_tolerance,
                 )
             )
     champion = _champion(settings)

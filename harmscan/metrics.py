@@ -177,3 +177,27 @@ def decide_promotion(
         f"{metric} {value:.4f} does not beat champion {current:.4f} (+{min_improvement} needed)"
     )
     return PromotionDecision(False, reason, metric, value, current)
+
+
+def decide_not_worse(
+    candidate: dict[str, float],
+    baseline: dict[str, float] | None,
+    *,
+    metric: str,
+    tolerance: float,
+    against: str,
+) -> PromotionDecision:
+    """Pass unless the candidate scores more than ``tolerance`` below ``baseline`` on ``metric``.
+
+    Used on the fixed photo gate set, against the champion and against the untrained prior.
+    A NaN candidate value fails; no baseline passes.
+    """
+    value = float(candidate[metric])
+    if baseline is None:
+        return PromotionDecision(True, f"no {against} to compare", metric, value, None)
+    current = float(baseline[metric])
+    if value >= current - tolerance:
+        reason = f"{metric} {value:.4f} not worse than {against} {current:.4f} (-{tolerance})"
+        return PromotionDecision(True, reason, metric, value, current)
+    reason = f"{metric} {value:.4f} worse than {against} {current:.4f} beyond -{tolerance}"
+    return PromotionDecision(False, reason, metric, value, current)

@@ -164,3 +164,37 @@ def prior_version(client: Any, name: str) -> str | None:
     """The registered version tagged ``recipe=prior`` (the newest if several), or None."""
     versions = client.search_model_versions(f"name='{name}' and tags.{PRIOR_TAG}='{PRIOR_VALUE}'")
     return max((str(v.version) for v in versions), key=int, default=None)
+
+
+def photo_gate(
+    client: Any,
+    name: str,
+    version: str,
+    champion: str | None,
+    gate_set: Path,
+    metric: str,
+    tolerance: float,
+) -> Any:
+    """The gate-set checks: the candidate may not be worse than the champion or the prior there.
+
+    Returns the first failing `harmscan.metrics.PromotionDecision`, else the last passing one.
+    """
+    from harmscan.metrics import decide_not_worse
+
+    candidate = evaluate_uri_on_photos(f"models:/{name}/{version}", gate_set)
+    decision = None
+    baselines = {"champion on the gate set": champion, "prior on the gate set": None}
+    prior = prior_version(client, name)
+    if prior is not None and prior != version:
+        baselines["prior on the gate set"] = prior
+    for against, other in baselines.items():
+        baseline = None
+        if other is not None and other != version:
+            baseline = evaluate_uri_on_photos(f"models:/{name}/{other}", gate_set)
+        decision = decide_not_worse(
+            candidate, baseline, metric=metric, tolerance=tolerance, against=against
+        )
+        logger.info("gate set, %s v%s: %s", name, version, decision.reason)
+        if not decision.promote:
+            return decision
+    return decision

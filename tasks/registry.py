@@ -227,8 +227,14 @@ def promote_candidate(
     min_improvement: float = 0.0,
     batch_size: int = 32,
     tracking_uri: str | None = None,
+    gate_set: Path | None = None,
+    gate_tolerance: float = 0.02,
 ) -> dict[str, Any]:
     """The promotion gate: move ``champion`` to ``version`` only if it beats the current one.
+
+    With a ``gate_set`` (a fixed photo set), the candidate must also score no more than
+    ``gate_tolerance`` below the champion there, and no more than that below the untrained
+    prior (the version tagged ``recipe=prior``), on ``metric``.
 
     Both the candidate and the current champion are evaluated on the test split of ``dataset``
     (the candidate's), each with its own preset and threshold. A candidate that passes gets
@@ -263,6 +269,12 @@ def promote_candidate(
         floors=floors,
         min_improvement=min_improvement,
     )
+    if gate_set is not None and decision.promote and champion != version:
+        from tasks.recipes import photo_gate
+
+        gated = photo_gate(client, name, version, champion, gate_set, metric, gate_tolerance)
+        if not gated.promote:
+            decision = type(decision)(False, gated.reason, metric, decision.candidate, None)
     if champion == version:
         decision = type(decision)(True, "already champion", metric, decision.candidate, None)
     tags = _decision_tags(decision, dataset_version(dataset), champion)
@@ -343,6 +355,8 @@ def promote_task(
     floors: dict[str, float],
     min_improvement: float = 0.0,
     tracking_uri: str | None = None,
+    gate_set: Path | None = None,
+    gate_tolerance: float = 0.02,
 ) -> dict[str, Any]:
     """Prefect task: `promote_candidate`, with the decision published as a markdown artifact."""
     from tasks.artifacts import publish_promotion
@@ -355,6 +369,8 @@ def promote_task(
         floors=floors,
         min_improvement=min_improvement,
         tracking_uri=tracking_uri,
+        gate_set=gate_set,
+        gate_tolerance=gate_tolerance,
     )
     champion = result["champion_version"]
     publish_promotion(

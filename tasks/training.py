@@ -333,3 +333,11 @@ def train_task(
         result.threshold,
     )
     return result
+
+
+@task(name="ensure-prior", retries=0)
+def ensure_prior_task(settings: Settings, dataset: Path) -> str | None:
+    """Prefect task: `ensure_prior`."""
+    version = ensure_prior(settings, dataset)
+    get_run_logger().info("prior reference: version %s", version)
+    return version

@@ -49,6 +49,8 @@ def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.
             "train.image_size=64",
             "train.batch_size=16",
             "train.threads=2",
+            "train.recipe=finetune",  # the epoch loop's logging is what this module checks
+            "train.head=linear",
         ],
     )
     settings = source.resolve()
