@@ -276,3 +276,21 @@ def test_behavioural_checks_catch_a_flip_sensitive_model() -> None:
     assert_clear_cases_ranked(steady, [bright], [dark])
     with pytest.raises(AssertionError, match="out of order"):
         assert_clear_cases_ranked(steady, [dark], [bright])
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "promote"),
+    [(0.90, 0.95, False), (0.94, 0.95, True), (0.99, 0.95, True), (float("nan"), 0.9, False)],
+)
+def test_gate_set_refuses_a_candidate_worse_than_champion_or_prior(
+    candidate: float, baseline: float, promote: bool
+) -> None:
+    from harmscan.metrics import decide_not_worse
+
+    for against in ("champion on the gate set", "prior on the gate set"):
+        decision = decide_not_worse(
+            {"auc": candidate}, {"auc": baseline}, metric="auc", tolerance=0.02, against=against
+        )
+        assert decision.promote is promote
+        assert against in decision.reason
+    assert decide_not_worse({"auc": 0.5}, None, metric="auc", tolerance=0, against="prior").promote
