@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +160,27 @@ class Int8Plan:
             float_onnx, folder, spec, calibration=self.calibration, checks=self.checks,
             options=self.options, tolerance=self.tolerance,
         )  # fmt: skip
+
+
+GraphsHook = Callable[[Path, ServingSpec], tuple[ServingSpec, tuple[Path, ...]]]
+
+
+def served_graphs_hook(plan: Int8Plan, verdicts: list[Int8Check] | None = None) -> GraphsHook:
+    """A registration hook: given the float export and the spec, write the served graphs beside
+    the export and return the spec with the int8 verdict and the files to log.
+
+    Args:
+        plan: What to calibrate on and check against.
+        verdicts: Receives the int8 verdict (for the caller to log its AUCs).
+    """
+
+    def hook(onnx_path: Path, spec: ServingSpec) -> tuple[ServingSpec, tuple[Path, ...]]:
+        served = plan.build(onnx_path, onnx_path.parent, spec)
+        if verdicts is not None:
+            verdicts.append(served.check)
+        return served.spec, served.files
+
+    return hook
 
 
 def pixel_batches(

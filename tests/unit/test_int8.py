@@ -359,3 +359,20 @@ def test_served_input_equals_trained_input_within_tolerance(tmp_path: Path, inde
     in_graph = served.transpose(2, 0, 1)[None] * scale + bias
     step = float(scale.max())  # one grey level, normalised
     assert np.abs(in_graph[0] - trained_tensor).mean() <= PARITY_MEAN_LEVELS * step
+
+
+def test_registration_hook_returns_the_verdict_spec_and_the_served_graphs(tmp_path: Path) -> None:
+    from harmscan.precision import Int8Plan, served_graphs_hook
+    from harmscan.quantize import Int8Check
+
+    folder, spec = _colour_bundle(tmp_path / "model")
+    checks = _colour_set(tmp_path, "val")
+    verdicts: list[Int8Check] = []
+    hook = served_graphs_hook(Int8Plan(checks.paths, (checks,)), verdicts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new_spec, files = hook(folder / ONNX_FILE, spec)
+    assert [f.name for f in files] == [FLOAT_PIXELS_FILE, INT8_PIXELS_FILE]
+    assert all(f.parent == folder for f in files)
+    assert new_spec.int8_approved == verdicts[0].approved
+    assert new_spec.int8_reason == verdicts[0].reason
