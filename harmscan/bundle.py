@@ -3,6 +3,11 @@
 Training writes a `ServingSpec` as ``serving.json`` (and the label order as ``labels.json``) into
 the logged model's extra files, next to ``model.onnx``; serving reads them back from the registry.
 The label order is never re-derived from folder names at serve time.
+
+The bundle layout is defined here once: a registered version is an MLflow model folder (its
+``MLmodel`` file at the top or one level down) whose ``extra_files/`` holds `BUNDLE_FILES`.
+`bundle_files` lists what to attach when logging; `find_bundle_dir`, `find_model_dir` and
+`read_bundle` find them again in a downloaded folder.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ FLOAT_PIXELS_FILE = "model_float.onnx"
 INT8_PIXELS_FILE = "model_int8.onnx"
 PRECISIONS: tuple[str, ...] = ("float", "int8")
 SPEC_VERSION = 1
+EXTRA_DIR = "extra_files"  # where MLflow puts a logged model's extra files
+MLMODEL_FILE = "MLmodel"
+BUNDLE_FILES = (SPEC_FILE, LABELS_FILE, ONNX_FILE)
+
+
+class BundleError(ValueError):
+    """A folder is not a (complete) harmscan bundle; the message names the folder and file."""
 
 
 @dataclass(frozen=True)
@@ -99,3 +111,79 @@ class ServingSpec:
         if HARMFUL not in spec.labels:
             raise ValueError(f"label order {spec.labels} has no {HARMFUL!r} class")
         return spec
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A harmscan bundle found in a downloaded model folder.
+
+    Attributes:
+        spec: The serving contract read from ``serving.json``.
+        folder: The downloaded model folder (what `find_model_dir` searches).
+        bundle_dir: The folder holding `BUNDLE_FILES` (``<folder>/extra_files`` usually).
+    """
+
+    spec: ServingSpec
+    folder: Path
+    bundle_dir: Path
+
+    @property
+    def onnx_path(self) -> Path:
+        """The ONNX export (may be missing in bundles made before the ONNX export existed)."""
+        return self.bundle_dir / ONNX_FILE
+
+    @property
+    def model_dir(self) -> Path:
+        """The MLflow model folder (holds ``MLmodel``), for loading with torch."""
+        return find_model_dir(self.folder)
+
+
+def bundle_files(folder: Path, spec: ServingSpec, onnx_path: Path) -> list[Path]:
+    """Write the spec into ``folder``; every file a bundle carries, to attach as extra files.
+
+    Raises:
+        BundleError: ``onnx_path`` is not named `ONNX_FILE` or does not exist.
+    """
+    if onnx_path.name != ONNX_FILE or not onnx_path.is_file():
+        raise BundleError(f"{onnx_path}: a bundle carries its ONNX export as {ONNX_FILE}")
+    spec.write(folder)
+    return [folder / SPEC_FILE, folder / LABELS_FILE, onnx_path]
+
+
+def find_bundle_dir(folder: Path) -> Path:
+    """The folder holding ``serving.json`` inside a downloaded model (``extra_files/`` usually).
+
+    Raises:
+        BundleError: The model has no ``serving.json``.
+    """
+    for candidate in (folder / EXTRA_DIR, folder):
+        if (candidate / SPEC_FILE).is_file():
+            return candidate
+    found = sorted(folder.rglob(SPEC_FILE))
+    if not found:
+        raise BundleError(f"{folder} holds no {SPEC_FILE}; not a harmscan model bundle")
+    return found[0].parent
+
+
+def find_model_dir(folder: Path) -> Path:
+    """The MLflow model folder (``MLmodel``) inside a download: the top or one level down."""
+    return min((p.parent for p in folder.rglob(MLMODEL_FILE)), default=folder, key=_depth)
+
+
+def read_bundle(folder: Path) -> Bundle:
+    """Find and read the bundle in a downloaded model folder.
+
+    Raises:
+        BundleError: No ``serving.json``, or one that does not parse or disagrees with
+            ``labels.json``.
+    """
+    bundle_dir = find_bundle_dir(folder)
+    try:
+        spec = ServingSpec.read(bundle_dir)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{bundle_dir / SPEC_FILE}: {exc}") from exc
+    return Bundle(spec, folder, bundle_dir)
+
+
+def _depth(path: Path) -> int:
+    return len(path.parts)
