@@ -147,11 +147,13 @@ def decide_promotion(
     metric: str,
     floors: dict[str, float],
     min_improvement: float = 0.0,
+    against: str = "champion",
 ) -> PromotionDecision:
-    """The promotion gate: pass every floor, then beat the champion on ``metric``.
+    """The promotion gate on one evaluation set: pass every floor, then beat the champion.
 
-    Both metric dicts must come from the same test split. With no champion, passing the floors
-    is enough.
+    Both metric dicts must come from the same split. With no champion, passing the floors is
+    enough. ``against`` names the baseline in the reason (``champion``, or e.g. ``prior``).
+    `harmscan.promotion.decide_gate` combines this over several named evaluation sets.
     """
     if metric not in HIGHER_IS_BETTER:
         raise ValueError(f"unknown promotion metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}")
@@ -168,14 +170,13 @@ def decide_promotion(
         below = ", ".join(f"{k}={v:.4f} < {floors[k]}" for k, v in failed.items())
         return PromotionDecision(False, f"below floors: {below}", metric, value, None, failed)
     if champion is None:
-        return PromotionDecision(True, "no current champion; floors passed", metric, value, None)
+        return PromotionDecision(True, f"no current {against}; floors passed", metric, value, None)
     current = float(champion[metric])
+    needed = f"(+{min_improvement} needed)"
     if value > current + min_improvement:
-        reason = f"{metric} {value:.4f} beats champion {current:.4f} (+{min_improvement} needed)"
+        reason = f"{metric} {value:.4f} beats {against} {current:.4f} {needed}"
         return PromotionDecision(True, reason, metric, value, current)
-    reason = (
-        f"{metric} {value:.4f} does not beat champion {current:.4f} (+{min_improvement} needed)"
-    )
+    reason = f"{metric} {value:.4f} does not beat {against} {current:.4f} {needed}"
     return PromotionDecision(False, reason, metric, value, current)
 
 
