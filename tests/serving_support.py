@@ -114,30 +114,22 @@ def register_model(
     alias: str | None = "champion",
     **spec_kwargs: object,
 ) -> str:
-    """Log a `ColourNet` bundle to a real MLflow server, register it, set the alias; its version."""
-    import mlflow
-    import mlflow.pytorch
-    from mlflow import MlflowClient
+    """Log a `ColourNet` bundle to a real MLflow server, register it, set the alias; its version.
+
+    It goes through `registry.log_bundle`, the way training registers its models.
+    """
+    from registry import Registry, log_bundle, start_run
 
     labels = spec_kwargs.get("labels", ("safe", "harmful"))
     model = ColourNet(labels=labels, invert=invert)  # type: ignore[arg-type]
     spec = make_spec(**spec_kwargs)  # type: ignore[arg-type]
-    extra = write_extra_files(work_dir / f"extra-{name}-{invert}", model, spec)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(f"serving-tests-{name}")
-    with mlflow.start_run():
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            extra_files=[str(p) for p in extra],
-            pip_requirements=["torch"],
-            input_example=example_input(spec),
-            registered_model_name=name,
-        )
-    version = str(info.registered_model_version)
+    registry = Registry(tracking_uri)
+    with start_run(registry, f"serving-tests-{name}") as run:
+        bundle = log_bundle(run, model, spec, registered_model=name)
+    assert bundle.version is not None
     if alias:
-        MlflowClient(tracking_uri).set_registered_model_alias(name, alias, version)
-    return version
+        registry.set_alias(name, alias, bundle.version)
+    return bundle.version
 
 
 def example_input(spec: ServingSpec) -> np.ndarray:
