@@ -1,5 +1,9 @@
 """Prometheus metrics of the consumer, on a registry of its own (several consumers per process in
-tests never collide), served over HTTP by `ServingMetrics.serve`."""
+tests never collide), served over HTTP by `ServingMetrics.serve`.
+
+``harmscan_model_info{name, version, runtime}`` names the model the loop serves *now* (set at
+start and at every hot swap); `served_model` reads it back, so the demo and operators can wait
+until a new champion is really being served."""
 
 from __future__ import annotations
 
@@ -103,3 +107,33 @@ class ServingMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+MODEL_INFO_SAMPLE = "harmscan_model_info"
+
+
+def served_model(url: str, timeout: float = 2.0) -> dict[str, str] | None:
+    """The ``name``, ``version`` and ``runtime`` a consumer serves, read from its ``/metrics``.
+
+    Args:
+        url: The consumer's metrics endpoint, ``http://host:port/metrics``.
+        timeout: Seconds to wait for the answer.
+
+    Returns:
+        The labels of ``harmscan_model_info``, or None when the endpoint does not answer (yet) or
+        has no model.
+    """
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        response = requests.get(url, timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        logger.debug("no metrics at %s: %s", url, exc)
+        return None
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == MODEL_INFO_SAMPLE:
+                return dict(sample.labels)
+    return None

@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from uuid import UUID
 
 from conf.settings import OpenImagesSettings, Settings
+from stack.demo_checks import DemoError, champion_line, check_serving, wait_for_champion
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,7 @@ DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
 FAST_TRAIN = {"image_size": 160, "epochs": 3}
 
 Emit = Callable[[str], None]
-
-
-class DemoError(RuntimeError):
-    """A step of the demo failed; the message says which and where to look."""
+__all__ = ["DemoError", "DemoReport", "champion_line", "run_demo", "wait_for_champion"]
 
 
 @dataclass
@@ -129,6 +126,7 @@ def run_demo(
     fast: bool = True,
     retrain_timeout: float = 1800.0,
     results_timeout: float = 300.0,
+    serve_timeout: float = 300.0,
     emit: Emit = logger.info,
 ) -> DemoReport:
     """Run the whole demo; see the module docstring.
@@ -140,6 +138,9 @@ def run_demo(
         fast: Cap training to `FAST_TRAIN` (see `demo_settings`).
         retrain_timeout: Seconds to wait for the retrain run.
         results_timeout: Seconds to wait for every image's result.
+        serve_timeout: Seconds to wait until the consumer serves the champion (a new consumer
+            starts and loads it; a running one picks it up within
+            ``serving.swap_check_interval_s``).
         emit: Where the progress and result lines go.
 
     Raises:
@@ -166,6 +167,8 @@ def run_demo(
     report.serve_run = running[0] if running else start_deployment(settings, "serve/harmscan")
     if running:
         emit(f"      reusing the running consumer {report.serve_run}")
+    if report.champion_version is not None:
+        wait_for_champion(settings, report.champion_version, serve_timeout, emit, report.serve_run)
     images = prepare_images(images_dir(settings))
     emit(f"[5/5] streaming {len(images)} images through {settings.kafka.requests_topic}")
     stream_and_collect(settings, images, report, results_timeout, emit)
@@ -181,29 +184,6 @@ def run_demo(
     else:
         stack.down()
     return report
-
-
-def champion_line(settings: Settings, emit: Emit) -> str | None:
-    """Report the registry's champion version (and its run's metrics); its version."""
-    import mlflow
-
-    ml = settings.mlflow
-    client = mlflow.MlflowClient(ml.tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(
-            ml.registered_model, settings.serving.model_alias
-        )
-    except mlflow.exceptions.MlflowException:
-        raise DemoError(
-            f"no {ml.registered_model}@{settings.serving.model_alias} after retrain: "
-            f"no model passed the promotion gate; see {ml.tracking_uri}"
-        ) from None
-    metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
-    keys = ("test_auc", "test_f1", "test_accuracy", "test_recall")
-    shown = ", ".join(f"{k.removeprefix('test_')} {metrics[k]:.3f}" for k in keys if k in metrics)
-    model = version.tags.get("arch") or version.tags.get("model") or ""
-    emit(f"      champion: {ml.registered_model} v{version.version} {model} ({shown})")
-    return str(version.version)
 
 
 def stream_and_collect(
@@ -269,7 +249,7 @@ def collect_outcomes(
     try:
         while len(found) < len(ids) and time.monotonic() < deadline:
             if serve_run and time.monotonic() > next_check:
-                _check_serving(settings, serve_run)
+                check_serving(settings, serve_run)
                 next_check = time.monotonic() + 5
             message = consumer.poll(1.0)
             if message is None or message.error():
@@ -278,7 +258,8 @@ def collect_outcomes(
                 result = decode_result(message.value() or b"")
                 request_id = result.id
                 outcome = (
-                    f"{result.label} (p_harmful {result.p_harmful:.2f}, v{result.model_version})"
+                    f"{result.label} (p_harmful {result.p_harmful:.2f}) "
+                    f"answered by v{result.model_version}"
                     + (", waits for review" if result.review else "")
                 )
             else:
@@ -291,20 +272,6 @@ def collect_outcomes(
     finally:
         consumer.close()
     return found
-
-
-def _check_serving(settings: Settings, run_id: str) -> None:
-    from prefect.client.orchestration import get_client
-
-    from stack.deploy import prefect_api
-
-    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(run_id)).state
-    if state is not None and state.is_final():
-        raise DemoError(
-            f"the serve run ended as {state.name}: {state.message}; see "
-            f"{settings.paths.services}/prefect-worker.log"
-        )
 
 
 def publish_demo_table(settings: Settings, report: DemoReport) -> None:
