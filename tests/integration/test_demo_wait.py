@@ -23,7 +23,12 @@ def consumer_metrics():
 def test_served_model_reads_the_info_metric(consumer_metrics) -> None:
     metrics, port = consumer_metrics
     url = f"http://127.0.0.1:{port}/metrics"
-    assert served_model(url) == {"name": "harmscan", "version": "1", "runtime": "onnx"}
+    assert served_model(url) == {
+        "name": "harmscan",
+        "version": "1",
+        "runtime": "onnx",
+        "precision": "float",
+    }
     metrics.set_model("harmscan", "2", "onnx")  # what a hot swap does
     assert served_model(url)["version"] == "2"
     assert served_model(f"http://127.0.0.1:{free_port()}/metrics", timeout=0.5) is None
