@@ -13,6 +13,7 @@ The bundle layout is defined here once: a registered version is an MLflow model 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,8 @@ PRECISIONS: tuple[str, ...] = ("float", "int8")
 SPEC_VERSION = 1
 EXTRA_DIR = "extra_files"  # where MLflow puts a logged model's extra files
 MLMODEL_FILE = "MLmodel"
-BUNDLE_FILES = (SPEC_FILE, LABELS_FILE, ONNX_FILE)
+BUNDLE_FILES = (SPEC_FILE, LABELS_FILE, ONNX_FILE)  # every bundle carries these
+SERVED_GRAPH_FILES = (FLOAT_PIXELS_FILE, INT8_PIXELS_FILE)  # optional, beside them
 
 
 class BundleError(ValueError):
@@ -138,16 +140,27 @@ class Bundle:
         return find_model_dir(self.folder)
 
 
-def bundle_files(folder: Path, spec: ServingSpec, onnx_path: Path) -> list[Path]:
+def bundle_files(
+    folder: Path, spec: ServingSpec, onnx_path: Path, served: Sequence[Path] = ()
+) -> list[Path]:
     """Write the spec into ``folder``; every file a bundle carries, to attach as extra files.
 
+    Args:
+        folder: Where ``serving.json`` and ``labels.json`` are written.
+        spec: The serving contract.
+        onnx_path: The float export, named `ONNX_FILE`.
+        served: Optional served graphs, named as in `SERVED_GRAPH_FILES`.
+
     Raises:
-        BundleError: ``onnx_path`` is not named `ONNX_FILE` or does not exist.
+        BundleError: A file is missing or not named as the layout says.
     """
     if onnx_path.name != ONNX_FILE or not onnx_path.is_file():
         raise BundleError(f"{onnx_path}: a bundle carries its ONNX export as {ONNX_FILE}")
+    for path in served:
+        if path.name not in SERVED_GRAPH_FILES or not path.is_file():
+            raise BundleError(f"{path}: served graphs are files named {SERVED_GRAPH_FILES}")
     spec.write(folder)
-    return [folder / SPEC_FILE, folder / LABELS_FILE, onnx_path]
+    return [folder / SPEC_FILE, folder / LABELS_FILE, onnx_path, *served]
 
 
 def find_bundle_dir(folder: Path) -> Path:

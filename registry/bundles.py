@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "model"  # the logged model's name inside its run
 ONNX_TOLERANCE = 1e-3
+
+# Called with the float ONNX export and the spec: the spec to log and further files to carry
+# (e.g. the served pixel-input graphs of `harmscan.precision.build_served_models`).
+ServedGraphs = Callable[[Path, ServingSpec], tuple[ServingSpec, Sequence[Path]]]
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ def log_bundle(
     *,
     registered_model: str | None = None,
     version_tags: dict[str, str] | None = None,
+    served_graphs: ServedGraphs | None = None,
 ) -> LoggedBundle:
     """Log the torch model, its ONNX export and its spec into ``run``; register it.
 
@@ -86,6 +92,7 @@ def log_bundle(
         spec: The serving contract (threshold, review band, labels, preset parameters).
         registered_model: Register the logged model as a new version of this name (if given).
         version_tags: Tags set on the new model version.
+        served_graphs: Makes further graphs from the ONNX export (and may update the spec).
 
     Returns:
         The logged bundle, with its ONNX/torch parity (also logged as ``onnx_max_abs_diff``).
@@ -103,7 +110,10 @@ def log_bundle(
         run.log_metrics({"onnx_max_abs_diff": diff})
         if diff > ONNX_TOLERANCE:
             raise RegistryError(f"ONNX export differs from torch by {diff:.2e} > {ONNX_TOLERANCE}")
-        extra = bundle_files(folder / "extra", spec, onnx_path)
+        served: Sequence[Path] = ()
+        if served_graphs is not None:
+            spec, served = served_graphs(onnx_path, spec)
+        extra = bundle_files(folder / "extra", spec, onnx_path, served)
         model_id = _log_torch_model(run, model, spec, extra, folder / MODEL_NAME)
     model_uri = f"models:/{model_id}"
     if registered_model is None:
