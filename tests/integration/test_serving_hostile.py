@@ -229,5 +229,6 @@ def test_memory_and_time_stay_bounded(served: Served) -> None:
     grew = served.peak_rss - served.baseline_rss
     print(f"consumer RSS: {served.baseline_rss / 2**20:.0f} MB at start, peak "
           f"{served.peak_rss / 2**20:.0f} MB; corpus served in {served.took:.1f}s")  # fmt: skip
+    # What the consumer adds to this test process (which also holds torch and MLflow); decoding
+    # happens in worker processes, whose address space is capped.
     assert grew < 150 * 2**20
-    assert served.peak_rss < 600 * 2**20
