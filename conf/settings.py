@@ -92,6 +92,9 @@ class OpenImagesSettings(Section):
     region: str = "us-east-1"
     subsets: list[OpenImagesSubset] = Field(default_factory=lambda: list(_DEFAULT_SUBSETS))
     http_timeout_s: float = Field(default=60.0, gt=0)
+    # Path below metadata_base_url of a CSV ``ImageID,Domain`` (photo, illustration or emoji): a
+    # harmscan side file that the offline mirror serves; Open Images has none. None: all photos.
+    domains_file: str | None = None
 
 
 class ClassesSettings(Section):

@@ -4,7 +4,8 @@ The photo must decode completely (`harmscan.imageio.decode_image`: not truncated
 format, shorter side at least ``min_side``). Orientation: when the file carries an EXIF
 orientation, the decoder has already turned it upright; otherwise the image list's ``Rotation``
 column (degrees counter-clockwise, 0/90/180/270, NaN = unknown) is applied. Only a rotated image
-is re-encoded (JPEG, quality 95); an upright one is stored byte for byte as downloaded.
+is re-encoded (JPEG, quality 95); an upright one is stored byte for byte as downloaded, under the
+extension of its real format (a PNG served under a ``.jpg`` key is stored as ``.png``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class VerifiedImage:
     width: int
     height: int
     rotated: bool
+    format: str = "jpeg"  # what the stored bytes are (lower-case PIL format name)
 
     @property
     def sha256(self) -> str:
@@ -67,6 +69,7 @@ class VerifiedImage:
             "width": self.width,
             "height": self.height,
             "rotated": self.rotated,
+            "format": self.format,
         }
 
     def write(self, path: Path) -> None:
@@ -89,6 +92,12 @@ def exif_orientation(data: bytes) -> int:
             return int(image.getexif().get(EXIF_ORIENTATION, 1))
     except (OSError, ValueError, SyntaxError, TypeError):
         return 1
+
+
+def image_format(data: bytes) -> str:
+    """The real format of encoded bytes (``jpeg``, ``png``, ...), read from the header."""
+    with Image.open(io.BytesIO(data)) as image:
+        return str(image.format).lower()
 
 
 def rotation_degrees(rotation: float | str | None) -> int:
@@ -133,4 +142,4 @@ def verify_image(
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
         return VerifiedImage(buffer.getvalue(), image.width, image.height, rotated=True)
-    return VerifiedImage(data, image.width, image.height, rotated=False)
+    return VerifiedImage(data, image.width, image.height, rotated=False, format=image_format(data))

@@ -1,6 +1,7 @@
 """Deterministic train/val/test splits, the dataset manifest, its hash and its summary.
 
-A dataset is its manifest: one row per image with its label, split, relative path and sha256.
+A dataset is its manifest: one row per image with its label, domain (photo, illustration, emoji),
+split, relative path, image format and sha256.
 The sha256 of the canonical manifest text (first 12 hex digits) names the dataset version, so the
 same images with the same split always give the same version.
 """
@@ -21,9 +22,11 @@ from harmscan.sampling import seeded_order
 MANIFEST_COLUMNS = (
     "image_id",
     "label",
+    "domain",
     "source_labels",
     "split",
     "path",
+    "format",
     "sha256",
     "bytes",
     "width",
@@ -33,6 +36,17 @@ MANIFEST_COLUMNS = (
     "original_url",
 )
 SPLITS = ("train", "val", "test")
+# Columns added after the first datasets were written, and what an older manifest means by them.
+COLUMN_DEFAULTS = {"domain": "photo", "format": "jpeg"}
+# The stored file's extension per image format (the format is what the bytes are, not the key).
+EXTENSIONS = {
+    "jpeg": "jpg",
+    "png": "png",
+    "webp": "webp",
+    "gif": "gif",
+    "bmp": "bmp",
+    "tiff": "tif",
+}
 MANIFEST_FILE = "manifest.csv"
 SUMMARY_FILE = "summary.json"
 VERSION_CHARS = 12
@@ -70,13 +84,22 @@ def assign_splits(frame: pd.DataFrame, fractions: Mapping[str, float], seed: int
     return out
 
 
-def relative_path(split: str, label: str, image_id: str) -> str:
-    """Where an image sits inside the dataset folder (POSIX separators)."""
-    return f"{split}/{label}/{image_id}.jpg"
+def relative_path(split: str, label: str, image_id: str, image_format: str = "jpeg") -> str:
+    """Where an image sits inside the dataset folder (POSIX separators), by its real format."""
+    if image_format not in EXTENSIONS:
+        raise ValueError(f"unknown image format {image_format!r}; valid: {', '.join(EXTENSIONS)}")
+    return f"{split}/{label}/{image_id}.{EXTENSIONS[image_format]}"
+
+
+def with_defaults(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest with the later columns (`COLUMN_DEFAULTS`) filled in where it lacks them."""
+    missing = {c: v for c, v in COLUMN_DEFAULTS.items() if c not in manifest}
+    return manifest.assign(**missing) if missing else manifest
 
 
 def canonical_text(manifest: pd.DataFrame) -> str:
     """The manifest as canonical CSV text: fixed columns, sorted by image id, ``\\n`` endings."""
+    manifest = with_defaults(manifest)
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest]
     if missing:
         raise ValueError(f"manifest lacks columns {missing}; needs {', '.join(MANIFEST_COLUMNS)}")
@@ -104,7 +127,7 @@ def write_manifest(manifest: pd.DataFrame, folder: Path) -> tuple[Path, str]:
 def read_manifest(path: Path) -> pd.DataFrame:
     """Read a manifest back, ids and text as strings, sizes as integers."""
     text_columns = {c: str for c in MANIFEST_COLUMNS if c not in ("bytes", "width", "height")}
-    return pd.read_csv(path, dtype=text_columns, keep_default_na=False)
+    return with_defaults(pd.read_csv(path, dtype=text_columns, keep_default_na=False))
 
 
 def summarize(manifest: pd.DataFrame) -> dict[str, Any]:
@@ -112,6 +135,7 @@ def summarize(manifest: pd.DataFrame) -> dict[str, Any]:
     by_split = manifest.groupby(["split", "label"]).size()
     names = manifest.assign(name=manifest["source_labels"].str.split(";")).explode("name")
     by_source = names.groupby(["label", "name"]).size()
+    by_domain = with_defaults(manifest).groupby(["domain", "label"]).size()
     return {
         "images": len(manifest),
         "labels": {
@@ -120,6 +144,10 @@ def summarize(manifest: pd.DataFrame) -> dict[str, Any]:
         "splits": {
             split: {str(label): int(n) for (s, label), n in by_split.items() if s == split}
             for split in SPLITS
+        },
+        "domains": {
+            str(domain): {str(label): int(n) for (d, label), n in by_domain.items() if d == domain}
+            for domain in sorted(by_domain.index.get_level_values(0).unique())
         },
         "source_labels": {
             label: {str(name): int(n) for (lab, name), n in by_source.items() if lab == label}

@@ -43,6 +43,10 @@ IMAGE_LIST_COLUMNS = (
     "Author", "Title", "OriginalSize", "OriginalMD5", "Thumbnail300KURL", "Rotation",
 )  # fmt: skip
 IMAGE_COLUMNS = ("ImageID", "Subset", "OriginalURL", "License", "Author", "Rotation")
+# What an image is: a photo (all of Open Images), an illustration (clip-art) or an emoji.
+DOMAINS = ("photo", "illustration", "emoji")
+# The side file of the offline mirror (below its metadata root) that names each image's domain.
+MIRROR_DOMAINS_FILE = "harmscan/image-domains.csv"
 # Bytes per streamed block for one "row" of the chunk setting (label rows are ~50 bytes).
 BYTES_PER_ROW = 64
 
@@ -327,3 +331,24 @@ def label_images(labels: pd.DataFrame, classes: ClassSets) -> pd.DataFrame:
     if "Subset" in frame:
         out["subset"] = grouped["Subset_min"].to_pandas()
     return out.sort_values("image_id").reset_index(drop=True)[columns]
+
+
+def image_domains(image_ids: pd.Series, domains: Source | None) -> pd.Series:
+    """The domain of each image: from a ``ImageID,Domain`` CSV, or ``photo`` when there is none.
+
+    Raises:
+        ValueError: The CSV names a domain outside `DOMAINS`, or lacks some of ``image_ids``.
+    """
+    if domains is None:
+        return pd.Series("photo", index=image_ids.index, dtype=object)
+    table = pd.read_csv(domains, dtype=str, keep_default_na=False)
+    if list(table.columns) != ["ImageID", "Domain"]:
+        raise ValueError(f"domains file has columns {list(table.columns)}; needs ImageID,Domain")
+    unknown = sorted(set(table["Domain"]) - set(DOMAINS))
+    if unknown:
+        raise ValueError(f"unknown image domains {unknown}; valid: {', '.join(DOMAINS)}")
+    out = image_ids.map(table.set_index("ImageID")["Domain"])
+    if out.isna().any():
+        missing = sorted(image_ids[out.isna()])
+        raise ValueError(f"{len(missing)} images have no domain in the domains file: {missing[:5]}")
+    return out.astype(object)

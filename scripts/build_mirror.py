@@ -12,6 +12,8 @@ fetches nothing; get the three packages once (they are the sources named in
 
 then ``.venv/bin/python scripts/build_mirror.py [--src DIR]``. It rewrites ``mirror/metadata``,
 ``mirror/images``, ``mirror/expected.csv`` and the icon list of ``mirror/ATTRIBUTION.md``.
+``mirror/metadata/harmscan/image-domains.csv`` (``ImageID,Domain``: emoji or illustration) is the
+one file that Open Images does not have; the ETL reads it through ``openimages.domains_file``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from conf.settings import OpenImagesSettings  # noqa: E402
-from harmscan.openimages import IMAGE_LIST_COLUMNS  # noqa: E402
+from harmscan.openimages import IMAGE_LIST_COLUMNS, MIRROR_DOMAINS_FILE  # noqa: E402
 from harmscan.openimages import LABEL_COLUMNS as OIDV7_LABEL_COLUMNS  # noqa: E402
 
 MIRROR = REPO / "mirror"
@@ -361,6 +363,42 @@ def image_row(rec: Record, icons: Icons) -> dict[str, str]:
     }
 
 
+def image_domain(refs: list[str]) -> str:
+    """An image's domain: ``emoji`` when every icon is an emoji, else ``illustration``.
+
+    Clip-art (``oc:``) makes a composite an illustration; an image with no icon (random bytes)
+    is listed as an illustration too, so every listed image has a domain.
+    """
+    kinds = {ref.split(":", 1)[0] for ref in refs}
+    return "emoji" if kinds and kinds <= {"tw", "om"} else "illustration"
+
+
+def catalog_refs(cat: dict[str, Any]) -> dict[str, list[str]]:
+    """ImageID -> icon refs of every image, straight from the catalog (no icon is loaded)."""
+    seed, out = cat["seed"], {}
+    for group in cat["groups"]:
+        for i in range(group["count"]):
+            if "pairs" in group:
+                items = group["pairs"][i % len(group["pairs"])]
+            else:
+                items = [group["icons"][i % len(group["icons"])]]
+            out[make_id(seed, f"{group['name']}/{i}")] = [split_ref(x)[0] for x in items]
+    for spec in cat["specials"]:
+        out[make_id(seed, f"special/{spec['name']}")] = [spec["icon"]] if "icon" in spec else []
+    return out
+
+
+def write_domains(cat: dict[str, Any], meta: Path) -> Path:
+    """Write the side file ``ImageID,Domain`` below the metadata root."""
+    path = meta / MIRROR_DOMAINS_FILE
+    rows = [
+        {"ImageID": image_id, "Domain": image_domain(refs)}
+        for image_id, refs in sorted(catalog_refs(cat).items())
+    ]
+    write_csv(path, ["ImageID", "Domain"], rows)
+    return path
+
+
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
@@ -399,6 +437,7 @@ def write_outputs(cat: dict[str, Any], records: list[Record], icons: Icons, out:
                 path = out / "images" / subset / f"{r.image_id}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(r.data)
+    write_domains(cat, meta)
     write_csv(
         out / "expected.csv",
         ["ImageID", "Subset", "Group", "Expected", "Defect"],
@@ -432,8 +471,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--src", type=Path, default=REPO / ".harmscan/mirror-src")
     parser.add_argument("--catalog", type=Path, default=MIRROR / "catalog.yaml")
     parser.add_argument("--out", type=Path, default=MIRROR)
+    parser.add_argument(
+        "--domains-only", action="store_true", help="only (re)write the image-domains side file"
+    )
     args = parser.parse_args(argv)
     cat = yaml.safe_load(args.catalog.read_text())
+    if args.domains_only:
+        print(f"wrote {write_domains(cat, args.out / 'metadata')}")
+        return 0
     icons = Icons(args.src, args.src / ".svg-cache")
     icons.load_scenes(cat.get("backgrounds", []))
     records = group_records(cat, icons)

@@ -35,6 +35,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harmscan.openimages import MIRROR_DOMAINS_FILE
 from stack.process import ServiceProcess, http_ok
 
 if TYPE_CHECKING:
@@ -344,6 +345,7 @@ def mirror_overrides(metadata_url: str, s3_endpoint: str, bucket: str) -> list[s
         f"openimages.metadata_base_url={metadata_url}",
         f"openimages.s3_endpoint_url={s3_endpoint}",
         f"openimages.bucket={bucket}",
+        f"openimages.domains_file={MIRROR_DOMAINS_FILE}",
     ]
 
 

@@ -1,6 +1,7 @@
 """Prefect task: split the verified selection, lay the dataset out and write its manifest.
 
-Layout: ``<paths.data>/datasets/<version>/{train,val,test}/{harmful,safe}/<ImageID>.jpg`` with
+Layout: ``<paths.data>/datasets/<version>/{train,val,test}/{harmful,safe}/<ImageID>.<ext>`` (the
+extension of the image's real format: ``.jpg``, ``.png``, ...) with
 ``manifest.csv`` and ``summary.json`` beside them, and ``<paths.data>/datasets/latest.json``
 pointing at the newest version. The folder is built under a temporary name and renamed when
 complete, so a version folder is never half-written; the same selection gives the same version.
@@ -59,9 +60,14 @@ def build_manifest(
     if reviewed.any():
         fractions = split_fractions(etl.split, reviewed_in_test)
         frame.loc[reviewed, "split"] = assign_splits(frame[reviewed], fractions, etl.seed)
+    # Rows without them (reviewed uploads, older caches): stored as JPEG, taken as photos.
+    for column, default in (("format", "jpeg"), ("domain", "photo")):
+        frame[column] = frame[column].fillna(default) if column in frame else default
     frame["path"] = [
-        relative_path(s, label, i)
-        for s, label, i in zip(frame["split"], frame["label"], frame["image_id"], strict=True)
+        relative_path(s, label, i, f)
+        for s, label, i, f in zip(
+            frame["split"], frame["label"], frame["image_id"], frame["format"], strict=True
+        )
     ]
     for column in ("license", "author", "original_url"):
         frame[column] = frame[column].fillna("").astype(str)

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from conf.settings import EtlSettings, OpenImagesSettings
 from harmscan.imagecheck import VerifiedImage, verify_image
+from harmscan.manifest import EXTENSIONS
 from harmscan.sampling import final_selection, next_candidates, side_targets
 from tasks.openimages import retry_on
 
@@ -165,7 +166,7 @@ def _fetch_verify(
     )
     if isinstance(outcome, str):
         return base | {"status": "failed", "reason": outcome.split(":", 1)[0], "detail": outcome}
-    rel = f"{subset}/{image_id}.jpg"
+    rel = f"{subset}/{image_id}.{EXTENSIONS[outcome.format]}"
     outcome.write(folder / rel)
     return base | {"status": "ok", "file": rel, **outcome.record()}
 
@@ -260,7 +261,10 @@ def _report(
     chosen = final_selection(ranked, ok, balance=etl.balance)
     verified = pd.DataFrame(list(ok.values()))
     if not verified.empty:
-        verified = verified[["image_id", "file", "sha256", "bytes", "width", "height"]]
+        if "format" not in verified:  # records written before the format was kept
+            verified["format"] = None
+        verified["format"] = verified["format"].fillna("jpeg")
+        verified = verified[["image_id", "file", "format", "sha256", "bytes", "width", "height"]]
         chosen = chosen.merge(verified, on="image_id", how="left")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "selection.parquet"

@@ -172,7 +172,7 @@ def download_metadata(
         subsets: Open Images subsets to read (train, validation, test).
 
     Returns:
-        Logical name -> local path.
+        Logical name -> local path (plus ``domains`` when ``openimages.domains_file`` is set).
     """
     logger = get_run_logger()
     unknown = sorted(set(metadata_names(subsets)) - set(openimages.metadata_files))
@@ -199,6 +199,15 @@ def download_metadata(
             )
             logger.info("%s: %s (%s)", name, path, "downloaded" if fetched else "cached")
             paths[name] = path
+        if openimages.domains_file:
+            rel = openimages.domains_file.lstrip("/")
+            paths["domains"], _ = fetch(
+                f"{base}/{rel}",
+                folder / rel,
+                timeout=openimages.http_timeout_s,
+                session=session,
+                progress=progress,
+            )
     return paths
 
 
@@ -244,6 +253,7 @@ def select_candidates(
     images = oi.label_images(pd.concat(frames, ignore_index=True), sets)
     ranked = rank_candidates(images, max_per_label=etl.max_per_label, seed=etl.seed)
     ranked, unlisted = _join_image_index(ranked, metadata, subsets, etl.csv_chunk_rows)
+    ranked["domain"] = oi.image_domains(ranked["image_id"], metadata.get("domains"))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "candidates.parquet"
     ranked.to_parquet(path, index=False)

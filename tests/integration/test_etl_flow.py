@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,9 @@ from PIL import Image
 import tasks.images
 from flows.etl import etl
 from harmscan.manifest import manifest_hash, read_manifest
-from tests.fixtures.mirror import EXPECTED_CSV
+from harmscan.openimages import MIRROR_DOMAINS_FILE
+from stack.mirror import s3_client
+from tests.fixtures.mirror import EXPECTED_CSV, METADATA_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -111,10 +114,18 @@ def test_whole_flow_decides_every_mirror_image(
         assert hashlib.sha256(data).hexdigest() == row.sha256
         assert len(data) == row.bytes
         assert row.path == f"{row.split}/{row.label}/{row.image_id}.jpg"
+        assert row.format == "jpeg"
+    # Each image carries the domain the mirror's side file gives it.
+    domains = pd.read_csv(METADATA_DIR / MIRROR_DOMAINS_FILE).set_index("ImageID")["Domain"]
+    assert dict(zip(manifest["image_id"], manifest["domain"], strict=True)) == {
+        i: domains[i] for i in manifest["image_id"]
+    }
+    assert set(manifest["domain"]) == {"emoji", "illustration"}
     latest = json.loads((result.dataset_dir.parent / "latest.json").read_text())
     assert latest["version"] == result.version
     summary = json.loads((result.dataset_dir / "summary.json").read_text())
     assert summary["images"] == len(manifest) == result.images
+    assert sum(n for d in summary["domains"].values() for n in d.values()) == len(manifest)
     assert set(manifest["split"]) == {"train", "val", "test"}
     # Every candidate was fetched exactly once.
     assert sorted(get_counter[0]) == sorted(set(get_counter[0]))
@@ -235,3 +246,25 @@ def test_transient_network_faults_are_retried_and_lasting_ones_reported(
     assert calls == [dead]
     assert "network" not in again.failures
     assert good[1] in set(read_manifest(again.manifest)["image_id"])
+
+
+def test_png_under_a_jpg_key_is_stored_as_png(prefect_harness, mirror_bucket, make_settings):
+    """The bucket key says .jpg, the bytes are a PNG: stored as .png, format png in the manifest."""
+    truth = expected()
+    image_id = next(
+        i for i, r in sorted(truth.items()) if r["Expected"] == "safe" and not r["Defect"]
+    )
+    key = f"{truth[image_id]['Subset']}/{image_id}.jpg"
+    s3 = s3_client(mirror_bucket.s3_endpoint)
+    original = s3.get_object(Bucket=mirror_bucket.bucket, Key=key)["Body"].read()
+    with Image.open(io.BytesIO(original)) as jpeg:
+        buffer = io.BytesIO()
+        jpeg.save(buffer, format="PNG")
+    s3.put_object(Bucket=mirror_bucket.bucket, Key=key, Body=buffer.getvalue())
+
+    result = etl(settings=everything(make_settings, mirror_bucket))
+    row = read_manifest(result.manifest).set_index("image_id").loc[image_id]
+    assert row["format"] == "png"
+    assert row["path"].endswith(f"/{image_id}.png")
+    with Image.open(result.dataset_dir / row["path"]) as stored:
+        assert stored.format == "PNG"
