@@ -248,7 +248,7 @@ def test_transient_network_faults_are_retried_and_lasting_ones_reported(
     assert good[1] in set(read_manifest(again.manifest)["image_id"])
 
 
-def test_png_under_a_jpg_key_is_stored_as_png(prefect_harness, mirror_bucket, make_settings):
+def test_png_under_a_jpg_key_is_stored_as_png(prefect_harness, mirror_bucket, make_source):
     """The bucket key says .jpg, the bytes are a PNG: stored as .png, format png in the manifest."""
     truth = expected()
     image_id = next(
@@ -262,7 +262,7 @@ def test_png_under_a_jpg_key_is_stored_as_png(prefect_harness, mirror_bucket, ma
         jpeg.save(buffer, format="PNG")
     s3.put_object(Bucket=mirror_bucket.bucket, Key=key, Body=buffer.getvalue())
 
-    result = etl(settings=everything(make_settings, mirror_bucket))
+    result = etl(source=everything(make_source, mirror_bucket))
     row = read_manifest(result.manifest).set_index("image_id").loc[image_id]
     assert row["format"] == "png"
     assert row["path"].endswith(f"/{image_id}.png")
