@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -30,11 +30,13 @@ from harmscan.bundle import (
     FLOAT_PIXELS_FILE,
     INT8_PIXELS_FILE,
     ONNX_FILE,
-    SPEC_FILE,
+    BundleError,
     ServingSpec,
+    read_bundle,
 )
 from harmscan.onnx_export import INPUT_UINT8
 from harmscan.presets import EvalPreset
+from registry import Registry, RegistryError
 
 logger = logging.getLogger(__name__)
 
@@ -145,21 +147,6 @@ class LoadedModel:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def find_bundle_dir(folder: Path) -> Path:
-    """The folder holding ``serving.json`` inside a downloaded model (``extra_files/`` usually).
-
-    Raises:
-        ModelUnavailable: The model has no ``serving.json``.
-    """
-    for candidate in (folder / "extra_files", folder):
-        if (candidate / SPEC_FILE).is_file():
-            return candidate
-    found = sorted(folder.rglob(SPEC_FILE))
-    if not found:
-        raise ModelUnavailable(f"{folder} holds no {SPEC_FILE}; not a harmscan model bundle")
-    return found[0].parent
-
-
 def choose_graph(bundle: Path, spec: ServingSpec, precision: str) -> tuple[Path, str]:
     """The ONNX graph to serve under ``serving.precision``, and the precision it has.
 
@@ -265,20 +252,18 @@ def load_model_folder(
         raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
     if precision == "int8" and runtime != "onnx":
         raise ValueError("serving.precision=int8 needs serving.runtime=onnx")
-    bundle = find_bundle_dir(folder)
     try:
-        spec = ServingSpec.read(bundle)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelUnavailable(f"{bundle / SPEC_FILE}: {exc}") from exc
+        bundle = read_bundle(folder)
+    except BundleError as exc:
+        raise ModelUnavailable(str(exc)) from exc
+    spec = bundle.spec
     chosen, pixel_input = "float", False
     if runtime == "onnx":
-        onnx_path, chosen = choose_graph(bundle, spec, precision)
+        onnx_path, chosen = choose_graph(bundle.bundle_dir, spec, precision)
         predict, max_batch = onnx_predictor(onnx_path, threads)
         pixel_input = onnx_path.name != ONNX_FILE
     else:
-        # The MLmodel file sits at the top of the download or one level down, by artifact layout.
-        model_dir = min((p.parent for p in folder.rglob("MLmodel")), default=folder, key=_depth)
-        predict, max_batch = torch_predictor(model_dir, threads), 1024
+        predict, max_batch = torch_predictor(bundle.model_dir, threads), 1024
     model = LoadedModel(
         name, version, spec, runtime, predict, max_batch, folder, workers, chosen, pixel_input
     )
@@ -292,10 +277,6 @@ def load_model_folder(
         spec.review_low, spec.review_high,
     )  # fmt: skip
     return model
-
-
-def _depth(path: Path) -> int:
-    return len(path.parts)
 
 
 class ModelSource:
@@ -336,7 +317,7 @@ class ModelSource:
         self.warmup_batch = warmup_batch
         self.workers = workers
         self.precision = precision
-        self._client: Any = None
+        self.registry = Registry(tracking_uri)
 
     @property
     def uri(self) -> str:
@@ -350,30 +331,24 @@ class ModelSource:
             ModelUnavailable: Registry unreachable, or no such model or alias.
         """
         try:
-            return str(self._mlflow().get_model_version_by_alias(self.name, self.alias).version)
-        except Exception as exc:  # MlflowException, connection errors: all mean "not now"
-            where = f"{self.uri} at {self.tracking_uri}"
-            raise ModelUnavailable(f"cannot resolve {where}: {exc}") from exc
+            return self.registry.require_alias_version(self.name, self.alias)
+        except RegistryError as exc:  # missing or unreachable: both mean "not now"
+            raise ModelUnavailable(f"cannot resolve {self.uri}: {exc}") from exc
 
     def load(self, version: str | None = None) -> LoadedModel:
         """Download and load one version (default: the alias's current one).
 
+        Downloading *that version* (not the alias) means an alias moving mid-download cannot mix
+        two versions.
+
         Raises:
             ModelUnavailable: Registry unreachable or the version is not a usable model.
         """
-        import mlflow.artifacts
-
         version = version or self.current_version()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-v{version}-", dir=self.cache_dir))
         try:
-            # Resolve the version's artifact location with our own client: a ``models:/`` URI
-            # given to download_artifacts is resolved against the process-wide registry URI,
-            # whatever registry_uri says, and would miss a server named only in settings.
-            source_uri = self._mlflow().get_model_version_download_uri(self.name, version)
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=source_uri, dst_path=str(folder), tracking_uri=self.tracking_uri
-            )
+            self.registry.download(self.name, version, folder)
             return load_model_folder(
                 folder,
                 name=self.name,
@@ -389,14 +364,6 @@ class ModelSource:
             if isinstance(exc, ModelUnavailable):
                 raise
             raise ModelUnavailable(f"cannot load models:/{self.name}/{version}: {exc}") from exc
-
-    def _mlflow(self) -> Any:
-        if self._client is None:
-            from mlflow import MlflowClient
-
-            uri = self.tracking_uri
-            self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        return self._client
 
 
 class ChampionWatcher:

@@ -43,20 +43,14 @@ def test_champion_loads_and_watcher_prepares_the_next(mlflow_server: str, tmp_pa
 
 
 def test_loads_from_the_configured_server_not_the_process_default(
-    mlflow_server: str, tmp_path: Path
+    mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`harmscan serve` names the registry only in settings; no MLFLOW_TRACKING_URI is set."""
-    import mlflow
-
+    """`harmscan serve` names the registry only in settings; the process default is elsewhere."""
     name = f"source-{os.urandom(4).hex()}"
     register_model(mlflow_server, name, tmp_path / "v1")
-    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(elsewhere)
-    try:
-        model = source(mlflow_server, name, tmp_path).load()
-    finally:
-        mlflow.set_tracking_uri(previous)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    model = source(mlflow_server, name, tmp_path).load()
     assert model.version == "1"
     model.discard()
 
@@ -86,21 +80,19 @@ def test_registry_down_keeps_the_current_model(
 
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_serves_what_training_registers(mlflow_server: str, tmp_path: Path, runtime: str) -> None:
-    """The contract with `tasks.registry.log_bundle`: its versions load in both runtimes."""
-    import mlflow
-
+    """The contract with `registry.log_bundle`: its versions load in both runtimes."""
+    from registry import Registry, log_bundle, start_run
     from serving.classifier import BatchClassifier
     from serving.inputs import InputReader
     from serving.schema import Result, encode_request
-    from tasks.registry import log_bundle
     from tests.serving_support import BLUE, RED, ColourNet, image_bytes, make_spec
 
     name = f"contract-{os.urandom(4).hex()}"
-    mlflow.set_tracking_uri(mlflow_server)
-    mlflow.set_experiment(name)
-    with mlflow.start_run():
-        bundle = log_bundle(ColourNet(), make_spec(), registered_model=name)
-    mlflow.MlflowClient(mlflow_server).set_registered_model_alias(name, "champion", bundle.version)
+    registry = Registry(mlflow_server)
+    with start_run(registry, name) as run:
+        bundle = log_bundle(run, ColourNet(), make_spec(), registered_model=name)
+    assert bundle.version is not None
+    registry.client.set_registered_model_alias(name, "champion", bundle.version)
     model = source(mlflow_server, name, tmp_path, runtime).load()
     classifier = BatchClassifier(
         InputReader([], [], 1_000_000), workers=1, max_pixels=1_000_000, decode_timeout_s=10,
