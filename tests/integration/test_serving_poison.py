@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 CRASHING_CONSUMER = """
 import json, os, signal, sys, threading, time
+from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from conf.loader import load_settings
 from serving import classifier
@@ -55,7 +56,7 @@ if __name__ == "__main__":  # decode workers re-import the main module
     classifier.BatchClassifier.parse = crashing_parse
     overrides, model_dir = json.loads(sys.argv[1])
     settings = load_settings("ci", overrides, env={})
-    model = load_model_folder(model_dir, name="local", version="1", runtime="onnx")
+    model = load_model_folder(Path(model_dir), name="local", version="1", runtime="onnx")
     loop = ServingConsumer(settings, model, make_classifier(settings), make_consumer(settings),
                            make_producer(settings))
 
