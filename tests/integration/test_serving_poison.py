@@ -119,7 +119,7 @@ def test_a_message_that_keeps_killing_the_consumer_is_dead_lettered(
         with log.open("ab") as out:
             done = subprocess.run(
                 [sys.executable, str(script), argument], cwd=REPO, stdout=out, stderr=out,
-                timeout=240, check=False,
+                timeout=240, check=False, env={**os.environ, "PYTHONPATH": str(REPO)},
             )  # fmt: skip
         codes.append(done.returncode)
         if done.returncode == 0:
