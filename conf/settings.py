@@ -103,6 +103,9 @@ class ClassesSettings(Section):
     # No defaults here: conf/default.yaml is where the class sets are named.
     harmful: list[str]
     safe: list[str]
+    # Not harmful enough to train on (Ammunition, Blade, ...), but an image carrying one of these
+    # is never a safe example; with a harmful label too, it is harmful.
+    never_safe: list[str] = Field(default_factory=list)
     expand_hierarchy: bool = True
     # Names listed here are never counted, even when the hierarchy reaches them.
     exclude: list[str] = Field(default_factory=list)
@@ -115,6 +118,10 @@ class ClassesSettings(Section):
         both = sorted(set(self.harmful) & set(self.safe))
         if both:
             raise ValueError(f"classes listed as both harmful and safe: {both}")
+        for side in ("harmful", "safe"):
+            both = sorted(set(self.never_safe) & set(getattr(self, side)))
+            if both:
+                raise ValueError(f"classes listed as both never_safe and {side}: {both}")
         if not self.harmful or not self.safe:
             raise ValueError("classes.harmful and classes.safe must each name at least one class")
         return self

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 HARMFUL = "harmful"
 SAFE = "safe"
+# A class that keeps an image out of the safe side without making it a harmful example.
+NEVER_SAFE = "never_safe"
 LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
 # Label sources that are a model's guess, not a person's: never counted.
 MACHINE_SOURCE_PREFIX = "machine"
@@ -124,17 +126,20 @@ class ClassSets:
     safe: Mapping[str, str]
     # Configured name -> ids it brought in (for the summary and for debugging a selection).
     origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    never_safe: Mapping[str, str] = field(default_factory=dict)
 
     def side_of(self) -> dict[str, str]:
-        """Class id -> side; harmful wins where the hierarchy put an id on both sides."""
+        """Class id -> side (harmful, never_safe or safe); where the hierarchy put an id in
+        several sets, harmful wins, then never_safe."""
         sides = dict.fromkeys(self.safe, SAFE)
+        sides.update(dict.fromkeys(self.never_safe, NEVER_SAFE))
         sides.update(dict.fromkeys(self.harmful, HARMFUL))
         return sides
 
     @property
     def all_ids(self) -> set[str]:
-        """Every class id of either side."""
-        return set(self.harmful) | set(self.safe)
+        """Every class id of any set (the never_safe ones too: they decide images)."""
+        return set(self.harmful) | set(self.safe) | set(self.never_safe)
 
 
 def resolve_name(
@@ -183,12 +188,13 @@ def resolve_classes(
     hierarchy: Hierarchy | None = None,
     *,
     exclude: Iterable[str] = (),
+    never_safe: Iterable[str] = (),
     on_ambiguous: Literal["error", "all"] = "error",
 ) -> ClassSets:
     """Resolve the harmful and safe sets to class ids, expanded through ``hierarchy`` if given.
 
-    Excluded names (and, with a hierarchy, everything below them) are removed from both sides.
-    An id reached from both sides stays harmful only.
+    Excluded names (and, with a hierarchy, everything below them) are removed from every set.
+    An id reached from several sets stays in one: harmful first, then never_safe, then safe.
     """
     origin: dict[str, tuple[str, ...]] = {}
 
@@ -203,17 +209,23 @@ def resolve_classes(
             found |= ids
         return found
 
-    harmful_ids, safe_ids = expand(harmful), expand(safe)
+    harmful_ids, safe_ids, never_ids = expand(harmful), expand(safe), expand(never_safe)
     dropped = expand(exclude)
     harmful_ids -= dropped
-    safe_ids -= dropped | harmful_ids
+    never_ids -= dropped | harmful_ids
+    safe_ids -= dropped | harmful_ids | never_ids
     if not harmful_ids or not safe_ids:
         raise ClassResolutionError("after exclusions, a side has no classes left")
 
     def named(ids: set[str]) -> dict[str, str]:
         return {i: table.names.get(i, i) for i in sorted(ids)}
 
-    return ClassSets(harmful=named(harmful_ids), safe=named(safe_ids), origin=origin)
+    return ClassSets(
+        harmful=named(harmful_ids),
+        safe=named(safe_ids),
+        origin=origin,
+        never_safe=named(never_ids),
+    )
 
 
 def _csv_stream(
@@ -290,7 +302,8 @@ def label_images(labels: pd.DataFrame, classes: ClassSets) -> pd.DataFrame:
     """One row per image with its side and the display names that put it there.
 
     An image with ANY harmful label is harmful (never safe); its ``source_labels`` are its harmful
-    classes only. Safe images list their safe classes.
+    classes only. Otherwise an image with any never_safe label is left out (neither side). Safe
+    images list their safe classes.
 
     Args:
         labels: ``ImageID, LabelName`` (and optionally ``Subset``) rows, already restricted to
@@ -308,6 +321,10 @@ def label_images(labels: pd.DataFrame, classes: ClassSets) -> pd.DataFrame:
     frame["side"] = frame["LabelName"].map(classes.side_of())
     frame = frame.dropna(subset=["side"])
     harmful_images = pd.Index(frame.loc[frame["side"] == HARMFUL, "ImageID"].unique())
+    never_safe_images = pd.Index(frame.loc[frame["side"] == NEVER_SAFE, "ImageID"].unique())
+    frame = frame[~frame["ImageID"].isin(never_safe_images.difference(harmful_images))].copy()
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
     frame["label"] = SAFE
     frame.loc[frame["ImageID"].isin(harmful_images), "label"] = HARMFUL
     frame = frame[frame["side"] == frame["label"]]

@@ -235,9 +235,15 @@ def select_candidates(
         table,
         hierarchy,
         exclude=classes.exclude,
+        never_safe=classes.never_safe,
         on_ambiguous=classes.on_ambiguous,
     )
-    logger.info("harmful ids: %d, safe ids: %d", len(sets.harmful), len(sets.safe))
+    logger.info(
+        "harmful ids: %d, safe ids: %d, never_safe ids: %d",
+        len(sets.harmful),
+        len(sets.safe),
+        len(sets.never_safe),
+    )
     frames = []
     counter = (TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} rows"))
     with Progress(*counter, TimeElapsedColumn()) as progress:

@@ -367,6 +367,7 @@ def _default_sides() -> dict[str, str]:
         return out
 
     sides = dict.fromkeys(expand(classes.safe), "safe")
+    sides.update(dict.fromkeys(expand(classes.never_safe), "never_safe"))
     sides.update(dict.fromkeys(expand(classes.harmful), "harmful"))
     return sides
 
@@ -382,7 +383,15 @@ def test_expected_follows_from_human_labels_and_hierarchy(
             for r in labels[row["ImageID"]]
             if r["Confidence"] == "1" and r["Source"] != "machine"
         }
-        side = "harmful" if "harmful" in positive else "safe" if "safe" in positive else "none"
+        side = (
+            "harmful"
+            if "harmful" in positive
+            else "none"
+            if "never_safe" in positive
+            else "safe"
+            if "safe" in positive
+            else "none"
+        )
         if row["Expected"] in {"harmful", "safe", "none"}:
             assert side == row["Expected"], row
         else:  # a defect: its labels make it a candidate, so the ETL must meet it

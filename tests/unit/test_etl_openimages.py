@@ -187,6 +187,44 @@ def test_image_with_any_harmful_label_is_never_safe(table, hierarchy):
     assert set(images["subset"]) == {"validation"}
 
 
+def test_never_safe_keeps_images_off_the_safe_side_through_the_hierarchy(table, hierarchy):
+    # Toy > Toy gun: Toy gun is also under Weapon, so it stays harmful; Toy itself is never_safe.
+    sets = resolve_classes(
+        ["Blood"], ["Person", "Dog"], table, hierarchy, never_safe=["Knife", "Toy"]
+    )
+    assert set(sets.never_safe) == {"/m/knife", "/m/kknife", "/m/toy", "/m/toygun"}
+    assert "/m/knife" in sets.all_ids
+    rows = pd.DataFrame(
+        {
+            "ImageID": ["a", "a", "b", "b", "c", "c", "c", "d"],
+            "LabelName": [
+                "/m/kknife",  # never_safe only through Knife > Kitchen knife
+                "/m/person",
+                "/m/toy",
+                "/m/dog",
+                "/m/knife",
+                "/m/blood",
+                "/m/person",
+                "/m/dog",
+            ],
+        }
+    )
+    images = label_images(rows, sets).set_index("image_id")
+    assert set(images.index) == {"c", "d"}  # a and b are left out
+    assert images.loc["c", "label"] == "harmful"
+    assert images.loc["c", "source_labels"] == "Blood"
+    assert images.loc["d", "label"] == "safe"
+    only_never_safe = label_images(rows[rows["ImageID"] == "a"], sets)
+    assert only_never_safe.empty
+    assert list(only_never_safe.columns) == ["image_id", "label", "source_labels"]
+
+
+def test_harmful_wins_over_never_safe(table, hierarchy):
+    sets = resolve_classes(["Weapon"], ["Dog"], table, hierarchy, never_safe=["Toy"])
+    assert "/m/toygun" in sets.harmful
+    assert set(sets.never_safe) == {"/m/toy"}
+
+
 def test_empty_filter_result_has_columns(table):
     rows = filter_labels(io.BytesIO(LABELS.encode()), {"/m/nothing"})
     assert list(rows.columns) == ["ImageID", "LabelName"]

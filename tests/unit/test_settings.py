@@ -29,6 +29,7 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
         ("nope.x=1", "valid keys at the top level"),
         ("etl.split={train: 0.5, val: 0.1, test: 0.1}", "sum to 1"),
         ("classes.safe=[Gun]", "both harmful and safe"),
+        ("classes.never_safe=[Person]", "both never_safe and safe"),
         ("train.weights={vgg: none}", "valid: mobilenet_v2, resnet50"),
     ],
 )
