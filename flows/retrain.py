@@ -7,7 +7,6 @@ split, so the best model that beats the champion ends up as ``champion``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
@@ -17,9 +16,11 @@ from conf.settings import Arch, Settings
 from flows.common import failure_note, resolve, time_limit
 from flows.etl import etl
 from flows.train import preflight, train, train_changes
+from harmscan.promotion import PromotionResult
+from registry import CHAMPION, Registry
 from tasks.artifacts import run_namer
+from tasks.promotion import gate_policy, promote_task
 from tasks.recipes import resolve_photo_set
-from tasks.registry import CHAMPION, promote_task
 from tasks.training import TrainResult, ensure_prior_task
 
 
@@ -29,7 +30,7 @@ class RetrainResult(BaseModel):
     dataset_version: str
     dataset_dir: Path
     trained: list[TrainResult]
-    decisions: list[dict[str, Any]]
+    decisions: list[PromotionResult]
     champion_version: str | None
 
 
@@ -81,10 +82,11 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
     preflight(settings)  # a bad weights setting fails now, not after the ETL
     data = etl(source=source)
     trained = train(source=source, dataset=data.dataset_dir, register_models=True)
-    decisions: list[dict[str, Any]] = []
+    decisions: list[PromotionResult] = []
     name = settings.mlflow.registered_model
     if promote:
         ml = settings.mlflow
+        policy = gate_policy(ml)
         gate_set = resolve_photo_set(ml.gate_set)
         if gate_set is not None:
             ensure_prior_task(settings, data.dataset_dir)  # the reference, registered once
@@ -92,15 +94,13 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
             assert result.version is not None
             decisions.append(
                 promote_task(
+                    ml.tracking_uri,
                     name,
                     result.version,
                     data.dataset_dir,
-                    ml.promotion_metric,
-                    dict(ml.floors),
-                    ml.min_improvement,
-                    ml.tracking_uri,
-                    gate_set,
-                    ml.gate_tolerance,
+                    policy,
+                    gate_set=gate_set,
+                    gate_tolerance=ml.gate_tolerance,
                 )
             )
     champion = _champion(settings)
@@ -115,9 +115,5 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
 
 
 def _champion(settings: Settings) -> str | None:
-    import mlflow
-
-    from tasks.registry import alias_version
-
-    client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
-    return alias_version(client, settings.mlflow.registered_model, CHAMPION)
+    ml = settings.mlflow
+    return Registry(ml.tracking_uri).alias_version(ml.registered_model, CHAMPION)

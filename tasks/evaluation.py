@@ -18,7 +18,7 @@ from harmscan.data import ManifestDataset, dataset_version
 from harmscan.engine import Predictions, evaluate
 from harmscan.metrics import binary_metrics
 from harmscan.presets import EvalPreset
-from tasks.registry import download_bundle
+from registry import Registry
 
 
 def predict_split(
@@ -38,13 +38,21 @@ def predict_split(
     return evaluate(model.to(device), loader, device, description=f"{split} ({len(data)} images)")
 
 
-def evaluate_model_uri(
-    model_uri: str, dataset: Path, *, split: str = "test", batch_size: int = 32
+def evaluate_version(
+    registry: Registry,
+    name: str,
+    version: str,
+    dataset: Path,
+    *,
+    split: str = "test",
+    batch_size: int = 32,
 ) -> dict[str, float]:
-    """Metrics of a logged harmscan bundle on a split, at the bundle's own threshold.
+    """Metrics of a registered harmscan bundle on a split, at the bundle's own threshold.
 
     Args:
-        model_uri: ``models:/name/3``, ``models:/name@champion``, ``runs:/...``.
+        registry: Where the model is registered.
+        name: Registered model name.
+        version: Its version.
         dataset: Dataset folder (manifest + images).
         split: Which split to score.
         batch_size: Evaluation batch size.
@@ -55,8 +63,9 @@ def evaluate_model_uri(
     import mlflow.pytorch
 
     with tempfile.TemporaryDirectory(prefix="harmscan-eval-") as tmp:
-        spec, local = download_bundle(model_uri, Path(tmp))
-        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
+        bundle = registry.download_bundle(name, version, Path(tmp))
+        model = mlflow.pytorch.load_model(str(bundle.model_dir), map_location="cpu")
+    spec = bundle.spec
     preds = predict_split(
         model.eval(), dataset, split, EvalPreset.from_spec(spec), batch_size=batch_size
     )
@@ -65,14 +74,22 @@ def evaluate_model_uri(
 
 @task(name="evaluate-model", retries=1, retry_delay_seconds=5)
 def evaluate_model_task(
-    model_uri: str, dataset: Path, split: str = "test", batch_size: int = 32
+    tracking_uri: str,
+    name: str,
+    version: str,
+    dataset: Path,
+    split: str = "test",
+    batch_size: int = 32,
 ) -> dict[str, float]:
-    """Prefect task: `evaluate_model_uri`, logged."""
+    """Prefect task: `evaluate_version`, logged."""
     logger = get_run_logger()
-    metrics = evaluate_model_uri(model_uri, dataset, split=split, batch_size=batch_size)
+    metrics = evaluate_version(
+        Registry(tracking_uri), name, version, dataset, split=split, batch_size=batch_size
+    )
     logger.info(
-        "%s on %s split of dataset %s: auc=%.4f f1=%.4f accuracy=%.4f",
-        model_uri,
+        "%s v%s on %s split of dataset %s: auc=%.4f f1=%.4f accuracy=%.4f",
+        name,
+        version,
         split,
         dataset_version(dataset),
         metrics["auc"],

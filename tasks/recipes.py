@@ -24,10 +24,11 @@ from harmscan.bundle import LABELS
 from harmscan.calibration import OperatingPoint
 from harmscan.engine import evaluate
 from harmscan.imageio import decode_image, read_image_file
-from harmscan.metrics import domain_metrics
+from harmscan.metrics import PromotionDecision, decide_not_worse, domain_metrics
 from harmscan.presets import EvalPreset
 from harmscan.recipes import WiseCurve
 from harmscan.transfer import RecipeOutcome, calibrate_model
+from registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -139,62 +140,63 @@ PRIOR_TAG = "recipe"
 PRIOR_VALUE = "prior"
 
 
-def evaluate_uri_on_photos(model_uri: str, root: Path, *, batch_size: int = 32) -> dict[str, float]:
-    """Metrics of a logged bundle on a photo set at the bundle's own threshold.
+def evaluate_version_on_photos(
+    registry: Registry, name: str, version: str, root: Path, *, batch_size: int = 32
+) -> dict[str, float]:
+    """Metrics of a registered bundle on a photo set at the bundle's own threshold.
 
     Returns `harmscan.metrics.binary_metrics` plus ``<domain>_<metric>`` per domain.
     """
     import mlflow.pytorch
 
-    from tasks.evaluation import download_bundle
-
-    with tempfile.TemporaryDirectory(prefix="harmscan-gate-") as tmp:
-        spec, local = download_bundle(model_uri, Path(tmp))
-        model = mlflow.pytorch.load_model(str(local), map_location="cpu")
-    scored = score_photo_set(model, root, EvalPreset.from_spec(spec), batch_size=batch_size)
     from harmscan.metrics import binary_metrics
 
+    with tempfile.TemporaryDirectory(prefix="harmscan-gate-") as tmp:
+        bundle = registry.download_bundle(name, version, Path(tmp))
+        model = mlflow.pytorch.load_model(str(bundle.model_dir), map_location="cpu")
+    spec = bundle.spec
+    scored = score_photo_set(model, root, EvalPreset.from_spec(spec), batch_size=batch_size)
     return {
         **binary_metrics(scored.y, scored.p, spec.threshold),
         **domain_metrics(scored.y, scored.p, scored.domains, spec.threshold),
     }
 
 
-def prior_version(client: Any, name: str) -> str | None:
+def prior_version(registry: Registry, name: str) -> str | None:
     """The registered version tagged ``recipe=prior`` (the newest if several), or None."""
-    versions = client.search_model_versions(f"name='{name}' and tags.{PRIOR_TAG}='{PRIOR_VALUE}'")
+    query = f"name='{name}' and tags.{PRIOR_TAG}='{PRIOR_VALUE}'"
+    versions = registry.client.search_model_versions(query)
     return max((str(v.version) for v in versions), key=int, default=None)
 
 
 def photo_gate(
-    client: Any,
+    registry: Registry,
     name: str,
     version: str,
     champion: str | None,
     gate_set: Path,
     metric: str,
     tolerance: float,
-) -> Any:
+) -> PromotionDecision:
     """The gate-set checks: the candidate may not be worse than the champion or the prior there.
 
     Returns the first failing `harmscan.metrics.PromotionDecision`, else the last passing one.
     """
-    from harmscan.metrics import decide_not_worse
-
-    candidate = evaluate_uri_on_photos(f"models:/{name}/{version}", gate_set)
+    candidate = evaluate_version_on_photos(registry, name, version, gate_set)
     decision = None
     baselines = {"champion on the gate set": champion, "prior on the gate set": None}
-    prior = prior_version(client, name)
+    prior = prior_version(registry, name)
     if prior is not None and prior != version:
         baselines["prior on the gate set"] = prior
     for against, other in baselines.items():
         baseline = None
         if other is not None and other != version:
-            baseline = evaluate_uri_on_photos(f"models:/{name}/{other}", gate_set)
+            baseline = evaluate_version_on_photos(registry, name, other, gate_set)
         decision = decide_not_worse(
             candidate, baseline, metric=metric, tolerance=tolerance, against=against
         )
         logger.info("gate set, %s v%s: %s", name, version, decision.reason)
         if not decision.promote:
             return decision
+    assert decision is not None  # two baselines, always checked
     return decision

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from harmscan.transfer import (
     effective_settings,
     train_recipe,
 )
+from registry import Registry, Run, log_bundle, start_run
 from tasks.evaluation import predict_split
 from tasks.recipes import (
     Scored,
@@ -51,11 +53,8 @@ from tasks.recipes import (
     score_photo_set,
     set_metrics,
 )
-from tasks.registry import log_bundle
 
 logger = logging.getLogger(__name__)
-
-MAX_PARAMS_PER_CALL = 100  # MLflow's batch limit
 
 
 class TrainResult(BaseModel):
@@ -94,35 +93,72 @@ def _loaders(dataset: Path, cfg: TrainSettings, frame: Any) -> RecipeData:
     return RecipeData(train=train, probe=probe, val=val)
 
 
-def _log_params(settings: Settings, extra: dict[str, Any]) -> None:
-    import mlflow
+@dataclass
+class _Job:
+    """Everything one training run works on, prepared before the run opens."""
 
-    params = {**dump_settings(settings), **extra}
-    items = [(k, str(v)[:6000]) for k, v in params.items()]
-    for start in range(0, len(items), MAX_PARAMS_PER_CALL):
-        mlflow.log_params(dict(items[start : start + MAX_PARAMS_PER_CALL]))
+    arch: str
+    settings: Settings  # with the recipe's effective ``train`` settings
+    dataset: Path
+    version: str
+    frame: Any
+    weights_source: str
+    recipe: str
+    device: torch.device
+    model: torch.nn.Module
+    data: RecipeData
+    class_weights: torch.Tensor | None
+    checkpoint: Path
 
 
-def _log_dataset(dataset: Path, frame: Any, version: str) -> None:
-    import mlflow
+def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
+    dataset = Path(dataset).resolve()
+    source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
+    cfg = effective_settings(settings.train, source, arch)
+    settings = settings.model_copy(update={"train": cfg})
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model = build_recipe_model(arch, source, cfg)  # first draw after the seed
+    frame = read_manifest(dataset)
+    version = dataset_version(dataset)
+    return _Job(
+        arch=arch,
+        settings=settings,
+        dataset=dataset,
+        version=version,
+        frame=frame,
+        weights_source=source.describe(),
+        recipe=recipe_name(cfg.recipe, cfg.head, _fixed_alpha(cfg)),
+        device=device,
+        model=model,
+        data=_loaders(dataset, cfg, frame),
+        class_weights=class_weights(frame) if cfg.class_weighting else None,
+        checkpoint=settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt",
+    )
+
+
+def _log_inputs(run: Run, job: _Job) -> None:
+    """Tags, every resolved setting as a parameter, and the dataset as the run's input."""
     import mlflow.data
 
+    run.set_tags({"arch": job.arch, "weights": job.weights_source, "recipe": job.recipe})
+    extra = {"arch": job.arch, "weights_source": job.weights_source, "device": job.device}
+    run.log_params({**dump_settings(job.settings), **extra})
     data = mlflow.data.from_pandas(
-        frame,
-        source=str((dataset / "manifest.csv").resolve()),
+        job.frame,
+        source=str((job.dataset / "manifest.csv").resolve()),
         targets="label",
-        name=f"harmscan-{version}",
-        digest=version,
+        name=f"harmscan-{job.version}",
+        digest=job.version,
     )
-    mlflow.log_input(data, context="training")
-    mlflow.set_tag("dataset_version", version)
+    run.log_dataset(data, context="training")
+    run.set_tags({"dataset_version": job.version})
 
 
 def _log_evaluation_artifacts(
-    y_true: Any, p_harmful: Any, metrics: dict[str, float], spec: ServingSpec, card: str
+    run: Run, y_true: Any, p_harmful: Any, metrics: dict[str, float], spec: ServingSpec, card: str
 ) -> None:
-    import mlflow
-
     with tempfile.TemporaryDirectory(prefix="harmscan-artifacts-") as tmp:
         folder = Path(tmp)
         plot_confusion(metrics, folder / "confusion_matrix.png", f"{spec.arch} test confusion")
@@ -133,7 +169,7 @@ def _log_evaluation_artifacts(
             json.dumps(EvalPreset.from_spec(spec).spec_fields(), indent=2)
         )
         (folder / "model_card.md").write_text(card)
-        mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+        run.log_artifacts(folder, "evaluation")
 
 
 def train_and_register(
@@ -156,78 +192,63 @@ def train_and_register(
     Returns:
         Run id, model URI, registered version, test metrics and the chosen threshold.
     """
-    import mlflow
-
-    dataset = Path(dataset).resolve()
-    source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
-    cfg = effective_settings(settings.train, source, arch)
-    settings = settings.model_copy(update={"train": cfg})
-    seed_everything(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    model = build_recipe_model(arch, source, cfg)
-    frame = read_manifest(dataset)
-    version = dataset_version(dataset)
-    data = _loaders(dataset, cfg, frame)
-    weights = class_weights(frame) if cfg.class_weighting else None
-    checkpoint = settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt"
-
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    experiment = mlflow.set_experiment(settings.mlflow.experiment)
-    with mlflow.start_run(run_name=f"{arch}-{version}") as run:
-        recipe = recipe_name(cfg.recipe, cfg.head, _fixed_alpha(cfg))
-        mlflow.set_tags({"arch": arch, "weights": source.describe(), "recipe": recipe})
-        _log_params(settings, {"arch": arch, "weights_source": source.describe(), "device": device})
-        _log_dataset(dataset, frame, version)
-
-        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            mlflow.log_metrics(metrics, step=epoch)
-
-        def val_auc(candidate: torch.nn.Module) -> float:
-            preds = evaluate(candidate, data.val, device, description="WiSE-FT val")
-            return binary_metrics(preds.y_true, preds.p_harmful)["auc"]
-
-        outcome = train_recipe(
-            model,
-            arch,
-            data,
-            cfg,
-            device=device,
-            class_weights=weights,
-            checkpoint=checkpoint,
-            resume=resume,
-            on_epoch=log_epoch,
-            wise_score=val_auc,
+    job = _prepare(settings, arch, dataset)
+    registry = Registry(settings.mlflow.tracking_uri)
+    name = settings.mlflow.registered_model if register else None
+    with start_run(registry, settings.mlflow.experiment, f"{arch}-{job.version}") as run:
+        _log_inputs(run, job)
+        spec, test = _train_and_evaluate(run, job, resume)
+        bundle = log_bundle(
+            run, job.model, spec, registered_model=name, version_tags={"recipe": job.recipe}
         )
-        state = outcome.state
-        spec, test, preds = _evaluate(
-            model, arch, settings, dataset, frame, outcome, device, recipe
-        )
-        mlflow.log_metrics({f"test_{k}": v for k, v in test.items()})
-        mlflow.log_metrics({"best_epoch": state.best_epoch, "epochs_run": state.epoch})
-        card = model_card(
-            spec=spec,
-            counts=summarize(frame),
-            test_metrics=test,
-            weights=source.describe(),
-            target_recall=cfg.target_recall,
-            epochs_run=state.epoch,
-            best_epoch=state.best_epoch,
-        )
-        _log_evaluation_artifacts(preds.y, preds.p, test, spec, card)
-        name = settings.mlflow.registered_model if register else None
-        bundle = log_bundle(model, spec, registered_model=name, version_tags={"recipe": recipe})
     return TrainResult(
         arch=arch,
-        run_id=run.info.run_id,
-        experiment_id=experiment.experiment_id,
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
         model_uri=bundle.model_uri,
         registered_model=name,
         version=bundle.version,
-        dataset_version=version,
+        dataset_version=job.version,
         test_metrics=test,
         threshold=spec.threshold,
     )
+
+
+def _train_and_evaluate(run: Run, job: _Job, resume: bool) -> tuple[ServingSpec, dict[str, float]]:
+    """Train the recipe (per-epoch metrics into the run), then calibrate, evaluate, log the card."""
+    cfg = job.settings.train
+
+    def val_auc(candidate: torch.nn.Module) -> float:
+        preds = evaluate(candidate, job.data.val, job.device, description="WiSE-FT val")
+        return binary_metrics(preds.y_true, preds.p_harmful)["auc"]
+
+    outcome = train_recipe(
+        job.model,
+        job.arch,
+        job.data,
+        cfg,
+        device=job.device,
+        class_weights=job.class_weights,
+        checkpoint=job.checkpoint,
+        resume=resume,
+        on_epoch=lambda epoch, metrics: run.log_metrics(metrics, step=epoch),
+        wise_score=val_auc,
+    )
+    state = outcome.state
+    spec, test, preds = _evaluate(run, job, outcome)
+    run.log_metrics({f"test_{k}": v for k, v in test.items()})
+    run.log_metrics({"best_epoch": state.best_epoch, "epochs_run": state.epoch})
+    card = model_card(
+        spec=spec,
+        counts=summarize(job.frame),
+        test_metrics=test,
+        weights=job.weights_source,
+        target_recall=cfg.target_recall,
+        epochs_run=state.epoch,
+        best_epoch=state.best_epoch,
+    )
+    _log_evaluation_artifacts(run, preds.y, preds.p, test, spec, card)
+    return spec, test
 
 
 def _fixed_alpha(cfg: TrainSettings) -> float | None:
@@ -243,46 +264,38 @@ def _scored(
 
 
 def _evaluate(
-    model: torch.nn.Module,
-    arch: str,
-    settings: Settings,
-    dataset: Path,
-    frame: Any,
-    outcome: RecipeOutcome,
-    device: torch.device,
-    recipe: str,
+    run: Run, job: _Job, outcome: RecipeOutcome
 ) -> tuple[ServingSpec, dict[str, float], Scored]:
     """Calibrate and threshold on val (+ photos), then test (and gate-set) metrics there."""
-    import mlflow
-
+    settings, model, dataset, frame = job.settings, job.model, job.dataset, job.frame
     cfg = settings.train
     preset = EvalPreset(image_size=cfg.image_size)
     # Without a domain column: Open Images rows are photos, the offline mirror's are icons.
     domain = "photo" if settings.openimages.source == "openimages" else "illustration"
-    kw = {"preset": preset, "batch_size": cfg.batch_size, "device": device}
+    kw = {"preset": preset, "batch_size": cfg.batch_size, "device": job.device}
     val = _scored(model, dataset, "val", frame, domain, **kw)
     photos_dir = resolve_photo_set(cfg.calibration_photos)
     photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
-    point = calibrate_on_mix(model, arch, val, photos, cfg)
-    log_recipe(mlflow, outcome, point)
+    point = calibrate_on_mix(model, job.arch, val, photos, cfg)
+    log_recipe(run, outcome, point)
     calibrated = apply_temperature(val.p, point.temperature)
     val_metrics = binary_metrics(val.y, calibrated, point.threshold)
-    mlflow.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
+    run.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
     spec = ServingSpec(
-        arch=arch,
+        arch=job.arch,
         threshold=point.threshold,
         review_low=point.review_low,
         review_high=point.review_high,
         dataset_version=dataset_version(dataset),
-        extra={"recipe": recipe, "temperature": f"{point.temperature:.6f}"},
+        extra={"recipe": job.recipe, "temperature": f"{point.temperature:.6f}"},
         **preset.spec_fields(),
     )
     test = _scored(model, dataset, "test", frame, domain, **kw)
-    mlflow.log_metrics(set_metrics("test", test, spec.threshold))
+    run.log_metrics(set_metrics("test", test, spec.threshold))
     gate_dir = resolve_photo_set(settings.mlflow.gate_set)
     if gate_dir is not None:
         gate = score_photo_set(model, gate_dir, preset)
-        mlflow.log_metrics(set_metrics("gate", gate, spec.threshold))
+        run.log_metrics(set_metrics("gate", gate, spec.threshold))
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
 
 
@@ -296,12 +309,10 @@ def ensure_prior(settings: Settings, dataset: Path) -> str | None:
     on ``dataset``'s validation split like any candidate. Returns the existing version when one
     is registered, and None (with a warning) when the architecture has no pretrained weights.
     """
-    import mlflow
-
     from tasks.recipes import prior_version
 
     name = settings.mlflow.registered_model
-    found = prior_version(mlflow.MlflowClient(settings.mlflow.tracking_uri), name)
+    found = prior_version(Registry(settings.mlflow.tracking_uri), name)
     if found is not None:
         return found
     source = resolve_weights(PRIOR_ARCH, settings.train.weights.get(PRIOR_ARCH, "none"))

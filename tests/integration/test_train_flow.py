@@ -31,10 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory):
     """Train + register + promote one model; yield (settings, dataset, train result, decision)."""
-    import mlflow
-
     from flows.train import train
-    from tasks.registry import promote_task
+    from tasks.promotion import gate_policy, promote_task
 
     root = tmp_path_factory.mktemp("train-flow")
     dataset = make_synthetic_dataset(root / "data", {"train": 16, "val": 8, "test": 8})
@@ -57,15 +55,8 @@ def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.
     [result] = train(source=source, dataset=dataset, models=["mobilenet_v2"], epochs=2)
     ml = settings.mlflow
     decision = promote_task(
-        ml.registered_model,
-        result.version,
-        dataset,
-        ml.promotion_metric,
-        dict(ml.floors),
-        ml.min_improvement,
-        ml.tracking_uri,
+        ml.tracking_uri, ml.registered_model, result.version, dataset, gate_policy(ml)
     )
-    mlflow.set_tracking_uri(mlflow_server)
     return settings, dataset, result, decision
 
 
@@ -99,7 +90,9 @@ def test_first_candidate_becomes_champion_with_reason(trained) -> None:
     settings, _, result, decision = trained
     name = settings.mlflow.registered_model
     client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
-    assert decision["promoted"] is True
+    assert decision.promoted is True
+    assert decision.alias == "champion"
+    assert decision.champion_version is None
     assert client.get_model_version_by_alias(name, "champion").version == result.version
     tags = client.get_model_version(name, result.version).tags
     assert tags["promotion_decision"] == "promoted"
@@ -119,11 +112,14 @@ def test_champion_loads_in_a_fresh_process_and_classifies_known_images(trained) 
         import mlflow, mlflow.pytorch, torch
         from harmscan.imageio import load_image
         from harmscan.presets import EvalPreset
-        from tasks.registry import download_bundle
+        from registry import Registry
 
-        uri, images = sys.argv[1], json.loads(sys.argv[2])
-        spec, local = download_bundle(uri, Path(tempfile.mkdtemp()))
-        model = mlflow.pytorch.load_model(str(local)).eval()
+        uri, name, images = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+        registry = Registry(uri)
+        version = registry.require_alias_version(name, "champion")
+        bundle = registry.download_bundle(name, version, Path(tempfile.mkdtemp()))
+        spec = bundle.spec
+        model = mlflow.pytorch.load_model(str(bundle.model_dir)).eval()
         preset = EvalPreset.from_spec(spec)
         out = {}
         for label, path in images.items():
@@ -133,10 +129,15 @@ def test_champion_loads_in_a_fresh_process_and_classifies_known_images(trained) 
         print(json.dumps(out))
         """
     )
-    uri = f"models:/{settings.mlflow.registered_model}@champion"
-    env = {"MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri, "PATH": "/usr/bin:/bin"}
+    ml = settings.mlflow
+    env = {"PATH": "/usr/bin:/bin"}  # no MLFLOW_TRACKING_URI: the registry is named explicitly
+    arguments = [
+        ml.tracking_uri,
+        ml.registered_model,
+        json.dumps({k: str(v) for k, v in images.items()}),
+    ]
     done = subprocess.run(
-        [sys.executable, "-c", script, uri, json.dumps({k: str(v) for k, v in images.items()})],
+        [sys.executable, "-c", script, *arguments],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -152,9 +153,9 @@ def test_champion_loads_in_a_fresh_process_and_classifies_known_images(trained) 
 
 
 def test_worse_candidate_does_not_take_champion(trained) -> None:
-    import mlflow
-
-    from tasks.registry import log_bundle, promote_candidate
+    from harmscan.promotion import GatePolicy
+    from registry import Registry, log_bundle, start_run
+    from tasks.promotion import promote_candidate
 
     settings, dataset, result, _ = trained
     name = settings.mlflow.registered_model
@@ -170,14 +171,20 @@ def test_worse_candidate_does_not_take_champion(trained) -> None:
         resize_size=73,
         dataset_version=result.dataset_version,
     )
-    mlflow.set_experiment(settings.mlflow.experiment)
-    with mlflow.start_run(run_name="worse"):
-        bundle = log_bundle(worse, spec, registered_model=name)
-    decision = promote_candidate(name, bundle.version, dataset, metric="auc", floors={})
-    client = mlflow.MlflowClient()
-    assert decision["promoted"] is False
-    assert decision["champion_version"] == result.version
-    assert decision["champion_value"] > decision["candidate_value"]
+    registry = Registry(settings.mlflow.tracking_uri)
+    with start_run(registry, settings.mlflow.experiment, "worse") as run:
+        bundle = log_bundle(run, worse, spec, registered_model=name)
+    assert bundle.version is not None
+    decision = promote_candidate(
+        registry, name, bundle.version, dataset, GatePolicy(metric="auc", floors={})
+    )
+    client = registry.client
+    assert decision.promoted is False
+    assert decision.alias == "challenger"
+    assert decision.champion_version == result.version
+    assert decision.champion_value is not None
+    assert decision.champion_value > decision.candidate_value
+    assert decision.candidate_metrics["auc"] == decision.candidate_value
     assert client.get_model_version_by_alias(name, "champion").version == result.version
     assert client.get_model_version_by_alias(name, "challenger").version == bundle.version
     tags = client.get_model_version(name, bundle.version).tags
@@ -189,7 +196,7 @@ def test_cli_promote_by_hand_and_roll_back(trained) -> None:
     import mlflow
     from typer.testing import CliRunner
 
-    from harmscan import cli
+    import cli.app as cli
 
     settings, _, result, _ = trained
     name = settings.mlflow.registered_model

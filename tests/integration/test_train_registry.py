@@ -1,5 +1,5 @@
-"""log_bundle against a real MLflow server: the registered version loads as torch and carries
-the ONNX model and the serving spec under extra_files/."""
+"""registry.log_bundle against a real MLflow server: the registered version loads as torch and
+carries the ONNX model and the serving spec under extra_files/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from harmscan.bundle import HARMFUL, LABELS, ServingSpec
 from harmscan.models import WeightsSource, build_model
-from tasks.registry import CHAMPION, alias_version, download_bundle, log_bundle, set_alias
+from registry import CHAMPION, Registry, log_bundle, start_run
 
 pytestmark = pytest.mark.slow
 
@@ -33,24 +33,24 @@ def test_logged_bundle_registers_and_loads_back(mlflow_uri: str, unique, tmp_pat
         dataset_version="abc123",
     )
     name = unique("reg")
-    mlflow.set_tracking_uri(mlflow_uri)
-    mlflow.set_experiment(unique("exp"))
-    with mlflow.start_run():
-        bundle = log_bundle(model, spec, registered_model=name)
+    registry = Registry(mlflow_uri)
+    with start_run(registry, unique("exp")) as run:
+        bundle = log_bundle(run, model, spec, registered_model=name)
     assert bundle.version == "1"
     assert bundle.onnx_max_abs_diff < 1e-3
 
-    client = mlflow.MlflowClient()
-    set_alias(client, name, CHAMPION, bundle.version, {"reason": "first"})
-    assert alias_version(client, name, CHAMPION) == "1"
-    assert alias_version(client, name, "nope") is None
-    assert client.get_model_version(name, "1").tags["dataset_version"] == "abc123"
+    registry.set_alias(name, CHAMPION, bundle.version, {"reason": "first"})
+    assert registry.alias_version(name, CHAMPION) == "1"
+    assert registry.alias_version(name, "nope") is None
+    assert registry.model_version(name, "1").tags["dataset_version"] == "abc123"
 
-    got_spec, folder = download_bundle(f"models:/{name}@{CHAMPION}", tmp_path / "dl")
+    downloaded = registry.download_bundle(name, "1", tmp_path / "dl")
+    got_spec, folder = downloaded.spec, downloaded.folder
     assert got_spec == spec
     assert got_spec.labels == LABELS
     assert got_spec.harmful_index == LABELS.index(HARMFUL)
 
+    # A plain MLflow user (MLFLOW_TRACKING_URI, set by the fixture) loads it by alias.
     loaded = mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}")
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
