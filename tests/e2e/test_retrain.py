@@ -22,6 +22,7 @@ def test_retrain_registers_both_models_and_sets_champion(
         f"mlflow.experiment={unique('retrain')}",
         f"mlflow.registered_model={name}",
         "mlflow.floors={}",  # the gate's floors are tested elsewhere; here the chain is
+        "mlflow.gate_set=gateset",  # the real-photo gate set, and with it the prior reference
         "etl.max_per_side=60",
         "train.image_size=64",
         "train.batch_size=16",
@@ -30,13 +31,18 @@ def test_retrain_registers_both_models_and_sets_champion(
     result = retrain(source=source, epochs=1, limit_batches=3)
 
     client = mlflow.MlflowClient(mlflow_server)
-    versions = client.search_model_versions(f"name='{name}'")
+    registered = client.search_model_versions(f"name='{name}'")
+    # With a gate set the untrained prior is registered once, as the gate's reference.
+    priors = [v for v in registered if v.tags.get("recipe") == "prior"]
+    assert len(priors) == 1
+    versions = [v for v in registered if v.tags.get("recipe") != "prior"]
     assert sorted(v.tags["arch"] for v in versions) == ["mobilenet_v2", "resnet50"]
     assert {v.tags["dataset_version"] for v in versions} == {result.dataset_version}
     assert len(result.decisions) == 2
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.version == result.champion_version
     assert champion.tags["promotion_decision"] == "promoted"
+    assert champion.version != priors[0].version
     # every candidate carries its decision; the one not promoted is the challenger
     decided = {v.version: v.tags["promotion_decision"] for v in versions}
     assert set(decided.values()) <= {"promoted", "rejected"}
