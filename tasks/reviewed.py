@@ -99,14 +99,14 @@ def image_bytes(decision: Decision, inline: dict[str, bytes], serving: ServingSe
         ImageRejected: Outside the roots, missing, not a file, too large, or not available.
     """
     if decision.source == "inline":
-        return _inline_bytes(inline.get(decision.id), serving.max_bytes)
+        return _inline_bytes(inline.get(decision.id), serving.max_inline_bytes)
     if decision.source.startswith("s3://"):
         raise ImageRejected("not_found", "s3 sources are not fetched by the ETL")
     resolved = Path(os.path.realpath(decision.source))
     roots = [Path(os.path.realpath(r)) for r in serving.allowed_roots]
     if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
         raise ImageRejected("forbidden_path", f"{decision.source} is outside serving.allowed_roots")
-    return read_image_file(resolved, max_bytes=serving.max_bytes, follow_symlinks=False)
+    return read_image_file(resolved, max_bytes=serving.max_file_bytes, follow_symlinks=False)
 
 
 def _inline_bytes(request: bytes | None, max_bytes: int) -> bytes:

@@ -48,9 +48,15 @@ def send_review(
     results: list[Result],
     headers: dict[str, list[tuple[str, bytes]]] | None = None,
 ) -> None:
-    """Produce results to the review topic (keyed by request id) and wait for delivery."""
+    """Produce results to the review topic (keyed by request id) and wait for delivery.
+
+    The topic is created first, as the consumer does at start: brokers never auto-create topics.
+    """
     from confluent_kafka import Producer
 
+    from serving.topics import ensure_topics
+
+    ensure_topics(bootstrap, {topic: 2})
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     failed: list[object] = []
     for result in results:
