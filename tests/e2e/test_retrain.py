@@ -23,6 +23,7 @@ def test_retrain_registers_both_models_and_sets_champion(
         f"mlflow.registered_model={name}",
         "mlflow.floors={}",  # the gate's floors are tested elsewhere; here the chain is
         "mlflow.gate_set=gateset",  # the real-photo gate set, and with it the prior reference
+        "train.calibration_photos=photopool",  # real photos in the calibration mix
         "etl.max_per_side=60",
         "train.image_size=64",
         "train.batch_size=16",
