@@ -1,0 +1,54 @@
+"""Decode worker processes: what they run at start-up and what travels between the processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_worker_does_not_run_the_parents_main_script(tmp_path: Path) -> None:
+    """multiprocessing re-imports the parent's ``__main__`` in its children by default: a CLI or
+    a script importing torch then costs every worker (and every replacement) seconds."""
+    marker = tmp_path / "imported-by.txt"
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            import sys
+
+            sys.path.insert(0, {str(REPO)!r})
+            with open({str(marker)!r}, "a") as log:
+                log.write(f"{{os.getpid()}}\\n")
+
+            if __name__ == "__main__":
+                from harmscan.presets import EvalPreset
+                from serving.decoding import DecodeLimits, DecodePool
+                import io
+                from PIL import Image
+
+                pool = DecodePool(2, 256)
+                limits = DecodeLimits(max_pixels=1_000_000, max_aspect_ratio=None,
+                                      timeout_s=5.0, memory_mb=256)
+                try:
+                    jpeg = io.BytesIO()
+                    Image.new("RGB", (320, 240), (220, 30, 30)).save(jpeg, "JPEG")
+                    for _ in range(4):
+                        pool.decode(jpeg.getvalue(), EvalPreset(), limits)
+                    print(os.getpid(), *pool.pids())
+                finally:
+                    pool.close()
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    parent, *workers = done.stdout.split()
+    assert len(workers) == 2
+    assert marker.read_text().split() == [parent]  # written by the script alone, not its workers
