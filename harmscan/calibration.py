@@ -1,8 +1,14 @@
-"""Temperature scaling of harmful log-odds, and sample weights that mix domains.
+"""Temperature (or Platt) scaling of harmful log-odds, and sample weights that mix domains.
 
 The temperature is fitted on validation log-odds (one parameter, so rankings and ROC AUC are
 unchanged) and folded into the model's last layer (`harmscan.heads.scale_logits`), so the exported
 graph and serving see calibrated probabilities with no change to serving.
+
+Platt scaling (Platt, 1999; the two-parameter form of Guo et al., "On Calibration of Modern
+Neural Networks", ICML 2017) fits a bias beside the temperature: ``sigmoid(z / T + b)``. The
+bias absorbs a shift of the harmful base rate between training and the calibration mix (clip-art
+versus photos), which a temperature alone cannot; it is still monotone, so rankings and AUC are
+unchanged, and it folds into the last layer's harmful bias (`harmscan.heads.shift_log_odds`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 EPS = 1e-7
+CALIBRATION_METHODS = ("temperature", "platt", "none")
 
 
 def log_odds(p_harmful: object) -> np.ndarray:
@@ -55,11 +62,41 @@ def fit_temperature(
     return float(math.exp(result.x))
 
 
-def apply_temperature(p_harmful: object, temperature: float) -> np.ndarray:
-    """Probabilities after dividing the log-odds by ``temperature``."""
+def fit_platt(
+    y_true: object, p_harmful: object, weights: object | None = None, *, bounds: tuple = (0.05, 20)
+) -> tuple[float, float]:
+    """``(T, b)`` minimising the (weighted) log-loss of ``sigmoid(logit(p) / T + b)``.
+
+    ``T`` stays within ``bounds`` (as in `fit_temperature`), so the map stays increasing.
+
+    Raises:
+        ValueError: Empty input or a single class (no information about calibration).
+    """
+    from scipy.optimize import minimize
+
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    z = log_odds(p_harmful).ravel()
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    t0 = fit_temperature(y, p_harmful, w, bounds=bounds)  # validates the input too
+    lo, hi = (math.log(b) for b in bounds)
+
+    def loss(params: np.ndarray) -> float:
+        return _nll(z / math.exp(params[0]) + params[1], y, w)
+
+    result = minimize(
+        loss, np.array([math.log(t0), 0.0]), method="L-BFGS-B", bounds=[(lo, hi), (-20.0, 20.0)]
+    )
+    t, b = float(math.exp(result.x[0])), float(result.x[1])
+    if loss(result.x) > _nll(z / t0, y, w):  # never worse than the temperature alone
+        return t0, 0.0
+    return t, b
+
+
+def apply_temperature(p_harmful: object, temperature: float, bias: float = 0.0) -> np.ndarray:
+    """Probabilities after dividing the log-odds by ``temperature`` and adding ``bias``."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return sigmoid(log_odds(p_harmful) / temperature)
+    return sigmoid(log_odds(p_harmful) / temperature + bias)
 
 
 def mix_weights(domains: Sequence[str], photo_share: float) -> np.ndarray:
@@ -138,7 +175,8 @@ class OperatingPoint:
         review_low: Lower edge of the review band (calibrated scale).
         review_high: Upper edge of the review band (calibrated scale).
         ece_before: Weighted-mix ECE of the uncalibrated probabilities.
-        ece_after: The same after temperature scaling.
+        ece_after: The same after scaling.
+        bias: Added to the harmful log-odds after the temperature (Platt; 0 otherwise).
     """
 
     temperature: float
@@ -147,6 +185,7 @@ class OperatingPoint:
     review_high: float
     ece_before: float
     ece_after: float
+    bias: float = 0.0
 
 
 def weighted_ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = 10) -> float:
@@ -173,7 +212,9 @@ def choose_operating_point(
     method: str = "temperature",
     max_safe_flagged: float | None = None,
 ) -> OperatingPoint:
-    """Fit the temperature, then the threshold for ``target_recall``, on the weighted mix.
+    """Fit the calibration, then the threshold for ``target_recall``, on the weighted mix.
+
+    ``method`` is ``temperature`` (one parameter), ``platt`` (temperature and bias) or ``none``.
 
     Photos weigh ``photo_share`` of the mix (`mix_weights`). The threshold is the highest one
     that keeps ``target_recall``, raised further if it would flag more than ``max_safe_flagged``
@@ -183,13 +224,17 @@ def choose_operating_point(
     Raises:
         ValueError: An unknown method, or data without both classes.
     """
-    if method not in ("temperature", "none"):
-        raise ValueError(f"unknown calibration {method!r}; valid: temperature, none")
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration {method!r}; valid: {', '.join(CALIBRATION_METHODS)}")
     y = np.asarray(y_true, dtype=np.int64).ravel()
     p = np.asarray(p_harmful, dtype=np.float64).ravel()
     w = mix_weights(domains, photo_share)
-    t = fit_temperature(y, p, w) if method == "temperature" else 1.0
-    calibrated = apply_temperature(p, t)
+    t, b = 1.0, 0.0
+    if method == "temperature":
+        t = fit_temperature(y, p, w)
+    elif method == "platt":
+        t, b = fit_platt(y, p, w)
+    calibrated = apply_temperature(p, t, b)
     threshold = threshold_for_recall_weighted(y, calibrated, w, target_recall)
     if max_safe_flagged is not None and (y == 0).any():
         threshold = max(threshold, threshold_for_safe_flagged(y, calibrated, w, max_safe_flagged))
@@ -200,4 +245,5 @@ def choose_operating_point(
         review_high=min(1.0, threshold + band),
         ece_before=weighted_ece(y, p, w),
         ece_after=weighted_ece(y, calibrated, w),
+        bias=b,
     )

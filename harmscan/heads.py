@@ -142,6 +142,12 @@ def set_log_odds(layer: nn.Module, weight: torch.Tensor, bias: float, prior: flo
 
 
 @torch.no_grad()
+def shift_log_odds(layer: nn.Module, shift: float) -> None:
+    """Add ``shift`` to the harmful log-odds of the final layer (exact: one bias entry)."""
+    linear_of(layer).bias[HARMFUL_INDEX] += float(shift)
+
+
+@torch.no_grad()
 def scale_logits(layer: nn.Module, factor: float) -> None:
     """Multiply the final layer's logits by ``factor`` (exact; a temperature is 1 / factor)."""
     linear = linear_of(layer)

@@ -18,7 +18,7 @@ from torch import nn
 from conf.settings import TrainSettings
 from harmscan.calibration import OperatingPoint, choose_operating_point
 from harmscan.engine import Batches, EpochCallback, TrainState
-from harmscan.heads import PriorHead, final_layer, imagenet_rows, scale_logits
+from harmscan.heads import PriorHead, final_layer, imagenet_rows, scale_logits, shift_log_odds
 from harmscan.models import WeightsSource, build_model
 from harmscan.recipes import (
     LinearFit,
@@ -208,7 +208,7 @@ def calibrate_model(
     domains: Sequence[str],
     settings: TrainSettings,
 ) -> OperatingPoint:
-    """Choose temperature and threshold on validation; fold the temperature into the model."""
+    """Choose calibration and threshold on validation; fold the calibration into the model."""
     point = choose_operating_point(
         y_true,
         p_harmful,
@@ -220,10 +220,12 @@ def calibrate_model(
         max_safe_flagged=settings.max_safe_flagged,
     )
     scale_logits(final_layer(model, arch), 1.0 / point.temperature)
+    shift_log_odds(final_layer(model, arch), point.bias)
     logger.info(
-        "%s: temperature %.3f (ECE %.4f -> %.4f), threshold %.4f",
+        "%s: temperature %.3f, bias %+.3f (ECE %.4f -> %.4f), threshold %.4f",
         arch,
         point.temperature,
+        point.bias,
         point.ece_before,
         point.ece_after,
         point.threshold,

@@ -106,6 +106,7 @@ def log_recipe(run: Any, outcome: RecipeOutcome, point: OperatingPoint) -> None:
     run.log_metrics(
         {
             "calibration_temperature": point.temperature,
+            "calibration_bias": point.bias,
             "calibration_ece_before": point.ece_before,
             "calibration_ece_after": point.ece_after,
             "threshold": point.threshold,

@@ -278,7 +278,7 @@ def _evaluate(
     photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
     point = calibrate_on_mix(model, job.arch, val, photos, cfg)
     log_recipe(run, outcome, point)
-    calibrated = apply_temperature(val.p, point.temperature)
+    calibrated = apply_temperature(val.p, point.temperature, point.bias)
     val_metrics = binary_metrics(val.y, calibrated, point.threshold)
     run.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
     spec = ServingSpec(
@@ -287,7 +287,11 @@ def _evaluate(
         review_low=point.review_low,
         review_high=point.review_high,
         dataset_version=dataset_version(dataset),
-        extra={"recipe": job.recipe, "temperature": f"{point.temperature:.6f}"},
+        extra={
+            "recipe": job.recipe,
+            "temperature": f"{point.temperature:.6f}",
+            "calibration_bias": f"{point.bias:.6f}",
+        },
         **preset.spec_fields(),
     )
     test = _scored(model, dataset, "test", frame, domain, **kw)

@@ -14,6 +14,7 @@ from conf.settings import TrainSettings
 from harmscan.calibration import (
     apply_temperature,
     choose_operating_point,
+    fit_platt,
     fit_temperature,
     mix_weights,
     threshold_for_recall_weighted,
@@ -21,7 +22,14 @@ from harmscan.calibration import (
     weighted_ece,
 )
 from harmscan.data import ManifestDataset
-from harmscan.heads import PriorHead, final_layer, imagenet_rows, scale_logits, set_log_odds
+from harmscan.heads import (
+    PriorHead,
+    final_layer,
+    imagenet_rows,
+    scale_logits,
+    set_log_odds,
+    shift_log_odds,
+)
 from harmscan.metrics import DOMAIN_METRICS, DOMAINS, domain_metrics, expected_calibration_error
 from harmscan.models import WeightsError, WeightsSource, build_model, resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
@@ -106,6 +114,44 @@ def test_temperature_scaling_lowers_ece_on_an_overconfident_model() -> None:
         expected_calibration_error(y, apply_temperature(p, t)),
     )
     assert after < before / 2
+
+
+def test_platt_fixes_a_base_rate_shift_that_temperature_cannot() -> None:
+    # Well-scaled log-odds, but every score 2 nats too high: the harmful base rate moved.
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 4000)
+    x = (2 * y - 1) * 1.5 + rng.normal(0, 1.5, y.size)  # the Bayes log-odds are 4/3 x
+    p = 1 / (1 + np.exp(-(x * 4 / 3 + 2.0)))
+    t_only = fit_temperature(y, p)
+    t, b = fit_platt(y, p)
+    assert b == pytest.approx(-2.0, abs=0.25)
+    assert 0.85 < t < 1.15
+    temperature_ece = expected_calibration_error(y, apply_temperature(p, t_only))
+    platt_ece = expected_calibration_error(y, apply_temperature(p, t, b))
+    assert platt_ece < temperature_ece / 2
+    point = choose_operating_point(
+        y, p, ["illustration"] * y.size, photo_share=0.5, target_recall=0.9, band=0.1,
+        method="platt",
+    )  # fmt: skip
+    assert point.bias == pytest.approx(b)
+    assert point.ece_after < point.ece_before / 2
+    with pytest.raises(ValueError, match="valid: temperature, platt, none"):
+        choose_operating_point(
+            y, p, ["photo"] * y.size, photo_share=0.5, target_recall=0.9, band=0.1, method="iso"
+        )
+
+
+def test_platt_bias_folds_into_the_head_exactly(source: WeightsSource) -> None:
+    for layer in (PriorHead(torch.nn.Linear(8, 1000), [1, 2]), torch.nn.Linear(8, 2)):
+        with torch.no_grad():
+            layer.weight.normal_() if isinstance(layer, torch.nn.Linear) else None
+        f = torch.randn(5, 8)
+        before = layer(f).detach()
+        scale_logits(layer, 0.5)
+        shift_log_odds(layer, -1.25)
+        after = layer(f).detach()
+        odds = lambda z: z[:, 1] - z[:, 0]  # noqa: E731
+        torch.testing.assert_close(odds(after), odds(before) * 0.5 - 1.25)
 
 
 def test_mix_weights_give_photos_their_share() -> None:
