@@ -138,8 +138,12 @@ def retrain_command(
     _print_results([r.model_dump() for r in result.trained], f"dataset {result.dataset_version}")
     for decision in result.decisions:
         verdict = "PROMOTED" if decision.promoted else "kept champion"
+        if decision.candidate_version == result.prior_version:
+            verdict = "the untrained prior is CHAMPION"
         typer.echo(f"v{decision.candidate_version}: {verdict} — {decision.reason}")
-    typer.echo(f"champion: version {result.champion_version}")
+    is_prior = result.prior_version is not None and result.champion_version == result.prior_version
+    prior = " (the untrained prior)" if is_prior else ""
+    typer.echo(f"champion: version {result.champion_version}{prior}")
 
 
 def promote_command(
@@ -149,44 +153,101 @@ def promote_command(
         bool, typer.Option(help="Move champion back to the version it replaced.")
     ] = False,
     gate: Annotated[
-        bool, typer.Option(help="Run the promotion gate instead of forcing the alias.")
+        bool, typer.Option(help="Run the whole promotion gate (test split and gate set).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Move the alias without the photo gate (mlflow.gate_set).")
     ] = False,
     dataset: Annotated[
         Path | None, typer.Option(help="Dataset for --gate; default the ETL's latest.")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (recorded on the version).")] = "manual",
 ) -> None:
-    """Move the champion alias by hand (VERSION or --rollback), or gate VERSION (--gate)."""
+    """Move the champion alias by hand (VERSION or --rollback), or gate VERSION (--gate).
+
+    With ``mlflow.gate_set`` configured, VERSION must not be worse than the champion or the
+    untrained prior on the gate set (overall and per domain) unless --force; a rollback returns
+    to the champion it replaced and does not re-run that gate. When nothing is champion and
+    VERSION loses to the prior there, the prior becomes champion.
+    """
     from cli.app import settings_of
     from registry import CHAMPION, Registry, RegistryError
     from tasks.promotion import force_champion, rollback_target
+    from tasks.recipes import resolve_photo_set
 
     if (version is None) == (not rollback):
         raise typer.BadParameter("give a VERSION or --rollback (not both)")
+    if gate and force:
+        raise typer.BadParameter("--gate runs the gate and --force skips it: give one")
     settings = settings_of(ctx)
     registry = Registry(settings.mlflow.tracking_uri)
     name = settings.mlflow.registered_model
+    gate_set = resolve_photo_set(settings.mlflow.gate_set)
     try:
         if rollback:
             current, version = rollback_target(registry, name)
             reason = f"rollback from v{current}: {reason}"
         assert version is not None
         if gate:
-            _gate(settings, registry, version, dataset)
+            _gate(settings, registry, version, dataset, gate_set)
             return
+        if gate_set is not None and not (force or rollback):
+            _photo_gated(settings, registry, version, reason, gate_set)
+            return
+        if gate_set is not None:
+            why = "--force" if force else "a rollback"
+            typer.echo(f"bypassing the photo gate ({settings.mlflow.gate_set}): {why}")
         previous = force_champion(registry, name, version, reason)
     except RegistryError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"{name}@{CHAMPION}: v{previous} -> v{version} ({reason})")
 
 
-def _gate(settings: Any, registry: Any, version: str, dataset: Path | None) -> None:
+def _photo_gated(settings: Any, registry: Any, version: str, reason: str, gate_set: Path) -> None:
+    """``promote VERSION`` with a gate set: the photo gate, then the alias (or the prior)."""
+    from tasks.promotion import promote_by_hand
+
+    ml = settings.mlflow
+    name = ml.registered_model
+    result = promote_by_hand(
+        registry, name, version, reason,
+        gate_set=gate_set, metric=ml.promotion_metric, tolerance=ml.gate_tolerance,
+    )  # fmt: skip
+    if result.promoted:
+        typer.echo(f"{name}@champion: v{result.champion_version} -> v{version} ({result.reason})")
+        return
+    typer.echo(f"{name} v{version}: NOT promoted — {result.reason}")
+    _prior_fallback(registry, name, [result])
+    typer.echo("use --force to move the alias without the photo gate")
+    raise typer.Exit(1)
+
+
+def _prior_fallback(registry: Any, name: str, results: list[Any]) -> None:
+    from tasks.photogate import promote_prior_if_needed
+
+    fallback = promote_prior_if_needed(registry, name, results)
+    if fallback is not None:
+        typer.echo(
+            f"{name}@champion: the untrained prior v{fallback.candidate_version} "
+            f"({fallback.reason})"
+        )
+
+
+def _gate(
+    settings: Any, registry: Any, version: str, dataset: Path | None, gate_set: Path | None
+) -> None:
     """``promote --gate``: run the promotion gate on ``version`` and print the verdict."""
     from flows.train import resolve_dataset
     from tasks.promotion import gate_policy, promote_candidate
 
-    name = settings.mlflow.registered_model
+    ml = settings.mlflow
+    name = ml.registered_model
     folder = resolve_dataset(settings, dataset)
-    result = promote_candidate(registry, name, version, folder, gate_policy(settings.mlflow))
+    result = promote_candidate(
+        registry, name, version, folder, gate_policy(ml),
+        gate_set=gate_set, gate_tolerance=ml.gate_tolerance,
+    )  # fmt: skip
     verdict = "PROMOTED" if result.promoted else "not promoted (challenger)"
     typer.echo(f"{name} v{version}: {verdict} — {result.reason}")
+    if gate_set is not None and not result.promoted:
+        _prior_fallback(registry, name, [result])

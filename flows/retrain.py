@@ -1,7 +1,9 @@
 """The ``retrain`` flow: ETL -> train both architectures -> evaluate -> register -> promote.
 
 Candidates are gated one after the other against the current champion on the new dataset's test
-split, so the best model that beats the champion ends up as ``champion``.
+split, so the best model that beats the champion ends up as ``champion``. With a photo gate set,
+when nothing is champion and every candidate was refused as worse than the untrained prior there,
+the prior becomes champion (``promotion_decision=fallback``), so serving always has a model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from flows.train import preflight, train, train_changes
 from harmscan.promotion import PromotionResult
 from registry import CHAMPION, Registry
 from tasks.artifacts import run_namer
+from tasks.photogate import prior_fallback_task
 from tasks.promotion import gate_policy, promote_task
 from tasks.recipes import resolve_photo_set
 from tasks.training import TrainResult, ensure_prior_task
@@ -32,6 +35,7 @@ class RetrainResult(BaseModel):
     trained: list[TrainResult]
     decisions: list[PromotionResult]
     champion_version: str | None
+    prior_version: str | None = None
 
 
 @flow(
@@ -84,12 +88,13 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
     trained = train(source=source, dataset=data.dataset_dir, register_models=True)
     decisions: list[PromotionResult] = []
     name = settings.mlflow.registered_model
+    prior = None
     if promote:
         ml = settings.mlflow
         policy = gate_policy(ml)
         gate_set = resolve_photo_set(ml.gate_set)
         if gate_set is not None:
-            ensure_prior_task(settings, data.dataset_dir)  # the reference, registered once
+            prior = ensure_prior_task(settings, data.dataset_dir)  # the reference, once
         for result in trained:
             assert result.version is not None
             decisions.append(
@@ -103,6 +108,10 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
                     gate_tolerance=ml.gate_tolerance,
                 )
             )
+        if gate_set is not None:
+            fallback = prior_fallback_task(ml.tracking_uri, name, decisions)
+            if fallback is not None:
+                decisions.append(fallback)
     champion = _champion(settings)
     logger.info("retrain done: dataset %s, champion %s v%s", data.version, name, champion)
     return RetrainResult(
@@ -111,6 +120,7 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
         trained=trained,
         decisions=decisions,
         champion_version=champion,
+        prior_version=prior,
     )
 
 

@@ -90,15 +90,12 @@ class CheckSet:
 
     @classmethod
     def from_photo_set(cls, root: Path, *, name: str = "gate") -> CheckSet:
-        """A photo set folder (the gate set): ``manifest.csv`` with file, label and domain."""
-        import pandas as pd
+        """A verified photo set (the gate set; `harmscan.gateset.load_photo_set`)."""
+        from harmscan.gateset import load_photo_set
 
-        frame = pd.read_csv(Path(root) / "manifest.csv", dtype=str, keep_default_na=False)
+        photos = load_photo_set(Path(root))
         return cls(
-            name,
-            tuple(Path(root) / f for f in frame["file"]),
-            tuple(int(label == HARMFUL) for label in frame["label"]),
-            tuple(frame["domain"]) if "domain" in frame.columns else (),
+            name, tuple(photos.paths), tuple(photos.targets), tuple(photos.manifest["domain"])
         )
 
 

@@ -5,6 +5,10 @@ test split (each with its own preset and threshold), decides with the pure
 `harmscan.promotion.decide_gate`, and moves ``champion`` (or ``challenger``) with the decision as
 version tags. More evaluation sets join the gate in `gate_evaluations`. `force_champion` and
 `rollback_target` are the manual moves of ``harmscan promote``. `promote_task` is the Prefect task.
+
+With a photo gate set, `tasks.photogate.photo_gate` also scores candidate, champion and the
+untrained prior there (overall and per domain); `promote_by_hand` is ``harmscan promote VERSION``
+under that gate.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from harmscan.data import dataset_version, leaked_fraction, read_manifest
 from harmscan.promotion import Evaluation, GatePolicy, PromotionResult, decide_gate
 from registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from tasks.evaluation import evaluate_version
-from tasks.recipes import photo_gate
+from tasks.photogate import is_prior, photo_gate
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +68,9 @@ def promote_candidate(
 
     With a ``gate_set`` (a fixed photo set), a candidate that passes must also score no more
     than ``gate_tolerance`` below the champion there, and no more than that below the untrained
-    prior (the version tagged ``recipe=prior``), on ``policy.metric``
-    (`tasks.recipes.photo_gate`); a refusal there is the decision's reason.
+    prior (the version tagged ``recipe=prior``), overall and in every domain with both classes
+    (`photo_gate`); a refusal there is the decision's reason. This does not move the prior:
+    `promote_prior_if_needed` does, once every candidate of a run is decided.
 
     Raises:
         RegistryError: No such version.
@@ -76,18 +81,22 @@ def promote_candidate(
         registry, name, version, champion, dataset, batch_size=batch_size
     )
     decision = decide_gate(evaluations, policy)
-    promoted, reason = decision.promote, decision.reason
+    promoted, reason, by_prior = decision.promote, decision.reason, False
     if gate_set is not None and promoted and champion != version:
         gated = photo_gate(
             registry, name, version, champion, gate_set, policy.metric, gate_tolerance
         )
         if not gated.promote:
-            promoted, reason = False, gated.reason
+            promoted, reason, by_prior = False, gated.reason, gated.refused_by_prior
     if champion == version:
         promoted, reason = True, "already champion"
     first = decision.checks[0][1]
     leaked = None
-    if evaluations[0].baseline is not None and champion is not None:
+    if (
+        evaluations[0].baseline is not None
+        and champion is not None
+        and not is_prior(registry, name, champion)
+    ):
         leaked = champion_leak(registry, name, champion, dataset)
     result = PromotionResult(
         model_name=name,
@@ -101,6 +110,7 @@ def promote_candidate(
         champion_value=first.champion,
         evaluations=tuple(evaluations),
         champion_saw_test_fraction=leaked,
+        refused_by_prior=by_prior,
     )
     record_promotion(registry, result, dataset_version(dataset))
     return result
@@ -171,6 +181,54 @@ def force_champion(registry: Registry, name: str, version: str, reason: str) -> 
     registry.set_alias(name, CHAMPION, version, tags)
     logger.info("%s: champion moved by hand from %s to %s (%s)", name, previous, version, reason)
     return previous
+
+
+def promote_by_hand(
+    registry: Registry,
+    name: str,
+    version: str,
+    reason: str,
+    *,
+    gate_set: Path,
+    metric: str,
+    tolerance: float,
+) -> PromotionResult:
+    """``harmscan promote VERSION`` with a gate set: the photo gate first, then the alias.
+
+    The version must not be worse than the champion or the prior on the gate set, overall or in
+    any domain (`photo_gate`); the test split is not scored (``--gate`` does that). A refused
+    version is tagged ``promotion_decision=rejected`` and no alias moves.
+
+    Raises:
+        RegistryError: No such version.
+    """
+    champion = registry.alias_version(name, CHAMPION)
+    decision = None
+    if champion != version:
+        decision = photo_gate(registry, name, version, champion, gate_set, metric, tolerance)
+    promoted = decision is None or decision.promote
+    why = f"{reason}; {decision.reason}" if decision is not None else reason
+    checks = decision.checks if decision is not None else ()
+    overall = [c for c in checks if c.domain == "all"]
+    result = PromotionResult(
+        model_name=name,
+        candidate_version=version,
+        champion_version=champion,
+        promoted=promoted,
+        alias=CHAMPION if promoted else "",
+        reason=why,
+        metric=metric,
+        candidate_value=overall[0].candidate if overall else float("nan"),
+        champion_value=next((c.baseline for c in overall if c.against == "champion"), None),
+        refused_by_prior=decision is not None and decision.refused_by_prior,
+    )
+    if promoted:
+        force_champion(registry, name, version, why)
+    else:
+        tags = {"promotion_decision": "rejected", "promotion_reason": why}
+        registry.set_version_tags(name, version, tags)
+        logger.info("%s v%s: not promoted by hand (%s)", name, version, why)
+    return result
 
 
 def rollback_target(registry: Registry, name: str) -> tuple[str, str]:

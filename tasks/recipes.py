@@ -23,8 +23,9 @@ from conf.settings import TrainSettings
 from harmscan.bundle import LABELS
 from harmscan.calibration import OperatingPoint
 from harmscan.engine import evaluate
+from harmscan.gateset import load_photo_set
 from harmscan.imageio import decode_image, read_image_file
-from harmscan.metrics import PromotionDecision, decide_not_worse, domain_metrics
+from harmscan.metrics import domain_metrics
 from harmscan.presets import EvalPreset
 from harmscan.recipes import WiseCurve
 from harmscan.transfer import RecipeOutcome, calibrate_model
@@ -79,9 +80,14 @@ def resolve_photo_set(setting: str | None) -> Path | None:
 def score_photo_set(
     model: nn.Module, root: Path, preset: EvalPreset, *, batch_size: int = 32
 ) -> Scored:
-    """Score every image of a photo set with ``model`` (CPU)."""
-    frame = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
-    data = _PhotoDataset(root, frame, preset)
+    """Score every image of a photo set with ``model`` (CPU).
+
+    The set is loaded with `harmscan.gateset.load_photo_set`: its manifest must hash to its
+    ``VERSION`` and every image to its row, so a set edited by hand is refused, not scored.
+    """
+    photo_set = load_photo_set(root)
+    frame = photo_set.manifest
+    data = _PhotoDataset(photo_set.root, frame, preset)
     loader = DataLoader(data, batch_size=batch_size)
     preds = evaluate(model, loader, torch.device("cpu"), description=f"{root.name} ({len(data)})")
     return Scored(preds.y_true, preds.p_harmful, [str(d) for d in frame["domain"]])
@@ -168,36 +174,3 @@ def prior_version(registry: Registry, name: str) -> str | None:
     query = f"name='{name}' and tags.{PRIOR_TAG}='{PRIOR_VALUE}'"
     versions = registry.client.search_model_versions(query)
     return max((str(v.version) for v in versions), key=int, default=None)
-
-
-def photo_gate(
-    registry: Registry,
-    name: str,
-    version: str,
-    champion: str | None,
-    gate_set: Path,
-    metric: str,
-    tolerance: float,
-) -> PromotionDecision:
-    """The gate-set checks: the candidate may not be worse than the champion or the prior there.
-
-    Returns the first failing `harmscan.metrics.PromotionDecision`, else the last passing one.
-    """
-    candidate = evaluate_version_on_photos(registry, name, version, gate_set)
-    decision = None
-    baselines = {"champion on the gate set": champion, "prior on the gate set": None}
-    prior = prior_version(registry, name)
-    if prior is not None and prior != version:
-        baselines["prior on the gate set"] = prior
-    for against, other in baselines.items():
-        baseline = None
-        if other is not None and other != version:
-            baseline = evaluate_version_on_photos(registry, name, other, gate_set)
-        decision = decide_not_worse(
-            candidate, baseline, metric=metric, tolerance=tolerance, against=against
-        )
-        logger.info("gate set, %s v%s: %s", name, version, decision.reason)
-        if not decision.promote:
-            return decision
-    assert decision is not None  # two baselines, always checked
-    return decision

@@ -18,7 +18,16 @@ from harmscan.precision import CheckSet, build_served_models
 from harmscan.presets import EvalPreset, normalize
 from harmscan.quantize import QuantizeOptions, check_int8, quantize_int8
 from serving.source import choose_graph, load_model_folder
-from tests.serving_support import BLUE, RED, ColourNet, make_spec, write_extra_files, write_image
+from tests.fixtures.photo_sets import write_photo_set
+from tests.serving_support import (
+    BLUE,
+    RED,
+    ColourNet,
+    image_bytes,
+    make_spec,
+    write_extra_files,
+    write_image,
+)
 
 # uint8 pixels through the graph's Cast/Mul/Add vs numpy's normalize in float32: rounding only.
 PIXEL_GRAPH_TOLERANCE = 1e-4
@@ -261,7 +270,6 @@ def test_results_name_the_precision_that_scored_them(tmp_path: Path) -> None:
     from serving.classifier import BatchClassifier
     from serving.inputs import InputReader
     from serving.schema import Result, decode_result, encode_request, encode_result
-    from tests.serving_support import image_bytes
 
     folder, spec = _colour_bundle(tmp_path / "model")
     checks = [_colour_set(tmp_path, "val")]
@@ -303,12 +311,12 @@ def test_plan_calibrates_on_train_and_checks_val_and_the_gate_set(tmp_path: Path
             rows.append((f"{split}{i}", label, split, rel, "0", domain))
     columns = ["image_id", "label", "split", "path", "sha256", "domain"]
     pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "data" / "manifest.csv", index=False)
-    gate = tmp_path / "gate"
-    write_image(gate / "images" / "a.jpg", RED)
-    write_image(gate / "images" / "b.jpg", BLUE)
-    gate_rows = [("images/a.jpg", "harmful", "photo"), ("images/b.jpg", "safe", "photo")]
-    pd.DataFrame(gate_rows, columns=["file", "label", "domain"]).to_csv(
-        gate / "manifest.csv", index=False
+    gate = write_photo_set(  # a verified set: the plan loads it through load_photo_set
+        tmp_path / "gate",
+        [
+            ("images/a.jpg", "harmful", "photo", image_bytes(RED)),
+            ("images/b.jpg", "safe", "photo", image_bytes(BLUE)),
+        ],
     )
     plan = Int8Plan.for_dataset(tmp_path / "data", gate_set=gate)
     assert all("/train/" in str(p) for p in plan.calibration)

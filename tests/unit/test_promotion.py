@@ -6,7 +6,17 @@ import dataclasses
 
 import pytest
 
-from harmscan.promotion import Evaluation, GatePolicy, PromotionResult, decide_gate
+from harmscan.promotion import (
+    FALLBACK_REASON,
+    Baseline,
+    Evaluation,
+    GatePolicy,
+    PromotionResult,
+    decide_gate,
+    decide_photo_gate,
+    gate_domains,
+    prior_fallback,
+)
 
 POLICY = GatePolicy(metric="auc", floors={"accuracy": 0.6}, min_improvement=0.01)
 GOOD = {"auc": 0.90, "accuracy": 0.80}
@@ -87,3 +97,137 @@ def test_result_is_typed_and_frozen() -> None:
     assert result.candidate_metrics == GOOD
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.promoted = False  # type: ignore[misc]
+
+
+# --- the photo gate set: overall and per domain, against champion and prior ---------------------
+
+NAN = float("nan")
+
+
+def _scores(all_auc: float, **domains: float) -> dict[str, float]:
+    out = {"auc": all_auc, "all_auc": all_auc}
+    for domain in ("photo", "illustration", "emoji"):
+        out[f"{domain}_auc"] = domains.get(domain, NAN)
+    return out
+
+
+def test_gate_domains_are_those_with_both_classes() -> None:
+    labels = [1, 0, 1, 1, 0]
+    domains = ["photo", "photo", "emoji", "emoji", "illustration"]
+    assert gate_domains(labels, domains) == ("photo",)
+    assert gate_domains([*labels, 0], [*domains, "emoji"]) == ("emoji", "photo")
+    with pytest.raises(ValueError, match="2 labels for 1 domains"):
+        gate_domains([0, 1], ["photo"])
+
+
+@pytest.mark.parametrize(
+    ("candidate", "promote", "named"),
+    [
+        (_scores(0.95, photo=0.95, emoji=0.95), True, []),
+        (_scores(0.95, photo=0.95, emoji=0.85), False, ["emoji auc 0.8500 worse than prior v1"]),
+        (_scores(0.95, photo=0.80, emoji=0.95), False, ["photo auc 0.8000 worse than champion v4"]),
+        (_scores(0.80, photo=0.95, emoji=0.95), False, ["all auc 0.8000 worse than champion v4"]),
+        (_scores(0.95, photo=NAN, emoji=0.95), False, ["photo auc nan worse than"]),
+        (_scores(0.939, photo=0.95, emoji=0.95), True, []),  # within the tolerance of 0.02
+    ],
+)
+def test_photo_gate_refuses_a_candidate_worse_in_any_domain(
+    candidate: dict[str, float], promote: bool, named: list[str]
+) -> None:
+    baselines = [
+        Baseline("champion", "4", _scores(0.95, photo=0.90, emoji=0.90)),
+        Baseline("prior", "1", _scores(0.90, photo=0.95, emoji=0.95)),
+    ]
+    decision = decide_photo_gate(
+        candidate, baselines, metric="auc", domains=["emoji", "photo"], tolerance=0.02
+    )
+    assert decision.promote is promote
+    for text in named:
+        assert text in decision.reason
+    if not promote:
+        assert "beyond -0.02" in decision.reason
+    assert len(decision.checks) == 6  # (all, emoji, photo) x (champion, prior)
+
+
+def test_photo_gate_knows_who_refused() -> None:
+    baselines = [
+        Baseline("champion", "4", _scores(0.5, photo=0.5)),
+        Baseline("prior", "1", _scores(0.99, photo=0.99)),
+    ]
+    decision = decide_photo_gate(
+        _scores(0.7, photo=0.7), baselines, metric="auc", domains=["photo"], tolerance=0.02
+    )
+    assert not decision.promote
+    assert decision.refused_by_prior
+    assert "champion" not in decision.reason  # only failing checks are named
+    assert decision.reason == (
+        "gate set: all auc 0.7000 worse than prior v1 0.9900 beyond -0.02; "
+        "photo auc 0.7000 worse than prior v1 0.9900 beyond -0.02"
+    )
+    by_champion = decide_photo_gate(
+        _scores(0.7, photo=0.7), baselines[:1][::-1], metric="auc", domains=[], tolerance=0.0
+    )
+    assert by_champion.promote  # 0.7 >= 0.5
+    worse = decide_photo_gate(
+        _scores(0.4, photo=0.4), baselines[:1], metric="auc", domains=[], tolerance=0.0
+    )
+    assert not worse.promote
+    assert not worse.refused_by_prior
+
+
+def test_photo_gate_per_domain_metric_and_bad_input() -> None:
+    # f1 is not measured per domain: the domains are compared on auc
+    candidate = {**_scores(0.9, photo=0.6), "f1": 0.9}
+    baseline = Baseline("prior", "1", {**_scores(0.9, photo=0.9), "f1": 0.5})
+    decision = decide_photo_gate(
+        candidate, [baseline], metric="f1", domains=["photo"], tolerance=0.02
+    )
+    assert not decision.promote
+    assert "photo auc 0.6000 worse than prior v1 0.9000" in decision.reason
+    nothing = decide_photo_gate(candidate, [], metric="auc", domains=["photo"], tolerance=0.02)
+    assert nothing.promote
+    assert "no champion or prior" in nothing.reason
+    with pytest.raises(ValueError, match="lack 'emoji_recall'"):
+        decide_photo_gate(
+            {"recall": 1.0}, [Baseline("prior", "1", {"recall": 1.0})], metric="recall",
+            domains=["emoji"], tolerance=0,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="unknown promotion metric 'ece'"):
+        decide_photo_gate(candidate, [baseline], metric="ece", domains=[], tolerance=0)
+
+
+def _result(version: str, *, promoted: bool = False, by_prior: bool = True) -> PromotionResult:
+    return PromotionResult(
+        model_name="m",
+        candidate_version=version,
+        champion_version=None,
+        promoted=promoted,
+        alias="champion" if promoted else "challenger",
+        reason=f"gate set: all auc 0.5 worse than prior v1 ({version})",
+        metric="auc",
+        candidate_value=0.9,
+        champion_value=None,
+        refused_by_prior=by_prior,
+    )
+
+
+@pytest.mark.parametrize(
+    ("champion", "prior", "results", "falls_back"),
+    [
+        (None, "1", [_result("2"), _result("3")], True),
+        (None, "1", [_result("2")], True),
+        ("2", "1", [_result("3")], False),  # a champion serves already
+        (None, None, [_result("2")], False),  # no prior registered
+        (None, "1", [], False),  # nothing was gated
+        (None, "1", [_result("2"), _result("3", by_prior=False)], False),  # refused otherwise
+        (None, "1", [_result("2"), _result("3", promoted=True)], False),
+    ],
+)
+def test_prior_serves_only_when_every_candidate_lost_to_it(
+    champion: str | None, prior: str | None, results: list[PromotionResult], falls_back: bool
+) -> None:
+    reason = prior_fallback(champion, prior, results)
+    assert (reason is not None) is falls_back
+    if reason is not None:
+        assert reason.startswith(FALLBACK_REASON)
+        assert all(f"v{r.candidate_version}: " in reason for r in results)
