@@ -39,14 +39,24 @@ def test_retrain_registers_both_models_and_sets_champion(
     versions = [v for v in registered if v.tags.get("recipe") != "prior"]
     assert sorted(v.tags["arch"] for v in versions) == ["mobilenet_v2", "resnet50"]
     assert {v.tags["dataset_version"] for v in versions} == {result.dataset_version}
-    assert len(result.decisions) == 2
+    assert result.prior_version == priors[0].version
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.version == result.champion_version
-    assert champion.tags["promotion_decision"] == "promoted"
-    assert champion.version != priors[0].version
     # every candidate carries its decision; the one not promoted is the challenger
     decided = {v.version: v.tags["promotion_decision"] for v in versions}
     assert set(decided.values()) <= {"promoted", "rejected"}
+    if champion.version == priors[0].version:
+        # nothing was champion and both candidates lost to the prior on the gate set
+        assert len(result.decisions) == 3
+        assert set(decided.values()) == {"rejected"}
+        assert all(d.refused_by_prior for d in result.decisions[:2])
+        assert champion.tags["promotion_decision"] == "fallback"
+        assert champion.tags["promotion_reason"].startswith(
+            "no candidate beat the untrained prior on the gate set"
+        )
+    else:
+        assert len(result.decisions) == 2
+        assert champion.tags["promotion_decision"] == "promoted"
     if "rejected" in decided.values():
         challenger = client.get_model_version_by_alias(name, "challenger").version
         assert decided[challenger] == "rejected"
