@@ -37,6 +37,9 @@ COPY serving ./serving
 COPY stack ./stack
 COPY review ./review
 COPY cli ./cli
+COPY registry ./registry
+# The fixed photo gate set the promotion gate scores on (mlflow.gate_set in the compose profile).
+COPY gateset ./gateset
 RUN pip install --no-deps -e . \
     && useradd --create-home --uid 10001 harmscan \
     && mkdir -p /data/harmscan \

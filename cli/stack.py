@@ -134,7 +134,10 @@ def demo(
     ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain run.")] = 1800.0,
 ) -> None:
-    """The main job end to end: stack up, retrain, promote, serve, stream images, show results."""
+    """The main job end to end: stack up, retrain, promote, serve, stream images, show results.
+
+    Prints the champion version and whether it is the untrained prior (gate set: mlflow.gate_set).
+    """
     from stack.demo import DemoError, run_demo
     from stack.deploy import DeployError
     from stack.process import ServiceError

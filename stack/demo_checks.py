@@ -38,7 +38,19 @@ def champion_line(settings: Settings, emit: Emit) -> str | None:
     shown = ", ".join(f"{k.removeprefix('test_')} {metrics[k]:.3f}" for k in keys if k in metrics)
     model = info.tags.get("arch") or info.tags.get("model") or ""
     emit(f"      champion: {ml.registered_model} v{version} {model} ({shown})")
+    emit(f"      champion v{version} is {describe_champion(info.tags)}")
     return version
+
+
+def describe_champion(tags: dict[str, str]) -> str:
+    """What the champion is, from its version tags: a trained candidate or the untrained prior."""
+    recipe = tags.get("recipe", "")
+    if recipe == "prior":
+        why = tags.get("promotion_reason", "")
+        why = why.split(" (", 1)[0] if why else "set by hand"
+        return f"the untrained prior (recipe=prior): {why}"
+    decision = tags.get("promotion_decision", "?")
+    return f"a trained model (recipe={recipe or '?'}, not the prior; {decision})"
 
 
 def metrics_url(settings: Settings) -> str | None:

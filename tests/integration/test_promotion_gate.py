@@ -22,6 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conf.loader import load_settings
 from harmscan.manifest import write_manifest
 from harmscan.promotion import FALLBACK_REASON, GatePolicy
 from tests.fixtures.photo_sets import write_photo_set
@@ -109,6 +110,7 @@ def world(mlflow_server: str, unique, tmp_path: Path):
 
 def test_prior_serves_until_a_candidate_passes_the_gate_in_every_domain(world) -> None:
     from registry import CHAMPION
+    from stack.demo_checks import champion_line
     from tasks.photogate import promote_prior_if_needed
     from tasks.promotion import promote_candidate
 
@@ -132,6 +134,13 @@ def test_prior_serves_until_a_candidate_passes_the_gate_in_every_domain(world) -
     assert tags["promotion_reason"].startswith(FALLBACK_REASON)
     assert f"v{v['inverted']}: " in tags["promotion_reason"]
     assert promote_prior_if_needed(registry, name, [refused]) is None  # a champion serves now
+    lines: list[str] = []
+    settings = load_settings("ci", [f"mlflow.tracking_uri={registry.tracking_uri}",
+                                    f"mlflow.registered_model={name}"], env={})  # fmt: skip
+    assert champion_line(settings, lines.append) == v["prior"]
+    assert lines[-1] == (
+        f"      champion v{v['prior']} is the untrained prior (recipe=prior): {FALLBACK_REASON}"
+    )
 
     # Beats the prior on the test split, but is worse than it on emoji: refused, domain named.
     no_emoji = gate(v["no_emoji"])

@@ -229,3 +229,12 @@ def test_dockerfile_installs_cpu_torch_and_the_package() -> None:
     assert "pip install --no-deps -e ." in text
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".venv", ".harmscan", ".env", ".git"} <= set(ignored)
+
+
+def test_the_compose_profile_gates_on_the_photo_set_the_image_carries() -> None:
+    settings = load_settings("compose", env={})
+    assert settings.mlflow.gate_set == "gateset"
+    text = (REPO / "Dockerfile").read_text()
+    assert "COPY gateset ./gateset" in text  # resolved against the repository root, /app
+    assert "COPY registry ./registry" in text
+    assert "COPY registry ./registry" in (REPO / "Dockerfile.serving").read_text()
