@@ -342,6 +342,9 @@ class Int8Settings(Section):
     calibration_images: int = Field(default=64, ge=1, le=10_000)
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     per_channel: bool = True
+    # uint8 activations (U8S8): every convolution runs in int8 kernels on x86. int8 (S8S8) left a
+    # third of MobileNetV2's convolutions in float there (bench/int8_configs.py).
+    activations: Literal["uint8", "int8"] = "uint8"
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
 
