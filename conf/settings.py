@@ -327,6 +327,9 @@ class ServingSettings(Section):
     # Which graph serves: auto = int8 when the bundle's int8 passed its accuracy check at
     # registration (see int8.*), else float; int8 / float force one (int8 needs runtime onnx).
     precision: Literal["auto", "int8", "float"] = "auto"
+    # auto also times both graphs side by side at load and serves int8 only if it is at least
+    # this many times as fast as float on this host (0: no timing, the accuracy check decides).
+    int8_min_speedup: float = Field(default=1.1, ge=0.0)
 
     @property
     def max_request_bytes(self) -> int:

@@ -111,7 +111,9 @@ class ServingConsumer:
         self.committed = 0
         self._backoff = 0.0
         self._inflight: InFlight | None = None
-        self.metrics.set_model(model.name, model.version, model.runtime, model.precision)
+        self.metrics.set_model(
+            model.name, model.version, model.runtime, model.precision, model.int8_speedup
+        )
 
     def stop(self) -> None:
         """Ask the loop to finish its batch and leave."""
@@ -192,7 +194,7 @@ class ServingConsumer:
         if new is None:
             return
         old, self.model = self.model, new
-        self.metrics.set_model(new.name, new.version, new.runtime, new.precision)
+        self.metrics.set_model(new.name, new.version, new.runtime, new.precision, new.int8_speedup)
         self.metrics.model_swaps.inc()
         logger.info(
             "switched model %s v%s -> v%s between batches", new.name, old.version, new.version

@@ -1,9 +1,10 @@
 """Prometheus metrics of the consumer, on a registry of its own (several consumers per process in
 tests never collide), served over HTTP by `ServingMetrics.serve`.
 
-``harmscan_model_info{name, version, runtime}`` names the model the loop serves *now* (set at
-start and at every hot swap); `served_model` reads it back, so the demo and operators can wait
-until a new champion is really being served."""
+``harmscan_model_info{name, version, runtime, precision}`` names the model the loop serves *now*
+(set at start and at every hot swap); `served_model` reads it back, so the demo and operators can
+wait until a new champion is really being served. ``harmscan_int8_speedup`` is the float/int8
+time ratio the model source measured on this host when ``auto`` chose between the two graphs."""
 
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ class ServingMetrics:
         )
         self.model = Info("harmscan_model", "The model currently served", registry=reg)
         self.model_swaps = Counter("harmscan_model_swaps", "Hot model swaps", registry=reg)
+        self.int8_speedup = Gauge(
+            "harmscan_int8_speedup",
+            "Float time / int8 time of the served model's graphs measured at load on this host "
+            "(serving.precision=auto with an approved int8 graph; NaN when not measured)",
+            registry=reg,
+        )
         self.lag = Gauge(
             "harmscan_consumer_lag",
             "Messages behind the partition end",
@@ -85,11 +92,19 @@ class ServingMetrics:
         )
         self._server: Any = None
 
-    def set_model(self, name: str, version: str, runtime: str, precision: str = "float") -> None:
+    def set_model(
+        self,
+        name: str,
+        version: str,
+        runtime: str,
+        precision: str = "float",
+        int8_speedup: float | None = None,
+    ) -> None:
         """Record the model served now (``precision``: the graph scoring, float or int8)."""
         self.model.info(
             {"name": name, "version": version, "runtime": runtime, "precision": precision}
         )
+        self.int8_speedup.set(float("nan") if int8_speedup is None else int8_speedup)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Start the ``/metrics`` HTTP endpoint; port 0 picks a free one. The port used."""

@@ -80,6 +80,7 @@ def model_source(settings: Settings) -> ModelSource:
         warmup_batch=settings.serving.batch_size,
         workers=settings.serving.inference_workers,
         precision=settings.serving.precision,
+        int8_min_speedup=settings.serving.int8_min_speedup,
     )
 
 

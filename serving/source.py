@@ -3,9 +3,11 @@
 A registered version holds ``extra_files/`` with ``serving.json``, ``labels.json`` and
 ``model.onnx`` (see `harmscan.bundle`), and, from registrations that made them, the served graphs
 ``model_float.onnx`` and ``model_int8.onnx`` (uint8 pixels in; `choose_graph` picks one by
-``serving.precision`` and the int8 verdict in the spec). `ModelSource` resolves
-``models:/<name>@<alias>`` to a version number and downloads *that version* (so an alias moving
-mid-download cannot mix two versions), then loads it with ONNX Runtime (default) or torch.
+``serving.precision`` and the int8 verdict in the spec; under ``auto`` an approved int8 graph is
+then timed against the float one on this host and served only if it is faster, `SpeedCheck`).
+`ModelSource` resolves ``models:/<name>@<alias>`` to a version number and downloads *that
+version* (so an alias moving mid-download cannot mix two versions), then loads it with ONNX
+Runtime (default) or torch.
 `ChampionWatcher` polls the alias in a background thread and prepares the new model off the hot
 path; the consumer swaps it in between batches. Label order and preprocessing come from the
 model's `ServingSpec`, never from serve time.
@@ -14,11 +16,12 @@ model's `ServingSpec`, never from serve time.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +46,8 @@ logger = logging.getLogger(__name__)
 Runtime = Literal["onnx", "torch"]
 RUNTIMES: tuple[str, ...] = ("onnx", "torch")
 PRECISION_SETTINGS: tuple[str, ...] = ("auto", "int8", "float")
+# Turns each graph gets in the side-by-side timing at load (auto precision, `time_predictors`).
+SPEED_ROUNDS = 5
 
 
 class ModelUnavailable(RuntimeError):
@@ -71,6 +76,8 @@ class LoadedModel:
             thread at every layer (measured: bench/serve_bench.py).
         precision: ``float`` or ``int8``: which graph scores (named on every result).
         pixel_input: The graph takes uint8 pixels and normalises itself.
+        int8_speedup: Float time / int8 time measured on this host at load (``auto`` with an
+            approved int8 graph), else None.
     """
 
     name: str
@@ -83,6 +90,7 @@ class LoadedModel:
     workers: int = 1
     precision: str = "float"
     pixel_input: bool = False
+    int8_speedup: float | None = None
     preset: EvalPreset = field(init=False)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
@@ -179,6 +187,62 @@ def choose_graph(bundle: Path, spec: ServingSpec, precision: str) -> tuple[Path,
     raise ModelUnavailable(f"{bundle} has no {ONNX_FILE}; serve it with the torch runtime")
 
 
+@dataclass(frozen=True)
+class SpeedCheck:
+    """Both graphs of a bundle timed side by side on the serving host (``auto`` precision).
+
+    int8 runs with other kernels than float, and on some CPUs (or builds of ONNX Runtime) they
+    are slower: ``auto`` serves int8 only when it is at least ``min_speedup`` times as fast.
+
+    Attributes:
+        float_s: Seconds per batch of the float graph (best of its turns).
+        int8_s: Seconds per batch of the int8 graph.
+        min_speedup: Float time / int8 time int8 must reach.
+    """
+
+    float_s: float
+    int8_s: float
+    min_speedup: float
+
+    @property
+    def speedup(self) -> float:
+        """Float time / int8 time (above 1: int8 is faster)."""
+        return self.float_s / self.int8_s if self.int8_s > 0 else math.inf
+
+    @property
+    def int8_wins(self) -> bool:
+        """int8 is at least ``min_speedup`` times as fast as float here."""
+        return self.speedup >= self.min_speedup
+
+    @property
+    def reason(self) -> str:
+        """One line for the log: both timings and the decision."""
+        verdict = "serving int8" if self.int8_wins else "serving float"
+        return (
+            f"int8 {self.speedup:.2f}x float on this host ({1000 * self.int8_s:.1f} vs "
+            f"{1000 * self.float_s:.1f} ms per batch; needs {self.min_speedup:.2f}x): {verdict}"
+        )
+
+
+def time_predictors(
+    predictors: Mapping[str, Predictor], batch: np.ndarray, rounds: int = SPEED_ROUNDS
+) -> dict[str, float]:
+    """Best seconds per run of each predictor on ``batch``, run in turns (A B A B ...).
+
+    Taking turns spreads a busy neighbour over all of them; the best run is the one it touched
+    least. Each predictor runs once untimed first (its first run plans memory).
+    """
+    for predict in predictors.values():
+        predict(batch)
+    best = dict.fromkeys(predictors, math.inf)
+    for _ in range(rounds):
+        for name, predict in predictors.items():
+            start = time.perf_counter()
+            predict(batch)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def onnx_predictor(path: Path, threads: int) -> tuple[Predictor, int]:
     """An ONNX Runtime CPU predictor for ``path`` and the largest batch it accepts.
 
@@ -238,11 +302,15 @@ def load_model_folder(
     workers: int = 1,
     warmup_batch: int = 0,
     precision: str = "auto",
+    int8_min_speedup: float = 1.0,
 ) -> LoadedModel:
     """Load a downloaded model folder with the chosen runtime and precision (`choose_graph`).
 
-    With ``warmup_batch`` > 0 the model is run once on blank batches (`LoadedModel.warm_up`)
-    before it is returned.
+    Under ``auto``, an int8 graph that passed its accuracy check is timed against the float one
+    on blank batches of the served size (`SpeedCheck`) and served only when at least
+    ``int8_min_speedup`` times as fast (0: no timing, the accuracy check alone decides). With
+    ``warmup_batch`` > 0 the model is run once on blank batches (`LoadedModel.warm_up`) before
+    it is returned.
 
     Raises:
         ValueError: An unknown runtime or precision, or int8 asked of the torch runtime.
@@ -257,16 +325,25 @@ def load_model_folder(
     except BundleError as exc:
         raise ModelUnavailable(str(exc)) from exc
     spec = bundle.spec
-    chosen, pixel_input = "float", False
+    chosen, pixel_input, speedup = "float", False, None
     if runtime == "onnx":
         onnx_path, chosen = choose_graph(bundle.bundle_dir, spec, precision)
         predict, max_batch = onnx_predictor(onnx_path, threads)
+        if precision == "auto" and chosen == "int8" and int8_min_speedup > 0:
+            timing_batch = -(-max(warmup_batch, 8) // workers)
+            onnx_path, predict, max_batch, speed = _faster_graph(
+                bundle.bundle_dir, spec, (onnx_path, predict, max_batch), threads, timing_batch,
+                int8_min_speedup,
+            )  # fmt: skip
+            chosen = "int8" if onnx_path.name == INT8_PIXELS_FILE else "float"
+            speedup = speed.speedup if speed is not None else None
         pixel_input = onnx_path.name != ONNX_FILE
     else:
         predict, max_batch = torch_predictor(bundle.model_dir, threads), 1024
     model = LoadedModel(
-        name, version, spec, runtime, predict, max_batch, folder, workers, chosen, pixel_input
-    )
+        name, version, spec, runtime, predict, max_batch, folder, workers, chosen, pixel_input,
+        speedup,
+    )  # fmt: skip
     if warmup_batch > 0:
         seconds = model.warm_up(warmup_batch)
         logger.info("warmed up %s v%s (batches of 1 and %d) in %.3fs", name, version,
@@ -277,6 +354,30 @@ def load_model_folder(
         spec.review_low, spec.review_high,
     )  # fmt: skip
     return model
+
+
+def _faster_graph(
+    bundle_dir: Path,
+    spec: ServingSpec,
+    int8: tuple[Path, Predictor, int],
+    threads: int,
+    batch: int,
+    min_speedup: float,
+) -> tuple[Path, Predictor, int, SpeedCheck | None]:
+    """The int8 graph, or the float pixel graph when int8 is not faster here (`SpeedCheck`)."""
+    float_path = bundle_dir / FLOAT_PIXELS_FILE
+    if not float_path.is_file():
+        logger.warning("no %s to time int8 against: serving int8 untimed", FLOAT_PIXELS_FILE)
+        return (*int8, None)
+    float_predict, float_max = onnx_predictor(float_path, threads)
+    size = spec.image_size
+    blank = np.zeros((min(batch, int8[2], float_max), size, size, 3), dtype=np.uint8)
+    timings = time_predictors({"float": float_predict, "int8": int8[1]}, blank)
+    speed = SpeedCheck(timings["float"], timings["int8"], min_speedup)
+    logger.info("%s (batch of %d)", speed.reason, len(blank))
+    if speed.int8_wins:
+        return (*int8, speed)
+    return float_path, float_predict, float_max, speed
 
 
 class ModelSource:
@@ -292,6 +393,7 @@ class ModelSource:
         warmup_batch: Run each loaded model once at this batch size before serving (0: never).
         workers: Threads scoring parts of a batch side by side (`LoadedModel.workers`).
         precision: ``auto``, ``int8`` or ``float`` (`choose_graph`).
+        int8_min_speedup: Under ``auto``, how much faster than float int8 must be on this host.
     """
 
     def __init__(
@@ -305,6 +407,7 @@ class ModelSource:
         warmup_batch: int = 0,
         workers: int = 1,
         precision: str = "auto",
+        int8_min_speedup: float = 1.0,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
@@ -317,6 +420,7 @@ class ModelSource:
         self.warmup_batch = warmup_batch
         self.workers = workers
         self.precision = precision
+        self.int8_min_speedup = int8_min_speedup
         self.registry = Registry(tracking_uri)
 
     @property
@@ -358,6 +462,7 @@ class ModelSource:
                 workers=self.workers,
                 warmup_batch=self.warmup_batch,
                 precision=self.precision,
+                int8_min_speedup=self.int8_min_speedup,
             )
         except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)

@@ -243,7 +243,13 @@ def test_a_bad_int8_is_refused_and_serving_auto_uses_float(
         choose_graph(folder, approved, "fp16")
 
 
-def test_loaded_model_names_its_precision_and_takes_pixels(tmp_path: Path) -> None:
+def test_loaded_model_names_its_precision_and_takes_pixels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # auto also needs int8 to be faster here: fake timings say it is (test_precision_choice.py)
+    monkeypatch.setattr(
+        "serving.source.time_predictors", lambda *_a, **_k: {"float": 2.0, "int8": 1.0}
+    )
     folder, spec = _colour_bundle(tmp_path / "model")
     checks = [_colour_set(tmp_path, "val")]
     with warnings.catch_warnings():
