@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 import tempfile
 import threading
@@ -199,7 +200,10 @@ class Reader(threading.Thread):
                 "bootstrap.servers": bootstrap,
                 "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
                 "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 5,
+                # librdkafka's default fetch.wait.max.ms (500): the broker answers a waiting fetch
+                # as soon as a result is appended, so a shorter wait adds no speed, only empty
+                # fetches. At 5 ms they cost the broker 20-30 % of a core (measured idle on this
+                # 2-core host), taken from the consumer being measured.
             }
         )
         self.consumer.subscribe([topic])
@@ -238,18 +242,13 @@ def through_broker(
     from serving.service import make_consumer, make_producer
     from serving.topics import ensure_serving_topics
 
-    tag = uuid.uuid4().hex[:8]
-    settings = load_settings("ci", [
-        *base_overrides,
-        f"kafka.requests_topic=bench-req-{tag}", f"kafka.results_topic=bench-res-{tag}",
-        f"kafka.review_topic=bench-rev-{tag}", f"kafka.dead_letter_topic=bench-dlq-{tag}",
-        f"kafka.group_id=bench-{tag}", "kafka.partitions=2",
-    ], env={})  # fmt: skip
+    settings = load_settings("ci", bench_topics(base_overrides), env={})
     ensure_serving_topics(settings)
     stop = threading.Event()
+    classifier = make_classifier(settings)
     loop = ServingConsumer(
-        settings, model, make_classifier(settings), make_consumer(settings),
-        make_producer(settings), stop_event=stop,
+        settings, model, classifier, make_consumer(settings), make_producer(settings),
+        stop_event=stop,
     )  # fmt: skip
     consumer_thread = threading.Thread(target=loop.run, daemon=True)
     reader = Reader(bootstrap, settings.kafka.results_topic)
@@ -266,21 +265,66 @@ def through_broker(
     deadline = time.monotonic() + 120
     while len(reader.arrivals) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
+    cpu = CpuMeter(classifier)
     ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
     producer.flush()
     deadline = time.monotonic() + 300
     while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
         time.sleep(0.05)
+    cpu.report(len(ids))
     stop.set()
     reader.stop.set()
     consumer_thread.join(30)
     reader.join(10)
+    classifier.close()
     got = [reader.arrivals[i] for i in ids if i in reader.arrivals]
     latencies = [arrived - sent for sent, arrived in got]
     print_stages([reader.stamps[i] for i in ids if i in reader.stamps])
     print_loop_stages(loop.metrics.registry)
     span = max(a for _, a in got) - min(s for s, _ in got)
     return len(got), len(got) / span, latencies
+
+
+BROKER_PID: int | None = None  # the broker this bench started (its CPU is reported per load)
+
+
+def _cpu_seconds(pid: int | str) -> float:
+    """User + system CPU seconds of a process (all its threads), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used per image while a load runs: this process (the consumer loop with its inference
+    threads and Kafka clients, plus the bench's producer and reader), the decode workers, the
+    broker; and how many of the host's cores were busy with anything."""
+
+    def __init__(self, classifier) -> None:
+        self.classifier = classifier
+        self.start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        workers = getattr(self.classifier.decoder, "pids", list)()
+        idle = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        return {
+            "wall": time.monotonic(),
+            "process": _cpu_seconds("self"),
+            "workers": sum(_cpu_seconds(p) for p in workers),
+            "broker": _cpu_seconds(BROKER_PID) if BROKER_PID else 0.0,
+            "host_busy": (sum(map(int, idle)) - int(idle[3]) - int(idle[4]))
+            / os.sysconf("SC_CLK_TCK"),
+        }
+
+    def report(self, images: int) -> None:
+        end = self._sample()
+        used = {k: end[k] - self.start[k] for k in end}
+        per = {k: v / max(1, images) * 1000.0 for k, v in used.items()}
+        print(f"    cpu ms/image: bench+consumer process {per['process']:.1f}, decode workers "
+              f"{per['workers']:.1f}, broker {per['broker']:.1f}; host busy "
+              f"{used['host_busy'] / used['wall']:.2f} of {os.cpu_count()} cores")  # fmt: skip
 
 
 def print_stages(stamps: list[tuple[float, float, float, float]]) -> None:
@@ -378,7 +422,113 @@ def decode_compare(overrides, model, images, bootstrap, rounds: int, count: int)
         print(f"{key}: processes / threads = {ratio:.3f}")
 
 
-def main() -> None:
+def bench_topics(base: list[str]) -> list[str]:
+    """``base`` plus fresh topic and group names (every load starts on empty topics)."""
+    tag = uuid.uuid4().hex[:8]
+    return [
+        *base,
+        f"kafka.requests_topic=bench-req-{tag}", f"kafka.results_topic=bench-res-{tag}",
+        f"kafka.review_topic=bench-rev-{tag}", f"kafka.dead_letter_topic=bench-dlq-{tag}",
+        f"kafka.group_id=bench-{tag}", "kafka.partitions=2",
+    ]  # fmt: skip
+
+
+def standalone(
+    base: list[str], folder: Path, precision: str, images: list[Path], count: int, bootstrap: str
+) -> dict[str, float]:
+    """Saturated throughput and memory of a consumer in a process of its own (as ``harmscan
+    serve`` runs: no torch, no bench threads beside it); `bench/standalone_consumer.py`."""
+    import json
+    import subprocess
+
+    from serving.producer import RequestProducer
+    from serving.topics import ensure_serving_topics
+
+    overrides = bench_topics(base)
+    settings = load_settings("ci", overrides, env={})
+    ensure_serving_topics(settings)
+    script = REPO / "bench" / "standalone_consumer.py"
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(folder), precision, str(count + 4), *overrides],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # ready
+        reader = Reader(bootstrap, settings.kafka.results_topic)
+        reader.start()
+        producer = RequestProducer(settings)
+        for i in range(4):
+            producer.send_path(images[i], request_id=f"warm-{i}")
+        producer.flush()
+        deadline = time.monotonic() + 120
+        while len(reader.arrivals) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
+        producer.flush()
+        deadline = time.monotonic() + 300
+        while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reader.stop.set()
+        reader.join(10)
+        report = json.loads(child.stdout.readline() or "{}")
+        child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    got = [reader.arrivals[i] for i in ids if i in reader.arrivals]
+    span = max(a for _, a in got) - min(s for s, _ in got)
+    return {"throughput": len(got) / span, "results": len(got), **report}
+
+
+def layout_sweep(
+    base: list[str],
+    folder: Path,
+    precision: str,
+    images: list[Path],
+    bootstrap: str,
+    layouts: list[tuple[int, int, int, int]],
+    rate: float,
+    rounds: int,
+) -> None:
+    """The thread and process layouts side by side, in rounds (A B C ... A B C ...): per layout
+    the ceiling, the saturated throughput through the broker and p99 at ``rate`` offered."""
+    found: dict[tuple[int, int, int, int], dict[str, list[float]]] = {}
+    for round_ in range(rounds):
+        for layout in layouts:
+            decode, infer, threads, batch = layout
+            overrides = [
+                *base,
+                f"serving.decode_workers={decode}",
+                f"serving.inference_workers={infer}",
+                f"serving.intra_op_threads={threads}",
+                f"serving.batch_size={batch}",
+            ]
+            model = load(folder, precision, threads, batch, infer)
+            settings = load_settings("ci", overrides, env={})
+            top = ceiling(settings, model, images, 5)
+            _n, stream, _lat = through_broker(
+                overrides, model, images, None, int(top * 4), bootstrap
+            )
+            _n, _tp, lat = through_broker(overrides, model, images, rate, int(rate * 6), bootstrap)
+            figures = found.setdefault(layout, {"ceiling": [], "max": [], "p99": []})
+            figures["ceiling"].append(top)
+            figures["max"].append(stream)
+            figures["p99"].append(percentile(lat, 99))
+            print(f"round {round_ + 1} layout {layout}: ceiling {top:.1f}/s, saturated "
+                  f"{stream:.1f}/s ({stream / top:.2f}x), p99 at {rate:.0f}/s "
+                  f"{figures['p99'][-1]:.0f} ms", flush=True)  # fmt: skip
+    print(f"\n| decode workers | inference workers | intra-op threads | batch | ceiling img/s | "
+          f"saturated img/s | x ceiling | p99 ms at {rate:.0f}/s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for layout, figures in found.items():
+        med = {k: float(np.median(v)) for k, v in figures.items()}
+        print("| " + " | ".join(map(str, layout)) + f" | {med['ceiling']:.1f} | {med['max']:.1f} "
+              f"| {med['max'] / med['ceiling']:.2f} | {med['p99']:.0f} |")  # fmt: skip
+    print(f"(medians of {rounds} rounds)")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, MobileNetV2 only")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
@@ -390,13 +540,29 @@ def main() -> None:
     parser.add_argument("--infer-workers", type=int, default=2, help="serving.inference_workers")
     parser.add_argument("--precisions", default="float,int8", help="served side by side")
     parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
+    parser.add_argument(
+        "--standalone", action="store_true",
+        help="also the saturated load with the consumer in its own process (throughput, RSS)",
+    )  # fmt: skip
     parser.add_argument("--decode-compare", action="store_true", help="threads vs processes")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --decode-compare")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--layouts",
+        help="compare layouts instead, e.g. '2,2,1,16;1,2,1,16' (decode workers, inference "
+        "workers, intra-op threads, batch size each), in --rounds rounds",
+    )
+    parser.add_argument("--layout-rate", type=float, default=50.0, help="offered load of --layouts")
+    return parser.parse_args()
+
+
+def main() -> None:
+    global BROKER_PID
+    args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     images = make_images(work / "images", 64 if args.quick else 200)
     broker = None if args.bootstrap or args.no_broker else start_broker(work / "kafka")
+    BROKER_PID = broker.process.pid() if broker else None
     bootstrap = args.bootstrap or (broker.bootstrap if broker else "127.0.0.1:9")
     overrides = [
         f"paths.root={work / 'harmscan'}", f"kafka.bootstrap_servers={bootstrap}",
@@ -406,62 +572,99 @@ def main() -> None:
         f"serving.inference_workers={args.infer_workers}",
         "serving.poll_timeout_s=0.2",
     ]  # fmt: skip
-    settings = load_settings("ci", overrides, env={})
-    archs = ["mobilenet_v2"] if args.quick else args.archs.split(",")
-    precisions = args.precisions.split(",")
-    seconds = 5 if args.quick else 10
-    if args.decode_compare:
-        try:
+    precision = args.precisions.split(",")[0]
+    try:
+        if args.layouts or args.decode_compare:
             folder = work / "model-mobilenet_v2"
             make_bundle("mobilenet_v2", folder, images[:32])
-            model = load(folder, precisions[0], args.threads, args.batch, args.infer_workers)
-            decode_compare(overrides, model, images, bootstrap, args.rounds, 600)
-        finally:
-            if broker is not None:
-                broker.stop()
-        return
-    rows: list[Row] = []
-    figures: dict[tuple[str, str], dict[str, float]] = {}
-    original: dict[str, float] = {}
-    try:
-        for arch in archs:
-            folder = work / f"model-{arch}"
-            module = make_bundle(arch, folder, images[:32])
-            models = {p: load(folder, p, args.threads, args.batch, args.infer_workers)
-                      for p in precisions}  # fmt: skip
-            original[arch] = original_way(module, images, seconds)
-            print(f"{arch}: original way (eager torch, one image at a time) "
-                  f"{original[arch]:.1f} images/s", flush=True)  # fmt: skip
-            for precision, model in models.items():
-                figures[arch, precision] = {
-                    "infer": infer_only(model, images, args.batch, seconds),
-                    "ceiling": ceiling(settings, model, images, seconds),
-                }
-                fig = figures[arch, precision]
-                print(f"{arch} {precision}: infer only {fig['infer']:.1f}, "
-                      f"ceiling {fig['ceiling']:.1f} images/s", flush=True)  # fmt: skip
-            fast = arch == "mobilenet_v2"
-            loads: list[float | None] = [10.0, 50.0, 100.0, None] if fast else [2.0, 5.0, None]
-            if args.no_broker:
-                loads = []
-            for rate in loads:
-                for precision, model in models.items():  # side by side, load by load
-                    top = figures[arch, precision]["ceiling"]
-                    count = int((rate or top) * (4 if args.quick else 10))
-                    n, throughput, lat = through_broker(
-                        overrides, model, images, rate, count, bootstrap
-                    )
-                    label = f"{rate:.0f}/s" if rate else "max"
-                    rows.append(Row(arch, precision, label, n, throughput, percentile(lat, 50),
-                                    percentile(lat, 95), percentile(lat, 99), lat))  # fmt: skip
-                    print(f"  {precision} offered {label}: {n} results, {throughput:.1f}/s",
-                          flush=True)  # fmt: skip
+            if args.layouts:
+                layouts = [
+                    tuple(int(x) for x in item.split(",")) for item in args.layouts.split(";")
+                ]
+                layout_sweep(overrides, folder, precision, images, bootstrap, layouts,
+                             args.layout_rate, args.rounds)  # fmt: skip
+            else:
+                model = load(folder, precision, args.threads, args.batch, args.infer_workers)
+                decode_compare(overrides, model, images, bootstrap, args.rounds, 600)
+            return
+        rows, figures, original, alone = side_by_side(args, work, overrides, images, bootstrap)
     finally:
         if broker is not None:
             broker.stop()
     print_tables(rows, figures, original)
+    print_standalone(alone, figures)
     if rows:
         print(f"latency histogram: {plot(rows, args.out)}")
+
+
+def side_by_side(
+    args: argparse.Namespace, work: Path, overrides: list[str], images: list[Path], bootstrap: str
+) -> tuple[
+    list[Row], dict[tuple[str, str], dict[str, float]], dict[str, float],
+    dict[tuple[str, str], dict[str, float]],
+]:  # fmt: skip
+    """Per architecture: the original way, then per precision the model-alone figures, then the
+    loads through the broker, precisions side by side load by load (then --standalone)."""
+    settings = load_settings("ci", overrides, env={})
+    archs = ["mobilenet_v2"] if args.quick else args.archs.split(",")
+    seconds = 5 if args.quick else 10
+    rows: list[Row] = []
+    figures: dict[tuple[str, str], dict[str, float]] = {}
+    original: dict[str, float] = {}
+    alone: dict[tuple[str, str], dict[str, float]] = {}
+    for arch in archs:
+        folder = work / f"model-{arch}"
+        module = make_bundle(arch, folder, images[:32])
+        models = {p: load(folder, p, args.threads, args.batch, args.infer_workers)
+                  for p in args.precisions.split(",")}  # fmt: skip
+        original[arch] = original_way(module, images, seconds)
+        print(f"{arch}: original way (eager torch, one image at a time) "
+              f"{original[arch]:.1f} images/s", flush=True)  # fmt: skip
+        for precision, model in models.items():
+            figures[arch, precision] = {
+                "infer": infer_only(model, images, args.batch, seconds),
+                "ceiling": ceiling(settings, model, images, seconds),
+            }
+            fig = figures[arch, precision]
+            print(f"{arch} {precision}: infer only {fig['infer']:.1f}, "
+                  f"ceiling {fig['ceiling']:.1f} images/s", flush=True)  # fmt: skip
+        fast = arch == "mobilenet_v2"
+        loads: list[float | None] = [10.0, 50.0, 100.0, None] if fast else [2.0, 5.0, None]
+        for rate in [] if args.no_broker else loads:
+            for precision, model in models.items():  # side by side, load by load
+                top = figures[arch, precision]["ceiling"]
+                count = int((rate or top) * (4 if args.quick else 10))
+                n, throughput, lat = through_broker(
+                    overrides, model, images, rate, count, bootstrap
+                )
+                label = f"{rate:.0f}/s" if rate else "max"
+                rows.append(Row(arch, precision, label, n, throughput, percentile(lat, 50),
+                                percentile(lat, 95), percentile(lat, 99), lat))  # fmt: skip
+                print(f"  {precision} offered {label}: {n} results, {throughput:.1f}/s",
+                      flush=True)  # fmt: skip
+        for precision in models if args.standalone and not args.no_broker else []:
+            top = figures[arch, precision]["ceiling"]
+            alone[arch, precision] = found = standalone(
+                overrides, folder, precision, images, int(top * 6), bootstrap
+            )
+            print(f"  {precision} own process: {found}", flush=True)
+    return rows, figures, original, alone
+
+
+def print_standalone(
+    alone: dict[tuple[str, str], dict[str, float]], figures: dict[tuple[str, str], dict[str, float]]
+) -> None:
+    """The --standalone table: a consumer in its own process, saturated, and its memory."""
+    if not alone:
+        return
+    print("\n| arch | precision | saturated img/s, consumer in its own process | x ceiling "
+          "| consumer peak RSS MB | decode workers RSS MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for (arch, precision), found in alone.items():
+        top = figures[arch, precision]["ceiling"]
+        print(f"| {arch} | {precision} | {found['throughput']:.1f} | "
+              f"{found['throughput'] / top:.2f} | {found.get('peak_rss_mb', 'n/a')} | "
+              f"{found.get('decode_workers_rss_mb', 'n/a')} |")  # fmt: skip
 
 
 def print_tables(

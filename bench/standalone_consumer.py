@@ -1,0 +1,68 @@
+"""One serving consumer in a process of its own, for `serve_bench.py --standalone`.
+
+Loads a model folder (no registry) and runs `ServingConsumer` with the settings overrides given,
+as ``harmscan serve`` would (no torch, no MLflow imported), until it has committed ``--count``
+messages. Then prints one JSON line: the process's peak resident memory (``VmHWM``), its decode
+workers' resident memory, its CPU seconds and the wall-clock time.
+
+    .venv/bin/python bench/standalone_consumer.py FOLDER PRECISION COUNT OVERRIDE...
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from conf.loader import load_settings  # noqa: E402
+from serving.consumer import ServingConsumer  # noqa: E402
+from serving.decoding import pool_rss_bytes  # noqa: E402
+from serving.service import make_classifier, make_consumer, make_producer  # noqa: E402
+from serving.source import load_model_folder  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    folder, precision, count, *overrides = sys.argv[1:]
+    settings = load_settings("ci", overrides, env={})
+    serving = settings.serving
+    model = load_model_folder(
+        Path(folder), name="bench", version="1", runtime="onnx",
+        threads=serving.intra_op_threads, workers=serving.inference_workers,
+        warmup_batch=serving.batch_size, precision=precision,
+    )  # fmt: skip
+    classifier = make_classifier(settings)
+    loop = ServingConsumer(
+        settings, model, classifier, make_consumer(settings), make_producer(settings),
+        max_messages=int(count),
+    )  # fmt: skip
+    print(json.dumps({"ready": True}), flush=True)
+    start = time.monotonic()
+    loop.run()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report = {
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "decode_workers_rss_mb": round(pool_rss_bytes(classifier.decoder) / 2**20, 1),
+        "decode_workers": len(classifier.decoder.pids()),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "wall_s": round(time.monotonic() - start, 2),
+        "torch_imported": "torch" in sys.modules,
+    }
+    classifier.close()
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
