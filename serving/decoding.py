@@ -15,6 +15,8 @@ from the header first.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import logging
 import math
@@ -103,9 +105,33 @@ def _decode(data: bytes, preset: EvalPreset, limits: DecodeLimits) -> tuple[Any,
         return ("rejected", exc.reason, exc.detail)
 
 
+# glibc malloc in a worker: buffers below REUSE_BELOW come from the heap, and up to KEEP_FREE of
+# freed heap stays mapped. By default each decode's buffers (~2 MB for a 1024x768 JPEG) were
+# mapped, page-faulted in and unmapped again: ~400-480 page faults and ~15 % of the CPU of a decode
+# (measured interleaved with an in-process decode: 3.7-4.2 against 4.4-4.5 ms per image). Bigger
+# buffers (a large but allowed image) still go back to the system at once; RLIMIT_AS bounds it all.
+REUSE_BELOW: Final = 4 * 1024 * 1024
+KEEP_FREE: Final = 32 * 1024 * 1024
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3
+
+
+def _keep_decode_buffers() -> bool:
+    """Tune glibc malloc as described at `REUSE_BELOW`; False where there is no glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, REUSE_BELOW)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, KEEP_FREE)
+    )
+
+
 def worker_main(conn: Connection, memory_mb: int) -> None:
     """The worker loop: receive (data, preset, limits), answer, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _keep_decode_buffers()
     limit = _vm_size() + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump core
