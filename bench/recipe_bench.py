@@ -2,15 +2,20 @@
 
     nice -n 10 .venv/bin/python bench/recipe_bench.py --gate gateset [--dataset DIR]
         [--image-size 160] [--epochs 3] [--archs mobilenet_v2] [--configs prior,probe,...]
-        [--calibration-photos photopool] [--out results.json] [--plot roc.png]
+        [--calibration-photos photopool] [--also-calibrate-with emojipool]
+        [--out results.json] [--plot roc.png]
 
 Without ``--dataset`` the training data is the offline mirror itself (``mirror/expected.csv``:
 its train / validation / test subsets, harmful and safe images only, domain ``illustration``),
 which is what the main job trains on. Every configuration is trained with the same seed,
 calibrated and thresholded on the dataset's validation split plus the calibration photos
 (`tasks.recipes.calibrate_on_mix`) and scored at that threshold on the dataset's test split
-and on the gate set (every row of its manifest, with its ``domain`` column). Timings depend
-on what else runs on the machine: compare the rows of one run, not runs.
+and on the gate set (every row of its manifest, with its ``domain`` column).
+``--calibration-photos`` takes one or more sets (comma-separated). ``--also-calibrate-with``
+adds a second operating point per configuration, chosen on the same mix plus those sets (the
+same trained model: only the temperature and threshold differ), to show what adding them to the
+calibration mix changes.
+Timings depend on what else runs on the machine: compare the rows of one run, not runs.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from conf.settings import TrainSettings
+from harmscan.calibration import (
+    OperatingPoint,
+    apply_temperature,
+    choose_operating_point,
+    log_odds,
+    sigmoid,
+)
 from harmscan.data import ManifestDataset, class_weights, read_manifest, split_domains
 from harmscan.engine import evaluate, seed_everything
 from harmscan.metrics import binary_metrics, domain_metrics
@@ -44,7 +56,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "prior": {"recipe": "prior", "head": "prior"},
     "finetune": {"recipe": "finetune"},
     "probe": {"recipe": "probe"},
+    "prior+probe@0.25": {"recipe": "probe", "head": "prior", "prior_mix": 0.25},
     "prior+probe": {"recipe": "probe", "head": "prior", "prior_mix": 0.5},
+    "prior+probe@0.75": {"recipe": "probe", "head": "prior", "prior_mix": 0.75},
     "prior+probe-temperature": {
         "recipe": "probe",
         "head": "prior",
@@ -55,7 +69,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lp-ft": {"recipe": "lp-ft"},
     "lp-ft+prior": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5},
     "lp-ft+prior+wise": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5, "wise_alpha": 0.5},
+    "finetune+wise": {"recipe": "finetune", "wise_alpha": 0.5},
 }
+DOMAINS = ("photo", "emoji", "illustration")
 WEIGHTS = {"mobilenet_v2": "weights/mobilenet_v2_imagenet.pth", "resnet50": "imagenet"}
 
 
@@ -92,13 +108,40 @@ def _predict(model: torch.nn.Module, data: Dataset, batch: int) -> tuple[np.ndar
     return preds.y_true, preds.p_harmful
 
 
+def _score_sets(model: torch.nn.Module, roots: list[Path], preset: Any) -> Scored | None:
+    scored = [score_photo_set(model, root, preset) for root in roots]
+    return sum(scored[1:], scored[0]) if scored else None
+
+
+def _alt_point(mix: Scored, cfg: TrainSettings) -> OperatingPoint:
+    """The operating point `calibrate_on_mix` would choose on ``mix`` (nothing folded in)."""
+    return choose_operating_point(
+        mix.y,
+        mix.p,
+        mix.domains,
+        photo_share=cfg.calibration_photo_share,
+        target_recall=cfg.target_recall,
+        band=cfg.review_band,
+        method=cfg.calibration,
+        max_safe_flagged=cfg.max_safe_flagged,
+    )
+
+
+def _at_point(scored: Scored, folded: OperatingPoint, other: OperatingPoint) -> dict[str, float]:
+    """Metrics of scores calibrated by ``folded`` as if ``other`` had been chosen instead."""
+    raw = sigmoid((log_odds(scored.p) - folded.bias) * folded.temperature)
+    p = apply_temperature(raw, other.temperature, other.bias)
+    return domain_metrics(scored.y, p, scored.domains, other.threshold)
+
+
 def run_config(
     name: str,
     arch: str,
     dataset: Path,
     gate: Path | None,
-    calibration: Path | None,
+    calibration: list[Path],
     base: dict[str, Any],
+    also_calibrate: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and score one configuration; return its figures and scores."""
     cfg = TrainSettings(**{**base, **CONFIGS[name]})
@@ -137,7 +180,11 @@ def run_config(
     )
     y_val, p_val = _predict(model, data.val.dataset, cfg.batch_size)
     val = Scored(y_val, p_val, split_domains(frame, "val", "illustration"))
-    photos = score_photo_set(model, calibration, eval_preset) if calibration else None
+    photos = _score_sets(model, calibration, eval_preset)
+    extra = _score_sets(model, also_calibrate or [], eval_preset)
+    alt = None
+    if extra is not None:
+        alt = _alt_point(val + photos + extra if photos is not None else val + extra, cfg)
     point = calibrate_on_mix(model, arch, val, photos, cfg)
     seconds = time.perf_counter() - start
     test = ManifestDataset(dataset, "test", eval_preset, frame)
@@ -153,34 +200,63 @@ def run_config(
         "ece_before": point.ece_before,
         "ece_after": point.ece_after,
         "test": domain_metrics(y_test, p_test, split_domains(frame, "test"), point.threshold),
+        "test_scores": {"y": y_test.tolist(), "p": p_test.tolist()},
     }
+    test = Scored(y_test, p_test, split_domains(frame, "test"))
+    if alt is not None:
+        result["alt"] = {"threshold": alt.threshold, "test": _at_point(test, point, alt)}
     if gate is not None:
         g = score_photo_set(model, gate, eval_preset)
         result["gate"] = domain_metrics(g.y, g.p, g.domains, point.threshold)
         result["gate_scores"] = {"y": g.y.tolist(), "p": g.p.tolist(), "domain": g.domains}
+        if alt is not None:
+            result["alt"]["gate"] = _at_point(g, point, alt)
     return result
 
 
+def _by_domain(r: dict[str, Any], metric: str, key: str = "") -> dict[str, float]:
+    """``metric`` per domain: photo and emoji from the gate set, illustration from the test."""
+    src = r[key] if key else r
+    nan = float("nan")
+    return {
+        "all": src.get("gate", {}).get(f"all_{metric}", nan),
+        "photo": src.get("gate", {}).get(f"photo_{metric}", nan),
+        "emoji": src.get("gate", {}).get(f"emoji_{metric}", nan),
+        "illustration": src["test"].get(f"all_{metric}", nan),
+    }
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
-    """One markdown row per configuration."""
+    """One markdown row per configuration.
+
+    AUC "all" is the gate set's photos and emoji together; illustration is the dataset's test
+    split. Recall and safe flagged are at the stored threshold (photo / emoji / illustration);
+    with ``--also-calibrate-with``, a second pair of columns at the other operating point.
+    """
+    alt = any("alt" in r for r in results)
     head = (
-        "| recipe | arch | train s | gate AUC all | photo | illustration | emoji | "
-        "gate recall | gate safe flagged | mirror test AUC |"
+        "| recipe | arch | train s | AUC all | photo | emoji | illustration | min | "
+        "recall p/e/i | safe flagged p/e/i | ECE before→after |"
     )
+    if alt:
+        head += " recall p/e/i, +pool | safe flagged p/e/i, +pool |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for r in results:
-        g = r.get("gate", {})
+        auc = _by_domain(r, "auc")
         cells = [
             r["config"],
             r["arch"],
             f"{r['train_seconds']:.0f}",
-            *(f"{g.get(f'{d}_auc', float('nan')):.3f}" for d in ("all", "photo")),
-            *(f"{g.get(f'{d}_auc', float('nan')):.3f}" for d in ("illustration", "emoji")),
-            f"{g.get('all_recall', float('nan')):.2f}",
-            f"{g.get('all_safe_flagged', float('nan')):.2f}",
-            f"{r['test']['all_auc']:.3f}",
+            *(f"{auc[d]:.3f}" for d in ("all", *DOMAINS)),
+            f"{min(auc[d] for d in DOMAINS):.3f}",
         ]
+        for key in ("", "alt") if "alt" in r else ("",):
+            for metric in ("recall", "safe_flagged"):
+                values = _by_domain(r, metric, key)
+                cells.append(" / ".join(f"{values[d]:.2f}" for d in DOMAINS))
+            if not key:
+                cells.append(f"{r['ece_before']:.3f}→{r['ece_after']:.3f}")
         print("| " + " | ".join(cells) + " |")
 
 
@@ -190,34 +266,41 @@ def plot_roc(results: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import roc_auc_score, roc_curve
 
-    domains = ("all", "photo", "illustration", "emoji")
-    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 4.6))
-    for ax, domain in zip(axes, domains, strict=True):
+    panels = ("all", "photo", "emoji", "illustration")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6))
+    for ax, domain in zip(axes, panels, strict=True):
         for r in results:
-            s = r.get("gate_scores")
+            s = r["test_scores"] if domain == "illustration" else r.get("gate_scores")
             if not s:
                 continue
-            y, p, d = np.asarray(s["y"]), np.asarray(s["p"]), np.asarray(s["domain"])
-            mask = np.ones_like(y, dtype=bool) if domain == "all" else d == domain
+            y, p = np.asarray(s["y"]), np.asarray(s["p"])
+            d = np.asarray(s.get("domain", [domain] * len(y)))
+            mask = np.ones_like(y, dtype=bool) if domain in ("all", "illustration") else d == domain
             if len(np.unique(y[mask])) < 2:
                 continue
             fpr, tpr, _ = roc_curve(y[mask], p[mask])
-            auc = r["gate"][f"{domain}_auc"]
+            auc = roc_auc_score(y[mask], p[mask])
             ax.plot(fpr, tpr, label=f"{r['config']} ({auc:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.set(title=f"gate set: {domain}", xlabel="safe images flagged", ylabel="harmful recall")
+        where = "test split" if domain == "illustration" else "gate set"
+        ax.set(title=f"{where}: {domain}", xlabel="safe images flagged", ylabel="harmful recall")
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def _paths(value: str) -> list[Path]:
+    return [Path(v) for v in value.split(",") if v]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=None)
     parser.add_argument("--gate", type=Path, default=None)
-    parser.add_argument("--calibration-photos", type=Path, default=None)
+    parser.add_argument("--calibration-photos", default="", help="photo sets, comma-separated")
+    parser.add_argument("--also-calibrate-with", default="", help="sets, comma-separated")
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--archs", default="mobilenet_v2")
@@ -240,7 +323,15 @@ def main() -> None:
         for arch in args.archs.split(","):
             for name in args.configs.split(","):
                 results.append(
-                    run_config(name, arch, dataset, args.gate, args.calibration_photos, base)
+                    run_config(
+                        name,
+                        arch,
+                        dataset,
+                        args.gate,
+                        _paths(args.calibration_photos),
+                        base,
+                        _paths(args.also_calibrate_with),
+                    )
                 )
                 print_table(results[-1:])
     print_table(results)
