@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from harmscan.metrics import binary_metrics
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.quantize import Int8Check
 from harmscan.recipes import recipe_name
 from harmscan.transfer import (
     RecipeData,
@@ -45,6 +47,7 @@ from harmscan.transfer import (
 )
 from registry import Registry, Run, log_bundle, start_run
 from tasks.evaluation import predict_split
+from tasks.int8 import int8_hook, log_int8
 from tasks.recipes import (
     Scored,
     calibrate_on_mix,
@@ -198,9 +201,17 @@ def train_and_register(
     with start_run(registry, settings.mlflow.experiment, f"{arch}-{job.version}") as run:
         _log_inputs(run, job)
         spec, test = _train_and_evaluate(run, job, resume)
+        verdicts: list[Int8Check] = []
+        seconds: list[float] = []
+        started = time.perf_counter()
         bundle = log_bundle(
-            run, job.model, spec, registered_model=name, version_tags={"recipe": job.recipe}
-        )
+            run, job.model, spec, registered_model=name, version_tags={"recipe": job.recipe},
+            served_graphs=int8_hook(
+                job.dataset, job.settings.int8, job.settings.mlflow.gate_set, verdicts, seconds
+            ),
+        )  # fmt: skip
+        log_int8(run, verdicts, seconds)
+        run.log_metrics({"registration_seconds": time.perf_counter() - started})
     return TrainResult(
         arch=arch,
         run_id=run.run_id,

@@ -152,6 +152,51 @@ def test_champion_loads_in_a_fresh_process_and_classifies_known_images(trained) 
     }
 
 
+@pytest.mark.kafka
+def test_registered_model_carries_its_int8_graph_and_verdict_and_is_served_in_int8(
+    trained, kafka_bootstrap: str, kafka_topics, make_source, tmp_path: Path
+) -> None:
+    from flows.serve import serve
+    from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE
+    from registry import Registry
+    from serving.producer import RequestProducer
+    from tests.serving_support import has_ids, read_topic, results_by_id, serving_overrides
+
+    settings, dataset, result, _ = trained
+    name = settings.mlflow.registered_model
+    registry = Registry(settings.mlflow.tracking_uri)
+    run = registry.client.get_run(result.run_id)
+    metrics = run.data.metrics
+    # the check ran on the val split and the gate set, and its verdict travels with the model
+    assert {"float_auc_val", "int8_auc_val", "int8_auc_gate", "int8_approved"} <= set(metrics)
+    assert 0 < metrics["int8_seconds"] < metrics["registration_seconds"]
+    bundle = registry.download_bundle(name, result.version, tmp_path / "dl")
+    for graph in (FLOAT_PIXELS_FILE, INT8_PIXELS_FILE):
+        assert (bundle.bundle_dir / graph).is_file(), graph
+    assert bundle.spec.int8_reason == run.data.tags["int8_reason"]
+    assert bundle.spec.int8_approved is (metrics["int8_approved"] == 1.0)
+
+    topics = {k: kafka_topics(k) for k in ("requests", "results", "review", "dead_letter")}
+    source = make_source(
+        *serving_overrides(
+            bootstrap=kafka_bootstrap, tracking_uri=settings.mlflow.tracking_uri,
+            model_name=name, topics=topics, group=f"g-{uuid.uuid4().hex[:8]}", roots=[dataset],
+        ),
+        "serving.precision=int8",
+    )  # fmt: skip
+    producer = RequestProducer(source.resolve())
+    expected = {
+        producer.send_path(next((dataset / "test" / label).glob("*.jpg"))): label
+        for label in ("harmful", "safe")
+    }
+    assert not producer.flush(30).failed
+    serve(source=source, runtime="onnx", max_messages=len(expected))
+    messages = read_topic(kafka_bootstrap, topics["results"], until=has_ids(set(expected)))
+    results = {i: rs[-1] for i, rs in results_by_id(messages).items()}
+    assert {i: r.precision for i, r in results.items()} == dict.fromkeys(expected, "int8")
+    assert {i: r.label for i, r in results.items()} == expected
+
+
 def test_worse_candidate_does_not_take_champion(trained) -> None:
     from harmscan.promotion import GatePolicy
     from registry import Registry, log_bundle, start_run

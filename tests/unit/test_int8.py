@@ -437,3 +437,11 @@ def test_every_convolution_runs_in_int8(tmp_path: Path) -> None:
     ops = _optimized_ops(int8)
     assert "QLinearConv" in ops
     assert not ops & {"Conv", "FusedConv"}, ops
+
+
+def test_registration_makes_no_int8_when_it_is_disabled(tmp_path: Path) -> None:
+    from conf.settings import Int8Settings
+    from tasks.int8 import int8_hook
+
+    verdicts: list[object] = []
+    assert int8_hook(tmp_path, Int8Settings(enabled=False), None, verdicts, []) is None  # type: ignore[arg-type]
