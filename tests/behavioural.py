@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,20 @@ def torch_scorer(model: nn.Module, spec: ServingSpec) -> Scorer:
         with torch.inference_mode():
             probs = torch.softmax(model(batch).float(), dim=1)
         return probs[:, spec.harmful_index].numpy().astype(np.float64)
+
+    return score
+
+
+def served_scorer(model: Any) -> Scorer:
+    """Score PIL images as the consumer does: the loaded model's own preset, then its graph.
+
+    ``model`` is a `serving.source.LoadedModel` (e.g. ``ModelSource(...).load()``: the registry
+    download and the ONNX graph serving runs); the consumer's decode step is skipped.
+    """
+
+    def score(images: Sequence[Image.Image]) -> np.ndarray:
+        batch = np.stack([model.preset.model_input(image.convert("RGB")) for image in images])
+        return np.asarray(model.p_harmful(batch), dtype=np.float64)
 
     return score
 
