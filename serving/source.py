@@ -15,8 +15,10 @@ model's `ServingSpec`, never from serve time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import platform
 import shutil
 import tempfile
 import threading
@@ -48,6 +50,11 @@ RUNTIMES: tuple[str, ...] = ("onnx", "torch")
 PRECISION_SETTINGS: tuple[str, ...] = ("auto", "int8", "float")
 # Turns each graph gets in the side-by-side timing at load (auto precision, `time_predictors`).
 SPEED_ROUNDS = 5
+# x86 CPUs with one of these do int8 dot products without 16-bit intermediates. Without them
+# (SSE, AVX2, AVX-512 before VNNI) the uint8 x int8 products of an int8 graph can saturate, so its
+# accuracy, checked at registration on another host, does not carry over: auto serves float.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
 
 
 class ModelUnavailable(RuntimeError):
@@ -155,12 +162,37 @@ class LoadedModel:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def int8_saturates(cpuinfo: str, machine: str) -> bool:
+    """Whether int8 products can saturate on a CPU: x86 with no VNNI flag in ``/proc/cpuinfo``.
+
+    False for other architectures and when the flags are unknown (nothing to go on).
+    """
+    if machine.lower() not in X86_MACHINES:
+        return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return not VNNI_FLAGS & set(value.split())
+    return False
+
+
+@functools.cache
+def int8_saturates_here() -> bool:
+    """`int8_saturates` for this host (Linux ``/proc/cpuinfo``; elsewhere False)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return int8_saturates(cpuinfo, platform.machine())
+
+
 def choose_graph(bundle: Path, spec: ServingSpec, precision: str) -> tuple[Path, str]:
     """The ONNX graph to serve under ``serving.precision``, and the precision it has.
 
-    ``auto`` serves int8 only when the bundle has it and its accuracy check passed
-    (``spec.int8_approved``); ``int8`` serves it regardless (logging the check's verdict);
-    ``float`` never does. The float graph is the pixel-input one when the bundle has it.
+    ``auto`` serves int8 only when the bundle has it, its accuracy check passed
+    (``spec.int8_approved``) and this CPU does not saturate int8 products (`int8_saturates`);
+    ``int8`` serves it regardless (logging the check's verdict); ``float`` never does. The float
+    graph is the pixel-input one when the bundle has it.
 
     Raises:
         ValueError: An unknown precision setting (names the valid ones).
@@ -177,9 +209,11 @@ def choose_graph(bundle: Path, spec: ServingSpec, precision: str) -> tuple[Path,
             logger.warning("serving int8 although its check refused it: %s", spec.int8_reason)
         return int8, "int8"
     if precision == "auto" and spec.int8_approved and int8.is_file():
-        logger.info("serving int8: %s", spec.int8_reason)
-        return int8, "int8"
-    if precision == "auto":
+        if not int8_saturates_here():
+            logger.info("int8 approved: %s", spec.int8_reason)
+            return int8, "int8"
+        logger.warning("serving float: this CPU has no VNNI, int8 products may saturate here")
+    elif precision == "auto":
         logger.info("serving float: %s", spec.int8_reason)
     for name in (FLOAT_PIXELS_FILE, ONNX_FILE):
         if (bundle / name).is_file():

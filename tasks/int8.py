@@ -66,6 +66,7 @@ def log_int8(run: Run, verdicts: list[Int8Check], seconds: list[float]) -> None:
     for check in verdicts:
         run.log_metrics({**check.summary(), "int8_approved": float(check.approved)})
         run.set_tags({"int8_reason": check.reason[:5000]})
-        logger.info("int8 %s: %s", "approved" if check.approved else "refused", check.reason)
+        verdict = "approved" if check.approved else "refused"
+        logger.info("int8 %s (%.1fs): %s", verdict, sum(seconds), check.reason)
     if seconds:
         run.log_metrics({"int8_seconds": sum(seconds)})

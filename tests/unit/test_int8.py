@@ -71,6 +71,12 @@ def tiny(tmp_path: Path) -> tuple[Path, ServingSpec]:
     return tmp_path / "bundle", spec
 
 
+@pytest.fixture(autouse=True)
+def vnni_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto's choice as on a CPU with VNNI, whatever the host (tests/unit/test_precision_choice)."""
+    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: False)
+
+
 def _pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 

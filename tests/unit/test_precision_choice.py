@@ -18,8 +18,36 @@ import pytest
 from harmscan.bundle import ONNX_FILE, ServingSpec
 from harmscan.precision import CheckSet, build_served_models
 from serving.metrics import ServingMetrics
-from serving.source import SpeedCheck, load_model_folder, time_predictors
+from serving.source import (
+    SpeedCheck,
+    choose_graph,
+    int8_saturates,
+    load_model_folder,
+    time_predictors,
+)
 from tests.serving_support import BLUE, RED, ColourNet, make_spec, write_extra_files, write_image
+
+
+@pytest.fixture(autouse=True)
+def vnni_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs as on a CPU with VNNI, whatever the host (one test says otherwise)."""
+    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "machine", "saturates"),
+    [
+        ("fpu sse2 avx2 fma avx512f avx512bw avx512_vnni amx_int8", "x86_64", False),
+        ("fpu sse2 avx2 fma avx_vnni", "x86_64", False),  # client cores: AVX-VNNI without 512
+        ("fpu sse2 avx2 fma avx512f avx512bw", "x86_64", True),  # Skylake-SP: no VNNI
+        ("fpu sse2 avx2 fma", "AMD64", True),
+        ("fp asimd asimddp i8mm", "aarch64", False),  # no 16-bit intermediates on ARM dot
+    ],
+)
+def test_int8_saturates_on_x86_without_vnni(flags: str, machine: str, saturates: bool) -> None:
+    cpuinfo = f"processor\t: 0\nmodel name\t: some cpu\nflags\t\t: {flags}\n"
+    assert int8_saturates(cpuinfo, machine) is saturates
+    assert int8_saturates("processor\t: 0\n", machine) is False  # no flags: nothing to go on
 
 
 @pytest.mark.parametrize(
@@ -148,6 +176,18 @@ def test_a_refused_int8_is_not_timed(
     timed = _fake_timings(monkeypatch, float_s=1.0, int8_s=0.010)  # int8 100x faster
     model = _load(folder)
     assert (model.precision, timed) == ("float", [])
+
+
+def test_auto_serves_float_on_a_cpu_where_int8_saturates(
+    int8_bundle: tuple[Path, ServingSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, spec = int8_bundle
+    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: True)
+    bundle_dir = folder / "extra_files"
+    assert choose_graph(bundle_dir, spec, "auto")[1] == "float"
+    assert choose_graph(bundle_dir, spec, "int8")[1] == "int8"  # forced stays forced
+    timed = _fake_timings(monkeypatch, float_s=1.0, int8_s=0.010)  # however fast int8 is
+    assert (_load(folder).precision, timed) == ("float", [])
 
 
 def test_metrics_expose_the_measured_speedup() -> None:
