@@ -203,20 +203,36 @@ def pixel_batches(
 
 def p_harmful(onnx_path: Path, spec: ServingSpec, paths: Sequence[Path]) -> np.ndarray:
     """Harmful probability of each image under a pixel-input graph (NaN where it won't decode)."""
+    return p_harmful_each((onnx_path,), spec, paths)[0]
+
+
+def p_harmful_each(
+    graphs: Sequence[Path], spec: ServingSpec, paths: Sequence[Path]
+) -> list[np.ndarray]:
+    """`p_harmful` under several pixel-input graphs, each image decoded once for all of them.
+
+    One thread per session, as the consumer runs them: on a small shared host more threads that
+    wait on each other were slower, not faster.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+    sessions = [
+        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        for graph in graphs
+    ]
     preset = EvalPreset.from_spec(spec, normalize_in_model=True)
-    out = np.full(len(paths), np.nan)
+    harmful = spec.labels.index(HARMFUL)
+    outs = [np.full(len(paths), np.nan) for _ in graphs]
     for indices, batch in pixel_batches(paths, preset):
-        logits = np.asarray(session.run(None, {name: batch})[0], dtype=np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-        out[indices] = probs[:, spec.labels.index(HARMFUL)]
-    return out
+        for session, out in zip(sessions, outs, strict=True):
+            feed = {session.get_inputs()[0].name: batch}
+            logits = np.asarray(session.run(None, feed)[0], dtype=np.float64)
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+            out[indices] = probs[:, harmful]
+    return outs
 
 
 def calibration_batches(
@@ -289,8 +305,7 @@ def judge(
     for check_set in checks:
         groups.update(check_set.groups(offset, len(paths)))
         offset += len(check_set.paths)
-    p_float = p_harmful(float_path, spec, paths)
-    p_int8 = p_harmful(int8_path, spec, paths)
+    p_float, p_int8 = p_harmful_each((float_path, int8_path), spec, paths)
     decoded = ~np.isnan(p_float) & ~np.isnan(p_int8)
     return check_int8(
         labels[decoded],
