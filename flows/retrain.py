@@ -2,8 +2,8 @@
 
 Candidates are gated one after the other against the current champion on the new dataset's test
 split, so the best model that beats the champion ends up as ``champion``. With a photo gate set,
-when nothing is champion and every candidate was refused as worse than the untrained prior there,
-the prior becomes champion (``promotion_decision=fallback``), so serving always has a model.
+when nothing is champion, no candidate was promoted and one was refused as worse than the
+untrained prior there, the prior becomes champion (``promotion_decision=fallback``).
 """
 
 from __future__ import annotations

@@ -302,12 +302,16 @@ def prior_fallback(
 ) -> str | None:
     """Why the prior must become champion after a run, or None when it must not.
 
-    It must when nothing is champion, a prior is registered, and every candidate of the run
-    (at least one) was refused by the gate set as worse than the prior. The reason names each.
+    It must when nothing is champion, a prior is registered, no candidate of the run was
+    promoted, and at least one was refused by the gate set as worse than the prior: every
+    candidate that passed the other checks lost to the prior on real photos, and the rest (e.g.
+    below the floors on the test split) may not serve at all. When no candidate even reached
+    the gate set, nothing was compared with the prior and it does not take over. The reason
+    names every candidate's refusal.
     """
     if champion is not None or prior is None or not results:
         return None
-    if not all(r.refused_by_prior and not r.promoted for r in results):
+    if any(r.promoted for r in results) or not any(r.refused_by_prior for r in results):
         return None
     refusals = "; ".join(f"v{r.candidate_version}: {r.reason}" for r in results)
     return f"{FALLBACK_REASON} ({refusals})"

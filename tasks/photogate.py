@@ -3,8 +3,8 @@
 `photo_gate` scores a candidate, the champion and the untrained prior (the version tagged
 ``recipe=prior``) on the verified gate set and decides with the pure
 `harmscan.promotion.decide_photo_gate` (overall and in every domain with both classes).
-`promote_prior_if_needed` makes the prior champion when nothing is champion and every candidate
-of a run was refused as worse than it, so serving always gets the best model there is;
+`promote_prior_if_needed` makes the prior champion when nothing is champion, no candidate of a
+run was promoted and one lost to it there, so serving always gets the best model there is;
 `prior_fallback_task` is its Prefect task.
 """
 
@@ -73,7 +73,7 @@ def is_prior(registry: Registry, name: str, version: str) -> bool:
 def promote_prior_if_needed(
     registry: Registry, name: str, results: list[PromotionResult]
 ) -> PromotionResult | None:
-    """Make the prior champion when nothing is champion and every candidate lost to it.
+    """Make the prior champion when nothing is champion and no candidate beat it (see below).
 
     ``results`` are the decisions of one run (`harmscan.promotion.prior_fallback`). The prior
     gets alias ``champion`` with ``promotion_decision=fallback`` and the reason as tags; a later

@@ -46,10 +46,10 @@ def test_retrain_registers_both_models_and_sets_champion(
     decided = {v.version: v.tags["promotion_decision"] for v in versions}
     assert set(decided.values()) <= {"promoted", "rejected"}
     if champion.version == priors[0].version:
-        # nothing was champion and both candidates lost to the prior on the gate set
+        # nothing was champion, no candidate was promoted, and one lost to the prior on photos
         assert len(result.decisions) == 3
         assert set(decided.values()) == {"rejected"}
-        assert all(d.refused_by_prior for d in result.decisions[:2])
+        assert any(d.refused_by_prior for d in result.decisions[:2])
         assert champion.tags["promotion_decision"] == "fallback"
         assert champion.tags["promotion_reason"].startswith(
             "no candidate beat the untrained prior on the gate set"

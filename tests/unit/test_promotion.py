@@ -219,7 +219,9 @@ def _result(version: str, *, promoted: bool = False, by_prior: bool = True) -> P
         ("2", "1", [_result("3")], False),  # a champion serves already
         (None, None, [_result("2")], False),  # no prior registered
         (None, "1", [], False),  # nothing was gated
-        (None, "1", [_result("2"), _result("3", by_prior=False)], False),  # refused otherwise
+        # the other candidate failed earlier checks (floors): it may not serve either
+        (None, "1", [_result("2"), _result("3", by_prior=False)], True),
+        (None, "1", [_result("2", by_prior=False)], False),  # nothing was compared with the prior
         (None, "1", [_result("2"), _result("3", promoted=True)], False),
     ],
 )
