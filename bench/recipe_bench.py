@@ -72,6 +72,18 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "finetune+wise": {"recipe": "finetune", "wise_alpha": 0.5},
 }
 DOMAINS = ("photo", "emoji", "illustration")
+
+
+def config(name: str) -> dict[str, Any]:
+    """A named configuration; ``NAME@MIX`` is NAME with ``prior_mix`` set to MIX."""
+    base, _, mix = name.partition("@")
+    if name in CONFIGS:
+        return CONFIGS[name]
+    if base not in CONFIGS or not mix:
+        raise ValueError(f"unknown configuration {name!r}; valid: {', '.join(CONFIGS)}[@MIX]")
+    return {**CONFIGS[base], "prior_mix": float(mix)}
+
+
 WEIGHTS = {"mobilenet_v2": "weights/mobilenet_v2_imagenet.pth", "resnet50": "imagenet"}
 
 
@@ -144,7 +156,7 @@ def run_config(
     also_calibrate: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and score one configuration; return its figures and scores."""
-    cfg = TrainSettings(**{**base, **CONFIGS[name]})
+    cfg = TrainSettings(**{**base, **config(name)})
     seed_everything(cfg.seed)
     frame = read_manifest(dataset)
     train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
