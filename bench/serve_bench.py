@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from conf.loader import load_settings  # noqa: E402
+from conf.settings import ServingSettings  # noqa: E402
 from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
 from serving.schema import decode_result, encode_request  # noqa: E402
 from serving.source import LoadedModel, load_model_folder  # noqa: E402
@@ -324,7 +325,8 @@ class CpuMeter:
         per = {k: v / max(1, images) * 1000.0 for k, v in used.items()}
         print(f"    cpu ms/image: bench+consumer process {per['process']:.1f}, decode workers "
               f"{per['workers']:.1f}, broker {per['broker']:.1f}; host busy "
-              f"{used['host_busy'] / used['wall']:.2f} of {os.cpu_count()} cores")  # fmt: skip
+              f"{used['host_busy'] / used['wall']:.2f} of {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 def print_stages(stamps: list[tuple[float, float, float, float]]) -> None:
@@ -534,10 +536,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--archs", default="mobilenet_v2,resnet50")
-    parser.add_argument("--threads", type=int, default=1, help="serving.intra_op_threads")
-    parser.add_argument("--workers", type=int, default=2, help="serving.decode_workers")
-    parser.add_argument("--batch", type=int, default=16, help="serving.batch_size")
-    parser.add_argument("--infer-workers", type=int, default=2, help="serving.inference_workers")
+    # The layout defaults are the consumer's own (conf/settings.py): the bench measures them.
+    layout = ServingSettings.model_fields
+    parser.add_argument("--threads", type=int, default=layout["intra_op_threads"].default,
+                        help="serving.intra_op_threads")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=layout["decode_workers"].default,
+                        help="serving.decode_workers")  # fmt: skip
+    parser.add_argument("--batch", type=int, default=layout["batch_size"].default,
+                        help="serving.batch_size")  # fmt: skip
+    parser.add_argument("--infer-workers", type=int, default=layout["inference_workers"].default,
+                        help="serving.inference_workers")  # fmt: skip
     parser.add_argument("--precisions", default="float,int8", help="served side by side")
     parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
     parser.add_argument(
@@ -573,6 +581,9 @@ def main() -> None:
         "serving.poll_timeout_s=0.2",
     ]  # fmt: skip
     precision = args.precisions.split(",")[0]
+    print(f"layout: {args.workers} decode worker(s), {args.infer_workers} inference run(s) x "
+          f"{args.threads} intra-op thread(s), batch {args.batch}; {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)  # fmt: skip
     try:
         if args.layouts or args.decode_compare:
             folder = work / "model-mobilenet_v2"

@@ -279,8 +279,11 @@ class ServingSettings(Section):
     model_alias: str = "champion"
     batch_size: int = Field(default=16, ge=1, le=1024)
     poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
-    # The loop decodes batch k+1 while batch k is inferred. On 2 cores one-thread inference runs
-    # (intra_op_threads 1) beat one two-thread run (bench/serve_bench.py). Raise on bigger hosts.
+    # The loop decodes batch k+1 while batch k is inferred. On 2 cores one decode worker beside two
+    # one-thread inference runs served more through Kafka than two decode workers in 5 rounds of 5
+    # (int8 MobileNetV2, two workers median 0.83x; batch 8 and 32 within the noise of 16;
+    # bench/serve_bench.py --layouts on a shared host, load 8-19). One two-thread inference run
+    # (intra_op_threads 2) lost to two one-thread runs before. Raise both on bigger hosts.
     decode_workers: int = Field(default=1, ge=1, le=64)
     intra_op_threads: int = Field(default=1, ge=1)
     # Threads scoring halves of a batch side by side, each with intra_op_threads: on 2 cores two
