@@ -7,9 +7,11 @@ prior as baseline, are more `Evaluation` entries). `decide_gate` applies
 `PromotionResult` is what a gate run returns to flows and the CLI.
 
 On a fixed photo gate set, `decide_photo_gate` refuses a candidate that scores more than a
-tolerance below a baseline (the champion, the untrained prior) overall or in any domain that
-holds both classes (`gate_domains`); `prior_fallback` says when the prior must serve because no
-candidate of a run beat it there and nothing is champion.
+tolerance below the champion overall or in any domain that holds both classes (`gate_domains`:
+no domain may regress), or below the untrained prior overall or in its worst domain (training
+must help where the model is weakest; the prior itself is best on photos and worst on emoji, so
+a per-domain floor at the prior would refuse every trained model). `prior_fallback` says when
+the prior must serve because no candidate of a run beat it there and nothing is champion.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ class DomainCheck:
     """The candidate against one baseline in one domain of the gate set.
 
     Attributes:
-        domain: ``all`` or a domain (``photo``, ``emoji``, ...).
+        domain: ``all``, a domain (``photo``, ``emoji``, ...) or ``worst`` (the lowest domain).
         against: What the baseline is.
         version: The baseline's version.
         metric: The compared metric.
@@ -201,10 +203,11 @@ class DomainCheck:
 
     @property
     def reason(self) -> str:
-        """E.g. ``emoji auc 0.7000 worse than prior v1 0.9000 beyond -0.02``."""
+        """E.g. ``emoji auc 0.7000 worse than champion v4 0.9000``."""
         verdict = "not worse than" if self.passed else "worse than"
+        where = "worst-domain" if self.domain == "worst" else self.domain
         return (
-            f"{self.domain} {self.metric} {self.candidate:.4f} {verdict} "
+            f"{where} {self.metric} {self.candidate:.4f} {verdict} "
             f"{self.against} v{self.version} {self.baseline:.4f}"
         )
 
@@ -248,6 +251,12 @@ def domain_metric(metric: str) -> str:
     return metric if metric in DOMAIN_METRICS and metric in HIGHER_IS_BETTER else "auc"
 
 
+def _worst(scores: Mapping[str, float], keys: Sequence[str]) -> float:
+    """The lowest of ``keys`` (NaN if any is NaN: an unscored domain is not a good one)."""
+    values = [float(scores[k]) for k in keys]
+    return float("nan") if any(math.isnan(v) for v in values) else min(values)
+
+
 def decide_photo_gate(
     candidate: Mapping[str, float],
     baselines: Sequence[Baseline],
@@ -256,11 +265,13 @@ def decide_photo_gate(
     domains: Sequence[str],
     tolerance: float,
 ) -> PhotoGateDecision:
-    """Refuse a candidate worse than any baseline by more than ``tolerance``, overall or per domain.
+    """Refuse a candidate worse than a baseline by more than ``tolerance`` (module docstring).
 
-    Overall the promotion ``metric`` is compared; in each of ``domains`` (those with both
-    classes, `gate_domains`) the ``<domain>_<m>`` value for ``m = domain_metric(metric)``. A NaN
-    candidate value fails; a NaN baseline value cannot be compared and passes.
+    Overall the promotion ``metric`` is compared; per domain (``domains``: those with both
+    classes, `gate_domains`) the ``<domain>_<m>`` value for ``m = domain_metric(metric)``:
+    against the champion in every domain, against the prior (``against == PRIOR``) in the
+    worst domain of each (which may differ: the prior is weakest on drawings, a trained model
+    on photos). A NaN candidate value fails; a NaN baseline value cannot be compared and passes.
 
     Raises:
         ValueError: An unknown metric, a negative tolerance, or a metric missing from the dicts.
@@ -270,14 +281,23 @@ def decide_photo_gate(
     if tolerance < 0:
         raise ValueError(f"gate tolerance must be >= 0, got {tolerance}")
     per_domain = domain_metric(metric)
-    keys = [("all", metric, metric)] + [(d, per_domain, f"{d}_{per_domain}") for d in domains]
+    domain_keys = [f"{d}_{per_domain}" for d in domains]
+    for scores in (candidate, *(b.metrics for b in baselines)):
+        for key in (metric, *domain_keys):
+            if key not in scores:
+                raise ValueError(f"gate-set metrics lack {key!r}; have {sorted(scores)}")
     checks = []
     for baseline in baselines:
-        for domain, name, key in keys:
-            for scores in (candidate, baseline.metrics):
-                if key not in scores:
-                    raise ValueError(f"gate-set metrics lack {key!r}; have {sorted(scores)}")
-            value, other = float(candidate[key]), float(baseline.metrics[key])
+        pairs = [("all", metric, float(candidate[metric]), float(baseline.metrics[metric]))]
+        if baseline.against == PRIOR and domain_keys:
+            worst = (_worst(candidate, domain_keys), _worst(baseline.metrics, domain_keys))
+            pairs.append(("worst", per_domain, *worst))
+        else:
+            pairs += [
+                (d, per_domain, float(candidate[k]), float(baseline.metrics[k]))
+                for d, k in zip(domains, domain_keys, strict=True)
+            ]
+        for domain, name, value, other in pairs:
             passed = math.isnan(other) or value >= other - tolerance  # NaN candidate fails
             checks.append(
                 DomainCheck(domain, baseline.against, baseline.version, name, value, other, passed)

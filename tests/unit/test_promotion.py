@@ -124,7 +124,11 @@ def test_gate_domains_are_those_with_both_classes() -> None:
     ("candidate", "promote", "named"),
     [
         (_scores(0.95, photo=0.95, emoji=0.95), True, []),
-        (_scores(0.95, photo=0.95, emoji=0.85), False, ["emoji auc 0.8500 worse than prior v1"]),
+        (
+            _scores(0.95, photo=0.95, emoji=0.85),
+            False,
+            ["emoji auc 0.8500 worse than champion v4", "worst-domain auc 0.8500 worse than prior"],
+        ),
         (_scores(0.95, photo=0.80, emoji=0.95), False, ["photo auc 0.8000 worse than champion v4"]),
         (_scores(0.80, photo=0.95, emoji=0.95), False, ["all auc 0.8000 worse than champion v4"]),
         (_scores(0.95, photo=NAN, emoji=0.95), False, ["photo auc nan worse than"]),
@@ -146,7 +150,40 @@ def test_photo_gate_refuses_a_candidate_worse_in_any_domain(
         assert text in decision.reason
     if not promote:
         assert "beyond -0.02" in decision.reason
-    assert len(decision.checks) == 6  # (all, emoji, photo) x (champion, prior)
+    # (all, emoji, photo) against the champion, (all, worst domain) against the prior
+    assert [(c.against, c.domain) for c in decision.checks] == [
+        ("champion", "all"), ("champion", "emoji"), ("champion", "photo"),
+        ("prior", "all"), ("prior", "worst"),
+    ]  # fmt: skip
+
+
+def test_photo_gate_against_the_prior_compares_worst_domains() -> None:
+    # The measured shape: the prior is best on photos and worst on emoji; the main job's
+    # probe + prior trades a little photo AUC for much emoji AUC (bench/recipe_bench.py).
+    prior = Baseline("prior", "1", _scores(0.816, photo=0.982, emoji=0.747))
+    trained = _scores(0.920, photo=0.938, emoji=0.904)
+    decision = decide_photo_gate(
+        trained, [prior], metric="auc", domains=["emoji", "photo"], tolerance=0.02
+    )
+    assert decision.promote, decision.reason
+    # the same candidate against a champion that was that good on photos: photos regressed
+    champion = Baseline("champion", "4", _scores(0.920, photo=0.968, emoji=0.904))
+    regressed = decide_photo_gate(
+        trained, [champion, prior], metric="auc", domains=["emoji", "photo"], tolerance=0.02
+    )
+    assert not regressed.promote
+    assert not regressed.refused_by_prior
+    assert "photo auc 0.9380 worse than champion v4 0.9680" in regressed.reason
+    # a candidate whose worst domain is below the prior's worst domain did not help
+    weak = _scores(0.85, photo=0.99, emoji=0.70)
+    refused = decide_photo_gate(
+        weak, [prior], metric="auc", domains=["emoji", "photo"], tolerance=0.02
+    )
+    assert not refused.promote
+    assert refused.refused_by_prior
+    assert refused.reason == (
+        "gate set: worst-domain auc 0.7000 worse than prior v1 0.7470 beyond -0.02"
+    )
 
 
 def test_photo_gate_knows_who_refused() -> None:
@@ -162,7 +199,7 @@ def test_photo_gate_knows_who_refused() -> None:
     assert "champion" not in decision.reason  # only failing checks are named
     assert decision.reason == (
         "gate set: all auc 0.7000 worse than prior v1 0.9900 beyond -0.02; "
-        "photo auc 0.7000 worse than prior v1 0.9900 beyond -0.02"
+        "worst-domain auc 0.7000 worse than prior v1 0.9900 beyond -0.02"
     )
     by_champion = decide_photo_gate(
         _scores(0.7, photo=0.7), baselines[:1][::-1], metric="auc", domains=[], tolerance=0.0
@@ -183,7 +220,7 @@ def test_photo_gate_per_domain_metric_and_bad_input() -> None:
         candidate, [baseline], metric="f1", domains=["photo"], tolerance=0.02
     )
     assert not decision.promote
-    assert "photo auc 0.6000 worse than prior v1 0.9000" in decision.reason
+    assert "worst-domain auc 0.6000 worse than prior v1 0.9000" in decision.reason
     nothing = decide_photo_gate(candidate, [], metric="auc", domains=["photo"], tolerance=0.02)
     assert nothing.promote
     assert "no champion or prior" in nothing.reason
