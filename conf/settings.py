@@ -279,12 +279,14 @@ class ServingSettings(Section):
     model_alias: str = "champion"
     batch_size: int = Field(default=16, ge=1, le=1024)
     poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
-    # The loop decodes batch k+1 while batch k is inferred. On 2 cores one decode worker beside two
-    # one-thread inference runs served more through Kafka than two decode workers in 5 rounds of 5
-    # (int8 MobileNetV2, two workers median 0.83x; batch 8 and 32 within the noise of 16;
-    # bench/serve_bench.py --layouts on a shared host, load 8-19). One two-thread inference run
-    # (intra_op_threads 2) lost to two one-thread runs before. Raise both on bigger hosts.
-    decode_workers: int = Field(default=1, ge=1, le=64)
+    # The loop decodes batch k+1 while batch k is inferred. On a quiet 2-core host two decode
+    # workers beside two one-thread inference runs served the most through Kafka: int8
+    # MobileNetV2, medians of 3 alternated rounds, 161 images/s against 138 with one worker
+    # (1.17x; ceiling 179 against 120), p99 at 50/s within the noise (bench/serve_bench.py
+    # --layouts '1,2,1,16;2,2,1,16', load 1-2). On a host shared with other jobs (load 8-19) one
+    # worker won (two served 0.83x): lower it there. Batch 8 and 32 were within the noise of 16;
+    # one two-thread inference run (intra_op_threads 2) lost to two one-thread runs.
+    decode_workers: int = Field(default=2, ge=1, le=64)
     intra_op_threads: int = Field(default=1, ge=1)
     # Threads scoring halves of a batch side by side, each with intra_op_threads: on 2 cores two
     # one-thread runs served 139 images/s where one run served 114 (bench/serve_bench.py).
