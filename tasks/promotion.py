@@ -88,6 +88,8 @@ def promote_candidate(
         )
         if not gated.promote:
             promoted, reason, by_prior = False, gated.reason, gated.refused_by_prior
+        else:  # the tags say what the candidate was compared with on the gate set, and how
+            reason = f"{reason}; {gated.reason}"
     if champion == version:
         promoted, reason = True, "already champion"
     first = decision.checks[0][1]
