@@ -44,6 +44,7 @@ def int8_hook(
         calibration_images=cfg.calibration_images,
         per_channel=cfg.per_channel,
         activations=cfg.activations,
+        float_head=cfg.float_head,
     )
     plan = Int8Plan.for_dataset(
         dataset, gate_set=resolve_photo_set(gate_set), options=options, tolerance=cfg.tolerance

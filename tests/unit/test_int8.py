@@ -16,7 +16,7 @@ from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ONNX_FILE, Serv
 from harmscan.onnx_export import INPUT_UINT8, write_pixel_model
 from harmscan.precision import CheckSet, build_served_models
 from harmscan.presets import EvalPreset, normalize
-from harmscan.quantize import QuantizeOptions, check_int8, quantize_int8
+from harmscan.quantize import QuantizeOptions, check_int8, head_nodes, quantize_int8
 from serving.source import choose_graph, load_model_folder
 from tests.fixtures.photo_sets import write_photo_set
 from tests.serving_support import (
@@ -132,6 +132,31 @@ def test_quantize_tiny_model_gives_a_qdq_graph_close_to_float(
     scale = np.max(np.abs(expected)) + 1e-6
     assert np.max(np.abs(got - expected)) / scale < 0.1  # int8 is close, not equal
     assert not np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("float_head", [True, False])
+def test_the_head_after_global_pooling_stays_float(
+    tiny: tuple[Path, ServingSpec], float_head: bool
+) -> None:
+    folder, spec = tiny
+    preset = EvalPreset.from_spec(spec)
+    calibration = [np.stack([preset.array(_image(p)) for p in _pixels(4, spec.image_size)])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        int8 = quantize_int8(
+            folder / ONNX_FILE, folder / "int8.onnx", calibration,
+            QuantizeOptions(float_head=float_head),
+        )  # fmt: skip
+    graph = onnx.load(str(int8)).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+
+    def weight_is_quantized(op: str) -> bool:
+        node = next(n for n in graph.node if n.op_type == op)
+        return producer.get(node.input[1]) == "DequantizeLinear"
+
+    assert weight_is_quantized("Conv")  # the backbone is int8 either way
+    assert weight_is_quantized("Gemm") is not float_head
+    assert head_nodes(onnx.load(str(folder / ONNX_FILE)))  # the export has a head after pooling
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
