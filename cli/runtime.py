@@ -37,6 +37,10 @@ NOISY_LOGGERS = (
     "prefect.client",
     "prefect._internal",
     "prefect.server",
+    # Prefect's background queue services log under their bare class names; at exit the events
+    # one warns "Still processing items" after our own one-line error.
+    "EventsWorker",
+    "APILogWorker",
 )
 
 

@@ -151,15 +151,15 @@ def stop_with_children(process: ServiceProcess, timeout: float = 30.0) -> bool:
     pid = process.pid()
     children = descendants(pid) if pid is not None else []
     stopped = process.stop(timeout)
-    leftover = [c for c in children if _alive(c)]
+    leftover = [c for c in children if is_running(c)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for child in leftover:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, sig)
         deadline = time.monotonic() + timeout / 2
-        while time.monotonic() < deadline and any(_alive(c) for c in leftover):
+        while time.monotonic() < deadline and any(is_running(c) for c in leftover):
             time.sleep(0.2)
-        leftover = [c for c in leftover if _alive(c)]
+        leftover = [c for c in leftover if is_running(c)]
         if not leftover:
             break
     return stopped
@@ -186,7 +186,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (exited, waiting to be reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

@@ -337,7 +337,7 @@ def test_serve_run_stops_with_the_worker_and_is_marked_cancelled(deployed) -> No
     from prefect.client.orchestration import get_client
 
     from stack.deploy import start_deployment
-    from stack.prefect_server import active_flow_runs, mark_cancelled
+    from stack.prefect_server import active_flow_runs, is_running, mark_cancelled
 
     settings, _, worker = deployed
     api, pool = str(settings.prefect.api_url), settings.prefect.work_pool
@@ -358,7 +358,8 @@ def test_serve_run_stops_with_the_worker_and_is_marked_cancelled(deployed) -> No
         stop_with_children(worker)
         mark_cancelled(api, [run_id])
         final = client.read_flow_run(run_id).state
-    alive = [pid for pid in [worker_pid, *tree] if pid and Path(f"/proc/{pid}").exists()]
+    # A zombie (exited, not yet reaped by an init that does not reap) is not left running.
+    alive = [pid for pid in [worker_pid, *tree] if pid and is_running(pid)]
     assert not alive, f"left running after the worker stopped: {alive}"
     assert final is not None
     assert final.is_final()
