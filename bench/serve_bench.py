@@ -37,6 +37,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -50,6 +51,9 @@ from conf.settings import ServingSettings  # noqa: E402
 from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
 from serving.schema import decode_result, encode_request  # noqa: E402
 from serving.source import LoadedModel, load_model_folder  # noqa: E402
+
+if TYPE_CHECKING:
+    from serving.producer import RequestProducer
 
 
 @dataclass
@@ -229,6 +233,16 @@ class Reader(threading.Thread):
         self.consumer.close()
 
 
+def warm_up(producer: RequestProducer, reader: Reader, images: list[Path]) -> None:
+    """Send 4 warm-up requests through ``producer`` and wait (up to 120 s) for their results."""
+    for i in range(4):
+        producer.send_path(images[i], request_id=f"warm-{i}")
+    producer.flush()
+    deadline = time.monotonic() + 120
+    while len(reader.arrivals) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def through_broker(
     base_overrides: list[str],
     model: LoadedModel,
@@ -260,12 +274,7 @@ def through_broker(
     # id. (A fresh producer buffers its first ~0.5 s of requests while it gets those: that is
     # client start-up, not serving latency, and used to be the whole p99 at 10/s and 50/s.)
     producer = RequestProducer(settings, rate=rate)
-    for i in range(4):
-        producer.send_path(images[i], request_id=f"warm-{i}")
-    producer.flush()
-    deadline = time.monotonic() + 120
-    while len(reader.arrivals) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    warm_up(producer, reader, images)
     cpu = CpuMeter(classifier)
     ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
     producer.flush()
@@ -460,12 +469,7 @@ def standalone(
         reader = Reader(bootstrap, settings.kafka.results_topic)
         reader.start()
         producer = RequestProducer(settings)
-        for i in range(4):
-            producer.send_path(images[i], request_id=f"warm-{i}")
-        producer.flush()
-        deadline = time.monotonic() + 120
-        while len(reader.arrivals) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        warm_up(producer, reader, images)
         ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
         producer.flush()
         deadline = time.monotonic() + 300
