@@ -16,9 +16,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conf.settings import OpenImagesSettings, Settings
 from stack.demo_checks import DemoError, champion_line, check_serving, wait_for_champion
+
+if TYPE_CHECKING:
+    from stack.local import LocalStack
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +138,8 @@ def run_demo(
     Args:
         settings: The resolved settings (the ``local`` profile by default).
         source: ``mirror`` or ``openimages``; None keeps ``openimages.source``.
-        keep: Leave the stack (and the serve run) running at the end.
+        keep: Leave the stack (and the serve run) running at the end; without it the stack is
+            stopped even when a step fails (its logs stay in the services folder).
         fast: Cap training to `FAST_TRAIN` (see `demo_settings`).
         retrain_timeout: Seconds to wait for the retrain run.
         results_timeout: Seconds to wait for every image's result.
@@ -146,15 +151,36 @@ def run_demo(
     Raises:
         DemoError: A step failed; the message names the run or log to read.
     """
-    from stack.deploy import active_runs, deploy, run_and_wait, start_deployment
     from stack.local import LocalStack
 
     started = time.monotonic()
     stack = LocalStack(demo_settings(settings, source, fast))
-    settings = stack.settings
     report = DemoReport(
         prefect_ui=stack.prefect_ui, mlflow_ui=stack.mlflow_ui, review_ui=stack.review_ui
     )
+    finished = False
+    try:
+        _run_steps(stack, report, (retrain_timeout, serve_timeout, results_timeout), emit)
+        emit(f"demo finished in {time.monotonic() - started:.0f}s")
+        finished = True
+    finally:
+        if keep:
+            emit("the stack and the consumer keep running; stop them with: harmscan down")
+        else:
+            if not finished:
+                emit(f"stopping the stack after the failure (logs stay in {stack.services_dir})")
+            stack.down()
+    return report
+
+
+def _run_steps(
+    stack: LocalStack, report: DemoReport, timeouts: tuple[float, float, float], emit: Emit
+) -> None:
+    """The demo's five steps on ``stack``, filling ``report``; timeouts: retrain, serve, results."""
+    from stack.deploy import active_runs, deploy, run_and_wait, start_deployment
+
+    retrain_timeout, serve_timeout, results_timeout = timeouts
+    settings = stack.settings
     emit(f"[1/5] starting the local stack (logs in {stack.services_dir})")
     stack.up(on_ready=lambda status: emit(f"      {status.name}: {status.address}"))
     emit("[2/5] registering the deployments etl, train, retrain, serve")
@@ -178,12 +204,6 @@ def run_demo(
     emit(f"MLflow UI:  {stack.mlflow_ui}/#/models/{settings.mlflow.registered_model}")
     emit(f"Review:     {stack.review_ui} ({report.review_waiting} uncertain images waiting; "
          f"log in with the token in {settings.paths.services / 'review' / 'token'})")  # fmt: skip
-    emit(f"demo finished in {time.monotonic() - started:.0f}s")
-    if keep:
-        emit("the stack and the consumer keep running; stop them with: harmscan down")
-    else:
-        stack.down()
-    return report
 
 
 def stream_and_collect(
