@@ -53,6 +53,7 @@ def serve(
     settings = _settings(
         ctx, allowed_roots=roots or None, runtime=runtime, metrics_port=metrics_port
     )
+    from serving.fatal import ServingFatal
     from serving.service import run_consumer
     from serving.source import ModelUnavailable
 
@@ -68,6 +69,9 @@ def serve(
     except ModelUnavailable as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(3) from None
+    except ServingFatal as exc:  # its supervisor restarts it (docker compose: unless-stopped)
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(4) from None
 
 
 def produce(

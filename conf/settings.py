@@ -329,6 +329,10 @@ class ServingSettings(Section):
     # at once instead of after session_timeout_ms. One distinct id per consumer process.
     # Unset: "<hostname>-<kafka.group_id>" (one process per host and group; give others their own).
     group_instance_id: str | None = None
+    # A consumer fenced (FENCED_INSTANCE_ID) or otherwise fatally failed is closed and recreated
+    # at most this many times within the window; past that `harmscan serve` exits with code 4.
+    consumer_recreate_max: int = Field(default=3, ge=0)
+    consumer_recreate_window_s: float = Field(default=600.0, gt=0)
     # Which graph serves: auto = int8 when the bundle's int8 passed its accuracy check at
     # registration (see int8.*), else float; int8 / float force one (int8 needs runtime onnx).
     precision: Literal["auto", "int8", "float"] = "auto"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from conf.settings import Settings
 from serving.accounting import BatchReport
 from serving.classifier import BatchClassifier, Outcome, PendingBatch, Rejection, internal_error
 from serving.delivery import DeliveryFailed, deliver, next_offsets, rewind
+from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
 from serving.poison import PoisonGuard
@@ -35,7 +37,7 @@ from serving.source import ChampionWatcher, LoadedModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DeliveryFailed", "InFlight", "ServingConsumer"]
+__all__ = ["DeliveryFailed", "InFlight", "ServingConsumer", "ServingFatal"]
 
 
 @dataclass
@@ -50,14 +52,19 @@ class InFlight:
 
 
 def usable(messages: list[Message]) -> list[Message]:
-    """The messages of a poll without errors (end-of-partition skipped, fatal errors raised)."""
+    """The messages of a poll without errors (end-of-partition skipped, fatal errors raised).
+
+    Raises:
+        ConsumerFatal: The consumer hit a fatal error (e.g. fenced), reported as a ``_FATAL``
+            event whose ``fatal()`` flag confluent-kafka leaves false.
+    """
     batch = []
     for message in messages:
         error = message.error()
         if error is None:
             batch.append(message)
-        elif error.fatal():
-            raise KafkaException(error)
+        elif is_fatal(error):
+            raise ConsumerFatal(error)
         elif error.code() != KafkaError._PARTITION_EOF:
             logger.warning("consumer error (librdkafka retries): %s", error)
     return batch
@@ -82,6 +89,8 @@ class ServingConsumer:
         stop_event: Set it (or call `stop`) to leave the loop after the current batch.
         max_messages: Leave the loop once this many messages were committed (smoke runs).
         guard: The poison-message guard (default: journals under `state_folder`).
+        consumer_factory: Builds a replacement consumer after a fatal consumer error (a fenced
+            static member); None: such an error stops the loop with `ServingFatal`.
     """
 
     def __init__(
@@ -97,6 +106,7 @@ class ServingConsumer:
         stop_event: threading.Event | None = None,
         max_messages: int | None = None,
         guard: PoisonGuard | None = None,
+        consumer_factory: Callable[[], Consumer] | None = None,
     ) -> None:
         serving = settings.serving
         self.settings, self.model, self.classifier = settings, model, classifier
@@ -108,6 +118,10 @@ class ServingConsumer:
             state_folder(settings), settings.kafka.group_id, serving.poison_after_crashes
         )
         self.report = BatchReport(self.metrics, consumer)
+        self.consumer_factory = consumer_factory
+        self._recreations = RecreationBudget(
+            serving.consumer_recreate_max, serving.consumer_recreate_window_s
+        )
         self.committed = 0
         self._backoff = 0.0
         self._inflight: InFlight | None = None
@@ -120,19 +134,25 @@ class ServingConsumer:
         self.stop_event.set()
 
     def run(self) -> None:
-        """Consume until stopped; always flushes the producer and closes the consumer."""
-        topic = self.settings.kafka.requests_topic
-        self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
-        logger.info(
-            "consuming %s as group %s with %s v%s", topic, self.settings.kafka.group_id,
-            self.model.name, self.model.version,
-        )  # fmt: skip
+        """Consume until stopped; always flushes the producer and closes the consumer.
+
+        Raises:
+            ServingFatal: A fatal producer error, or fatal consumer errors beyond the
+                recreation budget.
+        """
+        self._subscribe()
         try:
             while not self.stop_event.is_set() and not self._enough():
                 self._maybe_swap()
-                self._step()
+                try:
+                    self._step()
+                except ConsumerFatal as fatal:
+                    self._recreate(fatal)
             if self._inflight is not None:
-                self._finish_with_retry(self._inflight, None)
+                try:
+                    self._finish_with_retry(self._inflight, None)
+                except ConsumerFatal as fatal:
+                    logger.warning("last batch not committed at shutdown (%s)", fatal)
                 self._inflight = None
         finally:
             remaining = self.producer.flush(10)
@@ -140,6 +160,50 @@ class ServingConsumer:
                 logger.error("%d records not delivered at shutdown (not committed)", remaining)
             self.consumer.close()
             logger.info("consumer closed")
+
+    def _subscribe(self) -> None:
+        topic = self.settings.kafka.requests_topic
+        self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
+        logger.info(
+            "consuming %s as group %s with %s v%s", topic, self.settings.kafka.group_id,
+            self.model.name, self.model.version,
+        )  # fmt: skip
+
+    def _recreate(self, fatal: ConsumerFatal) -> None:
+        """Replace a consumer that hit a fatal error: drop the batch in flight uncommitted,
+        close the consumer (nothing is committed), join again with a new one under the same
+        ``group.instance.id``; what was not committed is redelivered and rewritten under the
+        same keys.
+
+        Raises:
+            ServingFatal: No factory, or the recreation budget is spent.
+        """
+        if self._inflight is not None:
+            self._drop(self._inflight, None)
+            self._inflight = None
+        budget = self._recreations
+        if self.consumer_factory is None or not budget.spend():
+            raise ServingFatal(
+                f"Kafka consumer {fatal.reason} ({fatal}) after {budget.used} recreations in "
+                f"{budget.window_s:.0f} s (serving.consumer_recreate_max={budget.limit}); is "
+                "another process using the same serving.group_instance_id?"
+            ) from fatal
+        logger.error(
+            "Kafka consumer %s (%s): closing it without committing and joining again "
+            "(recreation %d of at most %d in %.0f s); uncommitted requests are redone",
+            fatal.reason, fatal, budget.used, budget.limit, budget.window_s,
+        )  # fmt: skip
+        self.consumer.close()
+        self.metrics.consumer_recreated.labels(fatal.reason).inc()
+        self.consumer = self.report.consumer = self.consumer_factory()
+        self._subscribe()
+
+    def _drop(self, inflight: InFlight, upcoming: InFlight | None) -> None:
+        """Give batches up uncommitted (their consumer is gone): no decoding, out of flight."""
+        for batch in (inflight, upcoming):
+            if batch is not None:
+                batch.pending.cancel()
+                self.guard.abandon(batch.messages)
 
     def _enough(self) -> bool:
         if self.max_messages is None or self.committed < self.max_messages:
@@ -229,9 +293,12 @@ class ServingConsumer:
             self._finish(inflight)
             self._backoff = 0.0
             return True
+        except ConsumerFatal:
+            self._drop(inflight, upcoming)
+            raise
         except (SourceUnavailable, DeliveryFailed, KafkaException) as exc:
-            if isinstance(exc, KafkaException) and exc.args and exc.args[0].fatal():
-                raise
+            if isinstance(exc, KafkaException) and exc.args and is_fatal(exc.args[0]):
+                raise ServingFatal(f"fatal Kafka producer error: {exc.args[0].str()}") from exc
             kind = type(exc).__name__
             self.metrics.infra_errors.labels(kind).inc()
             self._backoff = min(
@@ -269,7 +336,12 @@ class ServingConsumer:
         deliver(self.producer, records, self.settings.serving.delivery_timeout_s)
         self.report.delivered(records)
         delivered = time.perf_counter()
-        self.consumer.commit(offsets=next_offsets(batch), asynchronous=False)
+        try:
+            self.consumer.commit(offsets=next_offsets(batch), asynchronous=False)
+        except KafkaException as exc:
+            if exc.args and is_fatal(exc.args[0]):  # fenced: this consumer can never commit
+                raise ConsumerFatal(exc.args[0]) from exc
+            raise
         self.guard.done(batch)
         stages["deliver"] = delivered - start
         stages["commit"] = time.perf_counter() - delivered
@@ -302,7 +374,7 @@ class ServingConsumer:
         """Partitions lost (session expired): nothing may be committed for them any more."""
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
-            inflight.pending.cancel()
+            self._drop(inflight, None)
             logger.warning("partitions lost with a batch in flight; its new owner redoes it")
         for tp in partitions:
             self.guard.forget(tp.topic, tp.partition)

@@ -50,6 +50,12 @@ class ServingMetrics:
             ["kind"],
             registry=reg,
         )
+        self.consumer_recreated = Counter(
+            "harmscan_consumer_recreated",
+            "Consumers closed after a fatal error (fenced: FENCED_INSTANCE_ID) and built again",
+            ["reason"],
+            registry=reg,
+        )
         self.latency = Histogram(
             "harmscan_latency_seconds",
             "Consumer latency per request, received to result delivered",

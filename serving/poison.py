@@ -118,7 +118,12 @@ class PoisonGuard:
         """Record a batch as committed: out of flight, strikes cleared."""
         self._update(batch, add=False)
 
-    def _update(self, batch: Iterable[Message], *, add: bool) -> None:
+    def abandon(self, batch: Iterable[Message]) -> None:
+        """Record a batch as dropped uncommitted by a living process (redone later): out of
+        flight, strikes kept — it did not kill anything."""
+        self._update(batch, add=False, clear=False)
+
+    def _update(self, batch: Iterable[Message], *, add: bool, clear: bool = True) -> None:
         touched: dict[tuple[str, int], Journal] = {}
         for message in batch:
             topic, partition, offset = position(message)
@@ -127,7 +132,8 @@ class PoisonGuard:
                 journal.inflight.add(offset)
             else:
                 journal.inflight.discard(offset)
-                journal.strikes.pop(offset, None)
+                if clear:
+                    journal.strikes.pop(offset, None)
         for journal in touched.values():
             journal.save()
 

@@ -141,7 +141,8 @@ def run_consumer(
     Raises:
         ModelUnavailable: No champion could be loaded from the registry.
         MessageLimitError: The inline or dead-letter cap exceeds the broker's message limit.
-        KafkaException: A fatal Kafka error.
+        ServingFatal: A fatal producer error, or fatal consumer errors (a fenced static member)
+            beyond ``serving.consumer_recreate_max`` recreations of the consumer.
     """
     stop_event = stop_event or threading.Event()
     ensure_serving_topics(settings)
@@ -163,6 +164,7 @@ def run_consumer(
         metrics=metrics,
         stop_event=stop_event,
         max_messages=max_messages,
+        consumer_factory=lambda: make_consumer(settings),
     )
     try:
         with stop_on_signals(stop_event):

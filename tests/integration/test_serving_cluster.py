@@ -88,7 +88,8 @@ def test_leader_kills_lose_nothing(
     model = load_model_folder(save_local_model(tmp_path / "m"), name="m", version="1",
                               runtime="onnx")  # fmt: skip
     loop = ServingConsumer(settings, model, make_classifier(settings), make_consumer(settings),
-                           make_producer(settings))  # fmt: skip
+                           make_producer(settings),
+                           consumer_factory=lambda: make_consumer(settings))  # fmt: skip
     consumer = threading.Thread(target=loop.run, daemon=True)
     consumer.start()
     stream = Stream(RequestProducer(settings, rate=20), image)

@@ -1,0 +1,118 @@
+"""A static member fenced off its group (``FENCED_INSTANCE_ID``) is recreated, not retried forever.
+
+A second consumer joining with the same ``group.instance.id`` fences the serving consumer, as a
+coordinator failover can do to a live member. librdkafka makes that a fatal error for the fenced
+instance: every later commit fails. The loop must close it without committing, build a new one with
+the same id, rejoin and redo what was not committed; every request still gets its result, and a
+redelivered request's results agree (keyed by request id, so the compacted topic keeps one).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from serving.producer import RequestProducer
+from tests.serving_support import (
+    RED,
+    has_ids,
+    read_topic,
+    results_by_id,
+    save_local_model,
+    serving_overrides,
+    write_image,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def fence(settings: object, timeout: float = 60.0) -> None:
+    """Join the group with the same ``group.instance.id`` until given partitions, then close.
+
+    The intruder never commits; closing a static member does not leave the group, so the fenced
+    consumer's successor takes the id (and the partitions) back at once.
+    """
+    from serving.service import make_consumer
+
+    intruder = make_consumer(settings)  # type: ignore[arg-type]
+    assigned = threading.Event()
+    intruder.subscribe(
+        [settings.kafka.requests_topic],  # type: ignore[attr-defined]
+        on_assign=lambda _c, partitions: partitions and assigned.set(),
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not assigned.is_set():
+            assert time.monotonic() < deadline, "the intruder was never assigned partitions"
+            intruder.consume(10, 0.2)
+    finally:
+        intruder.close()
+
+
+def test_fenced_consumer_is_recreated_and_loses_nothing(
+    make_settings: Callable[..., object],
+    kafka_bootstrap: str,
+    kafka_topics: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    from serving.consumer import ServingConsumer
+    from serving.service import make_classifier, make_consumer, make_producer
+    from serving.source import load_model_folder
+
+    root = tmp_path / "images"
+    image = write_image(root / "red.jpg", RED)
+    topics = {k: kafka_topics(k, partitions=2) for k in ("requests", "results", "review", "dlq")}
+    topics["dead_letter"] = topics.pop("dlq")
+    tag = os.urandom(4).hex()
+    settings = make_settings(
+        *serving_overrides(
+            bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9", model_name="unused",
+            topics=topics, group=f"g-{tag}", roots=[root],
+        ),
+        f"serving.group_instance_id=fence-{tag}",
+    )  # fmt: skip
+    model = load_model_folder(
+        save_local_model(tmp_path / "m"), name="m", version="1", runtime="onnx"
+    )
+    producer = RequestProducer(settings)
+    before = [producer.send_path(image) for _ in range(20)]
+    assert not producer.flush(30).failed
+    loop = ServingConsumer(
+        settings, model, make_classifier(settings), make_consumer(settings),
+        make_producer(settings), consumer_factory=lambda: make_consumer(settings),
+    )  # fmt: skip
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: loop.committed >= len(before), 120, "the first results")
+        fence(settings)
+        after = [producer.send_path(image) for _ in range(20)]
+        assert not producer.flush(30).failed
+        # Stuck (the bug): the fenced consumer never commits again.
+        wait_until(
+            lambda: loop.committed >= len(before) + len(after), 90, "the fenced consumer's return"
+        )
+        ids = set(before) | set(after)
+        messages = read_topic(kafka_bootstrap, topics["results"], until=has_ids(ids), timeout=60)
+    finally:
+        loop.stop()
+        thread.join(60)
+        loop.classifier.close()
+    assert not thread.is_alive(), "the loop did not stop"
+    assert loop.metrics.consumer_recreated.labels("fenced")._value.get() >= 1
+    grouped = results_by_id(messages)
+    assert set(grouped) == ids, f"{len(ids - set(grouped))} requests without a result"
+    for results in grouped.values():  # a redelivery rewrites the same answer under the same key
+        assert {(r.label, r.model_version) for r in results} == {("harmful", "1")}
