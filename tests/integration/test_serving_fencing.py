@@ -61,31 +61,45 @@ def fence(settings: object, timeout: float = 60.0) -> None:
         intruder.close()
 
 
-def test_fenced_consumer_is_recreated_and_loses_nothing(
+@pytest.fixture
+def setup(
     make_settings: Callable[..., object],
     kafka_bootstrap: str,
     kafka_topics: Callable[..., str],
     tmp_path: Path,
+) -> Callable[..., tuple[object, dict[str, str], Path, object]]:
+    """``setup(*overrides)``: settings on unique topics with their own instance id, the topics,
+    a harmful image and a local model."""
+    from serving.source import load_model_folder
+
+    def build(*overrides: str) -> tuple[object, dict[str, str], Path, object]:
+        root = tmp_path / "images"
+        image = write_image(root / "red.jpg", RED)
+        kinds = ("requests", "results", "review", "dead_letter")
+        topics = {k: kafka_topics(k.replace("_", "-"), partitions=2) for k in kinds}
+        tag = os.urandom(4).hex()
+        settings = make_settings(
+            *serving_overrides(
+                bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9",
+                model_name="unused", topics=topics, group=f"g-{tag}", roots=[root],
+            ),
+            f"serving.group_instance_id=fence-{tag}", *overrides,
+        )  # fmt: skip
+        model = load_model_folder(
+            save_local_model(tmp_path / "m"), name="m", version="1", runtime="onnx"
+        )
+        return settings, topics, image, model
+
+    return build
+
+
+def test_fenced_consumer_is_recreated_and_loses_nothing(
+    setup: Callable[..., tuple[object, dict[str, str], Path, object]], kafka_bootstrap: str
 ) -> None:
     from serving.consumer import ServingConsumer
     from serving.service import make_classifier, make_consumer, make_producer
-    from serving.source import load_model_folder
 
-    root = tmp_path / "images"
-    image = write_image(root / "red.jpg", RED)
-    topics = {k: kafka_topics(k, partitions=2) for k in ("requests", "results", "review", "dlq")}
-    topics["dead_letter"] = topics.pop("dlq")
-    tag = os.urandom(4).hex()
-    settings = make_settings(
-        *serving_overrides(
-            bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9", model_name="unused",
-            topics=topics, group=f"g-{tag}", roots=[root],
-        ),
-        f"serving.group_instance_id=fence-{tag}",
-    )  # fmt: skip
-    model = load_model_folder(
-        save_local_model(tmp_path / "m"), name="m", version="1", runtime="onnx"
-    )
+    settings, topics, image, model = setup()
     producer = RequestProducer(settings)
     before = [producer.send_path(image) for _ in range(20)]
     assert not producer.flush(30).failed
@@ -100,7 +114,7 @@ def test_fenced_consumer_is_recreated_and_loses_nothing(
         fence(settings)
         after = [producer.send_path(image) for _ in range(20)]
         assert not producer.flush(30).failed
-        # Stuck (the bug): the fenced consumer never commits again.
+        # Before the fix the fenced consumer retried its commit for ever and never came back.
         wait_until(
             lambda: loop.committed >= len(before) + len(after), 90, "the fenced consumer's return"
         )
@@ -116,3 +130,46 @@ def test_fenced_consumer_is_recreated_and_loses_nothing(
     assert set(grouped) == ids, f"{len(ids - set(grouped))} requests without a result"
     for results in grouped.values():  # a redelivery rewrites the same answer under the same key
         assert {(r.label, r.model_version) for r in results} == {("harmful", "1")}
+
+
+def test_fenced_beyond_the_budget_stops_with_one_line(
+    setup: Callable[..., tuple[object, dict[str, str], Path, object]],
+) -> None:
+    from serving.consumer import ServingConsumer, ServingFatal
+    from serving.service import make_classifier, make_consumer, make_producer
+
+    settings, _topics, image, model = setup("serving.consumer_recreate_max=0")
+    producer = RequestProducer(settings)
+    for _ in range(8):
+        producer.send_path(image)
+    assert not producer.flush(30).failed
+    loop = ServingConsumer(
+        settings, model, make_classifier(settings), make_consumer(settings),
+        make_producer(settings), consumer_factory=lambda: make_consumer(settings),
+    )  # fmt: skip
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            loop.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: loop.committed >= 8, 120, "the first results")
+        fence(settings)
+        thread.join(60)
+    finally:
+        loop.stop()
+        thread.join(30)
+        loop.classifier.close()
+    assert not thread.is_alive(), "a fenced consumer without budget kept running"
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0], ServingFatal), errors
+    message = str(errors[0])
+    assert "\n" not in message
+    assert "fenced" in message
+    assert "serving.group_instance_id" in message
+    assert loop.metrics.consumer_recreated.labels("fenced")._value.get() == 0
