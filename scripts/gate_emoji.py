@@ -45,6 +45,16 @@ class Emoji:
         return "".join(chr(int(p, 16)) for p in self.code.split("-"))
 
     @property
+    def bare(self) -> str:
+        """The code points without the emoji variation selector (EmojiOne's file names)."""
+        return self.code.removesuffix("-fe0f")
+
+    @property
+    def squash(self) -> str:
+        """The CLDR name in lowercase letters and digits only (Firefox OS emoji's icon names)."""
+        return "".join(c for c in self.name.lower() if c.isalnum())
+
+    @property
     def slug(self) -> str:
         """The CLDR name as fluentui-emoji spells its file names."""
         slug = self.name.lower().replace(" ", "-").replace(":", "").replace("'", "")
@@ -153,9 +163,49 @@ EXCLUDED: dict[str, str] = {
     "1f6e1-fe0f": "shield: protective, not a weapon",
 }
 
-# One vendor style's drawing of an emoji that does not show what the label needs.
+# One vendor style's drawing of an emoji that does not show what the label needs, or that the
+# vendor's package does not have (EmojiOne 2.2 and Firefox OS emoji predate Unicode 11-12).
+_OLD = "not drawn by this vendor (newer than its last release)"
 VENDOR_EXCLUDED: dict[tuple[str, str], str] = {
     ("fluent-high-contrast", "1fa78"): "drop of blood: a black drop, nothing in it says blood",
+    **{(v, c): _OLD for v in ("emojione", "emojione-bw") for c in ("1fa93", "1f9e8", "1fa78")},
+    **{
+        ("fxemoji", c): _OLD
+        for c in ("1fa93", "1f9e8", "1fa78", "2694-fe0f", "1f3f9", "1f914", "1f981", "1f98b")
+    },
+    ("fxemoji", "1f430"): "rabbit face: not drawn by this vendor",
+    ("fxemoji", "1f955"): "carrot: not drawn by this vendor",
+    ("fxemoji", "1f381"): "wrapped gift: not drawn by this vendor",
+    ("fxemoji", "1f9f8"): _OLD,
+    ("emojione", "1f9f8"): _OLD,
+    ("emojione-bw", "1f9f8"): _OLD,
+    ("fxemoji", "1f475"): "old woman: not drawn by this vendor",
+}
+
+# Vendors that draw the pistol as what its name says, a handgun (checked by looking at the
+# image), not as a water pistol: there it is a weapon, harmful like the mirror's Handgun.
+VENDOR_HANDGUN = ("emojione", "emojione-bw", "fxemoji")
+PISTOL = Emoji("1f52b", "pistol", "harmful", "pistol (a handgun)")
+
+# Where a vendor's icon name differs from its pattern's (Firefox OS emoji names its own).
+VENDOR_NAMES: dict[tuple[str, str], str] = {
+    ("fxemoji", code): f"icons.json#{name}"
+    for code, name in (
+        ("1f52a", "hocho"),
+        ("1f5e1-fe0f", "daggerknife"),
+        ("1f600", "grin"),
+        ("1f602", "grintears"),
+        ("1f60d", "hearteyes"),
+        ("1f622", "crying"),
+        ("1f60e", "sunglasses"),
+        ("1f3c3", "running"),
+        ("1f436", "dog"),
+        ("1f431", "cat"),
+        ("1f43c", "pandaface"),
+        ("1f332", "evergreen"),
+        ("1f355", "sliceofpizza"),
+        ("1f3e0", "housebuilding"),
+    )
 }
 
 EMOJI: list[Emoji] = [*HARMFUL, *SAFE]
@@ -170,7 +220,9 @@ class Vendor:
 
     def path(self, emoji: Emoji) -> str:
         """Where this vendor keeps ``emoji``."""
-        return self.pattern.format(code=emoji.code, slug=emoji.slug)
+        return self.pattern.format(
+            code=emoji.code, bare=emoji.bare, slug=emoji.slug, squash=emoji.squash
+        )
 
 
 VENDORS: dict[str, Vendor] = {
@@ -179,12 +231,19 @@ VENDORS: dict[str, Vendor] = {
     "fluent-flat": Vendor("fluentui-emoji", "icons/flat/{slug}.svg"),
     "fluent-high-contrast": Vendor("fluentui-emoji", "icons/high-contrast/{slug}.svg"),
     "twemoji": Vendor("emoji-datasource-twitter", "img/twitter/64/{code}.png"),
+    "emojione": Vendor("emojione", "assets/png/{bare}.png"),
+    "emojione-bw": Vendor("emojione", "assets/png_bw/{bare}.png"),
+    # an Iconify JSON file: the icon named after '#' (build_gate_set renders it)
+    "fxemoji": Vendor("fxemoji", "icons.json#{squash}"),
 }
 # The gate set's emoji: styles the offline mirror does not contain. The calibration pool's:
 # a vendor disjoint from those (Twemoji, which the mirror's composites use), so the emoji of
 # the gate set stay out of everything that trains or picks a threshold.
 GATE_VENDORS = ("noto", "fluent-color", "fluent-flat", "fluent-high-contrast")
 POOL_VENDORS = ("twemoji",)
+# The drawing pool's (drawpool/, which the probe may train on): vendors in neither the gate set
+# nor the offline mirror (Twemoji, OpenMoji).
+DRAW_VENDORS = ("emojione", "emojione-bw", "fxemoji")
 
 
 def vendor_items(vendors: tuple[str, ...]) -> list[tuple[str, str, Emoji]]:
@@ -202,8 +261,8 @@ def vendor_items(vendors: tuple[str, ...]) -> list[tuple[str, str, Emoji]]:
     if twice or both:
         raise ValueError(f"emoji listed twice {twice}; listed and excluded {both}")
     return [
-        (VENDORS[v].source, VENDORS[v].path(e), e)
+        (VENDORS[v].source, VENDOR_NAMES.get((v, e.code)) or VENDORS[v].path(e), e)
         for v in vendors
-        for e in EMOJI
+        for e in (*EMOJI, *((PISTOL,) if v in VENDOR_HANDGUN else ()))
         if (v, e.code) not in VENDOR_EXCLUDED
     ]
