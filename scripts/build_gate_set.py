@@ -543,7 +543,7 @@ def encode(path: Path, max_side: int = MAX_SIDE, square: bool = False) -> tuple[
 
 
 def file_name(item: Item) -> str:
-    skip = ("contents", "images", "icons", "img", "assets", "svgs")
+    skip = ("contents", "images", "icons", "img")
     path = item.path.replace(".json#", "/")  # an Iconify icon: named by its icon name
     parts = [p for p in Path(path).with_suffix("").parts if p not in skip]
     stem = parts[-3:]
