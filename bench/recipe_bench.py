@@ -15,6 +15,8 @@ and on the gate set (every row of its manifest, with its ``domain`` column).
 adds a second operating point per configuration, chosen on the same mix plus those sets (the
 same trained model: only the temperature and threshold differ), to show what adding them to the
 calibration mix changes.
+A configuration ``NAME/drawpool`` also trains on the pool ``drawpool/`` (its images join the
+training split with their domains; the gate set is refused as a pool).
 Timings depend on what else runs on the machine: compare the rows of one run, not runs.
 """
 
@@ -43,11 +45,12 @@ from harmscan.calibration import (
     log_odds,
     sigmoid,
 )
-from harmscan.data import ManifestDataset, class_weights, read_manifest, split_domains
+from harmscan.data import ManifestDataset, read_manifest, split_domains
 from harmscan.engine import evaluate, seed_everything
 from harmscan.metrics import binary_metrics, domain_metrics
 from harmscan.models import resolve_weights
 from harmscan.presets import TrainPreset
+from harmscan.trainsets import class_weights_of, resolve_training_sets, training_split
 from harmscan.transfer import RecipeData, build_recipe_model, train_recipe
 from tasks.recipes import Scored, calibrate_on_mix, score_photo_set
 
@@ -75,13 +78,17 @@ DOMAINS = ("photo", "emoji", "illustration")
 
 
 def config(name: str) -> dict[str, Any]:
-    """A named configuration; ``NAME@MIX`` is NAME with ``prior_mix`` set to MIX."""
+    """A named configuration; ``NAME@MIX`` is NAME with ``prior_mix`` set to MIX, and
+    ``NAME/POOL[/POOL]`` also trains on those pools (``train.extra_train_sets``)."""
+    name, *pools = name.split("/")
+    extra = {"extra_train_sets": pools} if pools else {}
     base, _, mix = name.partition("@")
     if name in CONFIGS:
-        return CONFIGS[name]
+        return {**CONFIGS[name], **extra}
     if base not in CONFIGS or not mix:
-        raise ValueError(f"unknown configuration {name!r}; valid: {', '.join(CONFIGS)}[@MIX]")
-    return {**CONFIGS[base], "prior_mix": float(mix)}
+        valid = f"{', '.join(CONFIGS)}[@MIX][/POOL]"
+        raise ValueError(f"unknown configuration {name!r}; valid: {valid}")
+    return {**CONFIGS[base], "prior_mix": float(mix), **extra}
 
 
 WEIGHTS = {"mobilenet_v2": "weights/mobilenet_v2_imagenet.pth", "resnet50": "imagenet"}
@@ -161,15 +168,17 @@ def run_config(
     frame = read_manifest(dataset)
     train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
     eval_preset = train_preset.eval_preset
+    pools = resolve_training_sets(cfg.extra_train_sets, gate)
+    train = training_split(dataset, frame, train_preset, pools, default_domain="illustration")
     data = RecipeData(
         train=DataLoader(
-            ManifestDataset(dataset, "train", train_preset, frame),
+            train.dataset,
             batch_size=cfg.batch_size,
             shuffle=True,
             generator=torch.Generator().manual_seed(cfg.seed),
         ),
         probe=DataLoader(
-            ManifestDataset(dataset, "train", eval_preset, frame), batch_size=cfg.batch_size
+            training_split(dataset, frame, eval_preset, pools).dataset, batch_size=cfg.batch_size
         ),
         val=DataLoader(
             ManifestDataset(dataset, "val", eval_preset, frame), batch_size=cfg.batch_size
@@ -187,7 +196,7 @@ def run_config(
         data,
         cfg,
         device=torch.device("cpu"),
-        class_weights=class_weights(frame) if cfg.class_weighting else None,
+        class_weights=class_weights_of(train.targets) if cfg.class_weighting else None,
         wise_score=val_auc,
     )
     y_val, p_val = _predict(model, data.val.dataset, cfg.batch_size)
@@ -206,6 +215,7 @@ def run_config(
         "arch": arch,
         "train_seconds": round(seconds, 1),
         "epochs_run": outcome.state.epoch,
+        "train_images": {d: train.domains.count(d) for d in sorted(set(train.domains))},
         "temperature": point.temperature,
         "bias": point.bias,
         "threshold": point.threshold,

@@ -215,6 +215,22 @@ class TrainSettings(Section):
     # A photo set (folder with manifest.csv: file, label, domain) added to the validation split
     # for calibration and the threshold, e.g. photopool; null: validation split only.
     calibration_photos: str | None = None
+    # Pools of images the model also trains on (the probe's features, fine-tuning's batches),
+    # each image with its manifest's domain: drawpool, emojipool, photopool or a folder with
+    # manifest.csv and VERSION (harmscan.trainsets). Never the gate set.
+    extra_train_sets: list[str] = Field(default_factory=list)
+
+    @field_validator("extra_train_sets")
+    @classmethod
+    def _not_the_gate_set(cls, value: list[str]) -> list[str]:
+        named = [v for v in value if Path(v).name == "gateset"]
+        if named:
+            raise ValueError(
+                f"train.extra_train_sets names the gate set {named}: models are judged on it, "
+                "never trained on it; valid: drawpool, emojipool, photopool or a folder with "
+                "manifest.csv and VERSION other than the gate set"
+            )
+        return value
 
     @model_validator(mode="after")
     def _recipe_head(self) -> TrainSettings:
@@ -440,3 +456,14 @@ class Settings(Section):
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+
+    @model_validator(mode="after")
+    def _gate_set_never_trains(self) -> Settings:
+        gate = self.mlflow.gate_set
+        if gate and Path(gate).name in {Path(v).name for v in self.train.extra_train_sets}:
+            raise ValueError(
+                f"train.extra_train_sets names mlflow.gate_set {gate!r}: models are judged on "
+                "it, never trained on it; valid: drawpool, emojipool, photopool or a folder "
+                "with manifest.csv and VERSION other than the gate set"
+            )
+        return self

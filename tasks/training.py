@@ -25,19 +25,20 @@ from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
 from harmscan.calibration import apply_temperature
 from harmscan.data import (
     ManifestDataset,
-    class_weights,
     dataset_version,
     read_manifest,
     split_domains,
     summarize,
 )
 from harmscan.engine import evaluate, pick_device, seed_everything
+from harmscan.gateset import PhotoSet
 from harmscan.metrics import binary_metrics
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.quantize import Int8Check
 from harmscan.recipes import recipe_name
+from harmscan.trainsets import class_weights_of, resolve_training_sets, training_split
 from harmscan.transfer import (
     RecipeData,
     RecipeOutcome,
@@ -74,24 +75,28 @@ class TrainResult(BaseModel):
     threshold: float
 
 
-def _loaders(dataset: Path, cfg: TrainSettings, frame: Any) -> RecipeData:
+def _loaders(
+    dataset: Path, cfg: TrainSettings, frame: Any, pools: list[PhotoSet], domain: str
+) -> RecipeData:
+    """Training (augmented), probe and validation batches; ``pools`` join the training split."""
     train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
     generator = torch.Generator().manual_seed(cfg.seed)
+    split = {"pools": pools, "default_domain": domain}
     train = DataLoader(
-        ManifestDataset(dataset, "train", train_preset, frame),
+        training_split(dataset, frame, train_preset, **split).dataset,
         batch_size=cfg.batch_size,
         shuffle=True,
         num_workers=cfg.num_workers,
         generator=generator,
         drop_last=False,
     )
+    eval_preset = train_preset.eval_preset
     val, probe = (
-        DataLoader(
-            ManifestDataset(dataset, split, train_preset.eval_preset, frame),
-            batch_size=cfg.batch_size,
-            num_workers=cfg.num_workers,
+        DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+        for data in (
+            ManifestDataset(dataset, "val", eval_preset, frame),
+            training_split(dataset, frame, eval_preset, **split).dataset,
         )
-        for split in ("val", "train")
     )
     return RecipeData(train=train, probe=probe, val=val)
 
@@ -112,6 +117,8 @@ class _Job:
     data: RecipeData
     class_weights: torch.Tensor | None
     checkpoint: Path
+    pools: list[PhotoSet]
+    train_domains: list[str]  # per training image (the dataset's, then the pools')
 
 
 def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
@@ -125,6 +132,9 @@ def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
     model = build_recipe_model(arch, source, cfg)  # first draw after the seed
     frame = read_manifest(dataset)
     version = dataset_version(dataset)
+    pools = resolve_training_sets(cfg.extra_train_sets, resolve_photo_set(settings.mlflow.gate_set))
+    domain = default_domain(settings)
+    split = training_split(dataset, frame, lambda image: image, pools, default_domain=domain)
     return _Job(
         arch=arch,
         settings=settings,
@@ -135,10 +145,17 @@ def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
         recipe=recipe_name(cfg.recipe, cfg.head, _fixed_alpha(cfg)),
         device=device,
         model=model,
-        data=_loaders(dataset, cfg, frame),
-        class_weights=class_weights(frame) if cfg.class_weighting else None,
+        data=_loaders(dataset, cfg, frame, pools, domain),
+        class_weights=class_weights_of(split.targets) if cfg.class_weighting else None,
         checkpoint=settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt",
+        pools=pools,
+        train_domains=split.domains,
     )
+
+
+def default_domain(settings: Settings) -> str:
+    """The domain of a manifest row without one: Open Images is photos, the mirror icons."""
+    return "photo" if settings.openimages.source == "openimages" else "illustration"
 
 
 def _log_inputs(run: Run, job: _Job) -> None:
@@ -157,6 +174,11 @@ def _log_inputs(run: Run, job: _Job) -> None:
     )
     run.log_dataset(data, context="training")
     run.set_tags({"dataset_version": job.version})
+    for pool in job.pools:  # extra training sets: which version of each
+        run.set_tags({f"train_pool_{pool.root.name}": pool.version})
+    run.log_params(
+        {f"train_images_{d}": job.train_domains.count(d) for d in sorted(set(job.train_domains))}
+    )
 
 
 def _log_evaluation_artifacts(
@@ -281,8 +303,7 @@ def _evaluate(
     settings, model, dataset, frame = job.settings, job.model, job.dataset, job.frame
     cfg = settings.train
     preset = EvalPreset(image_size=cfg.image_size)
-    # Without a domain column: Open Images rows are photos, the offline mirror's are icons.
-    domain = "photo" if settings.openimages.source == "openimages" else "illustration"
+    domain = default_domain(settings)
     kw = {"preset": preset, "batch_size": cfg.batch_size, "device": job.device}
     val = _scored(model, dataset, "val", frame, domain, **kw)
     photos_dir = resolve_photo_set(cfg.calibration_photos)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
+import shutil
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from harmscan.gateset import REPO_ROOT, load_photo_set
 
@@ -171,7 +176,7 @@ def test_attribution_counts_each_domain(builder: ModuleType) -> None:
     assert "water pistol" in text
 
 
-@pytest.mark.parametrize("name", ["gateset", "photopool", "emojipool"])
+@pytest.mark.parametrize("name", ["gateset", "photopool", "emojipool", "drawpool"])
 def test_committed_set_is_what_the_builder_lists(builder: ModuleType, name: str) -> None:
     """Every item of the builder is in the committed manifest with the same row, and no more."""
     frame = load_photo_set(REPO_ROOT / name, verify=False).manifest.set_index("file")
@@ -193,3 +198,119 @@ def test_committed_set_is_what_the_builder_lists(builder: ModuleType, name: str)
     pd.testing.assert_frame_equal(
         frame.loc[expected.index, list(expected.columns)], expected, check_names=False
     )
+
+
+@pytest.fixture(scope="module")
+def icons() -> ModuleType:
+    return _load("draw_icons")
+
+
+@pytest.mark.parametrize(
+    ("vendor", "code", "name", "path"),
+    [
+        ("emojione", "2694-fe0f", "crossed swords", "assets/png/2694.png"),
+        ("emojione-bw", "1f52a", "kitchen knife", "assets/png_bw/1f52a.png"),
+        ("fxemoji", "1f4a3", "bomb", "icons.json#bomb"),
+        ("fxemoji", "2708-fe0f", "airplane", "icons.json#airplane"),
+    ],
+)
+def test_drawing_vendor_paths(
+    emoji: ModuleType, vendor: str, code: str, name: str, path: str
+) -> None:
+    assert emoji.VENDORS[vendor].path(emoji.Emoji(code, name, "safe", name)) == path
+
+
+def test_drawing_vendors_are_in_neither_the_gate_set_nor_the_mirror(emoji: ModuleType) -> None:
+    draw = {emoji.VENDORS[v].source for v in emoji.DRAW_VENDORS}
+    gate = {emoji.VENDORS[v].source for v in emoji.GATE_VENDORS}
+    mirror = {emoji.VENDORS[v].source for v in emoji.POOL_VENDORS}  # Twemoji
+    assert draw == {"emojione", "fxemoji"}
+    assert not draw & gate
+    assert not draw & mirror
+
+
+def test_drawing_vendor_items_rename_skip_and_draw_the_pistol_as_a_handgun(
+    emoji: ModuleType,
+) -> None:
+    items = emoji.vendor_items(emoji.DRAW_VENDORS)
+    fx = {e.code: path for src, path, e in items if src == "fxemoji"}
+    assert fx["1f52a"] == "icons.json#hocho"  # Firefox OS emoji names its own icons
+    assert "1fa93" not in fx  # the axe is newer than the vendor
+    pistols = [(path, e.label) for _, path, e in items if e.code == "1f52b"]
+    assert sorted(pistols) == [
+        ("assets/png/1f52b.png", "harmful"),
+        ("assets/png_bw/1f52b.png", "harmful"),
+        ("icons.json#pistol", "harmful"),
+    ]
+    # where the vendor draws a water pistol, it stays in neither label
+    assert not [e for _, _, e in emoji.vendor_items(emoji.GATE_VENDORS) if e.code == "1f52b"]
+
+
+def test_icon_table_rules(icons: ModuleType) -> None:
+    harmful = {i.name for i in icons.ICONS if i.label == "harmful"}
+    safe = {i.name for i in icons.ICONS if i.label == "safe"}
+    assert {"revolver", "ak47", "bowie-knife", "dynamite", "gun", "explosion"} <= harmful
+    assert {"claw-hammer", "rocket", "dog", "house"} <= safe
+    for key in (("game-icons", "water-gun"), ("fa-solid", "droplet"), ("game-icons", "rifle")):
+        assert key in icons.EXCLUDED
+        assert key not in {(i.iconset, i.name) for i in icons.ICONS}
+    sources = {src for src, _, _ in icons.icon_items()}
+    assert sources == {"game-icons", "fontawesome-free"}
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("game-icons", "revolver", "weapon", "x"), r"label 'weapon'; valid: harmful, safe"),
+        (("noun-project", "revolver", "harmful", "x"), r"icon set 'noun-project'; valid: game"),
+    ],
+)
+def test_bad_icons_are_refused(icons: ModuleType, args: tuple[str, ...], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        icons.Icon(*args)
+
+
+def test_icon_items_refuse_double_listing_and_listed_excluded(
+    icons: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    water = icons.Icon("game-icons", "water-gun", "harmful", "water gun")
+    monkeypatch.setattr(icons, "ICONS", [*icons.ICONS, water])
+    with pytest.raises(ValueError, match=r"listed and excluded \[\('game-icons', 'water-gun'\)\]"):
+        icons.icon_items()
+    monkeypatch.setattr(icons, "ICONS", [*icons.SAFE, icons.SAFE[0]])
+    with pytest.raises(ValueError, match=r"icons listed twice \[\('game-icons', 'sitting-dog'\)"):
+        icons.icon_items()
+
+
+def test_iconify_icons_render_black_padded_square_and_small(
+    builder: ModuleType, tmp_path: Path
+) -> None:
+    """An Iconify icon (``icons.json#name``) renders black on white, padded to a square."""
+    if shutil.which("rsvg-convert") is None:
+        pytest.skip("rsvg-convert (librsvg2-bin) is not installed")
+    wide = '<path fill="currentColor" d="M0 0h200v100H0z"/>'
+    (tmp_path / "icons.json").write_text(
+        json.dumps({"icons": {"bar": {"body": wide}}, "width": 200, "height": 100})
+    )
+    data, width, height = builder.encode(tmp_path / "icons.json#bar", 128, square=True)
+    assert (width, height) == (128, 128)
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = image.convert("L")
+        assert pixels.getpixel((64, 64)) < 40  # the bar, black
+        assert pixels.getpixel((64, 5)) > 215  # the padding, white
+    with pytest.raises(KeyError, match="no icon 'gun'"):
+        builder.encode(tmp_path / "icons.json#gun", 128)
+    item = builder.Item("game-icons", "icons.json#revolver", "harmful", "revolver")
+    assert builder.file_name(item) == "images/harmful/game-icons--revolver.jpg"
+
+
+def test_drawing_pool_is_small_and_shares_nothing_with_the_gate_set() -> None:
+    pool = load_photo_set(REPO_ROOT / "drawpool")
+    gate = load_photo_set(REPO_ROOT / "gateset", verify=False)
+    assert not set(pool.manifest["sha256"]) & set(gate.manifest["sha256"])
+    assert set(pool.manifest["domain"]) == {"emoji"}
+    assert pool.counts()["harmful"] >= 50
+    assert not set(pool.manifest["source"]) & set(gate.manifest["source"])
+    for path in pool.paths:
+        with Image.open(path) as image:
+            assert max(image.size) <= 128

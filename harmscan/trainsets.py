@@ -1,0 +1,141 @@
+"""Extra training sets: fixed pools of images the probe may train on beside the dataset's split.
+
+A pool is a photo set (`harmscan.gateset`: ``manifest.csv`` with file, label, domain, ...,
+``VERSION``), e.g. ``drawpool/`` (emoji and icons from vendors in neither the gate set nor the
+offline mirror). `resolve_training_sets` turns the ``train.extra_train_sets`` setting into
+verified folders and refuses the gate set, by name, by folder or by any shared image: models
+are judged on the gate set, so nothing may train on it. `training_split` is the dataset's
+training split with the pools appended, and the domain of every image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from harmscan.bundle import LABELS
+from harmscan.data import ManifestDataset, split_domains
+from harmscan.gateset import GATESET_DIR, REPO_ROOT, PhotoSet, load_photo_set
+from harmscan.imageio import decode_image, read_image_file
+
+# The repository's pools that may train a model (the gate set is never one of them).
+TRAINING_POOLS = ("drawpool", "emojipool", "photopool")
+
+
+class TrainingSetError(ValueError):
+    """An extra training set that is unknown, or that is (or overlaps) the gate set."""
+
+
+def _valid() -> str:
+    return f"valid: {', '.join(TRAINING_POOLS)} or a folder with manifest.csv and VERSION"
+
+
+def _folder(name: str) -> Path:
+    path = Path(name)
+    candidates = [path] if path.is_absolute() else [path, REPO_ROOT / path]
+    for candidate in candidates:
+        if (candidate / "manifest.csv").is_file():
+            return candidate.resolve()
+    raise TrainingSetError(f"extra training set {name!r} has no manifest.csv; {_valid()}")
+
+
+def resolve_training_sets(names: Sequence[str], gate_set: Path | None = None) -> list[PhotoSet]:
+    """The verified pools named by ``train.extra_train_sets``, in order.
+
+    Args:
+        names: Pool names (``drawpool``, ...) or folders, relative to the cwd or the repository.
+        gate_set: The configured gate set (``mlflow.gate_set``) besides the repository's own.
+
+    Raises:
+        TrainingSetError: A name is the gate set or has no manifest, or a pool shares an image
+            (sha256) with the gate set.
+        harmscan.gateset.PhotoSetError: A pool is not the version its ``VERSION`` names.
+    """
+    gates = {GATESET_DIR.resolve(), *([Path(gate_set).resolve()] if gate_set else [])}
+    gate_hashes: set[str] = set()
+    for gate in gates:
+        if (gate / "manifest.csv").is_file():
+            gate_hashes |= set(load_photo_set(gate, verify=False).manifest["sha256"])
+    pools = []
+    for name in names:
+        folder = _folder(name) if Path(name).name != GATESET_DIR.name else GATESET_DIR
+        if folder in gates:
+            raise TrainingSetError(
+                f"extra training set {name!r} is the gate set: models are judged on it and "
+                f"never trained on it; {_valid()} (other than the gate set)"
+            )
+        pool = load_photo_set(folder)
+        shared = sorted(set(pool.manifest["sha256"]) & gate_hashes)
+        if shared:
+            raise TrainingSetError(
+                f"extra training set {name!r} shares {len(shared)} images with the gate set "
+                f"(sha256 {shared[0][:12]}...); {_valid()} (sharing no image with the gate set)"
+            )
+        pools.append(pool)
+    return pools
+
+
+class PoolDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Every image of a pool, decoded safely and passed through a preset, with its domain."""
+
+    def __init__(self, pool: PhotoSet, transform: Callable[[Any], torch.Tensor]) -> None:
+        self.pool = pool
+        self.paths = pool.paths
+        self.targets = [LABELS.index(str(label)) for label in pool.manifest["label"]]
+        self.domains = [str(d) for d in pool.manifest["domain"]]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = decode_image(read_image_file(self.paths[index]))
+        return self.transform(image), self.targets[index]
+
+
+@dataclass(frozen=True)
+class TrainingSplit:
+    """The images a model trains on: the dataset's split, then each pool's images."""
+
+    dataset: Dataset[tuple[torch.Tensor, int]]
+    targets: list[int]
+    domains: list[str]
+    sources: list[str]  # "dataset" or the pool's folder name, per image
+
+
+def training_split(
+    dataset: Path,
+    frame: pd.DataFrame,
+    transform: Callable[[Any], torch.Tensor],
+    pools: Sequence[PhotoSet] = (),
+    *,
+    split: str = "train",
+    default_domain: str = "photo",
+) -> TrainingSplit:
+    """``split`` of ``dataset`` followed by every image of ``pools``, through ``transform``."""
+    base = ManifestDataset(dataset, split, transform, frame)
+    parts = [PoolDataset(pool, transform) for pool in pools]
+    return TrainingSplit(
+        dataset=ConcatDataset([base, *parts]) if parts else base,
+        targets=[*base.targets, *(t for p in parts for t in p.targets)],
+        domains=[
+            *split_domains(frame, split, default_domain),
+            *(d for p in parts for d in p.domains),
+        ],
+        sources=["dataset"] * len(base) + [p.pool.root.name for p in parts for _ in p.targets],
+    )
+
+
+def class_weights_of(targets: Sequence[int]) -> torch.Tensor:
+    """Inverse-frequency loss weights in `LABELS` order (``n / (k * n_c)``) of ``targets``."""
+    counts = [sum(1 for t in targets if t == i) for i in range(len(LABELS))]
+    if min(counts) == 0:
+        per_class = dict(zip(LABELS, counts, strict=True))
+        raise TrainingSetError(f"training images per class {per_class}: one class has none")
+    return torch.tensor([len(targets) / (len(LABELS) * n) for n in counts])

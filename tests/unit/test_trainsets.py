@@ -1,0 +1,120 @@
+"""Extra training sets: a pool's images reach the training data with their domains; the gate
+set never trains a model."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conf.loader import SettingsError, load_settings
+from conf.settings import TrainSettings
+from harmscan.data import read_manifest
+from harmscan.gateset import GATESET_DIR, MANIFEST_COLUMNS, VERSION_FILE, manifest_version
+from harmscan.presets import EvalPreset
+from harmscan.trainsets import (
+    TrainingSetError,
+    class_weights_of,
+    resolve_training_sets,
+    training_split,
+)
+from tasks.training import _loaders
+from tests.fixtures.train_data import make_synthetic_dataset, synthetic_image
+
+
+def _pool(root: Path, labels: list[str], domain: str = "emoji") -> Path:
+    """A tiny photo set in the builder's layout (manifest.csv, VERSION, images/)."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i, label in enumerate(labels):
+        rel = f"images/{label}/drawing{i}.jpg"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        synthetic_image(label, rng, 48).save(root / rel, quality=90)
+        digest = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        row = dict.fromkeys(MANIFEST_COLUMNS, "x")
+        rows.append({**row, "file": rel, "label": label, "domain": domain, "sha256": digest})
+    pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(root / "manifest.csv", index=False)
+    (root / VERSION_FILE).write_text(manifest_version(root / "manifest.csv") + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    counts = {"train": 3, "val": 2, "test": 2}
+    return make_synthetic_dataset(tmp_path_factory.mktemp("ds"), counts, size=48)
+
+
+def test_a_pool_row_reaches_the_probe_and_training_batches_with_its_domain(
+    dataset: Path, tmp_path: Path
+) -> None:
+    pool = _pool(tmp_path / "drawings", ["harmful", "safe", "safe"])
+    frame = read_manifest(dataset)
+    (resolved,) = resolve_training_sets([str(pool)])
+    split = training_split(dataset, frame, EvalPreset(image_size=32), [resolved],
+                           default_domain="illustration")  # fmt: skip
+    assert len(split.dataset) == 6 + 3
+    assert split.domains == ["photo"] * 6 + ["emoji"] * 3  # the manifest says photo
+    assert split.sources[-3:] == ["drawings"] * 3
+    assert split.targets[-3:] == [1, 0, 0]  # LABELS order: index 1 is harmful
+    image, target = split.dataset[6]  # the pool's first row, decoded through the preset
+    assert tuple(image.shape) == (3, 32, 32)
+    assert target == 1
+    cfg = TrainSettings(image_size=32, batch_size=4, num_workers=0, augment=False)
+    data = _loaders(dataset, cfg, frame, [resolved], "illustration")
+    for loader in (data.probe, data.train):  # the probe's features and fine-tuning's batches
+        assert len(loader.dataset) == 9
+    probe_targets = torch.cat([y for _, y in data.probe]).tolist()
+    assert probe_targets[-3:] == [1, 0, 0]
+    assert len(data.val.dataset) == 4  # validation stays the dataset's own
+
+
+def test_without_pools_the_training_split_is_the_dataset_alone(dataset: Path) -> None:
+    split = training_split(dataset, read_manifest(dataset), EvalPreset(image_size=32))
+    assert len(split.dataset) == 6
+    assert set(split.sources) == {"dataset"}
+
+
+@pytest.mark.parametrize("name", ["gateset", "gateset/", str(GATESET_DIR)])
+def test_the_gate_set_is_refused_by_name_with_the_valid_choices(name: str) -> None:
+    with pytest.raises(TrainingSetError, match=r"is the gate set.*valid: drawpool, emojipool"):
+        resolve_training_sets([name])
+    with pytest.raises(ValueError, match=r"names the gate set.*valid: drawpool, emojipool"):
+        TrainSettings(extra_train_sets=[name])
+
+
+def test_a_configured_gate_set_is_refused_by_setting_and_by_folder(tmp_path: Path) -> None:
+    gate = _pool(tmp_path / "mygate", ["harmful", "safe"], domain="photo")
+    with pytest.raises(SettingsError, match=r"names mlflow.gate_set .*valid: drawpool"):
+        load_settings("ci", [f"mlflow.gate_set={gate}", f"train.extra_train_sets=[{gate}]"], env={})
+    with pytest.raises(TrainingSetError, match="is the gate set"):
+        resolve_training_sets([str(gate)], gate_set=gate)
+
+
+def test_a_copy_of_gate_images_under_another_name_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "renamed"
+    shutil.copytree(GATESET_DIR, copy)
+    with pytest.raises(TrainingSetError, match=r"shares 367 images with the gate set"):
+        resolve_training_sets([str(copy)])
+
+
+def test_unknown_sets_name_the_valid_choices() -> None:
+    with pytest.raises(TrainingSetError, match=r"'nopool' has no manifest.csv; valid: drawpool"):
+        resolve_training_sets(["nopool"])
+
+
+def test_the_repository_pools_resolve_and_default_to_none() -> None:
+    assert TrainSettings().extra_train_sets == []
+    (draw,) = resolve_training_sets(["drawpool"])
+    assert draw.root.name == "drawpool"
+    assert set(draw.manifest["domain"]) == {"emoji"}
+
+
+def test_class_weights_count_the_pools_too() -> None:
+    assert class_weights_of([1, 0, 0, 0]).tolist() == pytest.approx([4 / 6, 2.0])
+    with pytest.raises(TrainingSetError, match="one class has none"):
+        class_weights_of([0, 0])
