@@ -376,6 +376,13 @@ class Int8Settings(Section):
     # Keep the nodes after the global pooling (the classifier, the prior head) in float: same
     # speed, less AUC lost on a trained probe + prior model (README, int8 section).
     float_head: bool = True
+    # More nodes kept in float: auto (the blocks whose float version brings the logits measurably
+    # closer to float on training images that did not calibrate; harmscan.sensitivity), none, or
+    # node names of the pre-processed graph. auto keeps at most max_float_nodes nodes and scores
+    # on selection_images images (README, int8 section).
+    float_nodes: Literal["auto", "none"] | list[str] = "none"
+    max_float_nodes: int = Field(default=9, ge=0, le=1000)
+    selection_images: int = Field(default=128, ge=1, le=10_000)
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
 

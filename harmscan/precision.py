@@ -31,6 +31,7 @@ from harmscan.quantize import (
     check_int8,
     quantize_int8,
 )
+from harmscan.sensitivity import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -235,18 +236,29 @@ def p_harmful_each(
     return outs
 
 
+def sample_paths(paths: Sequence[Path], count: int, *, seed: int = 0) -> list[Path]:
+    """``count`` of ``paths`` drawn reproducibly (all of them when there are fewer)."""
+    return random.Random(seed).sample(  # noqa: S311 (a reproducible sample, not a secret)
+        list(paths), min(count, len(paths))
+    )
+
+
+def normalized_batches(
+    paths: Sequence[Path], spec: ServingSpec, *, batch_size: int = 8
+) -> list[np.ndarray]:
+    """NCHW float batches of the images of ``paths`` that decode, decoded as served."""
+    preset = EvalPreset.from_spec(spec)
+    batches: list[np.ndarray] = []
+    for _, pixels in pixel_batches(paths, preset, batch_size):
+        batches.append(np.stack([normalize(p, preset.mean, preset.std) for p in pixels]))
+    return batches
+
+
 def calibration_batches(
     paths: Sequence[Path], spec: ServingSpec, count: int, *, seed: int = 0, batch_size: int = 8
 ) -> list[np.ndarray]:
     """NCHW float batches of ``count`` images drawn (seeded) from ``paths``, decoded as served."""
-    chosen = random.Random(seed).sample(  # noqa: S311 (a reproducible sample, not a secret)
-        list(paths), min(count, len(paths))
-    )
-    preset = EvalPreset.from_spec(spec)
-    batches: list[np.ndarray] = []
-    for _, pixels in pixel_batches(chosen, preset, batch_size):
-        batches.append(np.stack([normalize(p, preset.mean, preset.std) for p in pixels]))
-    return batches
+    return normalized_batches(sample_paths(paths, count, seed=seed), spec, batch_size=batch_size)
 
 
 def build_served_models(
@@ -278,14 +290,24 @@ def build_served_models(
     options = options or QuantizeOptions()
     preset = EvalPreset.from_spec(spec)
     float_path = write_pixel_model(float_onnx, folder / FLOAT_PIXELS_FILE, preset=preset)
-    batches = calibration_batches(calibration, spec, options.calibration_images, seed=seed)
+    sample = sample_paths(calibration, options.calibration_images, seed=seed)
+    batches = normalized_batches(sample, spec)
     if not batches:
         check = Int8Check(False, "no calibration image decoded: no int8 model", tolerance)
         return ServedModels(_with_verdict(spec, check), check, (float_path,))
-    int8_nchw = quantize_int8(float_onnx, folder / "int8_nchw.tmp.onnx", batches, options)
+    selection: list[np.ndarray] = []
+    if options.float_nodes == "auto":  # scored on training images that did not calibrate
+        rest = sorted(set(calibration) - set(sample))
+        selection = calibration_batches(rest, spec, options.selection_images, seed=seed)
+    chosen: list[Selection] = []
+    int8_nchw = quantize_int8(
+        float_onnx, folder / "int8_nchw.tmp.onnx", batches, options,
+        selection=selection, chosen=chosen,
+    )  # fmt: skip
     int8_path = write_pixel_model(int8_nchw, folder / INT8_PIXELS_FILE, preset=preset)
     int8_nchw.unlink()
     check = judge(float_path, int8_path, spec, checks, tolerance)
+    check = _with_float_nodes(check, options, chosen)
     logger.info("int8 %s: %s", "approved" if check.approved else "refused", check.reason)
     return ServedModels(_with_verdict(spec, check), check, (float_path, int8_path))
 
@@ -316,5 +338,26 @@ def judge(
     )
 
 
+def _with_float_nodes(
+    check: Int8Check, options: QuantizeOptions, chosen: Sequence[Selection]
+) -> Int8Check:
+    """The verdict naming the nodes kept in float besides the head (and how they were chosen)."""
+    if chosen:
+        nodes, how = chosen[0].float_nodes, f"; mixed precision: {chosen[0].describe()}"
+    elif isinstance(options.float_nodes, tuple) and options.float_nodes:
+        nodes = options.float_nodes
+        how = f"; {len(nodes)} nodes kept float as set (int8.float_nodes)"
+    else:
+        return check
+    return dataclasses.replace(check, reason=check.reason + how, float_nodes=tuple(nodes))
+
+
 def _with_verdict(spec: ServingSpec, check: Int8Check) -> ServingSpec:
-    return dataclasses.replace(spec, int8_approved=check.approved, int8_reason=check.reason)
+    extra = dict(spec.extra)
+    if check.float_nodes:
+        extra["int8_float_nodes"] = ",".join(check.float_nodes)
+    else:
+        extra.pop("int8_float_nodes", None)
+    return dataclasses.replace(
+        spec, int8_approved=check.approved, int8_reason=check.reason, extra=extra
+    )

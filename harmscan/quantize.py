@@ -11,7 +11,7 @@ and the verdict says why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
@@ -19,12 +19,20 @@ from typing import Any, Final, Literal, get_args
 import numpy as np
 
 from harmscan.metrics import binary_metrics
+from harmscan.sensitivity import (
+    COMPUTE_OPS,
+    Selection,
+    blocks,
+    choose_float_blocks,
+    onnx_logits,
+)
 
 logger = logging.getLogger(__name__)
 
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 CALIBRATION_METHODS: Final = get_args(CalibrationMethod)
 ActivationType = Literal["uint8", "int8"]
+FloatNodes = Literal["auto", "none"] | tuple[str, ...]
 ACTIVATION_TYPES: Final = get_args(ActivationType)
 DEFAULT_TOLERANCE: Final = 0.005
 # Why pre-processed QDQ, uint8 activations, int8 per-channel weights, full range: measured side
@@ -51,6 +59,10 @@ class QuantizeOptions:
         activations: ``uint8`` (U8S8: fast on x86) or ``int8`` (S8S8).
         float_head: Keep every node after the backbone's global pooling (the classifier, and
             the prior head's log-sum-exp over the 1000 ImageNet logits) in float.
+        float_nodes: More nodes kept in float: ``auto`` (the blocks whose float version brings
+            the logits measurably closer to float, `harmscan.sensitivity`), ``none``, or names.
+        max_float_nodes: Most nodes ``auto`` keeps in float (speed is what they cost).
+        selection_images: Training images (not calibrating) that score the blocks for ``auto``.
     """
 
     method: CalibrationMethod = "minmax"
@@ -59,6 +71,9 @@ class QuantizeOptions:
     percentile: float = 99.999
     activations: ActivationType = "uint8"
     float_head: bool = True
+    float_nodes: FloatNodes = "none"
+    max_float_nodes: int = 9
+    selection_images: int = 128
 
     def __post_init__(self) -> None:
         if self.method not in CALIBRATION_METHODS:
@@ -69,6 +84,12 @@ class QuantizeOptions:
         if self.activations not in ACTIVATION_TYPES:
             valid = ", ".join(ACTIVATION_TYPES)
             raise ValueError(f"unknown activation type {self.activations!r}; valid: {valid}")
+        if isinstance(self.float_nodes, str) and self.float_nodes not in ("auto", "none"):
+            raise ValueError(
+                f"float_nodes must be auto, none or a list of node names, got {self.float_nodes!r}"
+            )
+        if self.max_float_nodes < 0:
+            raise ValueError(f"max_float_nodes must be >= 0, got {self.max_float_nodes}")
 
 
 POOLING_OPS: Final = ("GlobalAveragePool", "ReduceMean")
@@ -109,18 +130,26 @@ def quantize_int8(
     dest: Path,
     calibration: Iterable[np.ndarray],
     options: QuantizeOptions | None = None,
+    *,
+    selection: Sequence[np.ndarray] = (),
+    chosen: list[Selection] | None = None,
 ) -> Path:
     """Statically quantize a float ONNX model (QDQ, int8 weights, 8-bit activations).
 
     The graph is first cleaned by ONNX Runtime's ``quant_pre_process`` (constant folding, shape
     inference): without it the export's ``Identity`` and ``Constant`` nodes keep about half of
     MobileNetV2's convolutions out of the int8 kernels (measurements above `QuantizeOptions`).
+    With ``float_nodes: auto`` the ranges are calibrated once and the graph quantized once per
+    block to measure which blocks to keep in float (`harmscan.sensitivity`).
 
     Args:
         float_model: The float graph with one float32 NCHW input.
         dest: Where to write the int8 graph.
         calibration: NCHW float32 batches, preprocessed exactly as in training evaluation.
-        options: Calibration method and size, per-channel weights, activation type.
+        options: Calibration method and size, per-channel weights, activation type, float nodes.
+        selection: NCHW batches that score the blocks for ``float_nodes: auto`` (training images
+            that did not calibrate; the calibration batches when empty).
+        chosen: Receives the `Selection` of ``float_nodes: auto``.
 
     Returns:
         ``dest``.
@@ -140,26 +169,62 @@ def quantize_int8(
     input_name = onnx.load(str(float_model)).graph.input[0].name
     dest.parent.mkdir(parents=True, exist_ok=True)
     prepared = dest.with_name(dest.stem + ".pre.onnx")
+    ranges = dest.with_name(dest.stem + ".ranges.json")
+    trial = dest.with_name(dest.stem + ".trial.onnx")
+    batches = list(calibration)
     quant_pre_process(str(float_model), str(prepared))
-    exclude = head_nodes(onnx.load(str(prepared))) if options.float_head else []
-    try:
+    graph = onnx.load(str(prepared))
+    head = head_nodes(graph) if options.float_head else []
+
+    def quantize(float_nodes: Sequence[str], out: Path) -> Path:
         quantize_static(
             str(prepared),
-            str(dest),
-            _reader(calibration, input_name),
+            str(out),
+            _reader(batches, input_name),
             quant_format=QuantFormat.QDQ,
             per_channel=options.per_channel,
             activation_type=activations[options.activations],
             weight_type=QuantType.QInt8,
             reduce_range=False,
             calibrate_method=methods[options.method],
-            nodes_to_exclude=exclude,
+            nodes_to_exclude=[*head, *float_nodes],
             extra_options={"CalibPercentile": options.percentile},
+            calibration_cache_path=str(ranges),  # calibrate once, however many graphs
         )
+        return out
+
+    ranges.unlink(missing_ok=True)
+    try:
+        if options.float_nodes == "auto":
+            scored = list(selection) or batches
+            reference = onnx_logits(prepared, scored, input_name)
+            selected = choose_float_blocks(
+                blocks(graph, skip=head),
+                lambda nodes: onnx_logits(quantize(nodes, trial), scored, input_name),
+                reference,
+                max_nodes=options.max_float_nodes,
+            )
+            if chosen is not None:
+                chosen.append(selected)
+            logger.info("int8 mixed precision: %s", selected.describe())
+            float_nodes: Sequence[str] = selected.float_nodes
+        else:
+            float_nodes = () if options.float_nodes == "none" else options.float_nodes
+            _known_nodes(graph, float_nodes)
+        quantize(float_nodes, dest)
     finally:
-        prepared.unlink(missing_ok=True)
+        for temporary in (prepared, ranges, trial):
+            temporary.unlink(missing_ok=True)
     logger.info("int8 model (%s calibration) written to %s", options.method, dest)
     return dest
+
+
+def _known_nodes(model: Any, names: Sequence[str]) -> None:
+    known = {node.name for node in model.graph.node}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        convs = [n.name for n in model.graph.node if n.op_type in COMPUTE_OPS][:5]
+        raise ValueError(f"int8.float_nodes names unknown nodes {unknown}; e.g. {convs}")
 
 
 @dataclass(frozen=True)
@@ -173,6 +238,7 @@ class Int8Check:
         float_auc: Float model's AUC per group (``all`` and the named groups).
         int8_auc: int8 model's AUC per group.
         skipped: Groups without both classes (AUC undefined), not judged.
+        float_nodes: Nodes of the int8 graph kept in float besides the head (mixed precision).
     """
 
     approved: bool
@@ -181,6 +247,7 @@ class Int8Check:
     float_auc: dict[str, float] = field(default_factory=dict)
     int8_auc: dict[str, float] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
+    float_nodes: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, float]:
         """Flat metrics for a tracking server: ``int8_auc_<group>`` and ``float_auc_<group>``."""

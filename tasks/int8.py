@@ -45,6 +45,9 @@ def int8_hook(
         per_channel=cfg.per_channel,
         activations=cfg.activations,
         float_head=cfg.float_head,
+        float_nodes=cfg.float_nodes if isinstance(cfg.float_nodes, str) else tuple(cfg.float_nodes),
+        max_float_nodes=cfg.max_float_nodes,
+        selection_images=cfg.selection_images,
     )
     plan = Int8Plan.for_dataset(
         dataset, gate_set=resolve_photo_set(gate_set), options=options, tolerance=cfg.tolerance
@@ -67,6 +70,8 @@ def log_int8(run: Run, verdicts: list[Int8Check], seconds: list[float]) -> None:
     for check in verdicts:
         run.log_metrics({**check.summary(), "int8_approved": float(check.approved)})
         run.set_tags({"int8_reason": check.reason[:5000]})
+        run.set_tags({"int8_float_nodes": ",".join(check.float_nodes)[:5000]})
+        run.log_metrics({"int8_float_nodes": float(len(check.float_nodes))})
         verdict = "approved" if check.approved else "refused"
         logger.info("int8 %s (%.1fs): %s", verdict, sum(seconds), check.reason)
     if seconds:
