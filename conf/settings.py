@@ -295,7 +295,7 @@ class ServingSettings(Section):
     model_alias: str = "champion"
     batch_size: int = Field(default=16, ge=1, le=1024)
     poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
-    # The loop decodes batch k+1 while batch k is inferred. On a quiet 2-core host two decode
+    # Under a backlog batch k+1 decodes while batch k is inferred. On a quiet 2-core host two decode
     # workers beside two one-thread inference runs served the most through Kafka: int8
     # MobileNetV2, medians of 3 alternated rounds, 161 images/s against 138 with one worker
     # (1.17x; ceiling 179 against 120), p99 at 50/s within the noise (bench/serve_bench.py
@@ -307,6 +307,9 @@ class ServingSettings(Section):
     # Threads scoring halves of a batch side by side, each with intra_op_threads: on 2 cores two
     # one-thread runs served 139 images/s where one run served 114 (bench/serve_bench.py).
     inference_workers: int = Field(default=2, ge=1, le=64)
+    # When the loop polls and starts decoding batch k+1 before batch k is scored and committed:
+    # full = only behind a full batch (a backlog: overlap for throughput), always, or never.
+    decode_ahead: Literal["full", "always", "never"] = "full"
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
     # Separate caps: inline bytes travel inside a Kafka message, so their cap (decoded bytes) must

@@ -70,6 +70,26 @@ def usable(messages: list[Message]) -> list[Message]:
     return batch
 
 
+def decodes_ahead(mode: str, inflight: int, batch_size: int) -> bool:
+    """Whether the next batch is polled and decoded before the one in flight is finished.
+
+    Decoding ahead overlaps batch k+1's decoding with batch k's scoring, delivery and commit: more
+    throughput under a backlog. But batch k+1 then also waits for all of batch k, and on 2 cores
+    both compete for the same CPU, so without a backlog it only adds latency. ``full`` (the
+    default) decodes ahead only after a full batch, i.e. when requests are queueing; ``always``
+    was the loop before; ``never`` finishes every batch first (see the README's serving
+    benchmark).
+
+    Args:
+        mode: ``serving.decode_ahead``: ``full``, ``always`` or ``never``.
+        inflight: Messages in the batch in flight.
+        batch_size: ``serving.batch_size``.
+    """
+    if mode == "never":
+        return False
+    return mode == "always" or inflight >= batch_size
+
+
 def state_folder(settings: Settings) -> Path:
     """Where the poison-message journals live: ``serving.state_dir`` or ``paths.root/serving``."""
     return settings.serving.state_dir or settings.paths.root / "serving"
@@ -214,13 +234,14 @@ class ServingConsumer:
     def _step(self) -> None:
         """One turn: poll the next batch and start it, then finish the batch before it.
 
-        While batch k is scored and delivered, batch k+1 is already being decoded. A suspect
-        of the poison guard runs alone: after the batch before it is committed, and finished
-        before the next batch is polled.
+        Under a backlog (`_decode_ahead`), batch k+1 is already being decoded while batch k is
+        scored and delivered; otherwise batch k is finished first. A suspect of the poison guard
+        runs alone: after the batch before it is committed, and finished before the next batch
+        is polled.
         """
-        if self._inflight is not None and self._inflight.alone:
-            suspect, self._inflight = self._inflight, None
-            self._finish_with_retry(suspect, None)
+        if self._inflight is not None and not self._decode_ahead(self._inflight):
+            current, self._inflight = self._inflight, None
+            self._finish_with_retry(current, None)
             return
         batch = usable(self._poll_batch(wait=self._inflight is None))
         batch, later, alone = self.guard.isolate(batch)
@@ -238,6 +259,13 @@ class ServingConsumer:
         if self._inflight is not None and not self._finish_with_retry(self._inflight, upcoming):
             upcoming = None  # rewound together with the failed batch
         self._inflight = upcoming
+
+    def _decode_ahead(self, inflight: InFlight) -> bool:
+        """Whether to poll and start the next batch before ``inflight`` is finished."""
+        serving = self.settings.serving
+        if inflight.alone:
+            return False
+        return decodes_ahead(serving.decode_ahead, len(inflight.messages), serving.batch_size)
 
     def _poll_batch(self, wait: bool) -> list[Message]:
         """Wait (if ``wait``, at most the poll timeout) for one message, then take what is
