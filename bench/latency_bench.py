@@ -20,12 +20,14 @@ depend on the host (other jobs on it): read the ratios, and the load average pri
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from conf.loader import load_settings  # noqa: E402
 from serving.consumer import InFlight, ServingConsumer  # noqa: E402
+from serving.poison import Journal, PoisonGuard  # noqa: E402
 from serving.source import LoadedModel  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -126,7 +129,8 @@ def serve_load(
 ) -> tuple[list[str], serve_bench.Reader, TracedConsumer, dict[str, float]]:
     """Serve ``count`` requests at ``rate``/s through a traced loop; (ids, reader, loop, cpu).
 
-    ``bench`` holds the variant's ``bench.*`` switches: ``linger_ms`` (of the results producer).
+    ``bench`` holds the variant's ``bench.*`` switches: ``linger_ms`` (of the results producer),
+    ``journal=rename`` (the poison guard's journal written as before: temporary file + rename).
     """
     from confluent_kafka import Producer
 
@@ -150,6 +154,10 @@ def serve_load(
     loop = TracedConsumer(
         settings, model, classifier, make_consumer(settings), producer_, stop_event=stop
     )
+    if bench.get("journal") == "rename":  # the journal as it was written before: write + rename
+        for journal in loop.guard._journals.values():
+            journal.save = partial(save_by_rename, journal)  # type: ignore[method-assign]
+        loop.guard._journal = partial(renaming_journal, loop.guard)  # type: ignore[method-assign]
     thread = threading.Thread(target=loop.run, daemon=True)
     reader = serve_bench.Reader(bootstrap, settings.kafka.results_topic)
     reader.start()
@@ -171,6 +179,24 @@ def serve_load(
     reader.join(10)
     classifier.close()
     return ids, reader, loop, cpu
+
+
+def save_by_rename(journal: Journal) -> None:
+    """`Journal.save` before it wrote in place: a temporary file renamed over the journal."""
+    journal.path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"inflight": sorted(journal.inflight), "strikes": journal.strikes}
+    temporary = journal.path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(body))
+    os.replace(temporary, journal.path)
+
+
+def renaming_journal(guard: PoisonGuard, topic: str, partition: int) -> Journal:
+    """`PoisonGuard._journal` whose journals save by rename (``bench.journal=rename``)."""
+    fresh = (topic, partition) not in guard._journals
+    journal = PoisonGuard._journal(guard, topic, partition)
+    if fresh:
+        journal.save = partial(save_by_rename, journal)  # type: ignore[method-assign]
+    return journal
 
 
 class CpuSampler(serve_bench.CpuMeter):

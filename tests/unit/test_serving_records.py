@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conf.loader import load_settings
 from serving.classifier import Rejection
-from serving.poison import PoisonGuard
+from serving.poison import SLOT, PoisonGuard
 from serving.records import MAX_COPIED_HEADER_BYTES, dead_letter
 from serving.schema import H_ORIGINAL_SHA256, H_ORIGINAL_SIZE, H_TRUNCATED, headers_dict
 
@@ -95,3 +95,33 @@ def test_a_clean_batch_is_not_cut(tmp_path: Path) -> None:
     batch = [Consumed(offset) for offset in range(3)]
     assert guard.isolate(batch) == (batch, [], False)  # type: ignore[arg-type]
     assert guard.isolate([]) == ([], [], False)
+
+
+def test_the_journal_is_rewritten_in_place_one_page(tmp_path: Path) -> None:
+    guard = PoisonGuard(tmp_path, "g", limit=3)
+    guard.begin([Consumed(offset) for offset in range(5, 9)])  # type: ignore[arg-type]
+    (path,) = (tmp_path / "g").glob("*.json")
+    inode = path.stat().st_ino
+    guard.done([Consumed(5)])  # type: ignore[arg-type]
+    assert path.stat().st_ino == inode  # no new file renamed over it
+    assert path.stat().st_size == SLOT
+    assert json.loads(path.read_text()) == {"inflight": [6, 7, 8], "strikes": {}}
+    again = PoisonGuard(tmp_path, "g", limit=3)  # the process died with 6, 7, 8 in flight
+    assert [again.strikes(Consumed(o)) for o in (5, 6, 8)] == [0, 1, 1]  # type: ignore[arg-type]
+    assert not list((tmp_path / "g").glob("*.tmp"))
+
+
+def test_a_journal_over_a_page_is_renamed_into_place(tmp_path: Path) -> None:
+    guard = PoisonGuard(tmp_path, "g", limit=3)
+    many = [Consumed(10**9 + offset) for offset in range(600)]
+    guard.begin(many)  # type: ignore[arg-type]
+    (path,) = (tmp_path / "g").glob("*.json")
+    assert path.stat().st_size > SLOT
+    assert len(json.loads(path.read_text())["inflight"]) == 600
+    guard.done(many[1:])  # small again: the big file is replaced whole, then rewritten in place
+    assert path.stat().st_size < SLOT
+    assert json.loads(path.read_text())["inflight"] == [10**9]
+    guard.done(many[:1])
+    assert path.stat().st_size == SLOT
+    assert json.loads(path.read_text()) == {"inflight": [], "strikes": {}}
+    assert [PoisonGuard(tmp_path, "g", 3).strikes(m) for m in many[:2]] == [0, 0]  # type: ignore[arg-type]
