@@ -11,6 +11,14 @@ mirror images, what the optimised graph runs (float convolutions left, int8 conv
 whether MLAS may use AMX.
 
     .venv/bin/python bench/int8_configs.py [--arch mobilenet_v2] [--rounds 5] [--batch 16]
+
+``--trained DIR`` measures a demo-style trained model instead (`bench/int8_trained.py`: probe +
+prior at 160 px, cached in DIR): the registration's quantization with and without mixed precision
+(``float_nodes: auto``), calibrated on training images alone or with ``photopool/`` photos added,
+each judged as registration judges it (ROC AUC against float on the validation split and the photo
+gate set, per domain) and timed against float on 1 and 2 threads, round-robin in one run:
+
+    nice -n 10 .venv/bin/python bench/int8_configs.py --trained /tmp/harmscan-trained
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from harmscan.bundle import ServingSpec  # noqa: E402
 from harmscan.onnx_export import write_pixel_model  # noqa: E402
@@ -174,8 +183,14 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=32)
     parser.add_argument("--only", default="", help="config names separated by ;")
     parser.add_argument("--weights", choices=["imagenet", "none"], default="imagenet")
+    parser.add_argument("--trained", type=Path, default=None, help="cache of bench/int8_trained")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.trained is not None:
+        from int8_mixed import trained_table
+
+        trained_table(args.trained, rounds=args.rounds, seconds=args.seconds, batch=args.batch)
+        return
     spec = ServingSpec(arch=args.arch, threshold=0.5, review_low=0.4, review_high=0.6)
     preset = EvalPreset.from_spec(spec)
     pattern = str(REPO / "mirror" / "images" / "**" / "*.jpg")

@@ -372,6 +372,9 @@ class Int8Settings(Section):
     # Training images whose activations calibrate the int8 ranges, and how they are reduced.
     calibration_images: int = Field(default=64, ge=1, le=10_000)
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    # Photo pools (photopool, or folders with manifest.csv and VERSION) whose images are added to
+    # the calibration sample: the training images are clip-art; never the gate set (it judges).
+    calibration_photos: list[str] = Field(default_factory=list)
     per_channel: bool = True
     # uint8 activations (U8S8): every convolution runs in int8 kernels on x86. int8 (S8S8) left a
     # third of MobileNetV2's convolutions in float there (bench/int8_configs.py).

@@ -124,12 +124,14 @@ class Int8Plan:
         checks: The validation split and the photo gate set (when there is one).
         options: Calibration method and size.
         tolerance: Largest AUC loss allowed, overall and in every group.
+        calibration_photos: Images added to every calibration sample (a photo pool).
     """
 
     calibration: tuple[Path, ...]
     checks: tuple[CheckSet, ...]
     options: QuantizeOptions = field(default_factory=QuantizeOptions)
     tolerance: float = DEFAULT_TOLERANCE
+    calibration_photos: tuple[Path, ...] = ()
 
     @classmethod
     def for_dataset(
@@ -139,24 +141,32 @@ class Int8Plan:
         gate_set: Path | None = None,
         options: QuantizeOptions | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
+        calibration_photos: Sequence[str] = (),
     ) -> Int8Plan:
         """Calibrate on the dataset's train split; check on its val split and ``gate_set``.
 
         ``gate_set`` defaults to the repository's ``gateset/`` when it exists.
+        ``calibration_photos`` names photo pools (``photopool``, or folders) whose images join
+        every calibration sample; the gate set is refused (`harmscan.trainsets`): it judges.
         """
+        from harmscan.trainsets import resolve_training_sets
+
         if gate_set is None and (GATE_SET_DIR / "manifest.csv").is_file():
             gate_set = GATE_SET_DIR
         checks = [CheckSet.from_manifest(dataset, split="val")]
         if gate_set is not None:
             checks.append(CheckSet.from_photo_set(gate_set))
         train = CheckSet.from_manifest(dataset, split="train")
-        return cls(train.paths, tuple(checks), options or QuantizeOptions(), tolerance)
+        pools = resolve_training_sets(calibration_photos, gate_set)
+        photos = tuple(path for pool in pools for path in pool.paths)
+        return cls(train.paths, tuple(checks), options or QuantizeOptions(), tolerance, photos)
 
     def build(self, float_onnx: Path, folder: Path, spec: ServingSpec) -> ServedModels:
         """`build_served_models` with this plan."""
         return build_served_models(
             float_onnx, folder, spec, calibration=self.calibration, checks=self.checks,
             options=self.options, tolerance=self.tolerance,
+            calibration_photos=self.calibration_photos,
         )  # fmt: skip
 
 
@@ -271,6 +281,7 @@ def build_served_models(
     options: QuantizeOptions | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
+    calibration_photos: Sequence[Path] = (),
 ) -> ServedModels:
     """Write the float and int8 pixel-input graphs into ``folder`` and judge the int8 one.
 
@@ -283,6 +294,7 @@ def build_served_models(
         options: Calibration method and size.
         tolerance: Largest AUC loss allowed, overall and in every group.
         seed: Seed of the calibration sample.
+        calibration_photos: Images added to the calibration sample (a photo pool).
 
     Returns:
         The spec with the int8 verdict, the verdict, and the files written.
@@ -291,7 +303,7 @@ def build_served_models(
     preset = EvalPreset.from_spec(spec)
     float_path = write_pixel_model(float_onnx, folder / FLOAT_PIXELS_FILE, preset=preset)
     sample = sample_paths(calibration, options.calibration_images, seed=seed)
-    batches = normalized_batches(sample, spec)
+    batches = normalized_batches([*sample, *calibration_photos], spec)
     if not batches:
         check = Int8Check(False, "no calibration image decoded: no int8 model", tolerance)
         return ServedModels(_with_verdict(spec, check), check, (float_path,))

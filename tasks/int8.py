@@ -50,7 +50,11 @@ def int8_hook(
         selection_images=cfg.selection_images,
     )
     plan = Int8Plan.for_dataset(
-        dataset, gate_set=resolve_photo_set(gate_set), options=options, tolerance=cfg.tolerance
+        dataset,
+        gate_set=resolve_photo_set(gate_set),
+        options=options,
+        tolerance=cfg.tolerance,
+        calibration_photos=cfg.calibration_photos,
     )
     hook = served_graphs_hook(plan, verdicts)
 

@@ -217,3 +217,49 @@ def test_registration_records_the_float_nodes_auto_chose_and_int8_still_serves(
     assert model.precision == "int8"
     pixels = np.full((2, spec.image_size, spec.image_size, 3), RED, dtype=np.uint8)
     assert np.isfinite(model.p_harmful(pixels)).all()
+
+
+def test_calibration_photos_join_the_sample_and_the_gate_set_is_refused(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from harmscan.precision import Int8Plan
+    from harmscan.trainsets import TrainingSetError
+    from tests.fixtures.photo_sets import write_photo_set
+    from tests.serving_support import image_bytes
+
+    rows = []
+    for split in ("train", "val"):
+        for i, label in enumerate(["harmful", "safe"]):
+            rel = f"{split}/{label}/{i}.jpg"
+            write_image(tmp_path / "data" / rel, RED if label == "harmful" else BLUE)
+            rows.append((f"{split}{i}", label, split, rel, "0", "illustration"))
+    columns = ["image_id", "label", "split", "path", "sha256", "domain"]
+    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    gate = write_photo_set(
+        tmp_path / "gate",
+        [
+            ("images/a.jpg", "harmful", "photo", image_bytes(RED)),
+            ("images/b.jpg", "safe", "photo", image_bytes(BLUE)),
+        ],
+    )
+    pool = write_photo_set(
+        tmp_path / "pool", [("images/c.jpg", "safe", "photo", image_bytes((0, 200, 0)))]
+    )
+    plan = Int8Plan.for_dataset(tmp_path / "data", gate_set=gate, calibration_photos=[str(pool)])
+    assert plan.calibration_photos == (pool.resolve() / "images/c.jpg",)
+    with pytest.raises(TrainingSetError, match="gate set"):
+        Int8Plan.for_dataset(tmp_path / "data", gate_set=gate, calibration_photos=[str(gate)])
+
+    folder, spec = tmp_path / "model", make_spec()
+    write_extra_files(folder, BlockNet().eval(), spec)
+    seen: list[int] = []
+
+    def counting(_model: Path, dest: Path, batches: list[np.ndarray], *_: object, **__: object):  # type: ignore[no-untyped-def]
+        seen.append(sum(len(b) for b in batches))
+        return quantize_int8(_model, dest, batches)
+
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("ignore")
+        patch.setattr("harmscan.precision.quantize_int8", counting)
+        plan.build(folder / ONNX_FILE, folder, spec)
+    assert seen == [len(plan.calibration) + 1]  # every train image (fewer than 64) + the photo
