@@ -189,7 +189,10 @@ def main() -> None:
     if args.trained is not None:
         from int8_mixed import trained_table
 
-        trained_table(args.trained, rounds=args.rounds, seconds=args.seconds, batch=args.batch)
+        trained_table(
+            args.trained, rounds=args.rounds, seconds=args.seconds, batch=args.batch,
+            only=[c for c in args.only.split(";") if c],
+        )  # fmt: skip
         return
     spec = ServingSpec(arch=args.arch, threshold=0.5, review_low=0.4, review_high=0.6)
     preset = EvalPreset.from_spec(spec)

@@ -37,8 +37,11 @@ CONFIGS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 GROUPS = ("all", "val", "gate/photo", "gate/emoji")
 
 
-def trained_table(cache: Path, *, rounds: int, seconds: float, batch: int) -> None:
-    """Build, judge and time every configuration; print one markdown table."""
+def trained_table(
+    cache: Path, *, rounds: int, seconds: float, batch: int, only: list[str] | None = None
+) -> None:
+    """Build, judge and time every configuration (or those in ``only``); print one table."""
+    configs = {n: c for n, c in CONFIGS.items() if not only or n in only}
     warnings.simplefilter("ignore")
     float_onnx, spec, dataset = trained_model(cache)
     base = Int8Plan.for_dataset(dataset)
@@ -53,7 +56,7 @@ def trained_table(cache: Path, *, rounds: int, seconds: float, batch: int) -> No
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="int8-mixed-") as tmp:
         graphs: dict[str, Path] = {}
-        for i, (name, (fields, photos)) in enumerate(CONFIGS.items()):
+        for i, (name, (fields, photos)) in enumerate(configs.items()):
             plan = Int8Plan.for_dataset(
                 dataset, options=QuantizeOptions(**fields), calibration_photos=photos
             )
@@ -72,7 +75,7 @@ def trained_table(cache: Path, *, rounds: int, seconds: float, batch: int) -> No
             graphs[name] = served.files[1]
             print(f"built {name}: {served.check.reason}", flush=True)
         scores = dict(zip(graphs, p_harmful_each(list(graphs.values()), spec, paths), strict=True))
-        for name in CONFIGS:
+        for name in configs:
             check = check_int8(labels, scores["float"], scores[name], groups)
             rows[name]["delta"] = {g: check.int8_auc[g] - check.float_auc[g] for g in GROUPS}
         preset = EvalPreset.from_spec(spec, normalize_in_model=True)

@@ -78,7 +78,7 @@ def _spec_fields(raw: dict) -> dict:  # type: ignore[type-arg]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--image-size", type=int, default=160, help="the demo's; --full: 224")
     args = parser.parse_args()
     import torch
 

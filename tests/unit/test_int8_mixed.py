@@ -263,3 +263,16 @@ def test_calibration_photos_join_the_sample_and_the_gate_set_is_refused(tmp_path
         patch.setattr("harmscan.precision.quantize_int8", counting)
         plan.build(folder / ONNX_FILE, folder, spec)
     assert seen == [len(plan.calibration) + 1]  # every train image (fewer than 64) + the photo
+
+
+def test_settings_default_to_auto_and_take_names() -> None:
+    from pydantic import ValidationError
+
+    from conf.settings import Int8Settings
+
+    assert Int8Settings().float_nodes == "auto"
+    assert Int8Settings(float_nodes=["/features/features.0/features.0.0/Conv"]).float_nodes == [
+        "/features/features.0/features.0.0/Conv"
+    ]
+    with pytest.raises(ValidationError):
+        Int8Settings(float_nodes="some")  # type: ignore[arg-type]
