@@ -20,6 +20,7 @@ depend on the host (other jobs on it): read the ratios, and the load average pri
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -405,6 +406,8 @@ def main() -> None:
                         bench_of(variants[name]),
                     )  # fmt: skip
                     run = analyse(name, label, *traced)
+                    del traced  # the load's loop, Kafka clients and reader: gone before the next
+                    gc.collect()
                     runs.append(run)
                     if not args.quiet_runs:
                         print(f"round {round_ + 1}", end="")
