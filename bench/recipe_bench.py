@@ -16,7 +16,9 @@ adds a second operating point per configuration, chosen on the same mix plus tho
 same trained model: only the temperature and threshold differ), to show what adding them to the
 calibration mix changes.
 A configuration ``NAME/drawpool`` also trains on the pool ``drawpool/`` (its images join the
-training split with their domains; the gate set is refused as a pool).
+training split with their domains; the gate set is refused as a pool). ``--holdout
+drawpool:PKG,...`` keeps that pool's images from those packages out of training and scores every
+configuration on them too (styles no configuration has seen).
 Timings depend on what else runs on the machine: compare the rows of one run, not runs.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import shutil
@@ -47,10 +50,16 @@ from harmscan.calibration import (
 )
 from harmscan.data import ManifestDataset, read_manifest, split_domains
 from harmscan.engine import evaluate, seed_everything
+from harmscan.gateset import PhotoSet, load_photo_set
 from harmscan.metrics import binary_metrics, domain_metrics
 from harmscan.models import resolve_weights
 from harmscan.presets import TrainPreset
-from harmscan.trainsets import class_weights_of, resolve_training_sets, training_split
+from harmscan.trainsets import (
+    PoolDataset,
+    class_weights_of,
+    resolve_training_sets,
+    training_split,
+)
 from harmscan.transfer import RecipeData, build_recipe_model, train_recipe
 from tasks.recipes import Scored, calibrate_on_mix, score_photo_set
 
@@ -75,6 +84,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "finetune+wise": {"recipe": "finetune", "wise_alpha": 0.5},
 }
 DOMAINS = ("photo", "emoji", "illustration")
+HELD_METRICS = ("auc", "recall", "safe_flagged")
 
 
 def config(name: str) -> dict[str, Any]:
@@ -161,14 +171,22 @@ def run_config(
     calibration: list[Path],
     base: dict[str, Any],
     also_calibrate: list[Path] | None = None,
+    holdout: tuple[Path, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Train, calibrate and score one configuration; return its figures and scores."""
+    """Train, calibrate and score one configuration; return its figures and scores.
+
+    ``holdout`` is a pool and package names: its images from those packages train no
+    configuration and every configuration is scored on them (``result["holdout"]``).
+    """
     cfg = TrainSettings(**{**base, **config(name)})
     seed_everything(cfg.seed)
     frame = read_manifest(dataset)
     train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
     eval_preset = train_preset.eval_preset
     pools = resolve_training_sets(cfg.extra_train_sets, gate)
+    held = _held_out(holdout)
+    if held is not None:
+        pools = [_without(pool, held) for pool in pools]
     train = training_split(dataset, frame, train_preset, pools, default_domain="illustration")
     data = RecipeData(
         train=DataLoader(
@@ -227,6 +245,10 @@ def run_config(
     test = Scored(y_test, p_test, split_domains(frame, "test"))
     if alt is not None:
         result["alt"] = {"threshold": alt.threshold, "test": _at_point(test, point, alt)}
+    if held is not None:
+        y_held, p_held = _predict(model, PoolDataset(held, eval_preset), cfg.batch_size)
+        result["holdout"] = domain_metrics(y_held, p_held, list(held.manifest["domain"]),
+                                           point.threshold)  # fmt: skip
     if gate is not None:
         g = score_photo_set(model, gate, eval_preset)
         result["gate"] = domain_metrics(g.y, g.p, g.domains, point.threshold)
@@ -234,6 +256,24 @@ def run_config(
         if alt is not None:
             result["alt"]["gate"] = _at_point(g, point, alt)
     return result
+
+
+def _held_out(holdout: tuple[Path, list[str]] | None) -> PhotoSet | None:
+    """The images of the pool ``holdout[0]`` whose source package is one of ``holdout[1]``."""
+    if holdout is None:
+        return None
+    pool = load_photo_set(holdout[0])
+    package = pool.manifest["source"].str.rpartition("@")[0]
+    manifest = pool.manifest[package.isin(holdout[1])].reset_index(drop=True)
+    if manifest.empty:
+        raise ValueError(f"no image of {holdout[0]} comes from {holdout[1]}")
+    return dataclasses.replace(pool, manifest=manifest)
+
+
+def _without(pool: PhotoSet, held: PhotoSet) -> PhotoSet:
+    """``pool`` less the held-out images (by sha256)."""
+    keep = ~pool.manifest["sha256"].isin(set(held.manifest["sha256"]))
+    return dataclasses.replace(pool, manifest=pool.manifest[keep].reset_index(drop=True))
 
 
 def _by_domain(r: dict[str, Any], metric: str, key: str = "") -> dict[str, float]:
@@ -262,6 +302,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
     )
     if alt:
         head += " recall p/e/i, +pool | safe flagged p/e/i, +pool |"
+    held = any("holdout" in r for r in results)
+    if held:
+        head += " held-out AUC | recall | flagged |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for r in results:
@@ -279,6 +322,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 cells.append(" / ".join(f"{values[d]:.2f}" for d in DOMAINS))
             if not key:
                 cells.append(f"{r['ece_before']:.3f}→{r['ece_after']:.3f}")
+        if held:
+            h = r.get("holdout", {})
+            cells += [f"{h.get(f'all_{m}', float('nan')):.3f}" for m in HELD_METRICS]
         print("| " + " | ".join(cells) + " |")
 
 
@@ -313,6 +359,13 @@ def plot_roc(results: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def _holdout(value: str) -> tuple[Path, list[str]] | None:
+    if not value:
+        return None
+    pool, _, packages = value.partition(":")
+    return Path(pool), packages.split(",")
+
+
 def _paths(value: str) -> list[Path]:
     return [Path(v) for v in value.split(",") if v]
 
@@ -323,6 +376,12 @@ def main() -> None:
     parser.add_argument("--gate", type=Path, default=None)
     parser.add_argument("--calibration-photos", default="", help="photo sets, comma-separated")
     parser.add_argument("--also-calibrate-with", default="", help="sets, comma-separated")
+    parser.add_argument(
+        "--holdout",
+        default="",
+        help="POOL:PKG[,PKG]: that pool's images from those packages train nothing; "
+        "every configuration is scored on them",
+    )
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--archs", default="mobilenet_v2")
@@ -353,6 +412,7 @@ def main() -> None:
                         _paths(args.calibration_photos),
                         base,
                         _paths(args.also_calibrate_with),
+                        _holdout(args.holdout),
                     )
                 )
                 print_table(results[-1:])

@@ -9,7 +9,9 @@ not hash to its ``VERSION`` or whose images do not hash to their manifest rows.
 ``gateset/`` (in the repository) is what the promotion gate scores models on: real photos
 (domain ``photo``) and emoji in styles the offline mirror does not contain (domain ``emoji``).
 ``photopool/`` (photos) and ``emojipool/`` (Twemoji, both labels) are built from other packages
-and may be used for training and validation. All are made by ``scripts/build_gate_set.py``.
+and may be used for training and validation; ``drawpool/`` (emoji and icons of vendors in neither
+the gate set nor the mirror) may train the probe (`harmscan.trainsets`). All are made by
+``scripts/build_gate_set.py``.
 """
 
 from __future__ import annotations
