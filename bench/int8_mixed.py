@@ -32,6 +32,7 @@ CONFIGS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "percentile 99.999": ({"method": "percentile"}, ()),
     "percentile 99.999 + photopool": ({"method": "percentile"}, ("photopool",)),
     "minmax, float_nodes auto (<= 9)": ({"float_nodes": "auto"}, ()),
+    "minmax, float_nodes auto (<= 3)": ({"float_nodes": "auto", "max_float_nodes": 3}, ()),
     "minmax, float_nodes auto + photopool": ({"float_nodes": "auto"}, ("photopool",)),
 }
 GROUPS = ("all", "val", "gate/photo", "gate/emoji")

@@ -175,6 +175,11 @@ def test_registered_model_carries_its_int8_graph_and_verdict_and_is_served_in_in
         assert (bundle.bundle_dir / graph).is_file(), graph
     assert bundle.spec.int8_reason == run.data.tags["int8_reason"]
     assert bundle.spec.int8_approved is (metrics["int8_approved"] == 1.0)
+    # the nodes kept float besides the head (int8.float_nodes, none by default) are named
+    # in the run and in serving.json (tests/unit/test_int8_mixed.py: auto choosing some)
+    kept = run.data.tags["int8_float_nodes"]
+    assert kept == bundle.spec.extra.get("int8_float_nodes", "")
+    assert metrics["int8_float_nodes"] == len([n for n in kept.split(",") if n]) <= 3
 
     topics = {k: kafka_topics(k) for k in ("requests", "results", "review", "dead_letter")}
     source = make_source(

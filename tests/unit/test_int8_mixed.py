@@ -265,12 +265,13 @@ def test_calibration_photos_join_the_sample_and_the_gate_set_is_refused(tmp_path
     assert seen == [len(plan.calibration) + 1]  # every train image (fewer than 64) + the photo
 
 
-def test_settings_default_to_auto_and_take_names() -> None:
+def test_settings_default_to_none_and_take_auto_or_names() -> None:
     from pydantic import ValidationError
 
     from conf.settings import Int8Settings
 
-    assert Int8Settings().float_nodes == "auto"
+    assert Int8Settings().float_nodes == "none"
+    assert Int8Settings(float_nodes="auto").float_nodes == "auto"
     assert Int8Settings(float_nodes=["/features/features.0/features.0.0/Conv"]).float_nodes == [
         "/features/features.0/features.0.0/Conv"
     ]
