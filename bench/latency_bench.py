@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -131,7 +132,8 @@ def serve_load(
     """Serve ``count`` requests at ``rate``/s through a traced loop; (ids, reader, loop, cpu).
 
     ``bench`` holds the variant's ``bench.*`` switches: ``linger_ms`` (of the results producer),
-    ``journal=rename`` (the poison guard's journal written as before: temporary file + rename).
+    ``journal=rename`` (the poison guard's journal written as before: temporary file + rename);
+    ``process=own`` runs the consumer in its own process instead (`serve_load_own_process`).
     """
     from confluent_kafka import Producer
 
@@ -182,6 +184,66 @@ def serve_load(
     return ids, reader, loop, cpu
 
 
+@dataclass
+class Untraced:
+    """What `analyse` reads of a loop that ran in another process: nothing traced."""
+
+    steps: list[Step] = field(default_factory=list)
+    journal_s: list[float] = field(default_factory=list)
+
+
+def serve_load_own_process(
+    overrides: list[str],
+    folder: Path,
+    precision: str,
+    images: list[Path],
+    rate: float | None,
+    count: int,
+    bootstrap: str,
+) -> tuple[list[str], serve_bench.Reader, Untraced, dict[str, float]]:
+    """As `serve_load`, the consumer in a process of its own (``bench.process=own``).
+
+    `bench/standalone_consumer.py`, as ``harmscan serve`` runs: no bench threads (producer,
+    reader) and no torch in its interpreter. Only the stamps in its results split the time.
+    """
+    import subprocess
+
+    from serving.producer import RequestProducer
+    from serving.topics import ensure_serving_topics
+
+    overrides = serve_bench.bench_topics(overrides)
+    settings = load_settings("ci", overrides, env={})
+    ensure_serving_topics(settings)
+    script = REPO / "bench" / "standalone_consumer.py"
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(folder), precision, str(count + 4), *overrides],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # ready
+        reader = serve_bench.Reader(bootstrap, settings.kafka.results_topic)
+        reader.start()
+        producer = RequestProducer(settings, rate=rate)
+        serve_bench.warm_up(producer, reader, images)
+        cpu_before = serve_bench._cpu_seconds(child.pid)
+        meter = CpuSampler(SimpleNamespace(decoder=None))
+        ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
+        producer.flush()
+        deadline = time.monotonic() + 300
+        while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cpu = meter.per_image(len(ids))
+        cpu["consumer"] = (serve_bench._cpu_seconds(child.pid) - cpu_before) / len(ids) * 1000
+        reader.stop.set()
+        reader.join(10)
+        child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return ids, reader, Untraced(), cpu
+
+
 def save_by_rename(journal: Journal) -> None:
     """`Journal.save` before it wrote in place: a temporary file renamed over the journal."""
     journal.path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,9 +287,19 @@ def analyse(
     latencies = []
     for request in ids:
         stamps, step = reader.stamps.get(request), by_id.get(request)
-        if stamps is None or step is None:
+        if stamps is None:
             continue
-        sent, _received, _completed, read = stamps
+        sent, received, completed, read = stamps
+        latencies.append(read - sent)
+        if step is None:  # a consumer in its own process: the stamps in its results only
+            for name, value in (
+                ("received", received - sent),
+                ("scored", completed - received),
+                ("delivered+read", read - completed),
+                ("total", read - sent),
+            ):
+                parts.setdefault(name, []).append(value)  # fmt: skip
+            continue
         st = step.stages
         delivered = step.finish_from + st.get("decode_wait", 0) + st.get("infer", 0)
         delivered += st.get("deliver", 0)
@@ -239,7 +311,6 @@ def analyse(
         parts["commit"].append(st.get("commit", 0))
         parts["to read"].append(read - delivered)
         parts["total"].append(read - sent)
-        latencies.append(read - sent)
     got = [reader.arrivals[i] for i in ids if i in reader.arrivals]
     span = max(a for _, a in got) - min(s for s, _ in got) if got else float("nan")
     steps = loop.steps
@@ -272,6 +343,11 @@ def print_run(run: Run) -> None:
             print(f"      {name:>15}: mean {np.mean(values):6.1f}  p50 {p50:6.1f}  p99 {p99:6.1f}")
     print("      loop ms per batch: " + ", ".join(f"{k} {v:.1f}" for k, v in run.loop.items()))
     c = run.cpu
+    if "consumer" in c:
+        print(f"      cpu ms/image: consumer process {c['consumer']:.1f}, bench process "
+              f"{c.get('process', 0):.1f}, broker {c.get('broker', 0):.1f}; host busy "
+              f"{c.get('host_busy', 0):.2f} cores", flush=True)  # fmt: skip
+        return
     print(f"      cpu ms/image: bench+consumer {c.get('process', 0):.1f}, decode workers "
           f"{c.get('workers', 0):.1f}, broker {c.get('broker', 0):.1f}; host busy "
           f"{c.get('host_busy', 0):.2f} cores", flush=True)  # fmt: skip
@@ -401,11 +477,16 @@ def main() -> None:
                 order = list(variants) if round_ % 2 == 0 else list(variants)[::-1]
                 for name in order:
                     overrides = [*base, *settings_of(variants[name])]
-                    traced = serve_load(
-                        overrides, models[name], images, rate, count, bootstrap,
-                        bench_of(variants[name]),
-                    )  # fmt: skip
-                    run = analyse(name, label, *traced)
+                    switches = bench_of(variants[name])
+                    if switches.get("process") == "own":
+                        traced = serve_load_own_process(
+                            overrides, folder, args.precision, images, rate, count, bootstrap
+                        )
+                    else:
+                        traced = serve_load(
+                            overrides, models[name], images, rate, count, bootstrap, switches
+                        )
+                    run = analyse(name, label, *traced)  # type: ignore[arg-type]
                     del traced  # the load's loop, Kafka clients and reader: gone before the next
                     gc.collect()
                     runs.append(run)
