@@ -13,7 +13,9 @@ loop's own steps (`TracedConsumer`), not inferred: waiting to be polled (the loo
 batch before), polled to scored (decoding, and under pipelining the previous batch's turn),
 scored to delivered, delivered to read by the bench's reader — and the loop's step times
 (poll, start: journal + submit, decode wait, infer, deliver, commit, end: journal + report).
-Then a table of medians per variant and their ratios to the first variant. Absolute numbers
+A variant may also hold ``bench.*`` switches for what is not a setting (``bench.journal=rename``,
+``bench.linger_ms=0``, ``bench.process=own``: see `serve_load`). Then a table of medians per
+variant and their ratios to the first variant. Absolute numbers
 depend on the host (other jobs on it): read the ratios, and the load average printed.
 """
 
