@@ -25,6 +25,7 @@ Timings depend on what else runs on the machine: compare the rows of one run, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
@@ -32,6 +33,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +53,14 @@ from harmscan.calibration import (
 from harmscan.data import ManifestDataset, read_manifest, split_domains
 from harmscan.engine import evaluate, seed_everything
 from harmscan.gateset import PhotoSet, load_photo_set
+from harmscan.heads import GatedPriorHead, final_layer
 from harmscan.metrics import binary_metrics, domain_metrics
 from harmscan.models import resolve_weights
 from harmscan.presets import TrainPreset
 from harmscan.trainsets import (
     PoolDataset,
     class_weights_of,
+    gate_photos,
     resolve_training_sets,
     training_split,
 )
@@ -82,6 +86,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lp-ft+prior": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5},
     "lp-ft+prior+wise": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5, "wise_alpha": 0.5},
     "finetune+wise": {"recipe": "finetune", "wise_alpha": 0.5},
+    # domain-gated: photo-like images get mix 0.8, drawings 0.25 (NAME@P:D sets the two)
+    "prior+probe+gate": {"recipe": "probe", "head": "prior-gated"},
 }
 DOMAINS = ("photo", "emoji", "illustration")
 HELD_METRICS = ("auc", "recall", "safe_flagged")
@@ -96,8 +102,12 @@ def config(name: str) -> dict[str, Any]:
     if name in CONFIGS:
         return {**CONFIGS[name], **extra}
     if base not in CONFIGS or not mix:
-        valid = f"{', '.join(CONFIGS)}[@MIX][/POOL]"
+        valid = f"{', '.join(CONFIGS)}[@MIX or @PHOTO:DRAWING][/POOL]"
         raise ValueError(f"unknown configuration {name!r}; valid: {valid}")
+    if CONFIGS[base].get("head") == "prior-gated":
+        photo, _, drawing = mix.partition(":")
+        mixes = {"gate_photo_mix": float(photo), "gate_drawing_mix": float(drawing or photo)}
+        return {**CONFIGS[base], **mixes, **extra}
     return {**CONFIGS[base], "prior_mix": float(mix), **extra}
 
 
@@ -202,6 +212,9 @@ def run_config(
             ManifestDataset(dataset, "val", eval_preset, frame), batch_size=cfg.batch_size
         ),
     )
+    if cfg.head == "prior-gated":
+        photos = gate_photos(cfg.gate_photos, eval_preset, gate)
+        data.photos = DataLoader(photos, batch_size=cfg.batch_size)
     start = time.perf_counter()
     model = build_recipe_model(arch, resolve_weights(arch, cfg.weights[arch]), cfg)
 
@@ -250,12 +263,43 @@ def run_config(
         result["holdout"] = domain_metrics(y_held, p_held, list(held.manifest["domain"]),
                                            point.threshold)  # fmt: skip
     if gate is not None:
-        g = score_photo_set(model, gate, eval_preset)
+        with _gate_watch(model, arch) as photo_like:
+            g = score_photo_set(model, gate, eval_preset)
+        if photo_like:
+            result["gate_photo_like"] = _photo_like(photo_like, g.domains)
         result["gate"] = domain_metrics(g.y, g.p, g.domains, point.threshold)
         result["gate_scores"] = {"y": g.y.tolist(), "p": g.p.tolist(), "domain": g.domains}
         if alt is not None:
             result["alt"]["gate"] = _at_point(g, point, alt)
     return result
+
+
+@contextlib.contextmanager
+def _gate_watch(model: torch.nn.Module, arch: str) -> Iterator[list[bool]]:
+    """Collects, per scored image, whether a gated head's gate calls it a photo."""
+    seen: list[bool] = []
+    head = final_layer(model, arch)
+    if not isinstance(head, GatedPriorHead):
+        yield seen
+        return
+
+    def hook(_m: Any, _i: Any, out: torch.Tensor) -> None:
+        seen.extend(bool(v) for v in (out.ravel() > 0).tolist())
+
+    handle = head.gate.register_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def _photo_like(seen: list[bool], domains: list[str]) -> dict[str, str]:
+    """``k/n`` images per domain that the gate calls photos."""
+    out = {}
+    for d in sorted(set(domains)):
+        picks = [s for s, dd in zip(seen, domains, strict=True) if dd == d]
+        out[d] = f"{sum(picks)}/{len(picks)}"
+    return out
 
 
 def _held_out(holdout: tuple[Path, list[str]] | None) -> PhotoSet | None:
@@ -326,6 +370,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
             h = r.get("holdout", {})
             cells += [f"{h.get(f'all_{m}', float('nan')):.3f}" for m in HELD_METRICS]
         print("| " + " | ".join(cells) + " |")
+    for r in results:
+        if "gate_photo_like" in r:
+            print(f"{r['config']}: the gate calls photos {r['gate_photo_like']}")
 
 
 def plot_roc(results: list[dict[str, Any]], path: Path) -> None:

@@ -189,7 +189,10 @@ class TrainSettings(Section):
     recipe: Recipe = "finetune"
     # linear: a new 2-class layer; prior: the ImageNet classifier's harmful-class mass plus a
     # linear term (harmscan.heads.PriorHead). recipe=prior needs head=prior.
-    head: Literal["linear", "prior"] = "linear"
+    # prior-gated (recipe probe only): a photo-vs-drawing gate on the same features blends
+    # two prior + probe mixes, gate_photo_mix for photo-like images and gate_drawing_mix for
+    # drawings (harmscan.heads.GatedPriorHead); its photos are gate_photos (never the gate set).
+    head: Literal["linear", "prior", "prior-gated"] = "linear"
     prior_classes: list[str] = Field(default_factory=lambda: list(_IMAGENET_HARMFUL))
     # With head=prior: 0..1 fixes the mix of the two standardised log-odds (0.5 = equal
     # weight); null fits the prior's weight jointly with the probe (on clip-art training data
@@ -219,14 +222,19 @@ class TrainSettings(Section):
     # each image with its manifest's domain: drawpool, emojipool, photopool or a folder with
     # manifest.csv and VERSION (harmscan.trainsets). Never the gate set.
     extra_train_sets: list[str] = Field(default_factory=list)
+    gate_photos: list[str] = Field(default_factory=lambda: ["photopool"])
+    gate_photo_mix: float = Field(default=0.8, ge=0, le=1)
+    gate_drawing_mix: float = Field(default=0.25, ge=0, le=1)
+    gate_c: float = Field(default=0.1, gt=0, description="inverse L2 strength of the gate")
 
-    @field_validator("extra_train_sets")
+    @field_validator("extra_train_sets", "gate_photos")
     @classmethod
     def _not_the_gate_set(cls, value: list[str]) -> list[str]:
         named = [v for v in value if Path(v).name == "gateset"]
         if named:
             raise ValueError(
-                f"train.extra_train_sets names the gate set {named}: models are judged on it, "
+                f"train.extra_train_sets/gate_photos names the gate set {named}: models are "
+                "judged on it, "
                 "never trained on it; valid: drawpool, emojipool, photopool or a folder with "
                 "manifest.csv and VERSION other than the gate set"
             )

@@ -32,7 +32,7 @@ def preflight(settings: Settings) -> None:
 
     for arch in settings.train.models:
         resolve_weights(arch, settings.train.weights.get(arch, "none"))
-    if settings.train.head == "prior":
+    if settings.train.head in ("prior", "prior-gated"):
         from harmscan.heads import imagenet_rows
 
         imagenet_rows(settings.train.prior_classes)  # an unknown name fails with suggestions

@@ -95,6 +95,47 @@ class PriorHead(nn.Module):
         return self.prior_scale * self.prior_logits(features) + self.linear(features)
 
 
+class GatedPriorHead(nn.Module):
+    """A photo-vs-drawing gate between two prior heads on the same pooled features.
+
+    ``g = sigmoid(gate(f))`` is the probability that the image is a photo; the logits are
+    ``g * photo(f) + (1 - g) * drawing(f)``, two `PriorHead` that share the ImageNet classifier
+    (its 1000 logits are computed once). With the gate at 1 (0) it is exactly the photo
+    (drawing) head, so each branch can carry its own mix of prior and probe. Still one graph with
+    two logits in `LABELS` order; everything after the pooling is the head (kept float in int8).
+
+    Args:
+        prior: The prior head to start both branches from (its ImageNet classifier is shared).
+    """
+
+    def __init__(self, prior: PriorHead) -> None:
+        super().__init__()
+        rows = [int(r) for r in torch.as_tensor(prior.harmful_rows).tolist()]
+        self.photo = prior
+        self.drawing = PriorHead(prior.imagenet, rows)
+        self.drawing.load_state_dict(prior.state_dict())
+        self.gate = nn.Linear(prior.imagenet.in_features, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def photo_probability(self, features: torch.Tensor) -> torch.Tensor:
+        """``g``, shape ``(n, 1)``: how much of the photo branch each image gets."""
+        return torch.sigmoid(self.gate(features))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits in `LABELS` order."""
+        prior = self.photo.prior_logits(features)
+        photo = self.photo.prior_scale * prior + self.photo.linear(features)
+        drawing = self.drawing.prior_scale * prior + self.drawing.linear(features)
+        g = self.photo_probability(features)
+        return g * photo + (1 - g) * drawing
+
+
+def _branches(layer: nn.Module) -> list[nn.Module]:
+    """The heads whose logits a final layer mixes (itself unless it is gated)."""
+    return [layer.photo, layer.drawing] if isinstance(layer, GatedPriorHead) else [layer]
+
+
 def final_layer(model: nn.Module, arch: str) -> nn.Module:
     """The module that maps pooled features to the 2 logits (a ``Linear`` or a `PriorHead`)."""
     if arch == "mobilenet_v2":
@@ -143,15 +184,18 @@ def set_log_odds(layer: nn.Module, weight: torch.Tensor, bias: float, prior: flo
 
 @torch.no_grad()
 def shift_log_odds(layer: nn.Module, shift: float) -> None:
-    """Add ``shift`` to the harmful log-odds of the final layer (exact: one bias entry)."""
-    linear_of(layer).bias[HARMFUL_INDEX] += float(shift)
+    """Add ``shift`` to the harmful log-odds of the final layer (exact: one bias entry per
+    branch; a gated head's branch weights sum to 1)."""
+    for branch in _branches(layer):
+        linear_of(branch).bias[HARMFUL_INDEX] += float(shift)
 
 
 @torch.no_grad()
 def scale_logits(layer: nn.Module, factor: float) -> None:
     """Multiply the final layer's logits by ``factor`` (exact; a temperature is 1 / factor)."""
-    linear = linear_of(layer)
-    linear.weight.mul_(factor)
-    linear.bias.mul_(factor)
-    if isinstance(layer, PriorHead):
-        layer.prior_scale.mul_(factor)
+    for branch in _branches(layer):
+        linear = linear_of(branch)
+        linear.weight.mul_(factor)
+        linear.bias.mul_(factor)
+        if isinstance(branch, PriorHead):
+            branch.prior_scale.mul_(factor)

@@ -31,7 +31,7 @@ from harmscan.heads import PriorHead, final_layer, set_final_layer, set_log_odds
 logger = logging.getLogger(__name__)
 
 RECIPES: tuple[str, ...] = ("finetune", "probe", "lp-ft", "prior")
-HEADS: tuple[str, ...] = ("linear", "prior")
+HEADS: tuple[str, ...] = ("linear", "prior", "prior-gated")
 StateDict = dict[str, torch.Tensor]
 
 
@@ -47,11 +47,14 @@ def check_recipe(recipe: str, head: str) -> None:
         raise ValueError(f"unknown train.head {head!r}; valid: {', '.join(HEADS)}")
     if recipe == "prior" and head != "prior":
         raise ValueError("train.recipe=prior needs train.head=prior")
+    if head == "prior-gated" and recipe != "probe":
+        raise ValueError(f"train.head=prior-gated needs train.recipe=probe, got {recipe!r}")
 
 
 def recipe_name(recipe: str, head: str, wise_alpha: float | None) -> str:
     """A short name of the whole recipe, e.g. ``lp-ft+prior+wise0.5`` (an MLflow tag)."""
-    name = recipe + ("+prior" if head == "prior" and recipe != "prior" else "")
+    prior = {"prior": "+prior", "prior-gated": "+prior-gated"}.get(head, "")
+    name = recipe + (prior if recipe != "prior" else "")
     return name + (f"+wise{wise_alpha:g}" if wise_alpha is not None and trains(recipe) else "")
 
 
@@ -143,6 +146,50 @@ def fit_probe(
     scale = _logistic(mixed[:, None], y, 1e6, sample_weight)
     s = float(scale.weight[0])  # raw units: _logistic undoes its standardisation
     return LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a)
+
+
+def fit_gate(drawings: np.ndarray, photos: np.ndarray, *, c: float) -> LinearFit:
+    """Photo-vs-drawing logistic regression on pooled features (photos = 1), both classes
+    weighted equally however many images each has."""
+    if len(drawings) == 0 or len(photos) == 0:
+        raise ValueError("the domain gate needs both drawings and photos to train on")
+    x = np.concatenate([drawings, photos])
+    y = np.r_[np.zeros(len(drawings)), np.ones(len(photos))]
+    w = np.r_[np.full(len(drawings), 0.5 / len(drawings)), np.full(len(photos), 0.5 / len(photos))]
+    return _logistic(x, y, c, w * len(y))
+
+
+def fit_gated_probe(
+    features: np.ndarray,
+    y: np.ndarray,
+    *,
+    c: float,
+    prior: np.ndarray,
+    photo_probability: np.ndarray,
+    mixes: tuple[float, float],
+    sample_weight: np.ndarray | None = None,
+) -> tuple[LinearFit, LinearFit]:
+    """The probe beside the prior with one fixed mix per domain, blended by the gate.
+
+    The harmful log-odds are ``g * (a_p prior + b_p probe) + (1 - g) * (a_d prior + b_d
+    probe)`` on the standardised log-odds (as `fit_probe` with ``prior_mix``), then one common
+    scale and bias are fitted. Returns the photo and the drawing branch; each equals
+    `fit_probe` at its mix up to that common scale and bias.
+    """
+    for mix in mixes:
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"gate mixes must be in [0, 1], got {mixes}")
+    y = np.asarray(y).ravel()
+    probe = _logistic(features, y, c, sample_weight)
+    probe_score = features @ probe.weight + probe.bias
+    g = np.asarray(photo_probability).ravel()
+    pairs = [(m / (prior.std() + 1e-6), (1 - m) / (probe_score.std() + 1e-6)) for m in mixes]
+    photo, drawing = (a * prior + b * probe_score for a, b in pairs)
+    scale = _logistic((g * photo + (1 - g) * drawing)[:, None], y, 1e6, sample_weight)
+    s = float(scale.weight[0])
+    return tuple(  # type: ignore[return-value]
+        LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a) for a, b in pairs
+    )
 
 
 def apply_fit(layer: nn.Module, fit: LinearFit) -> None:

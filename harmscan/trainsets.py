@@ -139,3 +139,19 @@ def class_weights_of(targets: Sequence[int]) -> torch.Tensor:
         per_class = dict(zip(LABELS, counts, strict=True))
         raise TrainingSetError(f"training images per class {per_class}: one class has none")
     return torch.tensor([len(targets) / (len(LABELS) * n) for n in counts])
+
+
+def gate_photos(
+    names: Sequence[str], transform: Callable[[Any], torch.Tensor], gate_set: Path | None = None
+) -> Dataset[tuple[torch.Tensor, int]]:
+    """The photos a domain gate learns "photo" from (``train.gate_photos``); like a training
+    pool, never the gate set (`resolve_training_sets`).
+
+    Raises:
+        TrainingSetError: No set named, or a set is the gate set or shares an image with it.
+    """
+    if not names:
+        raise TrainingSetError("train.gate_photos is empty; the domain gate needs photos")
+    return ConcatDataset(
+        [PoolDataset(p, transform) for p in resolve_training_sets(names, gate_set)]
+    )

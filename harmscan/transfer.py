@@ -18,13 +18,24 @@ from torch import nn
 from conf.settings import TrainSettings
 from harmscan.calibration import OperatingPoint, choose_operating_point
 from harmscan.engine import Batches, EpochCallback, TrainState
-from harmscan.heads import PriorHead, final_layer, imagenet_rows, scale_logits, shift_log_odds
+from harmscan.heads import (
+    GatedPriorHead,
+    PriorHead,
+    final_layer,
+    imagenet_rows,
+    scale_logits,
+    set_final_layer,
+    set_log_odds,
+    shift_log_odds,
+)
 from harmscan.models import WeightsSource, build_model
 from harmscan.recipes import (
     LinearFit,
     WiseCurve,
     apply_fit,
     extract_features,
+    fit_gate,
+    fit_gated_probe,
     fit_probe,
     interpolate,
     prior_log_odds,
@@ -47,11 +58,14 @@ class RecipeData:
         train: Training images with the augmenting preset (gradient descent).
         probe: Training images with the eval preset (features for the probe).
         val: Validation images with the eval preset.
+        photos: Real photos with the eval preset, the domain gate's photo side
+            (``head = prior-gated``; the probe batches are its drawing side).
     """
 
     train: Batches
     probe: Batches
     val: Batches
+    photos: Batches | None = None
 
 
 @dataclass
@@ -75,6 +89,8 @@ def fit_head(
     """The probe: fit the final layer on frozen features of ``batches`` (in place)."""
     features, y = extract_features(model, arch, batches, device)
     layer = final_layer(model, arch)
+    if isinstance(layer, GatedPriorHead):
+        raise TypeError("a gated head is fitted by fit_gated_head")
     prior = prior_log_odds(layer, features) if isinstance(layer, PriorHead) else None
     result = fit_probe(
         features,
@@ -87,6 +103,47 @@ def fit_head(
     apply_fit(layer, result)
     logger.info("%s: probe fitted on %d images (prior weight %.3f)", arch, len(y), result.prior)
     return result
+
+
+def fit_gated_head(
+    model: nn.Module,
+    arch: str,
+    batches: Batches,
+    photos: Batches,
+    settings: TrainSettings,
+    device: torch.device,
+) -> tuple[LinearFit, LinearFit]:
+    """The domain gate (``photos`` against the training drawings), then the gated probe."""
+    layer = final_layer(model, arch)
+    if not isinstance(layer, GatedPriorHead):
+        raise TypeError(f"head prior-gated expected, got {type(layer).__name__}")
+    features, y = extract_features(model, arch, batches, device)
+    photo_features, _ = extract_features(model, arch, photos, device)
+    gate = fit_gate(features, photo_features, c=settings.gate_c)
+    with torch.no_grad():
+        layer.gate.weight.copy_(torch.from_numpy(gate.weight).to(layer.gate.weight)[None])
+        layer.gate.bias.fill_(gate.bias)
+        g = layer.photo_probability(torch.from_numpy(features).to(layer.gate.weight))
+    fits = fit_gated_probe(
+        features,
+        y,
+        c=settings.probe_c,
+        prior=prior_log_odds(layer.photo, features),
+        photo_probability=g.double().cpu().numpy(),
+        mixes=(settings.gate_photo_mix, settings.gate_drawing_mix),
+    )
+    for branch, result in zip((layer.photo, layer.drawing), fits, strict=True):
+        set_log_odds(branch, torch.from_numpy(np.asarray(result.weight)), result.bias, result.prior)
+    logger.info(
+        "%s: domain gate on %d drawings and %d photos (photo-like: %.0f%% of the drawings, "
+        "%.0f%% of the photos); gated probe fitted",
+        arch,
+        len(features),
+        len(photo_features),
+        100 * float((g > 0.5).float().mean()),
+        100 * float(np.mean(photo_features @ gate.weight + gate.bias > 0)),
+    )
+    return fits
 
 
 def _ft_settings(settings: TrainSettings) -> TrainSettings:
@@ -129,7 +186,11 @@ def train_recipe(
     """
     outcome = RecipeOutcome()
     recipe = settings.recipe
-    if recipe in ("probe", "lp-ft"):
+    if settings.head == "prior-gated":
+        if data.photos is None:
+            raise ValueError("train.head=prior-gated needs photos (train.gate_photos)")
+        outcome.probe = fit_gated_head(model, arch, data.probe, data.photos, settings, device)[0]
+    elif recipe in ("probe", "lp-ft"):
         outcome.probe = fit_head(model, arch, data.probe, settings, device)
     if not trains(recipe):
         return outcome
@@ -196,8 +257,14 @@ def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings
     Raises:
         ValueError: An unknown name in ``train.prior_classes`` (with suggestions).
     """
-    rows = imagenet_rows(settings.prior_classes) if settings.head == "prior" else None
-    return build_model(arch, source, prior_rows=rows)
+    prior = settings.head in ("prior", "prior-gated")
+    rows = imagenet_rows(settings.prior_classes) if prior else None
+    model = build_model(arch, source, prior_rows=rows)
+    if settings.head == "prior-gated":
+        head = final_layer(model, arch)
+        assert isinstance(head, PriorHead)
+        set_final_layer(model, arch, GatedPriorHead(head))
+    return model
 
 
 def calibrate_model(

@@ -38,7 +38,12 @@ from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.quantize import Int8Check
 from harmscan.recipes import recipe_name
-from harmscan.trainsets import class_weights_of, resolve_training_sets, training_split
+from harmscan.trainsets import (
+    class_weights_of,
+    gate_photos,
+    resolve_training_sets,
+    training_split,
+)
 from harmscan.transfer import (
     RecipeData,
     RecipeOutcome,
@@ -132,9 +137,15 @@ def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
     model = build_recipe_model(arch, source, cfg)  # first draw after the seed
     frame = read_manifest(dataset)
     version = dataset_version(dataset)
-    pools = resolve_training_sets(cfg.extra_train_sets, resolve_photo_set(settings.mlflow.gate_set))
+    gate_set = resolve_photo_set(settings.mlflow.gate_set)
+    pools = resolve_training_sets(cfg.extra_train_sets, gate_set)
     domain = default_domain(settings)
     split = training_split(dataset, frame, lambda image: image, pools, default_domain=domain)
+    data = _loaders(dataset, cfg, frame, pools, domain)
+    if cfg.head == "prior-gated":
+        preset = EvalPreset(image_size=cfg.image_size)
+        photos = gate_photos(cfg.gate_photos, preset, gate_set)
+        data.photos = DataLoader(photos, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     return _Job(
         arch=arch,
         settings=settings,
@@ -145,7 +156,7 @@ def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
         recipe=recipe_name(cfg.recipe, cfg.head, _fixed_alpha(cfg)),
         device=device,
         model=model,
-        data=_loaders(dataset, cfg, frame, pools, domain),
+        data=data,
         class_weights=class_weights_of(split.targets) if cfg.class_weighting else None,
         checkpoint=settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt",
         pools=pools,
