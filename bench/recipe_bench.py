@@ -86,8 +86,19 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lp-ft+prior": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5},
     "lp-ft+prior+wise": {"recipe": "lp-ft", "head": "prior", "prior_mix": 0.5, "wise_alpha": 0.5},
     "finetune+wise": {"recipe": "finetune", "wise_alpha": 0.5},
-    # domain-gated: photo-like images get mix 0.8, drawings 0.25 (NAME@P:D sets the two)
+    # domain-gated: photo-like images get mix 0.8, drawings 0.25 (NAME@P:D sets the two); the
+    # gate's boundary lets 2 % of training drawings through as photos (-fitted: none moved, 5: 5 %)
     "prior+probe+gate": {"recipe": "probe", "head": "prior-gated"},
+    "prior+probe+gate-fitted": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_drawings_as_photos": None,
+    },
+    "prior+probe+gate5": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_drawings_as_photos": 0.05,
+    },
 }
 DOMAINS = ("photo", "emoji", "illustration")
 HELD_METRICS = ("auc", "recall", "safe_flagged")

@@ -226,6 +226,9 @@ class TrainSettings(Section):
     gate_photo_mix: float = Field(default=0.8, ge=0, le=1)
     gate_drawing_mix: float = Field(default=0.25, ge=0, le=1)
     gate_c: float = Field(default=0.1, gt=0, description="inverse L2 strength of the gate")
+    # The gate's boundary moves towards the drawings until this share of the training drawings
+    # counts as photo-like (a few dozen photos teach it too narrow a "photo"); null: as fitted.
+    gate_drawings_as_photos: float | None = Field(default=0.02, ge=0, lt=1)
 
     @field_validator("extra_train_sets", "gate_photos")
     @classmethod

@@ -148,15 +148,26 @@ def fit_probe(
     return LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a)
 
 
-def fit_gate(drawings: np.ndarray, photos: np.ndarray, *, c: float) -> LinearFit:
+def fit_gate(
+    drawings: np.ndarray, photos: np.ndarray, *, c: float, drawings_as_photos: float | None = None
+) -> LinearFit:
     """Photo-vs-drawing logistic regression on pooled features (photos = 1), both classes
-    weighted equally however many images each has."""
+    weighted equally however many images each has.
+
+    ``drawings_as_photos``: if fewer than that share of ``drawings`` fall on the photo side, the
+    boundary (the bias) moves towards the drawings until that share does; never the other way.
+    """
     if len(drawings) == 0 or len(photos) == 0:
         raise ValueError("the domain gate needs both drawings and photos to train on")
     x = np.concatenate([drawings, photos])
     y = np.r_[np.zeros(len(drawings)), np.ones(len(photos))]
     w = np.r_[np.full(len(drawings), 0.5 / len(drawings)), np.full(len(photos), 0.5 / len(photos))]
-    return _logistic(x, y, c, w * len(y))
+    gate = _logistic(x, y, c, w * len(y))
+    if drawings_as_photos is None:
+        return gate
+    logits = drawings @ gate.weight + gate.bias
+    edge = float(np.quantile(logits, 1 - drawings_as_photos))
+    return LinearFit(gate.weight, gate.bias - min(edge, 0.0))
 
 
 def fit_gated_probe(

@@ -119,7 +119,12 @@ def fit_gated_head(
         raise TypeError(f"head prior-gated expected, got {type(layer).__name__}")
     features, y = extract_features(model, arch, batches, device)
     photo_features, _ = extract_features(model, arch, photos, device)
-    gate = fit_gate(features, photo_features, c=settings.gate_c)
+    gate = fit_gate(
+        features,
+        photo_features,
+        c=settings.gate_c,
+        drawings_as_photos=settings.gate_drawings_as_photos,
+    )
     with torch.no_grad():
         layer.gate.weight.copy_(torch.from_numpy(gate.weight).to(layer.gate.weight)[None])
         layer.gate.bias.fill_(gate.bias)

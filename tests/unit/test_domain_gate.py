@@ -97,6 +97,10 @@ def test_gate_separates_domains() -> None:
     gate = fit_gate(drawings, photos, c=1.0)
     assert np.mean(photos @ gate.weight + gate.bias > 0) == 1
     assert np.mean(drawings @ gate.weight + gate.bias > 0) < 0.05
+    # the boundary moves towards the drawings until 10 % of them count as photos
+    moved = fit_gate(drawings, photos, c=1.0, drawings_as_photos=0.1)
+    assert np.mean(drawings @ moved.weight + moved.bias > 0) == pytest.approx(0.1, abs=0.011)
+    np.testing.assert_array_equal(moved.weight, gate.weight)
     with pytest.raises(ValueError, match="both drawings and photos"):
         fit_gate(drawings, photos[:0], c=1.0)
 
