@@ -70,7 +70,7 @@ def test_gate_at_one_or_zero_is_that_domains_fixed_mix(g_logit: float, mix_index
     # the same mix up to the common scale and bias fitted on the blend
     slope, intercept = np.polyfit(want, got, 1)
     np.testing.assert_allclose(got, slope * want + intercept, atol=1e-6)
-    assert slope > 0
+    assert abs(slope) > 1e-3
     # and the other branch does not leak in
     other = fits[1 - mix_index]
     leak = other.prior * prior + x @ other.weight + other.bias
