@@ -60,7 +60,7 @@ from harmscan.presets import TrainPreset
 from harmscan.trainsets import (
     PoolDataset,
     class_weights_of,
-    gate_photos,
+    gate_pool,
     resolve_training_sets,
     training_split,
 )
@@ -93,6 +93,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "recipe": "probe",
         "head": "prior-gated",
         "gate_drawings_as_photos": None,
+    },
+    "prior+probe+gate+drawgate": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_drawings": ["drawpool"],
     },
     "prior+probe+gate5": {
         "recipe": "probe",
@@ -224,8 +229,11 @@ def run_config(
         ),
     )
     if cfg.head == "prior-gated":
-        photos = gate_photos(cfg.gate_photos, eval_preset, gate)
+        photos = gate_pool(cfg.gate_photos, eval_preset, gate)
         data.photos = DataLoader(photos, batch_size=cfg.batch_size)
+        if cfg.gate_drawings:
+            drawings = gate_pool(cfg.gate_drawings, eval_preset, gate)
+            data.gate_drawings = DataLoader(drawings, batch_size=cfg.batch_size)
     start = time.perf_counter()
     model = build_recipe_model(arch, resolve_weights(arch, cfg.weights[arch]), cfg)
 

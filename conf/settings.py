@@ -223,6 +223,8 @@ class TrainSettings(Section):
     # manifest.csv and VERSION (harmscan.trainsets). Never the gate set.
     extra_train_sets: list[str] = Field(default_factory=list)
     gate_photos: list[str] = Field(default_factory=lambda: ["photopool"])
+    # Pools of drawings the gate also learns "drawing" from (not the probe), e.g. drawpool.
+    gate_drawings: list[str] = Field(default_factory=list)
     gate_photo_mix: float = Field(default=0.8, ge=0, le=1)
     gate_drawing_mix: float = Field(default=0.25, ge=0, le=1)
     gate_c: float = Field(default=0.1, gt=0, description="inverse L2 strength of the gate")
@@ -230,7 +232,7 @@ class TrainSettings(Section):
     # counts as photo-like (a few dozen photos teach it too narrow a "photo"); null: as fitted.
     gate_drawings_as_photos: float | None = Field(default=0.02, ge=0, lt=1)
 
-    @field_validator("extra_train_sets", "gate_photos")
+    @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod
     def _not_the_gate_set(cls, value: list[str]) -> list[str]:
         named = [v for v in value if Path(v).name == "gateset"]

@@ -141,11 +141,12 @@ def class_weights_of(targets: Sequence[int]) -> torch.Tensor:
     return torch.tensor([len(targets) / (len(LABELS) * n) for n in counts])
 
 
-def gate_photos(
+def gate_pool(
     names: Sequence[str], transform: Callable[[Any], torch.Tensor], gate_set: Path | None = None
 ) -> Dataset[tuple[torch.Tensor, int]]:
-    """The photos a domain gate learns "photo" from (``train.gate_photos``); like a training
-    pool, never the gate set (`resolve_training_sets`).
+    """Images a domain gate learns "photo" (``train.gate_photos``) or "drawing"
+    (``train.gate_drawings``) from; like a training pool, never the gate set
+    (`resolve_training_sets`).
 
     Raises:
         TrainingSetError: No set named, or a set is the gate set or shares an image with it.

@@ -60,12 +60,14 @@ class RecipeData:
         val: Validation images with the eval preset.
         photos: Real photos with the eval preset, the domain gate's photo side
             (``head = prior-gated``; the probe batches are its drawing side).
+        gate_drawings: More drawings for the gate's drawing side only (not the probe).
     """
 
     train: Batches
     probe: Batches
     val: Batches
     photos: Batches | None = None
+    gate_drawings: Batches | None = None
 
 
 @dataclass
@@ -112,15 +114,20 @@ def fit_gated_head(
     photos: Batches,
     settings: TrainSettings,
     device: torch.device,
+    drawings: Batches | None = None,
 ) -> tuple[LinearFit, LinearFit]:
-    """The domain gate (``photos`` against the training drawings), then the gated probe."""
+    """The domain gate (``photos`` against the training drawings and ``drawings``), then the
+    gated probe (on the training images only)."""
     layer = final_layer(model, arch)
     if not isinstance(layer, GatedPriorHead):
         raise TypeError(f"head prior-gated expected, got {type(layer).__name__}")
     features, y = extract_features(model, arch, batches, device)
     photo_features, _ = extract_features(model, arch, photos, device)
+    gate_side = features
+    if drawings is not None:
+        gate_side = np.concatenate([features, extract_features(model, arch, drawings, device)[0]])
     gate = fit_gate(
-        features,
+        gate_side,
         photo_features,
         c=settings.gate_c,
         drawings_as_photos=settings.gate_drawings_as_photos,
@@ -143,7 +150,7 @@ def fit_gated_head(
         "%s: domain gate on %d drawings and %d photos (photo-like: %.0f%% of the drawings, "
         "%.0f%% of the photos); gated probe fitted",
         arch,
-        len(features),
+        len(gate_side),
         len(photo_features),
         100 * float((g > 0.5).float().mean()),
         100 * float(np.mean(photo_features @ gate.weight + gate.bias > 0)),
@@ -194,7 +201,9 @@ def train_recipe(
     if settings.head == "prior-gated":
         if data.photos is None:
             raise ValueError("train.head=prior-gated needs photos (train.gate_photos)")
-        outcome.probe = fit_gated_head(model, arch, data.probe, data.photos, settings, device)[0]
+        outcome.probe = fit_gated_head(
+            model, arch, data.probe, data.photos, settings, device, data.gate_drawings
+        )[0]
     elif recipe in ("probe", "lp-ft"):
         outcome.probe = fit_head(model, arch, data.probe, settings, device)
     if not trains(recipe):

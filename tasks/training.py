@@ -40,7 +40,7 @@ from harmscan.quantize import Int8Check
 from harmscan.recipes import recipe_name
 from harmscan.trainsets import (
     class_weights_of,
-    gate_photos,
+    gate_pool,
     resolve_training_sets,
     training_split,
 )
@@ -144,8 +144,11 @@ def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
     data = _loaders(dataset, cfg, frame, pools, domain)
     if cfg.head == "prior-gated":
         preset = EvalPreset(image_size=cfg.image_size)
-        photos = gate_photos(cfg.gate_photos, preset, gate_set)
+        photos = gate_pool(cfg.gate_photos, preset, gate_set)
         data.photos = DataLoader(photos, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+        if cfg.gate_drawings:
+            drawings = gate_pool(cfg.gate_drawings, preset, gate_set)
+            data.gate_drawings = DataLoader(drawings, batch_size=cfg.batch_size)
     return _Job(
         arch=arch,
         settings=settings,

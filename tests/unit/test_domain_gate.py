@@ -137,6 +137,7 @@ def test_gated_recipe_trains_calibrates_and_exports_one_graph(
     with pytest.raises(ValueError, match="needs photos"):
         train_recipe(model, "mobilenet_v2", data, cfg, device=torch.device("cpu"))
     data.photos = loader("val")  # stands in for real photos
+    data.gate_drawings = loader("test")  # more drawings for the gate only
     outcome = train_recipe(model, "mobilenet_v2", data, cfg, device=torch.device("cpu"))
     head = final_layer(model, "mobilenet_v2")
     assert isinstance(head, GatedPriorHead)
