@@ -2,7 +2,9 @@
 ONNX path: real processes against a real broker and MLflow server, their modules read at exit.
 
 With ``HARMSCAN_TEST_SERVING_PYTHON`` naming the interpreter of an install from
-requirements-serving.lock (no torch there at all), the commands run in that install instead.
+requirements-serving.lock (no torch there at all), the commands run in that install instead
+(`./dev test` does). Without it they run in the development install, whose full ``mlflow``
+imports pandas on ``import mlflow`` (``mlflow.data``): there only pandas is allowed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from tests.serving_support import RED, register_model, serving_overrides, write_
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "torchvision", "prefect", "pandas", "sklearn")
+SERVING_PYTHON = os.environ.get("HARMSCAN_TEST_SERVING_PYTHON")
+HEAVY = ("torch", "torchvision", "prefect", "sklearn") + (("pandas",) if SERVING_PYTHON else ())
 # Runs the console script's main() and reports, at exit, which heavy modules were imported.
 WRAPPER = (
     "import atexit, sys\n"
@@ -33,7 +36,7 @@ WRAPPER = (
 
 
 def _command(*args: str) -> list[str]:
-    python = os.environ.get("HARMSCAN_TEST_SERVING_PYTHON") or sys.executable
+    python = SERVING_PYTHON or sys.executable
     return [python, "-c", WRAPPER, *args]
 
 
