@@ -99,6 +99,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head": "prior-gated",
         "gate_drawings": ["drawpool"],
     },
+    "prior+probe+gate+drawgate-sharp": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_drawings": ["drawpool"],
+        "gate_sharpness": 4.0,
+    },
     "prior+probe+gate5": {
         "recipe": "probe",
         "head": "prior-gated",

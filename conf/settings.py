@@ -231,6 +231,8 @@ class TrainSettings(Section):
     # The gate's boundary moves towards the drawings until this share of the training drawings
     # counts as photo-like (a few dozen photos teach it too narrow a "photo"); null: as fitted.
     gate_drawings_as_photos: float | None = Field(default=0.02, ge=0, lt=1)
+    # The gate's logit is multiplied by this (boundary unchanged): > 1 blends the branches less.
+    gate_sharpness: float = Field(default=1.0, gt=0)
 
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod

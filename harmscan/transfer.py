@@ -132,9 +132,10 @@ def fit_gated_head(
         c=settings.gate_c,
         drawings_as_photos=settings.gate_drawings_as_photos,
     )
+    k = settings.gate_sharpness
     with torch.no_grad():
-        layer.gate.weight.copy_(torch.from_numpy(gate.weight).to(layer.gate.weight)[None])
-        layer.gate.bias.fill_(gate.bias)
+        layer.gate.weight.copy_(torch.from_numpy(k * gate.weight).to(layer.gate.weight)[None])
+        layer.gate.bias.fill_(k * gate.bias)
         g = layer.photo_probability(torch.from_numpy(features).to(layer.gate.weight))
     fits = fit_gated_probe(
         features,
