@@ -96,6 +96,8 @@ class Selection:
 
     def describe(self) -> str:
         """One line: which blocks stayed float and how much closer to float the graph got."""
+        if self.evaluations == 0:
+            return "no block kept float (nothing measured: max_float_nodes is 0)"
         if not self.float_blocks:
             return f"no block kept float (logit error {self.baseline:.4g} with all in int8)"
         return (

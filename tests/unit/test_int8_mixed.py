@@ -92,7 +92,7 @@ def test_no_budget_measures_nothing_and_keeps_nothing() -> None:
     chosen = choose_float_blocks(UNITS, evaluate, REFERENCE, max_nodes=0)
     assert chosen.float_nodes == ()
     assert calls == []
-    assert "no block" in chosen.describe()
+    assert "nothing measured" in chosen.describe()
     with pytest.raises(ValueError, match="max_nodes"):
         choose_float_blocks(UNITS, evaluate, REFERENCE, max_nodes=-1)
 
@@ -102,6 +102,7 @@ def test_nothing_is_kept_when_no_block_helps() -> None:
     chosen = choose_float_blocks(UNITS, evaluate, REFERENCE, max_nodes=9)
     assert chosen.float_nodes == ()
     assert len(calls) == 1 + len(UNITS)  # the all-int8 graph and one per block
+    assert "no block kept float (logit error 1" in chosen.describe()
 
 
 def test_float_nodes_setting_is_validated() -> None:
