@@ -172,11 +172,7 @@ def serve_load(
     loop.steps.clear()
     loop.journal_s.clear()
     meter = CpuSampler(classifier)
-    ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
-    producer.flush()
-    deadline = time.monotonic() + 300
-    while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    ids = serve_bench.send_and_wait(producer, reader, images, count)
     cpu = meter.per_image(len(ids))
     stop.set()
     reader.stop.set()
@@ -208,33 +204,17 @@ def serve_load_own_process(
     `bench/standalone_consumer.py`, as ``harmscan serve`` runs: no bench threads (producer,
     reader) and no torch in its interpreter. Only the stamps in its results split the time.
     """
-    import subprocess
-
     from serving.producer import RequestProducer
-    from serving.topics import ensure_serving_topics
 
-    overrides = serve_bench.bench_topics(overrides)
-    settings = load_settings("ci", overrides, env={})
-    ensure_serving_topics(settings)
-    script = REPO / "bench" / "standalone_consumer.py"
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(folder), precision, str(count + 4), *overrides],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    settings, child = serve_bench.start_standalone(overrides, folder, precision, count)
     try:
-        assert child.stdout is not None
-        child.stdout.readline()  # ready
         reader = serve_bench.Reader(bootstrap, settings.kafka.results_topic)
         reader.start()
         producer = RequestProducer(settings, rate=rate)
         serve_bench.warm_up(producer, reader, images)
         cpu_before = serve_bench._cpu_seconds(child.pid)
         meter = CpuSampler(SimpleNamespace(decoder=None))
-        ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
-        producer.flush()
-        deadline = time.monotonic() + 300
-        while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        ids = serve_bench.send_and_wait(producer, reader, images, count)
         cpu = meter.per_image(len(ids))
         cpu["consumer"] = (serve_bench._cpu_seconds(child.pid) - cpu_before) / len(ids) * 1000
         reader.stop.set()

@@ -32,6 +32,7 @@ import contextlib
 import glob
 import io
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from conf.loader import load_settings  # noqa: E402
-from conf.settings import ServingSettings  # noqa: E402
+from conf.settings import ServingSettings, Settings  # noqa: E402
 from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
 from serving.schema import decode_result, encode_request  # noqa: E402
 from serving.source import LoadedModel, load_model_folder  # noqa: E402
@@ -245,6 +246,19 @@ def warm_up(producer: RequestProducer, reader: Reader, images: list[Path]) -> No
         time.sleep(0.05)
 
 
+def send_and_wait(
+    producer: RequestProducer, reader: Reader, images: list[Path], count: int, timeout: float = 300
+) -> list[str]:
+    """Send ``count`` requests cycling over ``images``, flush, and wait until every result was
+    read (at most ``timeout`` seconds; the caller counts what arrived). Returns the request ids."""
+    ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
+    producer.flush()
+    deadline = time.monotonic() + timeout
+    while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ids
+
+
 def through_broker(
     base_overrides: list[str],
     model: LoadedModel,
@@ -278,11 +292,7 @@ def through_broker(
     producer = RequestProducer(settings, rate=rate)
     warm_up(producer, reader, images)
     cpu = CpuMeter(classifier)
-    ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
-    producer.flush()
-    deadline = time.monotonic() + 300
-    while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    ids = send_and_wait(producer, reader, images, count)
     cpu.report(len(ids))
     stop.set()
     reader.stop.set()
@@ -463,15 +473,11 @@ def bench_topics(base: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def standalone(
-    base: list[str], folder: Path, precision: str, images: list[Path], count: int, bootstrap: str
-) -> dict[str, float]:
-    """Saturated throughput and memory of a consumer in a process of its own (as ``harmscan
-    serve`` runs: no torch, no bench threads beside it); `bench/standalone_consumer.py`."""
-    import json
-    import subprocess
-
-    from serving.producer import RequestProducer
+def start_standalone(
+    base: list[str], folder: Path, precision: str, count: int
+) -> tuple[Settings, subprocess.Popen[str]]:
+    """Start `bench/standalone_consumer.py` on the bench's topics for ``count`` requests (plus
+    the warm-up's) and wait until it is ready. Returns its settings and the process."""
     from serving.topics import ensure_serving_topics
 
     overrides = bench_topics(base)
@@ -482,18 +488,28 @@ def standalone(
         [sys.executable, str(script), str(folder), precision, str(count + 4), *overrides],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert child.stdout is not None
+    child.stdout.readline()  # ready
+    return settings, child
+
+
+def standalone(
+    base: list[str], folder: Path, precision: str, images: list[Path], count: int, bootstrap: str
+) -> dict[str, float]:
+    """Saturated throughput and memory of a consumer in a process of its own (as ``harmscan
+    serve`` runs: no torch, no bench threads beside it); `bench/standalone_consumer.py`."""
+    import json
+
+    from serving.producer import RequestProducer
+
+    settings, child = start_standalone(base, folder, precision, count)
     try:
         assert child.stdout is not None
-        child.stdout.readline()  # ready
         reader = Reader(bootstrap, settings.kafka.results_topic)
         reader.start()
         producer = RequestProducer(settings)
         warm_up(producer, reader, images)
-        ids = [producer.send_path(images[i % len(images)]) for i in range(count)]
-        producer.flush()
-        deadline = time.monotonic() + 300
-        while not set(ids) <= set(reader.arrivals) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        ids = send_and_wait(producer, reader, images, count)
         reader.stop.set()
         reader.join(10)
         report = json.loads(child.stdout.readline() or "{}")
