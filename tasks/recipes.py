@@ -14,20 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from conf.settings import TrainSettings
-from harmscan.bundle import LABELS
 from harmscan.calibration import OperatingPoint
 from harmscan.engine import evaluate
 from harmscan.gateset import load_photo_set
-from harmscan.imageio import decode_image, read_image_file
 from harmscan.metrics import domain_metrics
 from harmscan.presets import EvalPreset
 from harmscan.recipes import WiseCurve
+from harmscan.trainsets import PoolDataset
 from harmscan.transfer import RecipeOutcome, calibrate_model
 from registry import Registry
 
@@ -52,20 +50,6 @@ class Scored:
         )
 
 
-class _PhotoDataset(Dataset[tuple[torch.Tensor, int]]):
-    def __init__(self, root: Path, frame: pd.DataFrame, preset: EvalPreset) -> None:
-        self.paths = [root / str(f) for f in frame["file"]]
-        self.targets = [LABELS.index(str(label)) for label in frame["label"]]
-        self.preset = preset
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = decode_image(read_image_file(self.paths[index]))
-        return self.preset(image), self.targets[index]
-
-
 def resolve_photo_set(setting: str | None) -> Path | None:
     """A photo-set setting as a folder (relative paths from the cwd, then the repository)."""
     if not setting:
@@ -85,12 +69,10 @@ def score_photo_set(
     The set is loaded with `harmscan.gateset.load_photo_set`: its manifest must hash to its
     ``VERSION`` and every image to its row, so a set edited by hand is refused, not scored.
     """
-    photo_set = load_photo_set(root)
-    frame = photo_set.manifest
-    data = _PhotoDataset(photo_set.root, frame, preset)
+    data = PoolDataset(load_photo_set(root), preset)
     loader = DataLoader(data, batch_size=batch_size)
     preds = evaluate(model, loader, torch.device("cpu"), description=f"{root.name} ({len(data)})")
-    return Scored(preds.y_true, preds.p_harmful, [str(d) for d in frame["domain"]])
+    return Scored(preds.y_true, preds.p_harmful, data.domains)
 
 
 def calibrate_on_mix(
