@@ -36,9 +36,21 @@ def emoji() -> ModuleType:
     return _load("gate_emoji")
 
 
+def _builder(name: str) -> ModuleType:
+    """A module of the builder's package, imported as the command line does (``scripts/``)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    return importlib.import_module(f"gateset_build.{name}")
+
+
 @pytest.fixture(scope="module")
-def builder() -> ModuleType:
-    return _load("build_gate_set")
+def sets() -> ModuleType:
+    return _builder("sets")
+
+
+@pytest.fixture(scope="module")
+def write() -> ModuleType:
+    return _builder("write")
 
 
 def test_table_rows_parse_with_the_optional_tones_column(emoji: ModuleType) -> None:
@@ -160,38 +172,41 @@ def test_gate_and_pool_vendors_are_disjoint_packages(emoji: ModuleType) -> None:
         ),
     ],
 )
-def test_file_names(builder: ModuleType, source: str, path: str, name: str) -> None:
-    assert builder.file_name(builder.Item(source, path, "harmful", "x")) == name
+def test_file_names(sets: ModuleType, write: ModuleType, source: str, path: str, name: str) -> None:
+    assert write.file_name(sets.Item(source, path, "harmful", "x")) == name
 
 
-def test_attribution_counts_each_domain(builder: ModuleType) -> None:
+def test_attribution_counts_each_domain() -> None:
     rows = [
         {"source": "foolbox@3.3.4", "label": "harmful", "domain": "photo"},
         {"source": "foolbox@3.3.4", "label": "safe", "domain": "photo"},
         {"source": "fluentui-emoji@1.3.0", "label": "safe", "domain": "emoji"},
     ]
-    text = builder.attribution("gateset", rows, "abc")
+    text = _builder("attribution").attribution("gateset", rows, "abc")
     assert "1 harmful and 1 safe real photos; 0 harmful and 1 safe emoji" in text
     assert "| fluentui-emoji@1.3.0 | npm | 1 | MIT |" in text
     assert "water pistol" in text
 
 
 @pytest.mark.parametrize("name", ["gateset", "photopool", "emojipool", "drawpool"])
-def test_committed_set_is_what_the_builder_lists(builder: ModuleType, name: str) -> None:
+def test_committed_set_is_what_the_builder_lists(
+    sets: ModuleType, write: ModuleType, name: str
+) -> None:
     """Every item of the builder is in the committed manifest with the same row, and no more."""
+    sources = _builder("sources").SOURCES
     frame = load_photo_set(REPO_ROOT / name, verify=False).manifest.set_index("file")
     expected = pd.DataFrame(
         [
             {
-                "file": builder.file_name(item),
+                "file": write.file_name(item),
                 "label": item.label,
                 "domain": item.domain,
                 "subject": item.subject,
-                "source": builder.SOURCES[item.source].label,
+                "source": sources[item.source].label,
                 "path": item.path,
-                "license": builder.SOURCES[item.source].license,
+                "license": sources[item.source].license,
             }
-            for item in builder.SETS[name]
+            for item in sets.SETS[name]
         ]
     ).set_index("file")
     assert sorted(frame.index) == sorted(expected.index)
@@ -283,7 +298,7 @@ def test_icon_items_refuse_double_listing_and_listed_excluded(
 
 
 def test_iconify_icons_render_black_padded_square_and_small(
-    builder: ModuleType, tmp_path: Path
+    sets: ModuleType, write: ModuleType, tmp_path: Path
 ) -> None:
     """An Iconify icon (``icons.json#name``) renders black on white, padded to a square."""
     if shutil.which("rsvg-convert") is None:
@@ -292,16 +307,17 @@ def test_iconify_icons_render_black_padded_square_and_small(
     (tmp_path / "icons.json").write_text(
         json.dumps({"icons": {"bar": {"body": wide}}, "width": 200, "height": 100})
     )
-    data, width, height = builder.encode(tmp_path / "icons.json#bar", 128, square=True)
+    images = _builder("images")
+    data, width, height = images.encode(tmp_path / "icons.json#bar", 128, square=True)
     assert (width, height) == (128, 128)
     with Image.open(io.BytesIO(data)) as image:
         pixels = image.convert("L")
         assert pixels.getpixel((64, 64)) < 40  # the bar, black
         assert pixels.getpixel((64, 5)) > 215  # the padding, white
     with pytest.raises(KeyError, match="no icon 'gun'"):
-        builder.encode(tmp_path / "icons.json#gun", 128)
-    item = builder.Item("game-icons", "icons.json#revolver", "harmful", "revolver")
-    assert builder.file_name(item) == "images/harmful/game-icons--revolver.jpg"
+        images.encode(tmp_path / "icons.json#gun", 128)
+    item = sets.Item("game-icons", "icons.json#revolver", "harmful", "revolver")
+    assert write.file_name(item) == "images/harmful/game-icons--revolver.jpg"
 
 
 def test_drawing_pool_is_small_and_shares_nothing_with_the_gate_set() -> None:
@@ -314,3 +330,13 @@ def test_drawing_pool_is_small_and_shares_nothing_with_the_gate_set() -> None:
     for path in pool.paths:
         with Image.open(path) as image:
             assert max(image.size) <= 128
+
+
+def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType) -> None:
+    cli = _load("build_gate_set")
+    args = cli.parser().parse_args(["--only", "drawpool", "--pip", "pip3"])
+    assert (args.only, args.pip) == ("drawpool", "pip3")
+    assert args.cache == REPO_ROOT / ".harmscan" / "gateset-src"
+    assert sorted(sets.SETS) == ["drawpool", "emojipool", "gateset", "photopool"]
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["--only", "mirror"])

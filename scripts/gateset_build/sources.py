@@ -1,0 +1,172 @@
+"""The registry packages the sets are built from: each pinned to one version, with its licence.
+
+A set's items (`gateset_build.sets`) name their package by its key in `SOURCES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registry package pinned to one version, and the licence its metadata states."""
+
+    registry: str  # pypi-wheel, pypi-sdist, debian or npm
+    name: str
+    version: str
+    license: str
+    license_note: str  # where the licence is stated, and what it covers
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+SOURCES: dict[str, Source] = {
+    "foolbox": Source(
+        "pypi-wheel",
+        "foolbox",
+        "3.3.4",
+        "MIT",
+        "package metadata (License: MIT); sample images of foolbox.utils.samples",
+    ),
+    "basegun-ml": Source(
+        "pypi-wheel",
+        "basegun-ml",
+        "1.0.1",
+        "AGPL-3.0",
+        "package metadata (GNU Affero General Public License v3); the model warm-up photo",
+    ),
+    "scikit-image": Source(
+        "pypi-wheel",
+        "scikit-image",
+        "0.26.0",
+        "CC0 / public domain (per image, skimage/data/_fetchers.py)",
+        "astronaut: public domain (NASA); camera, chelsea, coffee: CC0 by the photographers; "
+        "rocket: public domain (SpaceX); coins: no known copyright restrictions (Brooklyn "
+        "Museum); motorcycle: Middlebury 2014 stereo benchmark (scikit-image BSD-3-Clause)",
+    ),
+    "imgaug": Source(
+        "pypi-wheel",
+        "imgaug",
+        "0.4.0",
+        "MIT",
+        "package metadata (License: MIT); the quokka example photo",
+    ),
+    "ultralytics": Source(
+        "pypi-wheel",
+        "ultralytics",
+        "8.4.190",
+        "AGPL-3.0",
+        "package metadata (AGPL-3.0); ultralytics/assets example photo",
+    ),
+    "darknet": Source(
+        "debian",
+        "darknet",
+        "0.0.0+git20180914.61c9d02e-2+b4",
+        "GPL-3.0+ or MIT or WTFPL",
+        "Debian copyright file (Files: *); the example photos of /usr/share/darknet/data",
+    ),
+    "scikit-learn": Source(
+        "pypi-wheel",
+        "scikit-learn",
+        "1.6.1",
+        "CC BY 2.0",
+        "sklearn/datasets/images/README.txt: Creative Commons Attribution 2.0, Flickr photos "
+        "by danielbuechele (china.jpg) and vultilion (flower.jpg)",
+    ),
+    "opencv-doc": Source(
+        "debian",
+        "opencv-doc",
+        "4.6.0+dfsg-12",
+        "Apache-2.0 AND BSD-3-Clause",
+        "Debian copyright file (Files: *); the OpenCV samples/data images",
+    ),
+    "tuxpaint-stamps-default": Source(
+        "debian",
+        "tuxpaint-stamps-default",
+        "2022.06.04-1",
+        "GPL-2",
+        "Debian copyright file (Files: *, GPL-2, Bill Kendrick and contributors); photo "
+        "stamps with transparent backgrounds, flattened on white",
+    ),
+    # photo pool only
+    "mate-backgrounds": Source(
+        "debian",
+        "mate-backgrounds",
+        "1.26.0-1",
+        "GPL-2+",
+        "Debian copyright file (each nature/*.jpg: GPL-2+)",
+    ),
+    "plasma-workspace-wallpapers": Source(
+        "debian",
+        "plasma-workspace-wallpapers",
+        "4:5.27.5-2",
+        "GPL-2+",
+        "Debian copyright file (Files: *, GPL-2+); the smallest size of each photo wallpaper",
+    ),
+    # emoji (gate set)
+    "emoji-datasource-google": Source(
+        "npm",
+        "emoji-datasource-google",
+        "16.0.0",
+        "Apache-2.0",
+        "package README: Noto emoji images (Google) under the Apache License 2.0 (the package's "
+        "code is MIT); the 64 px PNGs of img/google/64",
+    ),
+    "fluentui-emoji": Source(
+        "npm",
+        "fluentui-emoji",
+        "1.3.0",
+        "MIT",
+        "package metadata and LICENSE (MIT, Mohammad Abu Mattar): the SVGs of Microsoft's "
+        "Fluent Emoji (microsoft/fluentui-emoji, MIT, Copyright Microsoft Corporation); "
+        "styles modern (colour), flat and high-contrast, rendered at 128 px",
+    ),
+    # emoji (emoji pool only)
+    "emoji-datasource-twitter": Source(
+        "npm",
+        "emoji-datasource-twitter",
+        "16.0.0",
+        "CC BY 4.0",
+        "package README: Twemoji graphics by Twitter, Inc and other contributors under CC BY "
+        "4.0 (the package's code is MIT); the 64 px PNGs of img/twitter/64",
+    ),
+    # drawings (drawing pool only)
+    "emojione": Source(
+        "npm",
+        "emojione",
+        "2.2.7",
+        "CC BY 4.0",
+        "package LICENSE.md: EmojiOne artwork (PNG and SVG) under Creative Commons Attribution "
+        "4.0 International (the package's code is MIT); the 64 px PNGs of assets/png (colour) "
+        "and assets/png_bw (black and white)",
+    ),
+    "fxemoji": Source(
+        "npm",
+        "@iconify-json/fxemoji",
+        "1.2.2",
+        "Apache-2.0",
+        "package info.json: Firefox OS Emoji by Mozilla (github.com/mozilla/fxemoji), licence "
+        "Apache 2.0 (mozilla.github.io/fxemoji/LICENSE.md); SVG bodies in icons.json, rendered "
+        "at 128 px",
+    ),
+    "game-icons": Source(
+        "npm",
+        "@iconify-json/game-icons",
+        "1.2.4",
+        "CC BY 3.0",
+        "package info.json: Game Icons (game-icons.net, github.com/game-icons/icons) under "
+        "Creative Commons Attribution 3.0 by their authors (Lorc, Delapouite and "
+        "contributors, per game-icons.net); SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "fontawesome-free": Source(
+        "npm",
+        "@fortawesome/fontawesome-free",
+        "7.3.1",
+        "CC BY 4.0",
+        "package LICENSE.txt: Font Awesome Free icons as SVG under Creative Commons Attribution "
+        "4.0 (Fonticons, Inc., fontawesome.com); svgs/solid, rendered at 128 px",
+    ),
+}
