@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +14,7 @@ import pytest
 from PIL import Image
 
 from harmscan.gateset import REPO_ROOT, load_photo_set
+from tests.fixtures.browser import require_debian_tool
 
 SCRIPTS = REPO_ROOT / "scripts"
 
@@ -301,8 +301,7 @@ def test_iconify_icons_render_black_padded_square_and_small(
     sets: ModuleType, write: ModuleType, tmp_path: Path
 ) -> None:
     """An Iconify icon (``icons.json#name``) renders black on white, padded to a square."""
-    if shutil.which("rsvg-convert") is None:
-        pytest.skip("rsvg-convert (librsvg2-bin) is not installed")
+    require_debian_tool("/usr/bin/rsvg-convert", "librsvg2-bin")
     wide = '<path fill="currentColor" d="M0 0h200v100H0z"/>'
     (tmp_path / "icons.json").write_text(
         json.dumps({"icons": {"bar": {"body": wide}}, "width": 200, "height": 100})
