@@ -138,14 +138,38 @@ def fit_probe(
         return LinearFit(joint.weight[:-1], joint.bias, float(joint.weight[-1]))
     if not 0.0 <= prior_mix <= 1.0:
         raise ValueError(f"train.prior_mix must be in [0, 1] or null, got {prior_mix}")
+    return _fixed_mix_fits(features, y, c, prior, (prior_mix,), None, sample_weight)[0]
+
+
+def _fixed_mix_fits(
+    features: np.ndarray,
+    y: np.ndarray,
+    c: float,
+    prior: np.ndarray,
+    mixes: tuple[float, ...],
+    photo_probability: np.ndarray | None,
+    sample_weight: np.ndarray | None,
+) -> list[LinearFit]:
+    """The probe beside the prior at fixed mixes of their standardised log-odds, one fit per mix.
+
+    Each mix ``m`` gives ``a prior + b probe`` with ``a = m / std(prior)`` and ``b = (1 - m) /
+    std(probe)``; one common scale and bias are then fitted on that mix (one mix), or on the
+    two mixes blended per image by ``photo_probability`` (photo mix first).
+    """
     probe = _logistic(features, y, c, sample_weight)
     probe_score = features @ probe.weight + probe.bias
-    a = prior_mix / (prior.std() + 1e-6)
-    b = (1 - prior_mix) / (probe_score.std() + 1e-6)
-    mixed = a * prior + b * probe_score
-    scale = _logistic(mixed[:, None], y, 1e6, sample_weight)
+    pairs = [(m / (prior.std() + 1e-6), (1 - m) / (probe_score.std() + 1e-6)) for m in mixes]
+    mixed = [a * prior + b * probe_score for a, b in pairs]
+    if photo_probability is None:
+        blended = mixed[0]
+    else:
+        g = photo_probability
+        blended = g * mixed[0] + (1 - g) * mixed[1]
+    scale = _logistic(blended[:, None], y, 1e6, sample_weight)
     s = float(scale.weight[0])  # raw units: _logistic undoes its standardisation
-    return LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a)
+    return [
+        LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a) for a, b in pairs
+    ]
 
 
 def fit_gate(
@@ -190,17 +214,10 @@ def fit_gated_probe(
     for mix in mixes:
         if not 0.0 <= mix <= 1.0:
             raise ValueError(f"gate mixes must be in [0, 1], got {mixes}")
-    y = np.asarray(y).ravel()
-    probe = _logistic(features, y, c, sample_weight)
-    probe_score = features @ probe.weight + probe.bias
     g = np.asarray(photo_probability).ravel()
-    pairs = [(m / (prior.std() + 1e-6), (1 - m) / (probe_score.std() + 1e-6)) for m in mixes]
-    photo, drawing = (a * prior + b * probe_score for a, b in pairs)
-    scale = _logistic((g * photo + (1 - g) * drawing)[:, None], y, 1e6, sample_weight)
-    s = float(scale.weight[0])
-    return tuple(  # type: ignore[return-value]
-        LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a) for a, b in pairs
-    )
+    y = np.asarray(y).ravel()
+    photo, drawing = _fixed_mix_fits(features, y, c, prior, mixes, g, sample_weight)
+    return photo, drawing
 
 
 def apply_fit(layer: nn.Module, fit: LinearFit) -> None:
