@@ -353,8 +353,11 @@ def label_images(labels: pd.DataFrame, classes: ClassSets) -> pd.DataFrame:
 def image_domains(image_ids: pd.Series, domains: Source | None) -> pd.Series:
     """The domain of each image: from a ``ImageID,Domain`` CSV, or ``photo`` when there is none.
 
+    A row repeated word for word counts once.
+
     Raises:
-        ValueError: The CSV names a domain outside `DOMAINS`, or lacks some of ``image_ids``.
+        ValueError: The CSV names a domain outside `DOMAINS`, gives one image two domains, or
+            lacks some of ``image_ids``.
     """
     if domains is None:
         return pd.Series("photo", index=image_ids.index, dtype=object)
@@ -364,6 +367,13 @@ def image_domains(image_ids: pd.Series, domains: Source | None) -> pd.Series:
     unknown = sorted(set(table["Domain"]) - set(DOMAINS))
     if unknown:
         raise ValueError(f"unknown image domains {unknown}; valid: {', '.join(DOMAINS)}")
+    table = table.drop_duplicates()
+    clashing = sorted(set(table.loc[table["ImageID"].duplicated(), "ImageID"]))
+    if clashing:
+        raise ValueError(
+            f"{len(clashing)} images have two domains in the domains file: {clashing[:5]}; "
+            "give each image one row"
+        )
     out = image_ids.map(table.set_index("ImageID")["Domain"])
     if out.isna().any():
         missing = sorted(image_ids[out.isna()])

@@ -30,12 +30,19 @@ def test_domains_come_from_the_side_file() -> None:
     assert list(image_domains(IDS, io.BytesIO(text.encode()))) == ["illustration", "photo", "emoji"]
 
 
+def test_a_side_file_with_a_bom_crlf_and_repeated_rows_is_read() -> None:
+    text = "\ufeffImageID,Domain\r\nc3,emoji\r\na1,illustration\r\n\r\nb2,photo\r\nc3,emoji\r\n"
+    got = image_domains(IDS, io.BytesIO(text.encode()))
+    assert list(got) == ["illustration", "photo", "emoji"]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("ImageID,Domain\na1,clipart\nb2,photo\nc3,photo\n", "unknown image domains"),
         ("ImageID,Domain\na1,photo\n", "2 images have no domain"),
         ("ImageID,Kind\na1,photo\n", "needs ImageID,Domain"),
+        ("ImageID,Domain\na1,photo\nb2,photo\nc3,photo\na1,emoji\n", "1 images have two domains"),
     ],
 )
 def test_bad_domains_file_fails_loudly(text: str, message: str) -> None:
