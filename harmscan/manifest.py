@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harmscan.bundle import LABELS
 from harmscan.sampling import seeded_order
 
 MANIFEST_COLUMNS = (
@@ -82,6 +83,34 @@ def assign_splits(frame: pd.DataFrame, fractions: Mapping[str, float], seed: int
             counts[split] += 1
             out[index] = split
     return out
+
+
+def labels_missing_by_split(
+    manifest: pd.DataFrame, splits: Sequence[str] = SPLITS
+) -> dict[str, list[str]]:
+    """The labels each of ``splits`` lacks (splits lacking none are left out)."""
+    present = manifest.groupby("split")["label"].agg(set).to_dict() if len(manifest) else {}
+    missing = {s: [lab for lab in LABELS if lab not in present.get(s, set())] for s in splits}
+    return {split: labels for split, labels in missing.items() if labels}
+
+
+def split_problem(manifest: pd.DataFrame, splits: Sequence[str] = SPLITS) -> str | None:
+    """Why a model cannot be trained, calibrated and tested on these splits, or None.
+
+    Every split needs both labels: training learns both classes, the validation split
+    calibrates the scores and picks the threshold, the test split's ROC AUC needs both.
+    """
+    missing = labels_missing_by_split(manifest, splits)
+    if not missing:
+        return None
+    counts = manifest.groupby(["split", "label"]).size().to_dict() if len(manifest) else {}
+    shown = {s: {lab: int(counts.get((s, lab), 0)) for lab in LABELS} for s in SPLITS}
+    lacking = "; ".join(f"{s} has no {' and no '.join(labels)}" for s, labels in missing.items())
+    return (
+        f"every split needs harmful and safe images: {lacking} (images per split {shown}). "
+        "Build a larger dataset: raise etl.max_per_side and etl.max_per_label, add "
+        "openimages.subsets or classes, or give the short split a larger share in etl.split"
+    )
 
 
 def relative_path(split: str, label: str, image_id: str, image_format: str = "jpeg") -> str:

@@ -26,6 +26,7 @@ from harmscan.manifest import (
     MANIFEST_COLUMNS,
     assign_splits,
     relative_path,
+    split_problem,
     summarize,
     write_manifest,
     write_summary,
@@ -110,6 +111,9 @@ def build_dataset(
             "both harmful and safe images are needed"
         )
     manifest = build_manifest(selection, etl, reviewed_in_test)
+    problem = split_problem(manifest)
+    if problem:  # still written (it is what the selection gives); training refuses it up front
+        logger.warning("dataset cannot be trained on as is: %s", problem)
     staging = datasets_dir / f".staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:

@@ -24,7 +24,9 @@ from conf.settings import Settings, TrainSettings
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
 from harmscan.calibration import apply_temperature
 from harmscan.data import (
+    SPLITS,
     ManifestDataset,
+    ManifestError,
     dataset_version,
     read_manifest,
     split_domains,
@@ -32,6 +34,7 @@ from harmscan.data import (
 )
 from harmscan.engine import evaluate, pick_device, seed_everything
 from harmscan.gateset import PhotoSet
+from harmscan.manifest import split_problem
 from harmscan.metrics import binary_metrics
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
@@ -131,14 +134,18 @@ def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
     source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
     cfg = effective_settings(settings.train, source, arch)
     settings = settings.model_copy(update={"train": cfg})
-    seed_everything(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    model = build_recipe_model(arch, source, cfg)  # first draw after the seed
     frame = read_manifest(dataset)
     version = dataset_version(dataset)
     gate_set = resolve_photo_set(settings.mlflow.gate_set)
     pools = resolve_training_sets(cfg.extra_train_sets, gate_set)
+    # Before any work: a split without both labels once failed after training, in calibration.
+    problem = split_problem(frame, ("val", "test") if pools else SPLITS)
+    if problem:
+        raise ManifestError(f"{dataset}: {problem}")
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model = build_recipe_model(arch, source, cfg)  # first draw after the seed
     domain = default_domain(settings)
     split = training_split(dataset, frame, lambda image: image, pools, default_domain=domain)
     data = _loaders(dataset, cfg, frame, pools, domain)

@@ -8,9 +8,11 @@ import pytest
 from harmscan.manifest import (
     MANIFEST_COLUMNS,
     assign_splits,
+    labels_missing_by_split,
     manifest_hash,
     read_manifest,
     relative_path,
+    split_problem,
     summarize,
     summary_rows,
     write_manifest,
@@ -119,3 +121,20 @@ def test_summary_rows_are_flat_and_add_up():
     cat = next(r for r in rows if r["name"] == "Cat")
     assert cat["harmful"] == 0
     assert cat["safe"] == cat["total"] == int((data["source_labels"] == "Cat").sum())
+
+
+def test_a_tiny_selection_leaves_splits_short_and_says_how_to_fix_it():
+    tiny = manifest(4)  # two images a label: both land in train
+    problem = split_problem(tiny)
+    assert problem is not None
+    assert "val has no safe and no harmful; test has no safe and no harmful" in problem
+    assert "etl.max_per_side" in problem
+    assert "'train': {'safe': 2, 'harmful': 2}" in problem
+    assert split_problem(manifest(40)) is None
+
+
+def test_a_split_with_one_label_is_named_with_the_label_it_lacks():
+    full = manifest(40)
+    drop = (full["split"] == "val") & (full["label"] == "safe")
+    assert labels_missing_by_split(full[~drop]) == {"val": ["safe"]}
+    assert labels_missing_by_split(full[~drop], ("train", "test")) == {}

@@ -118,3 +118,35 @@ def test_class_weights_count_the_pools_too() -> None:
     assert class_weights_of([1, 0, 0, 0]).tolist() == pytest.approx([4 / 6, 2.0])
     with pytest.raises(TrainingSetError, match="one class has none"):
         class_weights_of([0, 0])
+
+
+@pytest.mark.parametrize(
+    ("drop", "says"),
+    [
+        ({"split": "val", "label": "safe"}, "val has no safe"),
+        ({"split": "test"}, "test has no safe and no harmful"),
+        ({"split": "train", "label": "harmful"}, "train has no harmful"),
+    ],
+)
+def test_training_refuses_a_short_split_before_any_epoch(
+    dataset: Path, tmp_path: Path, drop: dict[str, str], says: str
+) -> None:
+    """A split without both labels once trained every epoch and then failed in calibration."""
+    from harmscan.data import ManifestError
+    from tasks.training import train_and_register
+
+    short = tmp_path / "short"
+    shutil.copytree(dataset, short)
+    frame = pd.read_csv(short / "manifest.csv", dtype=str, keep_default_na=False)
+    dropped = np.logical_and.reduce([frame[k] == v for k, v in drop.items()])
+    frame[~dropped].to_csv(short / "manifest.csv", index=False)
+    settings = load_settings(
+        "ci",
+        [f"paths.root={tmp_path / 'h'}", "mlflow.tracking_uri=http://127.0.0.1:9",
+         "train.image_size=32", "train.head=linear", "train.recipe=finetune"],
+        env={},
+    )  # fmt: skip
+    with pytest.raises(ManifestError, match=says) as caught:
+        train_and_register(settings, "mobilenet_v2", short, register=False)
+    assert "etl.max_per_side" in str(caught.value)
+    assert not (tmp_path / "h" / "runs").exists() or not any((tmp_path / "h" / "runs").iterdir())
