@@ -61,7 +61,29 @@ _REFUSED_MAGIC: Final = (
     (b"\xff\x4f\xff\x51", "JPEG 2000"),
     (b"icns", "ICNS"),
     (b"8BPS", "PSD"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00", "CUR"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"qoif", "QOI"),
+    (b"DDS ", "DDS"),
+    (b"gimp xcf", "XCF"),
+    (b"FORM", "IFF/ILBM"),
 )
+# ISO base media files (``....ftyp<brand>``): still images in HEIF containers, else video.
+_HEIF_BRANDS: Final = {
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+    b"heic": "HEIC",
+    b"heix": "HEIC",
+    b"heim": "HEIC",
+    b"heis": "HEIC",
+    b"hevc": "HEIC",
+    b"hevx": "HEIC",
+    b"mif1": "HEIF",
+    b"msf1": "HEIF",
+}
+_NETPBM: Final = re.compile(rb"P[1-7][ \t\r\n#]")
 
 
 class ImageRejected(ValueError):
@@ -232,11 +254,29 @@ def _upright(image: Image.Image) -> Image.Image:
 
 
 def _unidentified(data: bytes) -> ImageRejected:
+    accepted = f"accepted: {', '.join(ALLOWED_FORMATS)}"
+    name = _refused_format(data)
+    if name is not None:
+        return ImageRejected(
+            "unsupported_format", f"{name} is not an accepted image format ({accepted})"
+        )
+    return ImageRejected(
+        "not_an_image", f"no accepted image format recognises these bytes ({accepted})"
+    )
+
+
+def _refused_format(data: bytes) -> str | None:
+    """The name of a format we recognise but refuse to decode, or None."""
     head = data[:64].lstrip()
     for magic, name in _REFUSED_MAGIC:
         if head.startswith(magic) or (name == "EPS/PostScript" and b"%!PS" in data[:1024]):
-            return ImageRejected("unsupported_format", f"{name} is not an accepted image format")
-    return ImageRejected("not_an_image", "no accepted image format recognises these bytes")
+            return name
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        return _HEIF_BRANDS.get(brand, f"ISO media (brand {brand.decode('latin-1')!r}, e.g. video)")
+    if _NETPBM.match(data):
+        return "Netpbm (PBM/PGM/PPM/PAM)"
+    return None
 
 
 def _rejection(exc: BaseException, what: str) -> ImageRejected:

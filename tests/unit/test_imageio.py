@@ -42,6 +42,38 @@ def test_bad_payloads_are_rejected_with_a_reason(payload: bytes, reason: str) ->
     assert info.value.reason == reason
 
 
+def _refused_formats() -> list[tuple[str, bytes]]:
+    Image.init()
+    cases = [
+        ("HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)),
+        ("HEIF", b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1" + bytes(64)),
+        ("ISO media (brand 'isom'", b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00" + bytes(64)),
+        ("JPEG XL", b"\xff\x0a" + bytes(64)),
+        ("Netpbm", encode(red(), "PPM")),
+        ("ICO", encode(red(), "ICO")),
+    ]
+    cases += [("AVIF", encode(red(), "AVIF"))] if "AVIF" in Image.SAVE else []
+    cases += [("QOI", encode(red(), "QOI"))] if "QOI" in Image.SAVE else []
+    return cases
+
+
+@pytest.mark.parametrize(("name", "payload"), _refused_formats(), ids=lambda v: str(v)[:12])
+def test_known_but_refused_formats_are_named(name: str, payload: bytes) -> None:
+    """AVIF, HEIC, ICO, Netpbm... were ``not_an_image`` with no name, like random bytes."""
+    with pytest.raises(ImageRejected) as info:
+        decode_image(payload)
+    assert info.value.reason == "unsupported_format"
+    assert info.value.detail.startswith(name)
+    assert "accepted: JPEG, PNG, WEBP, GIF, BMP, TIFF" in info.value.detail
+
+
+def test_unknown_bytes_name_the_accepted_formats() -> None:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(bytes(range(256)) * 4)
+    assert info.value.reason == "not_an_image"
+    assert "accepted: JPEG, PNG, WEBP, GIF, BMP, TIFF" in info.value.detail
+
+
 def test_pixel_count_is_checked_before_decoding() -> None:
     big = encode(Image.new("L", (4000, 4000)), "PNG")
     with pytest.raises(ImageRejected) as info:
