@@ -17,9 +17,14 @@ from confluent_kafka import Message
 from conf.settings import Settings
 from serving.classifier import Outcome, Rejection
 from serving.schema import (
+    H_DETAIL,
     H_INLINE_REQUEST,
     H_ORIGINAL_SHA256,
     H_ORIGINAL_SIZE,
+    H_REASON,
+    H_REQUEST_ID,
+    H_SCHEMA,
+    H_SOURCE,
     H_TRUNCATED,
     dead_letter_headers,
     encode_result,
@@ -27,6 +32,24 @@ from serving.schema import (
 
 MAX_KEY_BYTES: Final = 256
 MAX_COPIED_HEADER_BYTES: Final = 16_384
+# What one more header costs in a record beyond its name and value (length varints); counted so
+# that thousands of empty headers cannot slip past the cap.
+HEADER_OVERHEAD_BYTES: Final = 8
+# The headers a dead letter's own facts travel in: a request carrying any of them (a spoofed
+# ``harmscan-truncated: 1`` made a dead letter unreplayable, a spoofed request id answered
+# ``dlq replay --id``) has them dropped from the copy, so each fact has one source.
+OWN_DEAD_LETTER_HEADERS: Final = frozenset(
+    {
+        H_REASON,
+        H_DETAIL,
+        H_REQUEST_ID,
+        H_SOURCE,
+        H_SCHEMA,
+        H_ORIGINAL_SIZE,
+        H_ORIGINAL_SHA256,
+        H_TRUNCATED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -83,13 +106,16 @@ def dead_letter(message: Message, rejection: Rejection, settings: Settings) -> R
 
 
 def copied_headers(message: Message) -> list[tuple[str, bytes]]:
-    """The original headers that fit in `MAX_COPIED_HEADER_BYTES` (later ones are dropped)."""
+    """The original headers that fit in `MAX_COPIED_HEADER_BYTES` (later ones are dropped),
+    without any named like the dead letter's own (`OWN_DEAD_LETTER_HEADERS`)."""
     kept: list[tuple[str, bytes]] = []
     size = 0
     for header in message.headers() or []:
         name, value = str(header[0]), header[1]
+        if name.lower() in OWN_DEAD_LETTER_HEADERS:
+            continue
         raw = value if isinstance(value, bytes) else b""
-        size += len(name) + len(raw)
+        size += len(name.encode(errors="replace")) + len(raw) + HEADER_OVERHEAD_BYTES
         if size > MAX_COPIED_HEADER_BYTES:
             break
         kept.append((name, raw))

@@ -10,7 +10,14 @@ from conf.loader import load_settings
 from serving.classifier import Rejection
 from serving.poison import SLOT, PoisonGuard
 from serving.records import MAX_COPIED_HEADER_BYTES, dead_letter
-from serving.schema import H_ORIGINAL_SHA256, H_ORIGINAL_SIZE, H_TRUNCATED, headers_dict
+from serving.schema import (
+    H_ORIGINAL_SHA256,
+    H_ORIGINAL_SIZE,
+    H_REASON,
+    H_REQUEST_ID,
+    H_TRUNCATED,
+    headers_dict,
+)
 
 
 class Consumed:
@@ -63,6 +70,33 @@ def test_a_small_dead_letter_keeps_the_original(tmp_path: Path) -> None:
     assert (record.value, record.key) == (b"payload", b"k")
     assert H_TRUNCATED not in headers_dict(record.headers)
     assert ("trace", b"abc") in record.headers
+
+
+def test_a_request_cannot_forge_the_dead_letters_own_headers(tmp_path: Path) -> None:
+    """Forged ``harmscan-truncated: 1`` made a dead letter unreplayable; a forged request id
+    answered ``dlq replay --id``; the replay trail is kept."""
+    settings = load_settings("ci", [f"paths.root={tmp_path}"], env={})
+    forged = [(H_TRUNCATED, b"1"), (H_REQUEST_ID, b"victim"), (H_REASON, b"corrupt"),
+              ("harmscan-replay-of", b"dlq/0/3"), ("trace", b"abc")]  # fmt: skip
+    record = dead_letter(
+        Consumed(2, b"not json", headers=forged),  # type: ignore[arg-type]
+        Rejection("bad_schema", "not JSON", None),
+        settings,
+    )
+    names = [name for name, _ in record.headers]
+    assert H_TRUNCATED not in names
+    assert H_REQUEST_ID not in names
+    assert names.count(H_REASON) == 1
+    assert headers_dict(record.headers)[H_REASON] == "bad_schema"
+    assert ("harmscan-replay-of", b"dlq/0/3") in record.headers
+    assert ("trace", b"abc") in record.headers
+
+
+def test_thousands_of_empty_headers_count_against_the_cap(tmp_path: Path) -> None:
+    settings = load_settings("ci", [f"paths.root={tmp_path}"], env={})
+    message = Consumed(3, b"x", headers=[("", b"")] * 50_000)
+    record = dead_letter(message, Rejection("bad_schema", "d", None), settings)  # type: ignore[arg-type]
+    assert len(record.headers) < MAX_COPIED_HEADER_BYTES // 8 + 20
 
 
 def test_poison_guard_strikes_isolates_and_clears(tmp_path: Path) -> None:
