@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -78,14 +79,41 @@ def decode_inline(text: str, max_bytes: int) -> bytes:
         InputRejected: ``too_large`` or ``bad_schema`` (not base64).
     """
     if len(text) > (max_bytes + 2) // 3 * 4 + 4:
-        raise InputRejected("too_large", f"inline image of {len(text)} base64 chars > {max_bytes}B")
+        raise InputRejected(
+            "too_large",
+            f"inline image of {len(text)} base64 characters (over {max_bytes} bytes decoded) > "
+            f"serving.max_inline_bytes={max_bytes}; send it by path or s3 instead",
+        )
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InputRejected("bad_schema", f"image_b64 is not valid base64: {exc}") from None
+        raise InputRejected(
+            "bad_schema", f"image_b64 is not valid base64: {_b64_problem(text, exc)}"
+        ) from None
     if len(data) > max_bytes:
-        raise InputRejected("too_large", f"inline image of {len(data)} bytes > {max_bytes}")
+        raise InputRejected(
+            "too_large", f"inline image of {len(data)} bytes > serving.max_inline_bytes={max_bytes}"
+        )
     return data
+
+
+_B64_OTHER = re.compile(r"[^A-Za-z0-9+/=]")
+
+
+def _b64_problem(text: str, exc: Exception) -> str:
+    """What makes ``text`` invalid, in terms a client can act on."""
+    wanted = "standard base64 (A-Z a-z 0-9 + /, '=' padding) on one line"
+    found = _B64_OTHER.search(text)
+    if found is None:
+        return f"{exc}; wanted {wanted}"
+    char = found.group()
+    if char.isspace():
+        cause = "it holds line breaks or spaces (MIME-style wrapping)"
+    elif char in "-_":
+        cause = "it uses the URL-safe alphabet (- and _)"
+    else:
+        cause = f"character {char!r} at position {found.start()}"
+    return f"{cause}; wanted {wanted}"
 
 
 def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:

@@ -256,8 +256,10 @@ def decode_request(value: bytes | None, max_bytes: int = DEFAULT_MAX_REQUEST_BYT
     Raises:
         SchemaError: Any departure from the schema or the parsing limits.
     """
+    if value is None:
+        raise SchemaError("no value (a tombstone); a request is a JSON object")
     if not value:
-        raise SchemaError("empty message")
+        raise SchemaError("empty message; a request is a JSON object")
     body = parse_json_strict(value, max_bytes)
     if not isinstance(body, dict):
         raise SchemaError(f"a request is a JSON object, not {type(body).__name__}")

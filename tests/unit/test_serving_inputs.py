@@ -133,6 +133,30 @@ def test_inline_limits() -> None:
 
 
 @pytest.mark.parametrize(
+    ("encode", "says"),
+    [
+        (base64.encodebytes, "line breaks or spaces"),
+        (base64.urlsafe_b64encode, "URL-safe alphabet"),
+        (lambda data: b"*" + base64.b64encode(data), "character '*' at position 0"),
+        (lambda data: base64.b64encode(data).rstrip(b"="), "Incorrect padding"),
+    ],
+)
+def test_bad_base64_says_what_is_wrong_and_what_is_wanted(encode, says: str) -> None:
+    data = bytes(range(250, 256)) * 40 + b"x"  # + and / (or - and _), a padded tail, > 1 line
+    with pytest.raises(InputRejected) as info:
+        decode_inline(encode(data).decode(), 10_000)
+    assert info.value.reason == "bad_schema"
+    assert says in info.value.detail
+    assert "wanted standard base64" in info.value.detail
+
+
+def test_an_oversize_inline_image_names_the_setting() -> None:
+    with pytest.raises(InputRejected) as info:
+        decode_inline(base64.b64encode(b"x" * 200).decode(), 100)
+    assert "serving.max_inline_bytes=100" in info.value.detail
+
+
+@pytest.mark.parametrize(
     ("uri", "reason"),
     [
         ("s3://other/k.jpg", "forbidden_path"),
