@@ -9,6 +9,7 @@ every good request still got its result. The consumer's resident memory is sampl
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import threading
@@ -19,9 +20,18 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from PIL import Image
 
 from serving.producer import RequestProducer
-from serving.schema import H_ORIGINAL_SIZE, H_REASON, H_TRUNCATED, encode_request, headers_dict
+from serving.schema import (
+    H_DETAIL,
+    H_ORIGINAL_SIZE,
+    H_REASON,
+    H_REQUEST_ID,
+    H_TRUNCATED,
+    encode_request,
+    headers_dict,
+)
 from tests.serving_support import (
     BLUE,
     RED,
@@ -50,7 +60,19 @@ def _inline(request_id: str, data: bytes) -> bytes:
     return encode_request(request_id, image_b64=base64.b64encode(data).decode())
 
 
-def hostile_corpus(root: Path) -> dict[str, tuple[bytes, str]]:
+def _encoded(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), RED).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200)
+# Headers a request sends along; those named like the dead letter's own must not reach it.
+FORGED = [(H_TRUNCATED, b"1"), (H_REQUEST_ID, b"victim"), (H_REASON, b"corrupt")]
+HEADERS: dict[str, list[tuple[str, bytes]]] = {"forged_headers": FORGED}
+
+
+def hostile_corpus(root: Path) -> dict[str, tuple[bytes | None, str]]:
     """class -> (message value, expected dead-letter reason)."""
     (root / "wide.png").write_bytes(wide_png(100_000, 1))
     (root / "scan-bomb.jpg").write_bytes(jpeg_scan_bomb())
@@ -74,6 +96,14 @@ def hostile_corpus(root: Path) -> dict[str, tuple[bytes, str]]:
             encode_request("scan_bomb", path=str(root / "scan-bomb.jpg")),
             "too_large",
         ),
+        "tombstone": (None, "bad_schema"),
+        "heic": (_inline("heic", HEIC), "unsupported_format"),
+        "avif": (_inline("avif", _encoded("AVIF")), "unsupported_format"),
+        "mime_base64": (
+            _request("mime_base64", image_b64=base64.encodebytes(_encoded("JPEG")).decode()),
+            "bad_schema",
+        ),
+        "forged_headers": (b"not json", "bad_schema"),
     }
 
 
@@ -139,7 +169,7 @@ def served(
     for index, (key, (value, _reason)) in enumerate(corpus.items()):
         colour, label = (RED, "harmful") if index % 2 else (BLUE, "safe")
         expected[producer.send_path(write_image(root / f"good-{index}.jpg", colour))] = label
-        raw.produce(topics["requests"], value=value, key=key.encode())
+        raw.produce(topics["requests"], value=value, key=key.encode(), headers=HEADERS.get(key))
         raw.poll(0)
     expected[producer.send_bytes(write_image(root / "last.png", RED, "PNG").read_bytes())] = (
         "harmful"
@@ -203,6 +233,11 @@ CLASSES = [
     "broken_huffman",
     "wide_png",
     "scan_bomb",
+    "tombstone",
+    "heic",
+    "avif",
+    "mime_base64",
+    "forged_headers",
 ]
 
 
@@ -222,6 +257,28 @@ def test_a_1mb_message_is_dead_lettered_as_a_cut_copy(served: Served) -> None:
     assert headers[H_TRUNCATED] == "1"
     assert int(headers[H_ORIGINAL_SIZE]) > 1_000_000
     assert len(served.dead["id_1mb"].value()) == 65_536  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("tombstone", "no value (a tombstone)"),
+        ("heic", "HEIC is not an accepted image format"),
+        ("avif", "AVIF is not an accepted image format"),
+        ("mime_base64", "line breaks or spaces"),
+    ],
+)
+def test_the_detail_says_what_was_wrong(served: Served, kind: str, says: str) -> None:
+    detail = headers_dict(served.dead[kind].headers())[H_DETAIL]  # type: ignore[attr-defined]
+    assert says in detail
+
+
+def test_forged_dead_letter_headers_are_not_copied(served: Served) -> None:
+    headers = served.dead["forged_headers"].headers()  # type: ignore[attr-defined]
+    names = [name for name, _value in headers]
+    assert H_TRUNCATED not in names  # it is not a cut copy, so it can be replayed
+    assert H_REQUEST_ID not in names  # "not json" has no readable id
+    assert headers_dict(headers)[H_REASON] == "bad_schema"
 
 
 def test_memory_and_time_stay_bounded(served: Served) -> None:
