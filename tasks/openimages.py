@@ -257,8 +257,9 @@ def select_candidates(
             )
             frames.append(rows.assign(Subset=subset))
     images = oi.label_images(pd.concat(frames, ignore_index=True), sets)
-    ranked = rank_candidates(images, max_per_label=etl.max_per_label, seed=etl.seed)
-    ranked, unlisted = _join_image_index(ranked, metadata, subsets, etl.csv_chunk_rows)
+    # Joined before ranking: an image no list describes must not take a label's turn or cap.
+    listed, unlisted = _join_image_index(images, metadata, subsets, etl.csv_chunk_rows)
+    ranked = rank_candidates(listed, max_per_label=etl.max_per_label, seed=etl.seed)
     ranked["domain"] = oi.image_domains(ranked["image_id"], metadata.get("domains"))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "candidates.parquet"
@@ -273,14 +274,14 @@ def select_candidates(
 
 
 def _join_image_index(
-    ranked: pd.DataFrame, metadata: dict[str, Path], subsets: list[str], chunk_rows: int
+    images: pd.DataFrame, metadata: dict[str, Path], subsets: list[str], chunk_rows: int
 ) -> tuple[pd.DataFrame, int]:
     """Add licence, author, URL and rotation.
 
     Candidates missing from the image list cannot be attributed: they are left out, logged and
     counted (the second value).
     """
-    wanted = ranked["image_id"]
+    wanted = images["image_id"]
     index = pd.concat(
         [oi.read_image_index(metadata[f"images_{s}"], wanted, chunk_rows) for s in subsets],
         ignore_index=True,
@@ -294,8 +295,8 @@ def _join_image_index(
             "Rotation": "rotation",
         }
     )[["image_id", "license", "author", "original_url", "rotation"]]
-    joined = ranked.merge(index, on="image_id", how="inner", validate="one_to_one")
-    missing = len(ranked) - len(joined)
+    joined = images.merge(index, on="image_id", how="inner", validate="one_to_one")
+    missing = len(images) - len(joined)
     if missing:
         get_run_logger().warning("%d candidates are not in the image lists; left out", missing)
-    return joined.sort_values(["label", "rank"]).reset_index(drop=True), missing
+    return joined.reset_index(drop=True), missing
