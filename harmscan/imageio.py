@@ -35,6 +35,7 @@ _JPEG_MARKER: Final = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 # Pillow's ValueErrors for PNG/ text chunks that inflate past its limits.
 _TEXT_BOMB: Final = ("decompressed data too large", "too much memory used in text chunks")
 _BOMBS: Final = (Image.DecompressionBombWarning, Image.DecompressionBombError)
+_PILLOW_PIXELS: Final = re.compile(r"\((\d+) pixels\)")
 
 # Reasons an image is rejected; they travel as dead-letter headers and ETL failure counts.
 REASONS: Final = (
@@ -141,7 +142,13 @@ def decode_image(
             image = Image.open(io.BytesIO(data), formats=list(formats))
     except UnidentifiedImageError:
         raise _unidentified(data) from None
-    except (OSError, SyntaxError, ValueError, EOFError, *_BOMBS) as exc:
+    except _BOMBS as exc:  # Pillow's own cap (2x MAX_IMAGE_PIXELS) fired before ours
+        declared = _PILLOW_PIXELS.search(str(exc))
+        pixels = f"{declared.group(1)} pixels" if declared else "more pixels"
+        raise ImageRejected(
+            "decompression_bomb", f"the header declares {pixels} > max_pixels {max_pixels}"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _rejection(exc, "unreadable header") from None
     _check_header(image, max_pixels, max_aspect_ratio)
     if image.format == "JPEG":

@@ -208,7 +208,11 @@ def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) 
             surrogates, an oversized integer or a non-finite number.
     """
     if len(value) > max_bytes:
-        raise SchemaError(f"message of {len(value)} bytes > {max_bytes}")
+        raise SchemaError(
+            f"message of {len(value)} bytes > {max_bytes}, the request size limit (an inline "
+            "image at serving.max_inline_bytes, in base64, plus JSON); send large images by path "
+            "or s3"
+        )
     containers = _STRING.sub(b'""', value)
     if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
         raise SchemaError(f"more than {MAX_CONTAINERS} JSON objects/arrays (a request is flat)")

@@ -81,6 +81,16 @@ def test_pixel_count_is_checked_before_decoding() -> None:
     assert info.value.reason == "decompression_bomb"
 
 
+def test_a_header_past_pillows_own_cap_names_our_limit() -> None:
+    """Pillow refuses > 2x its MAX_IMAGE_PIXELS at open; the detail named Pillow's limit."""
+    from tests.serving_support import png_bomb
+
+    with pytest.raises(ImageRejected) as info:
+        decode_image(png_bomb(20_000), max_pixels=50_000_000)
+    assert info.value.reason == "decompression_bomb"
+    assert info.value.detail == "the header declares 400000000 pixels > max_pixels 50000000"
+
+
 def test_size_limits() -> None:
     with pytest.raises(ImageRejected, match="too_large"):
         decode_image(encode(red()), max_bytes=10)
