@@ -233,3 +233,13 @@ def test_readme_compose_services_exist() -> None:
             named.add(service)
     assert named, "the README shows no compose service"
     assert named <= set(compose), f"docker-compose.yml has no {sorted(named - set(compose))}"
+
+
+def test_readme_lists_every_alert() -> None:
+    rules = yaml.safe_load((ROOT / "ops" / "prometheus" / "alerts.yml").read_text())
+    alerts = {
+        rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule
+    }
+    assert alerts
+    listed = set(re.findall(r"^\| `(Harmscan\w+)` \|", README, flags=re.M))
+    assert listed == alerts, f"README alert table differs: {sorted(listed ^ alerts)}"
