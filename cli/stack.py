@@ -26,9 +26,9 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings_of(ctx)
 
 
-def _fail(exc: Exception) -> typer.Exit:
+def _fail(exc: Exception, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {exc}", fg="red", err=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 def _line(status: MemberStatus) -> str:
@@ -96,10 +96,14 @@ def deploy(
 
     With the local stack running (`harmscan up`), the deployments use its service addresses.
     """
-    from stack.deploy import FLOWS, DeployError, deploy
+    from stack.deploy import FLOWS, DeployError, deploy, validate_schedule
     from stack.local import LocalStack
 
     settings = _settings(ctx)
+    try:  # a bad cron string or time zone is a bad setting (exit 2), found before any server
+        validate_schedule(settings.prefect.retrain_cron, settings.prefect.timezone)
+    except DeployError as exc:
+        raise _fail(exc, code=2) from None
     stack = LocalStack(settings)
     if stack.running():
         settings = stack.settings

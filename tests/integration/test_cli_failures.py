@@ -140,3 +140,20 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has ended; only its parent's wait is left
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("prefect.timezone=Mars/Olympus", "prefect.timezone"),
+        ("prefect.retrain_cron=61 * * * *", "prefect.retrain_cron"),
+    ],
+)
+def test_deploy_refuses_a_bad_schedule_as_a_bad_setting(setting, named, tmp_path):
+    # No server at prefect.api_url: the schedule is checked before anything is asked.
+    args = [f"--set=paths.root={tmp_path}", "--set=prefect.api_url=http://127.0.0.1:9/api"]
+    done = _harmscan([*args, f"--set={setting}", "deploy"], _env())
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {named} ")
+    assert setting.split("=", 1)[1] in last
