@@ -62,8 +62,6 @@ _REFUSED_MAGIC: Final = (
     (b"\xff\x4f\xff\x51", "JPEG 2000"),
     (b"icns", "ICNS"),
     (b"8BPS", "PSD"),
-    (b"\x00\x00\x01\x00", "ICO"),
-    (b"\x00\x00\x02\x00", "CUR"),
     (b"\xff\x0a", "JPEG XL"),
     (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
     (b"qoif", "QOI"),
@@ -278,6 +276,10 @@ def _refused_format(data: bytes) -> str | None:
     for magic, name in _REFUSED_MAGIC:
         if head.startswith(magic) or (name == "EPS/PostScript" and b"%!PS" in data[:1024]):
             return name
+    if data[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and data[4:6] != b"\x00\x00":
+        return "ICO/CUR"  # a TGA can start with the same 4 bytes, but with no images counted
+    if data.endswith(b"TRUEVISION-XFILE.\x00"):
+        return "TGA"
     if data[4:8] == b"ftyp":
         brand = data[8:12]
         return _HEIF_BRANDS.get(brand, f"ISO media (brand {brand.decode('latin-1')!r}, e.g. video)")

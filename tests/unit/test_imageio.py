@@ -50,7 +50,8 @@ def _refused_formats() -> list[tuple[str, bytes]]:
         ("ISO media (brand 'isom'", b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00" + bytes(64)),
         ("JPEG XL", b"\xff\x0a" + bytes(64)),
         ("Netpbm", encode(red(), "PPM")),
-        ("ICO", encode(red(), "ICO")),
+        ("ICO/CUR", encode(red(), "ICO")),
+        ("TGA", encode(red(), "TGA")),
     ]
     cases += [("AVIF", encode(red(), "AVIF"))] if "AVIF" in Image.SAVE else []
     cases += [("QOI", encode(red(), "QOI"))] if "QOI" in Image.SAVE else []
