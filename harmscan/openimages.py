@@ -20,7 +20,8 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -55,6 +56,10 @@ BYTES_PER_ROW = 64
 Source = str | Path | IO[bytes]
 
 
+class MetadataError(ValueError):
+    """A metadata file cannot be read as what it should be; the message names the file."""
+
+
 class ClassResolutionError(ValueError):
     """A configured class name is unknown or ambiguous; the message says what to write instead."""
 
@@ -76,10 +81,15 @@ class ClassTable:
 
 def read_class_descriptions(source: Source) -> ClassTable:
     """Read ``LabelName,DisplayName`` rows (with or without the header row)."""
-    frame = pd.read_csv(source, header=None, names=["LabelName", "DisplayName"], dtype=str)
+    try:
+        frame = pd.read_csv(source, header=None, names=["LabelName", "DisplayName"], dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"{source}: not a LabelName,DisplayName CSV: {exc}") from None
     frame = frame.dropna()
-    if len(frame) and frame.iloc[0]["LabelName"] == "LabelName":
+    if len(frame) and frame.iloc[0]["LabelName"].lstrip("\ufeff") == "LabelName":
         frame = frame.iloc[1:]
+    if frame.empty:
+        raise MetadataError(f"{source}: no classes; needs LabelName,DisplayName rows")
     return ClassTable(names=dict(zip(frame["LabelName"], frame["DisplayName"], strict=True)))
 
 
@@ -103,8 +113,24 @@ class Hierarchy:
 
     @classmethod
     def read(cls, path: Path) -> Hierarchy:
-        """Read the hierarchy JSON file."""
-        return cls.from_json(json.loads(Path(path).read_text()))
+        """Read the hierarchy JSON file.
+
+        Raises:
+            MetadataError: Not JSON, or not a tree of ``LabelName``/``Subcategory`` nodes.
+        """
+        try:
+            return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8-sig")))
+        except (
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+            KeyError,
+            TypeError,
+            AttributeError,
+        ) as exc:
+            raise MetadataError(
+                f"{path}: not an Open Images hierarchy (JSON nodes with LabelName and "
+                f"Subcategory): {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
 
     def descendants(self, label_id: str) -> set[str]:
         """Every class below ``label_id`` (not itself), through any depth."""
@@ -228,14 +254,35 @@ def resolve_classes(
     )
 
 
+def _header_line(source: Source) -> str:
+    if not isinstance(source, str | Path):
+        return "?"
+    with open(source, "rb") as handle:
+        line = handle.readline(4096).decode("utf-8", errors="replace")
+    return line.lstrip("\ufeff").strip()[:300] or "(empty)"
+
+
+@contextmanager
+def _reading(source: Source, columns: Iterable[str]) -> Iterator[None]:
+    """Turn pyarrow's errors into a `MetadataError` naming the file and the columns needed."""
+    try:
+        yield
+    except pa.ArrowException as exc:
+        name = source if isinstance(source, str | Path) else "a CSV stream"
+        raise MetadataError(
+            f"{name}: {str(exc).strip()[:300]}; needs the columns {', '.join(columns)} "
+            f"(a header line, then one row per line); its first line: {_header_line(source)!r}"
+        ) from None
+
+
 def _csv_stream(
     source: Source, columns: Iterable[str], types: Mapping[str, pa.DataType], chunk_rows: int
-) -> pacsv.CSVStreamingReader:
+) -> Iterator[pa.RecordBatch]:
     read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * BYTES_PER_ROW))
     convert = pacsv.ConvertOptions(include_columns=list(columns), column_types=dict(types))
-    if isinstance(source, str | Path):
-        source = str(source)
-    return pacsv.open_csv(source, read_options=read, convert_options=convert)
+    path = str(source) if isinstance(source, str | Path) else source
+    with _reading(source, columns):
+        yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
 
 
 def filter_labels(

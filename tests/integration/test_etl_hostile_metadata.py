@@ -4,7 +4,8 @@ A copy of the mirror's metadata is rewritten with a UTF-8 BOM, CRLF line endings
 quoted fields holding commas and quotes, an extra column, the columns in another order, repeated
 image and label rows, class ids no description or hierarchy knows, label rows of images no image
 list has, and repeated rows in the domains side file. Downloading it and selecting the candidates
-must give exactly the candidates of the pristine mirror.
+must give exactly the candidates of the pristine mirror. A page served where a label file should
+be fails naming the file and the columns it needs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from conf.loader import load_settings
+from harmscan.openimages import MetadataError
 from stack.mirror import MetadataHandler
 from tasks.openimages import download_metadata, select_candidates
 from tests.fixtures.mirror import METADATA_DIR
@@ -85,13 +87,23 @@ def hostile_copy(root: Path) -> None:
     _write(domains, header, rows + rows[:3])
 
 
+def html_instead_of_labels(root: Path) -> None:
+    """What a proxy or a moved bucket serves: a page where the validation labels should be."""
+    shutil.copytree(METADATA_DIR, root)
+    (root / "v7/oidv7-val-annotations-human-imagelabels.csv").write_text(
+        "<!DOCTYPE html><html><body><h1>Access denied</h1></body></html>\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The pristine and the hostile metadata, each behind the mirror's HTTP handler."""
-    hostile = tmp_path_factory.mktemp("metadata") / "hostile"
-    hostile_copy(hostile)
+    folder = tmp_path_factory.mktemp("metadata")
+    hostile_copy(folder / "hostile")
+    html_instead_of_labels(folder / "html")
     servers, urls = [], {}
-    for name, root in (("pristine", METADATA_DIR), ("hostile", hostile)):
+    roots = {"pristine": METADATA_DIR, "hostile": folder / "hostile", "html": folder / "html"}
+    for name, root in roots.items():
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(MetadataHandler, directory=str(root)))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers.append(httpd)
@@ -125,3 +137,13 @@ def test_hostile_csvs_give_the_pristine_candidates(served: dict[str, str], tmp_p
     assert set(hostile["author"]) == {AUTHOR}  # quotes and comma survive, nothing shifted
     assert UNLISTED not in set(hostile["image_id"])
     assert counts["not_in_image_list"] == {"all": 1}
+
+
+def test_a_page_instead_of_a_label_file_is_named(served: dict[str, str], tmp_path: Path) -> None:
+    """It failed in pyarrow with "Column 'ImageID' in include_columns does not exist" alone."""
+    with pytest.raises(MetadataError) as caught:
+        candidates(served["html"], tmp_path)
+    message = str(caught.value)
+    assert "oidv7-val-annotations-human-imagelabels.csv" in message
+    assert "needs the columns ImageID, Source, LabelName, Confidence" in message
+    assert "<!DOCTYPE html>" in message

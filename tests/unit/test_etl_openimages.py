@@ -10,6 +10,7 @@ import pytest
 from harmscan.openimages import (
     ClassResolutionError,
     Hierarchy,
+    MetadataError,
     filter_labels,
     label_images,
     read_class_descriptions,
@@ -255,3 +256,49 @@ def test_image_index_keeps_wanted_rows_and_parses_rotation():
     assert index.loc["img1", "Author"] == "Doe, Jane"
     assert index.loc["img1", "Rotation"] == 90.0
     assert pd.isna(index.loc["img2", "Rotation"])
+
+
+LABEL_HEADER = "ImageID,Source,LabelName,Confidence\n"
+IMAGE_HEADER = "ImageID,Subset,OriginalURL,License,Author,Rotation\n"
+
+
+@pytest.mark.parametrize(
+    ("read", "text", "says"),
+    [
+        ("labels", "ImageID,Source,LabelName\nx,verification,/m/1\n", "Column 'Confidence'"),
+        ("labels", LABEL_HEADER + "x,verification,/m/1,yes\n", "invalid value 'yes'"),
+        ("labels", "", "Empty CSV file"),
+        ("labels", LABEL_HEADER + "x,verification,/m/1,1,extra\n", "Expected 4 columns, got 5"),
+        ("labels", "<html><body>404</body></html>\n", "its first line: '<html><body>404"),
+        ("images", IMAGE_HEADER + "x,train,u,l,a,abc\n", "invalid value 'abc'"),
+        ("images", "ImageID,Subset,OriginalURL,License,Author\nx,t,u,l,a\n", "Column 'Rotation'"),
+    ],
+)
+def test_unreadable_metadata_names_the_file_and_the_columns(tmp_path, read, text, says):
+    """pyarrow's own errors named neither the file nor what it should hold."""
+    path = tmp_path / f"{read}.csv"
+    path.write_text(text)
+    function, wanted = {"labels": (filter_labels, "/m/1"), "images": (read_image_index, "x")}[read]
+    with pytest.raises(MetadataError) as caught:
+        function(path, [wanted])
+    message = str(caught.value)
+    assert message.startswith(str(path))
+    assert says in message
+    assert "needs the columns ImageID, S" in message
+
+
+def test_empty_rotation_and_confidence_are_missing_values_not_errors(tmp_path):
+    labels, images = tmp_path / "labels.csv", tmp_path / "images.csv"
+    labels.write_text(LABEL_HEADER + "x,verification,/m/1,\n")
+    images.write_text(IMAGE_HEADER + "x,train,u,l,a,\n")
+    assert filter_labels(labels, ["/m/1"]).empty
+    assert read_image_index(images, ["x"])["Rotation"].isna().all()
+
+
+def test_a_class_file_or_hierarchy_that_is_not_one_is_named(tmp_path):
+    (tmp_path / "classes.csv").write_text("")
+    (tmp_path / "hierarchy.json").write_text("<html>")
+    with pytest.raises(MetadataError, match=r"classes\.csv: no classes"):
+        read_class_descriptions(tmp_path / "classes.csv")
+    with pytest.raises(MetadataError, match=r"hierarchy\.json: not an Open Images hierarchy"):
+        Hierarchy.read(tmp_path / "hierarchy.json")
