@@ -108,7 +108,9 @@ def build_dataset(
         raise ValueError(
             f"no dataset to build: the verified selection has {len(selection)} images "
             f"({selection['label'].value_counts().to_dict() if len(selection) else {}}); "
-            "both harmful and safe images are needed"
+            "both harmful and safe images are needed: add openimages.subsets or classes, raise "
+            "etl.max_per_side and etl.max_per_label, or see the failures by reason (bucket, "
+            "network)"
         )
     manifest = build_manifest(selection, etl, reviewed_in_test)
     problem = split_problem(manifest)

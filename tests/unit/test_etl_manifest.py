@@ -138,3 +138,18 @@ def test_a_split_with_one_label_is_named_with_the_label_it_lacks():
     drop = (full["split"] == "val") & (full["label"] == "safe")
     assert labels_missing_by_split(full[~drop]) == {"val": ["safe"]}
     assert labels_missing_by_split(full[~drop], ("train", "test")) == {}
+
+
+def test_a_one_sided_selection_is_refused_naming_the_fix(tmp_path):
+    from prefect.logging import disable_run_logger
+
+    from conf.settings import EtlSettings
+    from tasks.dataset import build_dataset
+
+    selection = tmp_path / "selection.parquet"
+    frame(6).assign(label="harmful").to_parquet(selection)
+    with disable_run_logger(), pytest.raises(ValueError, match="both harmful and safe") as caught:
+        build_dataset.fn(selection, tmp_path, tmp_path / "datasets", EtlSettings())
+    assert "{'harmful': 6}" in str(caught.value)
+    assert "raise etl.max_per_side" in str(caught.value)
+    assert not (tmp_path / "datasets").exists()
