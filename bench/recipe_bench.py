@@ -15,6 +15,7 @@ and on the gate set (every row of its manifest, with its ``domain`` column).
 adds a second operating point per configuration, chosen on the same mix plus those sets (the
 same trained model: only the temperature and threshold differ), to show what adding them to the
 calibration mix changes.
+A configuration ``NAME%C`` fits the probe with ``probe_c`` C (``prior+probe@0.4%0.01``).
 A configuration ``NAME/drawpool`` also trains on the pool ``drawpool/`` (its images join the
 training split with their domains; the gate set is refused as a pool). ``--holdout
 drawpool:PKG,...`` keeps that pool's images from those packages out of training and scores every
@@ -115,22 +116,52 @@ DOMAINS = ("photo", "emoji", "illustration")
 HELD_METRICS = ("auc", "recall", "safe_flagged")
 
 
+CONFIG_FORM = "NAME[@MIX or @PHOTO:DRAWING][%C][/POOL]"
+
+
 def config(name: str) -> dict[str, Any]:
-    """A named configuration; ``NAME@MIX`` is NAME with ``prior_mix`` set to MIX, and
+    """A named configuration; ``NAME@MIX`` is NAME with ``prior_mix`` set to MIX, ``NAME%C``
+    sets the probe's ``probe_c`` to C (e.g. ``prior+probe@0.4%0.01``), and
     ``NAME/POOL[/POOL]`` also trains on those pools (``train.extra_train_sets``)."""
+    full = name
     name, *pools = name.split("/")
-    extra = {"extra_train_sets": pools} if pools else {}
+    extra: dict[str, Any] = {"extra_train_sets": pools} if pools else {}
+    name, percent, c = name.partition("%")
     base, _, mix = name.partition("@")
     if name in CONFIGS:
-        return {**CONFIGS[name], **extra}
-    if base not in CONFIGS or not mix:
-        valid = f"{', '.join(CONFIGS)}[@MIX or @PHOTO:DRAWING][/POOL]"
-        raise ValueError(f"unknown configuration {name!r}; valid: {valid}")
-    if CONFIGS[base].get("head") == "prior-gated":
+        cfg = dict(CONFIGS[name])
+    elif base not in CONFIGS or not mix:
+        valid = f"{', '.join(CONFIGS)} as {CONFIG_FORM}"
+        raise ValueError(f"unknown configuration {full!r}; valid: {valid}")
+    elif CONFIGS[base].get("head") == "prior-gated":
         photo, _, drawing = mix.partition(":")
-        mixes = {"gate_photo_mix": float(photo), "gate_drawing_mix": float(drawing or photo)}
-        return {**CONFIGS[base], **mixes, **extra}
-    return {**CONFIGS[base], "prior_mix": float(mix), **extra}
+        cfg = {**CONFIGS[base], "gate_photo_mix": _number(photo, full),
+               "gate_drawing_mix": _number(drawing or photo, full)}  # fmt: skip
+    else:
+        cfg = {**CONFIGS[base], "prior_mix": _number(mix, full)}
+    if percent:
+        if cfg["recipe"] not in ("probe", "lp-ft"):
+            raise ValueError(
+                f"configuration {full!r}: %C sets the probe's C, and {cfg['recipe']!r} fits no "
+                "probe; valid with the probe and lp-ft recipes"
+            )
+        extra["probe_c"] = _number(c, full, positive=True)
+    return {**cfg, **extra}
+
+
+def _number(text: str, full: str, *, positive: bool = False) -> float:
+    """``text`` as a float (a positive one if ``positive``), or an error naming the form."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or (positive and value <= 0):
+        kind = "a positive number" if positive else "a number"
+        raise ValueError(
+            f"configuration {full!r}: {text!r} is not {kind}; valid: {CONFIG_FORM}, "
+            "e.g. prior+probe@0.4%0.01"
+        )
+    return value
 
 
 WEIGHTS = {"mobilenet_v2": "weights/mobilenet_v2_imagenet.pth", "resnet50": "imagenet"}
@@ -470,11 +501,14 @@ def main() -> None:
         "num_workers": 0,
         "weights": WEIGHTS,
     }
+    names = args.configs.split(",")
+    for name in names:
+        config(name)  # every name is checked before the first one trains
     results = []
     with tempfile.TemporaryDirectory(prefix="recipe-bench-") as tmp:
         dataset = args.dataset or mirror_dataset(Path(tmp))
         for arch in args.archs.split(","):
-            for name in args.configs.split(","):
+            for name in names:
                 results.append(
                     run_config(
                         name,

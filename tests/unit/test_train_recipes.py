@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 from torchvision import models as tv
 
 from conf.settings import TrainSettings
@@ -234,6 +234,46 @@ def _data(dataset: Path, size: int) -> RecipeData:
         probe=DataLoader(ManifestDataset(dataset, "train", train.eval_preset), batch_size=6),
         val=DataLoader(ManifestDataset(dataset, "val", EvalPreset(image_size=size)), batch_size=8),
     )
+
+
+class _Pooled(torch.nn.Module):
+    """A stand-in MobileNetV2 whose inputs are already the pooled features."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.classifier = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(dim, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+
+def test_probe_c_reaches_the_fit() -> None:
+    """``train.probe_c`` is the C of the probe that `train_recipe` fits, not a fixed one."""
+    rng = np.random.default_rng(4)
+    y = np.repeat([0, 1], 40)
+    x = rng.normal(0, 1, (80, 16)).astype(np.float32)
+    x[:, 0] += 1.5 * y  # overlapping classes: the L2 strength sets the weights' size
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=32)
+    norms = {}
+    for c in (1e-3, 10.0):
+        cfg = TrainSettings(recipe="probe", head="linear", probe_c=c)
+        model = _Pooled(16)
+        outcome = train_recipe(
+            model,
+            "mobilenet_v2",
+            RecipeData(loader, loader, loader),
+            cfg,
+            device=torch.device("cpu"),
+        )
+        expected = fit_probe(x, y, c=c)
+        assert outcome.probe is not None
+        np.testing.assert_allclose(outcome.probe.weight, expected.weight, rtol=1e-5, atol=1e-8)
+        logits = model.eval()(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(
+            logits[:, 1] - logits[:, 0], x @ expected.weight + expected.bias, atol=1e-4
+        )
+        norms[c] = np.abs(expected.weight).sum()
+    assert norms[1e-3] < 0.2 * norms[10.0]
 
 
 @pytest.mark.parametrize(
