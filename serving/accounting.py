@@ -11,7 +11,7 @@ from serving.classifier import Outcome
 from serving.delivery import next_offsets
 from serving.metrics import ServingMetrics
 from serving.records import Record
-from serving.schema import Result
+from serving.schema import Result, log_safe
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,12 @@ class BatchReport:
             self.metrics.score.labels(outcome.model_version).observe(outcome.p_harmful)
             logger.info(
                 "[image_%d] Path: %s -> %s (p=%.3f, v%s%s)",
-                index, outcome.source, outcome.label, outcome.p_harmful,
+                index, log_safe(outcome.source), outcome.label, outcome.p_harmful,
                 outcome.model_version, ", review" if outcome.review else "",
             )  # fmt: skip
         else:
             self.metrics.dead_lettered.labels(outcome.reason).inc()
             logger.warning(
                 "[image_%d] request %s -> dead-letter (%s: %s)",
-                index, outcome.request_id, outcome.reason, outcome.detail[:300],
+                index, outcome.request_id, outcome.reason, log_safe(outcome.detail[:300]),
             )  # fmt: skip

@@ -72,6 +72,16 @@ H_TRUNCATED = "harmscan-truncated"  # "1" when the value is a cut copy of the or
 H_REPLAY_OF = "harmscan-replay-of"  # a replayed request: topic/partition/offset of its dead letter
 
 
+# Characters that would let a request's text forge log lines or drive a terminal: C0/C1 controls
+# (newline, escape...), Unicode line and paragraph separators, bidirectional overrides.
+_UNSAFE_IN_LOGS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def log_safe(text: str) -> str:
+    """``text`` with the characters of `_UNSAFE_IN_LOGS` escaped (``\\n``, ``\\x1b``...)."""
+    return _UNSAFE_IN_LOGS.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 class SchemaError(ValueError):
     """A message does not follow the schema; the message says what is wrong."""
 
@@ -96,7 +106,7 @@ class Request:
         """A short, log-safe description of the source (inline bytes are not echoed)."""
         if self.kind == "image_b64":
             return f"<inline {len(self.source)} base64 chars>"
-        return self.source
+        return log_safe(self.source)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from serving.schema import (
     encode_request,
     encode_result,
     headers_dict,
+    log_safe,
     peek_request_id,
 )
 
@@ -150,3 +151,33 @@ def test_peek_id_only_returns_safe_ids() -> None:
     assert peek_request_id(b'{"id":"a\\ud800"}') is None
     assert peek_request_id(b'{"id":"' + b"x" * 500 + b'"}') is None
     assert peek_request_id(b'{"id":"a","id":"b"}') is None
+
+
+FORGED_LINE = "/srv/a.jpg\n2026-11-30 INFO serving.accounting: [image_9] Path: /srv/gun.jpg -> safe"
+
+
+def test_a_request_cannot_forge_log_lines_or_drive_a_terminal() -> None:
+    request = decode_request(encode_request("a", path=FORGED_LINE + "\x1b[2J\u202e\u2028"))
+    shown = request.describe()
+    assert "\n" not in shown
+    assert "\x1b" not in shown
+    assert shown.endswith("\\n2026-11-30 INFO serving.accounting: [image_9] Path: /srv/gun.jpg "
+                          "-> safe\\x1b[2J\\u202e\\u2028")  # fmt: skip
+    assert log_safe("/srv/фото 🙂.jpg") == "/srv/фото 🙂.jpg"  # printable text stays as it is
+
+
+def test_dead_letter_and_result_log_lines_stay_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    from serving.accounting import BatchReport
+    from serving.classifier import Rejection
+    from serving.metrics import ServingMetrics
+
+    report = BatchReport(ServingMetrics(), consumer=None)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="serving.accounting"):
+        report.outcome(Rejection("not_found", f"no such file: {FORGED_LINE}", None))
+        report.outcome(
+            Result(id="r", label="harmful", p_harmful=0.9, threshold=0.5, review=False,
+                   model_name="m", model_version="1", source=FORGED_LINE, sent_at=None,
+                   received_at=1.0, completed_at=1.5, latency_ms=500.0)
+        )  # fmt: skip
+    assert len(caplog.records) == 2
+    assert all("\n" not in record.getMessage() for record in caplog.records)
