@@ -42,6 +42,7 @@ def list_cmd(
 ) -> None:
     """Count the dead letters by reason and show the latest ones."""
     from serving.dlq import count_by_reason, read_dead_letters, replayed_marks, select
+    from serving.schema import log_safe
 
     settings = _settings(ctx)
     letters = read_dead_letters(settings)
@@ -50,15 +51,16 @@ def list_cmd(
     marks = replayed_marks(settings)
     typer.echo(f"{len(letters)} dead letters in {settings.kafka.dead_letter_topic}")
     for name, count in count_by_reason(letters).items():
-        typer.echo(f"  {name:<20} {count}")
+        typer.echo(f"  {log_safe(name):<20} {count}")
     shown = letters[-limit:] if limit > 0 else []
     for letter in shown:
         mark = f"{settings.kafka.dead_letter_topic}/{letter.partition}/{letter.offset}"
         flags = " [replayed]" if mark in marks else ""
         flags += " [cut]" if letter.truncated else ""
+        # The detail quotes the request (a path, say): escaped, so it cannot drive the terminal.
         typer.echo(
-            f"{letter.partition}:{letter.offset}  {letter.reason:<18} "
-            f"id={letter.request_id or '-'}  {letter.detail[:80]}{flags}"
+            f"{letter.partition}:{letter.offset}  {log_safe(letter.reason):<18} "
+            f"id={log_safe(letter.request_id) or '-'}  {log_safe(letter.detail[:80])}{flags}"
         )
 
 

@@ -55,3 +55,30 @@ def test_produce_names_a_missing_path(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(app, ["--profile", "ci", "produce", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "nope" in result.output
+
+
+def test_dlq_list_escapes_what_a_request_wrote(
+    cli: CliRunner, kafka_bootstrap: str, kafka_topics: Callable[..., str], tmp_path: Path
+) -> None:
+    """A dead letter's detail quotes the request: a newline or an escape sequence in its path
+    must not forge lines or drive the operator's terminal."""
+    from confluent_kafka import Producer
+
+    from serving.schema import dead_letter_headers
+
+    topic = kafka_topics("dead_letter")
+    forged = "/srv/x\n0:9  not_found  id=-  \x1b[2J\u202e"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    headers = dead_letter_headers("not_found", f"no such file: {forged}", None, "req/0/3")
+    producer.produce(topic, value=b"{}", key=b"k", headers=headers)
+    assert producer.flush(30) == 0
+    common = ["--profile", "ci", "--set", f"paths.root={tmp_path}",
+              "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+              "--set", f"kafka.dead_letter_topic={topic}"]  # fmt: skip
+    result = cli.invoke(app, [*common, "dlq", "list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("1 dead letters")
+    assert len(lines) == 3, lines  # the count, one reason, one dead letter
+    assert "\x1b" not in result.output
+    assert "no such file: /srv/x\\n0:9  not_found" in lines[2]
