@@ -32,6 +32,22 @@ def _offset(text: str) -> tuple[int, int]:
     return int(partition), int(offset)
 
 
+def _reasons(values: list[str] | None) -> list[str]:
+    """The --reason values, each a dead-letter reason the consumer writes (else exit 2)."""
+    from serving.schema import REJECT_REASONS
+
+    unknown = [v for v in values or [] if v not in REJECT_REASONS]
+    if unknown:
+        typer.secho(
+            f"error: unknown dead-letter reason {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(REJECT_REASONS)}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return list(values or [])
+
+
 @dlq_app.command("list")
 def list_cmd(
     ctx: typer.Context,
@@ -44,6 +60,7 @@ def list_cmd(
     from serving.dlq import count_by_reason, read_dead_letters, replayed_marks, select
     from serving.schema import log_safe
 
+    reason = _reasons(reason)
     settings = _settings(ctx)
     letters = read_dead_letters(settings)
     if reason:
@@ -87,6 +104,7 @@ def replay_cmd(
             "error: choose dead letters with --reason, --id or --offset", fg="red", err=True
         )
         raise typer.Exit(2)
+    reason = _reasons(reason)
     offsets = [_offset(o) for o in offset or []]
     settings = _settings(ctx)
     chosen = select(
