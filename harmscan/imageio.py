@@ -238,7 +238,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
+        # A float TIFF may hold NaN or infinities: black and white, not an undefined cast.
+        array = np.nan_to_num(
+            np.asarray(image, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0
+        )
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,15 @@ def test_sixteen_bit_is_scaled_not_clipped() -> None:
     data = encode(Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16)), "PNG")
     value = np.asarray(decode_image(data))[0, 0, 0]
     assert 120 <= value <= 135
+
+
+def test_a_float_image_with_nan_and_infinities_is_black_and_white() -> None:
+    pixels = np.array([[np.nan, np.inf, -np.inf, 100.0]] * 4, dtype=np.float32)
+    data = encode(Image.fromarray(pixels), "TIFF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warned of an invalid cast
+        gray = np.asarray(decode_image(data))[0, :, 0]
+    assert gray.tolist() == [0, 255, 0, 100]
 
 
 def test_exif_rotation_is_applied() -> None:
