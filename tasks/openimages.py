@@ -44,6 +44,14 @@ class DownloadError(RuntimeError):
     """A metadata download failed its size or checksum check, or the server refused it."""
 
 
+class MetadataNotFound(FileNotFoundError):
+    """The server says the file is not there (or not for us): retrying cannot help."""
+
+
+# Answers that will not change on a retry: a wrong base URL or file path.
+NOT_THERE = (401, 403, 404, 410)
+
+
 def retry_on(*transient: type[BaseException]) -> Callable[[Any, Any, Any], bool]:
     """A Prefect ``retry_condition_fn``: retry only these exception types, not config errors."""
 
@@ -99,6 +107,12 @@ def _open(url: str, offset: int, timeout: float, session: requests.Session) -> r
     if response.status_code == 416:  # the part is stale or complete: start again
         response.close()
         raise DownloadError(f"{url}: range {offset}- not satisfiable")
+    if response.status_code in NOT_THERE:
+        response.close()
+        raise MetadataNotFound(
+            f"{url}: HTTP {response.status_code}; check openimages.metadata_base_url and "
+            "openimages.metadata_files (or openimages.domains_file)"
+        )
     if response.status_code not in (200, 206):
         response.close()
         raise DownloadError(f"{url}: HTTP {response.status_code}")
@@ -116,6 +130,7 @@ def fetch(
     Raises:
         DownloadError: HTTP error, short body, or checksum mismatch (the part file is removed
             on a mismatch, so the retry starts clean).
+        MetadataNotFound: The server answers 401, 403, 404 or 410 (not retried).
     """
     meta_path = dest.with_name(dest.name + ".meta.json")
     if dest.is_file() and meta_path.is_file():

@@ -19,7 +19,7 @@ import pytest
 import requests
 from rich.progress import Progress
 
-from tasks.openimages import DownloadError, expected_md5, fetch
+from tasks.openimages import DownloadError, MetadataNotFound, expected_md5, fetch, retry_on
 
 BODY = os.urandom(300_000)
 
@@ -35,6 +35,11 @@ class Faulty(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.state
         state["requests"].append(self.headers.get("Range"))
+        if state.get("status"):
+            self.send_response(state["status"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = 0
         if state["ranges"] and (wanted := self.headers.get("Range")):
             start = int(wanted.removeprefix("bytes=").split("-")[0])
@@ -131,3 +136,26 @@ def test_expected_md5_from_headers(headers, whole, expected):
     response = requests.Response()
     response.headers.update(headers)
     assert expected_md5(response, whole=whole) == expected
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_file_the_server_does_not_have_is_named_and_not_retried(server, tmp_path, status):
+    """A wrong base URL or path was retried as DownloadError for 42 s before failing."""
+    url, state = server
+    state["status"] = status
+    with pytest.raises(
+        MetadataNotFound, match=f"HTTP {status}; check openimages.metadata_base_url"
+    ):
+        run_fetch(url, tmp_path / "labels.csv")
+    assert state["requests"] == [None]
+
+    class Failed:
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        def result(self, raise_on_failure: bool) -> BaseException:
+            return self.error
+
+    retry = retry_on(DownloadError, requests.RequestException, ConnectionError)
+    assert not retry(None, None, Failed(MetadataNotFound("gone")))
+    assert retry(None, None, Failed(DownloadError("short body")))
