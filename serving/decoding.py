@@ -143,7 +143,13 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
         try:
             answer = _decode(data, preset, limits)
         except MemoryError:
-            conn.send(("rejected", "too_large", f"decoding needs more than {memory_mb} MB"))
+            conn.send(
+                (
+                    "rejected",
+                    "too_large",
+                    f"decoding needs more than {memory_mb} MB (serving.decode_memory_mb)",
+                )
+            )
             return  # leave with a clean slate: the parent starts a fresh worker
         except Exception as exc:  # a decoder bug is reported, not fatal
             answer = ("error", type(exc).__name__, str(exc)[:500])
@@ -226,9 +232,15 @@ class DecodeWorker:
         code = self.process.exitcode
         if alive:
             wall = limits.timeout_s * WALL_FACTOR
-            raise WorkerLost(f"not decoded within {wall:g}s of wall-clock time (worker killed)")
+            raise WorkerLost(
+                f"not decoded within {wall:g}s of wall-clock time, {WALL_FACTOR:g}x "
+                "serving.decode_timeout_s (worker killed)"
+            )
         if code == -signal.SIGXCPU:
-            raise WorkerLost(f"decoding used more than {limits.timeout_s}s of CPU (worker killed)")
+            raise WorkerLost(
+                f"decoding used more than {limits.timeout_s}s of CPU, serving.decode_timeout_s "
+                "(worker killed)"
+            )
         raise WorkerLost(f"the decode worker died (exit code {code})")
 
     @property

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decoding import DecodeLimits, DecodePool
 
@@ -88,3 +89,25 @@ def test_a_worker_reuses_its_decode_buffers() -> None:
         pool.close()
     assert array.shape == (3, 224, 224)
     assert per_decode < 50
+
+
+def test_a_decode_past_the_memory_cap_is_too_large_naming_the_setting() -> None:
+    """A mostly-zero RGBA PNG under the pixel cap (~100 kB) that needs more memory than allowed."""
+    png = io.BytesIO()
+    Image.new("RGBA", (4000, 4000)).save(png, "PNG")
+    limits = DecodeLimits(max_pixels=50_000_000, max_aspect_ratio=20.0, timeout_s=5.0, memory_mb=64)
+    pool = DecodePool(1, 64)
+    try:
+        with pytest.raises(ImageRejected) as caught:
+            pool.decode(png.getvalue(), EvalPreset(), limits)
+        assert pool.decode(png_bytes(), EvalPreset(), limits).shape == (3, 224, 224)  # replaced
+    finally:
+        pool.close()
+    assert caught.value.reason == "too_large"
+    assert caught.value.detail == "decoding needs more than 64 MB (serving.decode_memory_mb)"
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (220, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
