@@ -30,14 +30,18 @@ def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
 
     Raises:
         FileNotFoundError: A given path does not exist.
+        ValueError: A given path is neither a folder nor a regular file (a FIFO would block
+            ``--inline`` for ever).
     """
     for path in paths:
         if path.is_dir():
             yield from sorted(
                 p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
-        elif path.exists():
+        elif path.is_file():
             yield path
+        elif path.exists():
+            raise ValueError(f"{path} is neither a regular file nor a folder")
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +56,13 @@ def test_produce_names_a_missing_path(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(app, ["--profile", "ci", "produce", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "nope" in result.output
+
+
+def test_produce_inline_refuses_a_fifo_instead_of_blocking(cli: CliRunner, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jpg")
+    result = cli.invoke(app, ["--profile", "ci", "produce", "--inline", str(tmp_path / "pipe.jpg")])
+    assert result.exit_code == 2
+    assert "pipe.jpg is neither a regular file nor a folder" in result.output
 
 
 def test_dlq_list_escapes_what_a_request_wrote(
