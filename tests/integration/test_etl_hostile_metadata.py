@@ -1,11 +1,11 @@
 """Open Images metadata written the way other tools write CSVs, over the mirror's own HTTP server.
 
-A copy of the mirror's metadata is rewritten with a UTF-8 BOM, CRLF line endings, empty lines,
-quoted fields holding commas and quotes, an extra column, the columns in another order, repeated
-image and label rows, class ids no description or hierarchy knows, label rows of images no image
-list has, and repeated rows in the domains side file. Downloading it and selecting the candidates
-must give exactly the candidates of the pristine mirror. A page served where a label file should
-be fails naming the file and the columns it needs.
+A copy of the mirror's metadata is rewritten with a UTF-8 BOM (the hierarchy JSON too), CRLF line
+endings, empty lines, quoted fields holding commas and quotes, an extra column, the columns in
+another order, repeated image and label rows, class ids no description or hierarchy knows, label
+rows of images no image list has, and repeated rows in the domains side file. Downloading it and
+selecting the candidates must give exactly the candidates of the pristine mirror. A page served
+where a label file should be fails naming the file and the columns it needs.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def hostile_copy(root: Path) -> None:
     descriptions = root / "v7/oidv7-class-descriptions.csv"
     header, rows = _read(descriptions)
     _write(descriptions, header, [*rows, ["/m/0yyyyyy", 'Odd, "quoted" name']])
+    hierarchy = root / "2018_04/bbox_labels_600_hierarchy.json"
+    text = hierarchy.read_text(encoding="utf-8").replace("\r\n", "\n").replace("\n", "\r\n")
+    hierarchy.write_text("\ufeff" + text, encoding="utf-8", newline="")
     domains = root / "harmscan/image-domains.csv"
     header, rows = _read(domains)
     _write(domains, header, rows + rows[:3])
