@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 
 from cli import app as cli_app
 from conf.loader import SettingsError, SettingsSource
+from conf.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -243,3 +244,41 @@ def test_readme_lists_every_alert() -> None:
     assert alerts
     listed = set(re.findall(r"^\| `(Harmscan\w+)` \|", README, flags=re.M))
     assert listed == alerts, f"README alert table differs: {sorted(listed ^ alerts)}"
+
+
+# Dotted names in the README that start like a settings section but name something else.
+_NOT_SETTINGS = {"mlflow.pytorch", "mlflow.pytorch.load_model"}
+_FILE_SUFFIXES = {"py", "json", "log", "png", "lock", "yaml", "csv"}
+
+
+def _is_setting(name: str, settings: Settings) -> bool:
+    """A key, a group of keys, or a derived value (a property) of the resolved settings."""
+    value: object = settings
+    for part in name.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif not isinstance(value, dict) and hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            return False
+    return True
+
+
+def test_readme_setting_names_exist() -> None:
+    """Every `section.key` the README names in backticks is a setting (renames must follow)."""
+    settings = SettingsSource.from_cli(None, [], None).resolve(env={})
+    sections = set(type(settings).model_fields)
+    names = set(re.findall(r"`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)`", README))
+    names |= {item.split("=")[0] for item in re.findall(r"--set[ =]([a-z0-9_.]+=)", README)}
+    checked = {
+        n
+        for n in names
+        if n.split(".")[0] in sections
+        and n not in _NOT_SETTINGS
+        and n.rsplit(".", 1)[1] not in _FILE_SUFFIXES
+        and not (ROOT / (n.replace(".", "/") + ".py")).exists()
+        and not (ROOT / (n.rsplit(".", 1)[0].replace(".", "/") + ".py")).exists()
+    }
+    assert len(checked) > 50, sorted(checked)
+    unknown = sorted(n for n in checked if not _is_setting(n, settings))
+    assert not unknown, f"the README names settings that do not exist: {unknown}"
