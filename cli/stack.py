@@ -6,7 +6,7 @@ Only typer is imported here; the stack, Prefect and the demo load inside each co
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -122,7 +122,7 @@ def deploy(
 def demo(
     ctx: typer.Context,
     source: Annotated[
-        str | None,
+        Literal["mirror", "openimages"] | None,
         typer.Option(help="Open Images source: mirror (offline, default) or openimages."),
     ] = None,
     keep: Annotated[

@@ -141,6 +141,7 @@ def test_readme_covers_every_subcommand() -> None:
         ("harmscan nosuch", False),
         ("harmscan etl 3", False),
         ("harmscan train --epochs three", False),
+        ("harmscan demo --source foo", False),
         ("harmscan produce --rat", True),
         ("harmscan kafka upp", True),
     ],
