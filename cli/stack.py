@@ -99,6 +99,9 @@ def deploy(
     from stack.deploy import FLOWS, DeployError, deploy, validate_schedule
     from stack.local import LocalStack
 
+    unknown = sorted(set(flow or ()) - set(FLOWS))
+    if unknown:
+        raise _fail(ValueError(f"unknown flows {unknown}; valid: {', '.join(FLOWS)}"), code=2)
     settings = _settings(ctx)
     try:  # a bad cron string or time zone is a bad setting (exit 2), found before any server
         validate_schedule(settings.prefect.retrain_cron, settings.prefect.timezone)

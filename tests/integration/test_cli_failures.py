@@ -157,3 +157,12 @@ def test_deploy_refuses_a_bad_schedule_as_a_bad_setting(setting, named, tmp_path
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {named} ")
     assert setting.split("=", 1)[1] in last
+
+
+def test_deploy_refuses_an_unknown_flow_as_usage(tmp_path):
+    args = [f"--set=paths.root={tmp_path}", "--set=prefect.api_url=http://127.0.0.1:9/api"]
+    done = _harmscan([*args, "deploy", "--flow", "retrain", "--flow", "nightly"], _env())
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: unknown flows ['nightly']; valid: etl, train, retrain, serve"
+    )
