@@ -183,6 +183,35 @@ class LocalStack:
                 "harmscan --set stack.prefect_port=4300 up"
             )
 
+    def check_same_stack(self, members: list[Member]) -> None:
+        """Fail if services of this stack already run with other ``stack.*`` settings.
+
+        ``up`` would otherwise rewrite the settings file that the running worker's flow runs
+        read, pointing them at ports where nothing of this stack listens.
+
+        Raises:
+            ServiceError: Naming each changed setting and how to stop the running stack.
+        """
+        if not any(p.pid() for member in members for p in member.processes):
+            return
+        try:
+            written = yaml.safe_load((self.services_dir / SETTINGS_FILE).read_text())
+            running = dict(written["stack"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            return
+        wanted = settings_document(self.settings)["stack"]
+        changed = [
+            f"stack.{key}: running {running.get(key)}, asked {value}"
+            for key, value in wanted.items()
+            if running.get(key) != value
+        ]
+        if changed:
+            raise ServiceError(
+                f"the local stack in {self.services_dir} already runs with other settings:\n  "
+                + "\n  ".join(changed)
+                + "\nuse the same settings, or stop it first with harmscan down"
+            )
+
     def up(
         self, timeout: float = 180.0, on_ready: Callable[[MemberStatus], None] | None = None
     ) -> list[MemberStatus]:
@@ -192,6 +221,7 @@ class LocalStack:
             ServiceError: A port is taken or a service did not become healthy (log named).
         """
         members = self.members()
+        self.check_same_stack(members)
         self.check_ports(members)
         self.services_dir.mkdir(parents=True, exist_ok=True)
         write_settings_file(self.settings)

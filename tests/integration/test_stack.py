@@ -3,6 +3,7 @@ reports them, ``down`` leaves no process and no open port behind; a taken port f
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -149,3 +150,26 @@ def test_demo_settings_source_and_allowed_root(make_settings: Callable[..., Sett
     assert demo_settings(base, None).openimages == base.openimages
     with pytest.raises(DemoError, match="valid: mirror, openimages"):
         demo_settings(base, "kaggle")
+
+
+def test_up_refuses_other_ports_while_the_stack_runs(tmp_path: Path) -> None:
+    """A second `up` with other stack ports must not rewrite the running stack's settings file."""
+    overrides = stack_overrides(tmp_path / "hs")
+    stack = LocalStack(load_settings("ci", overrides, env={}))
+    written = write_settings_file(stack.settings)
+    before = written.read_text()
+    # Stand-in for a running Prefect server of this stack: a live pid (this process) in its file.
+    [server] = stack._prefect_server().processes
+    server.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    server.pid_file.write_text(str(os.getpid()))
+    moved = LocalStack(load_settings("ci", [*overrides, "stack.prefect_port=1"], env={}))
+    try:
+        with pytest.raises(ServiceError) as caught:
+            moved.up(timeout=1)
+    finally:
+        server.pid_file.unlink()
+        moved.down()  # nothing should run; if `up` started something, it stops here
+    message = str(caught.value)
+    assert f"stack.prefect_port: running {stack.settings.stack.prefect_port}, asked 1" in message
+    assert "harmscan down" in message
+    assert written.read_text() == before
