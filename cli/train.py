@@ -249,5 +249,7 @@ def _gate(
     )  # fmt: skip
     verdict = "PROMOTED" if result.promoted else "not promoted (challenger)"
     typer.echo(f"{name} v{version}: {verdict} — {result.reason}")
-    if gate_set is not None and not result.promoted:
-        _prior_fallback(registry, name, [result])
+    if not result.promoted:
+        if gate_set is not None:
+            _prior_fallback(registry, name, [result])
+        raise typer.Exit(1)  # a failed gate is an expected failure, as for the photo gate

@@ -248,7 +248,7 @@ def test_cli_promote_by_hand_and_roll_back(trained) -> None:
 
     import cli.app as cli
 
-    settings, _, result, _ = trained
+    settings, dataset, result, _ = trained
     name = settings.mlflow.registered_model
     client = mlflow.MlflowClient(settings.mlflow.tracking_uri)
     other = client.get_model_version_by_alias(name, "challenger").version  # from the test above
@@ -271,6 +271,12 @@ def test_cli_promote_by_hand_and_roll_back(trained) -> None:
 
     out = runner.invoke(cli.app, [*base, "promote", "--rollback"])
     assert out.exit_code == 0, out.output
+    assert client.get_model_version_by_alias(name, "champion").version == result.version
+
+    # The whole gate refuses the worse version: exit 1 (a failed gate), the champion stays.
+    out = runner.invoke(cli.app, [*base, "promote", other, "--gate", "--dataset", str(dataset)])
+    assert out.exit_code == 1, out.output
+    assert "not promoted" in out.output
     assert client.get_model_version_by_alias(name, "champion").version == result.version
 
     out = runner.invoke(cli.app, [*base, "promote", "999"])
