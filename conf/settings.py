@@ -342,6 +342,10 @@ class ServingSettings(Section):
     decode_timeout_s: float = Field(default=5.0, gt=0)
     # Address space a decode worker process may add to its start-up size (RLIMIT_AS).
     decode_memory_mb: int = Field(default=768, ge=64)
+    # Frames of an animated GIF/WebP/PNG or multi-page TIFF scored, evenly spaced and always
+    # including the first; the worst frame decides (1 = the first frame only). All frames of a
+    # request share max_pixels, decode_timeout_s and decode_memory_mb.
+    max_frames: int = Field(default=8, ge=1, le=256)
     # Dead-letter records carry at most this many bytes of the original payload (+ size, sha256).
     dead_letter_max_payload_bytes: int = Field(default=65_536, ge=0)
     # A message in flight at this many consecutive crashes is dead-lettered without decoding.

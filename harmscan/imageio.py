@@ -109,7 +109,7 @@ def decode_image(
     formats: tuple[str, ...] = ALLOWED_FORMATS,
     max_aspect_ratio: float | None = None,
 ) -> Image.Image:
-    """Decode untrusted bytes into an upright 8-bit RGB image.
+    """Decode untrusted bytes into an upright 8-bit RGB image (the first frame of an animation).
 
     Args:
         data: The encoded image.
@@ -124,6 +124,33 @@ def decode_image(
 
     Returns:
         The decoded image in mode ``RGB``.
+
+    Raises:
+        ImageRejected: With a reason from `REASONS`.
+    """
+    image = open_image(
+        data,
+        max_pixels=max_pixels,
+        max_bytes=max_bytes,
+        draft=draft,
+        formats=formats,
+        max_aspect_ratio=max_aspect_ratio,
+    )
+    return load_rgb(image, min_side)
+
+
+def open_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    draft: tuple[int, int] | None = None,
+    formats: tuple[str, ...] = ALLOWED_FORMATS,
+    max_aspect_ratio: float | None = None,
+) -> Image.Image:
+    """Open untrusted bytes and check their header; no pixel is decoded yet.
+
+    Arguments as for `decode_image`.
 
     Raises:
         ImageRejected: With a reason from `REASONS`.
@@ -148,13 +175,18 @@ def decode_image(
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise _rejection(exc, "unreadable header") from None
-    _check_header(image, max_pixels, max_aspect_ratio)
+    check_header(image, max_pixels, max_aspect_ratio)
     if image.format == "JPEG":
         problem = jpeg_table_problem(data)
         if problem:
             raise ImageRejected("corrupt", f"JPEG Huffman tables: {problem}")
         if draft is not None:
             image.draft("RGB", draft)
+    return image
+
+
+def load_rgb(image: Image.Image, min_side: int) -> Image.Image:
+    """Decode the current frame of an opened image into upright 8-bit RGB."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -299,7 +331,7 @@ def _rejection(exc: BaseException, what: str) -> ImageRejected:
     return ImageRejected(reason, f"{what}: {exc}")
 
 
-def _check_header(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> None:
+def check_header(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> None:
     width, height = image.size
     if width * height > max_pixels:
         raise ImageRejected(

@@ -5,7 +5,10 @@ each request strictly and read its bytes (file, S3 object or inline); the bytes 
 preprocessed in worker processes under hard limits (`serving.decoding`: address space, CPU time,
 wall-clock time, pixel and aspect-ratio caps), through the one preprocessing path training uses
 (`decode_image` with JPEG draft mode, then the model's `EvalPreset`); the accepted images are scored
-in one batch by the current model. Whatever goes wrong with one payload's content is that payload's
+in one batch by the current model. An animated or multi-page image is decoded into up to
+``max_frames`` frames, each one crop of the batch; its score is the maximum over its frames (the
+worst frame decides) and its result names how many frames were scored and which scored highest.
+Whatever goes wrong with one payload's content is that payload's
 rejection (``internal_error`` with the exception type for the unforeseen); only an unreachable
 source (`SourceUnavailable`) escapes.
 """
@@ -15,13 +18,13 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
-from serving.decoding import DecodeLimits, DecodePool
+from serving.decoding import Decoded, DecodeLimits, DecodePool
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
 from serving.schema import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -47,10 +50,15 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A decoded, preprocessed image ready to score."""
+    """A decoded, preprocessed image ready to score (one row per frame)."""
 
     request: Request
-    array: np.ndarray
+    decoded: Decoded
+
+    @property
+    def array(self) -> np.ndarray:
+        """The model inputs, one row per frame scored."""
+        return self.decoded.array
 
 
 Outcome = Result | Rejection
@@ -88,6 +96,9 @@ class BatchClassifier:
         max_aspect_ratio: Largest accepted longer/shorter side ratio (from the header).
         decode_memory_mb: Address space a decode worker may add to its start-up size.
         max_request_bytes: Largest accepted request message (checked before parsing).
+        max_frames: Most frames of an animated or multi-page image to score (1: the first only).
+        max_batch_frames: Most frames (crops) per model call; a batch with more frames than
+            this (animated images) is scored in several calls. None: no limit.
     """
 
     def __init__(
@@ -101,6 +112,8 @@ class BatchClassifier:
         max_aspect_ratio: float | None = None,
         decode_memory_mb: int = 768,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_frames: int = 1,
+        max_batch_frames: int | None = None,
     ) -> None:
         self.reader = reader
         self.limits = DecodeLimits(
@@ -109,8 +122,10 @@ class BatchClassifier:
             timeout_s=decode_timeout_s,
             memory_mb=decode_memory_mb,
             jpeg_draft=jpeg_draft,
+            max_frames=max_frames,
         )
         self.max_request_bytes = max_request_bytes
+        self.max_batch_frames = max_batch_frames
         self.workers = workers
         self.decoder = DecodePool(workers, decode_memory_mb)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
@@ -141,7 +156,13 @@ class BatchClassifier:
             return request
         try:
             data = self.reader.read(request)
-            return Prepared(request, self.decoder.decode(data, preset, self.limits))
+            decoded = self.decoder.frames(data, preset, self.limits)
+            if decoded.failed:
+                logger.warning(
+                    "%s: %d frame(s) not scored (%s)",
+                    request.describe(), decoded.failed, decoded.detail,
+                )  # fmt: skip
+            return Prepared(request, decoded)
         except (InputRejected, ImageRejected) as exc:
             return Rejection(exc.reason, exc.detail, request.id)
         except SourceUnavailable:
@@ -191,19 +212,43 @@ class BatchClassifier:
     def score(
         self, prepared: list[Prepared | Rejection], model: LoadedModel, received_at: float
     ) -> list[Outcome]:
-        """Score the prepared images in one model call; one outcome per item, in order."""
+        """Score the prepared images in one model call; one outcome per item, in order.
+
+        Every frame is one crop of the batch (the model splits it at its own batch limit); a
+        request's score is the maximum over its frames. ``max_batch_frames`` counts frames.
+        """
         good = [p.array for p in prepared if isinstance(p, Prepared)]
-        probs = model.p_harmful(np.stack(good)) if good else np.zeros(0)
+        probs = self._p_harmful(np.concatenate(good), model) if good else np.zeros(0)
         completed_at = time.time()
-        scores = iter(probs.tolist())
         outcomes: list[Outcome] = []
+        start = 0
         for item in prepared:
             if isinstance(item, Prepared):
-                prob = next(scores)
-                outcomes.append(make_result(item.request, prob, model, received_at, completed_at))
+                frames = probs[start : start + len(item.array)]
+                start += len(frames)
+                worst = int(np.argmax(frames))
+                result = make_result(item.request, float(frames[worst]), model, received_at,
+                                     completed_at)  # fmt: skip
+                if len(frames) > 1 or item.decoded.failed:
+                    result = replace(
+                        result,
+                        frames_scored=len(frames),
+                        worst_frame=item.decoded.indices[worst],
+                        frames_failed=item.decoded.failed,
+                    )
+                outcomes.append(result)
             else:
                 outcomes.append(item)
         return outcomes
+
+    def _p_harmful(self, crops: np.ndarray, model: LoadedModel) -> np.ndarray:
+        """The model's scores of the crops, at most `max_batch_frames` per call."""
+        step = self.max_batch_frames
+        if step is None or len(crops) <= step:
+            return model.p_harmful(crops)
+        return np.concatenate(
+            [model.p_harmful(crops[i : i + step]) for i in range(0, len(crops), step)]
+        )
 
     def finish(
         self,

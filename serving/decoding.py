@@ -7,10 +7,12 @@ most ``timeout_s`` more CPU seconds (the kernel kills an overrun with ``SIGXCPU`
 at most `WALL_FACTOR` x ``timeout_s`` of wall-clock time for an answer (CPU time is the bound; a
 busy host only delays a decode); a worker that overran, died or ran out of memory is killed and
 replaced, never abandoned still running. A worker decodes *and* preprocesses
-(`EvalPreset.array`), so what travels back is one model-sized array.
+(`EvalPreset.array`), so what travels back is one model-sized array per frame scored.
 
-Decoding itself is `harmscan.imageio.decode_image`, with the pixel and aspect-ratio caps checked
-from the header first.
+Decoding itself is `harmscan.frames.decode_frames` (`harmscan.imageio.decode_image` for a still
+image), with the pixel and aspect-ratio caps checked from each frame's header first. The limits
+cover the whole request: all its frames share the CPU and wall-clock time of one decode, the
+memory of one worker and ``max_pixels`` in total.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from harmscan.imageio import ImageRejected, decode_image
+from harmscan.frames import FrameBudgetExceeded, decode_frames
+from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ PRELOAD: Final = [
     "PIL.Image",
     *(f"PIL.{name}ImagePlugin" for name in ("Jpeg", "Png", "WebP", "Gif", "Bmp", "Tiff")),
     "harmscan.imageio",
+    "harmscan.frames",
     "harmscan.presets",
     __name__,
 ]
@@ -63,6 +67,7 @@ class DecodeLimits:
         timeout_s: Wall-clock and CPU seconds one decode may take.
         memory_mb: Address space a worker may add to its start-up size.
         jpeg_draft: Whether JPEGs are decoded at a reduced scale near the model size.
+        max_frames: Most frames of an animated or multi-page image to decode (evenly spaced).
     """
 
     max_pixels: int
@@ -70,6 +75,30 @@ class DecodeLimits:
     timeout_s: float
     memory_mb: int
     jpeg_draft: bool = True
+    max_frames: int = 1
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What a decode produced: one model-sized array per frame.
+
+    Attributes:
+        array: The frames' model inputs, shape ``(frames, ...)``.
+        indices: Each row's frame index in the image (0 first).
+        failed: Frames selected for scoring that did not decode after a good first frame.
+        detail: Why the first of those failed, or None.
+    """
+
+    array: np.ndarray
+    indices: tuple[int, ...] = (0,)
+    failed: int = 0
+    detail: str | None = None
+
+
+FRAME_BUDGET_HINT: Final = (
+    " (serving.max_pixels bounds each frame and the frames scored together; "
+    "serving.max_frames how many are scored)"
+)
 
 
 def _vm_size() -> int:
@@ -93,16 +122,22 @@ def _decode(data: bytes, preset: EvalPreset, limits: DecodeLimits) -> tuple[Any,
     budget = max(math.ceil(used), int(used + limits.timeout_s))
     resource.setrlimit(resource.RLIMIT_CPU, (budget, hard))
     try:
-        image = decode_image(
+        frames = decode_frames(
             data,
+            preset.model_input,
+            max_frames=limits.max_frames,
             max_pixels=limits.max_pixels,
             max_bytes=len(data),  # the source's cap was applied when it was read
             max_aspect_ratio=limits.max_aspect_ratio,
             draft=preset.draft_size if limits.jpeg_draft else None,
         )
-        return ("ok", preset.model_input(image))
+    except FrameBudgetExceeded as exc:
+        return ("rejected", exc.reason, exc.detail + FRAME_BUDGET_HINT)
     except ImageRejected as exc:
         return ("rejected", exc.reason, exc.detail)
+    # A still image travels as before: its one array, viewed with a frame axis (no copy).
+    array = frames.items[0][None] if len(frames.items) == 1 else np.stack(frames.items)
+    return ("ok", Decoded(array, tuple(frames.indices), frames.failed, frames.detail))
 
 
 # glibc malloc in a worker: buffers below REUSE_BELOW come from the heap, and up to KEEP_FREE of
@@ -281,7 +316,15 @@ class DecodePool:
         return worker
 
     def decode(self, data: bytes, preset: EvalPreset, limits: DecodeLimits) -> np.ndarray:
-        """Decode and preprocess ``data`` in a worker: the model-sized array.
+        """Decode and preprocess ``data`` in a worker: the first scored frame's model-sized array.
+
+        Raises:
+            ImageRejected: As for `frames`.
+        """
+        return self.frames(data, preset, limits).array[0]
+
+    def frames(self, data: bytes, preset: EvalPreset, limits: DecodeLimits) -> Decoded:
+        """Decode and preprocess ``data`` in a worker: one model-sized array per frame scored.
 
         Raises:
             ImageRejected: The image is bad, too costly (``too_large`` for a decode that overran
@@ -299,7 +342,8 @@ class DecodePool:
                 worker = self._spawn()
             self._idle.put(worker)
         if answer[0] == "ok":
-            return answer[1]
+            decoded: Decoded = answer[1]
+            return decoded
         if answer[0] == "rejected":
             raise ImageRejected(answer[1], answer[2])
         raise ImageRejected("internal_error", f"decoder error {answer[1]}: {answer[2]}")

@@ -127,6 +127,12 @@ class Result:
         completed_at: When the result was made (Unix s).
         latency_ms: Processing latency inside the consumer, receive to result.
         precision: Which graph of the model scored it: ``float`` or ``int8``.
+        frames_scored: How many frames of the image were scored (1 for a still image; an
+            animated or multi-page image: up to ``serving.max_frames``, evenly spaced).
+            ``p_harmful`` is the maximum over them.
+        worst_frame: The index in the image of the frame that scored highest (0 = the first).
+        frames_failed: Frames chosen for scoring that did not decode after a good first frame
+            (not scored; 0 when every chosen frame was scored).
         v: Schema version.
     """
 
@@ -143,6 +149,9 @@ class Result:
     completed_at: float
     latency_ms: float
     precision: str = "float"
+    frames_scored: int = 1
+    worst_frame: int = 0
+    frames_failed: int = 0
     v: int = SCHEMA_VERSION
 
 

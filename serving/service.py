@@ -104,6 +104,8 @@ def make_classifier(settings: Settings) -> BatchClassifier:
         max_aspect_ratio=serving.max_aspect_ratio,
         decode_memory_mb=serving.decode_memory_mb,
         max_request_bytes=serving.max_request_bytes,
+        max_frames=serving.max_frames,
+        max_batch_frames=serving.batch_size,
     )
 
 

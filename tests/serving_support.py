@@ -373,3 +373,22 @@ def jpeg_scan_bomb(side: int = 3000, repeats: int = 10_000) -> bytes:
             return data[:eoi] + data[pos:end] * repeats + data[eoi:]
         pos = end
     raise AssertionError("no AC first scan found")
+
+
+def animated_gif(colours: list[tuple[int, int, int]], size: tuple[int, int] = (48, 40)) -> bytes:
+    """An animated GIF with one solid-colour frame per colour (distinct colours, kept apart)."""
+    frames = [Image.new("RGB", size, colour) for colour in colours]
+    buffer = io.BytesIO()
+    frames[0].save(
+        buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0,
+        optimize=False, disposal=1,
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
+def many_frame_gif(count: int, size: tuple[int, int] = (64, 64)) -> bytes:
+    """A GIF declaring ``count`` frames: the second frame's blocks repeated (built in ms)."""
+    data = animated_gif([BLUE, RED], size)
+    second = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    assert data.endswith(b";")
+    return data[:second] + data[second:-1] * (count - 1) + b";"

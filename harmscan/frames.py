@@ -1,0 +1,161 @@
+"""Multi-frame images (animated GIF, WebP and PNG, multi-page TIFF): which frames are scored.
+
+A request is scored on up to ``max_frames`` frames, evenly spaced over the image's frames and
+always including the first; its harmful probability is the maximum over them (the worst frame
+decides). The limits bound the work of all frames together: each frame's header is checked like
+a still image's (pixel and aspect-ratio caps), the frames scored share one pixel budget
+(``max_pixels`` in total), and the caller's CPU and wall-clock limits cover the whole request,
+including walking past frames that are not scored (a GIF declaring 100000 frames).
+
+A frame that fails to decode after a good first frame ends the walk (in GIF and WebP a frame is
+drawn on the ones before it, so the frames after a broken one cannot be trusted): the frames that
+decoded are scored and the failure is counted (`FrameSet.failed`). A first frame that fails to
+decode rejects the image, as for a still image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from PIL import Image
+
+from harmscan.imageio import (
+    ALLOWED_FORMATS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageRejected,
+    check_header,
+    load_rgb,
+    open_image,
+)
+
+T = TypeVar("T")
+
+
+class FrameBudgetExceeded(ImageRejected):
+    """The frames to score hold more pixels together than the image budget allows."""
+
+
+@dataclass(frozen=True)
+class FrameSet(Generic[T]):
+    """The converted frames of one image.
+
+    Attributes:
+        items: One converted frame per decoded frame, in frame order.
+        indices: The frame index of each item in the image (the first is 0).
+        failed: Frames selected for scoring that did not decode (after a good first frame).
+        detail: Why the first of those failed, or None.
+    """
+
+    items: list[T]
+    indices: list[int]
+    failed: int = 0
+    detail: str | None = None
+
+
+def select_frames(n_frames: int, max_frames: int) -> list[int]:
+    """Up to ``max_frames`` frame indices evenly spaced over ``n_frames``, first and last included.
+
+    Raises:
+        ValueError: ``n_frames`` or ``max_frames`` below 1.
+    """
+    if n_frames < 1 or max_frames < 1:
+        raise ValueError(f"n_frames and max_frames must be >= 1, got {n_frames}, {max_frames}")
+    count = min(n_frames, max_frames)
+    if count == 1:
+        return [0]
+    # The step (n_frames - 1) / (count - 1) is at least 1, so the indices are distinct.
+    return [i * (n_frames - 1) // (count - 1) for i in range(count)]
+
+
+def frame_count(image: Image.Image) -> int:
+    """How many frames an opened image has (1 for a still image or an unreadable count)."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return 1  # the frames that can be read are walked by `decode_frames` anyway
+
+
+def decode_frames(
+    data: bytes,
+    convert: Callable[[Image.Image], T],
+    *,
+    max_frames: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    draft: tuple[int, int] | None = None,
+    formats: tuple[str, ...] = ALLOWED_FORMATS,
+    max_aspect_ratio: float | None = None,
+) -> FrameSet[T]:
+    """Decode the frames `select_frames` picks and ``convert`` each (one full frame at a time).
+
+    A still image, or ``max_frames`` 1, costs what `decode_image` costs: no frame is counted.
+
+    Args:
+        data: The encoded image.
+        convert: Turns one upright RGB frame into what is kept (e.g. the model's input array).
+        max_frames: Most frames to decode.
+        max_pixels: Cap per frame (from its header) and on the sum over the decoded frames.
+        max_bytes, draft, formats, max_aspect_ratio: As for `decode_image`.
+
+    Raises:
+        ImageRejected: The first frame is bad, a frame's header breaks a cap, or the frames
+            together exceed ``max_pixels`` (`FrameBudgetExceeded`).
+    """
+    image = open_image(
+        data,
+        max_pixels=max_pixels,
+        max_bytes=max_bytes,
+        draft=draft,
+        formats=formats,
+        max_aspect_ratio=max_aspect_ratio,
+    )
+    total = frame_count(image) if max_frames > 1 else 1
+    if total == 1:
+        return FrameSet([convert(load_rgb(image, 1))], [0])
+    items: list[T] = []
+    indices: list[int] = []
+    spent = 0
+    selected = select_frames(total, max_frames)
+    for position, index in enumerate(selected):
+        try:
+            if index:
+                image.seek(index)
+            spent += _pixels(image, max_pixels, max_aspect_ratio)
+            if spent > max_pixels:
+                raise FrameBudgetExceeded(
+                    "too_large",
+                    f"{position + 1} of {len(selected)} frames to score ({total} in the image) "
+                    f"hold {spent} pixels together > max_pixels {max_pixels}",
+                )
+            items.append(convert(load_rgb(image, 1)))
+            indices.append(index)
+        except FrameBudgetExceeded:
+            raise
+        except (ImageRejected, OSError, SyntaxError, ValueError, EOFError) as exc:
+            if not items:
+                raise _as_rejection(exc, index) from None
+            return FrameSet(items, indices, len(selected) - position, f"frame {index}: {exc}")
+    return FrameSet(items, indices)
+
+
+def _pixels(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> int:
+    """The pixels of the image's current frame, once its header passed the caps.
+
+    Raises:
+        FrameBudgetExceeded: The frame breaks the pixel or aspect-ratio cap (a hostile frame is
+            never skipped: the image is rejected).
+    """
+    try:
+        check_header(image, max_pixels, max_aspect_ratio)
+    except ImageRejected as exc:
+        raise FrameBudgetExceeded(exc.reason, f"frame {image.tell()}: {exc.detail}") from None
+    return int(image.size[0] * image.size[1])
+
+
+def _as_rejection(exc: BaseException, index: int) -> ImageRejected:
+    if isinstance(exc, ImageRejected):
+        return exc
+    return ImageRejected("corrupt", f"frame {index}: {exc}")

@@ -1,0 +1,222 @@
+"""Animated and multi-page images: frame selection, the worst-frame rule, and the limits."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harmscan.frames import decode_frames, select_frames
+from harmscan.imageio import ImageRejected
+from serving.classifier import BatchClassifier, Rejection
+from serving.inputs import InputReader
+from serving.schema import Result, decode_result, encode_request, encode_result
+from serving.source import LoadedModel, load_model_folder
+from tests.serving_support import (
+    BLUE,
+    RED,
+    animated_gif,
+    image_bytes,
+    many_frame_gif,
+    save_local_model,
+)
+
+SAFE = [BLUE, (30, 40, 200), (40, 30, 210), (30, 50, 190), (50, 30, 180), (30, 60, 170)]
+
+
+@pytest.mark.parametrize(
+    ("n_frames", "max_frames", "expected"),
+    [
+        (1, 8, [0]),
+        (5, 1, [0]),
+        (3, 8, [0, 1, 2]),
+        (8, 8, list(range(8))),
+        (10, 4, [0, 3, 6, 9]),
+        (100, 5, [0, 24, 49, 74, 99]),
+        (100_000, 8, [0, 14285, 28571, 42856, 57142, 71427, 85713, 99999]),
+    ],
+)
+def test_frames_are_evenly_spaced_first_included_and_capped(
+    n_frames: int, max_frames: int, expected: list[int]
+) -> None:
+    chosen = select_frames(n_frames, max_frames)
+    assert chosen == expected
+    assert chosen[0] == 0
+    assert len(chosen) == min(n_frames, max_frames) == len(set(chosen))
+
+
+@pytest.mark.parametrize(("n_frames", "max_frames"), [(0, 8), (5, 0)])
+def test_frame_selection_refuses_nonsense(n_frames: int, max_frames: int) -> None:
+    with pytest.raises(ValueError, match="must be >= 1"):
+        select_frames(n_frames, max_frames)
+
+
+def _colour(image: Image.Image) -> tuple[int, int, int]:
+    return image.getpixel((3, 3))  # type: ignore[return-value]
+
+
+def test_decode_frames_reads_the_chosen_frames() -> None:
+    data = animated_gif([*SAFE[:5], RED])  # frames 0-4 safe, 5 harmful
+    got = decode_frames(data, _colour, max_frames=3)
+    assert got.indices == [0, 2, 5]
+    assert got.items[0] == BLUE
+    assert got.items[2] == RED
+    assert got.failed == 0
+    assert decode_frames(data, _colour, max_frames=1).indices == [0]
+
+
+def test_a_later_frame_that_does_not_decode_leaves_the_frames_before_it() -> None:
+    data = animated_gif([BLUE, SAFE[1], RED, SAFE[2]], size=(64, 64))
+    cut = data[: data.rindex(b"\x21\xf9\x04") + 40]  # the last frame's pixel data is truncated
+    got = decode_frames(cut, _colour, max_frames=8)
+    assert got.indices == [0, 1, 2]
+    assert got.items[2] == RED
+    assert got.failed == 1
+    assert got.detail is not None
+    assert "frame 3" in got.detail
+
+
+def test_the_frames_share_one_pixel_budget() -> None:
+    data = animated_gif(SAFE[:4], size=(100, 100))  # 10000 pixels a frame
+    assert decode_frames(data, _colour, max_frames=4, max_pixels=40_000).indices == [0, 1, 2, 3]
+    with pytest.raises(ImageRejected, match="40000 pixels together > max_pixels 39999"):
+        decode_frames(data, _colour, max_frames=4, max_pixels=39_999)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    folder = save_local_model(tmp_path_factory.mktemp("frames") / "model")
+    return load_model_folder(folder, name="m", version="1", runtime="onnx")
+
+
+def _classifier(max_frames: int, timeout_s: float = 5.0) -> BatchClassifier:
+    reader = InputReader([], [], max_bytes=8_000_000)
+    return BatchClassifier(
+        reader, workers=1, max_pixels=4_000_000, decode_timeout_s=timeout_s,
+        max_frames=max_frames, max_request_bytes=12_000_000,
+    )  # fmt: skip
+
+
+def _inline(data: bytes, request_id: str) -> bytes:
+    return encode_request(request_id, image_b64=base64.b64encode(data).decode())
+
+
+def test_the_worst_frame_decides_and_is_named(model: LoadedModel) -> None:
+    gif = animated_gif([*SAFE[:5], RED])
+    still = image_bytes(BLUE)
+    values = [_inline(gif, "gif"), _inline(still, "jpeg"), _inline(image_bytes(RED), "red")]
+    results = {}
+    for max_frames in (1, 8):
+        clf = _classifier(max_frames)
+        try:
+            results[max_frames] = clf.classify(values, model, received_at=0.0)
+        finally:
+            clf.close()
+    (gif1, jpeg1, red1), (gif8, jpeg8, red8) = results[1], results[8]
+    for result in (gif1, jpeg1, red1, gif8, jpeg8, red8):
+        assert isinstance(result, Result)
+    assert (gif1.label, gif1.frames_scored, gif1.worst_frame) == ("safe", 1, 0)
+    assert (gif8.label, gif8.frames_scored, gif8.worst_frame) == ("harmful", 6, 5)
+    assert gif8.p_harmful > 0.9 > 0.1 > gif1.p_harmful
+    # A still image is scored exactly as before, whatever max_frames is.
+    for one, eight in ((jpeg1, jpeg8), (red1, red8)):
+        assert dataclasses.replace(one, completed_at=0, latency_ms=0) == dataclasses.replace(
+            eight, completed_at=0, latency_ms=0
+        )
+        assert (eight.frames_scored, eight.worst_frame, eight.frames_failed) == (1, 0, 0)
+
+
+def test_a_gif_declaring_100000_frames_is_bounded_by_the_decode_timeout(
+    model: LoadedModel,
+) -> None:
+    hostile = many_frame_gif(100_000, size=(16, 16))
+    clf = _classifier(8, timeout_s=0.5)
+    try:
+        bomb, after = clf.classify(
+            [_inline(hostile, "many"), _inline(image_bytes(RED), "after")], model, 0.0
+        )
+    finally:
+        clf.close()
+    assert isinstance(bomb, Rejection)
+    assert bomb.reason == "too_large"
+    assert "serving.decode_timeout_s" in bomb.detail
+    assert isinstance(after, Result)
+    assert after.label == "harmful"
+
+
+def test_a_frame_budget_rejection_names_the_settings(model: LoadedModel) -> None:
+    data = animated_gif(SAFE[:4], size=(1200, 1000))  # 1.2 M pixels a frame, 4 M budget
+    clf = _classifier(8)
+    try:
+        (rejected,) = clf.classify([_inline(data, "big")], model, 0.0)
+    finally:
+        clf.close()
+    assert isinstance(rejected, Rejection)
+    assert rejected.reason == "too_large"
+    assert "serving.max_pixels" in rejected.detail
+    assert "serving.max_frames" in rejected.detail
+
+
+def test_results_without_frame_fields_still_decode() -> None:
+    result = Result(
+        id="r", label="safe", p_harmful=0.1, threshold=0.5, review=False, model_name="m",
+        model_version="1", source="inline", sent_at=None, received_at=0.0, completed_at=0.0,
+        latency_ms=0.0,
+    )  # fmt: skip
+    body = json.loads(encode_result(result))
+    assert (body["frames_scored"], body["worst_frame"], body["frames_failed"]) == (1, 0, 0)
+    for key in ("frames_scored", "worst_frame", "frames_failed"):
+        del body[key]
+    assert decode_result(json.dumps(body).encode()) == result
+
+
+def test_max_frames_setting_is_validated() -> None:
+    from conf.loader import SettingsError, load_settings
+
+    assert load_settings("ci", env={}).serving.max_frames == 8
+    with pytest.raises(SettingsError, match=r"serving\.max_frames: Input should be greater"):
+        load_settings("ci", ["serving.max_frames=0"], env={})
+
+
+def test_frames_of_a_multipage_tiff(tmp_path: Path) -> None:
+    pages = [Image.new("RGB", (32, 24), colour) for colour in (BLUE, SAFE[1], RED)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:])
+    got = decode_frames(buffer.getvalue(), _colour, max_frames=8)
+    assert got.indices == [0, 1, 2]
+    assert got.items[2] == RED
+    assert np.array_equal(np.array(got.items[0]), np.array(BLUE))
+
+
+def test_the_batch_limit_counts_frames(model: LoadedModel) -> None:
+    seen: list[int] = []
+    original = model.p_harmful
+
+    def counting(batch: np.ndarray) -> np.ndarray:
+        seen.append(len(batch))
+        return original(batch)
+
+    gif = animated_gif([*SAFE[:5], RED])  # 6 frames
+    clf = _classifier(8)
+    clf.max_batch_frames = 4
+    try:
+        model.p_harmful = counting  # type: ignore[method-assign]
+        outcomes = clf.classify(
+            [_inline(gif, "a"), _inline(image_bytes(BLUE), "b"), _inline(gif, "c")], model, 0.0
+        )
+    finally:
+        model.p_harmful = original  # type: ignore[method-assign]
+        clf.close()
+    assert seen == [4, 4, 4, 1]  # 13 frames, at most 4 per model call
+    a, b, c = outcomes
+    assert isinstance(a, Result)
+    assert isinstance(b, Result)
+    assert isinstance(c, Result)
+    assert (a.worst_frame, b.worst_frame, c.worst_frame) == (5, 0, 5)
+    assert (a.label, b.label, c.label) == ("harmful", "safe", "harmful")
