@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from conf.loader import load_settings  # noqa: E402
 from serving.consumer import InFlight, ServingConsumer  # noqa: E402
 from serving.poison import Journal, PoisonGuard  # noqa: E402
-from serving.source import LoadedModel  # noqa: E402
+from serving.source import PRECISION_SETTINGS, LoadedModel  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 import serve_bench  # noqa: E402
@@ -395,11 +395,25 @@ def rate_of(load: str, ceiling: float | None) -> float | None:
     return float(load)
 
 
+def loads_arg(text: str) -> str:
+    """``--loads``, checked before anything starts: images/s, ``0.6x`` of the ceiling, or max."""
+    for load in text.split(","):
+        try:
+            if load != "max" and float(load.removesuffix("x")) <= 0:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{load!r} is not a load: give images/s (100), a fraction of the ceiling (0.6x) "
+                "or max"
+            ) from None
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="defaults:", help="'name:a.b=1,c.d=2;name2:...'")
     parser.add_argument(
-        "--loads", default="50,100,max",
+        "--loads", default="50,100,max", type=loads_arg,
         help="offered images/s, a fraction of the round's ceiling (0.6x), or max",
     )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=6.0, help="of requests per fixed load")
@@ -408,7 +422,7 @@ def main() -> None:
     parser.add_argument(
         "--warm-up", type=int, default=600, help="requests served first, unmeasured (0: none)"
     )
-    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--precision", default="int8", choices=PRECISION_SETTINGS)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--quiet-runs", action="store_true", help="only the summary table")
     args = parser.parse_args()

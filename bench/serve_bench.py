@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,8 +53,9 @@ sys.path.insert(0, str(REPO))
 from conf.loader import load_settings  # noqa: E402
 from conf.settings import ServingSettings, Settings  # noqa: E402
 from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
+from harmscan.models import ARCHS  # noqa: E402
 from serving.schema import decode_result, encode_request  # noqa: E402
-from serving.source import LoadedModel, load_model_folder  # noqa: E402
+from serving.source import PRECISION_SETTINGS, LoadedModel, load_model_folder  # noqa: E402
 
 if TYPE_CHECKING:
     from serving.producer import RequestProducer
@@ -569,12 +571,36 @@ def layout_sweep(
     print(f"(medians of {rounds} rounds)")
 
 
+def _list_of(valid: tuple[str, ...]) -> Callable[[str], str]:
+    """An argparse type: a comma-separated list whose items are all in ``valid``."""
+
+    def check(text: str) -> str:
+        unknown = [item for item in text.split(",") if item not in valid]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown}; valid: {', '.join(valid)}")
+        return text
+
+    return check
+
+
+def _layouts(text: str) -> str:
+    """``--layouts``: ``;``-separated layouts of 4 positive integers each."""
+    for item in text.split(";"):
+        parts = item.split(",")
+        if len(parts) != 4 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: give decode workers, inference workers, intra-op threads, batch "
+                "(e.g. 2,2,1,16)"
+            )
+    return text
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests, MobileNetV2 only")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
-    parser.add_argument("--archs", default="mobilenet_v2,resnet50")
+    parser.add_argument("--archs", default="mobilenet_v2,resnet50", type=_list_of(ARCHS))
     # The layout defaults are the consumer's own (conf/settings.py): the bench measures them.
     layout = ServingSettings.model_fields
     parser.add_argument("--threads", type=int, default=layout["intra_op_threads"].default,
@@ -585,7 +611,10 @@ def parse_args() -> argparse.Namespace:
                         help="serving.batch_size")  # fmt: skip
     parser.add_argument("--infer-workers", type=int, default=layout["inference_workers"].default,
                         help="serving.inference_workers")  # fmt: skip
-    parser.add_argument("--precisions", default="float,int8", help="served side by side")
+    parser.add_argument(
+        "--precisions", default="float,int8", type=_list_of(PRECISION_SETTINGS),
+        help="served side by side",
+    )  # fmt: skip
     parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
     parser.add_argument(
         "--standalone", action="store_true",
@@ -595,6 +624,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --decode-compare")
     parser.add_argument(
         "--layouts",
+        type=_layouts,
         help="compare layouts instead, e.g. '2,2,1,16;1,2,1,16' (decode workers, inference "
         "workers, intra-op threads, batch size each), in --rounds rounds",
     )
