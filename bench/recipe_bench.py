@@ -469,6 +469,16 @@ def _holdout(value: str) -> tuple[Path, list[str]] | None:
     return Path(pool), packages.split(",")
 
 
+def _configs(text: str) -> str:
+    """``--configs``, each name checked before the dataset is built (argparse type)."""
+    for name in text.split(","):
+        try:
+            config(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _paths(value: str) -> list[Path]:
     return [Path(v) for v in value.split(",") if v]
 
@@ -488,7 +498,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--archs", default="mobilenet_v2")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(CONFIGS), type=_configs)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)

@@ -283,3 +283,22 @@ def test_readme_setting_names_exist() -> None:
     assert len(checked) > 50, sorted(checked)
     unknown = sorted(n for n in checked if not _is_setting(n, settings))
     assert not unknown, f"the README names settings that do not exist: {unknown}"
+
+
+def _recipe_configs() -> list[str]:
+    text = re.sub(r",\\?\n", ",", re.sub(r"\\\n\s*", "", README))
+    found = re.findall(r"recipe_bench\.py[^\n`]*?--configs ([^\s`]+)", text)
+    return sorted({name for names in found for name in names.split(",") if name})
+
+
+def test_readme_recipe_bench_configs_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every configuration the README runs with bench/recipe_bench.py is one it knows."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import recipe_bench
+
+    names = _recipe_configs()
+    assert len(names) > 20, names
+    for name in names:
+        recipe_bench.config(name)  # raises ValueError naming the valid ones
+    with pytest.raises(ValueError, match="unknown configuration"):
+        recipe_bench.config("prior+prob")
