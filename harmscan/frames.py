@@ -1,4 +1,4 @@
-"""Multi-frame images (animated GIF, WebP and PNG, multi-page TIFF): which frames are scored.
+"""Multi-frame images (animated GIF, WebP, PNG; multi-page TIFF; MPO JPEG): which frames are scored.
 
 A request is scored on up to ``max_frames`` frames, evenly spaced over the image's frames and
 always including the first; its harmful probability is the maximum over them (the worst frame

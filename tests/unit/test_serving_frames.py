@@ -220,3 +220,14 @@ def test_the_batch_limit_counts_frames(model: LoadedModel) -> None:
     assert isinstance(c, Result)
     assert (a.worst_frame, b.worst_frame, c.worst_frame) == (5, 0, 5)
     assert (a.label, b.label, c.label) == ("harmful", "safe", "harmful")
+
+
+def test_a_second_picture_inside_a_jpeg_is_a_frame() -> None:
+    """An MPO file (a JPEG with more pictures after the first) hides nothing either."""
+    pictures = [Image.new("RGB", (64, 48), colour) for colour in (BLUE, RED)]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, "MPO", save_all=True, append_images=pictures[1:])
+    assert decode_frames(buffer.getvalue(), _colour, max_frames=1).indices == [0]
+    got = decode_frames(buffer.getvalue(), _colour, max_frames=8)
+    assert got.indices == [0, 1]
+    assert np.abs(np.array(got.items[1]) - np.array(RED)).max() < 8
