@@ -426,6 +426,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--quiet-runs", action="store_true", help="only the summary table")
     args = parser.parse_args()
+    serve_bench.exit_on_sigterm()
     variants = parse_variants(args.variants)
     work = Path(tempfile.mkdtemp(prefix="latency-bench-"))
     images = serve_bench.make_images(work / "images", 64)

@@ -32,6 +32,7 @@ import contextlib
 import glob
 import io
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -407,6 +408,11 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000.0 if values else float("nan")
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, ``kill``) an exit that runs ``finally``: the broker stops."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def start_broker(state: Path):
     from stack.kafka import KafkaBroker
     from stack.process import free_port
@@ -635,6 +641,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     global BROKER_PID
     args = parse_args()
+    exit_on_sigterm()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     images = make_images(work / "images", 64 if args.quick else 200)
