@@ -231,3 +231,16 @@ def test_a_second_picture_inside_a_jpeg_is_a_frame() -> None:
     got = decode_frames(buffer.getvalue(), _colour, max_frames=8)
     assert got.indices == [0, 1]
     assert np.abs(np.array(got.items[1]) - np.array(RED)).max() < 8
+
+
+def test_a_result_says_when_chosen_frames_did_not_decode(model: LoadedModel) -> None:
+    data = animated_gif([BLUE, SAFE[1], RED, SAFE[2]], size=(64, 64))
+    cut = data[: data.rindex(b"\x21\xf9\x04") + 40]  # the last frame's pixel data is truncated
+    clf = _classifier(8)
+    try:
+        (result,) = clf.classify([_inline(cut, "cut")], model, 0.0)
+    finally:
+        clf.close()
+    assert isinstance(result, Result)
+    assert (result.label, result.frames_scored, result.worst_frame) == ("harmful", 3, 2)
+    assert result.frames_failed == 1
