@@ -199,7 +199,32 @@ def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> Non
     _set_path(into, parts, _parse(parts, raw, origin))
 
 
+def _seed_mapping_default(into: dict[str, Any], parts: list[str]) -> None:
+    """Before a dotted key sets one entry of a dict-valued setting (``mlflow.floors.auc``), put
+    the setting's default entries in place, so the others stay (a whole mapping replaces)."""
+    model: type[BaseModel] = Settings
+    node = into
+    for depth, part in enumerate(parts[:-1]):
+        field = model.model_fields.get(part)
+        if field is None:
+            return
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}  # as _set_path would
+            node = child
+            continue
+        if depth == len(parts) - 2 and part not in node:
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, dict):
+                node[part] = dict(default)
+        return
+
+
 def _set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
+    _seed_mapping_default(into, parts)
     node = into
     for part in parts[:-1]:
         child = node.get(part)

@@ -31,11 +31,42 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
         ("classes.safe=[Gun]", "both harmful and safe"),
         ("classes.never_safe=[Person]", "both never_safe and safe"),
         ("train.weights={vgg: none}", "valid: mobilenet_v2, resnet50"),
+        ("mlflow.floors.acuracy=0.7", "'accuracy', 'precision'"),
     ],
 )
 def test_bad_setting_names_the_valid_choices(override: str, expected: str) -> None:
     with pytest.raises(SettingsError, match=expected.replace("(", r"\(")):
         load_settings("ci", [override], env={})
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        (["mlflow.floors.auc=0.8"], {"accuracy": 0.6, "auc": 0.8}),
+        (
+            ["mlflow.floors.f1=0.5", "mlflow.floors.auc=0.7"],
+            {"accuracy": 0.6, "auc": 0.7, "f1": 0.5},
+        ),  # noqa: E501
+        ({"mlflow.floors.auc": 0.9}, {"accuracy": 0.6, "auc": 0.9}),
+        (['mlflow.floors={"auc": 0.7}'], {"auc": 0.7}),  # a whole mapping replaces
+    ],
+)
+def test_a_dotted_key_changes_one_entry_of_a_mapping_setting(how, expected) -> None:
+    assert load_settings("ci", how, env={}).mlflow.floors == expected
+
+
+def test_an_environment_variable_changes_one_entry_of_a_mapping_setting() -> None:
+    env = {"HARMSCAN_MLFLOW__FLOORS__AUC": "0.75"}
+    assert load_settings("ci", env=env).mlflow.floors == {"accuracy": 0.6, "auc": 0.75}
+
+
+def test_floor_metrics_are_the_metrics_the_gate_computes() -> None:
+    from typing import get_args
+
+    from conf.settings import FloorMetric
+    from harmscan.metrics import METRIC_NAMES
+
+    assert set(get_args(FloorMetric)) == set(METRIC_NAMES)
 
 
 def test_unknown_profile_lists_profiles() -> None:
