@@ -56,12 +56,24 @@ def up(
     typer.echo(f"logs: {stack.services_dir}/*.log   stop with: harmscan down")
 
 
-def down(ctx: typer.Context) -> None:
+def down(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each service gets after SIGTERM before SIGKILL.")
+    ] = 10.0,
+) -> None:
     """Stop every service of the local stack (data stays for the next `up`)."""
     from stack.local import LocalStack
 
-    stopped = LocalStack(_settings(ctx)).down()
-    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    stopped = LocalStack(_settings(ctx)).down(timeout)
+    if not stopped:
+        typer.echo("nothing was running")
+        return
+    typer.echo(f"stopped: {', '.join(s.name for s in stopped)}")
+    for item in stopped:
+        if item.killed:
+            pids = ", ".join(map(str, item.killed))
+            typer.echo(f"killed {item.name} (pids {pids}): it ignored SIGTERM for {timeout:g}s")
 
 
 def status(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +43,16 @@ class Member:
     processes: list[ServiceProcess]
     port_settings: list[tuple[str, int]]
     start: Callable[[float], None]
-    stop: Callable[[], bool]
+    stop: Callable[[float], bool]
     notes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """One service that ``down`` stopped, with the pids it had to SIGKILL (they ignored SIGTERM)."""
+
+    name: str
+    killed: list[int]
 
 
 @dataclass(frozen=True)
@@ -249,15 +257,25 @@ class LocalStack:
         """Whether this stack's Prefect server (a process of ours) runs."""
         return any(p.pid() is not None for p in self._prefect_server().processes)
 
-    def down(self) -> list[str]:
+    def down(self, timeout: float = 10.0) -> list[Stopped]:
         """Stop every service of ours: the worker and its flow runs first, then the servers
-        together. Returns the names of those that ran."""
+        together. Each process group gets ``timeout`` s after SIGTERM, then SIGKILL.
+
+        Returns:
+            The services that ran, each with the pids that had to be killed.
+        """
         members = self.members()
-        stopped = [m.name for m in members if m.name in AFTER_SERVERS and m.stop()]
+        first = [m for m in members if m.name in AFTER_SERVERS]
         servers = [m for m in members if m.name not in AFTER_SERVERS]
-        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-            ran = list(pool.map(lambda m: m.stop(), servers))
-        return stopped + [m.name for m, was in zip(servers, ran, strict=True) if was]
+        ran: list[bool] = []
+        for group in (first, servers):
+            with ThreadPoolExecutor(max_workers=max(1, len(group))) as pool:
+                ran += pool.map(lambda m: m.stop(timeout), group)
+        return [
+            Stopped(m.name, [pid for p in m.processes for pid in p.killed])
+            for m, was in zip(first + servers, ran, strict=True)
+            if was
+        ]
 
     def status(self) -> list[MemberStatus]:
         """Pids, health, address and log files of every service."""
@@ -315,6 +333,7 @@ class LocalStack:
 
         st, oi = self.settings.stack, self.settings.openimages
         mirror = MirrorServers(st.host, st.s3_port, st.metadata_port, self.services_dir)
+        processes = mirror.services()
 
         def start(timeout: float) -> None:
             mirror.start(timeout)
@@ -324,10 +343,10 @@ class LocalStack:
         return Member(
             "mirror",
             f"{mirror.metadata_url} (metadata), {mirror.s3_endpoint} (S3)",
-            mirror.services(),
+            processes,
             [("stack.metadata_port", st.metadata_port), ("stack.s3_port", st.s3_port)],
             start,
-            lambda: bool(mirror.stop()),
+            lambda timeout: _stop_all(reversed(processes), timeout),
         )
 
     def _prefect_server(self) -> Member:
@@ -363,7 +382,7 @@ class LocalStack:
             [process],
             [("stack.prefect_worker_port", st.prefect_worker_port)],
             process.start,
-            lambda: self._stop_worker(process),
+            lambda timeout: self._stop_worker(process, timeout),
         )
 
     def _review(self) -> Member:
@@ -392,7 +411,7 @@ class LocalStack:
             process.stop,
         )
 
-    def _stop_worker(self, process: ServiceProcess) -> bool:
+    def _stop_worker(self, process: ServiceProcess, timeout: float) -> bool:
         """Stop the worker with the flow runs it started; mark those runs Cancelled."""
         from stack.prefect_server import active_flow_runs, mark_cancelled, stop_with_children
 
@@ -404,10 +423,16 @@ class LocalStack:
         # deployment's restart automation would answer with a new run.
         with contextlib.suppress(Exception):
             mark_cancelled(api, runs)
-        stopped = stop_with_children(process)
+        stopped = stop_with_children(process, timeout)
         with contextlib.suppress(Exception):  # the server may be gone; processes are stopped
             mark_cancelled(api, runs)
         return stopped
+
+
+def _stop_all(processes: Iterable[ServiceProcess], timeout: float) -> bool:
+    """Stop each process (none skipped); True if any of them ran."""
+    ran = [process.stop(timeout) for process in processes]
+    return any(ran)
 
 
 def _plain(value: Any) -> Any:

@@ -71,6 +71,7 @@ class ServiceProcess:
     healthy: Callable[[], bool] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    killed: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
     def pid_file(self) -> Path:
@@ -152,22 +153,26 @@ class ServiceProcess:
             time.sleep(0.25)
         raise ServiceError(f"{self.name} not healthy after {timeout:.0f}s; see {self.log_file}")
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the whole process group: SIGTERM, then SIGKILL after timeout. True if it ran."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the whole process group: SIGTERM, then SIGKILL what is left after ``timeout``.
+
+        The pids that ignored SIGTERM and had to be killed are kept in ``killed``.
+
+        Returns:
+            True if the process ran.
+        """
         pid = self.pid()
         if pid is None:
+            self.killed = []
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            logger.warning("%s: did not stop on SIGTERM, killing", self.name)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.1)
+        self.killed = stop_group(pid, timeout)
+        if self.killed:
+            logger.warning(
+                "%s: pids %s ignored SIGTERM for %.0fs; killed them",
+                self.name,
+                ", ".join(map(str, self.killed)),
+                timeout,
+            )
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -189,6 +194,54 @@ class ServiceProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def stop_group(pgid: int, timeout: float) -> list[int]:
+    """SIGTERM the process group ``pgid``, wait up to ``timeout`` s for all of it, then SIGKILL.
+
+    Waits for every member of the group, not only its leader: server workers (gunicorn, uvicorn)
+    may outlive a leader that exits at once, or ignore SIGTERM while it waits for them.
+
+    Returns:
+        The pids still alive after ``timeout`` that were killed with SIGKILL.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.1)
+    killed = group_members(pgid)
+    if not killed:
+        return []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    # SIGKILL cannot be ignored; this bound is only for a process stuck in the kernel (D state).
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.05)
+    return killed
+
+
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes of process group ``pgid`` (Linux ``/proc``)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return sorted(members)
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our child (tests, fixtures)
+    return bool(group_members(pgid))
 
 
 def _alive(pid: int) -> bool:
