@@ -34,6 +34,7 @@ from rich.progress import (
 
 from conf.settings import ClassesSettings, EtlSettings, OpenImagesSettings
 from harmscan import openimages as oi
+from harmscan.classtree import Hierarchy, read_class_descriptions, resolve_classes
 from harmscan.sampling import rank_candidates
 
 CHUNK_BYTES = 1 << 16
@@ -242,9 +243,9 @@ def select_candidates(
         (configured name -> resolved ids).
     """
     logger = get_run_logger()
-    table = oi.read_class_descriptions(metadata["class_descriptions"])
-    hierarchy = oi.Hierarchy.read(metadata["hierarchy"]) if classes.expand_hierarchy else None
-    sets = oi.resolve_classes(
+    table = read_class_descriptions(metadata["class_descriptions"])
+    hierarchy = Hierarchy.read(metadata["hierarchy"]) if classes.expand_hierarchy else None
+    sets = resolve_classes(
         classes.harmful,
         classes.safe,
         table,

@@ -15,14 +15,14 @@ import pytest
 
 from conf.loader import load_settings
 from conf.settings import OpenImagesSettings
-from harmscan.openimages import (
+from harmscan.classtree import (
     ClassSets,
     ClassTable,
     Hierarchy,
-    label_images,
     read_class_descriptions,
     resolve_classes,
 )
+from harmscan.openimages import label_images
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = ROOT / "tests" / "data" / "oid_weapon_family_classes.csv"

@@ -9,8 +9,8 @@ from cli.failures import FAILED, UNREACHABLE, USAGE, explain
 from conf.loader import SettingsError, load_settings
 from flows.common import FlowTimeout
 from flows.etl import EmptySelection
+from harmscan.classtree import ClassResolutionError
 from harmscan.models import WeightsError
-from harmscan.openimages import ClassResolutionError
 
 
 def _caused(outer: Exception, inner: Exception) -> Exception:

@@ -10,7 +10,7 @@ from prefect.utilities.callables import parameter_schema
 from conf.loader import SettingsError, SettingsSource
 from flows.common import resolve
 from flows.etl import etl, work_key
-from harmscan.openimages import ClassResolutionError
+from harmscan.classtree import ClassResolutionError
 from tasks.openimages import DownloadError, download_metadata
 
 

@@ -7,17 +7,14 @@ import io
 import pandas as pd
 import pytest
 
-from harmscan.openimages import (
+from harmscan.classtree import (
     ClassResolutionError,
     Hierarchy,
-    MetadataError,
-    filter_labels,
-    label_images,
     read_class_descriptions,
-    read_image_index,
     resolve_classes,
     resolve_name,
 )
+from harmscan.openimages import MetadataError, filter_labels, label_images, read_image_index
 
 CLASSES = """LabelName,DisplayName
 /m/weapon,Weapon
