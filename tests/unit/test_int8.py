@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ONNX_FILE, ServingSpec
+from harmscan.checksets import CheckSet
 from harmscan.onnx_export import INPUT_UINT8, write_pixel_model
-from harmscan.precision import CheckSet, build_served_models
+from harmscan.precision import build_served_models
 from harmscan.presets import EvalPreset, normalize
 from harmscan.quantize import QuantizeOptions, check_int8, head_nodes, quantize_int8
 from serving.source import choose_graph, load_model_folder

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from harmscan.bundle import INT8_PIXELS_FILE, ONNX_FILE, ServingSpec
-from harmscan.precision import CheckSet, build_served_models
+from harmscan.checksets import CheckSet
+from harmscan.precision import build_served_models
 from harmscan.quantize import QuantizeOptions, quantize_int8
 from harmscan.sensitivity import block_of, blocks, choose_float_blocks, logit_error
 from serving.source import load_model_folder

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from harmscan.bundle import ONNX_FILE, ServingSpec
-from harmscan.precision import CheckSet, build_served_models
+from harmscan.checksets import CheckSet
+from harmscan.precision import build_served_models
 from serving.metrics import ServingMetrics
 from serving.source import (
     SpeedCheck,
