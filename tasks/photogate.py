@@ -2,7 +2,7 @@
 
 `photo_gate` scores a candidate, the champion and the untrained prior (the version tagged
 ``recipe=prior``) on the verified gate set and decides with the pure
-`harmscan.promotion.decide_photo_gate` (overall and in every domain with both classes).
+`harmscan.photogate.decide_photo_gate` (overall and in every domain with both classes).
 `promote_prior_if_needed` makes the prior champion when nothing is champion, no candidate of a
 run was promoted and one lost to it there, so serving always gets the best model there is;
 `prior_fallback_task` is its Prefect task.
@@ -16,15 +16,15 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from harmscan.gateset import load_photo_set
-from harmscan.promotion import (
+from harmscan.photogate import (
     PRIOR,
     Baseline,
     PhotoGateDecision,
-    PromotionResult,
     decide_photo_gate,
     gate_domains,
     prior_fallback,
 )
+from harmscan.promotion import PromotionResult
 from registry import CHAMPION, Registry
 from tasks.recipes import PRIOR_TAG, evaluate_version_on_photos, prior_version
 
@@ -43,7 +43,7 @@ def photo_gate(
     """The gate-set checks: the candidate may not be worse than the champion or the prior there.
 
     Scores the candidate, the champion and the prior (each at its own preset and threshold) on
-    the verified gate set, and decides with `harmscan.promotion.decide_photo_gate` overall and
+    the verified gate set, and decides with `harmscan.photogate.decide_photo_gate` overall and
     in every domain that holds both classes. A champion that is the prior is compared once.
     """
     photos = load_photo_set(gate_set)
@@ -75,7 +75,7 @@ def promote_prior_if_needed(
 ) -> PromotionResult | None:
     """Make the prior champion when nothing is champion and no candidate beat it (see below).
 
-    ``results`` are the decisions of one run (`harmscan.promotion.prior_fallback`). The prior
+    ``results`` are the decisions of one run (`harmscan.photogate.prior_fallback`). The prior
     gets alias ``champion`` with ``promotion_decision=fallback`` and the reason as tags; a later
     candidate that passes the gate replaces it like any champion. Returns what was done, or None.
     """

@@ -24,7 +24,8 @@ from PIL import Image
 
 from conf.loader import load_settings
 from harmscan.manifest import write_manifest
-from harmscan.promotion import FALLBACK_REASON, GatePolicy
+from harmscan.photogate import FALLBACK_REASON
+from harmscan.promotion import GatePolicy
 from tests.fixtures.photo_sets import write_photo_set
 from tests.serving_support import ColourNet, make_spec
 

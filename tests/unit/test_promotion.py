@@ -6,17 +6,14 @@ import dataclasses
 
 import pytest
 
-from harmscan.promotion import (
+from harmscan.photogate import (
     FALLBACK_REASON,
     Baseline,
-    Evaluation,
-    GatePolicy,
-    PromotionResult,
-    decide_gate,
     decide_photo_gate,
     gate_domains,
     prior_fallback,
 )
+from harmscan.promotion import Evaluation, GatePolicy, PromotionResult, decide_gate
 
 POLICY = GatePolicy(metric="auc", floors={"accuracy": 0.6}, min_improvement=0.01)
 GOOD = {"auc": 0.90, "accuracy": 0.80}
