@@ -34,6 +34,13 @@ from serving.metrics import ServingMetrics
 from serving.poison import PoisonGuard
 from serving.records import Record, dead_letter, records_for
 from serving.source import ChampionWatcher, LoadedModel
+from serving.undecodable import (
+    UNDECODABLE_CODES,
+    Undecodable,
+    batch_end,
+    dead_letter_for,
+    undecodable_batches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ def usable(messages: list[Message]) -> list[Message]:
             batch.append(message)
         elif is_fatal(error):
             raise ConsumerFatal(error)
-        elif error.code() != KafkaError._PARTITION_EOF:
+        elif error.code() not in (KafkaError._PARTITION_EOF, *UNDECODABLE_CODES):
             logger.warning("consumer error (librdkafka retries): %s", error)
     return batch
 
@@ -243,7 +250,12 @@ class ServingConsumer:
             current, self._inflight = self._inflight, None
             self._finish_with_retry(current, None)
             return
-        batch = usable(self._poll_batch(wait=self._inflight is None))
+        polled = self._poll_batch(wait=self._inflight is None)
+        batch = usable(polled)
+        undecodable = undecodable_batches(polled, after=batch)
+        if undecodable:
+            self._step_over(undecodable, batch)
+            return
         batch, later, alone = self.guard.isolate(batch)
         if later:
             rewind(self.consumer, later)
@@ -259,6 +271,30 @@ class ServingConsumer:
         if self._inflight is not None and not self._finish_with_retry(self._inflight, upcoming):
             upcoming = None  # rewound together with the failed batch
         self._inflight = upcoming
+
+    def _step_over(self, undecodable: list[Undecodable], batch: list[Message]) -> None:
+        """Dead-letter and commit past record batches that do not decompress
+        (`serving.undecodable`), after the batch in flight; this poll's ``batch`` comes again."""
+        rewind(self.consumer, batch)
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            if not self._finish_with_retry(inflight, None):
+                return
+        for item in undecodable:
+            try:
+                end = batch_end(self.settings, item)
+                record = dead_letter_for(self.settings, item, end)
+                deliver(self.producer, [record], self.settings.serving.delivery_timeout_s)
+                skip = TopicPartition(item.topic, item.partition, end + 1)
+                self.consumer.commit(offsets=[skip], asynchronous=False)
+                self.consumer.seek(skip)
+            except (TimeoutError, DeliveryFailed, KafkaException) as exc:
+                logger.error("could not step over undecodable batch %s (retried): %s", item, exc)
+                self.stop_event.wait(1.0)
+                return
+            self.report.delivered([record])
+            logger.error("dead-lettered undecodable offsets %d-%d of %s[%d]: %s",
+                         item.base, end, item.topic, item.partition, item.error)  # fmt: skip
 
     def _decode_ahead(self, inflight: InFlight) -> bool:
         """Whether to poll and start the next batch before ``inflight`` is finished."""
