@@ -66,7 +66,7 @@ from harmscan.trainsets import (
     training_split,
 )
 from harmscan.transfer import RecipeData, build_recipe_model, train_recipe
-from tasks.recipes import Scored, calibrate_on_mix, score_photo_set
+from tasks.recipes import Scored, branch_scores, calibrate_on_mix, score_photo_set
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -105,6 +105,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head": "prior-gated",
         "gate_drawings": ["drawpool"],
         "gate_sharpness": 4.0,
+    },
+    # the same with one threshold per branch (photo: on the calibration photos; drawing: on
+    # validation), folded into the branches (harmscan.branchpoint)
+    "prior+probe+gate-branch": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
     },
     "prior+probe+gate5": {
         "recipe": "probe",
@@ -200,6 +207,13 @@ def _predict(model: torch.nn.Module, data: Dataset, batch: int) -> tuple[np.ndar
     return preds.y_true, preds.p_harmful
 
 
+def _scored(model: torch.nn.Module, data: Dataset, batch: int, domains: list[str]) -> Scored:
+    """Predictions with each image's branch scores when the head is gated."""
+    with branch_scores(model) as branches:
+        y, p = _predict(model, data, batch)
+    return Scored(y, p, domains, branches())
+
+
 def _score_sets(model: torch.nn.Module, roots: list[Path], preset: Any) -> Scored | None:
     scored = [score_photo_set(model, root, preset) for root in roots]
     return sum(scored[1:], scored[0]) if scored else None
@@ -221,6 +235,11 @@ def _alt_point(mix: Scored, cfg: TrainSettings) -> OperatingPoint:
 
 def _at_point(scored: Scored, folded: OperatingPoint, other: OperatingPoint) -> dict[str, float]:
     """Metrics of scores calibrated by ``folded`` as if ``other`` had been chosen instead."""
+    if folded.branches is not None:
+        raise ValueError(
+            "--also-calibrate-with cannot re-choose a per-branch operating point; run it with "
+            "configurations whose gate_operating_point is mix"
+        )
     raw = sigmoid((log_odds(scored.p) - folded.bias) * folded.temperature)
     p = apply_temperature(raw, other.temperature, other.bias)
     return domain_metrics(scored.y, p, scored.domains, other.threshold)
@@ -286,8 +305,9 @@ def run_config(
         class_weights=class_weights_of(train.targets) if cfg.class_weighting else None,
         wise_score=val_auc,
     )
-    y_val, p_val = _predict(model, data.val.dataset, cfg.batch_size)
-    val = Scored(y_val, p_val, split_domains(frame, "val", "illustration"))
+    val = _scored(
+        model, data.val.dataset, cfg.batch_size, split_domains(frame, "val", "illustration")
+    )
     photos = _score_sets(model, calibration, eval_preset)
     extra = _score_sets(model, also_calibrate or [], eval_preset)
     alt = None
@@ -308,6 +328,7 @@ def run_config(
         "threshold": point.threshold,
         "ece_before": point.ece_before,
         "ece_after": point.ece_after,
+        "branches": dataclasses.asdict(point.branches) if point.branches else None,
         "test": domain_metrics(y_test, p_test, split_domains(frame, "test"), point.threshold),
         "test_scores": {"y": y_test.tolist(), "p": p_test.tolist()},
     }
@@ -429,6 +450,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
     for r in results:
         if "gate_photo_like" in r:
             print(f"{r['config']}: the gate calls photos {r['gate_photo_like']}")
+        if r.get("branches"):
+            b = r["branches"]
+            print(
+                f"{r['config']}: threshold {r['threshold']:.4f}; per branch photo "
+                f"{b['photo_threshold']:.4f}, drawing {b['drawing_threshold']:.4f}"
+            )
 
 
 def plot_roc(results: list[dict[str, Any]], path: Path) -> None:

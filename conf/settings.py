@@ -236,6 +236,10 @@ class TrainSettings(Section):
     gate_drawings_as_photos: float | None = Field(default=0.02, ge=0, lt=1)
     # The gate's logit is multiplied by this (boundary unchanged): > 1 blends the branches less.
     gate_sharpness: float = Field(default=1.0, gt=0)
+    # The gated head's threshold: mix (one, chosen on the calibration mix as for other heads) or
+    # per-branch (the photo branch's on the calibration photos, the drawing branch's on the
+    # other images, folded into the branches; harmscan.branchpoint). Other heads ignore it.
+    gate_operating_point: Literal["mix", "per-branch"] = "mix"
 
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod

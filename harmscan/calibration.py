@@ -9,6 +9,8 @@ Neural Networks", ICML 2017) fits a bias beside the temperature: ``sigmoid(z / T
 bias absorbs a shift of the harmful base rate between training and the calibration mix (clip-art
 versus photos), which a temperature alone cannot; it is still monotone, so rankings and AUC are
 unchanged, and it folds into the last layer's harmful bias (`harmscan.heads.shift_log_odds`).
+
+A domain-gated head can also get one threshold per branch: `harmscan.branchpoint`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+
+if TYPE_CHECKING:
+    from harmscan.branchpoint import BranchPoint
 
 EPS = 1e-7
 CALIBRATION_METHODS = ("temperature", "platt", "none")
@@ -177,6 +183,8 @@ class OperatingPoint:
         ece_before: Weighted-mix ECE of the uncalibrated probabilities.
         ece_after: The same after scaling.
         bias: Added to the harmful log-odds after the temperature (Platt; 0 otherwise).
+        branches: Per-branch thresholds and shifts of a gated head (`harmscan.branchpoint`;
+            None: one threshold for every image).
     """
 
     temperature: float
@@ -186,6 +194,7 @@ class OperatingPoint:
     ece_before: float
     ece_after: float
     bias: float = 0.0
+    branches: BranchPoint | None = None
 
 
 def weighted_ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = 10) -> float:

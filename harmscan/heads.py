@@ -16,8 +16,9 @@ the features), so it is not folded. A temperature (calibration) folds in exactly
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -122,13 +123,55 @@ class GatedPriorHead(nn.Module):
         """``g``, shape ``(n, 1)``: how much of the photo branch each image gets."""
         return torch.sigmoid(self.gate(features))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits in `LABELS` order."""
+    def branch_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The photo and the drawing branch's logits, each ``(n, 2)`` in `LABELS` order."""
         prior = self.photo.prior_logits(features)
         photo = self.photo.prior_scale * prior + self.photo.linear(features)
         drawing = self.drawing.prior_scale * prior + self.drawing.linear(features)
+        return photo, drawing
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits in `LABELS` order."""
+        photo, drawing = self.branch_logits(features)
         g = self.photo_probability(features)
         return g * photo + (1 - g) * drawing
+
+    @torch.no_grad()
+    def branch_log_odds(self, features: torch.Tensor) -> torch.Tensor:
+        """``(n, 3)``: the gate's ``g``, the photo and the drawing branch's harmful log-odds."""
+        photo, drawing = self.branch_logits(features)
+        safe = 1 - HARMFUL_INDEX
+        odds = [b[:, HARMFUL_INDEX] - b[:, safe] for b in (photo, drawing)]
+        # not through self.gate: a forward hook on the gate would see every image twice
+        g = torch.sigmoid(nn.functional.linear(features, self.gate.weight, self.gate.bias))
+        return torch.stack([g[:, 0], *odds], dim=1)
+
+
+def gated_head(model: nn.Module) -> GatedPriorHead | None:
+    """The model's `GatedPriorHead`, or None when its head is not gated."""
+    return next((m for m in model.modules() if isinstance(m, GatedPriorHead)), None)
+
+
+@contextlib.contextmanager
+def recording_branches(model: nn.Module) -> Iterator[list[torch.Tensor] | None]:
+    """While open, every forward pass of the model's gated head appends its
+    `GatedPriorHead.branch_log_odds` (one ``(batch, 3)`` CPU float64 tensor per call), in
+    call order; yields None (records nothing) when the head is not gated."""
+    head = gated_head(model)
+    if head is None:
+        yield None
+        return
+    seen: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        assert isinstance(module, GatedPriorHead)
+        seen.append(module.branch_log_odds(inputs[0]).double().cpu())
+
+    handle = head.register_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 def _branches(layer: nn.Module) -> list[nn.Module]:
@@ -187,6 +230,21 @@ def shift_log_odds(layer: nn.Module, shift: float) -> None:
     """Add ``shift`` to the harmful log-odds of the final layer (exact: one bias entry per
     branch; a gated head's branch weights sum to 1)."""
     for branch in _branches(layer):
+        linear_of(branch).bias[HARMFUL_INDEX] += float(shift)
+
+
+@torch.no_grad()
+def shift_branches(layer: nn.Module, photo: float, drawing: float) -> None:
+    """Add ``photo`` to the photo branch's harmful log-odds and ``drawing`` to the drawing
+    branch's (one bias entry each): the gate then blends logits that are already shifted, so
+    an image routed fully to one branch gets exactly that branch's shift.
+
+    Raises:
+        TypeError: The layer is not a `GatedPriorHead`.
+    """
+    if not isinstance(layer, GatedPriorHead):
+        raise TypeError(f"per-branch shifts need a gated head, got {type(layer).__name__}")
+    for branch, shift in ((layer.photo, photo), (layer.drawing, drawing)):
         linear_of(branch).bias[HARMFUL_INDEX] += float(shift)
 
 

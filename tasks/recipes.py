@@ -7,8 +7,10 @@ may be used for calibration). The functions here are plain; `tasks.training` cal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from conf.settings import TrainSettings
 from harmscan.calibration import OperatingPoint
 from harmscan.engine import evaluate
 from harmscan.gateset import load_photo_set
+from harmscan.heads import recording_branches
 from harmscan.metrics import domain_metrics
 from harmscan.presets import EvalPreset
 from harmscan.recipes import WiseCurve
@@ -36,18 +39,36 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Scored:
-    """Labels (1 = harmful), harmful probabilities and domains of one set of images."""
+    """Labels (1 = harmful), harmful probabilities and domains of one set of images, and for a
+    gated head each image's gate and branch log-odds (``(n, 3)``, else None)."""
 
     y: np.ndarray
     p: np.ndarray
     domains: list[str]
+    branches: np.ndarray | None = None
 
     def __add__(self, other: Scored) -> Scored:
+        branches = None
+        if self.branches is not None and other.branches is not None:
+            branches = np.concatenate([self.branches, other.branches])
         return Scored(
             np.concatenate([self.y, other.y]),
             np.concatenate([self.p, other.p]),
             [*self.domains, *other.domains],
+            branches,
         )
+
+    @property
+    def gate(self) -> np.ndarray | None:
+        """Each image's photo probability under a gated head (None otherwise)."""
+        return None if self.branches is None else self.branches[:, 0]
+
+
+@contextlib.contextmanager
+def branch_scores(model: nn.Module) -> Iterator[Callable[[], np.ndarray | None]]:
+    """`harmscan.heads.recording_branches` as one ``(n, 3)`` array, read after scoring."""
+    with recording_branches(model) as seen:
+        yield lambda: None if seen is None else torch.cat(seen).numpy()
 
 
 def resolve_photo_set(setting: str | None) -> Path | None:
@@ -71,8 +92,11 @@ def score_photo_set(
     """
     data = PoolDataset(load_photo_set(root), preset)
     loader = DataLoader(data, batch_size=batch_size)
-    preds = evaluate(model, loader, torch.device("cpu"), description=f"{root.name} ({len(data)})")
-    return Scored(preds.y_true, preds.p_harmful, data.domains)
+    with branch_scores(model) as branches:
+        preds = evaluate(
+            model, loader, torch.device("cpu"), description=f"{root.name} ({len(data)})"
+        )
+    return Scored(preds.y_true, preds.p_harmful, data.domains, branches())
 
 
 def calibrate_on_mix(
@@ -80,7 +104,7 @@ def calibrate_on_mix(
 ) -> OperatingPoint:
     """Temperature and threshold on validation plus the calibration photos (folded in)."""
     mix = val + photos if photos is not None else val
-    return calibrate_model(model, arch, mix.y, mix.p, mix.domains, cfg)
+    return calibrate_model(model, arch, mix.y, mix.p, mix.domains, cfg, mix.branches)
 
 
 def set_metrics(prefix: str, scored: Scored, threshold: float) -> dict[str, float]:
@@ -100,6 +124,16 @@ def log_recipe(run: Any, outcome: RecipeOutcome, point: OperatingPoint) -> None:
             "threshold": point.threshold,
         }
     )
+    if point.branches is not None:
+        b = point.branches
+        run.log_metrics(
+            {
+                "threshold_photo_branch": b.photo_threshold,
+                "threshold_drawing_branch": b.drawing_threshold,
+                "shift_photo_branch": b.photo_shift,
+                "shift_drawing_branch": b.drawing_shift,
+            }
+        )
     if outcome.probe is not None:
         run.log_metrics({"probe_prior_weight": outcome.probe.prior})
     if outcome.wise is not None:

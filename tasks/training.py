@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader
 
 from conf.loader import dump_settings
 from conf.settings import Settings, TrainSettings
+from harmscan.branchpoint import served_probability
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
-from harmscan.calibration import apply_temperature
+from harmscan.calibration import OperatingPoint
 from harmscan.data import (
     SPLITS,
     ManifestDataset,
@@ -59,6 +60,7 @@ from tasks.evaluation import predict_split
 from tasks.int8 import int8_hook, log_int8
 from tasks.recipes import (
     Scored,
+    branch_scores,
     calibrate_on_mix,
     log_recipe,
     resolve_photo_set,
@@ -313,8 +315,9 @@ def _scored(
     model: torch.nn.Module, dataset: Path, split: str, frame: Any, domain: str, **kw: Any
 ) -> Scored:
     """A split's predictions with each image's domain (``domain`` where the manifest has none)."""
-    preds = predict_split(model, dataset, split, **kw)
-    return Scored(preds.y_true, preds.p_harmful, split_domains(frame, split, domain))
+    with branch_scores(model) as branches:
+        preds = predict_split(model, dataset, split, **kw)
+    return Scored(preds.y_true, preds.p_harmful, split_domains(frame, split, domain), branches())
 
 
 def _evaluate(
@@ -331,7 +334,7 @@ def _evaluate(
     photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
     point = calibrate_on_mix(model, job.arch, val, photos, cfg)
     log_recipe(run, outcome, point)
-    calibrated = apply_temperature(val.p, point.temperature, point.bias)
+    calibrated = served_probability(val.p, point, val.gate)
     val_metrics = binary_metrics(val.y, calibrated, point.threshold)
     run.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
     spec = ServingSpec(
@@ -344,6 +347,7 @@ def _evaluate(
             "recipe": job.recipe,
             "temperature": f"{point.temperature:.6f}",
             "calibration_bias": f"{point.bias:.6f}",
+            **_branch_extra(point),
         },
         **preset.spec_fields(),
     )
@@ -354,6 +358,17 @@ def _evaluate(
         gate = score_photo_set(model, gate_dir, preset)
         run.log_metrics(set_metrics("gate", gate, spec.threshold))
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
+
+
+def _branch_extra(point: OperatingPoint) -> dict[str, str]:
+    """The spec's record of a gated head's per-branch thresholds (already folded in)."""
+    b = point.branches
+    if b is None:
+        return {}
+    return {
+        "threshold_photo_branch": f"{b.photo_threshold:.6f}",
+        "threshold_drawing_branch": f"{b.drawing_threshold:.6f}",
+    }
 
 
 PRIOR_ARCH = "mobilenet_v2"

@@ -1,0 +1,177 @@
+"""One operating point per branch of a domain-gated head, folded into the graph.
+
+A `harmscan.heads.GatedPriorHead` blends a photo branch and a drawing branch. One threshold
+chosen on a mix of validation drawings and safe photos fits neither: the photo branch scores the
+safe photos low, so the false-alarm cap stops binding and the drawings' recall sets a low
+threshold that flags many safe drawings (README, train section, "A domain gate"). Here each
+branch gets its own threshold — the photo branch on the calibration photos (the cap on safe
+photos binds), the drawing branch on the other images (target recall, then the cap) — and each
+is folded into its branch as a shift of the harmful log-odds towards the one stored threshold::
+
+    shift_b = logit(stored) - logit(threshold_b)
+
+The gate blends the shifted branch log-odds, so an image routed fully to one branch is flagged
+at the stored threshold exactly when its branch's calibrated score reaches that branch's
+threshold, and the review band around the stored threshold keeps working. Only two bias entries
+change (`harmscan.heads.shift_branches`): the exported graph, int8 and serving are unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from harmscan.calibration import (
+    OperatingPoint,
+    log_odds,
+    mix_weights,
+    sigmoid,
+    threshold_for_recall_weighted,
+    threshold_for_safe_flagged,
+    weighted_ece,
+)
+
+GATE_OPERATING_POINTS = ("mix", "per-branch")
+
+
+@dataclass(frozen=True)
+class BranchPoint:
+    """Per-branch thresholds of a gated head and the log-odds shifts that fold them in.
+
+    Attributes:
+        photo_threshold: Calibrated photo-branch score at or above which a photo is harmful.
+        drawing_threshold: The same for the drawing branch.
+        photo_shift: Added to the photo branch's log-odds: ``logit(stored) - logit(photo)``.
+        drawing_shift: Added to the drawing branch's log-odds.
+    """
+
+    photo_threshold: float
+    drawing_threshold: float
+    photo_shift: float
+    drawing_shift: float
+
+
+def served_probability(
+    p_harmful: object, point: OperatingPoint, gate: object | None = None
+) -> np.ndarray:
+    """The harmful probability the folded model outputs for uncalibrated ``p_harmful``.
+
+    With per-branch shifts the gate's photo probability ``g`` of each image is needed: the
+    blended log-odds move by ``g * photo_shift + (1 - g) * drawing_shift``.
+
+    Raises:
+        ValueError: Per-branch shifts without ``gate``.
+    """
+    z = log_odds(p_harmful) / point.temperature + point.bias
+    if point.branches is None:
+        return sigmoid(z)
+    if gate is None:
+        raise ValueError("an operating point with per-branch shifts needs each image's gate")
+    g = np.asarray(gate, dtype=np.float64).ravel()
+    b = point.branches
+    return sigmoid(z + g * b.photo_shift + (1 - g) * b.drawing_shift)
+
+
+def branch_threshold(
+    y_true: object, p_harmful: object, *, target_recall: float, max_safe_flagged: float | None
+) -> float:
+    """One branch's threshold: the highest keeping ``target_recall`` of its harmful images (if
+    it has any), raised until at most ``max_safe_flagged`` of its safe images are flagged.
+
+    Raises:
+        ValueError: Neither harmful images nor safe images with a cap to choose on.
+    """
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    p = np.asarray(p_harmful, dtype=np.float64).ravel()
+    w = np.ones_like(p)
+    found = []
+    if (y == 1).any():
+        found.append(threshold_for_recall_weighted(y, p, w, target_recall))
+    if max_safe_flagged is not None and (y == 0).any():
+        found.append(threshold_for_safe_flagged(y, p, w, max_safe_flagged))
+    if not found:
+        raise ValueError(
+            f"no threshold from {y.size} images: a branch needs harmful images, or safe images "
+            "and train.max_safe_flagged"
+        )
+    return max(found)
+
+
+def choose_branch_point(
+    y_true: object,
+    branches: object,
+    domains: Sequence[str],
+    point: OperatingPoint,
+    *,
+    target_recall: float,
+    max_safe_flagged: float | None,
+) -> BranchPoint:
+    """Per-branch thresholds of a gated head, as shifts towards ``point.threshold``.
+
+    ``branches`` is ``(n, 3)``: gate, photo-branch and drawing-branch harmful log-odds before
+    calibration (`harmscan.heads.GatedPriorHead.branch_log_odds`), calibrated here with the
+    point's temperature and bias. The photo branch's threshold is chosen on the ``photo``
+    images, the drawing branch's on the others, each with `branch_threshold`.
+
+    Raises:
+        ValueError: A wrong shape, or no photos or no other images to choose on.
+    """
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    b = np.asarray(branches, dtype=np.float64)
+    if b.shape != (y.size, 3):
+        raise ValueError(f"branches must be (n, 3) for {y.size} labels, got {b.shape}")
+    is_photo = np.asarray([d == "photo" for d in domains], dtype=bool)
+    if is_photo.size != y.size or not is_photo.any() or is_photo.all():
+        raise ValueError(
+            "a per-branch operating point needs photos and drawings in the calibration mix "
+            f"(got {int(is_photo.sum())} photos of {y.size}); add photos with "
+            "train.calibration_photos (e.g. photopool) or set train.gate_operating_point to "
+            f"one of {', '.join(GATE_OPERATING_POINTS)}"
+        )
+    picked = []
+    for column, rows in ((1, is_photo), (2, ~is_photo)):
+        p = sigmoid(b[rows, column] / point.temperature + point.bias)
+        picked.append(
+            branch_threshold(
+                y[rows], p, target_recall=target_recall, max_safe_flagged=max_safe_flagged
+            )
+        )
+    stored = float(log_odds(point.threshold))
+    photo, drawing = picked
+    return BranchPoint(
+        photo_threshold=photo,
+        drawing_threshold=drawing,
+        photo_shift=stored - float(log_odds(photo)),
+        drawing_shift=stored - float(log_odds(drawing)),
+    )
+
+
+def with_branches(
+    point: OperatingPoint,
+    y_true: object,
+    p_harmful: object,
+    branches: object,
+    domains: Sequence[str],
+    *,
+    photo_share: float,
+    target_recall: float,
+    max_safe_flagged: float | None,
+) -> OperatingPoint:
+    """``point`` (from `harmscan.calibration.choose_operating_point` on the same mix) with a
+    threshold per branch (`choose_branch_point`); its ``ece_after`` is then of what the folded
+    model serves (`served_probability`, the mix weighted as before)."""
+    split = choose_branch_point(
+        y_true,
+        branches,
+        domains,
+        point,
+        target_recall=target_recall,
+        max_safe_flagged=max_safe_flagged,
+    )
+    out = replace(point, branches=split)
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    gate = np.asarray(branches, dtype=np.float64)[:, 0]
+    served = served_probability(p_harmful, out, gate)
+    return replace(out, ece_after=weighted_ece(y, served, mix_weights(domains, photo_share)))
