@@ -20,6 +20,7 @@ import io
 import os
 import re
 import stat
+import struct
 import warnings
 from pathlib import Path
 from typing import Final
@@ -166,7 +167,7 @@ def open_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(formats))
     except UnidentifiedImageError:
-        raise _unidentified(data) from None
+        raise _unidentified(data, formats) from None
     except _BOMBS as exc:  # Pillow's own cap (2x MAX_IMAGE_PIXELS) fired before ours
         declared = _PILLOW_PIXELS.search(str(exc))
         pixels = f"{declared.group(1)} pixels" if declared else "more pixels"
@@ -293,7 +294,10 @@ def _upright(image: Image.Image) -> Image.Image:
         return image  # broken EXIF: keep the pixels as stored
 
 
-def _unidentified(data: bytes) -> ImageRejected:
+def _unidentified(data: bytes, formats: tuple[str, ...] = ALLOWED_FORMATS) -> ImageRejected:
+    claimed = _claimed_but_unreadable(data, formats)
+    if claimed is not None:
+        return claimed
     accepted = f"accepted: {', '.join(ALLOWED_FORMATS)}"
     name = _refused_format(data)
     if name is not None:
@@ -303,6 +307,54 @@ def _unidentified(data: bytes) -> ImageRejected:
     return ImageRejected(
         "not_an_image", f"no accepted image format recognises these bytes ({accepted})"
     )
+
+
+def _claimed_but_unreadable(data: bytes, formats: tuple[str, ...]) -> ImageRejected | None:
+    """Why bytes with an accepted format's signature did not open (Pillow only says that no
+    format recognised them): a header cut short is ``truncated``, a 12-bit JPEG an
+    ``unsupported_format``, anything else ``corrupt``; None when no accepted format claims them.
+    """
+    for name in formats:
+        factory, accept = Image.OPEN.get(name, (None, None))
+        if factory is None or accept is None or not accept(data[:16]):
+            continue
+        if (
+            name == "PNG"
+            and data[12:16] == b"IHDR"
+            and b"\x00\x00\x00\x00" in (data[16:20], data[20:24])
+        ):
+            width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+            return ImageRejected(
+                "corrupt", f"the PNG header declares {width}x{height} pixels: a side of 0"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                factory(io.BytesIO(data), "").close()
+        except Exception as exc:  # any failure of the header parser explains the refusal
+            problem = str(exc) or type(exc).__name__
+            # Reads past the end of the bytes (Pillow re-raises them as SyntaxError): cut short.
+            past_end = (IndexError, EOFError, struct.error)
+            short = isinstance(exc, past_end) or isinstance(exc.__context__, past_end)
+        else:
+            continue
+        if "12-bit" in problem:
+            return ImageRejected(
+                "unsupported_format",
+                "a 12-bit JPEG (12 bits per sample); only 8-bit JPEGs are accepted: re-encode it "
+                "as an 8-bit JPEG or a PNG",
+            )
+        if "no more images" in problem:
+            return ImageRejected("corrupt", f"the {name} holds no image (no frame)")
+        if short or "truncated" in problem.lower():
+            return ImageRejected(
+                "truncated", f"the {name} header is cut short ({problem}): send the whole file"
+            )
+        return ImageRejected(
+            "corrupt",
+            f"{name} signature, but its header does not parse ({problem}): re-encode the image",
+        )
+    return None
 
 
 def _refused_format(data: bytes) -> str | None:

@@ -217,3 +217,44 @@ def test_huffman_check_passes_real_encoders() -> None:
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", **options)
         assert jpeg_table_problem(buffer.getvalue()) is None, options
+
+
+def _png_of_size(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _twelve_bit_jpeg() -> bytes:
+    data = bytearray(encode(red()))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 1], data[sof + 4] = 0xC1, 12  # extended sequential, 12 bits per sample
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "says"),
+    [
+        # Pillow only said that no format recognised them: they were all `not_an_image`.
+        (_twelve_bit_jpeg(), "unsupported_format", "re-encode it as an 8-bit JPEG"),
+        (_png_of_size(0, 10), "corrupt", "0x10 pixels: a side of 0"),
+        (_png_of_size(10, 0), "corrupt", "10x0 pixels"),
+        (encode(red(), "GIF")[:10], "truncated", "send the whole file"),
+        (b"GIF89a", "truncated", "GIF header is cut short"),
+        (b"GIF89a\x10\x00\x10\x00\x80\x00\x00" + bytes(6) + b";", "corrupt", "holds no image"),
+        (encode(red(), "TIFF")[:16], "corrupt", "TIFF signature"),
+    ],
+)
+def test_an_accepted_signature_that_does_not_open_says_why(
+    payload: bytes, reason: str, says: str
+) -> None:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(payload)
+    assert (info.value.reason, says in info.value.detail) == (reason, True), info.value.detail
