@@ -116,6 +116,23 @@ def _b64_problem(text: str, exc: Exception) -> str:
     return f"{cause}; wanted {wanted}"
 
 
+MAX_S3_KEY_BYTES = 1024
+# S3 errors of the credentials or the clock, not of the object: every request would fail alike,
+# so they are infrastructure failures (not committed), not a dead letter per request.
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "RequestTimeTooSkewed",
+        "AccountProblem",
+        "AllAccessDisabled",
+    }
+)
+
+
 def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
     """Split ``s3://bucket/key`` and check the bucket is allowed.
 
@@ -127,6 +144,11 @@ def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
     bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket or not key:
         raise InputRejected("bad_schema", f"s3 source must look like s3://bucket/key, got {uri!r}")
+    if len(key.encode()) > MAX_S3_KEY_BYTES:
+        raise InputRejected(
+            "bad_schema",
+            f"s3 key of {len(key.encode())} bytes; S3 keys are at most {MAX_S3_KEY_BYTES} bytes",
+        )
     if bucket not in allowed_buckets:
         valid = ", ".join(allowed_buckets) or "none configured (serving.allowed_buckets)"
         raise InputRejected("forbidden_path", f"bucket {bucket!r} is not allowed; allowed: {valid}")
@@ -153,6 +175,14 @@ def read_s3_object(client: Any, bucket: str, key: str, max_bytes: int) -> bytes:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code == "InvalidRange" or status == 416:  # no byte 0: the object exists, empty
             return b""
+        if code in CREDENTIAL_ERRORS:
+            raise SourceUnavailable(f"s3://{bucket}/{key}: {code} (check the credentials)") from exc
+        if code == "KeyTooLongError":
+            raise InputRejected("bad_schema", f"s3://{bucket}/{key[:60]}...: {code}") from None
+        if code == "InvalidObjectState":  # archived (Glacier): the object must be restored first
+            raise InputRejected(
+                "forbidden_path", f"s3://{bucket}/{key}: archived, restore the object first"
+            ) from None
         if code in ("NoSuchKey", "NoSuchBucket", "404") or status == 404:
             raise InputRejected("not_found", f"s3://{bucket}/{key}: {code}") from None
         if code in ("AccessDenied", "403") or status == 403:

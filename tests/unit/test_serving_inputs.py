@@ -12,9 +12,11 @@ import pytest
 from serving.inputs import (
     InputReader,
     InputRejected,
+    SourceUnavailable,
     decode_inline,
     parse_s3_uri,
     read_regular_file,
+    read_s3_object,
     resolve_allowed_path,
 )
 from serving.schema import Request
@@ -162,6 +164,7 @@ def test_an_oversize_inline_image_names_the_setting() -> None:
         ("s3://other/k.jpg", "forbidden_path"),
         ("s3://good", "bad_schema"),
         ("http://x", "bad_schema"),
+        ("s3://good/" + "k" * 1025, "bad_schema"),  # S3 answers KeyTooLongError (400)
     ],
 )
 def test_s3_uri_checks(uri: str, reason: str) -> None:
@@ -181,3 +184,43 @@ def test_reader_dispatch(roots: tuple[Path, Path]) -> None:
     with pytest.raises(InputRejected) as info:
         reader.read(Request("c", "s3", "s3://any/k.jpg"))
     assert info.value.reason == "forbidden_path"
+
+
+def _s3_failing_with(code: str, status: int) -> object:
+    """A real boto3 client whose next GetObject fails with ``code`` (a stub injects the fault)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    stubber = Stubber(client)
+    stubber.add_client_error("get_object", service_error_code=code, http_status_code=status)
+    stubber.activate()
+    return client
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("ExpiredToken", 400), ("InvalidAccessKeyId", 403), ("SignatureDoesNotMatch", 403)],
+)
+def test_s3_credential_errors_are_infrastructure_not_the_request(code: str, status: int) -> None:
+    # They were `forbidden_path`: during a credential outage every S3 request was dead-lettered.
+    client = _s3_failing_with(code, status)
+    with pytest.raises(SourceUnavailable, match=code):
+        read_s3_object(client, "good", "a.jpg", 100)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason"),
+    [
+        ("KeyTooLongError", 400, "bad_schema"),  # was retried forever as an infrastructure failure
+        ("InvalidObjectState", 403, "forbidden_path"),
+        ("NoSuchKey", 404, "not_found"),
+    ],
+)
+def test_s3_errors_of_the_object_are_the_requests(code: str, status: int, reason: str) -> None:
+    client = _s3_failing_with(code, status)
+    with pytest.raises(InputRejected) as info:
+        read_s3_object(client, "good", "a.jpg", 100)
+    assert info.value.reason == reason
