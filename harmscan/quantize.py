@@ -11,21 +11,16 @@ and the verdict says why.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
 import numpy as np
 
 from harmscan.metrics import binary_metrics
-from harmscan.sensitivity import (
-    COMPUTE_OPS,
-    Selection,
-    blocks,
-    choose_float_blocks,
-    onnx_logits,
-)
+from harmscan.qdq import Quantizer, choose_float_nodes, head_nodes
+from harmscan.sensitivity import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -92,39 +87,6 @@ class QuantizeOptions:
             raise ValueError(f"max_float_nodes must be >= 0, got {self.max_float_nodes}")
 
 
-POOLING_OPS: Final = ("GlobalAveragePool", "ReduceMean")
-
-
-def head_nodes(model: Any) -> list[str]:
-    """Names of the nodes after the last global pooling of a (topologically sorted) graph.
-
-    Those run once per image on a 1280- or 2048-wide vector: negligible time in float, while
-    in int8 the prior head's log-sum-exp over 1000 quantized logits loses the small harmful mass
-    that the ranking depends on.
-    """
-    nodes = list(model.graph.node)
-    last = max((i for i, n in enumerate(nodes) if n.op_type in POOLING_OPS), default=None)
-    if last is None:
-        return []
-    return [n.name for n in nodes[last + 1 :] if n.name]
-
-
-def _reader(batches: Iterable[np.ndarray], input_name: str) -> Any:
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class _Batches(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._iter: Iterator[np.ndarray] = iter(batches)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self._iter, None)
-            if batch is None:
-                return None
-            return {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
-
-    return _Batches()
-
-
 def quantize_int8(
     float_model: Path,
     dest: Path,
@@ -155,17 +117,9 @@ def quantize_int8(
         ``dest``.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationMethod as OrtMethod
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     options = options or QuantizeOptions()
-    methods = {
-        "minmax": OrtMethod.MinMax,
-        "entropy": OrtMethod.Entropy,
-        "percentile": OrtMethod.Percentile,
-    }
-    activations = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     input_name = onnx.load(str(float_model)).graph.input[0].name
     dest.parent.mkdir(parents=True, exist_ok=True)
     prepared = dest.with_name(dest.stem + ".pre.onnx")
@@ -175,56 +129,16 @@ def quantize_int8(
     quant_pre_process(str(float_model), str(prepared))
     graph = onnx.load(str(prepared))
     head = head_nodes(graph) if options.float_head else []
-
-    def quantize(float_nodes: Sequence[str], out: Path) -> Path:
-        quantize_static(
-            str(prepared),
-            str(out),
-            _reader(batches, input_name),
-            quant_format=QuantFormat.QDQ,
-            per_channel=options.per_channel,
-            activation_type=activations[options.activations],
-            weight_type=QuantType.QInt8,
-            reduce_range=False,
-            calibrate_method=methods[options.method],
-            nodes_to_exclude=[*head, *float_nodes],
-            extra_options={"CalibPercentile": options.percentile},
-            calibration_cache_path=str(ranges),  # calibrate once, however many graphs
-        )
-        return out
-
+    quantizer = Quantizer(prepared, ranges, batches, input_name, options, head)
     ranges.unlink(missing_ok=True)
     try:
-        if options.float_nodes == "auto":
-            scored = list(selection) or batches
-            reference = onnx_logits(prepared, scored, input_name)
-            selected = choose_float_blocks(
-                blocks(graph, skip=head),
-                lambda nodes: onnx_logits(quantize(nodes, trial), scored, input_name),
-                reference,
-                max_nodes=options.max_float_nodes,
-            )
-            if chosen is not None:
-                chosen.append(selected)
-            logger.info("int8 mixed precision: %s", selected.describe())
-            float_nodes: Sequence[str] = selected.float_nodes
-        else:
-            float_nodes = () if options.float_nodes == "none" else options.float_nodes
-            _known_nodes(graph, float_nodes)
-        quantize(float_nodes, dest)
+        kept = choose_float_nodes(graph, quantizer, selection, trial, chosen)
+        quantizer.write(kept, dest)
     finally:
         for temporary in (prepared, ranges, trial):
             temporary.unlink(missing_ok=True)
     logger.info("int8 model (%s calibration) written to %s", options.method, dest)
     return dest
-
-
-def _known_nodes(model: Any, names: Sequence[str]) -> None:
-    known = {node.name for node in model.graph.node}
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        convs = [n.name for n in model.graph.node if n.op_type in COMPUTE_OPS][:5]
-        raise ValueError(f"int8.float_nodes names unknown nodes {unknown}; e.g. {convs}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from harmscan.checksets import CheckSet
 from harmscan.onnx_export import INPUT_UINT8, write_pixel_model
 from harmscan.precision import build_served_models
 from harmscan.presets import EvalPreset, normalize
-from harmscan.quantize import QuantizeOptions, check_int8, head_nodes, quantize_int8
+from harmscan.qdq import head_nodes
+from harmscan.quantize import QuantizeOptions, check_int8, quantize_int8
 from serving.source import choose_graph, load_model_folder
 from tests.fixtures.photo_sets import write_photo_set
 from tests.serving_support import (

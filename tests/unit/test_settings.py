@@ -46,7 +46,7 @@ def test_bad_setting_names_the_valid_choices(override: str, expected: str) -> No
         (
             ["mlflow.floors.f1=0.5", "mlflow.floors.auc=0.7"],
             {"accuracy": 0.6, "auc": 0.7, "f1": 0.5},
-        ),  # noqa: E501
+        ),
         ({"mlflow.floors.auc": 0.9}, {"accuracy": 0.6, "auc": 0.9}),
         (['mlflow.floors={"auc": 0.7}'], {"auc": 0.7}),  # a whole mapping replaces
     ],
