@@ -177,7 +177,8 @@ def _run_steps(
     stack: LocalStack, report: DemoReport, timeouts: tuple[float, float, float], emit: Emit
 ) -> None:
     """The demo's five steps on ``stack``, filling ``report``; timeouts: retrain, serve, results."""
-    from stack.deploy import active_runs, deploy, run_and_wait, start_deployment
+    from stack.deploy import deploy
+    from stack.runs import active_runs, run_and_wait, start_deployment
 
     retrain_timeout, serve_timeout, results_timeout = timeouts
     settings = stack.settings

@@ -21,11 +21,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import time
 import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -37,7 +35,6 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT_NAME = "harmscan"
 FLOWS = ("etl", "train", "retrain", "serve")
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 class DeployError(RuntimeError):
@@ -283,98 +280,3 @@ def restart_on_crash(full_name: str, deployment_id: str) -> str:
         for old in client.read_automations_by_name(name):
             client.delete_automation(old.id)
         return str(client.create_automation(automation))
-
-
-def run_and_wait(
-    settings: Settings, name: str, timeout: float, emit: Callable[[str], None] = logger.info
-) -> str:
-    """Start a run of deployment ``name``, report its state changes, and wait for the end.
-
-    Raises:
-        DeployError: The run did not complete, or not within ``timeout``.
-    """
-    from prefect.client.orchestration import get_client
-
-    run_id = start_deployment(settings, name)
-    ui = f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
-    emit(f"      run {run_id} ({ui})")
-    deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
-    logs = _LogFollower()
-    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            for line in logs.new_lines(client):
-                emit(f"        {line}")
-            state = client.read_flow_run(UUID(run_id)).state
-            kind = state.type.value if state else "SCHEDULED"
-            if (state.name if state else kind) != last:
-                last = state.name if state else kind
-                emit(f"      {name}: {last} after {time.monotonic() - begun:.0f}s")
-            if kind in TERMINAL:
-                break
-            time.sleep(3)
-    if last != "Completed":
-        raise DeployError(
-            f"{name} run ended as {last or 'unknown'} (timeout {timeout:.0f}s); see {ui} and "
-            f"{settings.paths.services}/prefect-worker.log"
-        )
-    return run_id
-
-
-class _LogFollower:
-    """Follows the server's run logs (the run and its subflows) so long runs show progress."""
-
-    def __init__(self) -> None:
-        self.since = datetime.now(UTC)
-        self.seen: set[UUID] = set()
-
-    def new_lines(self, client: Any) -> list[str]:
-        """Log lines at INFO or above written since the last call, oldest first."""
-        from prefect.client.schemas.filters import LogFilter, LogFilterLevel, LogFilterTimestamp
-
-        log_filter = LogFilter(
-            level=LogFilterLevel(ge_=logging.INFO),
-            timestamp=LogFilterTimestamp(after_=self.since),
-        )
-        lines = []
-        for log in client.read_logs(log_filter=log_filter, limit=200):
-            if log.id in self.seen:
-                continue
-            self.seen.add(log.id)
-            self.since = max(self.since, log.timestamp)
-            lines.append(f"{log.timestamp:%H:%M:%S} {log.name}: {log.message.splitlines()[0]}")
-        return lines
-
-
-def start_deployment(
-    settings: Settings, name: str, parameters: dict[str, Any] | None = None
-) -> str:
-    """Create a run of deployment ``name`` for the worker to pick up; its flow run id."""
-    from prefect.deployments import run_deployment
-
-    with prefect_api(settings.prefect.api_url):
-        flow_run = run_deployment(name, parameters=parameters or {}, timeout=0)
-    return str(flow_run.id)
-
-
-def active_runs(settings: Settings, name: str) -> list[str]:
-    """Ids of the pending or running flow runs of deployment ``name``."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    active = [StateType.PENDING, StateType.RUNNING]
-    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(name)
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=active))
-            ),
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-        )
-    return [str(run.id) for run in runs]

@@ -272,7 +272,7 @@ def test_a_killed_serve_run_is_started_again(deployed, tmp_path: Path) -> None:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.states import Cancelling
 
-    from stack.deploy import start_deployment
+    from stack.runs import start_deployment
 
     settings, names, worker = deployed
     ml = settings.mlflow
@@ -336,8 +336,8 @@ def test_serve_run_stops_with_the_worker_and_is_marked_cancelled(deployed) -> No
     """Runs after the retrain test (a champion exists); stops the module's worker."""
     from prefect.client.orchestration import get_client
 
-    from stack.deploy import start_deployment
     from stack.prefect_server import active_flow_runs, is_running, mark_cancelled
+    from stack.runs import start_deployment
 
     settings, _, worker = deployed
     api, pool = str(settings.prefect.api_url), settings.prefect.work_pool
