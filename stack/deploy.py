@@ -12,7 +12,7 @@ rejects a run whose parameters do not validate (``enforce_parameter_schema``).
 
 Flow runs read their settings like the CLI does; the deployments pass them by environment
 (``HARMSCAN_PROFILE`` + ``HARMSCAN_CONFIG``, the resolved settings written to a YAML file by
-`stack.local.write_settings_file`), so a worker started anywhere runs with the settings that
+`stack.settings_file.write_settings_file`), so a worker started anywhere runs with the settings that
 ``harmscan deploy`` resolved.
 """
 
@@ -196,7 +196,7 @@ def deploy(
     unknown = sorted(set(flows) - set(FLOWS))
     if unknown:
         raise DeployError(f"unknown flows {unknown}; valid: {', '.join(FLOWS)}")
-    from stack.local import flow_run_env
+    from stack.settings_file import flow_run_env
 
     specs = [s for s in deployment_specs(settings) if s.flow in flows]
     missing = [s.entrypoint for s in specs if not (source / s.entrypoint.split(":")[0]).is_file()]

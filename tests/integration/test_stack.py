@@ -14,9 +14,10 @@ import pytest
 
 from conf.loader import load_settings
 from conf.settings import Settings
-from stack.local import LocalStack, stack_settings, write_settings_file
+from stack.local import LocalStack
 from stack.prefect_server import descendants
 from stack.process import ServiceError, free_port, port_open
+from stack.settings_file import stack_settings, write_settings_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from cli import app as cli_app
 from conf.settings import Settings
-from stack.local import LocalStack, Member, Stopped
+from stack.local import LocalStack, Stopped
+from stack.members import Member
 from stack.process import ServiceProcess, free_port, group_members
 
 # A server whose worker child ignores SIGTERM; the leader too unless told "exit".

@@ -1,0 +1,103 @@
+"""The local stack's settings as its flow runs see them: service addresses, the settings file.
+
+Flow runs that the worker starts read the stack's settings from ``<paths.services>/settings.yaml``
+(`write_settings_file`), whose service addresses are the stack's own (`stack_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, SecretStr
+
+from conf.loader import update
+from conf.settings import Settings
+
+SETTINGS_FILE = "settings.yaml"
+
+
+def stack_settings(settings: Settings) -> Settings:
+    """``settings`` with every service address pointing at the local stack's ports.
+
+    The stack's ports (``stack.*``) are the truth for a local stack: MLflow, Kafka and Prefect
+    clients (and, for ``openimages.source == mirror``, the ETL) reach the stack's services, and
+    ``paths.root`` is made absolute so flow runs started elsewhere find the same files.
+    """
+    st = settings.stack
+    changes: dict[str, Any] = {
+        "paths.root": settings.paths.root.resolve(),
+        "mlflow.tracking_uri": f"http://{st.host}:{st.mlflow_port}",
+        "kafka.bootstrap_servers": f"{st.host}:{st.kafka_port}",
+        "prefect.api_url": f"http://{st.host}:{st.prefect_port}/api",
+        "review.host": st.host,
+        "review.port": st.review_port,
+    }
+    if settings.openimages.source == "mirror":
+        changes["openimages.s3_endpoint_url"] = f"http://{st.host}:{st.s3_port}"
+        changes["openimages.metadata_base_url"] = f"http://{st.host}:{st.metadata_port}"
+    return update(settings, changes)
+
+
+def settings_document(settings: Settings) -> dict[str, Any]:
+    """The resolved settings as plain YAML-able data, secrets left out (they come from env)."""
+    return _plain(settings)
+
+
+def write_settings_file(settings: Settings, path: Path | None = None) -> Path:
+    """Write the resolved settings where flow runs read them (``HARMSCAN_CONFIG``).
+
+    Args:
+        settings: The settings to hand to flow runs.
+        path: Where to write; default ``<paths.services>/settings.yaml``.
+
+    Returns:
+        The absolute path written.
+    """
+    path = (path or settings.paths.services / SETTINGS_FILE).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# Written by harmscan (stack/settings_file.py): the settings of the stack's flow runs.\n"
+    )
+    text = yaml.safe_dump(settings_document(settings), sort_keys=False)
+    path.write_text(header + text)
+    return path
+
+
+def flow_run_env(settings: Settings, write: bool = True) -> dict[str, str]:
+    """Environment for flow runs: the profile and the settings file (written unless told not).
+
+    Flow runs resolve settings like the CLI: profile, then this file, then their own
+    ``HARMSCAN_*`` variables; so a run reproduces the settings resolved here.
+    """
+    path = (
+        write_settings_file(settings)
+        if write
+        else (settings.paths.services / SETTINGS_FILE).resolve()
+    )
+    return {
+        "HARMSCAN_PROFILE": settings.profile,
+        "HARMSCAN_CONFIG": str(path),
+        "PYTHONUNBUFFERED": "1",
+        # Also for MLflow calls that do not take the URI explicitly (models:/ downloads).
+        "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
+        # Library loggers (epochs, consumer counts) show in the flow run's logs in the UI.
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "harmscan,tasks,serving,stack",
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return {
+            name: _plain(getattr(value, name))
+            for name in type(value).model_fields
+            if not isinstance(getattr(value, name), SecretStr)
+        }
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
