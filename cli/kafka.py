@@ -38,7 +38,7 @@ def fetch_cmd(
     force: Annotated[bool, typer.Option(help="Fetch again even if the jars are current.")] = False,
 ) -> None:
     """Copy the Kafka broker jars from Maven Central into kafka/libs (seconds when cached)."""
-    from stack.kafka import KafkaSetupError, fetch
+    from stack.kafka_jars import KafkaSetupError, fetch
 
     try:
         libs = fetch(force=force)
@@ -53,7 +53,8 @@ def up_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 60.0,
 ) -> None:
     """Start the broker (formats its storage on first start) and wait until it answers."""
-    from stack.kafka import KafkaSetupError, broker_from_settings
+    from stack.kafka import broker_from_settings
+    from stack.kafka_jars import KafkaSetupError
     from stack.process import ServiceError
 
     broker = broker_from_settings(_settings(ctx))

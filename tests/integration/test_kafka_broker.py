@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 from serving.topics import ensure_topics
-from stack.kafka import (
-    KafkaBroker,
-    KafkaSetupError,
-    fetch,
-    libs_fresh,
-    min_heap,
-    new_cluster_id,
-)
+from stack.kafka import KafkaBroker, min_heap, new_cluster_id
+from stack.kafka_jars import KafkaSetupError, fetch, libs_fresh
 from stack.process import ServiceError, free_port
 from tests.fixtures.kafka import TEST_JVM_FLAGS, start_test_broker
 
