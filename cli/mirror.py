@@ -46,7 +46,8 @@ def up_cmd(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 60.0,
 ) -> None:
     """Start both servers, seed the bucket, and print the settings that point at them."""
-    from stack.mirror import MIRROR_DIR, mirror_overrides, seed_bucket
+    from stack.mirror import MIRROR_DIR, mirror_overrides
+    from stack.mirror_s3 import seed_bucket
     from stack.process import ServiceError
 
     settings = _settings(ctx)

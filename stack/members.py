@@ -97,7 +97,8 @@ def mlflow_member(settings: Settings) -> Member:
 
 def mirror_member(settings: Settings) -> Member:
     """The Open Images mirror: metadata over HTTP and the images in a local S3 server."""
-    from stack.mirror import MIRROR_DIR, MirrorServers, seed_bucket
+    from stack.mirror import MIRROR_DIR, MirrorServers
+    from stack.mirror_s3 import seed_bucket
 
     st, oi = settings.stack, settings.openimages
     mirror = MirrorServers(st.host, st.s3_port, st.metadata_port, settings.paths.services)

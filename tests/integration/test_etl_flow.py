@@ -24,7 +24,7 @@ import tasks.images
 from flows.etl import etl
 from harmscan.manifest import manifest_hash, read_manifest
 from harmscan.openimages import MIRROR_DOMAINS_FILE
-from stack.mirror import s3_client
+from stack.mirror_s3 import s3_client
 from tests.fixtures.mirror import EXPECTED_CSV, METADATA_DIR
 
 pytestmark = pytest.mark.slow
