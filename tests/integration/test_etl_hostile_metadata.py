@@ -25,7 +25,7 @@ from prefect.logging import disable_run_logger
 
 from conf.loader import load_settings
 from harmscan.openimages import MetadataError
-from stack.mirror import MetadataHandler
+from stack.mirror_metadata import MetadataHandler
 from tasks.openimages import download_metadata, select_candidates
 from tests.fixtures.mirror import METADATA_DIR
 

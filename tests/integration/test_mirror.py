@@ -25,7 +25,7 @@ from PIL import Image
 
 from conf.settings import OpenImagesSettings
 from harmscan.imageio import ImageRejected, decode_image
-from stack.mirror import _parse_range
+from stack.mirror_metadata import _parse_range
 from tests.fixtures.mirror import EXPECTED_CSV, IMAGES_DIR, METADATA_DIR, MirrorOverrides
 
 FILES = OpenImagesSettings().metadata_files
