@@ -15,6 +15,7 @@ import pytest
 from conf.loader import load_settings
 from conf.settings import Settings
 from stack.local import LocalStack
+from stack.members import prefect_server_member
 from stack.prefect_server import descendants
 from stack.process import ServiceError, free_port, port_open
 from stack.settings_file import stack_settings, write_settings_file
@@ -160,7 +161,7 @@ def test_up_refuses_other_ports_while_the_stack_runs(tmp_path: Path) -> None:
     written = write_settings_file(stack.settings)
     before = written.read_text()
     # Stand-in for a running Prefect server of this stack: a live pid (this process) in its file.
-    [server] = stack._prefect_server().processes
+    [server] = prefect_server_member(stack.settings).processes
     server.pid_file.parent.mkdir(parents=True, exist_ok=True)
     server.pid_file.write_text(str(os.getpid()))
     moved = LocalStack(load_settings("ci", [*overrides, "stack.prefect_port=1"], env={}))
