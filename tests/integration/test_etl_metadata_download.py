@@ -19,7 +19,8 @@ import pytest
 import requests
 from rich.progress import Progress
 
-from tasks.openimages import DownloadError, MetadataNotFound, expected_md5, fetch, retry_on
+from tasks.download import DownloadError, MetadataNotFound, expected_md5, fetch
+from tasks.openimages import retry_on
 
 BODY = os.urandom(300_000)
 

@@ -11,7 +11,8 @@ from conf.loader import SettingsError, SettingsSource
 from flows.common import resolve
 from flows.etl import etl, work_key
 from harmscan.classtree import ClassResolutionError
-from tasks.openimages import DownloadError, download_metadata
+from tasks.download import DownloadError
+from tasks.openimages import download_metadata
 
 
 def test_flow_parameters_are_typed_for_the_ui():

@@ -1,0 +1,125 @@
+"""Resumable, checked HTTP downloads of metadata files (no Prefect here; `tasks.openimages`).
+
+Downloads stream to ``<file>.part`` and resume with an HTTP Range request; the finished file is
+checked against Content-Length and, where the server gives one, the MD5 (Content-MD5,
+``x-goog-hash`` or a plain ETag), and then recorded in a ``.meta.json`` sidecar so a later run
+downloads nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import requests
+from rich.progress import Progress
+
+CHUNK_BYTES = 1 << 16
+
+
+class DownloadError(RuntimeError):
+    """A metadata download failed its size or checksum check, or the server refused it."""
+
+
+class MetadataNotFound(FileNotFoundError):
+    """The server says the file is not there (or not for us): retrying cannot help."""
+
+
+# Answers that will not change on a retry: a wrong base URL or file path.
+NOT_THERE = (401, 403, 404, 410)
+
+
+def expected_md5(response: requests.Response, *, whole: bool) -> str | None:
+    """The object's MD5 (hex) from the response headers, if the server states one."""
+    headers = response.headers
+    candidates = [headers.get("Content-MD5")] if whole else []
+    goog = headers.get("x-goog-hash", "")
+    candidates += [p.split("=", 1)[1] for p in goog.split(",") if p.strip().startswith("md5=")]
+    for value in filter(None, candidates):
+        try:
+            return base64.b64decode(value.strip()).hex()
+        except (binascii.Error, ValueError):
+            continue
+    etag = headers.get("ETag", "").strip().removeprefix("W/").strip('"')
+    return etag.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", etag) else None
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open(url: str, offset: int, timeout: float, session: requests.Session) -> requests.Response:
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    response = session.get(url, headers=headers, stream=True, timeout=timeout)
+    if response.status_code == 416:  # the part is stale or complete: start again
+        response.close()
+        raise DownloadError(f"{url}: range {offset}- not satisfiable")
+    if response.status_code in NOT_THERE:
+        response.close()
+        raise MetadataNotFound(
+            f"{url}: HTTP {response.status_code}; check openimages.metadata_base_url and "
+            "openimages.metadata_files (or openimages.domains_file)"
+        )
+    if response.status_code not in (200, 206):
+        response.close()
+        raise DownloadError(f"{url}: HTTP {response.status_code}")
+    return response
+
+
+def fetch(
+    url: str, dest: Path, *, timeout: float, session: requests.Session, progress: Progress
+) -> tuple[Path, bool]:
+    """Download ``url`` to ``dest`` unless it is already there; resume a ``.part`` file.
+
+    Returns:
+        The path and whether anything was downloaded.
+
+    Raises:
+        DownloadError: HTTP error, short body, or checksum mismatch (the part file is removed
+            on a mismatch, so the retry starts clean).
+        MetadataNotFound: The server answers 401, 403, 404 or 410 (not retried).
+    """
+    meta_path = dest.with_name(dest.name + ".meta.json")
+    if dest.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("url") == url and meta.get("bytes") == dest.stat().st_size:
+            return dest, False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    try:
+        response = _open(url, offset, timeout, session)
+    except DownloadError:
+        if not offset:
+            raise
+        part.unlink()
+        offset, response = 0, _open(url, 0, timeout, session)
+    with response:
+        if response.status_code == 200:
+            offset = 0  # the server ignored the Range header: start over
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        bar = progress.add_task(dest.name, total=total, completed=offset)
+        with part.open("ab" if offset else "wb") as handle:
+            for block in response.iter_content(CHUNK_BYTES):
+                handle.write(block)
+                progress.advance(bar, len(block))
+        md5 = expected_md5(response, whole=response.status_code == 200)
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise DownloadError(f"{url}: got {size} bytes, expected {total}; will resume")
+    actual = _file_md5(part)
+    if md5 is not None and actual != md5:
+        part.unlink()
+        raise DownloadError(f"{url}: MD5 {actual} does not match the server's {md5}")
+    part.replace(dest)
+    meta_path.write_text(json.dumps({"url": url, "bytes": size, "md5": actual}))
+    return dest, True
