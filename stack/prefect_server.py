@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from stack.process import ServiceError, ServiceProcess, http_ok
+from stack.process import ServiceError, ServiceProcess, http_ok, proc_stats
 
 
 def prefect_executable() -> str:
@@ -168,15 +168,8 @@ def stop_with_children(process: ServiceProcess, timeout: float = 30.0) -> bool:
 def descendants(pid: int) -> list[int]:
     """Pids of every live descendant of ``pid`` (Linux ``/proc``)."""
     parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
+    for child, fields in proc_stats():
+        parents.setdefault(int(fields[1]), []).append(child)
     found: list[int] = []
     queue = [pid]
     while queue:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,7 +224,17 @@ def stop_group(pgid: int, timeout: float) -> list[int]:
 
 def group_members(pgid: int) -> list[int]:
     """Pids of the live (not zombie) processes of process group ``pgid`` (Linux ``/proc``)."""
-    members = []
+    return sorted(
+        pid for pid, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"
+    )
+
+
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """Each process's pid and the fields of its ``/proc/<pid>/stat`` after the command name.
+
+    ``fields[0]`` is the state (``Z``: zombie), ``fields[1]`` the parent pid, ``fields[2]`` the
+    process group. Processes that end while being read are left out.
+    """
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -232,10 +242,7 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        # After the command name: state, ppid, pgrp.
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return sorted(members)
+        yield int(entry.name), fields
 
 
 def _group_alive(pgid: int) -> bool:
