@@ -132,32 +132,14 @@ def decide_photo_gate(
     Raises:
         ValueError: An unknown metric, a negative tolerance, or a metric missing from the dicts.
     """
-    if metric not in HIGHER_IS_BETTER:
-        raise ValueError(f"unknown promotion metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}")
-    if tolerance < 0:
-        raise ValueError(f"gate tolerance must be >= 0, got {tolerance}")
     per_domain = domain_metric(metric)
     domain_keys = [f"{d}_{per_domain}" for d in domains]
-    for scores in (candidate, *(b.metrics for b in baselines)):
-        for key in (metric, *domain_keys):
-            if key not in scores:
-                raise ValueError(f"gate-set metrics lack {key!r}; have {sorted(scores)}")
-    checks = []
-    for baseline in baselines:
-        pairs = [("all", metric, float(candidate[metric]), float(baseline.metrics[metric]))]
-        if baseline.against == PRIOR and domain_keys:
-            worst = (_worst(candidate, domain_keys), _worst(baseline.metrics, domain_keys))
-            pairs.append(("worst", per_domain, *worst))
-        else:
-            pairs += [
-                (d, per_domain, float(candidate[k]), float(baseline.metrics[k]))
-                for d, k in zip(domains, domain_keys, strict=True)
-            ]
-        for domain, name, value, other in pairs:
-            passed = math.isnan(other) or value >= other - tolerance  # NaN candidate fails
-            checks.append(
-                DomainCheck(domain, baseline.against, baseline.version, name, value, other, passed)
-            )
+    _check_gate_inputs(candidate, baselines, metric, domain_keys, tolerance)
+    checks = [
+        check
+        for baseline in baselines
+        for check in _baseline_checks(candidate, baseline, metric, domains, tolerance)
+    ]
     failed = [c for c in checks if not c.passed]
     if failed:
         reason = "; ".join(f"{c.reason} beyond -{tolerance}" for c in failed)
@@ -168,6 +150,57 @@ def decide_photo_gate(
     shown = ", ".join(["all", *domains])
     reason = f"gate set: not worse than {compared} beyond -{tolerance} ({shown})"
     return PhotoGateDecision(True, reason, tuple(checks))
+
+
+def _check_gate_inputs(
+    candidate: Mapping[str, float],
+    baselines: Sequence[Baseline],
+    metric: str,
+    domain_keys: Sequence[str],
+    tolerance: float,
+) -> None:
+    """Raise `ValueError` for an unknown metric, a negative tolerance or a missing metric."""
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown promotion metric {metric!r}; valid: {sorted(HIGHER_IS_BETTER)}")
+    if tolerance < 0:
+        raise ValueError(f"gate tolerance must be >= 0, got {tolerance}")
+    for scores in (candidate, *(b.metrics for b in baselines)):
+        for key in (metric, *domain_keys):
+            if key not in scores:
+                raise ValueError(f"gate-set metrics lack {key!r}; have {sorted(scores)}")
+
+
+def _baseline_checks(
+    candidate: Mapping[str, float],
+    baseline: Baseline,
+    metric: str,
+    domains: Sequence[str],
+    tolerance: float,
+) -> list[DomainCheck]:
+    """The candidate against one baseline: overall, then every domain (the worst for a prior)."""
+    per_domain = domain_metric(metric)
+    domain_keys = [f"{d}_{per_domain}" for d in domains]
+    pairs = [("all", metric, float(candidate[metric]), float(baseline.metrics[metric]))]
+    if baseline.against == PRIOR and domain_keys:
+        worst = (_worst(candidate, domain_keys), _worst(baseline.metrics, domain_keys))
+        pairs.append(("worst", per_domain, *worst))
+    else:
+        pairs += [
+            (d, per_domain, float(candidate[k]), float(baseline.metrics[k]))
+            for d, k in zip(domains, domain_keys, strict=True)
+        ]
+    return [
+        DomainCheck(
+            domain,
+            baseline.against,
+            baseline.version,
+            name,
+            value,
+            other,
+            math.isnan(other) or value >= other - tolerance,  # a NaN candidate fails
+        )
+        for domain, name, value, other in pairs
+    ]
 
 
 FALLBACK_REASON = "no candidate beat the untrained prior on the gate set"
