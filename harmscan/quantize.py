@@ -180,6 +180,22 @@ def _auc(y_true: np.ndarray, p: np.ndarray) -> float:
     return float(binary_metrics(y_true, p)["auc"])
 
 
+def _group_aucs(
+    y: np.ndarray, pf: np.ndarray, pq: np.ndarray, masks: Mapping[str, np.ndarray]
+) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """Float and int8 AUC of every group with both classes, and the groups without."""
+    float_auc: dict[str, float] = {}
+    int8_auc: dict[str, float] = {}
+    skipped: list[str] = []
+    for name, mask in masks.items():
+        if len(set(y[mask].tolist())) < 2:
+            skipped.append(name)
+            continue
+        float_auc[name] = _auc(y[mask], pf[mask])
+        int8_auc[name] = _auc(y[mask], pq[mask])
+    return float_auc, int8_auc, skipped
+
+
 def check_int8(
     y_true: object,
     p_float: object,
@@ -208,22 +224,13 @@ def check_int8(
         raise ValueError(f"lengths differ: {len(y)} labels, {len(pf)} float, {len(pq)} int8")
     masks = {"all": np.ones(len(y), dtype=bool)}
     masks.update({name: np.asarray(mask, dtype=bool) for name, mask in (groups or {}).items()})
-    float_auc: dict[str, float] = {}
-    int8_auc: dict[str, float] = {}
-    skipped: list[str] = []
-    failures: list[str] = []
-    for name, mask in masks.items():
-        if len(set(y[mask].tolist())) < 2:
-            skipped.append(name)
-            continue
-        float_auc[name] = _auc(y[mask], pf[mask])
-        int8_auc[name] = _auc(y[mask], pq[mask])
-        drop = float_auc[name] - int8_auc[name]
-        if not drop <= tolerance:  # a NaN AUC fails too
-            failures.append(
-                f"{name}: {int8_auc[name]:.4f} vs float {float_auc[name]:.4f} "
-                f"(-{drop:.4f} > {tolerance})"
-            )
+    float_auc, int8_auc, skipped = _group_aucs(y, pf, pq, masks)
+    failures = [
+        f"{name}: {int8_auc[name]:.4f} vs float {float_auc[name]:.4f} "
+        f"(-{float_auc[name] - int8_auc[name]:.4f} > {tolerance})"
+        for name in float_auc
+        if not float_auc[name] - int8_auc[name] <= tolerance  # a NaN AUC fails too
+    ]
     if not float_auc:
         return Int8Check(False, "no group has both classes: AUC cannot be checked", tolerance,
                          skipped=tuple(skipped))  # fmt: skip
