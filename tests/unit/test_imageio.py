@@ -258,3 +258,22 @@ def test_an_accepted_signature_that_does_not_open_says_why(
     with pytest.raises(ImageRejected) as info:
         decode_image(payload)
     assert (info.value.reason, says in info.value.detail) == (reason, True), info.value.detail
+
+
+def test_conversions_in_strips_match_the_whole_image_formulas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 7000x7000 RGBA PNG or 16-bit grey PNG (under max_pixels) needed more than the decode
+    # workers' 768 MB when converted whole; strips give the same pixels with one output copy.
+    import harmscan.imageio as imageio
+
+    monkeypatch.setattr(imageio, "STRIP_PIXELS", 1000)
+    every = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    scaled = np.clip(every / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(imageio.to_rgb(Image.fromarray(every)))[..., 0], scaled)
+    rng = np.random.default_rng(0)
+    for mode, bands in (("RGBA", 4), ("LA", 2)):
+        image = Image.fromarray(rng.integers(0, 256, (300, 257, bands), dtype=np.uint8), mode)
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        whole = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+        assert np.array_equal(np.asarray(imageio.to_rgb(image)), np.asarray(whole)), mode

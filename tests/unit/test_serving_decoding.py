@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import platform
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +113,20 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (220, 30, 30)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_a_large_transparent_png_decodes_within_the_worker_memory_cap() -> None:
+    side = 7000
+    rows = (b"\x00" + b"\x80" * 4 * side) * side
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    payload = b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in ((b"IHDR", ihdr), (b"IDAT", zlib.compress(rows, 9)), (b"IEND", b""))
+    )
+    pool = DecodePool(1, 768)
+    try:
+        limits = DecodeLimits(max_pixels=50_000_000, max_aspect_ratio=20, timeout_s=20,
+                              memory_mb=768)  # fmt: skip
+        assert pool.decode(payload, EvalPreset(image_size=32), limits).shape == (3, 32, 32)
+    finally:
+        pool.close()
