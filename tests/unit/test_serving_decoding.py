@@ -130,3 +130,14 @@ def test_a_large_transparent_png_decodes_within_the_worker_memory_cap() -> None:
         assert pool.decode(payload, EvalPreset(image_size=32), limits).shape == (3, 32, 32)
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize(
+    ("used", "timeout_s", "limit"), [(0.0, 2.0, 2), (0.9, 2.0, 3), (1.95, 2.0, 4), (3.0, 5.0, 8)]
+)
+def test_a_decode_gets_at_least_its_cpu_seconds(used: float, timeout_s: float, limit: int) -> None:
+    from serving.decoding import cpu_limit
+
+    # Rounded down, a worker that had used 0.9 s was killed 1.1 s into a 2 s budget.
+    assert cpu_limit(used, timeout_s) == limit
+    assert cpu_limit(used, timeout_s) - used >= timeout_s
