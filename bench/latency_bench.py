@@ -174,6 +174,7 @@ def serve_load(
     meter = CpuSampler(classifier)
     ids = serve_bench.send_and_wait(producer, reader, images, count)
     cpu = meter.per_image(len(ids))
+    producer.close()
     stop.set()
     reader.stop.set()
     thread.join(30)
@@ -217,6 +218,7 @@ def serve_load_own_process(
         ids = serve_bench.send_and_wait(producer, reader, images, count)
         cpu = meter.per_image(len(ids))
         cpu["consumer"] = (serve_bench._cpu_seconds(child.pid) - cpu_before) / len(ids) * 1000
+        producer.close()
         reader.stop.set()
         reader.join(10)
         child.wait(60)

@@ -161,7 +161,7 @@ class ServingConsumer:
         self.stop_event.set()
 
     def run(self) -> None:
-        """Consume until stopped; always flushes the producer and closes the consumer.
+        """Consume until stopped; always flushes and closes the producer and closes the consumer.
 
         Raises:
             ServingFatal: A fatal producer error, or fatal consumer errors beyond the
@@ -182,11 +182,18 @@ class ServingConsumer:
                     logger.warning("last batch not committed at shutdown (%s)", fatal)
                 self._inflight = None
         finally:
-            remaining = self.producer.flush(10)
-            if remaining:
-                logger.error("%d records not delivered at shutdown (not committed)", remaining)
-            self.consumer.close()
-            logger.info("consumer closed")
+            self._close_clients()
+
+    def _close_clients(self) -> None:
+        """Flush and close the producer, close the consumer: no client outlives the loop (one
+        left to the garbage collector kept reconnecting, and logging, after the broker went)."""
+        remaining = self.producer.flush(10)
+        if remaining:
+            logger.error("%d records not delivered at shutdown (not committed)", remaining)
+            self.producer.purge()  # uncommitted: redelivered to the next consumer
+        self.producer.close()
+        self.consumer.close()
+        logger.info("consumer closed")
 
     def _subscribe(self) -> None:
         topic = self.settings.kafka.requests_topic

@@ -101,6 +101,14 @@ class RequestProducer:
             logger.error("%d requests not delivered within %.0fs", remaining, timeout)
         return self.report
 
+    def close(self, timeout: float = 60.0) -> SendReport:
+        """`flush`, then close the client (it would otherwise keep reconnecting until collected);
+        the report of this producer."""
+        report = self.flush(timeout)
+        self._producer.purge()
+        self._producer.close()
+        return report
+
     def _send(self, label: str, request_id: str | None = None, **source: str) -> str:
         request_id = request_id or uuid.uuid4().hex
         self._pace()

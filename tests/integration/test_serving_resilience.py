@@ -269,6 +269,12 @@ class FlakyProducer:
     def poll(self, timeout: float) -> int:
         return self.real.poll(timeout)  # type: ignore[attr-defined]
 
+    def purge(self) -> None:
+        self.real.purge()  # type: ignore[attr-defined]
+
+    def close(self) -> bool:
+        return self.real.close()  # type: ignore[attr-defined]
+
 
 def test_failed_delivery_is_retried_not_committed(
     overrides: list[str],
