@@ -190,11 +190,13 @@ def ceiling(settings, model: LoadedModel, images: list[Path], seconds: float) ->
     batch = settings.serving.batch_size
     values = [encode_request(str(i), path=str(p)) for i, p in enumerate(images)]
     classifier.classify(values[:batch], model, time.time())  # warm-up
+    cpu = CpuMeter(classifier)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for i in range(0, len(values), batch):
             done += len(classifier.classify(values[i : i + batch], model, time.time()))
     elapsed = time.perf_counter() - start
+    cpu.report(done)
     classifier.close()
     return done / elapsed
 
@@ -397,7 +399,7 @@ def print_loop_stages(registry) -> None:
     if not batches:
         return
     parts = []
-    for stage in ("decode_wait", "infer", "deliver", "commit"):
+    for stage in ("poll", "decode_wait", "infer", "deliver", "commit"):
         total = get("harmscan_stage_seconds_sum", {"stage": stage}) or 0.0
         parts.append(f"{stage} {total / batches * 1000:.1f}")
     mean = (get("harmscan_batch_size_sum") or 0.0) / batches

@@ -257,7 +257,9 @@ class ServingConsumer:
             current, self._inflight = self._inflight, None
             self._finish_with_retry(current, None)
             return
+        started = time.perf_counter()
         polled = self._poll_batch(wait=self._inflight is None)
+        poll_s = time.perf_counter() - started
         batch = usable(polled)
         undecodable = undecodable_batches(polled, after=batch)
         if undecodable:
@@ -275,6 +277,7 @@ class ServingConsumer:
         upcoming = self._start(batch) if batch else None
         if upcoming is not None:
             upcoming.alone = alone
+            upcoming.stages["poll"] = poll_s
         if self._inflight is not None and not self._finish_with_retry(self._inflight, upcoming):
             upcoming = None  # rewound together with the failed batch
         self._inflight = upcoming

@@ -76,8 +76,9 @@ class ServingMetrics:
         )
         self.stage = Histogram(
             "harmscan_stage_seconds",
-            "Time per batch in each stage of the loop (decode_wait: decoding not yet done when "
-            "the batch's turn came; infer; deliver: produce, flush, acks; commit)",
+            "Time per batch in each stage of the loop (poll: taking the batch from the client; "
+            "decode_wait: decoding not yet done when the batch's turn came; infer; deliver: "
+            "produce, flush, acks; commit)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=reg,
