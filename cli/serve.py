@@ -54,8 +54,8 @@ def serve(
         ctx, allowed_roots=roots or None, runtime=runtime, metrics_port=metrics_port
     )
     from serving.fatal import ServingFatal
+    from serving.model import ModelUnavailable
     from serving.service import run_consumer
-    from serving.source import ModelUnavailable
 
     if not settings.serving.allowed_roots:
         typer.secho(

@@ -26,6 +26,7 @@ from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decoding import Decoded, DecodeLimits, DecodePool
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
+from serving.model import LoadedModel
 from serving.schema import (
     DEFAULT_MAX_REQUEST_BYTES,
     Request,
@@ -34,7 +35,6 @@ from serving.schema import (
     decode_request,
     peek_request_id,
 )
-from serving.source import LoadedModel
 
 logger = logging.getLogger(__name__)
 

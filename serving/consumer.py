@@ -31,9 +31,10 @@ from serving.delivery import DeliveryFailed, deliver, next_offsets, rewind
 from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
+from serving.model import LoadedModel
 from serving.poison import PoisonGuard
 from serving.records import Record, dead_letter, records_for
-from serving.source import ChampionWatcher, LoadedModel
+from serving.source import ChampionWatcher
 from serving.undecodable import (
     UNDECODABLE_CODES,
     Undecodable,

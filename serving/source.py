@@ -23,9 +23,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -40,8 +39,8 @@ from harmscan.bundle import (
     read_bundle,
 )
 from harmscan.onnx_export import INPUT_UINT8
-from harmscan.presets import EvalPreset
 from registry import Registry, RegistryError
+from serving.model import LoadedModel, ModelUnavailable, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -55,111 +54,6 @@ SPEED_ROUNDS = 5
 # accuracy, checked at registration on another host, does not carry over: auto serves float.
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686", "x86"})
-
-
-class ModelUnavailable(RuntimeError):
-    """The registry could not be reached, or has no usable model under the alias."""
-
-
-Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to score: its identity, spec, preprocessing and predictor.
-
-    Attributes:
-        name: Registered model name.
-        version: Registered model version.
-        spec: What travelled with the model (labels, thresholds, preprocessing).
-        runtime: ``onnx`` or ``torch``.
-        predict: A batch of `preset` outputs -> per-class scores (logits unless the spec says
-            otherwise): NHWC uint8 pixels when ``pixel_input``, else NCHW float32.
-        max_batch: Largest batch the predictor accepts (1 for a fixed-batch ONNX export).
-        folder: Local folder the model was loaded from (removed by `discard`).
-        workers: Threads that score parts of one batch at the same time (1: the caller alone).
-            Each runs the runtime with its own ``threads``; on a small host two one-thread runs
-            side by side keep both cores busy where one two-thread run waits on its slowest
-            thread at every layer (measured: bench/serve_bench.py).
-        precision: ``float`` or ``int8``: which graph scores (named on every result).
-        pixel_input: The graph takes uint8 pixels and normalises itself.
-        int8_speedup: Float time / int8 time measured on this host at load (``auto`` with an
-            approved int8 graph), else None.
-    """
-
-    name: str
-    version: str
-    spec: ServingSpec
-    runtime: str
-    predict: Predictor
-    max_batch: int = 1024
-    folder: Path | None = None
-    workers: int = 1
-    precision: str = "float"
-    pixel_input: bool = False
-    int8_speedup: float | None = None
-    preset: EvalPreset = field(init=False)
-    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"inference workers must be >= 1, got {self.workers}")
-        self.preset = EvalPreset.from_spec(self.spec, normalize_in_model=self.pixel_input)
-
-    def p_harmful(self, batch: np.ndarray) -> np.ndarray:
-        """Harmful probability of each image of a batch of `preset` outputs, in label order."""
-        step = self.max_batch
-        if self.workers > 1 and len(batch) > 1:
-            step = min(step, -(-len(batch) // self.workers))
-        chunks = [batch[i : i + step] for i in range(0, len(batch), step)]
-        if self.workers > 1 and len(chunks) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="infer")
-            scores = list(self._pool.map(self.predict, chunks))
-        else:
-            scores = [self.predict(chunk) for chunk in chunks]
-        parts = [self._probabilities(score) for score in scores]
-        probs = np.concatenate(parts) if parts else np.zeros((0, len(self.spec.labels)))
-        return probs[:, self.spec.harmful_index].astype(np.float64)
-
-    def warm_up(self, batch: int) -> float:
-        """Run the model once on blank batches of 1 and ``batch`` images; the seconds it took.
-
-        The first run of a session (and the first at a larger batch) allocates and plans memory:
-        done at load time, so the first requests (and the first after a hot swap) do not pay it.
-
-        Raises:
-            ModelUnavailable: The model does not run or returns the wrong shape.
-        """
-        start = time.perf_counter()
-        size = self.spec.image_size
-        for n in sorted({1, max(1, min(batch, self.max_batch))}):
-            if self.pixel_input:
-                self.p_harmful(np.zeros((n, size, size, 3), dtype=np.uint8))
-            else:
-                self.p_harmful(np.zeros((n, 3, size, size), dtype=np.float32))
-        return time.perf_counter() - start
-
-    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
-        scores = np.asarray(scores, dtype=np.float64)
-        if scores.ndim != 2 or scores.shape[1] != len(self.spec.labels):
-            raise ModelUnavailable(
-                f"model {self.name} v{self.version} returned shape {scores.shape}; expected "
-                f"(batch, {len(self.spec.labels)}) for labels {self.spec.labels}"
-            )
-        if self.spec.extra.get("output", "logits") == "probabilities":
-            return scores
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    def discard(self) -> None:
-        """Stop the scoring threads and remove the downloaded files of a model no longer served."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def int8_saturates(cpuinfo: str, machine: str) -> bool:

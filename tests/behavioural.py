@@ -43,7 +43,7 @@ def torch_scorer(model: nn.Module, spec: ServingSpec) -> Scorer:
 def served_scorer(model: Any) -> Scorer:
     """Score PIL images as the consumer does: the loaded model's own preset, then its graph.
 
-    ``model`` is a `serving.source.LoadedModel` (e.g. ``ModelSource(...).load()``: the registry
+    ``model`` is a `serving.model.LoadedModel` (e.g. ``ModelSource(...).load()``: the registry
     download and the ONNX graph serving runs); the consumer's decode step is skipped.
     """
 

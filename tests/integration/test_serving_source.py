@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.source import ChampionWatcher, ModelSource, ModelUnavailable
+from serving.model import ModelUnavailable
+from serving.source import ChampionWatcher, ModelSource
 from stack.process import free_port
 from tests.serving_support import register_model
 

@@ -15,8 +15,9 @@ from PIL import Image
 
 from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader
+from serving.model import LoadedModel, ModelUnavailable
 from serving.schema import Result, encode_request
-from serving.source import LoadedModel, ModelUnavailable, load_model_folder
+from serving.source import load_model_folder
 from tests.serving_support import (
     BLUE,
     PURPLE,

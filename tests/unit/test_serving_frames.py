@@ -16,8 +16,9 @@ from harmscan.frames import decode_frames, select_frames
 from harmscan.imageio import ImageRejected
 from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader
+from serving.model import LoadedModel
 from serving.schema import Result, decode_result, encode_request, encode_result
-from serving.source import LoadedModel, load_model_folder
+from serving.source import load_model_folder
 from tests.serving_support import (
     BLUE,
     RED,
