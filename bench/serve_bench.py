@@ -521,7 +521,9 @@ def standalone(
         reader.start()
         producer = RequestProducer(settings)
         warm_up(producer, reader, images)
+        broker_start = _cpu_seconds(BROKER_PID) if BROKER_PID else 0.0
         ids = send_and_wait(producer, reader, images, count)
+        broker_cpu = (_cpu_seconds(BROKER_PID) if BROKER_PID else 0.0) - broker_start
         producer.close()
         reader.stop.set()
         reader.join(10)
@@ -532,7 +534,9 @@ def standalone(
             child.kill()
     got = [reader.arrivals[i] for i in ids if i in reader.arrivals]
     span = max(a for _, a in got) - min(s for s, _ in got)
-    return {"throughput": len(got) / span, "results": len(got), **report}
+    broker_ms = round(broker_cpu / max(1, len(ids)) * 1000, 2)
+    found = {"throughput": len(got) / span, "results": len(got)}
+    return {**found, "broker_cpu_ms_per_image": broker_ms, **report}
 
 
 def layout_sweep(

@@ -11,6 +11,7 @@ workers' resident memory, its CPU seconds and the wall-clock time.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from conf.loader import load_settings  # noqa: E402
+from serving.classifier import BatchClassifier  # noqa: E402
 from serving.consumer import ServingConsumer  # noqa: E402
 from serving.decoding import pool_rss_bytes  # noqa: E402
 from serving.service import make_classifier, make_consumer, make_producer  # noqa: E402
@@ -32,6 +34,32 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds of a process (all its threads), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu_seconds(classifier: BatchClassifier) -> float:
+    """CPU seconds of the live decode workers together."""
+    return sum(cpu_seconds(pid) for pid in classifier.decoder.pids())
+
+
+def stage_means(loop: ServingConsumer) -> dict[str, float]:
+    """The loop's mean milliseconds per batch in each stage (harmscan_stage_seconds)."""
+    get = loop.metrics.registry.get_sample_value
+    batches = get("harmscan_batch_size_count") or 1.0
+    stages = ("poll", "decode_wait", "infer", "deliver", "commit")
+    return {
+        stage: round((get("harmscan_stage_seconds_sum", {"stage": stage}) or 0.0)
+                     / batches * 1000, 1)
+        for stage in stages
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -50,9 +78,18 @@ def main() -> None:
     )  # fmt: skip
     print(json.dumps({"ready": True}), flush=True)
     start = time.monotonic()
+    cpu_start, workers_start = cpu_seconds(), workers_cpu_seconds(classifier)
     loop.run()
+    images = max(1, loop.committed)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report = {
+        # CPU per image while serving (the load before it not counted): the loop with its
+        # inference threads and Kafka clients, and the decode workers.
+        "consumer_cpu_ms_per_image": round((cpu_seconds() - cpu_start) / images * 1000, 2),
+        "workers_cpu_ms_per_image": round(
+            (workers_cpu_seconds(classifier) - workers_start) / images * 1000, 2
+        ),
+        "stages_ms_per_batch": stage_means(loop),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "decode_workers_rss_mb": round(pool_rss_bytes(classifier.decoder) / 2**20, 1),
         "decode_workers": len(classifier.decoder.pids()),
