@@ -110,7 +110,7 @@ def quantize(name: str, float_onnx: Path, dest: Path, batches: list[np.ndarray])
 
 
 def session(path: Path, threads: int, optimized: Path | None = None) -> Any:
-    """A session configured as the consumer's (`serving.source.onnx_predictor`)."""
+    """A session configured as the consumer's (`serving.runtimes.onnx_predictor`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
