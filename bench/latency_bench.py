@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO))
 
 from conf.loader import load_settings  # noqa: E402
 from serving.consumer import InFlight, ServingConsumer  # noqa: E402
+from serving.graphs import PRECISION_SETTINGS  # noqa: E402
 from serving.model import LoadedModel  # noqa: E402
 from serving.poison import Journal, PoisonGuard  # noqa: E402
-from serving.source import PRECISION_SETTINGS  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 import serve_bench  # noqa: E402

@@ -55,9 +55,10 @@ from conf.loader import load_settings  # noqa: E402
 from conf.settings import ServingSettings, Settings  # noqa: E402
 from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
 from harmscan.models import ARCHS  # noqa: E402
+from serving.graphs import PRECISION_SETTINGS  # noqa: E402
 from serving.model import LoadedModel  # noqa: E402
 from serving.schema import decode_result, encode_request  # noqa: E402
-from serving.source import PRECISION_SETTINGS, load_model_folder  # noqa: E402
+from serving.source import load_model_folder  # noqa: E402
 
 if TYPE_CHECKING:
     from serving.producer import RequestProducer

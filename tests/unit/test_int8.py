@@ -19,7 +19,8 @@ from harmscan.precision import build_served_models
 from harmscan.presets import EvalPreset, normalize
 from harmscan.qdq import head_nodes
 from harmscan.quantize import QuantizeOptions, check_int8, quantize_int8
-from serving.source import choose_graph, load_model_folder
+from serving.graphs import choose_graph
+from serving.source import load_model_folder
 from tests.fixtures.photo_sets import write_photo_set
 from tests.serving_support import (
     BLUE,
@@ -76,7 +77,7 @@ def tiny(tmp_path: Path) -> tuple[Path, ServingSpec]:
 @pytest.fixture(autouse=True)
 def vnni_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """auto's choice as on a CPU with VNNI, whatever the host (tests/unit/test_precision_choice)."""
-    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: False)
+    monkeypatch.setattr("serving.graphs.int8_saturates_here", lambda: False)
 
 
 def _pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -281,7 +282,7 @@ def test_loaded_model_names_its_precision_and_takes_pixels(
 ) -> None:
     # auto also needs int8 to be faster here: fake timings say it is (test_precision_choice.py)
     monkeypatch.setattr(
-        "serving.source.time_predictors", lambda *_a, **_k: {"float": 2.0, "int8": 1.0}
+        "serving.graphs.time_predictors", lambda *_a, **_k: {"float": 2.0, "int8": 1.0}
     )
     folder, spec = _colour_bundle(tmp_path / "model")
     checks = [_colour_set(tmp_path, "val")]

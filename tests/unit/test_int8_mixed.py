@@ -188,9 +188,9 @@ def _colour_set(root: Path, name: str, n: int = 8) -> CheckSet:
 def test_registration_records_the_float_nodes_auto_chose_and_int8_still_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: False)
+    monkeypatch.setattr("serving.graphs.int8_saturates_here", lambda: False)
     monkeypatch.setattr(
-        "serving.source.time_predictors", lambda *_a, **_k: {"float": 2.0, "int8": 1.0}
+        "serving.graphs.time_predictors", lambda *_a, **_k: {"float": 2.0, "int8": 1.0}
     )
     spec = make_spec()
     folder = tmp_path / "model" / "extra_files"

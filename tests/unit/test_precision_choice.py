@@ -1,6 +1,6 @@
 """serving.precision=auto: int8 only when it passed its accuracy check AND is faster on this host.
 
-The timing itself is replaced by fake figures (`serving.source.time_predictors`): the decision is
+The timing itself is replaced by fake figures (`serving.graphs.time_predictors`): the decision is
 tested, never a host's speed.
 """
 
@@ -18,21 +18,16 @@ import pytest
 from harmscan.bundle import ONNX_FILE, ServingSpec
 from harmscan.checksets import CheckSet
 from harmscan.precision import build_served_models
+from serving.graphs import SpeedCheck, choose_graph, int8_saturates, time_predictors
 from serving.metrics import ServingMetrics
-from serving.source import (
-    SpeedCheck,
-    choose_graph,
-    int8_saturates,
-    load_model_folder,
-    time_predictors,
-)
+from serving.source import load_model_folder
 from tests.serving_support import BLUE, RED, ColourNet, make_spec, write_extra_files, write_image
 
 
 @pytest.fixture(autouse=True)
 def vnni_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test here runs as on a CPU with VNNI, whatever the host (one test says otherwise)."""
-    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: False)
+    monkeypatch.setattr("serving.graphs.int8_saturates_here", lambda: False)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +109,7 @@ def _fake_timings(monkeypatch: pytest.MonkeyPatch, float_s: float, int8_s: float
             predict(batch)  # the graphs must still run on the blank batch
         return {"float": float_s, "int8": int8_s}
 
-    monkeypatch.setattr("serving.source.time_predictors", fake)
+    monkeypatch.setattr("serving.graphs.time_predictors", fake)
     return timed
 
 
@@ -183,7 +178,7 @@ def test_auto_serves_float_on_a_cpu_where_int8_saturates(
     int8_bundle: tuple[Path, ServingSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, spec = int8_bundle
-    monkeypatch.setattr("serving.source.int8_saturates_here", lambda: True)
+    monkeypatch.setattr("serving.graphs.int8_saturates_here", lambda: True)
     bundle_dir = folder / "extra_files"
     assert choose_graph(bundle_dir, spec, "auto")[1] == "float"
     assert choose_graph(bundle_dir, spec, "int8")[1] == "int8"  # forced stays forced
