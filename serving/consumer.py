@@ -34,7 +34,6 @@ from serving.metrics import ServingMetrics
 from serving.model import LoadedModel
 from serving.poison import PoisonGuard
 from serving.records import Record, dead_letter, records_for
-from serving.source import ChampionWatcher
 from serving.undecodable import (
     UNDECODABLE_CODES,
     Undecodable,
@@ -42,6 +41,7 @@ from serving.undecodable import (
     dead_letter_for,
     undecodable_batches,
 )
+from serving.watcher import ChampionWatcher
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from serving.classifier import BatchClassifier
 from serving.consumer import ServingConsumer
 from serving.inputs import InputReader, boto3_s3_factory
 from serving.metrics import ServingMetrics
-from serving.source import ChampionWatcher, ModelSource
+from serving.source import ModelSource
 from serving.topics import check_message_limits, client_config, ensure_serving_topics
+from serving.watcher import ChampionWatcher
 
 logger = logging.getLogger(__name__)
 

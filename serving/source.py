@@ -1,4 +1,4 @@
-"""Where the served model comes from: the MLflow registry alias, a runtime, and hot swaps.
+"""Where the served model comes from: the MLflow registry alias, downloaded and loaded.
 
 A registered version holds ``extra_files/`` with ``serving.json``, ``labels.json`` and
 ``model.onnx`` (see `harmscan.bundle`), and, from registrations that made them, the served
@@ -6,9 +6,8 @@ pixel-input graphs (which one is served: `serving.graphs`).
 `ModelSource` resolves ``models:/<name>@<alias>`` to a version number and downloads *that
 version* (so an alias moving mid-download cannot mix two versions), then loads it with ONNX
 Runtime (default) or torch.
-`ChampionWatcher` polls the alias in a background thread and prepares the new model off the hot
-path; the consumer swaps it in between batches. Label order and preprocessing come from the
-model's `ServingSpec`, never from serve time.
+Label order and preprocessing come from the model's `ServingSpec`, never from serve time; hot
+swaps are `serving.watcher`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 from harmscan.bundle import (
@@ -186,65 +184,3 @@ class ModelSource:
             if isinstance(exc, ModelUnavailable):
                 raise
             raise ModelUnavailable(f"cannot load models:/{self.name}/{version}: {exc}") from exc
-
-
-class ChampionWatcher:
-    """Polls the alias in a background thread and prepares a new model when it moves.
-
-    The consumer calls `take` between batches; the swap itself is then a plain reference change.
-
-    Args:
-        source: The registry source.
-        current_version: Version served now.
-        interval_s: Seconds between alias checks.
-    """
-
-    def __init__(self, source: ModelSource, current_version: str, interval_s: float) -> None:
-        self.source = source
-        self.interval_s = interval_s
-        self._known = current_version
-        self._ready: LoadedModel | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
-
-    def start(self) -> ChampionWatcher:
-        """Start polling."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop polling and wait for the thread."""
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def take(self) -> LoadedModel | None:
-        """The new champion, if one was prepared since the last call."""
-        with self._lock:
-            ready, self._ready = self._ready, None
-        return ready
-
-    def check_now(self) -> None:
-        """One alias check (the thread calls this every interval)."""
-        try:
-            version = self.source.current_version()
-        except ModelUnavailable as exc:
-            logger.warning("champion check failed, keeping v%s: %s", self._known, exc)
-            return
-        if version == self._known:
-            return
-        logger.info("alias %s moved: v%s -> v%s; loading", self.source.uri, self._known, version)
-        try:
-            model = self.source.load(version)
-        except ModelUnavailable as exc:
-            logger.error("champion v%s not loadable, keeping v%s: %s", version, self._known, exc)
-            return
-        with self._lock:
-            if self._ready is not None:
-                self._ready.discard()
-            self._ready = model
-            self._known = version
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.check_now()

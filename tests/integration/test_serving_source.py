@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from serving.model import ModelUnavailable
-from serving.source import ChampionWatcher, ModelSource
+from serving.source import ModelSource
+from serving.watcher import ChampionWatcher
 from stack.process import free_port
 from tests.serving_support import register_model
 
