@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from conf.loader import load_settings  # noqa: E402
-from serving.consumer import InFlight, ServingConsumer  # noqa: E402
+from serving.batches import InFlight  # noqa: E402
+from serving.consumer import ServingConsumer  # noqa: E402
 from serving.graphs import PRECISION_SETTINGS  # noqa: E402
 from serving.model import LoadedModel  # noqa: E402
 from serving.poison import Journal, PoisonGuard  # noqa: E402

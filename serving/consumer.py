@@ -19,14 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from conf.settings import Settings
 from serving.accounting import BatchReport
-from serving.classifier import BatchClassifier, Outcome, PendingBatch, Rejection, internal_error
+from serving.batches import InFlight, decodes_ahead, poll_batch, usable
+from serving.classifier import BatchClassifier, Outcome, Rejection, internal_error
 from serving.delivery import DeliveryFailed, deliver, next_offsets, rewind
 from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
@@ -35,7 +35,6 @@ from serving.model import LoadedModel
 from serving.poison import PoisonGuard
 from serving.records import Record, dead_letter, records_for
 from serving.undecodable import (
-    UNDECODABLE_CODES,
     Undecodable,
     batch_end,
     dead_letter_for,
@@ -45,57 +44,7 @@ from serving.watcher import ChampionWatcher
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DeliveryFailed", "InFlight", "ServingConsumer", "ServingFatal"]
-
-
-@dataclass
-class InFlight:
-    """A consumed batch whose decoding was started, not yet committed."""
-
-    messages: list[Message]
-    pending: PendingBatch
-    received_at: float
-    stages: dict[str, float] = field(default_factory=dict)
-    alone: bool = False  # a suspect of the poison guard: nothing else may be in flight with it
-
-
-def usable(messages: list[Message]) -> list[Message]:
-    """The messages of a poll without errors (end-of-partition skipped, fatal errors raised).
-
-    Raises:
-        ConsumerFatal: The consumer hit a fatal error (e.g. fenced), reported as a ``_FATAL``
-            event whose ``fatal()`` flag confluent-kafka leaves false.
-    """
-    batch = []
-    for message in messages:
-        error = message.error()
-        if error is None:
-            batch.append(message)
-        elif is_fatal(error):
-            raise ConsumerFatal(error)
-        elif error.code() not in (KafkaError._PARTITION_EOF, *UNDECODABLE_CODES):
-            logger.warning("consumer error (librdkafka retries): %s", error)
-    return batch
-
-
-def decodes_ahead(mode: str, inflight: int, batch_size: int) -> bool:
-    """Whether the next batch is polled and decoded before the one in flight is finished.
-
-    Decoding ahead overlaps batch k+1's decoding with batch k's scoring, delivery and commit: more
-    throughput under a backlog. But batch k+1 then also waits for all of batch k, and on 2 cores
-    both compete for the same CPU, so without a backlog it only adds latency. ``full`` (the
-    default) decodes ahead only after a full batch, i.e. when requests are queueing; ``always``
-    was the loop before; ``never`` finishes every batch first (see the README's serving
-    benchmark).
-
-    Args:
-        mode: ``serving.decode_ahead``: ``full``, ``always`` or ``never``.
-        inflight: Messages in the batch in flight.
-        batch_size: ``serving.batch_size``.
-    """
-    if mode == "never":
-        return False
-    return mode == "always" or inflight >= batch_size
+__all__ = ["DeliveryFailed", "ServingConsumer", "ServingFatal"]
 
 
 def state_folder(settings: Settings) -> Path:
@@ -315,18 +264,10 @@ class ServingConsumer:
         return decodes_ahead(serving.decode_ahead, len(inflight.messages), serving.batch_size)
 
     def _poll_batch(self, wait: bool) -> list[Message]:
-        """Wait (if ``wait``, at most the poll timeout) for one message, then take what is
-        already fetched.
-
-        ``consume(n, timeout)`` would wait for a full batch: at low load every request would
-        wait for the poll timeout. This way a lone request is served at once, and under load the
-        batches fill from the messages fetched while the previous batch was processed.
-        """
+        """`poll_batch`: waiting (if ``wait``) at most the poll timeout for the first message."""
         serving = self.settings.serving
-        first = self.consumer.consume(1, serving.poll_timeout_s if wait else 0)
-        if not first or serving.batch_size == 1:
-            return first
-        return first + self.consumer.consume(serving.batch_size - 1, 0)
+        timeout = serving.poll_timeout_s if wait else 0.0
+        return poll_batch(self.consumer, serving.batch_size, timeout)
 
     def _maybe_swap(self) -> None:
         new = self.watcher.take() if self.watcher else None

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.consumer import InFlight, ServingConsumer
+from serving.batches import InFlight
+from serving.consumer import ServingConsumer
 from serving.producer import RequestProducer
 from tests.serving_support import (
     RED,

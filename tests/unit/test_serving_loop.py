@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conf.loader import load_settings
-from serving.consumer import decodes_ahead
+from serving.batches import decodes_ahead
 
 
 @pytest.mark.parametrize(
