@@ -26,14 +26,14 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from conf.settings import Settings
 from serving.accounting import BatchReport
 from serving.batches import InFlight, decodes_ahead, poll_batch, usable
-from serving.classifier import BatchClassifier, Outcome, Rejection, internal_error
-from serving.delivery import DeliveryFailed, deliver, next_offsets, rewind
+from serving.classifier import BatchClassifier, Rejection
+from serving.delivery import DeliveryFailed, commit, deliver, rewind
 from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
 from serving.model import LoadedModel
 from serving.poison import PoisonGuard
-from serving.records import Record, dead_letter, records_for
+from serving.records import batch_records
 from serving.undecodable import (
     Undecodable,
     batch_end,
@@ -347,34 +347,17 @@ class ServingConsumer:
         outcomes = self.classifier.finish(
             inflight.pending, self.model, inflight.received_at, stages
         )
-        records = self._records(batch, outcomes)
+        records = batch_records(batch, outcomes, self.settings)
         start = time.perf_counter()
         deliver(self.producer, records, self.settings.serving.delivery_timeout_s)
         self.report.delivered(records)
         delivered = time.perf_counter()
-        try:
-            self.consumer.commit(offsets=next_offsets(batch), asynchronous=False)
-        except KafkaException as exc:
-            if exc.args and is_fatal(exc.args[0]):  # fenced: this consumer can never commit
-                raise ConsumerFatal(exc.args[0]) from exc
-            raise
+        commit(self.consumer, batch)
         self.guard.done(batch)
         stages["deliver"] = delivered - start
         stages["commit"] = time.perf_counter() - delivered
         self.committed += len(batch)
         self.report.batch(batch, outcomes, inflight.received_at, stages)
-
-    def _records(self, batch: list[Message], outcomes: list[Outcome]) -> list[Record]:
-        """The records of a batch; a message whose records cannot be made is dead-lettered."""
-        records: list[Record] = []
-        for index, (message, outcome) in enumerate(zip(batch, outcomes, strict=True)):
-            try:
-                records.extend(records_for(message, outcome, self.settings))
-            except Exception as exc:  # the one rule: this message's fault, not the loop's
-                rejection = internal_error(exc, None)
-                outcomes[index] = rejection
-                records.append(dead_letter(message, rejection, self.settings))
-        return records
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Finish and commit the batch in flight before partitions go to another member."""

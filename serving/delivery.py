@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from serving.fatal import ConsumerFatal, is_fatal
 from serving.records import Record, position
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,21 @@ def next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
         topic, partition, offset = position(message)
         last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
     return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
+
+
+def commit(consumer: Consumer, batch: Iterable[Message]) -> None:
+    """Commit ``offset + 1`` of the batch synchronously (only after its records were delivered).
+
+    Raises:
+        ConsumerFatal: The consumer can never commit again (fenced by another member).
+        KafkaException: The commit failed.
+    """
+    try:
+        consumer.commit(offsets=next_offsets(batch), asynchronous=False)
+    except KafkaException as exc:
+        if exc.args and is_fatal(exc.args[0]):  # fenced: this consumer can never commit
+            raise ConsumerFatal(exc.args[0]) from exc
+        raise
 
 
 def rewind(consumer: Consumer, batch: Iterable[Message]) -> None:

@@ -15,7 +15,7 @@ from typing import Final
 from confluent_kafka import Message
 
 from conf.settings import Settings
-from serving.classifier import Outcome, Rejection
+from serving.classifier import Outcome, Rejection, internal_error
 from serving.schema import (
     H_DETAIL,
     H_INLINE_REQUEST,
@@ -84,6 +84,22 @@ def records_for(message: Message, outcome: Outcome, settings: Settings) -> list[
         inline = outcome.source == "inline" and message.value() is not None
         extra = [(H_INLINE_REQUEST, bytes(message.value() or b""))] if inline else []
         records.append(Record("review", kafka.review_topic, key, value, extra))
+    return records
+
+
+def batch_records(
+    batch: list[Message], outcomes: list[Outcome], settings: Settings
+) -> list[Record]:
+    """The records of a batch, in order; a message whose records cannot be made is dead-lettered
+    (its outcome in ``outcomes`` is replaced by that rejection)."""
+    records: list[Record] = []
+    for index, (message, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+        try:
+            records.extend(records_for(message, outcome, settings))
+        except Exception as exc:  # the one rule: this message's fault, not the loop's
+            rejection = internal_error(exc, None)
+            outcomes[index] = rejection
+            records.append(dead_letter(message, rejection, settings))
     return records
 
 
