@@ -124,7 +124,7 @@ def load(folder: Path, precision: str, threads: int, batch: int, workers: int) -
     """The bundle's graph of ``precision``, loaded as the consumer loads it."""
     return load_model_folder(
         folder, name=f"bench-{folder.name}", version="1", runtime="onnx", threads=threads,
-        workers=workers, warmup_batch=batch, precision=precision,
+        workers=workers, warmup_batch=batch, precision=precision, max_batch=batch,
     )  # fmt: skip
 
 

@@ -69,7 +69,7 @@ def main() -> None:
     model = load_model_folder(
         Path(folder), name="bench", version="1", runtime="onnx",
         threads=serving.intra_op_threads, workers=serving.inference_workers,
-        warmup_batch=serving.batch_size, precision=precision,
+        warmup_batch=serving.batch_size, precision=precision, max_batch=serving.batch_size,
     )  # fmt: skip
     classifier = make_classifier(settings)
     loop = ServingConsumer(

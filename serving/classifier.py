@@ -97,8 +97,6 @@ class BatchClassifier:
         decode_memory_mb: Address space a decode worker may add to its start-up size.
         max_request_bytes: Largest accepted request message (checked before parsing).
         max_frames: Most frames of an animated or multi-page image to score (1: the first only).
-        max_batch_frames: Most frames (crops) per model call; a batch with more frames than
-            this (animated images) is scored in several calls. None: no limit.
     """
 
     def __init__(
@@ -113,7 +111,6 @@ class BatchClassifier:
         decode_memory_mb: int = 768,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_frames: int = 1,
-        max_batch_frames: int | None = None,
     ) -> None:
         self.reader = reader
         self.limits = DecodeLimits(
@@ -125,7 +122,6 @@ class BatchClassifier:
             max_frames=max_frames,
         )
         self.max_request_bytes = max_request_bytes
-        self.max_batch_frames = max_batch_frames
         self.workers = workers
         self.decoder = DecodePool(workers, decode_memory_mb)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
@@ -214,11 +210,12 @@ class BatchClassifier:
     ) -> list[Outcome]:
         """Score the prepared images in one model call; one outcome per item, in order.
 
-        Every frame is one crop of the batch (the model splits it at its own batch limit); a
-        request's score is the maximum over its frames. ``max_batch_frames`` counts frames.
+        Every frame is one crop of the batch; the model scores them in calls of at most its
+        ``max_batch`` crops (``serving.batch_size``). A request's score is the maximum over its
+        frames.
         """
         good = [p.array for p in prepared if isinstance(p, Prepared)]
-        probs = self._p_harmful(np.concatenate(good), model) if good else np.zeros(0)
+        probs = model.p_harmful(np.concatenate(good)) if good else np.zeros(0)
         completed_at = time.time()
         outcomes: list[Outcome] = []
         start = 0
@@ -240,15 +237,6 @@ class BatchClassifier:
             else:
                 outcomes.append(item)
         return outcomes
-
-    def _p_harmful(self, crops: np.ndarray, model: LoadedModel) -> np.ndarray:
-        """The model's scores of the crops, at most `max_batch_frames` per call."""
-        step = self.max_batch_frames
-        if step is None or len(crops) <= step:
-            return model.p_harmful(crops)
-        return np.concatenate(
-            [model.p_harmful(crops[i : i + step]) for i in range(0, len(crops), step)]
-        )
 
     def finish(
         self,

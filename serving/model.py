@@ -37,7 +37,10 @@ class LoadedModel:
         runtime: ``onnx`` or ``torch``.
         predict: A batch of `preset` outputs -> per-class scores (logits unless the spec says
             otherwise): NHWC uint8 pixels when ``pixel_input``, else NCHW float32.
-        max_batch: Largest batch the predictor accepts (1 for a fixed-batch ONNX export).
+        max_batch: Most inputs per predictor call: what the graph accepts (1 for a fixed-batch
+            ONNX export), capped at load by ``serving.batch_size``. The one bound on a model
+            call: a batch with more crops (the frames of animated images) is scored in calls of
+            at most this many, taken by the ``workers`` side by side.
         folder: Local folder the model was loaded from (removed by `discard`).
         workers: Threads that score parts of one batch at the same time (1: the caller alone).
             Each runs the runtime with its own ``threads``; on a small host two one-thread runs

@@ -82,6 +82,7 @@ def model_source(settings: Settings) -> ModelSource:
         workers=settings.serving.inference_workers,
         precision=settings.serving.precision,
         int8_min_speedup=settings.serving.int8_min_speedup,
+        max_batch=settings.serving.batch_size,
     )
 
 
@@ -106,7 +107,6 @@ def make_classifier(settings: Settings) -> BatchClassifier:
         decode_memory_mb=serving.decode_memory_mb,
         max_request_bytes=serving.max_request_bytes,
         max_frames=serving.max_frames,
-        max_batch_frames=serving.batch_size,
     )
 
 

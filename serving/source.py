@@ -42,6 +42,7 @@ def load_model_folder(
     warmup_batch: int = 0,
     precision: str = "auto",
     int8_min_speedup: float = 1.0,
+    max_batch: int | None = None,
 ) -> LoadedModel:
     """Load a downloaded model folder with the chosen runtime and precision (`choose_graph`).
 
@@ -49,7 +50,8 @@ def load_model_folder(
     on blank batches of the served size (`SpeedCheck`) and served only when at least
     ``int8_min_speedup`` times as fast (0: no timing, the accuracy check alone decides). With
     ``warmup_batch`` > 0 the model is run once on blank batches (`LoadedModel.warm_up`) before
-    it is returned.
+    it is returned. ``max_batch`` caps the inputs per model call (`LoadedModel.max_batch`; None:
+    what the graph accepts).
 
     Raises:
         ValueError: An unknown runtime or precision, or int8 asked of the torch runtime.
@@ -67,20 +69,22 @@ def load_model_folder(
     chosen, pixel_input, speedup = "float", False, None
     if runtime == "onnx":
         onnx_path, chosen = choose_graph(bundle.bundle_dir, spec, precision)
-        predict, max_batch = onnx_predictor(onnx_path, threads)
+        predict, graph_batch = onnx_predictor(onnx_path, threads)
         if precision == "auto" and chosen == "int8" and int8_min_speedup > 0:
             timing_batch = -(-max(warmup_batch, 8) // workers)
-            onnx_path, predict, max_batch, speed = faster_graph(
-                bundle.bundle_dir, spec, (onnx_path, predict, max_batch), threads, timing_batch,
+            onnx_path, predict, graph_batch, speed = faster_graph(
+                bundle.bundle_dir, spec, (onnx_path, predict, graph_batch), threads, timing_batch,
                 int8_min_speedup,
             )  # fmt: skip
             chosen = "int8" if onnx_path.name == INT8_PIXELS_FILE else "float"
             speedup = speed.speedup if speed is not None else None
         pixel_input = onnx_path.name != ONNX_FILE
     else:
-        predict, max_batch = torch_predictor(bundle.model_dir, threads), 1024
+        predict, graph_batch = torch_predictor(bundle.model_dir, threads), 1024
+    if max_batch is not None:
+        graph_batch = min(graph_batch, max_batch)
     model = LoadedModel(
-        name, version, spec, runtime, predict, max_batch, folder, workers, chosen, pixel_input,
+        name, version, spec, runtime, predict, graph_batch, folder, workers, chosen, pixel_input,
         speedup,
     )  # fmt: skip
     if warmup_batch > 0:
@@ -109,6 +113,7 @@ class ModelSource:
         workers: Threads scoring parts of a batch side by side (`LoadedModel.workers`).
         precision: ``auto``, ``int8`` or ``float`` (`choose_graph`).
         int8_min_speedup: Under ``auto``, how much faster than float int8 must be on this host.
+        max_batch: Most inputs per model call (``serving.batch_size``); None: the graph's limit.
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class ModelSource:
         workers: int = 1,
         precision: str = "auto",
         int8_min_speedup: float = 1.0,
+        max_batch: int | None = None,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown serving runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
@@ -136,6 +142,7 @@ class ModelSource:
         self.workers = workers
         self.precision = precision
         self.int8_min_speedup = int8_min_speedup
+        self.max_batch = max_batch
         self.registry = Registry(tracking_uri)
 
     @property
@@ -178,6 +185,7 @@ class ModelSource:
                 warmup_batch=self.warmup_batch,
                 precision=self.precision,
                 int8_min_speedup=self.int8_min_speedup,
+                max_batch=self.max_batch,
             )
         except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)

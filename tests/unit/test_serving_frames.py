@@ -197,7 +197,7 @@ def test_frames_of_a_multipage_tiff(tmp_path: Path) -> None:
 
 def test_the_batch_limit_counts_frames(model: LoadedModel) -> None:
     seen: list[int] = []
-    original = model.p_harmful
+    original, limit = model.predict, model.max_batch
 
     def counting(batch: np.ndarray) -> np.ndarray:
         seen.append(len(batch))
@@ -205,14 +205,13 @@ def test_the_batch_limit_counts_frames(model: LoadedModel) -> None:
 
     gif = animated_gif([*SAFE[:5], RED])  # 6 frames
     clf = _classifier(8)
-    clf.max_batch_frames = 4
     try:
-        model.p_harmful = counting  # type: ignore[method-assign]
+        model.predict, model.max_batch = counting, 4
         outcomes = clf.classify(
             [_inline(gif, "a"), _inline(image_bytes(BLUE), "b"), _inline(gif, "c")], model, 0.0
         )
     finally:
-        model.p_harmful = original  # type: ignore[method-assign]
+        model.predict, model.max_batch = original, limit
         clf.close()
     assert seen == [4, 4, 4, 1]  # 13 frames, at most 4 per model call
     a, b, c = outcomes
