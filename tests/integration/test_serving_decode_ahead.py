@@ -130,3 +130,9 @@ def test_decode_ahead_modes_keep_every_guarantee(
         assert set(overlaps) == {BATCH}  # only ever behind a full batch
     else:
         assert overlaps
+    # No client outlives the loop: one left open kept reconnecting after the broker went.
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.producer.flush(0)
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.consumer.consume(1, 0)
+    producer.close()
