@@ -34,8 +34,8 @@ ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_ID_LENGTH}}}")
 MAX_CONTAINERS: Final = 2  # JSON objects/arrays in one request: bounds the depth before parsing
 MAX_INT_DIGITS: Final = 20
 DEFAULT_MAX_REQUEST_BYTES: Final = 1_000_000
-# A JSON string literal (escapes included), so brackets inside strings are not counted.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string literal once its escaped backslashes and quotes are gone (`_outside_strings`).
+_PLAIN_STRING = re.compile(rb'"[^"]*"')
 
 SourceKind = Literal["path", "s3", "image_b64"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
@@ -219,6 +219,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _outside_strings(value: bytes) -> bytes:
+    """``value`` without its JSON string literals, in linear time.
+
+    Escapes pair left to right, so removing every ``\\\\`` and then every ``\\"`` leaves only
+    the quotes that open and close strings. (A single regex for a string with escapes was
+    quadratic on a string that never closes: 40 kB of ``\\"`` took 41 s of the consumer's CPU.)
+    """
+    unescaped = value.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return _PLAIN_STRING.sub(b'""', unescaped)
+
+
 def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> Any:
     """Parse untrusted JSON under explicit limits (see the module docstring).
 
@@ -232,7 +243,7 @@ def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) 
             "image at serving.max_inline_bytes, in base64, plus JSON); send large images by path "
             "or s3"
         )
-    containers = _STRING.sub(b'""', value)
+    containers = _outside_strings(value)
     if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
         raise SchemaError(f"more than {MAX_CONTAINERS} JSON objects/arrays (a request is flat)")
     try:
