@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, get_args
 
@@ -193,9 +194,9 @@ def check_id(request_id: object) -> str:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _value in pairs]
-    if len(set(keys)) != len(keys):
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
+    counts = Counter(key for key, _value in pairs)  # list.count per key was quadratic
+    if len(counts) != len(pairs):
+        dupes = sorted(key for key, count in counts.items() if count > 1)
         raise SchemaError(f"duplicate keys {[d[:40] for d in dupes][:5]}")
     return dict(pairs)
 

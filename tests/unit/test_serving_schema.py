@@ -203,3 +203,13 @@ def test_an_unterminated_string_of_escapes_is_refused_in_one_pass() -> None:
     assert _outside_strings(payload) == b'{"":1,"":"","":"'
     with pytest.raises(SchemaError, match="Unterminated string"):
         decode_request(payload)
+
+
+def test_duplicate_keys_among_many_are_found_in_linear_time() -> None:
+    # Each key was counted with list.count: 32,000 keys and one duplicate took 18 s of the
+    # consumer's CPU, a 900 kB request minutes.
+    from serving import schema
+
+    keys = [str(i) for i in range(100_000)] + ["0"]
+    with pytest.raises(SchemaError, match=r"duplicate keys \['0'\]"):
+        schema._no_duplicates([(key, 1) for key in keys])
