@@ -53,7 +53,15 @@ def resolve_allowed_path(raw: str, allowed_roots: Sequence[Path]) -> Path:
         if resolved == real_root or resolved.is_relative_to(real_root):
             return resolved
     roots = ", ".join(str(r) for r in allowed_roots)
-    raise InputRejected("forbidden_path", f"{raw!r} resolves to {resolved}, outside {roots}")
+    hint = ""
+    if raw.startswith("file:"):
+        hint = "; send a plain absolute path, not a file: URI"
+    elif not os.path.isabs(raw):
+        hint = "; a relative path resolves against the consumer's folder: send an absolute one"
+    raise InputRejected(
+        "forbidden_path",
+        f"{raw!r} resolves to {resolved}, outside serving.allowed_roots ({roots}){hint}",
+    )
 
 
 def read_regular_file(path: Path, max_bytes: int) -> bytes:

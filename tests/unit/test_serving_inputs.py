@@ -224,3 +224,21 @@ def test_s3_errors_of_the_object_are_the_requests(code: str, status: int, reason
     with pytest.raises(InputRejected) as info:
         read_s3_object(client, "good", "a.jpg", 100)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("file:///srv/images/a.jpg", "not a file: URI"),
+        ("images/a.jpg", "send an absolute one"),
+        ("/etc/passwd", "outside serving.allowed_roots"),
+    ],
+)
+def test_a_forbidden_path_detail_names_the_fix(
+    roots: tuple[Path, Path], raw: str, says: str
+) -> None:
+    allowed, _outside = roots
+    with pytest.raises(InputRejected) as info:
+        resolve_allowed_path(raw, [allowed])
+    assert info.value.reason == "forbidden_path"
+    assert says in info.value.detail
