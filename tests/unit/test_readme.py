@@ -288,7 +288,8 @@ def test_readme_setting_names_exist() -> None:
 def _recipe_configs() -> list[str]:
     text = re.sub(r",\\?\n", ",", re.sub(r"\\\n\s*", "", README))
     found = re.findall(r"recipe_bench\.py[^\n`]*?--configs ([^\s`]+)", text)
-    return sorted({name for names in found for name in names.split(",") if name})
+    names = (names.strip("'\"") for names in found)  # the shell's quotes are not the list's
+    return sorted({name for listed in names for name in listed.split(",") if name})
 
 
 def test_readme_recipe_bench_configs_exist(monkeypatch: pytest.MonkeyPatch) -> None:
