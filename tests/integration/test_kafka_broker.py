@@ -64,14 +64,28 @@ def consume_committing(bootstrap: str, topic: str, group: str, expected: int) ->
     return seen
 
 
-def committed_offsets(bootstrap: str, topic: str, group: str, partitions: int) -> list[int]:
-    """The group's committed offset of each partition of topic."""
-    from confluent_kafka import Consumer, TopicPartition
+def committed_offsets(
+    bootstrap: str, topic: str, group: str, partitions: int, wait: float = 60
+) -> list[int]:
+    """The group's committed offset of each partition of topic.
+
+    Right after a restart the broker may still be loading the offsets topic: the request then
+    fails with a retriable error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS), asked again
+    until ``wait`` seconds have passed; any other error fails at once.
+    """
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    deadline = time.monotonic() + wait
     try:
         parts = [TopicPartition(topic, p) for p in range(partitions)]
-        return [tp.offset for tp in consumer.committed(parts, timeout=20)]
+        while True:
+            try:
+                return [tp.offset for tp in consumer.committed(parts, timeout=20)]
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
