@@ -403,7 +403,13 @@ def _refused_format(data: bytes) -> str | None:
 
 def _rejection(exc: BaseException, what: str) -> ImageRejected:
     text = str(exc).lower()
-    if isinstance(exc, _BOMBS) or any(bomb in text for bomb in _TEXT_BOMB):
+    if any(bomb in text for bomb in _TEXT_BOMB):
+        return ImageRejected(
+            "decompression_bomb",
+            f"{what}: a text, XMP or ICC chunk inflates past the metadata limit ({exc}); "
+            "strip the image's metadata",
+        )
+    if isinstance(exc, _BOMBS):
         return ImageRejected("decompression_bomb", f"{what}: {exc}")
     reason = "truncated" if "truncated" in text else "corrupt"
     return ImageRejected(reason, f"{what}: {exc}")

@@ -277,3 +277,12 @@ def test_conversions_in_strips_match_the_whole_image_formulas(
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         whole = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
         assert np.array_equal(np.asarray(imageio.to_rgb(image)), np.asarray(whole)), mode
+
+
+def test_a_metadata_bomb_says_to_strip_the_metadata() -> None:
+    from tests.serving_support import ztxt_bomb
+
+    with pytest.raises(ImageRejected) as info:
+        decode_image(ztxt_bomb())
+    assert info.value.reason == "decompression_bomb"
+    assert "strip the image's metadata" in info.value.detail
