@@ -15,9 +15,10 @@ decode rejects the image, as for a still image.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from PIL import Image
 
@@ -32,6 +33,14 @@ from harmscan.imageio import (
 )
 
 T = TypeVar("T")
+# What Pillow raises for a broken frame or frame table: besides its OSError family, a corrupt GIF,
+# TIFF or MPO frame chain raised TypeError, KeyError, IndexError or struct.error out of
+# ``n_frames`` and ``seek`` (and the request became an ``internal_error``).
+BROKEN_FRAME: Final = (
+    OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error,
+)  # fmt: skip
+# Pillow's own pixel cap, checked when it seeks to a frame declaring a huge size.
+_BOMBS: Final = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class FrameBudgetExceeded(ImageRejected):
@@ -74,8 +83,8 @@ def frame_count(image: Image.Image) -> int:
     """How many frames an opened image has (1 for a still image or an unreadable count)."""
     try:
         return max(1, int(getattr(image, "n_frames", 1)))
-    except (OSError, SyntaxError, ValueError, EOFError):
-        return 1  # the frames that can be read are walked by `decode_frames` anyway
+    except BROKEN_FRAME:
+        return 1  # an unreadable frame table: the image is scored on its first frame
 
 
 def decode_frames(
@@ -112,7 +121,10 @@ def decode_frames(
         formats=formats,
         max_aspect_ratio=max_aspect_ratio,
     )
-    total = frame_count(image) if max_frames > 1 else 1
+    try:
+        total = frame_count(image) if max_frames > 1 else 1
+    except _BOMBS as exc:
+        raise FrameBudgetExceeded("decompression_bomb", f"a frame of the image: {exc}") from None
     if total == 1:
         return FrameSet([convert(load_rgb(image, 1))], [0])
     items: list[T] = []
@@ -134,7 +146,11 @@ def decode_frames(
             indices.append(index)
         except FrameBudgetExceeded:
             raise
-        except (ImageRejected, OSError, SyntaxError, ValueError, EOFError) as exc:
+        except _BOMBS as exc:  # a hostile frame is never skipped: the image is rejected
+            raise FrameBudgetExceeded(
+                "decompression_bomb", f"frame {index} declares more than max_pixels: {exc}"
+            ) from None
+        except (ImageRejected, *BROKEN_FRAME) as exc:
             if not items:
                 raise _as_rejection(exc, index) from None
             return FrameSet(items, indices, len(selected) - position, f"frame {index}: {exc}")

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import io
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +245,41 @@ def test_a_result_says_when_chosen_frames_did_not_decode(model: LoadedModel) -> 
     assert isinstance(result, Result)
     assert (result.label, result.frames_scored, result.worst_frame) == ("harmful", 3, 2)
     assert result.frames_failed == 1
+
+
+def _two_page_tiff_second_without_width() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), RED).save(
+        buffer, "TIFF", save_all=True, append_images=[Image.new("RGB", (8, 8), BLUE)]
+    )
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack("<I", data[4:8])[0]
+    entries = struct.unpack("<H", data[first : first + 2])[0]
+    second = struct.unpack("<I", data[first + 2 + 12 * entries : first + 6 + 12 * entries])[0]
+    for index in range(struct.unpack("<H", data[second : second + 2])[0]):
+        at = second + 2 + 12 * index
+        if struct.unpack("<H", data[at : at + 2])[0] == 256:  # ImageWidth: now an unknown tag
+            data[at : at + 2] = struct.pack("<H", 65000)
+    return bytes(data)
+
+
+def _gif_second_frame_declaring(width: int, height: int) -> bytes:
+    data = bytearray(animated_gif([RED, BLUE]))
+    second = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
+    descriptor = data.index(b"\x2c", second + 8)
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def test_a_broken_frame_table_scores_the_first_frame() -> None:
+    # n_frames raised TypeError ("Missing dimensions"): the request was an internal_error.
+    frames = decode_frames(_two_page_tiff_second_without_width(), _colour, max_frames=8)
+    assert frames.indices == [0]
+
+
+def test_a_later_frame_past_pillows_pixel_cap_rejects_the_image() -> None:
+    # Seeking to it raised DecompressionBombError: the request was an internal_error.
+    with pytest.raises(ImageRejected) as info:
+        decode_frames(_gif_second_frame_declaring(0xFFFF, 0xFFFF), _colour, max_frames=8)
+    assert info.value.reason == "decompression_bomb"
+    assert "frame 1" in info.value.detail
