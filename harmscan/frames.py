@@ -15,7 +15,6 @@ decode rejects the image, as for a still image.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
@@ -24,6 +23,7 @@ from PIL import Image
 
 from harmscan.imageio import (
     ALLOWED_FORMATS,
+    BROKEN_DATA,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageRejected,
@@ -33,12 +33,9 @@ from harmscan.imageio import (
 )
 
 T = TypeVar("T")
-# What Pillow raises for a broken frame or frame table: besides its OSError family, a corrupt GIF,
-# TIFF or MPO frame chain raised TypeError, KeyError, IndexError or struct.error out of
-# ``n_frames`` and ``seek`` (and the request became an ``internal_error``).
-BROKEN_FRAME: Final = (
-    OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error,
-)  # fmt: skip
+# A broken frame or frame table: corrupt GIF, TIFF or MPO frame chains raised TypeError, KeyError,
+# IndexError or struct.error out of ``n_frames`` and ``seek``.
+BROKEN_FRAME: Final = BROKEN_DATA
 # Pillow's own pixel cap, checked when it seeks to a frame declaring a huge size.
 _BOMBS: Final = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 

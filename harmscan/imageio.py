@@ -37,6 +37,17 @@ _JPEG_MARKER: Final = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 _TEXT_BOMB: Final = ("decompressed data too large", "too much memory used in text chunks")
 _BOMBS: Final = (Image.DecompressionBombWarning, Image.DecompressionBombError)
 _PILLOW_PIXELS: Final = re.compile(r"\((\d+) pixels\)")
+# What Pillow raises for broken image data besides its OSError family: a mistyped TIFF tag, a
+# cut frame chain (TypeError, KeyError, IndexError, struct.error) made requests internal_error.
+BROKEN_DATA: Final = (
+    OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error,
+)  # fmt: skip
+# What rewriting a broken EXIF block raises in `ImageOps.exif_transpose` (a mistyped tag made
+# struct.error or TypeError, and the request an ``internal_error``).
+_BROKEN_EXIF: Final = (
+    OSError, ValueError, SyntaxError, KeyError, TypeError, IndexError, struct.error,
+    ArithmeticError,
+)  # fmt: skip
 
 # Reasons an image is rejected; they travel as dead-letter headers and ETL failure counts.
 REASONS: Final = (
@@ -174,7 +185,7 @@ def open_image(
         raise ImageRejected(
             "decompression_bomb", f"the header declares {pixels} > max_pixels {max_pixels}"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except BROKEN_DATA as exc:
         raise _rejection(exc, "unreadable header") from None
     check_header(image, max_pixels, max_aspect_ratio)
     if image.format == "JPEG":
@@ -192,7 +203,7 @@ def load_rgb(image: Image.Image, min_side: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-    except (OSError, SyntaxError, ValueError, EOFError, *_BOMBS) as exc:
+    except (*BROKEN_DATA, *_BOMBS) as exc:
         raise _rejection(exc, f"{image.format} data does not decode") from None
     rgb = to_rgb(_upright(image))
     if min(rgb.size) < min_side:
@@ -316,7 +327,7 @@ def _strips(image: Image.Image) -> list[tuple[int, int, int, int]]:
 def _upright(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image) or image
-    except (OSError, ValueError, SyntaxError, KeyError):
+    except _BROKEN_EXIF:
         return image  # broken EXIF: keep the pixels as stored
 
 

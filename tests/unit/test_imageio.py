@@ -286,3 +286,48 @@ def test_a_metadata_bomb_says_to_strip_the_metadata() -> None:
         decode_image(ztxt_bomb())
     assert info.value.reason == "decompression_bomb"
     assert "strip the image's metadata" in info.value.detail
+
+
+def _jpeg_with_exif(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    import struct
+
+    ifd = b"II" + struct.pack("<HI", 42, 8) + struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHI", tag, kind, count) + value
+    return encode(red((16, 8)), "JPEG", exif=b"Exif\x00\x00" + ifd + b"\x00\x00\x00\x00")
+
+
+def _tiff_with_strip_offsets_of_type(kind: int) -> bytes:
+    import struct
+
+    data = bytearray(encode(red((8, 8)), "TIFF"))
+    first = struct.unpack("<I", data[4:8])[0]
+    for index in range(struct.unpack("<H", data[first : first + 2])[0]):
+        at = first + 2 + 12 * index
+        if struct.unpack("<H", data[at : at + 2])[0] == 273:  # StripOffsets
+            data[at + 2 : at + 4] = struct.pack("<H", kind)
+    return bytes(data)
+
+
+ROTATE = (0x0112, 3, 1, b"\x06\x00\x00\x00")  # orientation 6: exif_transpose rewrites the EXIF
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _jpeg_with_exif([ROTATE, (0x011A, 2, 4, b"abc\x00")]),  # a RATIONAL tag as text
+        _jpeg_with_exif([ROTATE, (0x0128, 2, 4, b"abc\x00")]),  # a SHORT tag as text
+        _jpeg_with_exif([ROTATE, (0x0128, 5, 1, b"\x08\x00\x00\x00")]),  # SHORT as RATIONAL
+    ],
+)
+def test_a_mistyped_exif_tag_keeps_the_pixels_as_stored(payload: bytes) -> None:
+    # Rewriting the EXIF raised TypeError or struct.error: the request was an internal_error.
+    assert decode_image(payload).size == (16, 8)
+
+
+@pytest.mark.parametrize("kind", [2, 5, 11])
+def test_a_mistyped_tiff_strip_table_is_corrupt(kind: int) -> None:
+    # Decoding raised TypeError ("'str' object cannot be interpreted as an integer").
+    with pytest.raises(ImageRejected) as info:
+        decode_image(_tiff_with_strip_offsets_of_type(kind))
+    assert info.value.reason == "corrupt"
