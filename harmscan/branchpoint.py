@@ -29,7 +29,6 @@ from harmscan.calibration import (
     mix_weights,
     sigmoid,
     threshold_for_recall_weighted,
-    threshold_for_safe_flagged,
     weighted_ece,
 )
 
@@ -75,22 +74,25 @@ def served_probability(
 
 
 def branch_threshold(
-    y_true: object, p_harmful: object, *, target_recall: float, max_safe_flagged: float | None
+    y_true: object, scores: object, *, target_recall: float, max_safe_flagged: float | None
 ) -> float:
-    """One branch's threshold: the highest keeping ``target_recall`` of its harmful images (if
-    it has any), raised until at most ``max_safe_flagged`` of its safe images are flagged.
+    """One branch's threshold on ``scores`` (any increasing scale; log-odds here, which do not
+    saturate): the highest keeping ``target_recall`` of its harmful images (if it has any),
+    raised until at most ``max_safe_flagged`` of its safe images score at or above it.
 
     Raises:
         ValueError: Neither harmful images nor safe images with a cap to choose on.
     """
     y = np.asarray(y_true, dtype=np.int64).ravel()
-    p = np.asarray(p_harmful, dtype=np.float64).ravel()
-    w = np.ones_like(p)
+    z = np.asarray(scores, dtype=np.float64).ravel()
     found = []
     if (y == 1).any():
-        found.append(threshold_for_recall_weighted(y, p, w, target_recall))
+        found.append(threshold_for_recall_weighted(y, z, np.ones_like(z), target_recall))
     if max_safe_flagged is not None and (y == 0).any():
-        found.append(threshold_for_safe_flagged(y, p, w, max_safe_flagged))
+        safe = np.sort(z[y == 0])[::-1]
+        share = np.arange(1, safe.size + 1) / safe.size
+        over = np.nonzero(share > max_safe_flagged + 1e-12)[0]
+        found.append(float(np.nextafter(safe[over[0]], np.inf)) if over.size else -np.inf)
     if not found:
         raise ValueError(
             f"no threshold from {y.size} images: a branch needs harmful images, or safe images "
@@ -130,21 +132,23 @@ def choose_branch_point(
             "train.calibration_photos (e.g. photopool) or set train.gate_operating_point to "
             f"one of {', '.join(GATE_OPERATING_POINTS)}"
         )
-    picked = []
+    picked = []  # in calibrated log-odds
     for column, rows in ((1, is_photo), (2, ~is_photo)):
-        p = sigmoid(b[rows, column] / point.temperature + point.bias)
+        z = b[rows, column] / point.temperature + point.bias
         picked.append(
             branch_threshold(
-                y[rows], p, target_recall=target_recall, max_safe_flagged=max_safe_flagged
+                y[rows], z, target_recall=target_recall, max_safe_flagged=max_safe_flagged
             )
         )
+    if not np.all(np.isfinite(picked)):
+        raise ValueError(f"per-branch thresholds must be finite, got {picked} (log-odds)")
     stored = float(log_odds(point.threshold))
     photo, drawing = picked
     return BranchPoint(
-        photo_threshold=photo,
-        drawing_threshold=drawing,
-        photo_shift=stored - float(log_odds(photo)),
-        drawing_shift=stored - float(log_odds(drawing)),
+        photo_threshold=float(sigmoid(photo)),
+        drawing_threshold=float(sigmoid(drawing)),
+        photo_shift=stored - photo,
+        drawing_shift=stored - drawing,
     )
 
 

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from torch.utils.data import DataLoader
 
 from conf.settings import TrainSettings
-from harmscan.branchpoint import served_probability
 from harmscan.data import ManifestDataset
 from harmscan.engine import evaluate
 from harmscan.heads import (
@@ -160,10 +159,13 @@ def test_gated_recipe_trains_calibrates_and_exports_one_graph(
     branches = torch.cat(seen).numpy()
     point = calibrate_model(model, "mobilenet_v2", y, p, domains, per_branch, branches)
     assert point.branches is not None
-    after = evaluate(model, data.val, cpu).p_harmful
-    np.testing.assert_allclose(
-        after, served_probability(val.p_harmful, point, branches[: len(after), 0]), atol=1e-4
-    )
+    with recording_branches(model) as again:  # each branch calibrated, then shifted
+        evaluate(model, data.val, cpu), evaluate(model, data.photos, cpu)
+    assert again is not None
+    after, b = torch.cat(again).numpy(), point.branches
+    want = branches[:, 1:] / point.temperature + point.bias + [b.photo_shift, b.drawing_shift]
+    np.testing.assert_allclose(after[:, 0], branches[:, 0], atol=1e-6)
+    np.testing.assert_allclose(after[:, 1:], want, rtol=1e-4, atol=1e-3)
     scale_logits(head, 0.7)
     shift_log_odds(head, 0.3)
     path = export_onnx(model, tmp_path / "model.onnx", 32)

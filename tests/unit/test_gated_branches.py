@@ -96,19 +96,20 @@ def test_branch_thresholds_follow_their_rules_on_the_calibration_mix() -> None:
     point, _, _ = _fold(head, f, y, domains)
     assert point.branches is not None
     b = point.branches
-    photo = sigmoid(before[40:, 1] / point.temperature + point.bias)
-    drawing = sigmoid(before[:40, 2] / point.temperature + point.bias)
-    assert 0 < np.mean(photo >= b.photo_threshold) <= 0.1  # the cap on the safe photos binds
+    stored = np.log(point.threshold / (1 - point.threshold))
+    # calibrated branch log-odds, and each branch's threshold on that scale
+    photo = before[40:, 1] / point.temperature + point.bias
+    drawing = before[:40, 2] / point.temperature + point.bias
+    t_photo, t_drawing = stored - b.photo_shift, stored - b.drawing_shift
+    tie = 1e-9  # a threshold sits just above a safe score or on a harmful one
+    assert 0 < np.mean(photo >= t_photo + tie) <= 0.1  # the cap on the safe photos binds
     harmful = y[:40] == 1
-    assert np.mean(drawing[harmful] >= b.drawing_threshold) >= 0.9
-    assert np.mean(drawing[~harmful] >= b.drawing_threshold) <= 0.1
-    # the shifts move each branch's threshold onto the stored one
-    for threshold, shift in (
-        (b.photo_threshold, b.photo_shift),
-        (b.drawing_threshold, b.drawing_shift),
-    ):
-        moved = sigmoid(np.log(threshold / (1 - threshold)) + shift)
-        assert moved == pytest.approx(point.threshold)
+    assert np.mean(drawing[harmful] >= t_drawing - tie) >= 0.9
+    assert np.mean(drawing[~harmful] >= t_drawing + tie) <= 0.1
+    # the thresholds reported are those log-odds as probabilities
+    pairs = ((b.photo_threshold, b.photo_shift), (b.drawing_threshold, b.drawing_shift))
+    for threshold, shift in pairs:
+        assert sigmoid(stored - shift) == pytest.approx(threshold)
 
 
 def test_served_probability_is_what_the_folded_head_outputs() -> None:
