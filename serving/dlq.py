@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from conf.settings import Settings
 from serving.delivery import deliver
-from serving.records import Record
+from serving.records import Record, readable_headers
 from serving.schema import (
     H_DETAIL,
     H_REASON,
@@ -134,7 +134,7 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLet
             m.offset() or 0,
             m.key(),
             m.value() or b"",
-            [(str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in m.headers() or []],
+            [(str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in readable_headers(m)],
         )
         for m in _read_all(settings, settings.kafka.dead_letter_topic, timeout)
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from confluent_kafka import Message
 
@@ -121,12 +121,28 @@ def dead_letter(message: Message, rejection: Rejection, settings: Settings) -> R
     return Record("dead_letter", settings.kafka.dead_letter_topic, key, copy, headers)
 
 
+def readable_headers(message: Message) -> list[tuple[str, Any]]:
+    """The message's headers, or none when confluent-kafka cannot read them.
+
+    A header name that is not UTF-8 (any client but the Python one can send it) makes
+    ``headers()`` raise ``SystemError`` once and then return that header with a NULL name, which
+    crashed the consumer process (SIGSEGV) when read; so such a message's headers are replaced
+    by none on the first failure.
+    """
+    try:
+        headers = message.headers() or []
+    except (SystemError, UnicodeDecodeError, ValueError):
+        message.set_headers([])
+        return []
+    return list(headers.items() if isinstance(headers, dict) else headers)
+
+
 def copied_headers(message: Message) -> list[tuple[str, bytes]]:
     """The original headers that fit in `MAX_COPIED_HEADER_BYTES` (later ones are dropped),
     without any named like the dead letter's own (`OWN_DEAD_LETTER_HEADERS`)."""
     kept: list[tuple[str, bytes]] = []
     size = 0
-    for header in message.headers() or []:
+    for header in readable_headers(message):
         name, value = str(header[0]), header[1]
         if name.lower() in OWN_DEAD_LETTER_HEADERS:
             continue
