@@ -259,9 +259,20 @@ def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) 
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
         if isinstance(exc, SchemaError):
             raise
+        if isinstance(exc, UnicodeDecodeError):
+            raise SchemaError(_not_utf8(value, exc)) from None
         raise SchemaError(f"not JSON: {str(exc)[:200]}") from None
     _check_surrogates(body)
     return body
+
+
+def _not_utf8(value: bytes, exc: UnicodeDecodeError) -> str:
+    """What a client must change when its request is not UTF-8."""
+    if value.startswith((b"\xff\xfe", b"\xfe\xff")):
+        found = "it starts with a UTF-16 byte-order mark"
+    else:
+        found = f"byte 0x{value[exc.start]:02x} at position {exc.start} is not UTF-8"
+    return f"not UTF-8: {found}; a request is UTF-8 JSON"
 
 
 def _check_surrogates(body: Any) -> None:

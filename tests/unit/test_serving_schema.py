@@ -213,3 +213,16 @@ def test_duplicate_keys_among_many_are_found_in_linear_time() -> None:
     keys = [str(i) for i in range(100_000)] + ["0"]
     with pytest.raises(SchemaError, match=r"duplicate keys \['0'\]"):
         schema._no_duplicates([(key, 1) for key in keys])
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ('{"v":1,"id":"a","path":"/a"}'.encode("utf-16"), "UTF-16 byte-order mark"),
+        (b'{"v":1,"id":"a","path":"/caf\xe9.jpg"}', "byte 0xe9 at position 28 is not UTF-8"),
+    ],
+)
+def test_a_request_that_is_not_utf8_says_what_to_send(payload: bytes, says: str) -> None:
+    with pytest.raises(SchemaError, match="a request is UTF-8 JSON") as info:
+        decode_request(payload)
+    assert says in str(info.value)
