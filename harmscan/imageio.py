@@ -301,13 +301,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         top = 65535.0 if array.max() > 255 else 255.0
         gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-        rgb = Image.new("RGB", rgba.size)
-        for box in _strips(rgba):
-            strip = rgba.crop(box)
+    transparent = image.mode == "P" and "transparency" in image.info
+    if transparent or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgb = Image.new("RGB", image.size)
+        for box in _strips(image):
+            strip = image.crop(box)  # a palette image's crop keeps its palette and transparency
+            strip = strip if strip.mode == "RGBA" else strip.convert("RGBA")
             background = Image.new("RGBA", strip.size, (255, 255, 255, 255))
             rgb.paste(Image.alpha_composite(background, strip).convert("RGB"), box[:2])
         return rgb

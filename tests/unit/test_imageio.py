@@ -272,8 +272,16 @@ def test_conversions_in_strips_match_the_whole_image_formulas(
     scaled = np.clip(every / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
     assert np.array_equal(np.asarray(imageio.to_rgb(Image.fromarray(every)))[..., 0], scaled)
     rng = np.random.default_rng(0)
-    for mode, bands in (("RGBA", 4), ("LA", 2)):
-        image = Image.fromarray(rng.integers(0, 256, (300, 257, bands), dtype=np.uint8), mode)
+    noise = rng.integers(0, 256, (300, 257, 3), dtype=np.uint8)
+    palette = Image.fromarray(noise).convert("P", palette=Image.Palette.ADAPTIVE)
+    palette.info["transparency"] = 5
+    images = [
+        Image.fromarray(rng.integers(0, 256, (300, 257, 4), dtype=np.uint8), "RGBA"),
+        Image.fromarray(rng.integers(0, 256, (300, 257, 2), dtype=np.uint8), "LA"),
+        palette,
+    ]
+    for image in images:
+        mode = image.mode
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         whole = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
         assert np.array_equal(np.asarray(imageio.to_rgb(image)), np.asarray(whole)), mode
