@@ -165,21 +165,10 @@ class ServingConsumer:
         if self._inflight is not None:
             self._drop(self._inflight, None)
             self._inflight = None
-        budget = self._recreations
-        if self.consumer_factory is None or not budget.spend():
-            raise ServingFatal(
-                f"Kafka consumer {fatal.reason} ({fatal}) after {budget.used} recreations in "
-                f"{budget.window_s:.0f} s (serving.consumer_recreate_max={budget.limit}); is "
-                "another process using the same serving.group_instance_id?"
-            ) from fatal
-        logger.error(
-            "Kafka consumer %s (%s): closing it without committing and joining again "
-            "(recreation %d of at most %d in %.0f s); uncommitted requests are redone",
-            fatal.reason, fatal, budget.used, budget.limit, budget.window_s,
-        )  # fmt: skip
+        factory = self._recreations.spend_on(fatal, self.consumer_factory)
         self.consumer.close()
         self.metrics.consumer_recreated.labels(fatal.reason).inc()
-        self.consumer = self.report.consumer = self.consumer_factory()
+        self.consumer = self.report.consumer = factory()
         self._subscribe()
 
     def _drop(self, inflight: InFlight, upcoming: InFlight | None) -> None:

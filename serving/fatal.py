@@ -16,11 +16,17 @@ processes given one id would otherwise fence each other back and forth for ever.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from confluent_kafka import KafkaError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FATAL_CODES = frozenset({KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID})
 
@@ -71,6 +77,26 @@ class RecreationBudget:
             return False
         self._times.append(now)
         return True
+
+    def spend_on(self, fatal: ConsumerFatal, factory: Callable[[], T] | None) -> Callable[[], T]:
+        """Take one recreation of a consumer that hit ``fatal`` (logged loudly): the ``factory``
+        to build its replacement with.
+
+        Raises:
+            ServingFatal: No ``factory``, or the budget is spent.
+        """
+        if factory is None or not self.spend():
+            raise ServingFatal(
+                f"Kafka consumer {fatal.reason} ({fatal}) after {self.used} recreations in "
+                f"{self.window_s:.0f} s (serving.consumer_recreate_max={self.limit}); is "
+                "another process using the same serving.group_instance_id?"
+            ) from fatal
+        logger.error(
+            "Kafka consumer %s (%s): closing it without committing and joining again "
+            "(recreation %d of at most %d in %.0f s); uncommitted requests are redone",
+            fatal.reason, fatal, self.used, self.limit, self.window_s,
+        )  # fmt: skip
+        return factory
 
     @property
     def used(self) -> int:
