@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from conf.settings import Settings
 from serving.accounting import BatchReport
 from serving.batches import InFlight, decodes_ahead, poll_batch, usable
-from serving.classifier import BatchClassifier, Rejection
+from serving.classifier import BatchClassifier
 from serving.delivery import DeliveryFailed, commit, deliver, rewind
 from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
@@ -274,15 +274,7 @@ class ServingConsumer:
         """Journal the batch as in flight and submit it; poison messages are not decoded."""
         self.metrics.consumed.inc(len(batch))
         self.metrics.batch_size.observe(len(batch))
-        verdicts = {
-            index: Rejection(
-                "poison_message",
-                f"in flight at {self.guard.strikes(message)} consecutive consumer crashes",
-                None,
-            )
-            for index, message in enumerate(batch)
-            if self.guard.is_poison(message)
-        }
+        verdicts = self.guard.verdicts(batch)
         self.guard.begin(batch)
         values = [m.value() for m in batch]
         pending = self.classifier.submit(values, self.model.preset, verdicts)

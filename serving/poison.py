@@ -30,6 +30,7 @@ from typing import Final
 
 from confluent_kafka import Message
 
+from serving.classifier import Rejection
 from serving.records import position
 
 # A journal is one page, rewritten at offset 0 by a single pwrite: the kernel copies a write into
@@ -128,6 +129,18 @@ class PoisonGuard:
     def is_poison(self, message: Message) -> bool:
         """Whether ``message`` reached the strike limit."""
         return self.strikes(message) >= self.limit
+
+    def verdicts(self, batch: list[Message]) -> dict[int, Rejection]:
+        """The dead-letter verdicts of the batch's poison messages, by index (never decoded)."""
+        return {
+            index: Rejection(
+                "poison_message",
+                f"in flight at {self.strikes(message)} consecutive consumer crashes",
+                None,
+            )
+            for index, message in enumerate(batch)
+            if self.is_poison(message)
+        }
 
     def isolate(self, batch: list[Message]) -> tuple[list[Message], list[Message], bool]:
         """Cut a batch so that a suspect runs alone.
