@@ -25,6 +25,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -497,6 +498,7 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(work, ignore_errors=True)  # images, bundles, the broker's log (~35 MB)
     summary(runs, list(variants))
 
 

@@ -36,6 +36,7 @@ import contextlib
 import glob
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -710,6 +711,7 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(work, ignore_errors=True)  # images, bundles, the broker's log (~35 MB)
     print_tables(rows, figures, original)
     print_standalone(alone, figures)
     if rows:
