@@ -241,7 +241,22 @@ class WorkerProcess(mp_context.ForkServerProcess):
 
 
 class WorkerLost(RuntimeError):
-    """The worker overran its time, died or left; it has been replaced."""
+    """The worker overran its time, died or left; it has been replaced.
+
+    Attributes:
+        reason: The dead-letter reason: ``too_large`` for an overrun (time, memory), ``corrupt``
+            for a decoder that crashed on the image (a fault signal).
+    """
+
+    def __init__(self, detail: str, reason: str = "too_large") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+# Signals of a decoder that crashed on its input (not of a limit: SIGXCPU, SIGKILL).
+CRASH_SIGNALS: Final = frozenset(
+    {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
+)
 
 
 class DecodeWorker:
@@ -285,6 +300,13 @@ class DecodeWorker:
             raise WorkerLost(
                 f"decoding used more than {limits.timeout_s}s of CPU, serving.decode_timeout_s "
                 "(worker killed)"
+            )
+        if code is not None and code < 0 and -code in CRASH_SIGNALS:
+            name = signal.Signals(-code).name
+            raise WorkerLost(
+                f"the decoder crashed on this image ({name}; worker replaced): a malformed file "
+                "that the decoder does not survive; re-encode it",
+                "corrupt",
             )
         raise WorkerLost(f"the decode worker died (exit code {code})")
 
@@ -345,7 +367,7 @@ class DecodePool:
             answer = worker.run(data, preset, limits)
         except WorkerLost as exc:
             logger.warning("decode worker pid %s replaced: %s", worker.process.pid, exc)
-            answer = ("rejected", "too_large", str(exc))
+            answer = ("rejected", exc.reason, str(exc))
         finally:
             if not worker.alive:
                 self.replaced += 1

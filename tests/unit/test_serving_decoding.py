@@ -141,3 +141,28 @@ def test_a_decode_gets_at_least_its_cpu_seconds(used: float, timeout_s: float, l
     # Rounded down, a worker that had used 0.9 s was killed 1.1 s into a 2 s budget.
     assert cpu_limit(used, timeout_s) == limit
     assert cpu_limit(used, timeout_s) - used >= timeout_s
+
+
+def test_a_decoder_that_crashes_is_corrupt_not_too_large() -> None:
+    # A fault signal (here sent from outside, as a decoder bug would raise it) was reported as
+    # "too_large: the decode worker died (exit code -11)".
+    import os
+    import signal
+    import threading
+
+    from tests.serving_support import jpeg_scan_bomb
+
+    pool = DecodePool(1, 768)
+    try:
+        (pid,) = pool.pids()
+        threading.Timer(1.0, os.kill, (pid, signal.SIGSEGV)).start()
+        limits = DecodeLimits(max_pixels=50_000_000, max_aspect_ratio=None, timeout_s=30,
+                              memory_mb=768)  # fmt: skip
+        with pytest.raises(ImageRejected) as info:
+            pool.decode(jpeg_scan_bomb(), EvalPreset(image_size=32), limits)
+        assert info.value.reason == "corrupt"
+        assert "SIGSEGV" in info.value.detail
+        assert len(pool.pids()) == 1
+        assert pool.pids() != [pid]  # replaced
+    finally:
+        pool.close()
