@@ -8,6 +8,7 @@ layered (YAML defaults, profile, ``HARMSCAN_*`` variables, ``--set`` overrides) 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -316,6 +317,10 @@ class KafkaSettings(Section):
     sasl_password: SecretStr | None = None
 
 
+# What botocore accepts as a bucket name (its VALID_BUCKET, without access-point ARNs).
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+
+
 class ServingSettings(Section):
     """The streaming consumer."""
 
@@ -390,6 +395,19 @@ class ServingSettings(Section):
     # auto also times both graphs side by side at load and serves int8 only if it is at least
     # this many times as fast as float on this host (0: no timing, the accuracy check decides).
     int8_min_speedup: float = Field(default=1.1, ge=0.0)
+
+    @field_validator("allowed_buckets")
+    @classmethod
+    def _bucket_names(cls, value: list[str]) -> list[str]:
+        # botocore refuses other names before any request; the consumer retried such a request
+        # as an infrastructure failure, forever.
+        bad = [name for name in value if not _BUCKET_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                f"not S3 bucket names: {bad}; a bucket name is 1-255 of letters, digits, '.', "
+                "'-' and '_' (AWS itself: 3-63 of lowercase letters, digits, '.' and '-')"
+            )
+        return value
 
     @property
     def max_request_bytes(self) -> int:

@@ -32,6 +32,7 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
         ("classes.never_safe=[Person]", "both never_safe and safe"),
         ("train.weights={vgg: none}", "valid: mobilenet_v2, resnet50"),
         ("mlflow.floors.acuracy=0.7", "'accuracy', 'precision'"),
+        ('serving.allowed_buckets=["s3://images"]', "not S3 bucket names"),
     ],
 )
 def test_bad_setting_names_the_valid_choices(override: str, expected: str) -> None:
@@ -164,3 +165,12 @@ def test_settings_source_from_the_command_line() -> None:
 def test_test_suite_variables_are_not_settings() -> None:
     settings = load_settings("ci", env={"HARMSCAN_TEST_PREFECT_API_URL": "http://x"})
     assert settings.profile == "ci"
+
+
+def test_bucket_names_are_the_ones_botocore_accepts() -> None:
+    import botocore.handlers
+
+    from conf.settings import _BUCKET_NAME
+
+    assert f"^{_BUCKET_NAME.pattern}$" == botocore.handlers.VALID_BUCKET.pattern
+    assert load_settings("ci", ["serving.allowed_buckets=[images-2026, a_b.c]"], env={})
