@@ -220,7 +220,7 @@ class TrainSettings(Section):
     # the (weighted) safe validation images; null: no cap.
     max_safe_flagged: float | None = Field(default=0.10, ge=0, lt=1)
     # A photo set (folder with manifest.csv: file, label, domain) added to the validation split
-    # for calibration and the threshold, e.g. photopool; null: validation split only.
+    # for calibration and the threshold, e.g. objectpool or photopool; null: validation split only.
     calibration_photos: str | None = None
     # Pools of images the model also trains on (the probe's features, fine-tuning's batches),
     # each image with its manifest's domain: drawpool, emojipool, photopool or a folder with
@@ -249,9 +249,8 @@ class TrainSettings(Section):
         if named:
             raise ValueError(
                 f"train.extra_train_sets/gate_photos names the gate set {named}: models are "
-                "judged on it, "
-                "never trained on it; valid: drawpool, emojipool, photopool or a folder with "
-                "manifest.csv and VERSION other than the gate set"
+                "judged on it, never trained on it; valid: drawpool, emojipool, objectpool, "
+                "photopool or a folder with manifest.csv and VERSION other than the gate set"
             )
         return value
 
@@ -529,7 +528,7 @@ class Settings(Section):
         if gate and Path(gate).name in {Path(v).name for v in self.train.extra_train_sets}:
             raise ValueError(
                 f"train.extra_train_sets names mlflow.gate_set {gate!r}: models are judged on "
-                "it, never trained on it; valid: drawpool, emojipool, photopool or a folder "
-                "with manifest.csv and VERSION other than the gate set"
+                "it, never trained on it; valid: drawpool, emojipool, objectpool, photopool or a "
+                "folder with manifest.csv and VERSION other than the gate set"
             )
         return self

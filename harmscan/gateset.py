@@ -9,8 +9,11 @@ not hash to its ``VERSION`` or whose images do not hash to their manifest rows.
 ``gateset/`` (in the repository) is what the promotion gate scores models on: real photos
 (domain ``photo``) and emoji in styles the offline mirror does not contain (domain ``emoji``).
 ``photopool/`` (photos) and ``emojipool/`` (Twemoji, both labels) are built from other packages
-and may be used for training and validation; ``drawpool/`` (emoji and icons of vendors in neither
-the gate set nor the mirror) may train the probe (`harmscan.trainsets`). All are made by
+and may be used for training and validation; ``objectpool/`` (safe photos of objects, people,
+animals, vehicles and food, many cut out on white: what users upload) is built from other images
+than the gate set's (some of the same packages, no shared image) and calibrates thresholds;
+``drawpool/`` (emoji and icons of vendors in neither the gate set nor the mirror) may train the
+probe (`harmscan.trainsets`). All are made by
 ``scripts/build_gate_set.py``.
 """
 
@@ -41,6 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 GATESET_DIR = REPO_ROOT / "gateset"
 PHOTOPOOL_DIR = REPO_ROOT / "photopool"
 EMOJIPOOL_DIR = REPO_ROOT / "emojipool"
+OBJECTPOOL_DIR = REPO_ROOT / "objectpool"
 
 
 class PhotoSetError(ValueError):

@@ -25,7 +25,7 @@ from harmscan.gateset import GATESET_DIR, REPO_ROOT, PhotoSet, load_photo_set
 from harmscan.imageio import decode_image, read_image_file
 
 # The repository's pools that may train a model (the gate set is never one of them).
-TRAINING_POOLS = ("drawpool", "emojipool", "photopool")
+TRAINING_POOLS = ("drawpool", "emojipool", "objectpool", "photopool")
 
 
 class TrainingSetError(ValueError):

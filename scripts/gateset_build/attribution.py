@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .images import MAX_SIDE, SET_MAX_SIDE
-from .sources import SOURCES
+from .sources import SOURCES, Source
 
 
 def attribution(name: str, rows: list[dict[str, str]], version: str) -> str:
@@ -32,16 +32,28 @@ def attribution(name: str, rows: list[dict[str, str]], version: str) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for label in used:
-        source = next(s for s in SOURCES.values() if s.label == label)
+        source = _source(label)
         count = sum(r["source"] == label for r in rows)
         lines.append(
             f"| {label} | {source.registry.split('-')[0]} | {count} | {source.license} "
             f"| {source.license_note} |"
         )
+    own = [
+        r
+        for r in rows
+        if r.get("license", _source(r["source"]).license) != _source(r["source"]).license
+    ]
+    if own:
+        lines += ["", "Images with a licence of their own (stated by their package per image):", ""]
+        lines += [f"- `{r['file']}` ({r['subject']}): {r['license']}" for r in own]
     if any(r["domain"] == "emoji" for r in rows):
         lines += ["", *_emoji_notes(name)]
     lines.append("")
     return "\n".join(lines)
+
+
+def _source(label: str) -> Source:
+    return next(s for s in SOURCES.values() if s.label == label)
 
 
 def _emoji_notes(name: str) -> list[str]:

@@ -23,6 +23,7 @@ class Item:
     label: str
     subject: str
     domain: str = "photo"
+    license: str = ""  # this image's licence and author, when the package states one per image
 
 
 FB = "foolbox/data/imagenet_"
@@ -194,6 +195,111 @@ POOL_ITEMS: list[Item] = [
     ),
 ]
 
+PAL = "usr/share/palapeli/collection/"
+OBJECT_ITEMS: list[Item] = [
+    # photo stamps of tuxpaint-stamps-default that the gate set does not hold (other images of
+    # a package it uses): objects, people, vehicles, food and animals cut out, flattened on white
+    *(
+        Item("tuxpaint-stamps-default", TP + path, "safe", subject)
+        for path, subject in (
+            ("hobbies/binoculars.png", "binoculars"),
+            ("hobbies/camera_35mm.png", "35 mm camera"),
+            ("hobbies/music/brass/trumpet.png", "trumpet"),
+            ("hobbies/music/string/violin.png", "violin"),
+            ("hobbies/music/string/guitar_electric.png", "electric guitar"),
+            ("household/Lightbulb.png", "light bulb"),
+            ("household/arttools/scissors_small_open.png", "small scissors, open"),
+            ("household/cylinder.png", "gas cylinder"),
+            ("household/dishes/pitcher_small.png", "porcelain jug"),
+            ("household/dishes/utensils/pepper_grinder.png", "pepper grinder"),
+            ("household/kettle.png", "electric kettle"),
+            ("household/key.png", "door key"),
+            ("household/rubberduck.png", "rubber duck"),
+            ("household/toilet.png", "toilet"),
+            ("household/tools/mallet_metal.png", "mallet"),
+            ("household/tools/plyers.png", "pliers"),
+            ("household/tools/saw.png", "hand saw"),
+            ("household/tools/toolbox.png", "toolbox"),
+            ("household/tools/wrench_adjustable.png", "adjustable wrench"),
+            ("household/wheelie_bin.png", "wheelie bin"),
+            ("medical/stethoscope.png", "stethoscope"),
+            ("medical/syringe.png", "syringe"),
+            ("people/fireman240a.png", "person in a protective suit"),
+            ("people/toys/grannysmith.png", "rag doll"),
+            ("space/spacewalk.png", "astronaut on a spacewalk"),
+            ("sports/basketball.png", "basketball"),
+            ("sports/tennis_racket.png", "tennis racket"),
+            ("sports/trophy_cup.png", "trophy cup"),
+            ("vehicles/auto/sportscar2.png", "sports car"),
+            ("vehicles/cycle/pink_tricycle.png", "tricycle"),
+            ("vehicles/flight/balloon360.png", "hot-air balloon"),
+            ("vehicles/flight/planes/747.png", "airliner"),
+            ("vehicles/garbagetruck.png", "rubbish truck"),
+            ("vehicles/masstransit/green_korean_bus.png", "city bus"),
+            ("vehicles/race/indycar.png", "racing car"),
+            ("food/fruit/Cherry_Stella.png", "cherries"),
+            ("food/fruit/avocado.png", "avocado"),
+            ("food/fruit/grapes.png", "grapes"),
+            ("food/fruit/pineapple.png", "pineapple"),
+            ("food/vegetables/onion.png", "onion"),
+            ("plants/mushrooms/cep.png", "cep mushroom"),
+            ("animals/birds/crow.png", "crow"),
+            ("animals/birds/peacock.png", "peacock"),
+            ("animals/fish/lobster.png", "lobster"),
+            ("animals/mammals/bears/bear.png", "brown bear"),
+            ("animals/mammals/bears/toys/edward_bear.png", "teddy bear"),
+            ("animals/mammals/bovines/cow.png", "cow"),
+            ("animals/mammals/cats/tiger.png", "tiger"),
+            ("animals/mammals/dogs/dog.png", "husky dog"),
+            ("animals/mammals/equines/horse.png", "horse"),
+        )
+    ),
+    # scenes: other images of opencv-doc and ultralytics than the gate set's, and palapeli-data
+    Item("opencv-doc", CV + "messi5.jpg", "safe", "footballer kicking a ball"),
+    Item("opencv-doc", CV + "box.png", "safe", "biscuit box (grey)"),
+    Item("opencv-doc", CV + "box_in_scene.png", "safe", "boxes on a desk (grey)"),
+    Item("opencv-doc", CV + "blox.jpg", "safe", "wooden blocks (grey)"),
+    Item("opencv-doc", CV + "left.jpg", "safe", "books on a floor"),
+    Item("opencv-doc", CV + "basketball2.png", "safe", "two people with a ball indoors (grey)"),
+    Item("opencv-doc", CV + "ela_original.jpg", "safe", "notebook with an elastic band"),
+    Item("ultralytics", "ultralytics/assets/zidane.jpg", "safe", "two men in suits"),
+    Item(
+        "palapeli-data",
+        PAL + "castle-maintenon.jpg",
+        "safe",
+        "castle and garden",
+        license="GFDL, Eric Pouhier",
+    ),
+    Item(
+        "palapeli-data",
+        PAL + "cincinnati-bridge.jpg",
+        "safe",
+        "suspension bridge at night",
+        license="public domain, Derek Jensen",
+    ),
+    Item(
+        "palapeli-data",
+        PAL + "citrus-fruits.jpg",
+        "safe",
+        "citrus fruit slices",
+        license="public domain, US Department of Agriculture",
+    ),
+    Item(
+        "palapeli-data",
+        PAL + "european-honey-bee.jpg",
+        "safe",
+        "honey bee on a flower",
+        license="public domain, John Severns",
+    ),
+    Item(
+        "palapeli-data",
+        PAL + "panther-chameleon-female.jpg",
+        "safe",
+        "chameleon on a branch",
+        license="GFDL, B. Navez and others",
+    ),
+]
+
 
 def emoji_items(vendors: tuple[str, ...]) -> list[Item]:
     """The emoji of `scripts/gate_emoji.py` in the given vendor styles, as items."""
@@ -215,6 +321,7 @@ def draw_items() -> list[Item]:
 SETS = {
     "gateset": [*GATE_ITEMS, *emoji_items(GATE_VENDORS)],
     "photopool": POOL_ITEMS,
+    "objectpool": OBJECT_ITEMS,
     "emojipool": emoji_items(POOL_VENDORS),
     "drawpool": draw_items(),
 }

@@ -106,6 +106,19 @@ SOURCES: dict[str, Source] = {
         "GPL-2+",
         "Debian copyright file (Files: *, GPL-2+); the smallest size of each photo wallpaper",
     ),
+    # object pool only (it also takes other images of tuxpaint-stamps-default, opencv-doc and
+    # ultralytics than the gate set's)
+    "palapeli-data": Source(
+        "debian",
+        "palapeli-data",
+        "4:22.12.3-1",
+        "Public Domain or GFDL (per image)",
+        "each puzzle's .desktop file in usr/share/palapeli/collection (author, Wikimedia Commons "
+        "page, licence): castle-maintenon: Eric Pouhier, GFDL; cincinnati-bridge: Derek Jensen, "
+        "public domain; citrus-fruits: US Department of Agriculture, public domain; "
+        "european-honey-bee: John Severns, public domain; panther-chameleon-female: B. Navez "
+        "and others, GNU FDL",
+    ),
     # emoji (gate set)
     "emoji-datasource-google": Source(
         "npm",

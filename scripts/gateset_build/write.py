@@ -55,7 +55,7 @@ def write_image(name: str, item: Item, cache: Path, out: Path, pip: str) -> dict
         "source": source.label,
         "registry": source.registry.split("-")[0],
         "path": item.path,
-        "license": source.license,
+        "license": item.license or source.license,
         "sha256": hashlib.sha256(data).hexdigest(),
     }
 

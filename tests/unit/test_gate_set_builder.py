@@ -188,7 +188,20 @@ def test_attribution_counts_each_domain() -> None:
     assert "water pistol" in text
 
 
-@pytest.mark.parametrize("name", ["gateset", "photopool", "emojipool", "drawpool"])
+def test_attribution_lists_images_with_a_licence_of_their_own() -> None:
+    palapeli = "palapeli-data@4:22.12.3-1"
+    rows = [
+        {"file": "a.jpg", "subject": "bee", "source": palapeli, "label": "safe",
+         "domain": "photo", "license": "public domain, John Severns"},
+        {"file": "b.jpg", "subject": "cup", "source": "foolbox@3.3.4", "label": "safe",
+         "domain": "photo", "license": "MIT"},
+    ]  # fmt: skip
+    text = _builder("attribution").attribution("objectpool", rows, "abc")
+    assert "- `a.jpg` (bee): public domain, John Severns" in text
+    assert "b.jpg" not in text  # the package's own licence: its row in the table says it
+
+
+@pytest.mark.parametrize("name", ["gateset", "photopool", "emojipool", "drawpool", "objectpool"])
 def test_committed_set_is_what_the_builder_lists(
     sets: ModuleType, write: ModuleType, name: str
 ) -> None:
@@ -204,7 +217,7 @@ def test_committed_set_is_what_the_builder_lists(
                 "subject": item.subject,
                 "source": sources[item.source].label,
                 "path": item.path,
-                "license": sources[item.source].license,
+                "license": item.license or sources[item.source].license,
             }
             for item in sets.SETS[name]
         ]
@@ -336,6 +349,6 @@ def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType
     args = cli.parser().parse_args(["--only", "drawpool", "--pip", "pip3"])
     assert (args.only, args.pip) == ("drawpool", "pip3")
     assert args.cache == REPO_ROOT / ".harmscan" / "gateset-src"
-    assert sorted(sets.SETS) == ["drawpool", "emojipool", "gateset", "photopool"]
+    assert sorted(sets.SETS) == ["drawpool", "emojipool", "gateset", "objectpool", "photopool"]
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["--only", "mirror"])

