@@ -20,6 +20,8 @@ A configuration ``NAME/drawpool`` also trains on the pool ``drawpool/`` (its ima
 training split with their domains; the gate set is refused as a pool). ``--holdout
 drawpool:PKG,...`` keeps that pool's images from those packages out of training and scores every
 configuration on them too (styles no configuration has seen).
+A configuration ``NAME~SET[+SET]`` is calibrated on those sets instead of
+``--calibration-photos`` (``prior+probe%0.01~photopool``), so one run compares calibration sets.
 Timings depend on what else runs on the machine: compare the rows of one run, not runs.
 """
 
@@ -496,11 +498,17 @@ def _holdout(value: str) -> tuple[Path, list[str]] | None:
     return Path(pool), packages.split(",")
 
 
+def _calibrated_by(name: str, default: list[Path]) -> tuple[str, list[Path]]:
+    """``NAME~SET[+SET]``: the configuration NAME and its calibration sets (else ``default``)."""
+    name, tilde, sets = name.partition("~")
+    return name, _paths(sets.replace("+", ",")) if tilde else default
+
+
 def _configs(text: str) -> str:
     """``--configs``, each name checked before the dataset is built (argparse type)."""
     for name in text.split(","):
         try:
-            config(name)
+            config(_calibrated_by(name, [])[0])
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -540,24 +548,26 @@ def main() -> None:
     }
     names = args.configs.split(",")
     for name in names:
-        config(name)  # every name is checked before the first one trains
+        config(_calibrated_by(name, [])[0])  # every name is checked before the first one trains
     results = []
     with tempfile.TemporaryDirectory(prefix="recipe-bench-") as tmp:
         dataset = args.dataset or mirror_dataset(Path(tmp))
         for arch in args.archs.split(","):
-            for name in names:
+            for full in names:
+                name, calibration = _calibrated_by(full, _paths(args.calibration_photos))
                 results.append(
                     run_config(
                         name,
                         arch,
                         dataset,
                         args.gate,
-                        _paths(args.calibration_photos),
+                        calibration,
                         base,
                         _paths(args.also_calibrate_with),
                         _holdout(args.holdout),
                     )
                 )
+                results[-1]["config"] = full
                 print_table(results[-1:])
     print_table(results)
     if args.out:
