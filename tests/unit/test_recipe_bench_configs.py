@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.recipe_bench import config
+from bench.recipe_bench import _calibrated_by, _configs, config
 from conf.settings import TrainSettings
 
 
@@ -49,3 +50,17 @@ def test_probe_c_suffix(name: str, expected: dict[str, Any]) -> None:
 def test_bad_probe_c_suffix_names_the_valid_form(name: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config(name)
+
+
+def test_tilde_names_the_calibration_sets_of_one_configuration() -> None:
+    default = [Path("objectpool")]
+    assert _calibrated_by("prior+probe%0.01", default) == ("prior+probe%0.01", default)
+    assert _calibrated_by("prior+probe%0.01~photopool", default) == (
+        "prior+probe%0.01",
+        [Path("photopool")],
+    )
+    assert _calibrated_by("prior+probe+gate-branch/drawpool~objectpool+photopool", default) == (
+        "prior+probe+gate-branch/drawpool",
+        [Path("objectpool"), Path("photopool")],
+    )
+    assert _configs("prior+probe%0.01~photopool,prior") == "prior+probe%0.01~photopool,prior"
