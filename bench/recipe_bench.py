@@ -115,6 +115,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head": "prior-gated",
         "gate_operating_point": "per-branch",
     },
+    # the same, the gate also learning "photo" from objectpool's objects, people and cut-outs
+    "prior+probe+gate-branch+objects": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photos": ["photopool", "objectpool"],
+    },
     "prior+probe+gate5": {
         "recipe": "probe",
         "head": "prior-gated",
