@@ -223,8 +223,8 @@ class TrainSettings(Section):
     # for calibration and the threshold, e.g. objectpool or photopool; null: validation split only.
     calibration_photos: str | None = None
     # Pools of images the model also trains on (the probe's features, fine-tuning's batches),
-    # each image with its manifest's domain: drawpool, emojipool, photopool or a folder with
-    # manifest.csv and VERSION (harmscan.trainsets). Never the gate set.
+    # each image with its manifest's domain: drawpool, emojipool, objectpool, photopool or a
+    # folder with manifest.csv and VERSION (harmscan.trainsets). Never the gate set.
     extra_train_sets: list[str] = Field(default_factory=list)
     gate_photos: list[str] = Field(default_factory=lambda: ["photopool"])
     # Pools of drawings the gate also learns "drawing" from (not the probe), e.g. drawpool.
