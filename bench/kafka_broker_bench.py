@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stack.kafka import KAFKA_DIR, KafkaBroker, fetch
-from stack.process import free_port
+from stack.process import free_ports
 
 JITS = {"default (C2)": (), "C1 only (tests)": ("-XX:TieredStopAtLevel=1",)}
 
@@ -64,8 +64,9 @@ def broker_figures(rounds: int) -> None:
         cold, restart, trip = [], [], []
         for _ in range(rounds):
             with tempfile.TemporaryDirectory(prefix="kafka-bench-") as folder:
+                port, controller_port = free_ports(2)
                 broker = KafkaBroker(
-                    Path(folder), port=free_port(), controller_port=free_port(), jvm_flags=flags
+                    Path(folder), port=port, controller_port=controller_port, jvm_flags=flags
                 )
                 try:
                     cold.append(timed(broker.start))

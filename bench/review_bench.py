@@ -29,13 +29,14 @@ sys.path.insert(0, str(REPO))
 from conf.loader import load_settings  # noqa: E402
 from review.service import ReviewService  # noqa: E402
 from serving.schema import Result, encode_result  # noqa: E402
-from stack.process import free_port  # noqa: E402
+from stack.process import free_port, free_ports  # noqa: E402
 
 
 def start_broker(state: Path) -> tuple[object, str]:
     from stack.kafka import KafkaBroker
 
-    broker = KafkaBroker(state_dir=state, port=free_port(), controller_port=free_port())
+    port, controller_port = free_ports(2)
+    broker = KafkaBroker(state_dir=state, port=port, controller_port=controller_port)
     broker.start(180)
     return broker, broker.bootstrap
 

@@ -442,9 +442,10 @@ def exit_on_sigterm() -> None:
 
 def start_broker(state: Path):
     from stack.kafka import KafkaBroker
-    from stack.process import free_port
+    from stack.process import free_ports
 
-    broker = KafkaBroker(state_dir=state, port=free_port(), controller_port=free_port())
+    port, controller_port = free_ports(2)
+    broker = KafkaBroker(state_dir=state, port=port, controller_port=controller_port)
     broker.start(600)  # a busy shared host can take minutes
     return broker
 

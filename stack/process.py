@@ -39,6 +39,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free on host right now (for tests and benches).
+
+    All are bound at once before any is released: ports taken one ``free_port`` call after
+    another may repeat, and a broker given the same port twice refuses to start.
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     """Whether a GET of url answers with a 2xx status."""
     try:

@@ -13,7 +13,7 @@ import pytest
 from serving.topics import ensure_topics
 from stack.kafka import KafkaBroker, min_heap, new_cluster_id
 from stack.kafka_jars import KafkaSetupError, fetch, libs_fresh
-from stack.process import ServiceError, free_port
+from stack.process import ServiceError, free_port, free_ports
 from tests.fixtures.kafka import TEST_JVM_FLAGS, start_test_broker
 
 N_MESSAGES = 300
@@ -164,8 +164,9 @@ def test_status_down_and_start_on_other_ports(tmp_path: Path) -> None:
     assert broker.stop() is False
 
     # The formatted storage starts again when the ports change (a changed stack.* setting).
+    ports = free_ports(2)
     moved = KafkaBroker(
-        broker.state_dir, port=free_port(), controller_port=free_port(), jvm_flags=TEST_JVM_FLAGS
+        broker.state_dir, port=ports[0], controller_port=ports[1], jvm_flags=TEST_JVM_FLAGS
     )
     try:
         moved.start()

@@ -454,9 +454,9 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from stack.process import free_port
+    from stack.process import free_ports
 
-    s3_port, metadata_port = free_port(), free_port()
+    s3_port, metadata_port = free_ports(2)
     base = [
         sys.executable,
         "-c",

@@ -14,7 +14,7 @@ import pytest
 
 from serving.producer import RequestProducer
 from stack.kafka_cluster import KafkaCluster
-from stack.process import free_port
+from stack.process import free_ports
 from tests.fixtures.kafka import TEST_JVM_FLAGS
 from tests.serving_support import (
     RED,
@@ -31,8 +31,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    ports = [free_port() for _ in range(6)]
-    assert len(set(ports)) == 6
+    ports = free_ports(6)
     cluster = KafkaCluster(
         tmp_path_factory.mktemp("cluster"), ports[:3], ports[3:], heap="256m",
         jvm_flags=TEST_JVM_FLAGS,

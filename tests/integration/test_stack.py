@@ -17,7 +17,7 @@ from conf.settings import Settings
 from stack.local import LocalStack
 from stack.members import prefect_server_member
 from stack.prefect_server import descendants
-from stack.process import ServiceError, free_port, port_open
+from stack.process import ServiceError, free_ports, port_open
 from stack.settings_file import stack_settings, write_settings_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
@@ -35,7 +35,11 @@ PORT_KEYS = (
 
 
 def stack_overrides(root: Path) -> list[str]:
-    return [f"paths.root={root}", *(f"stack.{key}={free_port()}" for key in PORT_KEYS)]
+    ports = free_ports(len(PORT_KEYS))
+    return [
+        f"paths.root={root}",
+        *(f"stack.{k}={p}" for k, p in zip(PORT_KEYS, ports, strict=True)),
+    ]
 
 
 def harmscan(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ workers may) is killed with its whole process group after the timeout, and the k
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -112,3 +113,13 @@ def test_harmscan_down_names_the_killed_pids(
     assert "stopped: mlflow" in result.output
     pids = ", ".join(map(str, group))
     assert f"killed mlflow (pids {pids}): it ignored SIGTERM for 1s" in result.output
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    from stack.process import free_ports
+
+    ports = free_ports(8)
+    assert len(set(ports)) == 8
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free again once free_ports returned
