@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from conf.settings import Settings
 from conf.values import ValueParseError, parse_value, plain
@@ -199,40 +200,36 @@ def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> Non
     _set_path(into, parts, _parse(parts, raw, origin))
 
 
-def _seed_mapping_default(into: dict[str, Any], parts: list[str]) -> None:
-    """Before a dotted key sets one entry of a dict-valued setting (``mlflow.floors.auc``), put
-    the setting's default entries in place, so the others stay (a whole mapping replaces)."""
-    model: type[BaseModel] = Settings
-    node = into
-    for depth, part in enumerate(parts[:-1]):
-        field = model.model_fields.get(part)
-        if field is None:
-            return
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}  # as _set_path would
-            node = child
-            continue
-        if depth == len(parts) - 2 and part not in node:
-            default = field.get_default(call_default_factory=True)
-            if isinstance(default, dict):
-                node[part] = dict(default)
-        return
-
-
 def _set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
-    _seed_mapping_default(into, parts)
+    """Set ``value`` under ``parts``, making the sections on the way.
+
+    A key inside a mapping setting that no layer has set yet (``mlflow.floors.auc``) starts from
+    the setting's default entries, so the others stay (a whole mapping replaces).
+    """
+    model: type[BaseModel] | None = Settings
     node = into
     for part in parts[:-1]:
+        field = None if model is None else model.model_fields.get(part)
         child = node.get(part)
         if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+            child = node[part] = {} if part in node else _mapping_default(field)
+        model = _submodel(field)
         node = child
     node[parts[-1]] = value
+
+
+def _mapping_default(field: FieldInfo | None) -> dict[str, Any]:
+    """A copy of a mapping setting's default entries; empty for anything else."""
+    default = None if field is None else field.get_default(call_default_factory=True)
+    return dict(default) if isinstance(default, dict) else {}
+
+
+def _submodel(field: FieldInfo | None) -> type[BaseModel] | None:
+    """The settings section a field holds, or None (a value or a mapping: free-form below)."""
+    annotation = None if field is None else field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def _check_path(parts: list[str], origin: str) -> None:
@@ -248,12 +245,7 @@ def _check_path(parts: list[str], origin: str) -> None:
                 f"{origin}: unknown setting {'.'.join(parts)!r}; valid keys at {where}: "
                 f"{', '.join(sorted(fields))}{_did_you_mean(part, fields)}"
             )
-        annotation = fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        model = _submodel(fields[part])
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -275,14 +267,11 @@ def _explain(exc: ValidationError) -> str:
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Settings
+    model: type[BaseModel] | None = Settings
     for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None or not (
-            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        ):
+        if model is None:
             return None
-        model = field.annotation
+        model = _submodel(model.model_fields.get(str(part)))
     return model
 
 
