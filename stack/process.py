@@ -34,9 +34,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on host right now (for tests)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
