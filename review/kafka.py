@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from conf.settings import Settings
 from harmscan.decisions import Decision, encode_decision
 from review.store import Item, ReviewStore
+from serving.records import readable_headers
 from serving.schema import H_INLINE_REQUEST, SchemaError, decode_result
 from serving.topics import client_config, ensure_topics
 
@@ -58,7 +59,7 @@ def item_from_message(message: Message) -> Item:
     if topic is None or partition is None or offset is None:
         raise SchemaError("not a consumed message")
     result = decode_result(message.value() or b"")
-    headers = dict(message.headers() or [])
+    headers = dict(readable_headers(message))
     inline = headers.get(H_INLINE_REQUEST)
     return Item(
         request_id=result.id,
