@@ -169,5 +169,26 @@ def _fail(exc: Exception) -> int:
         traceback.print_exc()
     settings = state.settings_if_resolved() if state is not None else None
     failure = explain(exc, settings)
+    _drain_prefect_senders()
     typer.secho(f"error: {failure.message}", fg="red", err=True)
     return failure.code
+
+
+# How long a failing command waits for Prefect's background senders before its last line.
+_DRAIN_SECONDS = 10.0
+
+
+def _drain_prefect_senders() -> None:
+    """Let Prefect's event and log senders finish now, so whatever they print (such as
+    "Still processing items") comes before the ``error:`` line, which stays the last one.
+
+    Without this they drain at interpreter exit, after the line was printed. Nothing to do
+    when the command never imported Prefect.
+    """
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker):
+        service.drain_all(timeout=_DRAIN_SECONDS, at_exit=False)
