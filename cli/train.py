@@ -171,9 +171,9 @@ def promote_command(
     VERSION loses to the prior there, the prior becomes champion.
     """
     from cli.app import settings_of
+    from harmscan.gateset import resolve_photo_set
     from registry import CHAMPION, Registry, RegistryError
     from tasks.promotion import force_champion, rollback_target
-    from tasks.recipes import resolve_photo_set
 
     if (version is None) == (not rollback):
         raise typer.BadParameter("give a VERSION or --rollback (not both)")

@@ -18,12 +18,12 @@ from conf.settings import Arch, Settings
 from flows.common import failure_note, resolve, time_limit
 from flows.etl import etl
 from flows.train import preflight, train, train_changes
+from harmscan.gateset import resolve_photo_set
 from harmscan.promotion import PromotionResult
 from registry import CHAMPION, Registry
 from tasks.artifacts import run_namer
 from tasks.photogate import prior_fallback_task
 from tasks.promotion import gate_policy, promote_task
-from tasks.recipes import resolve_photo_set
 from tasks.training import TrainResult, ensure_prior_task
 
 

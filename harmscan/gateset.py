@@ -85,6 +85,33 @@ def manifest_version(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:VERSION_CHARS]
 
 
+def find_photo_set(name: str | Path) -> Path | None:
+    """The folder of a photo set named relative to the cwd, then the repository (or absolute).
+
+    Returns:
+        The resolved folder holding a ``manifest.csv``, or None when neither place has one.
+    """
+    path = Path(name)
+    for candidate in (path,) if path.is_absolute() else (path, REPO_ROOT / path):
+        if (candidate / MANIFEST_FILE).is_file():
+            return candidate.resolve()
+    return None
+
+
+def resolve_photo_set(setting: str | None) -> Path | None:
+    """A photo-set setting as a folder (relative paths from the cwd, then the repository).
+
+    Raises:
+        FileNotFoundError: The setting names a folder without a ``manifest.csv`` in either place.
+    """
+    if not setting:
+        return None
+    found = find_photo_set(setting)
+    if found is None:
+        raise FileNotFoundError(f"photo set {setting!r} has no manifest.csv (cwd or {REPO_ROOT})")
+    return found
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

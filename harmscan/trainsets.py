@@ -21,7 +21,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from harmscan.bundle import LABELS
 from harmscan.data import ManifestDataset, split_domains
-from harmscan.gateset import GATESET_DIR, REPO_ROOT, PhotoSet, load_photo_set
+from harmscan.gateset import GATESET_DIR, PhotoSet, find_photo_set, load_photo_set
 from harmscan.imageio import decode_image, read_image_file
 
 # The repository's pools that may train a model (the gate set is never one of them).
@@ -37,12 +37,10 @@ def _valid() -> str:
 
 
 def _folder(name: str) -> Path:
-    path = Path(name)
-    candidates = [path] if path.is_absolute() else [path, REPO_ROOT / path]
-    for candidate in candidates:
-        if (candidate / "manifest.csv").is_file():
-            return candidate.resolve()
-    raise TrainingSetError(f"extra training set {name!r} has no manifest.csv; {_valid()}")
+    found = find_photo_set(name)
+    if found is None:
+        raise TrainingSetError(f"extra training set {name!r} has no manifest.csv; {_valid()}")
+    return found
 
 
 def resolve_training_sets(names: Sequence[str], gate_set: Path | None = None) -> list[PhotoSet]:

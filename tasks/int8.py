@@ -13,10 +13,10 @@ from pathlib import Path
 
 from conf.settings import Int8Settings
 from harmscan.bundle import ServingSpec
+from harmscan.gateset import resolve_photo_set
 from harmscan.precision import GraphsHook, Int8Plan, served_graphs_hook
 from harmscan.quantize import Int8Check, QuantizeOptions
 from registry import Run
-from tasks.recipes import resolve_photo_set
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,6 @@ from registry import Registry
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 @dataclass(frozen=True)
 class Scored:
@@ -69,17 +67,6 @@ def branch_scores(model: nn.Module) -> Iterator[Callable[[], np.ndarray | None]]
     """`harmscan.heads.recording_branches` as one ``(n, 3)`` array, read after scoring."""
     with recording_branches(model) as seen:
         yield lambda: None if seen is None else torch.cat(seen).numpy()
-
-
-def resolve_photo_set(setting: str | None) -> Path | None:
-    """A photo-set setting as a folder (relative paths from the cwd, then the repository)."""
-    if not setting:
-        return None
-    path = Path(setting)
-    for candidate in (path, REPO_ROOT / path) if not path.is_absolute() else (path,):
-        if (candidate / "manifest.csv").is_file():
-            return candidate.resolve()
-    raise FileNotFoundError(f"photo set {setting!r} has no manifest.csv (cwd or {REPO_ROOT})")
 
 
 def score_photo_set(

@@ -34,7 +34,7 @@ from harmscan.data import (
     summarize,
 )
 from harmscan.engine import evaluate, pick_device, seed_everything
-from harmscan.gateset import PhotoSet
+from harmscan.gateset import PhotoSet, resolve_photo_set
 from harmscan.manifest import split_problem
 from harmscan.metrics import binary_metrics
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
@@ -63,7 +63,6 @@ from tasks.recipes import (
     branch_scores,
     calibrate_on_mix,
     log_recipe,
-    resolve_photo_set,
     score_photo_set,
     set_metrics,
 )
