@@ -1,7 +1,7 @@
 """Run one training recipe (`harmscan.recipes`) end to end on a model, without any I/O.
 
 `train_recipe` builds on `harmscan.trainer.fit` for the gradient-descent stages; the caller
-(``tasks.training``) does the data loading and the logging.
+(`harmscan.trainjob` for the data loading, ``tasks.training`` for the logging) does the rest.
 """
 
 from __future__ import annotations

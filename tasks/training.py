@@ -10,51 +10,28 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from prefect import get_run_logger, task
 from pydantic import BaseModel
-from torch.utils.data import DataLoader
 
 from conf.loader import dump_settings
-from conf.settings import Settings, TrainSettings
+from conf.settings import Settings
 from harmscan.branchpoint import served_probability
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
 from harmscan.calibration import OperatingPoint
-from harmscan.data import (
-    SPLITS,
-    ManifestDataset,
-    ManifestError,
-    dataset_version,
-    read_manifest,
-    split_domains,
-    summarize,
-)
-from harmscan.engine import evaluate, pick_device, seed_everything
-from harmscan.gateset import PhotoSet, resolve_photo_set
-from harmscan.manifest import split_problem
+from harmscan.data import dataset_version, split_domains, summarize
+from harmscan.engine import evaluate
+from harmscan.gateset import resolve_photo_set
 from harmscan.metrics import binary_metrics
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
-from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.presets import EvalPreset
 from harmscan.quantize import Int8Check
-from harmscan.recipes import recipe_name
-from harmscan.trainsets import (
-    class_weights_of,
-    gate_pool,
-    resolve_training_sets,
-    training_split,
-)
-from harmscan.transfer import (
-    RecipeData,
-    RecipeOutcome,
-    build_recipe_model,
-    effective_settings,
-    train_recipe,
-)
+from harmscan.trainjob import TrainJob, default_domain, prepare_job
+from harmscan.transfer import RecipeOutcome, train_recipe
 from registry import Registry, Run, log_bundle, start_run
 from tasks.evaluation import predict_split
 from tasks.int8 import int8_hook, log_int8
@@ -84,103 +61,7 @@ class TrainResult(BaseModel):
     threshold: float
 
 
-def _loaders(
-    dataset: Path, cfg: TrainSettings, frame: Any, pools: list[PhotoSet], domain: str
-) -> RecipeData:
-    """Training (augmented), probe and validation batches; ``pools`` join the training split."""
-    train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    split = {"pools": pools, "default_domain": domain}
-    train = DataLoader(
-        training_split(dataset, frame, train_preset, **split).dataset,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        num_workers=cfg.num_workers,
-        generator=generator,
-        drop_last=False,
-    )
-    eval_preset = train_preset.eval_preset
-    val, probe = (
-        DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-        for data in (
-            ManifestDataset(dataset, "val", eval_preset, frame),
-            training_split(dataset, frame, eval_preset, **split).dataset,
-        )
-    )
-    return RecipeData(train=train, probe=probe, val=val)
-
-
-@dataclass
-class _Job:
-    """Everything one training run works on, prepared before the run opens."""
-
-    arch: str
-    settings: Settings  # with the recipe's effective ``train`` settings
-    dataset: Path
-    version: str
-    frame: Any
-    weights_source: str
-    recipe: str
-    device: torch.device
-    model: torch.nn.Module
-    data: RecipeData
-    class_weights: torch.Tensor | None
-    checkpoint: Path
-    pools: list[PhotoSet]
-    train_domains: list[str]  # per training image (the dataset's, then the pools')
-
-
-def _prepare(settings: Settings, arch: str, dataset: Path) -> _Job:
-    dataset = Path(dataset).resolve()
-    source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
-    cfg = effective_settings(settings.train, source, arch)
-    settings = settings.model_copy(update={"train": cfg})
-    frame = read_manifest(dataset)
-    version = dataset_version(dataset)
-    gate_set = resolve_photo_set(settings.mlflow.gate_set)
-    pools = resolve_training_sets(cfg.extra_train_sets, gate_set)
-    # Before any work: a split without both labels once failed after training, in calibration.
-    problem = split_problem(frame, ("val", "test") if pools else SPLITS)
-    if problem:
-        raise ManifestError(f"{dataset}: {problem}")
-    seed_everything(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    model = build_recipe_model(arch, source, cfg)  # first draw after the seed
-    domain = default_domain(settings)
-    split = training_split(dataset, frame, lambda image: image, pools, default_domain=domain)
-    data = _loaders(dataset, cfg, frame, pools, domain)
-    if cfg.head == "prior-gated":
-        preset = EvalPreset(image_size=cfg.image_size)
-        photos = gate_pool(cfg.gate_photos, preset, gate_set)
-        data.photos = DataLoader(photos, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-        if cfg.gate_drawings:
-            drawings = gate_pool(cfg.gate_drawings, preset, gate_set)
-            data.gate_drawings = DataLoader(drawings, batch_size=cfg.batch_size)
-    return _Job(
-        arch=arch,
-        settings=settings,
-        dataset=dataset,
-        version=version,
-        frame=frame,
-        weights_source=source.describe(),
-        recipe=recipe_name(cfg.recipe, cfg.head, _fixed_alpha(cfg)),
-        device=device,
-        model=model,
-        data=data,
-        class_weights=class_weights_of(split.targets) if cfg.class_weighting else None,
-        checkpoint=settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt",
-        pools=pools,
-        train_domains=split.domains,
-    )
-
-
-def default_domain(settings: Settings) -> str:
-    """The domain of a manifest row without one: Open Images is photos, the mirror icons."""
-    return "photo" if settings.openimages.source == "openimages" else "illustration"
-
-
-def _log_inputs(run: Run, job: _Job) -> None:
+def _log_inputs(run: Run, job: TrainJob) -> None:
     """Tags, every resolved setting as a parameter, and the dataset as the run's input."""
     import mlflow.data
 
@@ -239,7 +120,7 @@ def train_and_register(
     Returns:
         Run id, model URI, registered version, test metrics and the chosen threshold.
     """
-    job = _prepare(settings, arch, dataset)
+    job = prepare_job(settings, arch, dataset)
     registry = Registry(settings.mlflow.tracking_uri)
     name = settings.mlflow.registered_model if register else None
     with start_run(registry, settings.mlflow.experiment, f"{arch}-{job.version}") as run:
@@ -269,7 +150,9 @@ def train_and_register(
     )
 
 
-def _train_and_evaluate(run: Run, job: _Job, resume: bool) -> tuple[ServingSpec, dict[str, float]]:
+def _train_and_evaluate(
+    run: Run, job: TrainJob, resume: bool
+) -> tuple[ServingSpec, dict[str, float]]:
     """Train the recipe (per-epoch metrics into the run), then calibrate, evaluate, log the card."""
     cfg = job.settings.train
 
@@ -306,10 +189,6 @@ def _train_and_evaluate(run: Run, job: _Job, resume: bool) -> tuple[ServingSpec,
     return spec, test
 
 
-def _fixed_alpha(cfg: TrainSettings) -> float | None:
-    return cfg.wise_alpha if isinstance(cfg.wise_alpha, float) else None
-
-
 def _scored(
     model: torch.nn.Module, dataset: Path, split: str, frame: Any, domain: str, **kw: Any
 ) -> Scored:
@@ -320,7 +199,7 @@ def _scored(
 
 
 def _evaluate(
-    run: Run, job: _Job, outcome: RecipeOutcome
+    run: Run, job: TrainJob, outcome: RecipeOutcome
 ) -> tuple[ServingSpec, dict[str, float], Scored]:
     """Calibrate and threshold on val (+ photos), then test (and gate-set) metrics there."""
     settings, model, dataset, frame = job.settings, job.model, job.dataset, job.frame

@@ -17,13 +17,13 @@ from conf.settings import TrainSettings
 from harmscan.data import read_manifest
 from harmscan.gateset import GATESET_DIR, MANIFEST_COLUMNS, VERSION_FILE, manifest_version
 from harmscan.presets import EvalPreset
+from harmscan.trainjob import training_loaders
 from harmscan.trainsets import (
     TrainingSetError,
     class_weights_of,
     resolve_training_sets,
     training_split,
 )
-from tasks.training import _loaders
 from tests.fixtures.train_data import make_synthetic_dataset, synthetic_image
 
 
@@ -65,7 +65,7 @@ def test_a_pool_row_reaches_the_probe_and_training_batches_with_its_domain(
     assert tuple(image.shape) == (3, 32, 32)
     assert target == 1
     cfg = TrainSettings(image_size=32, batch_size=4, num_workers=0, augment=False)
-    data = _loaders(dataset, cfg, frame, [resolved], "illustration")
+    data = training_loaders(dataset, cfg, frame, [resolved], "illustration")
     for loader in (data.probe, data.train):  # the probe's features and fine-tuning's batches
         assert len(loader.dataset) == 9
     probe_targets = torch.cat([y for _, y in data.probe]).tolist()

@@ -1,0 +1,141 @@
+"""Everything one training run works on, prepared before the run opens (no I/O but reading).
+
+`prepare_job` resolves the recipe's effective settings, reads and checks the manifest, seeds,
+builds the model and the data loaders; `tasks.training` trains, evaluates and logs from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from conf.settings import Settings, TrainSettings
+from harmscan.data import (
+    SPLITS,
+    ManifestDataset,
+    ManifestError,
+    dataset_version,
+    read_manifest,
+)
+from harmscan.engine import pick_device, seed_everything
+from harmscan.gateset import PhotoSet, resolve_photo_set
+from harmscan.manifest import split_problem
+from harmscan.models import resolve_weights
+from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.recipes import recipe_name
+from harmscan.trainsets import (
+    class_weights_of,
+    gate_pool,
+    resolve_training_sets,
+    training_split,
+)
+from harmscan.transfer import RecipeData, build_recipe_model, effective_settings
+
+
+def training_loaders(
+    dataset: Path, cfg: TrainSettings, frame: Any, pools: list[PhotoSet], domain: str
+) -> RecipeData:
+    """Training (augmented), probe and validation batches; ``pools`` join the training split."""
+    train_preset = TrainPreset(image_size=cfg.image_size, augment=cfg.augment)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train = DataLoader(
+        training_split(dataset, frame, train_preset, pools, default_domain=domain).dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.num_workers,
+        generator=generator,
+        drop_last=False,
+    )
+    eval_preset = train_preset.eval_preset
+    val, probe = (
+        DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+        for data in (
+            ManifestDataset(dataset, "val", eval_preset, frame),
+            training_split(dataset, frame, eval_preset, pools, default_domain=domain).dataset,
+        )
+    )
+    return RecipeData(train=train, probe=probe, val=val)
+
+
+@dataclass
+class TrainJob:
+    """Everything one training run works on, prepared before the run opens."""
+
+    arch: str
+    settings: Settings  # with the recipe's effective ``train`` settings
+    dataset: Path
+    version: str
+    frame: Any
+    weights_source: str
+    recipe: str
+    device: torch.device
+    model: torch.nn.Module
+    data: RecipeData
+    class_weights: torch.Tensor | None
+    checkpoint: Path
+    pools: list[PhotoSet]
+    train_domains: list[str]  # per training image (the dataset's, then the pools')
+
+
+def prepare_job(settings: Settings, arch: str, dataset: Path) -> TrainJob:
+    """Check the dataset, seed, and build the model and the loaders of one training run.
+
+    Raises:
+        ManifestError: A split the run needs lacks one of the labels (before any work).
+    """
+    dataset = Path(dataset).resolve()
+    source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
+    cfg = effective_settings(settings.train, source, arch)
+    settings = settings.model_copy(update={"train": cfg})
+    frame = read_manifest(dataset)
+    version = dataset_version(dataset)
+    gate_set = resolve_photo_set(settings.mlflow.gate_set)
+    pools = resolve_training_sets(cfg.extra_train_sets, gate_set)
+    # Before any work: a split without both labels once failed after training, in calibration.
+    problem = split_problem(frame, ("val", "test") if pools else SPLITS)
+    if problem:
+        raise ManifestError(f"{dataset}: {problem}")
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model = build_recipe_model(arch, source, cfg)  # first draw after the seed
+    domain = default_domain(settings)
+    split = training_split(dataset, frame, lambda image: image, pools, default_domain=domain)
+    data = training_loaders(dataset, cfg, frame, pools, domain)
+    if cfg.head == "prior-gated":
+        preset = EvalPreset(image_size=cfg.image_size)
+        photos = gate_pool(cfg.gate_photos, preset, gate_set)
+        data.photos = DataLoader(photos, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+        if cfg.gate_drawings:
+            drawings = gate_pool(cfg.gate_drawings, preset, gate_set)
+            data.gate_drawings = DataLoader(drawings, batch_size=cfg.batch_size)
+    return TrainJob(
+        arch=arch,
+        settings=settings,
+        dataset=dataset,
+        version=version,
+        frame=frame,
+        weights_source=source.describe(),
+        recipe=recipe_name(cfg.recipe, cfg.head, fixed_alpha(cfg)),
+        device=device,
+        model=model,
+        data=data,
+        class_weights=class_weights_of(split.targets) if cfg.class_weighting else None,
+        checkpoint=settings.paths.runs / f"{arch}-{version}" / "checkpoint.pt",
+        pools=pools,
+        train_domains=split.domains,
+    )
+
+
+def default_domain(settings: Settings) -> str:
+    """The domain of a manifest row without one: Open Images is photos, the mirror icons."""
+    return "photo" if settings.openimages.source == "openimages" else "illustration"
+
+
+def fixed_alpha(cfg: TrainSettings) -> float | None:
+    """The WiSE-FT mixing weight when the settings fix one (None when it is searched)."""
+    return cfg.wise_alpha if isinstance(cfg.wise_alpha, float) else None
