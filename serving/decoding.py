@@ -39,6 +39,7 @@ import numpy as np
 from harmscan.frames import FrameBudgetExceeded, decode_frames
 from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
+from serving.decodecost import check_decode_memory
 
 logger = logging.getLogger(__name__)
 
@@ -362,6 +363,9 @@ class DecodePool:
             ImageRejected: The image is bad, too costly (``too_large`` for a decode that overran
                 its time or memory), or the decoder failed unexpectedly (``internal_error``).
         """
+        # Before a worker: a WebP too big for its memory would be allocated at open and kill it.
+        check_decode_memory(data, memory_mb=limits.memory_mb, max_pixels=limits.max_pixels,
+                            max_aspect_ratio=limits.max_aspect_ratio)  # fmt: skip
         worker = self._idle.get()
         try:
             answer = worker.run(data, preset, limits)

@@ -1,0 +1,162 @@
+"""Pixel bombs of every accepted format, and a large WebP, judged from the header in a real worker.
+
+Each header declares more pixels than ``serving.max_pixels`` (or a WebP more than the worker's
+memory holds): the dead-letter reason must name that, and the worker must not have allocated the
+image (it is not replaced, which it would be after running out of memory).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from harmscan.imageio import ImageRejected
+from harmscan.presets import EvalPreset
+from serving.decodecost import WEBP_BYTES_PER_PIXEL, check_decode_memory, webp_size
+from serving.decoding import DecodeLimits, DecodePool
+
+LIMITS = DecodeLimits(max_pixels=50_000_000, max_aspect_ratio=20.0, timeout_s=10.0,
+                      memory_mb=768, max_frames=8)  # fmt: skip
+
+
+def _encoded(
+    fmt: str, size: tuple[int, int] = (8, 8), mode: str = "RGB", **options: object
+) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, (200, 30, 30, 255)[: len(mode)] if mode != "P" else 3).save(
+        buffer, fmt, **options
+    )
+    return buffer.getvalue()
+
+
+def _png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _gif(width: int, height: int) -> bytes:
+    data = bytearray(_encoded("GIF", mode="P"))
+    data[6:10] = struct.pack("<HH", width, height)  # logical screen
+    descriptor = data.index(b"\x2c")  # the image descriptor's size follows its position
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def _bmp(width: int, height: int) -> bytes:
+    data = bytearray(_encoded("BMP"))
+    data[18:26] = struct.pack("<ii", width, height)
+    return bytes(data)
+
+
+def _tiff(width: int, height: int) -> bytes:
+    data = bytearray(_encoded("TIFF", compression="tiff_deflate"))
+    assert data[:2] == b"II"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for index in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * index
+        tag, kind = struct.unpack_from("<HH", data, entry)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            value = width if tag == 256 else height
+            if kind == 3:
+                struct.pack_into("<H", data, entry + 8, value)
+            else:
+                struct.pack_into("<I", data, entry + 8, value)
+    return bytes(data)
+
+
+def _webp(width: int, height: int) -> bytes:
+    """A VP8X header declaring the canvas size, around a real 8x8 frame."""
+    frame = _encoded("WEBP", lossless=True)
+    body = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
+    body += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body += frame[12:]
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+BOMBS = {
+    "png": _png(60_000, 60_000),
+    "gif": _gif(65_000, 65_000),
+    "bmp": _bmp(60_000, 60_000),
+    "tiff": _tiff(60_000, 60_000),
+    "webp": _webp(16_000, 16_000),
+    "webp_over_max_pixels_under_pillows_cap": _webp(10_000, 10_000),
+}
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[DecodePool]:
+    pool = DecodePool(1, LIMITS.memory_mb)
+    yield pool
+    pool.close()
+
+
+@pytest.mark.parametrize("kind", sorted(BOMBS))
+def test_a_pixel_bomb_is_refused_from_its_header(pool: DecodePool, kind: str) -> None:
+    (pid,) = pool.pids()
+    with pytest.raises(ImageRejected) as info:
+        pool.decode(BOMBS[kind], EvalPreset(image_size=32), LIMITS)
+    assert info.value.reason == "decompression_bomb", info.value.detail
+    assert "pixels" in info.value.detail
+    assert pool.pids() == [pid]  # nothing was allocated: the worker did not run out of memory
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (_encoded("ICO"), "unsupported_format"),
+    (_encoded("AVIF") if "AVIF" in Image.SAVE else b"\x00\x00\x00\x1cftypavif" + bytes(64),
+     "unsupported_format"),
+])  # fmt: skip
+def test_formats_not_accepted_are_refused_before_decoding(
+    pool: DecodePool, data: bytes, reason: str
+) -> None:
+    with pytest.raises(ImageRejected) as info:
+        pool.decode(data, EvalPreset(image_size=32), LIMITS)
+    assert info.value.reason == reason
+
+
+def test_a_7000_square_webp_is_too_large_for_the_memory_cap_and_says_why(pool: DecodePool) -> None:
+    # It was "too_large: decoding needs more than 768 MB" only after libwebp had run the worker
+    # out of memory and the worker had been replaced; PNG, GIF, TIFF and BMP of this size decode.
+    (pid,) = pool.pids()
+    with pytest.raises(ImageRejected) as info:
+        pool.decode(_webp(7000, 7000), EvalPreset(image_size=32), LIMITS)
+    assert info.value.reason == "too_large"
+    assert "a 7000x7000 WebP needs about" in info.value.detail
+    assert "serving.decode_memory_mb=768" in info.value.detail
+    assert pool.pids() == [pid]
+
+
+def test_a_webp_the_cap_holds_still_decodes(pool: DecodePool) -> None:
+    data = _encoded("WEBP", size=(3000, 2000), quality=60)
+    assert pool.decode(data, EvalPreset(image_size=32), LIMITS).shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("options", [{"lossless": True}, {"quality": 50}, {"save_all": True}])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_the_webp_size_is_read_as_pillow_reads_it(options: dict[str, object], mode: str) -> None:
+    data = _encoded("WEBP", size=(1234, 567), mode=mode, **options)
+    assert webp_size(data) == Image.open(io.BytesIO(data)).size == (1234, 567)
+
+
+@pytest.mark.parametrize("data", [b"", b"RIFF", _encoded("PNG"), _encoded("WEBP")[:20]])
+def test_other_or_short_bytes_are_left_to_the_decoder(data: bytes) -> None:
+    assert webp_size(data) is None
+    check_decode_memory(data, memory_mb=64, max_pixels=1, max_aspect_ratio=1.0)
+
+
+def test_the_estimate_allows_what_fits() -> None:
+    fits = int((768 * 2**20 / WEBP_BYTES_PER_PIXEL) ** 0.5)
+    check_decode_memory(_webp(fits, fits), memory_mb=768, max_pixels=10**9, max_aspect_ratio=None)
+    with pytest.raises(ImageRejected):
+        check_decode_memory(
+            _webp(fits + 8, fits + 8), memory_mb=768, max_pixels=10**9, max_aspect_ratio=None
+        )
