@@ -42,7 +42,8 @@ def trained_model(
     from harmscan.engine import evaluate, seed_everything
     from harmscan.models import export_onnx, resolve_weights
     from harmscan.presets import TrainPreset
-    from harmscan.transfer import RecipeData, build_recipe_model, train_recipe
+    from harmscan.trainjob import build_recipe_model
+    from harmscan.transfer import RecipeData, train_recipe
     from tasks.recipes import Scored, calibrate_on_mix, score_photo_set
 
     cache.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ from harmscan.heads import GatedPriorHead, final_layer
 from harmscan.metrics import binary_metrics, domain_metrics
 from harmscan.models import resolve_weights
 from harmscan.presets import TrainPreset
+from harmscan.trainjob import build_recipe_model
 from harmscan.trainsets import (
     PoolDataset,
     class_weights_of,
@@ -67,7 +68,7 @@ from harmscan.trainsets import (
     resolve_training_sets,
     training_split,
 )
-from harmscan.transfer import RecipeData, build_recipe_model, train_recipe
+from harmscan.transfer import RecipeData, train_recipe
 from tasks.recipes import Scored, branch_scores, calibrate_on_mix, score_photo_set
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,39 +1,70 @@
 """Everything one training run works on, prepared before the run opens (no I/O but reading).
 
-`prepare_job` resolves the recipe's effective settings, reads and checks the manifest, seeds,
-builds the model and the data loaders; `tasks.training` trains, evaluates and logs from it.
+`effective_settings` is the recipe an architecture can run with its weights and
+`build_recipe_model` its model with the head the settings ask for; `prepare_job` resolves those,
+reads and checks the manifest, seeds, and builds the model and the data loaders.
+`tasks.training` trains, evaluates and logs from the job.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from conf.settings import Settings, TrainSettings
-from harmscan.data import (
-    SPLITS,
-    ManifestDataset,
-    ManifestError,
-    dataset_version,
-    read_manifest,
-)
+from harmscan.data import SPLITS, ManifestDataset, ManifestError, dataset_version, read_manifest
 from harmscan.engine import pick_device, seed_everything
 from harmscan.gateset import PhotoSet, resolve_photo_set
+from harmscan.heads import GatedPriorHead, PriorHead, final_layer, imagenet_rows, set_final_layer
 from harmscan.manifest import split_problem
-from harmscan.models import resolve_weights
+from harmscan.models import WeightsSource, build_model, resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.recipes import recipe_name
-from harmscan.trainsets import (
-    class_weights_of,
-    gate_pool,
-    resolve_training_sets,
-    training_split,
-)
-from harmscan.transfer import RecipeData, build_recipe_model, effective_settings
+from harmscan.trainsets import class_weights_of, gate_pool, resolve_training_sets, training_split
+from harmscan.transfer import RecipeData
+
+logger = logging.getLogger(__name__)
+
+
+def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str) -> TrainSettings:
+    """The recipe an architecture can run: without pretrained weights only ``finetune``.
+
+    Probing random features or a prior without an ImageNet classifier means nothing, so an
+    architecture whose weights are ``none`` (ResNet50 on offline machines) is fine-tuned from
+    scratch instead, with a loud warning; the run's ``recipe`` tag records what ran.
+    """
+    if source.kind != "none" or (settings.recipe == "finetune" and settings.head == "linear"):
+        return settings
+    logger.warning(
+        "!!! %s has no pretrained weights: recipe %s with head %s needs them; fine-tuning a "
+        "linear head from scratch instead",
+        arch,
+        settings.recipe,
+        settings.head,
+    )
+    return settings.model_copy(update={"recipe": "finetune", "head": "linear", "wise_alpha": None})
+
+
+def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings) -> nn.Module:
+    """`harmscan.models.build_model` with the head ``settings.head`` asks for.
+
+    Raises:
+        ValueError: An unknown name in ``train.prior_classes`` (with suggestions).
+    """
+    prior = settings.head in ("prior", "prior-gated")
+    rows = imagenet_rows(settings.prior_classes) if prior else None
+    model = build_model(arch, source, prior_rows=rows)
+    if settings.head == "prior-gated":
+        head = final_layer(model, arch)
+        assert isinstance(head, PriorHead)
+        set_final_layer(model, arch, GatedPriorHead(head))
+    return model
 
 
 def training_loaders(

@@ -23,14 +23,11 @@ from harmscan.heads import (
     GatedPriorHead,
     PriorHead,
     final_layer,
-    imagenet_rows,
     scale_logits,
-    set_final_layer,
     set_log_odds,
     shift_branches,
     shift_log_odds,
 )
-from harmscan.models import WeightsSource, build_model
 from harmscan.recipes import (
     LinearFit,
     WiseCurve,
@@ -247,41 +244,6 @@ def _wise(
     outcome.wise_alpha = outcome.wise.best if alpha == "auto" and outcome.wise else float(alpha)
     model.load_state_dict(interpolate(start, end, outcome.wise_alpha))
     logger.info("WiSE-FT: alpha %.2f", outcome.wise_alpha)
-
-
-def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str) -> TrainSettings:
-    """The recipe an architecture can run: without pretrained weights only ``finetune``.
-
-    Probing random features or a prior without an ImageNet classifier means nothing, so an
-    architecture whose weights are ``none`` (ResNet50 on offline machines) is fine-tuned from
-    scratch instead, with a loud warning; the run's ``recipe`` tag records what ran.
-    """
-    if source.kind != "none" or (settings.recipe == "finetune" and settings.head == "linear"):
-        return settings
-    logger.warning(
-        "!!! %s has no pretrained weights: recipe %s with head %s needs them; fine-tuning a "
-        "linear head from scratch instead",
-        arch,
-        settings.recipe,
-        settings.head,
-    )
-    return settings.model_copy(update={"recipe": "finetune", "head": "linear", "wise_alpha": None})
-
-
-def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings) -> nn.Module:
-    """`harmscan.models.build_model` with the head ``settings.head`` asks for.
-
-    Raises:
-        ValueError: An unknown name in ``train.prior_classes`` (with suggestions).
-    """
-    prior = settings.head in ("prior", "prior-gated")
-    rows = imagenet_rows(settings.prior_classes) if prior else None
-    model = build_model(arch, source, prior_rows=rows)
-    if settings.head == "prior-gated":
-        head = final_layer(model, arch)
-        assert isinstance(head, PriorHead)
-        set_final_layer(model, arch, GatedPriorHead(head))
-    return model
 
 
 def calibrate_model(
