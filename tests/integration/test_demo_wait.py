@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from serving.metrics import ServingMetrics, served_model
-from stack.demo import DemoError, wait_for_champion
+from stack.demo_checks import DemoError, wait_for_champion
 from stack.process import free_port
 
 
