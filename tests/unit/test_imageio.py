@@ -339,3 +339,25 @@ def test_a_mistyped_tiff_strip_table_is_corrupt(kind: int) -> None:
     with pytest.raises(ImageRejected) as info:
         decode_image(_tiff_with_strip_offsets_of_type(kind))
     assert info.value.reason == "corrupt"
+
+
+@pytest.mark.parametrize("image_size", [224, 160, 32])
+@pytest.mark.parametrize("size", [(512, 384), (256, 192), (384, 512), (50, 40), (257, 1000)])
+def test_eval_preset_crop_equals_resizing_the_whole_image_then_cropping(
+    image_size: int, size: tuple[int, int]
+) -> None:
+    # The crop resamples only the centre square; resizing all of the image and cutting the square
+    # out (as it was done) gives the same pixels within a grey level or two.
+    rgb = np.random.default_rng(sum(size)).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    image = Image.fromarray(rgb)
+    preset = EvalPreset(image_size=image_size)
+    scale = preset.resize / min(size)
+    full = (max(preset.resize, round(size[0] * scale)), max(preset.resize, round(size[1] * scale)))
+    resized = image.resize(full, Image.Resampling.BILINEAR, reducing_gap=None)
+    left, top = (full[0] - image_size) // 2, (full[1] - image_size) // 2
+    whole = np.asarray(resized.crop((left, top, left + image_size, top + image_size)), np.int16)
+    cropped = np.asarray(preset.crop(image), np.int16)
+    assert cropped.shape == (image_size, image_size, 3)
+    difference = np.abs(cropped - whole)
+    assert difference.max() <= 2
+    assert difference.mean() < 0.05
