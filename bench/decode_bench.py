@@ -6,7 +6,7 @@ the consumer's decode + preprocessing cost per image. The decoders are timed int
 median of rounds), then fed a small hostile corpus to see which inputs each refuses and which it
 decodes into something (a truncated JPEG silently grey-filled counts against a decoder).
 
-    .venv/bin/python bench/decode_bench.py [--rounds 5]
+    .venv/bin/python bench/decode_bench.py [--rounds 5] [--image-size 224]
 
 simplejpeg and PyTurboJPEG are optional here (``uv pip install simplejpeg pyturbojpeg``;
 PyTurboJPEG also needs Debian's ``libturbojpeg0``); a missing one is skipped.
@@ -39,6 +39,33 @@ Decoder = Callable[[bytes], np.ndarray]
 def pillow_decoder(preset: EvalPreset) -> Decoder:
     def decode(data: bytes) -> np.ndarray:
         return preset.pixels(decode_image(data, draft=preset.draft_size))
+
+    return decode
+
+
+def whole_resize_decoder(preset: EvalPreset) -> Decoder:
+    """Pillow draft mode, then the crop as it was before: the whole image resized, the centre
+    square cut out of it (`EvalPreset.crop` now resamples only the square)."""
+
+    def decode(data: bytes) -> np.ndarray:
+        image = decode_image(data, draft=preset.draft_size)
+        width, height = image.size
+        scale = preset.resize / min(width, height)
+        new_w = max(preset.resize, round(width * scale))
+        new_h = max(preset.resize, round(height * scale))
+        resized = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=None)
+        left, top = (new_w - preset.image_size) // 2, (new_h - preset.image_size) // 2
+        box = (left, top, left + preset.image_size, top + preset.image_size)
+        return np.asarray(resized.crop(box))
+
+    return decode
+
+
+def decode_only(preset: EvalPreset) -> Decoder:
+    """Pillow draft mode alone, no crop: what the crop leaves of a decode's cost."""
+
+    def decode(data: bytes) -> np.ndarray:
+        return np.asarray(decode_image(data, draft=preset.draft_size))
 
     return decode
 
@@ -139,12 +166,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224, help="the preset's crop (px)")
     args = parser.parse_args()
-    preset = EvalPreset()
+    preset = EvalPreset(image_size=args.image_size)
     work = Path(tempfile.mkdtemp(prefix="decode-bench-"))
     payloads = [p.read_bytes() for p in make_images(work, args.images)]
     candidates = {
         "pillow-draft": pillow_decoder(preset),
+        "pillow-draft, whole image resized (before)": whole_resize_decoder(preset),
+        "pillow-draft, decode only (no crop)": decode_only(preset),
         "simplejpeg": simplejpeg_decoder(preset),
         "pyturbojpeg": turbojpeg_decoder(preset),
     }
@@ -153,12 +183,18 @@ def main() -> None:
         print(f"{name}: not installed, skipped")
     times = timed(decoders, payloads, args.rounds)
     base = min(times["pillow-draft"])
+    print(f"{args.image_size} px crop (resize {preset.resize}, JPEG draft {preset.draft_size})")
     print("| decoder | ms/image min | ms/image median | x Pillow (min) |")
     print("|---|---|---|---|")
     for name, values in times.items():
         print(f"| {name} | {min(values):.2f} | {statistics.median(values):.2f} | "
               f"{base / min(values):.2f} |")  # fmt: skip
     print()
+    for timing_only in (
+        "pillow-draft, whole image resized (before)",
+        "pillow-draft, decode only (no crop)",
+    ):
+        decoders.pop(timing_only)
     corpus = hostile_corpus(payloads[0])
     print("| input | " + " | ".join(decoders) + " |")
     print("|---|" + "---|" * len(decoders))

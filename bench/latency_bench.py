@@ -428,6 +428,10 @@ def main() -> None:
         "--warm-up", type=int, default=600, help="requests served first, unmeasured (0: none)"
     )
     parser.add_argument("--precision", default="int8", choices=PRECISION_SETTINGS)
+    parser.add_argument(
+        "--image-size", type=int, default=224,
+        help="the model's input size (px): 224 is training's default, 160 the quick demo's",
+    )  # fmt: skip
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--quiet-runs", action="store_true", help="only the summary table")
     args = parser.parse_args()
@@ -448,7 +452,7 @@ def main() -> None:
     runs: list[Run] = []
     try:
         folder = work / "model-mobilenet_v2"
-        serve_bench.make_bundle("mobilenet_v2", folder, images[:32])
+        serve_bench.make_bundle("mobilenet_v2", folder, images[:32], args.image_size)
         models: dict[str, LoadedModel] = {}
         for name, sets in variants.items():
             serving = load_settings("ci", [*base, *settings_of(sets)], env={}).serving

@@ -18,14 +18,17 @@ on the mirror's training images), and for each precision (float, int8) side by s
    ceiling and for every load, the robust comparison on a shared host.
 
 Images are 1024x768 JPEGs (the size of Open Images photos) made from the mirror's images.
-Prints a table and writes a latency histogram PNG.
+Each served model is built at every ``--image-sizes`` size (default 224 and 160 px: training's
+default, which ``demo --full`` ships, and the size the quick ``demo`` trains at), so the sizes
+are served side by side too. Prints tables (the last: saturated throughput and p99 at the
+highest fixed load against the first size's first precision) and writes a latency histogram PNG.
 
 ``--decode-compare`` measures instead what decoding in worker processes (`serving.decoding`, with
 hard limits) costs against decoding in the consumer's own threads (the earlier design), in the
 same run, alternating the two (A B A B ...): the ceiling and the saturation throughput through the
 broker, and the ratio of the medians.
 
-    .venv/bin/python bench/serve_bench.py [--quick] [--bootstrap HOST:PORT] [--out bench/out]
+    .venv/bin/python bench/serve_bench.py [--quick] [--image-sizes 224,160] [--bootstrap HOST:PORT]
     .venv/bin/python bench/serve_bench.py --decode-compare [--rounds 3]
 """
 
@@ -69,9 +72,14 @@ if TYPE_CHECKING:
     from serving.producer import RequestProducer
 
 
+# What one served model is in this bench: (architecture, input size in px, precision).
+Key = tuple[str, int, str]
+
+
 @dataclass
 class Row:
     arch: str
+    size: int
     precision: str
     load: str
     sent: int
@@ -102,14 +110,21 @@ def make_images(root: Path, count: int) -> list[Path]:
     return paths
 
 
-def make_bundle(arch: str, folder: Path, calibration: list[Path]) -> torch.nn.Module:
-    """A random-weight model of ``arch`` in the bundle layout with its float and int8 graphs."""
+def make_bundle(
+    arch: str, folder: Path, calibration: list[Path], image_size: int = 224
+) -> torch.nn.Module:
+    """A random-weight model of ``arch`` in the bundle layout with its float and int8 graphs,
+    trained (as far as its preset goes) at ``image_size`` px, as registration writes it."""
     from harmscan.models import WeightsSource, build_model, export_onnx
     from harmscan.precision import build_served_models
+    from harmscan.presets import EvalPreset
     from harmscan.quantize import QuantizeOptions
 
     extra = folder / "extra_files"
-    spec = ServingSpec(arch=arch, threshold=0.5, review_low=0.4, review_high=0.6)
+    spec = ServingSpec(
+        arch=arch, threshold=0.5, review_low=0.4, review_high=0.6,
+        **EvalPreset(image_size=image_size).spec_fields(),
+    )  # fmt: skip
     module = build_model(arch, WeightsSource("none")).eval()
     export_onnx(module, extra / ONNX_FILE, spec.image_size)
     served = build_served_models(
@@ -461,7 +476,8 @@ def plot(rows: list[Row], out: Path) -> Path:
     bins = np.geomspace(max(1.0, everything.min()), everything.max() * 1.01, 60)
     for row in rows:
         ms = np.asarray(row.latencies) * 1000.0
-        ax.hist(ms, bins=bins, histtype="step", label=f"{row.arch} {row.precision} @ {row.load}")
+        label = f"{row.arch} {row.precision} {row.size}px @ {row.load}"
+        ax.hist(ms, bins=bins, histtype="step", label=label)
     ax.set_xlabel("latency, request sent -> result received (ms)")
     ax.set_ylabel("requests")
     ax.set_xscale("log")
@@ -623,6 +639,14 @@ def _list_of(valid: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+def _sizes(text: str) -> str:
+    """``--image-sizes``: comma-separated input sizes of at least 32 px."""
+    for item in text.split(","):
+        if not item.strip().isdigit() or int(item) < 32:
+            raise argparse.ArgumentTypeError(f"{item!r}: give sizes in px (>= 32), e.g. 224,160")
+    return text
+
+
 def _layouts(text: str) -> str:
     """``--layouts``: ``;``-separated layouts of 4 positive integers each."""
     for item in text.split(";"):
@@ -654,6 +678,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--precisions", default="float,int8", type=_list_of(PRECISION_SETTINGS),
         help="served side by side",
+    )  # fmt: skip
+    parser.add_argument(
+        "--image-sizes", default="224,160", type=_sizes,
+        help="model input sizes served side by side (px, comma-separated): 224 is training's "
+        "default (and `demo --full`'s), 160 what `demo` trains; --layouts and --decode-compare "
+        "use the first",
     )  # fmt: skip
     parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
     parser.add_argument(
@@ -697,7 +727,7 @@ def main() -> None:
     try:
         if args.layouts or args.decode_compare:
             folder = work / "model-mobilenet_v2"
-            make_bundle("mobilenet_v2", folder, images[:32])
+            make_bundle("mobilenet_v2", folder, images[:32], int(args.image_sizes.split(",")[0]))
             if args.layouts:
                 layouts = [
                     tuple(int(x) for x in item.split(",")) for item in args.layouts.split(";")
@@ -721,109 +751,157 @@ def main() -> None:
 
 def side_by_side(
     args: argparse.Namespace, work: Path, overrides: list[str], images: list[Path], bootstrap: str
-) -> tuple[
-    list[Row], dict[tuple[str, str], dict[str, float]], dict[str, float],
-    dict[tuple[str, str], dict[str, float]],
-]:  # fmt: skip
-    """Per architecture: the original way, then per precision the model-alone figures, then the
-    loads through the broker, precisions side by side load by load (then --standalone)."""
+) -> tuple[list[Row], dict[Key, dict[str, float]], dict[str, float], dict[Key, dict[str, float]]]:
+    """Per architecture: the original way, then per input size and precision the model-alone
+    figures, then the loads through the broker, sizes and precisions side by side load by load
+    (then --standalone)."""
     settings = load_settings("ci", overrides, env={})
     archs = ["mobilenet_v2"] if args.quick else args.archs.split(",")
+    sizes = [int(size) for size in args.image_sizes.split(",")]
     seconds = 5 if args.quick else 10
     rows: list[Row] = []
-    figures: dict[tuple[str, str], dict[str, float]] = {}
+    figures: dict[Key, dict[str, float]] = {}
     original: dict[str, float] = {}
-    alone: dict[tuple[str, str], dict[str, float]] = {}
+    alone: dict[Key, dict[str, float]] = {}
     for arch in archs:
-        folder = work / f"model-{arch}"
-        module = make_bundle(arch, folder, images[:32])
-        models = {p: load(folder, p, args.threads, args.batch, args.infer_workers)
-                  for p in args.precisions.split(",")}  # fmt: skip
+        models: dict[Key, LoadedModel] = {}
+        folders: dict[int, Path] = {}
+        for size in sizes:
+            folders[size] = folder = work / f"model-{arch}-{size}px"
+            module = make_bundle(arch, folder, images[:32], size)
+            for precision in args.precisions.split(","):
+                models[arch, size, precision] = load(
+                    folder, precision, args.threads, args.batch, args.infer_workers
+                )
         original[arch] = original_way(module, images, seconds)
-        print(f"{arch}: original way (eager torch, one image at a time) "
+        print(f"{arch}: original way (eager torch, one image at a time, 224 px) "
               f"{original[arch]:.1f} images/s", flush=True)  # fmt: skip
-        for precision, model in models.items():
-            figures[arch, precision] = {
+        for key, model in models.items():
+            figures[key] = {
                 "infer": infer_only(model, images, args.batch, seconds),
                 "ceiling": ceiling(settings, model, images, seconds),
             }
-            fig = figures[arch, precision]
-            print(f"{arch} {precision}: infer only {fig['infer']:.1f}, "
-                  f"ceiling {fig['ceiling']:.1f} images/s", flush=True)  # fmt: skip
+            print(f"{name(key)}: infer only {figures[key]['infer']:.1f}, "
+                  f"ceiling {figures[key]['ceiling']:.1f} images/s", flush=True)  # fmt: skip
         fast = arch == "mobilenet_v2"
         loads: list[float | None] = [10.0, 50.0, 100.0, None] if fast else [2.0, 5.0, None]
         if not args.no_broker and not rows:
             warm_up_broker(overrides, next(iter(models.values())), images, bootstrap)
         for rate in [] if args.no_broker else loads:
-            for precision, model in models.items():  # side by side, load by load
-                top = figures[arch, precision]["ceiling"]
-                count = int((rate or top) * (4 if args.quick else 10))
-                if rate is None:  # the ceiling again, just before: the host changes by the minute
-                    figures[arch, precision]["ceiling_adjacent"] = adjacent = ceiling(
-                        settings, model, images, seconds
-                    )
-                    print(f"  {precision} ceiling just before the saturated run: {adjacent:.1f}/s",
-                          flush=True)  # fmt: skip
-                n, throughput, lat = through_broker(
-                    overrides, model, images, rate, count, bootstrap
-                )
-                label = f"{rate:.0f}/s" if rate else "max"
-                rows.append(Row(arch, precision, label, n, throughput, percentile(lat, 50),
-                                percentile(lat, 95), percentile(lat, 99), lat))  # fmt: skip
-                print(f"  {precision} offered {label}: {n} results, {throughput:.1f}/s",
-                      flush=True)  # fmt: skip
-        for precision in models if args.standalone and not args.no_broker else []:
-            top = figures[arch, precision]["ceiling"]
-            alone[arch, precision] = found = standalone(
-                overrides, folder, precision, images, int(top * 6), bootstrap
+            for key, model in models.items():  # side by side, load by load
+                rows.append(serve_load(args, settings, overrides, key, model, figures[key],
+                                       images, rate, bootstrap))  # fmt: skip
+        for key in models if args.standalone and not args.no_broker else []:
+            top = figures[key]["ceiling"]
+            alone[key] = found = standalone(
+                overrides, folders[key[1]], key[2], images, int(top * 6), bootstrap
             )
-            print(f"  {precision} own process: {found}", flush=True)
+            print(f"  {name(key)} own process: {found}", flush=True)
     return rows, figures, original, alone
 
 
+def name(key: Key) -> str:
+    """``mobilenet_v2 int8 160px``."""
+    arch, size, precision = key
+    return f"{arch} {precision} {size}px"
+
+
+def serve_load(
+    args: argparse.Namespace,
+    settings: Settings,
+    overrides: list[str],
+    key: Key,
+    model: LoadedModel,
+    figures: dict[str, float],
+    images: list[Path],
+    rate: float | None,
+    bootstrap: str,
+) -> Row:
+    """One load through the broker for one served model (saturated: after its ceiling again)."""
+    count = int((rate or figures["ceiling"]) * (4 if args.quick else 10))
+    if rate is None:  # the ceiling again, just before: the host changes by the minute
+        seconds = 5 if args.quick else 10
+        figures["ceiling_adjacent"] = adjacent = ceiling(settings, model, images, seconds)
+        print(f"  {name(key)} ceiling just before the saturated run: {adjacent:.1f}/s",
+              flush=True)  # fmt: skip
+    n, throughput, lat = through_broker(overrides, model, images, rate, count, bootstrap)
+    label = f"{rate:.0f}/s" if rate else "max"
+    print(f"  {name(key)} offered {label}: {n} results, {throughput:.1f}/s", flush=True)
+    arch, size, precision = key
+    return Row(arch, size, precision, label, n, throughput, percentile(lat, 50),
+               percentile(lat, 95), percentile(lat, 99), lat)  # fmt: skip
+
+
 def print_standalone(
-    alone: dict[tuple[str, str], dict[str, float]], figures: dict[tuple[str, str], dict[str, float]]
+    alone: dict[Key, dict[str, float]], figures: dict[Key, dict[str, float]]
 ) -> None:
     """The --standalone table: a consumer in its own process, saturated, and its memory."""
     if not alone:
         return
-    print("\n| arch | precision | saturated img/s, consumer in its own process | x ceiling "
+    print("\n| arch | px | precision | saturated img/s, consumer in its own process | x ceiling "
           "| steady img/s | x ceiling | consumer peak RSS MB | decode workers RSS MB |"
           )  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for (arch, precision), found in alone.items():
-        top = figures[arch, precision]["ceiling"]
-        print(f"| {arch} | {precision} | {found['throughput']:.1f} | "
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (arch, size, precision), found in alone.items():
+        top = figures[arch, size, precision]["ceiling"]
+        print(f"| {arch} | {size} | {precision} | {found['throughput']:.1f} | "
               f"{found['throughput'] / top:.2f} | {found['steady']:.1f} | "
               f"{found['steady'] / top:.2f} | {found.get('peak_rss_mb', 'n/a')} | "
               f"{found.get('decode_workers_rss_mb', 'n/a')} |")  # fmt: skip
 
 
 def print_tables(
-    rows: list[Row], figures: dict[tuple[str, str], dict[str, float]], original: dict[str, float]
+    rows: list[Row], figures: dict[Key, dict[str, float]], original: dict[str, float]
 ) -> None:
-    """The README's tables: per load and precision, then the ceilings against the original way."""
+    """The README's tables: per load, size and precision, then the ceilings against the original
+    way (224 px) and against float at the same size and the first size's float."""
     print()
-    print("| arch | precision | offered | results | images/s | x ceiling | x original | "
+    print("| arch | px | precision | offered | results | images/s | x ceiling | x original | "
           "p50 ms | p95 ms | p99 ms |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        top = figures[r.arch, r.precision]["ceiling"]
-        if r.load == "max":  # against the ceiling measured just before it
-            top = figures[r.arch, r.precision].get("ceiling_adjacent", top)
-        print(f"| {r.arch} | {r.precision} | {r.load} | {r.sent} | {r.throughput:.1f} | "
-              f"{r.throughput / top:.2f} | {r.throughput / original[r.arch]:.2f} | "
-              f"{r.p50:.0f} | {r.p95:.0f} | {r.p99:.0f} |")  # fmt: skip
+        fig = figures[r.arch, r.size, r.precision]
+        top = fig.get("ceiling_adjacent", fig["ceiling"]) if r.load == "max" else fig["ceiling"]
+        print(f"| {r.arch} | {r.size} | {r.precision} | {r.load} | {r.sent} | "
+              f"{r.throughput:.1f} | {r.throughput / top:.2f} | "
+              f"{r.throughput / original[r.arch]:.2f} | {r.p50:.0f} | {r.p95:.0f} | "
+              f"{r.p99:.0f} |")  # fmt: skip
     print()
-    print("| arch | precision | infer only img/s | ceiling img/s | ceiling x original | "
-          "ceiling x float |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for (arch, precision), fig in figures.items():
-        base = figures.get((arch, "float"), fig)["ceiling"]
-        print(f"| {arch} | {precision} | {fig['infer']:.1f} | {fig['ceiling']:.1f} | "
-              f"{fig['ceiling'] / original[arch]:.2f} | {fig['ceiling'] / base:.2f} |")  # fmt: skip
+    first = next(iter(figures))
+    print("| arch | px | precision | infer only img/s | ceiling img/s | ceiling x original | "
+          f"ceiling x float, same px | ceiling x float {first[1]} px |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for (arch, size, precision), fig in figures.items():
+        same = figures.get((arch, size, "float"), fig)["ceiling"]
+        base = figures.get((arch, first[1], "float"), fig)["ceiling"]
+        print(f"| {arch} | {size} | {precision} | {fig['infer']:.1f} | {fig['ceiling']:.1f} | "
+              f"{fig['ceiling'] / original[arch]:.2f} | {fig['ceiling'] / same:.2f} | "
+              f"{fig['ceiling'] / base:.2f} |")  # fmt: skip
     for arch, value in original.items():
-        print(f"original way {arch}: {value:.1f} images/s (eager torch, one image at a time)")
+        print(f"original way {arch}: {value:.1f} images/s (eager torch, one image at a time, "
+              "224 px)")  # fmt: skip
+    print_saturated(rows)
+
+
+def print_saturated(rows: list[Row]) -> None:
+    """Saturated throughput and p99 at the highest fixed load, each against the first row's
+    served model (the first size, the first precision): the ratios this bench is read for."""
+    saturated = {(r.arch, r.size, r.precision): r for r in rows if r.load == "max"}
+    fixed = [r for r in rows if r.load != "max"]
+    if not saturated or not fixed:
+        return
+    top_load = max(fixed, key=lambda r: float(r.load.removesuffix("/s"))).load
+    at_load = {(r.arch, r.size, r.precision): r for r in fixed if r.load == top_load}
+    first = next(iter(saturated))
+    print(f"\n| arch | px | precision | saturated img/s | x {name(first)} | p99 ms at {top_load} "
+          f"| x {name(first)} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for key, row in saturated.items():
+        p99 = at_load[key].p99 if key in at_load else float("nan")
+        base = at_load[first].p99 if first in at_load else float("nan")
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {row.throughput:.1f} | "
+              f"{row.throughput / saturated[first].throughput:.2f} | {p99:.0f} | "
+              f"{p99 / base:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
