@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from harmscan.bundle import ServingSpec  # noqa: E402
 from harmscan.onnx_export import write_pixel_model  # noqa: E402
-from harmscan.precision import calibration_batches  # noqa: E402
+from harmscan.pixelscore import calibration_batches  # noqa: E402
 from harmscan.presets import EvalPreset  # noqa: E402
 from harmscan.quantize import QuantizeOptions, quantize_int8  # noqa: E402
 
@@ -230,7 +230,7 @@ def main() -> None:
 
 
 def _pixel_batches(paths: list[Path], preset: EvalPreset):  # type: ignore[no-untyped-def]
-    from harmscan.precision import pixel_batches
+    from harmscan.pixelscore import pixel_batches
 
     return pixel_batches(paths, preset, batch_size=32)
 

@@ -21,7 +21,8 @@ import numpy as np
 from int8_configs import session, time_round_robin
 from int8_trained import trained_model
 
-from harmscan.precision import Int8Plan, p_harmful_each, pixel_batches
+from harmscan.pixelscore import p_harmful_each, pixel_batches
+from harmscan.precision import Int8Plan
 from harmscan.presets import EvalPreset
 from harmscan.quantize import QuantizeOptions, check_int8
 

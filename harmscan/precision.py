@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from harmscan.bundle import FLOAT_PIXELS_FILE, HARMFUL, INT8_PIXELS_FILE, ServingSpec
+from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ServingSpec
 from harmscan.checksets import GATE_SET_DIR, CheckSet
-from harmscan.imageio import ImageRejected, load_image
 from harmscan.onnx_export import write_pixel_model
-from harmscan.presets import EvalPreset, normalize
+from harmscan.pixelscore import (
+    calibration_batches,
+    normalized_batches,
+    p_harmful_each,
+    sample_paths,
+)
+from harmscan.presets import EvalPreset
 from harmscan.quantize import (
     DEFAULT_TOLERANCE,
     Int8Check,
@@ -126,86 +130,6 @@ def served_graphs_hook(plan: Int8Plan, verdicts: list[Int8Check] | None = None) 
         return served.spec, served.files
 
     return hook
-
-
-def pixel_batches(
-    paths: Sequence[Path], preset: EvalPreset, batch_size: int = 16
-) -> Iterator[tuple[list[int], np.ndarray]]:
-    """(indices, NHWC uint8 batch) of the images that decode, decoded as the consumer does."""
-    indices: list[int] = []
-    arrays: list[np.ndarray] = []
-    for index, path in enumerate(paths):
-        try:
-            image = load_image(path, draft=preset.draft_size)
-        except ImageRejected as exc:
-            logger.warning("skipping %s: %s", path, exc)
-            continue
-        indices.append(index)
-        arrays.append(preset.pixels(image))
-        if len(arrays) == batch_size:
-            yield indices, np.stack(arrays)
-            indices, arrays = [], []
-    if arrays:
-        yield indices, np.stack(arrays)
-
-
-def p_harmful(onnx_path: Path, spec: ServingSpec, paths: Sequence[Path]) -> np.ndarray:
-    """Harmful probability of each image under a pixel-input graph (NaN where it won't decode)."""
-    return p_harmful_each((onnx_path,), spec, paths)[0]
-
-
-def p_harmful_each(
-    graphs: Sequence[Path], spec: ServingSpec, paths: Sequence[Path]
-) -> list[np.ndarray]:
-    """`p_harmful` under several pixel-input graphs, each image decoded once for all of them.
-
-    One thread per session, as the consumer runs them: on a small shared host more threads that
-    wait on each other were slower, not faster.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    sessions = [
-        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-        for graph in graphs
-    ]
-    preset = EvalPreset.from_spec(spec, normalize_in_model=True)
-    harmful = spec.labels.index(HARMFUL)
-    outs = [np.full(len(paths), np.nan) for _ in graphs]
-    for indices, batch in pixel_batches(paths, preset):
-        for session, out in zip(sessions, outs, strict=True):
-            feed = {session.get_inputs()[0].name: batch}
-            logits = np.asarray(session.run(None, feed)[0], dtype=np.float64)
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-            out[indices] = probs[:, harmful]
-    return outs
-
-
-def sample_paths(paths: Sequence[Path], count: int, *, seed: int = 0) -> list[Path]:
-    """``count`` of ``paths`` drawn reproducibly (all of them when there are fewer)."""
-    return random.Random(seed).sample(  # noqa: S311 (a reproducible sample, not a secret)
-        list(paths), min(count, len(paths))
-    )
-
-
-def normalized_batches(
-    paths: Sequence[Path], spec: ServingSpec, *, batch_size: int = 8
-) -> list[np.ndarray]:
-    """NCHW float batches of the images of ``paths`` that decode, decoded as served."""
-    preset = EvalPreset.from_spec(spec)
-    batches: list[np.ndarray] = []
-    for _, pixels in pixel_batches(paths, preset, batch_size):
-        batches.append(np.stack([normalize(p, preset.mean, preset.std) for p in pixels]))
-    return batches
-
-
-def calibration_batches(
-    paths: Sequence[Path], spec: ServingSpec, count: int, *, seed: int = 0, batch_size: int = 8
-) -> list[np.ndarray]:
-    """NCHW float batches of ``count`` images drawn (seeded) from ``paths``, decoded as served."""
-    return normalized_batches(sample_paths(paths, count, seed=seed), spec, batch_size=batch_size)
 
 
 def build_served_models(

@@ -15,7 +15,8 @@ import torch
 from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ONNX_FILE, ServingSpec
 from harmscan.checksets import CheckSet
 from harmscan.models import WeightsSource, build_model, export_onnx
-from harmscan.precision import build_served_models, p_harmful
+from harmscan.pixelscore import p_harmful
+from harmscan.precision import build_served_models
 from harmscan.presets import EvalPreset
 from harmscan.quantize import QuantizeOptions
 from tests.serving_support import BLUE, RED, write_image
