@@ -15,10 +15,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harmscan.decisions import Decision
+from review.versionstats import VersionStats, version_key, version_stats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -84,30 +85,6 @@ class Item:
     def age(self, now: float) -> float:
         """Seconds since the model scored the image."""
         return max(0.0, now - self.scored_at)
-
-
-@dataclass(frozen=True)
-class VersionStats:
-    """The review figures of one model version."""
-
-    model_version: str
-    waiting: int
-    oldest_age_s: float
-    decided: int
-    agreed: int
-    # Per model label: how many the reviewers decided, and how many of those they overturned.
-    decided_by_label: dict[str, int]
-    overturned_by_label: dict[str, int]
-
-    @property
-    def agreement(self) -> float | None:
-        """Share of decisions that kept the model's label (None before any decision)."""
-        return self.agreed / self.decided if self.decided else None
-
-    def overturn_rate(self, label: str) -> float | None:
-        """Share of the model's ``label`` results that reviewers turned into the other label."""
-        total = self.decided_by_label.get(label, 0)
-        return self.overturned_by_label.get(label, 0) / total if total else None
 
 
 class ClaimLost(RuntimeError):
@@ -301,11 +278,7 @@ class ReviewStore:
                 FROM items GROUP BY model_version, model_label
                 """
             ).fetchall()
-        merged: dict[str, _Tally] = {}
-        for version, label, waiting, oldest, decided, agreed in rows:
-            merged.setdefault(version, _Tally()).add(label, waiting, oldest, decided, agreed)
-        ordered = sorted(merged.items(), key=lambda kv: _version_key(kv[0]), reverse=True)
-        return [tally.stats(version, now) for version, tally in ordered]
+        return version_stats(rows, now)
 
     def versions(self) -> list[str]:
         """Model versions that have items waiting (newest first)."""
@@ -313,44 +286,8 @@ class ReviewStore:
             rows = self._db.execute(
                 "SELECT DISTINCT model_version FROM items WHERE decision IS NULL"
             ).fetchall()
-        return sorted((r[0] for r in rows), key=_version_key, reverse=True)
-
-
-@dataclass
-class _Tally:
-    waiting: int = 0
-    oldest: float | None = None
-    decided: int = 0
-    agreed: int = 0
-    by_label: dict[str, int] = field(default_factory=dict)
-    overturned: dict[str, int] = field(default_factory=dict)
-
-    def add(
-        self, label: str, waiting: int, oldest: float | None, decided: int, agreed: int | None
-    ) -> None:
-        self.waiting += waiting or 0
-        if oldest is not None:
-            self.oldest = oldest if self.oldest is None else min(self.oldest, oldest)
-        self.decided += decided or 0
-        self.agreed += agreed or 0
-        self.by_label[label] = decided or 0
-        self.overturned[label] = (decided or 0) - (agreed or 0)
-
-    def stats(self, version: str, now: float) -> VersionStats:
-        return VersionStats(
-            model_version=version,
-            waiting=self.waiting,
-            oldest_age_s=max(0.0, now - self.oldest) if self.oldest is not None else 0.0,
-            decided=self.decided,
-            agreed=self.agreed,
-            decided_by_label=self.by_label,
-            overturned_by_label=self.overturned,
-        )
+        return sorted((r[0] for r in rows), key=version_key, reverse=True)
 
 
 def _item(row: tuple) -> Item:
     return Item(*row)
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (-1, version)
