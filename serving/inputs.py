@@ -157,6 +157,13 @@ def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
             "bad_schema",
             f"s3 key of {len(key.encode())} bytes; S3 keys are at most {MAX_S3_KEY_BYTES} bytes",
         )
+    if any(segment in (".", "..") for segment in re.split(r"[/\\]", key)):
+        raise InputRejected(
+            "forbidden_path",
+            f"s3 key {key[:200]!r} has a '.' or '..' segment: a server or proxy that resolves "
+            "them (path-style URLs are /bucket/key) would read another key or bucket; "
+            "name the object by its plain key",
+        )
     if bucket not in allowed_buckets:
         valid = ", ".join(allowed_buckets) or "none configured (serving.allowed_buckets)"
         raise InputRejected("forbidden_path", f"bucket {bucket!r} is not allowed; allowed: {valid}")

@@ -165,6 +165,13 @@ def test_an_oversize_inline_image_names_the_setting() -> None:
         ("s3://good", "bad_schema"),
         ("http://x", "bad_schema"),
         ("s3://good/" + "k" * 1025, "bad_schema"),  # S3 answers KeyTooLongError (400)
+        # botocore sends /good/../secret/x.jpg as it is: a proxy or server that resolves dot
+        # segments reads s3://secret/x.jpg, a bucket not allowed.
+        ("s3://good/../secret/x.jpg", "forbidden_path"),
+        ("s3://good/a/../../secret/x.jpg", "forbidden_path"),
+        ("s3://good/./x.jpg", "forbidden_path"),
+        ("s3://good/a/..", "forbidden_path"),
+        ("s3://good/..\\secret\\x.jpg", "forbidden_path"),
     ],
 )
 def test_s3_uri_checks(uri: str, reason: str) -> None:
@@ -172,6 +179,7 @@ def test_s3_uri_checks(uri: str, reason: str) -> None:
         parse_s3_uri(uri, ["good"])
     assert info.value.reason == reason
     assert parse_s3_uri("s3://good/a/b.jpg", ["good"]) == ("good", "a/b.jpg")
+    assert parse_s3_uri("s3://good/a..b/.x/..y", ["good"]) == ("good", "a..b/.x/..y")
 
 
 def test_reader_dispatch(roots: tuple[Path, Path]) -> None:
