@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from harmscan.imageio import ImageRejected, read_image_file
-from serving.schema import RejectReason, Request
+from serving.schema import RejectReason, Request, log_safe
 
 
 class InputRejected(Exception):
@@ -111,6 +111,10 @@ _B64_OTHER = re.compile(r"[^A-Za-z0-9+/=]")
 def _b64_problem(text: str, exc: Exception) -> str:
     """What makes ``text`` invalid, in terms a client can act on."""
     wanted = "standard base64 (A-Z a-z 0-9 + /, '=' padding) on one line"
+    if text[:5].lower() == "data:":
+        shown = log_safe(text[:40])
+        cause = f"it is a data: URL ({shown}...); send only the base64 after the comma"
+        return f"{cause}; wanted {wanted}"
     found = _B64_OTHER.search(text)
     if found is None:
         return f"{exc}; wanted {wanted}"

@@ -141,6 +141,9 @@ def test_inline_limits() -> None:
         (base64.urlsafe_b64encode, "URL-safe alphabet"),
         (lambda data: b"*" + base64.b64encode(data), "character '*' at position 0"),
         (lambda data: base64.b64encode(data).rstrip(b"="), "Incorrect padding"),
+        # It said "character ':' at position 4".
+        (lambda data: b"data:image/png;base64," + base64.b64encode(data), "it is a data: URL"),
+        (lambda data: b"DATA:;base64," + base64.b64encode(data), "only the base64 after the comma"),
     ],
 )
 def test_bad_base64_says_what_is_wrong_and_what_is_wanted(encode, says: str) -> None:
