@@ -3,7 +3,8 @@
 A dead-letter record always fits the broker's message limit, whatever the original was: its value
 is the original cut to ``serving.dead_letter_max_payload_bytes`` (with the original's size and
 sha256 in headers, and ``harmscan-truncated: 1`` when cut), its key is cut to `MAX_KEY_BYTES`, and
-the original headers are copied only up to `MAX_COPIED_HEADER_BYTES`.
+the original headers are copied only up to `MAX_COPIED_HEADER_BYTES` (``harmscan-headers-dropped``
+counts the rest).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ MAX_COPIED_HEADER_BYTES: Final = 16_384
 # What one more header costs in a record beyond its name and value (length varints); counted so
 # that thousands of empty headers cannot slip past the cap.
 HEADER_OVERHEAD_BYTES: Final = 8
+# How many of the original headers did not fit in the copy (absent when none was dropped).
+H_HEADERS_DROPPED: Final = "harmscan-headers-dropped"
 # The headers a dead letter's own facts travel in: a request carrying any of them (a spoofed
 # ``harmscan-truncated: 1`` made a dead letter unreplayable, a spoofed request id answered
 # ``dlq replay --id``) has them dropped from the copy, so each fact has one source.
@@ -48,6 +51,7 @@ OWN_DEAD_LETTER_HEADERS: Final = frozenset(
         H_ORIGINAL_SIZE,
         H_ORIGINAL_SHA256,
         H_TRUNCATED,
+        H_HEADERS_DROPPED,
     }
 )
 
@@ -138,17 +142,23 @@ def readable_headers(message: Message) -> list[tuple[str, Any]]:
 
 
 def copied_headers(message: Message) -> list[tuple[str, bytes]]:
-    """The original headers that fit in `MAX_COPIED_HEADER_BYTES` (later ones are dropped),
-    without any named like the dead letter's own (`OWN_DEAD_LETTER_HEADERS`)."""
+    """The original headers, in order, as many as fit in `MAX_COPIED_HEADER_BYTES`, without any
+    named like the dead letter's own (`OWN_DEAD_LETTER_HEADERS`), then `H_HEADERS_DROPPED` with
+    the count of those that did not fit (they were dropped silently, and one header too big to
+    fit dropped every header after it)."""
     kept: list[tuple[str, bytes]] = []
-    size = 0
+    size = dropped = 0
     for header in readable_headers(message):
         name, value = str(header[0]), header[1]
         if name.lower() in OWN_DEAD_LETTER_HEADERS:
             continue
         raw = value if isinstance(value, bytes) else b""
-        size += len(name.encode(errors="replace")) + len(raw) + HEADER_OVERHEAD_BYTES
-        if size > MAX_COPIED_HEADER_BYTES:
-            break
+        cost = len(name.encode(errors="replace")) + len(raw) + HEADER_OVERHEAD_BYTES
+        if size + cost > MAX_COPIED_HEADER_BYTES:
+            dropped += 1
+            continue
+        size += cost
         kept.append((name, raw))
+    if dropped:
+        kept.append((H_HEADERS_DROPPED, str(dropped).encode()))
     return kept

@@ -9,7 +9,7 @@ from pathlib import Path
 from conf.loader import load_settings
 from serving.classifier import Rejection
 from serving.poison import SLOT, PoisonGuard
-from serving.records import MAX_COPIED_HEADER_BYTES, dead_letter
+from serving.records import H_HEADERS_DROPPED, MAX_COPIED_HEADER_BYTES, dead_letter
 from serving.schema import (
     H_ORIGINAL_SHA256,
     H_ORIGINAL_SIZE,
@@ -97,6 +97,22 @@ def test_thousands_of_empty_headers_count_against_the_cap(tmp_path: Path) -> Non
     message = Consumed(3, b"x", headers=[("", b"")] * 50_000)
     record = dead_letter(message, Rejection("bad_schema", "d", None), settings)  # type: ignore[arg-type]
     assert len(record.headers) < MAX_COPIED_HEADER_BYTES // 8 + 20
+
+
+def test_headers_that_do_not_fit_are_counted_and_later_ones_still_copied(tmp_path: Path) -> None:
+    # One header over the cap dropped every header after it, and nothing said headers were lost.
+    settings = load_settings("ci", [f"paths.root={tmp_path}"], env={})
+    headers = [("first", b"1"), ("big", b"x" * 20_000), ("after", b"2"),
+               (H_HEADERS_DROPPED, b"0")]  # fmt: skip
+    record = dead_letter(Consumed(4, b"x", headers=headers),  # type: ignore[arg-type]
+                         Rejection("bad_schema", "d", None), settings)  # fmt: skip
+    assert ("first", b"1") in record.headers
+    assert ("after", b"2") in record.headers
+    assert "big" not in headers_dict(record.headers)
+    assert [v for k, v in record.headers if k == H_HEADERS_DROPPED] == [b"1"]  # not the forged
+    whole = dead_letter(Consumed(5, b"x", headers=headers[:1]),  # type: ignore[arg-type]
+                        Rejection("bad_schema", "d", None), settings)  # fmt: skip
+    assert H_HEADERS_DROPPED not in headers_dict(whole.headers)
 
 
 def test_poison_guard_strikes_isolates_and_clears(tmp_path: Path) -> None:
