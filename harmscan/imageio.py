@@ -80,6 +80,10 @@ _REFUSED_MAGIC: Final = (
     (b"DDS ", "DDS"),
     (b"gimp xcf", "XCF"),
     (b"FORM", "IFF/ILBM"),
+    # Compressed bytes (an S3 object stored with Content-Encoding: gzip arrives as stored).
+    (b"\x1f\x8b", "gzip-compressed data (send the image itself, not compressed)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data (send the image itself, not compressed)"),
+    (b"PK\x03\x04", "ZIP archive"),
 )
 # ISO base media files (``....ftyp<brand>``): still images in HEIF containers, else video.
 _HEIF_BRANDS: Final = {

@@ -79,3 +79,40 @@ def test_unreachable_s3_is_infrastructure(tmp_path: Path, monkeypatch: pytest.Mo
             classifier.classify([encode_request("x", s3="s3://b/k.jpg")], model, 0.0)
     finally:
         classifier.close()
+
+
+def test_a_gzip_content_encoded_object_is_read_as_stored_not_inflated(
+    bucket: tuple[str, str], tmp_path: Path
+) -> None:
+    # A 64 MB gzip bomb (65 kB stored) and a gzipped image, both with Content-Encoding: gzip:
+    # botocore hands back the stored bytes, capped by the object size limit, never the inflated.
+    import gzip
+    import resource
+
+    endpoint, name = bucket
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    bomb = gzip.compress(bytes(64 * 2**20), 9)
+    s3.put_object(Bucket=name, Key="bomb.jpg", Body=bomb, ContentEncoding="gzip")
+    s3.put_object(Bucket=name, Key="zipped.png", Body=gzip.compress(image_bytes(RED, "PNG")),
+                  ContentEncoding="gzip", ContentType="image/png")  # fmt: skip
+    model = load_model_folder(save_local_model(tmp_path / "m"), name="m", version="1",
+                              runtime="onnx")  # fmt: skip
+    reader = InputReader([], [name], 200_000, boto3_s3_factory(endpoint, "us-east-1"))
+    classifier = BatchClassifier(reader, workers=1, max_pixels=1_000_000, decode_timeout_s=10)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        outcomes = classifier.classify(
+            [encode_request(k, s3=f"s3://{name}/{k}") for k in ("bomb.jpg", "zipped.png")],
+            model,
+            0.0,
+        )
+    finally:
+        classifier.close()
+        for key in ("bomb.jpg", "zipped.png"):
+            s3.delete_object(Bucket=name, Key=key)
+    grew_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    for outcome in outcomes:
+        assert isinstance(outcome, Rejection)
+        assert outcome.reason == "unsupported_format"
+        assert outcome.detail.startswith("gzip-compressed data")
+    assert grew_kb < 32 * 1024  # the 64 MB were never inflated here

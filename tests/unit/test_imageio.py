@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import warnings
@@ -53,6 +54,11 @@ def _refused_formats() -> list[tuple[str, bytes]]:
         ("Netpbm", encode(red(), "PPM")),
         ("ICO/CUR", encode(red(), "ICO")),
         ("TGA", encode(red(), "TGA")),
+        # They were not_an_image like random bytes; an S3 object with Content-Encoding: gzip
+        # arrives compressed (botocore does not inflate it).
+        ("gzip-compressed data", gzip.compress(encode(red(), "PNG"))),
+        ("zstd-compressed data", b"\x28\xb5\x2f\xfd" + bytes(64)),
+        ("ZIP archive", b"PK\x03\x04" + bytes(64)),
     ]
     cases += [("AVIF", encode(red(), "AVIF"))] if "AVIF" in Image.SAVE else []
     cases += [("QOI", encode(red(), "QOI"))] if "QOI" in Image.SAVE else []
