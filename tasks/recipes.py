@@ -26,10 +26,11 @@ from harmscan.engine import evaluate
 from harmscan.gateset import load_photo_set
 from harmscan.heads import recording_branches
 from harmscan.metrics import domain_metrics
+from harmscan.modelcalibration import calibrate_model
 from harmscan.presets import EvalPreset
 from harmscan.recipes import WiseCurve
 from harmscan.trainsets import PoolDataset
-from harmscan.transfer import RecipeOutcome, calibrate_model
+from harmscan.transfer import RecipeOutcome
 from registry import Registry
 
 logger = logging.getLogger(__name__)

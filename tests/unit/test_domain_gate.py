@@ -24,12 +24,13 @@ from harmscan.heads import (
     set_log_odds,
     shift_log_odds,
 )
+from harmscan.modelcalibration import calibrate_model
 from harmscan.models import export_onnx, resolve_weights
 from harmscan.presets import EvalPreset
 from harmscan.qdq import head_nodes
 from harmscan.recipes import check_recipe, fit_gate, fit_gated_probe, fit_probe, recipe_name
 from harmscan.trainjob import build_recipe_model
-from harmscan.transfer import RecipeData, calibrate_model, train_recipe
+from harmscan.transfer import RecipeData, train_recipe
 from tests.fixtures.train_data import make_synthetic_dataset
 
 SHARED = "weights/mobilenet_v2_imagenet.pth"

@@ -31,11 +31,12 @@ from harmscan.heads import (
     shift_log_odds,
 )
 from harmscan.metrics import DOMAIN_METRICS, DOMAINS, domain_metrics, expected_calibration_error
+from harmscan.modelcalibration import calibrate_model
 from harmscan.models import WeightsError, WeightsSource, build_model, resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.recipes import fit_probe, interpolate, recipe_name, snapshot
 from harmscan.trainjob import build_recipe_model
-from harmscan.transfer import RecipeData, calibrate_model, train_recipe
+from harmscan.transfer import RecipeData, train_recipe
 from tests.fixtures.train_data import make_synthetic_dataset
 
 SHARED = "weights/mobilenet_v2_imagenet.pth"
