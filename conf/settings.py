@@ -360,6 +360,10 @@ class ServingSettings(Section):
     # including the first; the worst frame decides (1 = the first frame only). All frames of a
     # request share max_pixels, decode_timeout_s and decode_memory_mb.
     max_frames: int = Field(default=8, ge=1, le=256)
+    # Largest record batch the consumer inflates from zstd, and its fetch size (librdkafka's
+    # receive.message.max.bytes, default 100 MB): past it a batch is an undecodable dead letter.
+    # gzip and lz4 batches are inflated by librdkafka without any limit (see the README).
+    max_inflated_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=4 * 1024 * 1024)
     # Dead-letter records carry at most this many bytes of the original payload (+ size, sha256).
     dead_letter_max_payload_bytes: int = Field(default=65_536, ge=0)
     # A message in flight at this many consecutive crashes is dead-lettered without decoding.

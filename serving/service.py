@@ -52,6 +52,9 @@ def make_consumer(settings: Settings) -> Consumer:
         "max.poll.interval.ms": serving.max_poll_interval_ms,
         "session.timeout.ms": serving.session_timeout_ms,
         "group.instance.id": group_instance_id(settings),
+        # librdkafka inflates a zstd batch into at most this: a bomb stops there, not at 100 MB.
+        "receive.message.max.bytes": serving.max_inflated_batch_bytes + 512,
+        "fetch.max.bytes": serving.max_inflated_batch_bytes,
     }
     return Consumer(config)
 

@@ -108,7 +108,8 @@ def dead_letter_for(settings: Settings, batch: Undecodable, end: int) -> Record:
     detail = (
         f"offsets {batch.base}-{end} of {batch.topic}[{batch.partition}] ({count} record(s)) "
         f"are one compressed record batch the consumer cannot decompress ({batch.error}); they "
-        "were skipped. Producers: keep a batch under 50 MB decompressed (lower batch.size or "
+        "were skipped. Producers: keep a batch under serving.max_inflated_batch_bytes="
+        f"{settings.serving.max_inflated_batch_bytes} decompressed (lower batch.size or "
         "linger.ms, or compression.type=none) and send these requests again"
     )
     where = f"{batch.topic}/{batch.partition}/{batch.base}"
