@@ -22,6 +22,7 @@ import re
 import stat
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -216,7 +217,11 @@ def load_rgb(image: Image.Image, min_side: int) -> Image.Image:
 
 
 def read_image_file(
-    path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, follow_symlinks: bool = True
+    path: Path | str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    follow_symlinks: bool = True,
+    check: Callable[[os.stat_result], None] | None = None,
 ) -> bytes:
     """Read a regular file's bytes without ever blocking on a FIFO, device or socket.
 
@@ -228,6 +233,8 @@ def read_image_file(
         max_bytes: Refuse files larger than this.
         follow_symlinks: With False, a symlink at ``path`` (one swapped in after the caller
             resolved it) is refused as ``forbidden_path``.
+        check: Called with the opened file's ``fstat`` before reading; it may raise
+            `ImageRejected` (the caller's own policy on the very file read, e.g. hard links).
 
     Raises:
         ImageRejected: ``not_found``, ``not_a_file``, ``forbidden_path`` or ``too_large``.
@@ -249,6 +256,8 @@ def read_image_file(
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ImageRejected("not_a_file", f"{path} is not a regular file")
+        if check is not None:
+            check(info)
         if info.st_size > max_bytes:
             raise ImageRejected("too_large", f"{info.st_size} bytes > limit {max_bytes}")
         chunks: list[bytes] = []

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from harmscan.imageio import ImageRejected, read_image_file
+from serving.links import hard_link_check, root_of
 from serving.schema import RejectReason, Request, log_safe
 
 
@@ -64,18 +65,20 @@ def resolve_allowed_path(raw: str, allowed_roots: Sequence[Path]) -> Path:
     )
 
 
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
+def read_regular_file(path: Path, max_bytes: int, root: Path | None = None) -> bytes:
     """Read a regular file of at most ``max_bytes`` without ever blocking on a special file.
 
     Symlinks are not followed: the path was resolved against the allowed roots already, so a
-    symlink found here was swapped in since.
+    symlink found here was swapped in since. With ``root`` (the allowed root ``path`` lies
+    under), a hard link to another owner's file is refused (`serving.links`).
 
     Raises:
-        InputRejected: ``not_found``, ``forbidden_path`` (a symlink swapped in, no permission),
-            ``not_a_file`` (FIFO, device, directory) or ``too_large``.
+        InputRejected: ``not_found``, ``forbidden_path`` (a symlink swapped in, another owner's
+            hard link, no permission), ``not_a_file`` (FIFO, device, directory) or ``too_large``.
     """
+    check = hard_link_check(path, root) if root is not None else None
     try:
-        return read_image_file(path, max_bytes=max_bytes, follow_symlinks=False)
+        return read_image_file(path, max_bytes=max_bytes, follow_symlinks=False, check=check)
     except ImageRejected as exc:
         raise InputRejected(cast(RejectReason, exc.reason), exc.detail) from None
 
@@ -266,7 +269,7 @@ class InputReader:
             bucket, key = parse_s3_uri(request.source, self.allowed_buckets)
             return read_s3_object(self._s3_client(), bucket, key, self.max_object_bytes)
         path = resolve_allowed_path(request.source, self.allowed_roots)
-        return read_regular_file(path, self.max_file_bytes)
+        return read_regular_file(path, self.max_file_bytes, root_of(path, self.allowed_roots))
 
     def _s3_client(self) -> Any:
         if self._s3 is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harmscan.imageio import ImageRejected
 from serving.inputs import (
     InputReader,
     InputRejected,
@@ -19,6 +20,7 @@ from serving.inputs import (
     read_s3_object,
     resolve_allowed_path,
 )
+from serving.links import hard_link_check, root_of
 from serving.schema import Request
 
 
@@ -253,3 +255,38 @@ def test_a_forbidden_path_detail_names_the_fix(
         resolve_allowed_path(raw, [allowed])
     assert info.value.reason == "forbidden_path"
     assert says in info.value.detail
+
+
+def _stat(nlink: int, uid: int) -> os.stat_result:
+    return os.stat_result((0o100644, 1, 1, nlink, uid, 0, 10, 0, 0, 0))
+
+
+def test_a_hard_link_to_another_owners_file_is_forbidden(roots: tuple[Path, Path]) -> None:
+    # realpath cannot see a hard link: /srv/images/x.jpg linked to /etc/shadow resolves to itself.
+    allowed, _ = roots
+    owner = os.stat(allowed).st_uid
+    check = hard_link_check(allowed / "x.jpg", allowed)
+    check(_stat(1, owner + 1))  # one name: an upload by another user, not a link
+    check(_stat(2, owner))  # the root owner's own link (a dataset the ETL linked)
+    with pytest.raises(ImageRejected) as info:
+        check(_stat(2, owner + 1))
+    assert info.value.reason == "forbidden_path"
+    assert "hard link (2 names)" in info.value.detail
+    assert "copy the image into the root" in info.value.detail
+
+
+def test_the_reader_applies_the_hard_link_rule_to_the_file_it_opens(
+    roots: tuple[Path, Path],
+) -> None:
+    allowed, outside = roots
+    os.link(outside / "secret.jpg", allowed / "linked.jpg")
+    reader = InputReader([allowed], [])
+    request = Request(id="a", kind="path", source=str(allowed / "linked.jpg"))
+    assert reader.read(request) == b"secret"  # same owner as the root: allowed
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    os.chown(outside / "secret.jpg", 12345, 12345)
+    with pytest.raises(InputRejected) as info:
+        reader.read(request)
+    assert info.value.reason == "forbidden_path"
+    assert root_of((allowed / "linked.jpg").resolve(), [outside, allowed]) == allowed.resolve()
