@@ -9,9 +9,8 @@ Only recognised raster formats are answered, with their own content type.
 
 from __future__ import annotations
 
-from conf.settings import ServingSettings
 from review.store import Item
-from serving.inputs import InputReader, InputRejected, boto3_s3_factory
+from serving.inputs import InputReader, InputRejected
 from serving.schema import Request, SchemaError, decode_request
 
 # Leading bytes -> content type; anything else is never sent to a browser.
@@ -22,18 +21,6 @@ MAGIC = (
     (b"GIF89a", "image/gif"),
     (b"BM", "image/bmp"),
 )
-
-
-def reader_for(serving: ServingSettings) -> InputReader:
-    """The input reader with the serving settings' roots, buckets and size cap."""
-    return InputReader(
-        serving.allowed_roots,
-        serving.allowed_buckets,
-        s3_client_factory=boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
-        max_file_bytes=serving.max_file_bytes,
-        max_object_bytes=serving.max_object_bytes,
-        max_inline_bytes=serving.max_inline_bytes,
-    )
 
 
 def request_of(item: Item) -> Request:

@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from conf.settings import Settings
 from review.app import ReviewContext, create_app
 from review.auth import Login, new_token
-from review.images import reader_for
 from review.kafka import DecisionWriter, ReviewFeed, ensure_review_topics
 from review.metrics import ReviewMetrics
 from review.store import ReviewStore
+from serving.inputs import reader_for
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from conf.settings import ServingSettings
 from harmscan.imageio import ImageRejected, read_image_file
 from serving.links import hard_link_check, root_of
 from serving.schema import RejectReason, Request, log_safe
@@ -290,3 +291,15 @@ def boto3_s3_factory(endpoint_url: str | None, region: str) -> Callable[[], Any]
         return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
     return build
+
+
+def reader_for(serving: ServingSettings) -> InputReader:
+    """The input reader with the serving settings' roots, buckets and size cap."""
+    return InputReader(
+        serving.allowed_roots,
+        serving.allowed_buckets,
+        s3_client_factory=boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
+        max_file_bytes=serving.max_file_bytes,
+        max_object_bytes=serving.max_object_bytes,
+        max_inline_bytes=serving.max_inline_bytes,
+    )

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, Producer
 from conf.settings import Settings
 from serving.classifier import BatchClassifier
 from serving.consumer import ServingConsumer
-from serving.inputs import InputReader, boto3_s3_factory
+from serving.inputs import reader_for
 from serving.metrics import ServingMetrics
 from serving.source import ModelSource
 from serving.topics import check_message_limits, client_config, ensure_serving_topics
@@ -92,16 +92,8 @@ def model_source(settings: Settings) -> ModelSource:
 def make_classifier(settings: Settings) -> BatchClassifier:
     """The batching classifier under the serving limits."""
     serving = settings.serving
-    reader = InputReader(
-        serving.allowed_roots,
-        serving.allowed_buckets,
-        s3_client_factory=boto3_s3_factory(serving.s3_endpoint_url, serving.s3_region),
-        max_file_bytes=serving.max_file_bytes,
-        max_object_bytes=serving.max_object_bytes,
-        max_inline_bytes=serving.max_inline_bytes,
-    )
     return BatchClassifier(
-        reader,
+        reader_for(serving),
         workers=serving.decode_workers,
         max_pixels=serving.max_pixels,
         decode_timeout_s=serving.decode_timeout_s,
