@@ -40,6 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.standalone_consumer import cpu_seconds  # noqa: E402
 from conf.loader import load_settings  # noqa: E402
 from serving.batches import InFlight  # noqa: E402
 from serving.consumer import ServingConsumer  # noqa: E402
@@ -216,11 +217,11 @@ def serve_load_own_process(
         reader.start()
         producer = RequestProducer(settings, rate=rate)
         serve_bench.warm_up(producer, reader, images)
-        cpu_before = serve_bench._cpu_seconds(child.pid)
+        cpu_before = cpu_seconds(child.pid)
         meter = CpuSampler(SimpleNamespace(decoder=None))
         ids = serve_bench.send_and_wait(producer, reader, images, count)
         cpu = meter.per_image(len(ids))
-        cpu["consumer"] = (serve_bench._cpu_seconds(child.pid) - cpu_before) / len(ids) * 1000
+        cpu["consumer"] = (cpu_seconds(child.pid) - cpu_before) / len(ids) * 1000
         producer.close()
         reader.stop.set()
         reader.join(10)

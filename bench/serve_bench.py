@@ -59,6 +59,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.standalone_consumer import cpu_seconds  # noqa: E402
 from conf.loader import load_settings  # noqa: E402
 from conf.settings import ServingSettings, Settings  # noqa: E402
 from harmscan.bundle import ONNX_FILE, ServingSpec  # noqa: E402
@@ -358,15 +359,6 @@ def warm_up_broker(
 BROKER_PID: int | None = None  # the broker this bench started (its CPU is reported per load)
 
 
-def _cpu_seconds(pid: int | str) -> float:
-    """User + system CPU seconds of a process (all its threads), 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuMeter:
     """CPU used per image while a load runs: this process (the consumer loop with its inference
     threads and Kafka clients, plus the bench's producer and reader), the decode workers, the
@@ -381,9 +373,9 @@ class CpuMeter:
         idle = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         return {
             "wall": time.monotonic(),
-            "process": _cpu_seconds("self"),
-            "workers": sum(_cpu_seconds(p) for p in workers),
-            "broker": _cpu_seconds(BROKER_PID) if BROKER_PID else 0.0,
+            "process": cpu_seconds("self"),
+            "workers": sum(cpu_seconds(p) for p in workers),
+            "broker": cpu_seconds(BROKER_PID) if BROKER_PID else 0.0,
             "host_busy": (sum(map(int, idle)) - int(idle[3]) - int(idle[4]))
             / os.sysconf("SC_CLK_TCK"),
         }
@@ -561,9 +553,9 @@ def standalone(
         reader.start()
         producer = RequestProducer(settings)
         warm_up(producer, reader, images)
-        broker_start = _cpu_seconds(BROKER_PID) if BROKER_PID else 0.0
+        broker_start = cpu_seconds(BROKER_PID) if BROKER_PID else 0.0
         ids = send_and_wait(producer, reader, images, count)
-        broker_cpu = (_cpu_seconds(BROKER_PID) if BROKER_PID else 0.0) - broker_start
+        broker_cpu = (cpu_seconds(BROKER_PID) if BROKER_PID else 0.0) - broker_start
         producer.close()
         reader.stop.set()
         reader.join(10)
