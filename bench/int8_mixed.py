@@ -17,10 +17,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from int8_configs import session, time_round_robin
 from int8_trained import trained_model
 
+from harmscan.checksets import pooled
 from harmscan.pixelscore import p_harmful_each, pixel_batches
 from harmscan.precision import Int8Plan
 from harmscan.presets import EvalPreset
@@ -48,13 +48,7 @@ def trained_table(
     float_onnx, spec, dataset = trained_model(cache)
     base = Int8Plan.for_dataset(dataset)
     checks = base.checks
-    paths = [p for c in checks for p in c.paths]
-    labels = np.asarray([y for c in checks for y in c.harmful])
-    groups: dict[str, np.ndarray] = {}
-    offset = 0
-    for check_set in checks:
-        groups.update(check_set.groups(offset, len(paths)))
-        offset += len(check_set.paths)
+    paths, labels, groups = pooled(checks)
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="int8-mixed-") as tmp:
         graphs: dict[str, Path] = {}

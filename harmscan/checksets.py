@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harmscan.bundle import HARMFUL
-
-GATE_SET_DIR = Path(__file__).resolve().parents[1] / "gateset"
 
 
 @dataclass(frozen=True)
@@ -75,3 +74,16 @@ class CheckSet:
         return cls(
             name, tuple(photos.paths), tuple(photos.targets), tuple(photos.manifest["domain"])
         )
+
+
+def pooled(checks: Sequence[CheckSet]) -> tuple[list[Path], np.ndarray, dict[str, np.ndarray]]:
+    """Every check set's images in one list, their labels, and each group's mask over the list
+    (`CheckSet.groups`: a set, and each of its domains)."""
+    paths = [p for c in checks for p in c.paths]
+    labels = np.asarray([y for c in checks for y in c.harmful], dtype=np.int64)
+    groups: dict[str, np.ndarray] = {}
+    offset = 0
+    for check_set in checks:
+        groups.update(check_set.groups(offset, len(paths)))
+        offset += len(check_set.paths)
+    return paths, labels, groups

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ServingSpec
-from harmscan.checksets import GATE_SET_DIR, CheckSet
+from harmscan.checksets import CheckSet, pooled
+from harmscan.gateset import GATESET_DIR
 from harmscan.onnx_export import write_pixel_model
 from harmscan.pixelscore import (
     calibration_batches,
@@ -92,8 +93,8 @@ class Int8Plan:
         """
         from harmscan.trainsets import resolve_training_sets
 
-        if gate_set is None and (GATE_SET_DIR / "manifest.csv").is_file():
-            gate_set = GATE_SET_DIR
+        if gate_set is None and (GATESET_DIR / "manifest.csv").is_file():
+            gate_set = GATESET_DIR
         checks = [CheckSet.from_manifest(dataset, split="val")]
         if gate_set is not None:
             checks.append(CheckSet.from_photo_set(gate_set))
@@ -193,13 +194,7 @@ def judge(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Int8Check:
     """Score both pixel graphs on every check set and compare their AUCs (`check_int8`)."""
-    paths = [p for c in checks for p in c.paths]
-    labels = np.asarray([y for c in checks for y in c.harmful], dtype=np.int64)
-    groups: dict[str, np.ndarray] = {}
-    offset = 0
-    for check_set in checks:
-        groups.update(check_set.groups(offset, len(paths)))
-        offset += len(check_set.paths)
+    paths, labels, groups = pooled(checks)
     p_float, p_int8 = p_harmful_each((float_path, int8_path), spec, paths)
     decoded = ~np.isnan(p_float) & ~np.isnan(p_int8)
     return check_int8(
