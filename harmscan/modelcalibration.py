@@ -3,7 +3,8 @@
 `calibrate_model` picks temperature (or Platt bias) and threshold with
 `harmscan.calibration.choose_operating_point` (and, for a gated head with
 ``gate_operating_point = per-branch``, one threshold per branch: `harmscan.branchpoint`), then
-folds them into the model's last layer, so the exported graph serves calibrated probabilities.
+folds them into the model's last layer, so the exported graph serves calibrated probabilities;
+`calibrated_spec` is the serving spec that records them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from torch import nn
 
 from conf.settings import TrainSettings
 from harmscan.branchpoint import with_branches
+from harmscan.bundle import ServingSpec
 from harmscan.calibration import OperatingPoint, choose_operating_point
 from harmscan.heads import GatedPriorHead, final_layer, scale_logits, shift_branches, shift_log_odds
+from harmscan.presets import EvalPreset
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +89,35 @@ def calibrate_model(
         point.threshold,
     )
     return point
+
+
+def calibrated_spec(
+    arch: str, point: OperatingPoint, preset: EvalPreset, dataset_version: str, recipe: str
+) -> ServingSpec:
+    """The serving spec of a model calibrated at ``point``: threshold, review band, preset, and
+    a record of the calibration folded into it (temperature, bias, per-branch thresholds)."""
+    return ServingSpec(
+        arch=arch,
+        threshold=point.threshold,
+        review_low=point.review_low,
+        review_high=point.review_high,
+        dataset_version=dataset_version,
+        extra={
+            "recipe": recipe,
+            "temperature": f"{point.temperature:.6f}",
+            "calibration_bias": f"{point.bias:.6f}",
+            **_branch_extra(point),
+        },
+        **preset.spec_fields(),
+    )
+
+
+def _branch_extra(point: OperatingPoint) -> dict[str, str]:
+    """The spec's record of a gated head's per-branch thresholds (already folded in)."""
+    b = point.branches
+    if b is None:
+        return {}
+    return {
+        "threshold_photo_branch": f"{b.photo_threshold:.6f}",
+        "threshold_drawing_branch": f"{b.drawing_threshold:.6f}",
+    }

@@ -21,11 +21,11 @@ from conf.loader import dump_settings
 from conf.settings import Settings
 from harmscan.branchpoint import served_probability
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
-from harmscan.calibration import OperatingPoint
 from harmscan.data import dataset_version, split_domains, summarize
 from harmscan.engine import evaluate
 from harmscan.gateset import resolve_photo_set
 from harmscan.metrics import binary_metrics
+from harmscan.modelcalibration import calibrated_spec
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset
@@ -215,20 +215,7 @@ def _evaluate(
     calibrated = served_probability(val.p, point, val.gate)
     val_metrics = binary_metrics(val.y, calibrated, point.threshold)
     run.log_metrics({f"val_at_threshold_{k}": v for k, v in val_metrics.items()})
-    spec = ServingSpec(
-        arch=job.arch,
-        threshold=point.threshold,
-        review_low=point.review_low,
-        review_high=point.review_high,
-        dataset_version=dataset_version(dataset),
-        extra={
-            "recipe": job.recipe,
-            "temperature": f"{point.temperature:.6f}",
-            "calibration_bias": f"{point.bias:.6f}",
-            **_branch_extra(point),
-        },
-        **preset.spec_fields(),
-    )
+    spec = calibrated_spec(job.arch, point, preset, dataset_version(dataset), job.recipe)
     test = _scored(model, dataset, "test", frame, domain, **kw)
     run.log_metrics(set_metrics("test", test, spec.threshold))
     gate_dir = resolve_photo_set(settings.mlflow.gate_set)
@@ -236,17 +223,6 @@ def _evaluate(
         gate = score_photo_set(model, gate_dir, preset)
         run.log_metrics(set_metrics("gate", gate, spec.threshold))
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
-
-
-def _branch_extra(point: OperatingPoint) -> dict[str, str]:
-    """The spec's record of a gated head's per-branch thresholds (already folded in)."""
-    b = point.branches
-    if b is None:
-        return {}
-    return {
-        "threshold_photo_branch": f"{b.photo_threshold:.6f}",
-        "threshold_drawing_branch": f"{b.drawing_threshold:.6f}",
-    }
 
 
 PRIOR_ARCH = "mobilenet_v2"
