@@ -239,5 +239,10 @@ class DecisionWriter:
             )
 
     def close(self) -> None:
-        """Deliver what is pending."""
+        """Deliver what is pending, then close the client.
+
+        Closing matters: the web framework caches the app's endpoints, which hold this writer, so
+        an unclosed producer would live on and keep reconnecting to a broker that is gone.
+        """
         self._producer.flush(self.timeout)
+        self._producer.close()
