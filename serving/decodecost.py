@@ -44,16 +44,24 @@ def webp_size(data: bytes) -> tuple[int, int] | None:
 def check_decode_memory(
     data: bytes, *, memory_mb: int, max_pixels: int, max_aspect_ratio: float | None
 ) -> None:
-    """Refuse an image whose decode cannot fit in ``memory_mb`` (only WebP can, see the module).
+    """Refuse an image whose decode cannot fit in ``memory_mb`` (only WebP can, see the module),
+    and a WebP cut short (libwebp reports it as a decoder it could not create: ``corrupt``).
 
     The pixel and aspect-ratio caps are checked first, as the header check would (libwebp
     allocates its canvases when the file is opened, before that check: a 9000x9000 WebP, over
     ``max_pixels``, ran the worker out of memory and was ``too_large``, not a bomb).
 
     Raises:
-        ImageRejected: ``decompression_bomb`` over the pixel or aspect-ratio cap; ``too_large``,
-            naming the format, the memory it needs and the setting.
+        ImageRejected: ``truncated``; ``decompression_bomb`` over the pixel or aspect-ratio cap;
+            ``too_large``, naming the format, the memory it needs and the setting.
     """
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        declared = int.from_bytes(data[4:8], "little") + 8
+        if declared > len(data):  # libwebp said only "could not create decoder object"
+            raise ImageRejected(
+                "truncated",
+                f"the WebP declares {declared} bytes but {len(data)} arrived: send the whole file",
+            )
     size = webp_size(data)
     if size is None:
         return
