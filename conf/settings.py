@@ -378,6 +378,9 @@ class ServingSettings(Section):
     # S3 image sources (s3://bucket/key); null endpoint = AWS S3 itself, credentials from boto3.
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # Seconds reading one S3 object may take in all (a slow endpoint is an infrastructure
+    # failure, retried; botocore's read timeout only bounds each wait on the socket).
+    s3_read_deadline_s: float = Field(default=30.0, gt=0)
     # How long to wait for every result of a batch to be delivered before retrying the batch.
     delivery_timeout_s: float = Field(default=120.0, gt=0)
     # Infrastructure failures (delivery, commit, S3 down) retry with backoff up to this many s.

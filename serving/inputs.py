@@ -21,6 +21,7 @@ from typing import Any, cast
 from conf.settings import ServingSettings
 from harmscan.imageio import ImageRejected, read_image_file
 from serving.links import hard_link_check, root_of
+from serving.s3read import ReadTooSlow, read_body
 from serving.schema import RejectReason, Request, log_safe
 
 
@@ -178,12 +179,15 @@ def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
     return bucket, key
 
 
-def read_s3_object(client: Any, bucket: str, key: str, max_bytes: int) -> bytes:
-    """Read at most ``max_bytes`` of an S3 object with a ranged GET.
+def read_s3_object(
+    client: Any, bucket: str, key: str, max_bytes: int, deadline_s: float = 30.0
+) -> bytes:
+    """Read at most ``max_bytes`` of an S3 object with a ranged GET within ``deadline_s``.
 
     Raises:
         InputRejected: ``not_found``, ``forbidden_path`` (access denied) or ``too_large``.
-        SourceUnavailable: S3 could not be reached or answered with a server error.
+        SourceUnavailable: S3 could not be reached, answered with a server error, or sent the
+            body slower than ``deadline_s`` allows (`serving.s3read`).
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -192,7 +196,10 @@ def read_s3_object(client: Any, bucket: str, key: str, max_bytes: int) -> bytes:
         total = _total_size(response)
         if total is not None and total > max_bytes:
             raise InputRejected("too_large", f"s3://{bucket}/{key}: {total} bytes > {max_bytes}")
-        data = response["Body"].read(max_bytes + 1)
+        length = response.get("ContentLength")
+        data = read_body(response["Body"], max_bytes, deadline_s, length)
+    except (ReadTooSlow, ConnectionError) as exc:
+        raise SourceUnavailable(f"s3://{bucket}/{key}: {exc}") from exc
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -236,6 +243,7 @@ class InputReader:
         max_file_bytes: Largest local file (default ``max_bytes``).
         max_object_bytes: Largest S3 object (default ``max_bytes``).
         max_inline_bytes: Largest inline image, decoded (default ``max_bytes``).
+        s3_read_deadline_s: Seconds reading one S3 object may take.
     """
 
     def __init__(
@@ -248,12 +256,14 @@ class InputReader:
         max_file_bytes: int | None = None,
         max_object_bytes: int | None = None,
         max_inline_bytes: int | None = None,
+        s3_read_deadline_s: float = 30.0,
     ) -> None:
         self.allowed_roots = list(allowed_roots)
         self.allowed_buckets = list(allowed_buckets)
         self.max_file_bytes = max_file_bytes or max_bytes
         self.max_object_bytes = max_object_bytes or max_bytes
         self.max_inline_bytes = max_inline_bytes or max_bytes
+        self.s3_read_deadline_s = s3_read_deadline_s
         self._s3_factory = s3_client_factory
         self._s3: Any = None
 
@@ -268,7 +278,9 @@ class InputReader:
             return decode_inline(request.source, self.max_inline_bytes)
         if request.kind == "s3":
             bucket, key = parse_s3_uri(request.source, self.allowed_buckets)
-            return read_s3_object(self._s3_client(), bucket, key, self.max_object_bytes)
+            client = self._s3_client()
+            return read_s3_object(client, bucket, key, self.max_object_bytes,
+                                  self.s3_read_deadline_s)  # fmt: skip
         path = resolve_allowed_path(request.source, self.allowed_roots)
         return read_regular_file(path, self.max_file_bytes, root_of(path, self.allowed_roots))
 
@@ -287,7 +299,9 @@ def boto3_s3_factory(endpoint_url: str | None, region: str) -> Callable[[], Any]
         import boto3
         from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5)
+        # read_timeout bounds one wait on the socket; the whole read has its own deadline.
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
+                        read_timeout=10)  # fmt: skip
         return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
     return build
@@ -302,4 +316,5 @@ def reader_for(serving: ServingSettings) -> InputReader:
         max_file_bytes=serving.max_file_bytes,
         max_object_bytes=serving.max_object_bytes,
         max_inline_bytes=serving.max_inline_bytes,
+        s3_read_deadline_s=serving.s3_read_deadline_s,
     )

@@ -3,8 +3,11 @@ missing keys, and an unreachable endpoint reported as an infrastructure failure.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -12,7 +15,7 @@ import pytest
 
 from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader, SourceUnavailable, boto3_s3_factory
-from serving.schema import Result, encode_request
+from serving.schema import Request, Result, encode_request
 from serving.source import load_model_folder
 from stack.process import free_port
 from tests.serving_support import BLUE, RED, image_bytes, save_local_model
@@ -116,3 +119,54 @@ def test_a_gzip_content_encoded_object_is_read_as_stored_not_inflated(
         assert outcome.reason == "unsupported_format"
         assert outcome.detail.startswith("gzip-compressed data")
     assert grew_kb < 32 * 1024  # the 64 MB were never inflated here
+
+
+class _SlowS3(threading.Thread):
+    """An S3 endpoint answering every GET with a 100 kB object, one byte every 50 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.send_header("Content-Type", "image/jpeg")
+                self.end_headers()
+                try:
+                    for _ in range(100_000):
+                        self.wfile.write(b"\xff")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    return
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def run(self) -> None:
+        self.server.serve_forever(poll_interval=0.1)
+
+
+def test_a_slow_endpoint_is_infrastructure_within_the_read_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each byte came within botocore's read timeout, so the read went on for ~80 minutes.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    slow = _SlowS3()
+    slow.start()
+    reader = InputReader([], ["b"], 200_000, boto3_s3_factory(slow.endpoint, "us-east-1"),
+                         s3_read_deadline_s=1.5)  # fmt: skip
+    request = Request(id="slow", kind="s3", source="s3://b/k.jpg")
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable, match=r"serving\.s3_read_deadline_s"):
+            reader.read(request)
+    finally:
+        slow.server.shutdown()
+    assert time.monotonic() - started < 10

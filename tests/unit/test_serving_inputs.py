@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from serving.inputs import (
     resolve_allowed_path,
 )
 from serving.links import hard_link_check, root_of
+from serving.s3read import ReadTooSlow, read_body
 from serving.schema import Request
 
 
@@ -290,3 +292,29 @@ def test_the_reader_applies_the_hard_link_rule_to_the_file_it_opens(
         reader.read(request)
     assert info.value.reason == "forbidden_path"
     assert root_of((allowed / "linked.jpg").resolve(), [outside, allowed]) == allowed.resolve()
+
+
+class _Body:
+    """A StreamingBody stand-in: ``read`` hands out ``data`` in pieces, ``pause`` s each."""
+
+    def __init__(self, data: bytes, pause: float = 0.0) -> None:
+        self.data, self.pause, self.closed = data, pause, False
+
+    def read(self, amount: int) -> bytes:
+        time.sleep(self.pause)
+        piece, self.data = self.data[: min(amount, 7)], self.data[min(amount, 7) :]
+        return piece
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_s3_body_is_read_whole_capped_and_within_its_deadline() -> None:
+    assert read_body(_Body(b"x" * 50), 100, 5.0, expected=50) == b"x" * 50
+    assert read_body(_Body(b"x" * 500), 100, 5.0, expected=500) == b"x" * 101  # cap + 1
+    with pytest.raises(ConnectionError, match="after 30 of 50 bytes"):
+        read_body(_Body(b"x" * 30), 100, 5.0, expected=50)  # the connection closed early
+    slow = _Body(b"x" * 500, pause=0.05)
+    with pytest.raises(ReadTooSlow, match=r"in 0\.2s \(serving\.s3_read_deadline_s\)"):
+        read_body(slow, 400, 0.2)
+    assert slow.closed
