@@ -153,10 +153,8 @@ def serve_load(
     classifier = serve_bench.make_classifier(settings)
     producer_ = make_producer(settings)
     if "linger_ms" in bench:
-        from serving.topics import client_config
-
         producer_ = Producer({
-            **client_config(settings.kafka), "enable.idempotence": True, "acks": "all",
+            **settings.kafka.client_config(), "enable.idempotence": True, "acks": "all",
             "linger.ms": int(bench["linger_ms"]),
             "message.timeout.ms": int(settings.serving.delivery_timeout_s * 1000),
         })  # fmt: skip

@@ -22,7 +22,7 @@ from harmscan.decisions import Decision, encode_decision
 from review.store import Item, ReviewStore
 from serving.records import readable_headers
 from serving.schema import H_INLINE_REQUEST, SchemaError, decode_result
-from serving.topics import client_config, ensure_topics
+from serving.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class DecisionNotDelivered(RuntimeError):
 def ensure_review_topics(settings: Settings) -> None:
     """Create the review topic and the compacted decisions topic if they do not exist."""
     kafka = settings.kafka
-    security = {k: v for k, v in client_config(kafka).items() if k != "bootstrap.servers"}
+    security = {k: v for k, v in kafka.client_config().items() if k != "bootstrap.servers"}
     ensure_topics(
         kafka.bootstrap_servers, {kafka.review_topic: kafka.partitions}, client_config=security
     )
@@ -115,7 +115,7 @@ class ReviewFeed:
         kafka, review = self.settings.kafka, self.settings.review
         return Consumer(
             {
-                **client_config(kafka),
+                **kafka.client_config(),
                 "group.id": review.group_id,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
@@ -201,7 +201,7 @@ class DecisionWriter:
         self.timeout = settings.review.delivery_timeout_s
         self._producer = Producer(
             {
-                **client_config(settings.kafka),
+                **settings.kafka.client_config(),
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 0,

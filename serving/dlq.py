@@ -31,7 +31,7 @@ from serving.schema import (
     H_TRUNCATED,
     headers_dict,
 )
-from serving.topics import client_config, ensure_topics
+from serving.topics import ensure_topics
 
 OWN_HEADER_PREFIX = "harmscan-"
 
@@ -86,7 +86,7 @@ def _read_all(settings: Settings, topic: str, timeout: float) -> list[Message]:
     """Every record of ``topic`` from its start to its end now (no group, no commit)."""
     consumer = Consumer(
         {
-            **client_config(settings.kafka),
+            **settings.kafka.client_config(),
             "group.id": f"harmscan-dlq-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -193,7 +193,7 @@ def replay(
     kafka = settings.kafka
     log_topic = replay_log_topic(settings)
     if not dry_run:
-        admin = {k: v for k, v in client_config(kafka).items() if k != "bootstrap.servers"}
+        admin = {k: v for k, v in kafka.client_config().items() if k != "bootstrap.servers"}
         ensure_topics(
             kafka.bootstrap_servers,
             {log_topic: 1},
@@ -219,7 +219,7 @@ def replay(
             report.replayed.append(mark)
     if dry_run or not requests:
         return report
-    producer = Producer({**client_config(kafka), "enable.idempotence": True, "acks": "all"})
+    producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
     deliver(producer, requests, 60.0)
     marks = [Record("mark", log_topic, m.encode(), b"1", []) for m in report.replayed]
     deliver(producer, marks, 60.0)

@@ -63,7 +63,7 @@ class RequestProducer:
     """
 
     def __init__(self, settings: Settings, rate: float | None = None) -> None:
-        from serving.topics import client_config, ensure_serving_topics
+        from serving.topics import ensure_serving_topics
 
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive (requests per second), got {rate}")
@@ -75,7 +75,7 @@ class RequestProducer:
         # of a ~25 ms round trip measured at 10/s); unpaced bulk sends batch up for throughput.
         linger_ms = 0 if rate is not None else 5
         self._producer = Producer(
-            {**client_config(settings.kafka), "enable.idempotence": True, "linger.ms": linger_ms}
+            {**settings.kafka.client_config(), "enable.idempotence": True, "linger.ms": linger_ms}
         )
         self._next_at = time.monotonic()
         self.report = SendReport()

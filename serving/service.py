@@ -22,7 +22,7 @@ from serving.consumer import ServingConsumer
 from serving.inputs import reader_for
 from serving.metrics import ServingMetrics
 from serving.source import ModelSource
-from serving.topics import check_message_limits, client_config, ensure_serving_topics
+from serving.topics import check_message_limits, ensure_serving_topics
 from serving.watcher import ChampionWatcher
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def make_consumer(settings: Settings) -> Consumer:
     """A static group member with manual, synchronous commits (at-least-once)."""
     serving = settings.serving
     config = {
-        **client_config(settings.kafka),
+        **settings.kafka.client_config(),
         "group.id": settings.kafka.group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -63,7 +63,7 @@ def make_producer(settings: Settings) -> Producer:
     """An idempotent producer whose deliveries time out within the delivery timeout."""
     return Producer(
         {
-            **client_config(settings.kafka),
+            **settings.kafka.client_config(),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 2,

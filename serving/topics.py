@@ -1,12 +1,13 @@
 """How serving reaches Kafka: the clients' connection settings and the topics it needs.
 
-`client_config` is the connection and security part of every client's configuration, with
-``allow.auto.create.topics=false``: no client creates a topic by naming it. `ensure_topics` is the
-one place topics are created (the consumer at start, ``harmscan produce``, the tests),
-idempotently; `ensure_serving_topics` names the serving topics from the settings (requests with
-``kafka.partitions``, the results topic compacted, replication ``kafka.replication_factor``).
-`check_message_limits` refuses to start when an inline request at ``serving.max_inline_bytes`` or
-a dead letter could not pass the broker's message limit.
+Every client's connection and security settings come from
+`conf.settings.KafkaSettings.client_config` (with ``allow.auto.create.topics=false``: no client
+creates a topic by naming it). `ensure_topics` is the one place topics are created (the consumer
+at start, ``harmscan produce``, the tests), idempotently; `ensure_serving_topics` names the
+serving topics from the settings (requests with ``kafka.partitions``, the results topic
+compacted, replication ``kafka.replication_factor``). `check_message_limits` refuses to start
+when an inline request at ``serving.max_inline_bytes`` or a dead letter could not pass the
+broker's message limit.
 """
 
 from __future__ import annotations
@@ -18,22 +19,6 @@ from typing import Any
 from conf.settings import KafkaSettings, Settings
 
 logger = logging.getLogger(__name__)
-
-
-def client_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """The connection and security part of every Kafka client's configuration."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "security.protocol": kafka.security_protocol,
-        "allow.auto.create.topics": False,
-    }
-    if kafka.sasl_mechanism:
-        config["sasl.mechanism"] = kafka.sasl_mechanism
-    if kafka.sasl_username:
-        config["sasl.username"] = kafka.sasl_username
-    if kafka.sasl_password is not None:
-        config["sasl.password"] = kafka.sasl_password.get_secret_value()
-    return config
 
 
 def ensure_topics(
@@ -113,7 +98,7 @@ class MessageLimitError(ValueError):
 
 
 def _admin_config(kafka: KafkaSettings) -> dict[str, Any]:
-    return {k: v for k, v in client_config(kafka).items() if k != "allow.auto.create.topics"}
+    return {k: v for k, v in kafka.client_config().items() if k != "allow.auto.create.topics"}
 
 
 def ensure_serving_topics(settings: Settings) -> list[str]:

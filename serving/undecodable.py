@@ -22,7 +22,6 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from conf.settings import Settings
 from serving.records import Record
 from serving.schema import H_TRUNCATED, dead_letter_headers
-from serving.topics import client_config
 
 # Errors of one record batch (not of the connection): librdkafka re-fetches it forever.
 UNDECODABLE_CODES: Final = frozenset({KafkaError._BAD_COMPRESSION})
@@ -80,7 +79,7 @@ def batch_end(settings: Settings, batch: Undecodable, timeout: float = PROBE_TIM
     """
     reader = Consumer(
         {
-            **client_config(settings.kafka),
+            **settings.kafka.client_config(),
             "group.id": f"harmscan-probe-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

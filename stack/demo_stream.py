@@ -64,12 +64,11 @@ def collect_outcomes(
     from confluent_kafka import Consumer
 
     from serving.schema import H_DETAIL, H_REASON, H_REQUEST_ID, decode_result
-    from serving.topics import client_config
 
     kafka = settings.kafka
     consumer = Consumer(
         {
-            **client_config(kafka),
+            **kafka.client_config(),
             "group.id": f"harmscan-demo-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

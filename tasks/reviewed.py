@@ -44,7 +44,7 @@ def read_topic_to_end(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -
     """Every message of ``topic`` from its start to its current end (empty if it is missing)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    config = _client_config(kafka)
+    config = kafka.client_config()
     consumer = Consumer(
         {**config, "group.id": f"harmscan-etl-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
     )
@@ -76,20 +76,6 @@ def read_topic_to_end(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -
         return messages
     finally:
         consumer.close()
-
-
-def _client_config(kafka: KafkaSettings) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": kafka.bootstrap_servers,
-        "security.protocol": kafka.security_protocol,
-    }
-    if kafka.sasl_mechanism:
-        config["sasl.mechanism"] = kafka.sasl_mechanism
-    if kafka.sasl_username:
-        config["sasl.username"] = kafka.sasl_username
-    if kafka.sasl_password is not None:
-        config["sasl.password"] = kafka.sasl_password.get_secret_value()
-    return config
 
 
 def image_bytes(decision: Decision, inline: dict[str, bytes], serving: ServingSettings) -> bytes:
