@@ -226,3 +226,22 @@ def test_a_request_that_is_not_utf8_says_what_to_send(payload: bytes, says: str)
     with pytest.raises(SchemaError, match="a request is UTF-8 JSON") as info:
         decode_request(payload)
     assert says in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" + b"1," * 450_000 + b"1]",
+        b"{" + b",".join(b'"k%d":1' % i for i in range(90_000)) + b"}",
+        b"[" + b'"",' * 300_000 + b'""]',
+    ],
+    ids=["numbers", "keys", "strings"],
+)
+def test_hundreds_of_thousands_of_values_are_refused_before_parsing(payload: bytes) -> None:
+    # 450,000 numbers took ~0.5 s to parse, twice per message (request, dead letter id); the
+    # count of commas outside strings refuses them in milliseconds, before the parser runs.
+    with pytest.raises(SchemaError, match="JSON values"):
+        decode_request(payload)
+    assert peek_request_id(payload) is None
+    commas = b'{"v":1,"id":"a","path":"/a,b' + b"," * 5000 + b'.jpg","sent_at":1}'
+    assert decode_request(commas).source.count(",") == 5001  # commas in strings do not count
