@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 DEFAULT_MAX_PIXELS: Final = 50_000_000
@@ -336,8 +336,16 @@ def _strips(image: Image.Image) -> list[tuple[int, int, int, int]]:
     return [(0, top, width, min(height, top + step)) for top in range(0, height, step)]
 
 
+# EXIF orientations that `ImageOps.exif_transpose` turns (1 is upright; others it leaves alone).
+_TURNED: Final = range(2, 9)
+
+
 def _upright(image: Image.Image) -> Image.Image:
     try:
+        # exif_transpose copies an image it leaves as it is: every upright decode paid for a
+        # copy of its pixels (and a large image held two), so it is asked only to turn one.
+        if image.getexif().get(ExifTags.Base.Orientation, 1) not in _TURNED:
+            return image
         return ImageOps.exif_transpose(image) or image
     except _BROKEN_EXIF:
         return image  # broken EXIF: keep the pixels as stored

@@ -367,3 +367,11 @@ def test_eval_preset_crop_equals_resizing_the_whole_image_then_cropping(
     difference = np.abs(cropped - whole)
     assert difference.max() <= 2
     assert difference.mean() < 0.05
+
+
+def test_an_upright_image_is_not_copied_for_its_orientation() -> None:
+    from harmscan.imageio import _upright
+
+    image = Image.open(io.BytesIO(encode(red((64, 32)), "JPEG")))
+    image.load()
+    assert _upright(image) is image
