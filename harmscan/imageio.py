@@ -221,7 +221,7 @@ def read_image_file(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     follow_symlinks: bool = True,
-    check: Callable[[os.stat_result], None] | None = None,
+    check: Callable[[int, os.stat_result], None] | None = None,
 ) -> bytes:
     """Read a regular file's bytes without ever blocking on a FIFO, device or socket.
 
@@ -233,8 +233,8 @@ def read_image_file(
         max_bytes: Refuse files larger than this.
         follow_symlinks: With False, a symlink at ``path`` (one swapped in after the caller
             resolved it) is refused as ``forbidden_path``.
-        check: Called with the opened file's ``fstat`` before reading; it may raise
-            `ImageRejected` (the caller's own policy on the very file read, e.g. hard links).
+        check: Called with the opened file's descriptor and ``fstat`` before reading; it may
+            raise `ImageRejected` (the caller's own policy on the very file read).
 
     Raises:
         ImageRejected: ``not_found``, ``not_a_file``, ``forbidden_path`` or ``too_large``.
@@ -257,7 +257,7 @@ def read_image_file(
         if not stat.S_ISREG(info.st_mode):
             raise ImageRejected("not_a_file", f"{path} is not a regular file")
         if check is not None:
-            check(info)
+            check(fd, info)
         if info.st_size > max_bytes:
             raise ImageRejected("too_large", f"{info.st_size} bytes > limit {max_bytes}")
         chunks: list[bytes] = []

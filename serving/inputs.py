@@ -20,7 +20,7 @@ from typing import Any, Final, cast
 
 from conf.settings import ServingSettings
 from harmscan.imageio import ImageRejected, read_image_file
-from serving.links import hard_link_check, root_of
+from serving.links import opened_file_check, root_of
 from serving.s3read import ReadTooSlow, read_body
 from serving.schema import RejectReason, Request, log_safe
 
@@ -83,13 +83,14 @@ def read_regular_file(path: Path, max_bytes: int, root: Path | None = None) -> b
 
     Symlinks are not followed: the path was resolved against the allowed roots already, so a
     symlink found here was swapped in since. With ``root`` (the allowed root ``path`` lies
-    under), a hard link to another owner's file is refused (`serving.links`).
+    under), the file opened must lie under it (a folder of the path swapped for a link since is
+    caught) and a hard link to another owner's file is refused (`serving.links`).
 
     Raises:
         InputRejected: ``not_found``, ``forbidden_path`` (a symlink swapped in, another owner's
             hard link, no permission), ``not_a_file`` (FIFO, device, directory) or ``too_large``.
     """
-    check = hard_link_check(path, root) if root is not None else None
+    check = opened_file_check(path, root) if root is not None else None
     try:
         return read_image_file(path, max_bytes=max_bytes, follow_symlinks=False, check=check)
     except ImageRejected as exc:

@@ -1,5 +1,7 @@
-"""Hard links under an allowed root: a name inside the root for a file that may live outside it.
+"""What the file a path request opened must be: under its allowed root as the kernel opened it
+(`opened_file_check`), and not another owner's hard link.
 
+Hard links under an allowed root give a name inside the root to a file that may live outside it.
 ``realpath`` resolves ``..`` and symlinks, but a hard link has no target to resolve: every name of
 the file is equally real, and one of them may lie outside ``serving.allowed_roots`` (a user who can
 write into the root links ``/etc/shadow`` or another tenant's image there). A file's other names
@@ -29,15 +31,35 @@ def root_of(path: Path, allowed_roots: Sequence[Path]) -> Path | None:
     return None
 
 
-def hard_link_check(path: Path, root: Path) -> Callable[[os.stat_result], None]:
-    """The check `harmscan.imageio.read_image_file` runs on the opened file (see the module).
+def opened_path(fd: int) -> Path | None:
+    """Where the kernel says an open descriptor's file is (``/proc/self/fd``), or None."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+
+
+def opened_file_check(path: Path, root: Path) -> Callable[[int, os.stat_result], None]:
+    """The check `harmscan.imageio.read_image_file` runs on the opened file: it must lie under
+    ``root`` as the kernel opened it, and follow the hard-link rule (see the module).
+
+    ``O_NOFOLLOW`` guards only the last component: a directory of the path swapped for a
+    symlink between ``realpath`` and ``open`` (``root/user`` -> ``/etc``) was followed, and a
+    file outside the root read. The kernel's own name for the opened file tells.
 
     Raises (when called):
-        ImageRejected: ``forbidden_path`` for another owner's file with more than one name.
+        ImageRejected: ``forbidden_path`` outside the root, or another owner's hard link.
     """
     owner = os.stat(root).st_uid
 
-    def check(info: os.stat_result) -> None:
+    def check(fd: int, info: os.stat_result) -> None:
+        where = opened_path(fd)
+        if where is not None and not (where == root or where.is_relative_to(root)):
+            raise ImageRejected(
+                "forbidden_path",
+                f"{path} opened {where}, outside {root}: a folder of the path was swapped for a "
+                "link after it was resolved",
+            )
         if info.st_nlink > 1 and info.st_uid != owner:
             raise ImageRejected(
                 "forbidden_path",

@@ -21,7 +21,7 @@ from serving.inputs import (
     read_s3_object,
     resolve_allowed_path,
 )
-from serving.links import hard_link_check, root_of
+from serving.links import opened_file_check, root_of
 from serving.s3read import ReadTooSlow, read_body
 from serving.schema import Request
 
@@ -267,11 +267,15 @@ def test_a_hard_link_to_another_owners_file_is_forbidden(roots: tuple[Path, Path
     # realpath cannot see a hard link: /srv/images/x.jpg linked to /etc/shadow resolves to itself.
     allowed, _ = roots
     owner = os.stat(allowed).st_uid
-    check = hard_link_check(allowed / "x.jpg", allowed)
-    check(_stat(1, owner + 1))  # one name: an upload by another user, not a link
-    check(_stat(2, owner))  # the root owner's own link (a dataset the ETL linked)
-    with pytest.raises(ImageRejected) as info:
-        check(_stat(2, owner + 1))
+    check = opened_file_check(allowed / "ok.jpg", allowed.resolve())
+    fd = os.open(allowed / "ok.jpg", os.O_RDONLY)
+    try:
+        check(fd, _stat(1, owner + 1))  # one name: an upload by another user, not a link
+        check(fd, _stat(2, owner))  # the root owner's own link (a dataset the ETL linked)
+        with pytest.raises(ImageRejected) as info:
+            check(fd, _stat(2, owner + 1))
+    finally:
+        os.close(fd)
     assert info.value.reason == "forbidden_path"
     assert "hard link (2 names)" in info.value.detail
     assert "copy the image into the root" in info.value.detail
@@ -334,3 +338,18 @@ def test_a_path_longer_than_path_max_is_refused_before_resolving(
     assert info.value.reason == "bad_schema"
     assert "at most 4096 bytes (PATH_MAX)" in info.value.detail
     assert resolve_allowed_path(str(allowed) + "/" + "a/../" * 700 + "ok.jpg", [allowed])
+
+
+def test_a_folder_swapped_for_a_link_after_resolving_is_caught_on_the_opened_file(
+    roots: tuple[Path, Path],
+) -> None:
+    # O_NOFOLLOW guards the last component only: root/user -> outside, swapped in between
+    # realpath and open, was followed and the secret read.
+    allowed, outside = roots
+    (allowed / "user").symlink_to(outside)
+    swapped = allowed.resolve() / "user" / "secret.jpg"  # what realpath saw: a folder, then
+    with pytest.raises(InputRejected) as info:
+        read_regular_file(swapped, 1000, allowed.resolve())
+    assert info.value.reason == "forbidden_path"
+    assert "swapped for a link" in info.value.detail
+    assert read_regular_file(allowed.resolve() / "ok.jpg", 1000, allowed.resolve()) == b"x" * 10
