@@ -116,6 +116,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head": "prior-gated",
         "gate_operating_point": "per-branch",
     },
+    # the same, the photo branch's threshold chosen on the whole calibration mix (scored by the
+    # photo branch: the harmful drawings' recall and the cap on every safe image)
+    "prior+probe+gate-branch+mixpoint": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photo_threshold_on": "mix",
+    },
     # the same, the gate also learning "photo" from objectpool's objects, people and cut-outs
     "prior+probe+gate-branch+objects": {
         "recipe": "probe",

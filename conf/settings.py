@@ -241,6 +241,10 @@ class TrainSettings(Section):
     # per-branch (the photo branch's on the calibration photos, the drawing branch's on the
     # other images, folded into the branches; harmscan.branchpoint). Other heads ignore it.
     gate_operating_point: Literal["mix", "per-branch"] = "mix"
+    # With per-branch: the photo branch's threshold on the calibration photos alone (photos:
+    # safe photos only, so the false-alarm cap sets it) or on the whole calibration mix scored
+    # by the photo branch (mix: harmful drawings' recall and the cap on every safe image).
+    gate_photo_threshold_on: Literal["photos", "mix"] = "photos"
 
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod

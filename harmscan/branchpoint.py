@@ -33,6 +33,8 @@ from harmscan.calibration import (
 )
 
 GATE_OPERATING_POINTS = ("mix", "per-branch")
+# Where the photo branch's threshold is chosen (`choose_branch_point`).
+PHOTO_THRESHOLD_SETS = ("photos", "mix")
 
 
 @dataclass(frozen=True)
@@ -74,23 +76,31 @@ def served_probability(
 
 
 def branch_threshold(
-    y_true: object, scores: object, *, target_recall: float, max_safe_flagged: float | None
+    y_true: object,
+    scores: object,
+    *,
+    target_recall: float,
+    max_safe_flagged: float | None,
+    weights: object | None = None,
 ) -> float:
     """One branch's threshold on ``scores`` (any increasing scale; log-odds here, which do not
     saturate): the highest keeping ``target_recall`` of its harmful images (if it has any),
-    raised until at most ``max_safe_flagged`` of its safe images score at or above it.
+    raised until at most ``max_safe_flagged`` of its safe images score at or above it; both
+    shares weighted by ``weights`` (None: every image counts once).
 
     Raises:
         ValueError: Neither harmful images nor safe images with a cap to choose on.
     """
     y = np.asarray(y_true, dtype=np.int64).ravel()
     z = np.asarray(scores, dtype=np.float64).ravel()
+    w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     found = []
     if (y == 1).any():
-        found.append(threshold_for_recall_weighted(y, z, np.ones_like(z), target_recall))
+        found.append(threshold_for_recall_weighted(y, z, w, target_recall))
     if max_safe_flagged is not None and (y == 0).any():
-        safe = np.sort(z[y == 0])[::-1]
-        share = np.arange(1, safe.size + 1) / safe.size
+        order = np.argsort(-z[y == 0], kind="stable")
+        safe, weight = z[y == 0][order], w[y == 0][order]
+        share = np.cumsum(weight) / weight.sum()
         over = np.nonzero(share > max_safe_flagged + 1e-12)[0]
         found.append(float(np.nextafter(safe[over[0]], np.inf)) if over.size else -np.inf)
     if not found:
@@ -109,17 +119,32 @@ def choose_branch_point(
     *,
     target_recall: float,
     max_safe_flagged: float | None,
+    photo_threshold_on: str = "photos",
+    photo_share: float = 0.5,
 ) -> BranchPoint:
     """Per-branch thresholds of a gated head, as shifts towards ``point.threshold``.
 
     ``branches`` is ``(n, 3)``: gate, photo-branch and drawing-branch harmful log-odds before
     calibration (`harmscan.heads.GatedPriorHead.branch_log_odds`), calibrated here with the
-    point's temperature and bias. The photo branch's threshold is chosen on the ``photo``
-    images, the drawing branch's on the others, each with `branch_threshold`.
+    point's temperature and bias. The drawing branch's threshold is chosen on the images that
+    are not photos, with `branch_threshold`. The photo branch's, with ``photo_threshold_on``:
+
+    * ``photos``: on the ``photo`` images alone (safe photos only: the false-alarm cap sets it,
+      so it is only as good as the calibration photos are like the photos users upload);
+    * ``mix``: on every image of the mix scored by the photo branch, weighted as the mix
+      (photos ``photo_share``; `harmscan.calibration.mix_weights`), i.e. the operating point a
+      one-score model equal to the photo branch would get: the harmful drawings' recall and the
+      cap on safe drawings and photos together.
 
     Raises:
-        ValueError: A wrong shape, or no photos or no other images to choose on.
+        ValueError: A wrong shape, no photos or no other images to choose on, or an unknown
+            ``photo_threshold_on``.
     """
+    if photo_threshold_on not in PHOTO_THRESHOLD_SETS:
+        raise ValueError(
+            f"unknown train.gate_photo_threshold_on {photo_threshold_on!r}; valid: "
+            f"{', '.join(PHOTO_THRESHOLD_SETS)}"
+        )
     y = np.asarray(y_true, dtype=np.int64).ravel()
     b = np.asarray(branches, dtype=np.float64)
     if b.shape != (y.size, 3):
@@ -132,12 +157,18 @@ def choose_branch_point(
             "train.calibration_photos (e.g. photopool) or set train.gate_operating_point to "
             f"one of {', '.join(GATE_OPERATING_POINTS)}"
         )
+    photo_rows = is_photo if photo_threshold_on == "photos" else np.ones_like(is_photo)
+    weights = mix_weights(domains, photo_share)
     picked = []  # in calibrated log-odds
-    for column, rows in ((1, is_photo), (2, ~is_photo)):
+    for column, rows in ((1, photo_rows), (2, ~is_photo)):
         z = b[rows, column] / point.temperature + point.bias
         picked.append(
             branch_threshold(
-                y[rows], z, target_recall=target_recall, max_safe_flagged=max_safe_flagged
+                y[rows],
+                z,
+                target_recall=target_recall,
+                max_safe_flagged=max_safe_flagged,
+                weights=weights[rows] if photo_threshold_on == "mix" and column == 1 else None,
             )
         )
     if not np.all(np.isfinite(picked)):
@@ -162,6 +193,7 @@ def with_branches(
     photo_share: float,
     target_recall: float,
     max_safe_flagged: float | None,
+    photo_threshold_on: str = "photos",
 ) -> OperatingPoint:
     """``point`` (from `harmscan.calibration.choose_operating_point` on the same mix) with a
     threshold per branch (`choose_branch_point`); its ``ece_after`` is then of what the folded
@@ -173,6 +205,8 @@ def with_branches(
         point,
         target_recall=target_recall,
         max_safe_flagged=max_safe_flagged,
+        photo_threshold_on=photo_threshold_on,
+        photo_share=photo_share,
     )
     out = replace(point, branches=split)
     y = np.asarray(y_true, dtype=np.int64).ravel()

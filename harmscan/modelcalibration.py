@@ -66,6 +66,7 @@ def calibrate_model(
             point, y_true, p_harmful, branches, domains,
             photo_share=settings.calibration_photo_share,
             target_recall=settings.target_recall, max_safe_flagged=settings.max_safe_flagged,
+            photo_threshold_on=settings.gate_photo_threshold_on,
         )  # fmt: skip
     scale_logits(layer, 1.0 / point.temperature)
     shift_log_odds(layer, point.bias)

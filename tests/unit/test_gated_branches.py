@@ -156,3 +156,30 @@ def test_recording_branches_sees_every_image_once_and_only_for_a_gated_head() ->
     assert none is None
     with pytest.raises(TypeError, match="gated head"):
         shift_branches(plain[0], 1.0, 1.0)
+
+
+def test_photo_threshold_on_the_mix_is_the_point_of_the_photo_branch_alone() -> None:
+    """``photo_threshold_on=mix``: an image routed to the photo branch is flagged exactly when
+    a one-score model equal to the photo branch, given the usual operating point on the same
+    mix, flags it (harmful drawings' recall, then the cap on every safe image, weighted)."""
+    head = _head(9)
+    f, y, domains = _mix(10)
+    p = _p(head, f)
+    branches = head.branch_log_odds(f).numpy()
+    point = choose_operating_point(y, p, domains, photo_share=0.5, band=0.1, **RULE)
+    split = choose_branch_point(
+        y, branches, domains, point, photo_threshold_on="mix", photo_share=0.5, **RULE
+    )
+    alone = choose_operating_point(
+        y, sigmoid(branches[:, 1]), domains, photo_share=0.5, band=0.1, method="none", **RULE
+    )
+    photo = branches[:, 1] / point.temperature + point.bias  # calibrated, as the split's scale
+    stored = np.log(point.threshold / (1 - point.threshold))
+    np.testing.assert_array_equal(
+        photo >= stored - split.photo_shift, sigmoid(branches[:, 1]) >= alone.threshold
+    )
+    on_photos = choose_branch_point(y, branches, domains, point, **RULE)
+    assert on_photos.photo_threshold != pytest.approx(split.photo_threshold)  # it matters
+    assert on_photos.drawing_threshold == pytest.approx(split.drawing_threshold)
+    with pytest.raises(ValueError, match="valid: photos, mix"):
+        choose_branch_point(y, branches, domains, point, photo_threshold_on="all", **RULE)

@@ -21,6 +21,10 @@ from conf.settings import TrainSettings
         ("probe%0.5/drawpool", {"probe_c": 0.5, "extra_train_sets": ["drawpool"]}),
         ("lp-ft%0.05", {"recipe": "lp-ft", "probe_c": 0.05}),
         ("prior+probe+gate@0.9:0.2%0.05", {"gate_photo_mix": 0.9, "probe_c": 0.05}),
+        (
+            "prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool",
+            {"gate_photo_mix": 1.0, "gate_photo_threshold_on": "mix", "probe_c": 0.01},
+        ),
     ],
 )
 def test_probe_c_suffix(name: str, expected: dict[str, Any]) -> None:

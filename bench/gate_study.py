@@ -1,0 +1,237 @@
+"""Head configurations on cached features: the recipe bench's figures in seconds per row.
+
+    nice -n 10 .venv/bin/python bench/gate_study.py --image-size 224 \
+        --calibration-photos photopool \
+        --configs "prior+probe%0.01,prior+probe+gate-branch%0.01/drawpool"
+
+The probe recipes never move the backbone, so every head (prior, probe + prior, the gated
+head, its per-branch operating point) is a function of the pooled features of each image. This
+extracts them once per image size (the mirror's train / val / test subsets, every pool and the
+gate set, cached under ``--cache``, keyed by size and each set's manifest) and then runs the real
+code on them: `harmscan.transfer.train_recipe` and `tasks.recipes.calibrate_on_mix` on a model
+whose backbone is the identity, so a row equals `bench/recipe_bench.py`'s for the same
+configuration (configuration names as there, ``NAME~SET[+SET]`` too). ``--per-image`` prints,
+for one configuration, each gate-set photo's gate, branch scores and verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recipe_bench import REPO, WEIGHTS, _calibrated_by, _paths, config, mirror_dataset
+
+from conf.settings import TrainSettings
+from harmscan.data import ManifestDataset, read_manifest, split_domains
+from harmscan.gateset import load_photo_set
+from harmscan.heads import final_layer
+from harmscan.metrics import domain_metrics
+from harmscan.models import resolve_weights
+from harmscan.presets import TrainPreset
+from harmscan.recipes import extract_features
+from harmscan.trainjob import build_recipe_model
+from harmscan.trainsets import PoolDataset, resolve_training_sets
+from harmscan.transfer import RecipeData, train_recipe
+from tasks.recipes import Scored, branch_scores, calibrate_on_mix
+
+ARCH = "mobilenet_v2"
+POOLS = ("drawpool", "emojipool", "objectpool", "photopool")
+Features = dict[str, dict[str, Any]]  # set name -> x, y, domain, (sha256, source, subject)
+
+
+class FeatureModel(nn.Module):
+    """MobileNetV2's classifier alone: its input is the pooled features (``classifier.1`` is
+    the head, so `harmscan.heads.final_layer` and the recipes find it as in the full model)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.classifier = nn.Sequential(nn.Dropout(0.2), head)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)
+
+
+def _sets(gate: Path) -> dict[str, Path]:
+    return {**{p: REPO / p for p in POOLS}, "gateset": gate}
+
+
+def _cache_key(size: int, gate: Path) -> str:
+    digest = hashlib.sha256((REPO / "mirror/expected.csv").read_bytes())
+    for root in _sets(gate).values():
+        digest.update((root / "manifest.csv").read_bytes())
+    return f"{ARCH}-{size}-{digest.hexdigest()[:12]}"
+
+
+def extract_all(size: int, gate: Path, cache: Path) -> Features:
+    """Pooled features of every image the study scores, from ``cache`` when present."""
+    path = cache / f"{_cache_key(size, gate)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=True) as data:
+            return json.loads(str(data["meta"]), object_hook=_arrays_of(data))
+    cfg = TrainSettings(image_size=size, num_workers=0, weights=WEIGHTS)
+    model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg.model_copy(
+        update={"head": "prior"}))  # fmt: skip
+    preset = TrainPreset(image_size=size, augment=False).eval_preset
+    out: Features = {}
+    with tempfile.TemporaryDirectory(prefix="gate-study-") as tmp:
+        dataset = mirror_dataset(Path(tmp))
+        frame = read_manifest(dataset)
+        for split in ("train", "val", "test"):
+            data = ManifestDataset(dataset, split, preset, frame)
+            out[split] = _features(model, data, split_domains(frame, split, "illustration"))
+    for name, root in _sets(gate).items():
+        photo_set = load_photo_set(root)
+        data = PoolDataset(photo_set, preset)
+        out[name] = _features(model, data, data.domains)
+        for column in ("sha256", "source", "subject"):
+            out[name][column] = [str(v) for v in photo_set.manifest[column]]
+    cache.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{k}.{c}": v[c] for k, v in out.items() for c in ("x", "y")}
+    meta = {k: {c: (f"@{k}.{c}" if c in ("x", "y") else v[c]) for c in v} for k, v in out.items()}
+    np.savez(path, meta=json.dumps(meta), **arrays)
+    return out
+
+
+def _arrays_of(data: Any) -> Any:
+    def hook(obj: dict[str, Any]) -> dict[str, Any]:
+        return {k: data[v[1:]] if isinstance(v, str) and v.startswith("@") else v
+                for k, v in obj.items()}  # fmt: skip
+
+    return hook
+
+
+def _features(model: nn.Module, data: Dataset, domains: list[str]) -> dict[str, Any]:
+    x, y = extract_features(model, ARCH, DataLoader(data, batch_size=32), torch.device("cpu"))
+    return {"x": x, "y": y, "domain": list(domains)}
+
+
+def _loader(*parts: dict[str, Any]) -> DataLoader:
+    x = torch.from_numpy(np.concatenate([p["x"] for p in parts]))
+    y = torch.from_numpy(np.concatenate([p["y"] for p in parts])).long()
+    return DataLoader(TensorDataset(x, y), batch_size=64)
+
+
+def _score(model: nn.Module, *parts: dict[str, Any]) -> Scored:
+    from harmscan.engine import evaluate
+
+    with branch_scores(model) as branches:
+        preds = evaluate(model, _loader(*parts), torch.device("cpu"), description="score")
+    return Scored(preds.y_true, preds.p_harmful, [d for p in parts for d in p["domain"]],
+                  branches())  # fmt: skip
+
+
+def run(name: str, feats: Features, calibration: list[str], base: dict[str, Any]) -> dict:
+    """Fit, calibrate and score one configuration on cached features (as `recipe_bench`)."""
+    cfg = TrainSettings(**{**base, **config(name)})
+    resolve_training_sets(cfg.extra_train_sets, None)  # the gate-set checks of the real code
+    train = [feats["train"], *(feats[Path(p).name] for p in cfg.extra_train_sets)]
+    data = RecipeData(train=_loader(*train), probe=_loader(*train), val=_loader(feats["val"]))
+    if cfg.head == "prior-gated":
+        data.photos = _loader(*(feats[Path(p).name] for p in cfg.gate_photos))
+        if cfg.gate_drawings:
+            data.gate_drawings = _loader(*(feats[Path(p).name] for p in cfg.gate_drawings))
+    full = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg)
+    model = FeatureModel(final_layer(full, ARCH))
+    train_recipe(model, ARCH, data, cfg, device=torch.device("cpu"))
+    val = _score(model, feats["val"])
+    photos = _score(model, *(feats[c] for c in calibration)) if calibration else None
+    point = calibrate_on_mix(model, ARCH, val, photos, cfg)
+    gate = _score(model, feats["gateset"])
+    test = _score(model, feats["test"])
+    return {
+        "config": name,
+        "point": point,
+        "gate": domain_metrics(gate.y, gate.p, gate.domains, point.threshold),
+        "test": domain_metrics(test.y, test.p, test.domains, point.threshold),
+        "gate_scored": gate,
+    }
+
+
+def counts(y: np.ndarray, p: np.ndarray, mask: np.ndarray, threshold: float) -> str:
+    """``caught/flagged`` at the threshold among ``mask``."""
+    hit = p >= threshold
+    return f"{int((hit & (y == 1) & mask).sum())}/{int((hit & (y == 0) & mask).sum())}"
+
+
+def row(r: dict[str, Any], size: int) -> str:
+    g, t, point = r["gate"], r["test"], r["point"]
+    s: Scored = r["gate_scored"]
+    d = np.asarray(s.domains)
+    cells = [str(size), r["config"]]
+    cells += [f"{g[f'{k}_auc']:.3f}" for k in ("all", "photo", "emoji")]
+    cells.append(f"{t['all_auc']:.3f}")
+    cells += [counts(s.y, s.p, d == k, point.threshold) for k in ("photo", "emoji")]
+    cells.append(f"{t['all_recall']:.2f}/{t['all_safe_flagged']:.2f}")
+    cells.append(f"{point.ece_before:.3f}→{point.ece_after:.3f}")
+    b = point.branches
+    cells.append(f"{b.photo_threshold:.3f}/{b.drawing_threshold:.3f}" if b else "—")
+    if s.gate is not None:
+        cells.append("/".join(f"{int((s.gate[d == k] > 0.5).sum())}" for k in ("photo", "emoji")))
+    else:
+        cells.append("—")
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| px | config | AUC all | photo | emoji | illus. | photos caught/flagged (7/85) | "
+    "emoji (35/240) | illus. recall/flagged | ECE mix before→after | thr photo/drawing | "
+    "gate: photos (92) / emoji (275) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def per_image(r: dict[str, Any], feats: Features) -> None:
+    """Every gate-set photo: label, gate, branch log-odds, served score, subject."""
+    s: Scored = r["gate_scored"]
+    meta = feats["gateset"]
+    print(f"threshold {r['point'].threshold:.4f}")
+    order = np.argsort(-s.p)
+    for i in order:
+        if meta["domain"][i] != "photo":
+            continue
+        b = s.branches[i] if s.branches is not None else (np.nan, np.nan, np.nan)
+        flag = "*" if s.p[i] >= r["point"].threshold else " "
+        label = "H" if s.y[i] else "s"
+        print(
+            f"{flag} {label} p={s.p[i]:.3f} g={b[0]:.2f} photo={b[1]:+.2f} draw={b[2]:+.2f} "
+            f"{meta['source'][i]}: {meta['subject'][i]}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gate", type=Path, default=REPO / "gateset")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--calibration-photos", default="photopool")
+    parser.add_argument("--configs", required=True)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
+    parser.add_argument("--per-image", default="", help="a configuration to list photo by photo")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(2)
+    feats = extract_all(args.image_size, args.gate.resolve(), args.cache)
+    base = {"image_size": args.image_size, "num_workers": 0, "weights": WEIGHTS}
+    print(HEADER)
+    for full in args.configs.split(","):
+        name, calibration = _calibrated_by(full, _paths(args.calibration_photos))
+        r = run(name, feats, [p.name for p in calibration], base)
+        r["config"] = full
+        print(row(r, args.image_size), flush=True)
+        if full == args.per_image:
+            per_image(r, feats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The gate study's premise: a probe recipe's head on cached pooled features is the model."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from bench.gate_study import FeatureModel
+from bench.recipe_bench import WEIGHTS as BENCH_WEIGHTS
+from conf.settings import TrainSettings
+from harmscan.heads import final_layer
+from harmscan.models import resolve_weights
+from harmscan.recipes import extract_features
+from harmscan.trainjob import build_recipe_model
+
+
+def test_the_head_on_cached_features_gives_the_full_models_logits() -> None:
+    torch.manual_seed(0)
+    cfg = TrainSettings(recipe="probe", head="prior-gated")
+    model = build_recipe_model(
+        "mobilenet_v2", resolve_weights("mobilenet_v2", BENCH_WEIGHTS["mobilenet_v2"]), cfg
+    ).eval()
+    head = final_layer(model, "mobilenet_v2")
+    with torch.no_grad():
+        head.gate.weight.normal_(0, 0.1)  # a gate that blends, so both branches count
+        head.photo.linear.weight.normal_(0, 0.1)
+    images = torch.randn(3, 3, 64, 64)
+    batches = DataLoader(TensorDataset(images, torch.tensor([0, 1, 0])), batch_size=2)
+    features, _ = extract_features(model, "mobilenet_v2", batches, torch.device("cpu"))
+    with torch.no_grad():
+        expected = model(images)
+        got = FeatureModel(head).eval()(torch.from_numpy(features))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(expected[0], expected[1])  # the check can fail
