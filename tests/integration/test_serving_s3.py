@@ -170,3 +170,46 @@ def test_a_slow_endpoint_is_infrastructure_within_the_read_deadline(
     finally:
         slow.server.shutdown()
     assert time.monotonic() - started < 10
+
+
+ODD_KEYS = [
+    "with space.jpg",
+    "plus+sign.jpg",
+    "hash#frag.jpg",
+    "query?versionId=1.jpg",
+    "percent%2e%2e.jpg",
+    "é/ü/名前.jpg",
+    "a//double/slash.jpg",
+    "trailing.dot.",
+    "\u202ertl.jpg",
+]
+
+
+def test_s3_keys_with_odd_characters_name_exactly_their_object(
+    bucket: tuple[str, str], tmp_path: Path
+) -> None:
+    # Every key is sent percent-encoded as it is: each reads its own object (a red image), and
+    # the same key with one character changed is not_found, never another object.
+    endpoint, name = bucket
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    model = load_model_folder(save_local_model(tmp_path / "m"), name="m", version="1",
+                              runtime="onnx")  # fmt: skip
+    classifier = classifier_for(endpoint, [name])
+    uris = [f"s3://{name}/{key}" for key in ODD_KEYS]
+    values = [encode_request(f"k{i}", s3=uri) for i, uri in enumerate(uris)]
+    values += [encode_request(f"m{i}", s3=uri[:-1] + "x") for i, uri in enumerate(uris)]
+    try:
+        for key in ODD_KEYS:
+            s3.put_object(Bucket=name, Key=key, Body=image_bytes(RED))
+        outcomes = classifier.classify(values, model, 0.0)
+    finally:
+        classifier.close()
+        for key in ODD_KEYS:
+            s3.delete_object(Bucket=name, Key=key)
+    found, missing = outcomes[: len(ODD_KEYS)], outcomes[len(ODD_KEYS) :]
+    assert [(o.label, o.source) if isinstance(o, Result) else o for o in found] == [
+        ("harmful", uri) for uri in uris
+    ]
+    assert [o.reason if isinstance(o, Rejection) else o for o in missing] == ["not_found"] * len(
+        ODD_KEYS
+    )
