@@ -110,15 +110,17 @@ def batch_records(
 def dead_letter(message: Message, rejection: Rejection, settings: Settings) -> Record:
     """The dead-letter record of ``message``: a bounded copy with typed headers."""
     where = "/".join(str(part) for part in position(message))
-    original = message.value() or b""
-    copy = original[: settings.serving.dead_letter_max_payload_bytes]
+    value = message.value()
+    original = value or b""
+    # A tombstone's dead letter is a tombstone (it was an empty value: null and empty differ).
+    copy = None if value is None else original[: settings.serving.dead_letter_max_payload_bytes]
     headers = copied_headers(message)
     headers += dead_letter_headers(rejection.reason, rejection.detail, rejection.request_id, where)
     headers += [
         (H_ORIGINAL_SIZE, str(len(original)).encode()),
         (H_ORIGINAL_SHA256, hashlib.sha256(original).hexdigest().encode()),
     ]
-    if len(copy) < len(original):
+    if copy is not None and len(copy) < len(original):
         headers.append((H_TRUNCATED, b"1"))
     key = message.key()
     key = key[:MAX_KEY_BYTES] if key else key

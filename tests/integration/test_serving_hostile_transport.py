@@ -187,6 +187,8 @@ def test_a_huge_key_is_cut_to_256_bytes(served: Served) -> None:
 
 
 def test_the_original_headers_travel_with_the_dead_letter(served: Served) -> None:
+    assert _dead_letter(served, b"tombstone").value() is None  # a tombstone's is a tombstone
+    assert _dead_letter(served, b"empty").value() == b""
     tombstone = _dead_letter(served, b"tombstone").headers()
     assert ("trace", b"t-1") in tombstone
     assert [name for name, _value in tombstone].count("nul") == 1

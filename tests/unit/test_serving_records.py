@@ -23,7 +23,7 @@ from serving.schema import (
 class Consumed:
     """A consumed message as the loop sees it (topic, partition, offset, key, value, headers)."""
 
-    def __init__(self, offset: int, value: bytes = b"x", key: bytes | None = b"k",
+    def __init__(self, offset: int, value: bytes | None = b"x", key: bytes | None = b"k",
                  headers: list | None = None, partition: int = 0) -> None:  # fmt: skip
         self._offset, self._value, self._key = offset, value, key
         self._headers, self._partition = headers, partition
@@ -40,7 +40,7 @@ class Consumed:
     def key(self) -> bytes | None:
         return self._key
 
-    def value(self) -> bytes:
+    def value(self) -> bytes | None:
         return self._value
 
     def headers(self) -> list | None:
@@ -113,6 +113,18 @@ def test_headers_that_do_not_fit_are_counted_and_later_ones_still_copied(tmp_pat
     whole = dead_letter(Consumed(5, b"x", headers=headers[:1]),  # type: ignore[arg-type]
                         Rejection("bad_schema", "d", None), settings)  # fmt: skip
     assert H_HEADERS_DROPPED not in headers_dict(whole.headers)
+
+
+def test_a_tombstones_dead_letter_is_a_tombstone(tmp_path: Path) -> None:
+    # Its value was b"": replayed, a tombstone came back as an empty message.
+    settings = load_settings("ci", [f"paths.root={tmp_path}"], env={})
+    rejection = Rejection("bad_schema", "no value (a tombstone)", None)
+    tombstone = dead_letter(Consumed(6, None), rejection, settings)  # type: ignore[arg-type]
+    empty = dead_letter(Consumed(7, b""), rejection, settings)  # type: ignore[arg-type]
+    assert (tombstone.value, empty.value) == (None, b"")
+    for record in (tombstone, empty):
+        assert headers_dict(record.headers)[H_ORIGINAL_SIZE] == "0"
+        assert H_TRUNCATED not in headers_dict(record.headers)
 
 
 def test_poison_guard_strikes_isolates_and_clears(tmp_path: Path) -> None:
