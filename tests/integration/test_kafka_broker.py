@@ -70,11 +70,17 @@ def committed_offsets(
     """The group's committed offset of each partition of topic.
 
     Right after a restart the broker may still be loading the offsets topic: the request then
-    fails with a retriable error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS), asked again
-    until ``wait`` seconds have passed; any other error fails at once.
+    fails with NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE and is
+    asked again until ``wait`` seconds have passed; any other error fails at once. (The error
+    ``committed()`` raises never says ``retriable()``, so the codes are named.)
     """
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+    loading = {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     deadline = time.monotonic() + wait
     try:
@@ -83,7 +89,7 @@ def committed_offsets(
             try:
                 return [tp.offset for tp in consumer.committed(parts, timeout=20)]
             except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                if exc.args[0].code() not in loading or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
     finally:
