@@ -13,6 +13,7 @@ broker's message limit.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,8 +85,46 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    _wait_until_listed(admin, [topic.topic for topic in wanted], timeout)
     logger.info("created topics %s", created)
     return created
+
+
+def _wait_until_listed(admin: Any, names: list[str], timeout: float) -> None:
+    """Wait until the broker's metadata lists ``names`` with a leader for every partition.
+
+    A creation is acknowledged once the controller has it; the broker answering metadata
+    requests learns of it a moment later (seconds on a busy machine). Until then a consumer
+    subscribing to the topic is assigned nothing of it and a second `ensure_topics` would find
+    it missing, so the topics are returned only once they can be used.
+
+    Raises:
+        KafkaException: The topics were not listed within ``timeout`` seconds (``_TIMED_OUT``).
+    """
+    from confluent_kafka import KafkaError, KafkaException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        missing = [
+            name
+            for name in names
+            if name not in listed
+            or listed[name].error is not None
+            or not listed[name].partitions
+            or any(p.leader < 0 for p in listed[name].partitions.values())
+        ]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._TIMED_OUT,
+                    f"topics {missing} were created but not listed by the broker within "
+                    f"{timeout:.0f}s",
+                )
+            )
+        time.sleep(0.1)
 
 
 # librdkafka's own default message.max.bytes: a producer refuses larger records locally.
