@@ -143,7 +143,8 @@ def test_training_refuses_a_short_split_before_any_epoch(
     settings = load_settings(
         "ci",
         [f"paths.root={tmp_path / 'h'}", "mlflow.tracking_uri=http://127.0.0.1:9",
-         "train.image_size=32", "train.head=linear", "train.recipe=finetune"],
+         "train.image_size=32", "train.head=linear", "train.recipe=finetune",
+         "train.extra_train_sets=[]"],
         env={},
     )  # fmt: skip
     with pytest.raises(ManifestError, match=says) as caught:
