@@ -37,18 +37,29 @@ def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str
 
     Probing random features or a prior without an ImageNet classifier means nothing, so an
     architecture whose weights are ``none`` (ResNet50 on offline machines) is fine-tuned from
-    scratch instead, with a loud warning; the run's ``recipe`` tag records what ran.
+    scratch instead, with a loud warning; the run's ``recipe`` tag records what ran. The
+    fallback trains on the dataset alone: ``extra_train_sets`` are there for the probe
+    (drawpool doubled ResNet50's epochs in the main job and taught a scratch model nothing it
+    serves with), so they are dropped too, and the warning says so.
     """
     if source.kind != "none" or (settings.recipe == "finetune" and settings.head == "linear"):
         return settings
+    pools = f" without {', '.join(settings.extra_train_sets)}" if settings.extra_train_sets else ""
     logger.warning(
         "!!! %s has no pretrained weights: recipe %s with head %s needs them; fine-tuning a "
-        "linear head from scratch instead",
+        "linear head from scratch instead%s",
         arch,
         settings.recipe,
         settings.head,
+        pools,
     )
-    return settings.model_copy(update={"recipe": "finetune", "head": "linear", "wise_alpha": None})
+    fallback: dict[str, object] = {
+        "recipe": "finetune",
+        "head": "linear",
+        "wise_alpha": None,
+        "extra_train_sets": [],
+    }
+    return settings.model_copy(update=fallback)
 
 
 def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings) -> nn.Module:

@@ -151,3 +151,19 @@ def test_training_refuses_a_short_split_before_any_epoch(
         train_and_register(settings, "mobilenet_v2", short, register=False)
     assert "etl.max_per_side" in str(caught.value)
     assert not (tmp_path / "h" / "runs").exists() or not any((tmp_path / "h" / "runs").iterdir())
+
+
+def test_the_no_weights_fallback_trains_on_the_dataset_alone(caplog) -> None:
+    """The pools serve the probe; a scratch fine-tune without weights runs without them."""
+    from harmscan.models import WeightsSource
+    from harmscan.trainjob import effective_settings
+
+    cfg = TrainSettings(recipe="probe", head="prior-gated", extra_train_sets=["drawpool"])
+    fallback = effective_settings(cfg, WeightsSource("none"), "resnet50")
+    assert (fallback.recipe, fallback.head, fallback.extra_train_sets) == ("finetune", "linear", [])
+    assert "without drawpool" in caplog.text
+    kept = effective_settings(cfg, WeightsSource("file", Path("weights.pth")), "mobilenet_v2")
+    assert kept.extra_train_sets == ["drawpool"]
+    mine = TrainSettings(recipe="finetune", head="linear", extra_train_sets=["drawpool"])
+    asked = effective_settings(mine, WeightsSource("none"), "resnet50")
+    assert asked.extra_train_sets == ["drawpool"]
