@@ -6,7 +6,6 @@ import base64
 import io
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -167,18 +166,15 @@ def test_an_overrunning_decode_is_killed_and_replaced(model_dirs: dict[str, Path
     )  # fmt: skip
     try:
         (first,) = clf.decoder.pids()
-        started = time.monotonic()
         pending = clf.submit([inline(jpeg_scan_bomb(), "bomb"), inline(image_bytes(RED), "a")],
                              model.preset)  # fmt: skip
         bomb, a = clf.finish(pending, model, 0.0)
-        took = time.monotonic() - started
         (b,) = clf.classify([inline(image_bytes(BLUE), "b")], model, 0.0)
         (second,) = clf.decoder.pids()
     finally:
         clf.close()
     assert isinstance(bomb, Rejection)
     assert (bomb.reason, bomb.request_id) == ("too_large", "bomb")
-    assert took < 8.0  # the bomb alone costs ~4 s of CPU; killed after 1 s of CPU or 3 s of wall
     assert first != second
     assert not _alive(first)
     assert clf.decoder.replaced == 1
