@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +18,7 @@ from harmscan.imageio import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decodecost import WEBP_BYTES_PER_PIXEL, check_decode_memory, webp_size
 from serving.decoding import DecodeLimits, DecodePool
+from tests.serving_support import png_bomb
 
 LIMITS = DecodeLimits(max_pixels=50_000_000, max_aspect_ratio=20.0, timeout_s=10.0,
                       memory_mb=768, max_frames=8)  # fmt: skip
@@ -32,16 +32,6 @@ def _encoded(
         buffer, fmt, **options
     )
     return buffer.getvalue()
-
-
-def _png(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 4096)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def _gif(width: int, height: int) -> bytes:
@@ -84,7 +74,7 @@ def _webp(width: int, height: int) -> bytes:
 
 
 BOMBS = {
-    "png": _png(60_000, 60_000),
+    "png": png_bomb(60_000),
     "gif": _gif(65_000, 65_000),
     "bmp": _bmp(60_000, 60_000),
     "tiff": _tiff(60_000, 60_000),
