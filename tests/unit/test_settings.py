@@ -170,7 +170,7 @@ def test_test_suite_variables_are_not_settings() -> None:
 def test_bucket_names_are_the_ones_botocore_accepts() -> None:
     import botocore.handlers
 
-    from conf.settings import _BUCKET_NAME
+    from conf.sections.serving import _BUCKET_NAME
 
     assert f"^{_BUCKET_NAME.pattern}$" == botocore.handlers.VALID_BUCKET.pattern
     assert load_settings("ci", ["serving.allowed_buckets=[images-2026, a_b.c]"], env={})

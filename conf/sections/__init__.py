@@ -1,0 +1,1 @@
+"""The sections of the settings schema, one module per concern; `conf.settings` assembles them."""

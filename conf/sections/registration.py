@@ -1,0 +1,60 @@
+"""Settings of registration: the MLflow registry and its promotion gate, and the int8 model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from conf.sections.base import Section
+
+FloorMetric = Literal["accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece"]
+
+
+class MlflowSettings(Section):
+    """Tracking server and model registry."""
+
+    tracking_uri: str = "http://127.0.0.1:5000"
+    experiment: str = "harmscan"
+    registered_model: str = "harmscan"
+    promotion_metric: Literal["auc", "pr_auc", "f1", "accuracy", "recall", "precision"] = "auc"
+    min_improvement: float = Field(default=0.0, ge=0)
+    # Keys: harmscan.metrics.METRIC_NAMES (a unit test keeps the two lists equal).
+    floors: dict[FloorMetric, float] = Field(
+        default_factory=lambda: {"accuracy": 0.6, "auc": 0.6}  # type: ignore[arg-type]
+    )
+    # The fixed photo set the gate scores candidate, champion and prior on (null: test only).
+    gate_set: str | None = None
+    # On the gate set a candidate may score at most this much below the champion / the prior.
+    gate_tolerance: float = Field(default=0.02, ge=0, le=1)
+
+
+class Int8Settings(Section):
+    """The int8 model made at registration beside the float one (harmscan.quantize)."""
+
+    enabled: bool = True
+    # Training images whose activations calibrate the int8 ranges, and how they are reduced.
+    calibration_images: int = Field(default=64, ge=1, le=10_000)
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    # Photo pools (photopool, or folders with manifest.csv and VERSION) whose images are added to
+    # the calibration sample: the training images are clip-art; never the gate set (it judges).
+    calibration_photos: list[str] = Field(default_factory=list)
+    per_channel: bool = True
+    # uint8 activations (U8S8): every convolution runs in int8 kernels on x86. int8 (S8S8) left a
+    # third of MobileNetV2's convolutions in float there (bench/int8_configs.py).
+    activations: Literal["uint8", "int8"] = "uint8"
+    # Keep the nodes after the global pooling (the classifier, the prior head) in float: same
+    # speed, less AUC lost on a trained probe + prior model (README, int8 section).
+    float_head: bool = True
+    # More nodes kept in float: auto (the blocks whose float version brings the logits measurably
+    # closer to float on training images that did not calibrate; harmscan.sensitivity), none, or
+    # node names of the pre-processed graph. auto keeps at most max_float_nodes nodes and scores
+    # on selection_images images. Measured (README, int8 section): auto brings the logits 1.5-2.5x
+    # closer to float, but the check passed as often without it (2 of 4 trained-model / seed
+    # pairs each; at 160 px auto was better, at 224 px - the main job's size - all-int8 passed
+    # both times) and it adds a quantization per block to every registration: opt-in.
+    float_nodes: Literal["auto", "none"] | list[str] = "none"
+    max_float_nodes: int = Field(default=9, ge=0, le=1000)
+    selection_images: int = Field(default=128, ge=1, le=10_000)
+    # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
+    tolerance: float = Field(default=0.005, ge=0.0, le=1.0)

@@ -1,0 +1,153 @@
+"""Settings of the streaming side: Kafka clients and topics, and the consumer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from conf.sections.base import Section
+
+
+class KafkaSettings(Section):
+    """Brokers, topics and client security."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    requests_topic: str = "harmscan.requests"
+    results_topic: str = "harmscan.results"
+    dead_letter_topic: str = "harmscan.dead-letter"
+    review_topic: str = "harmscan.review"
+    # Reviewers' decisions, compacted and keyed by request id (the last decision wins).
+    decisions_topic: str = "harmscan.decisions"
+    group_id: str = "harmscan-serve"
+    partitions: int = Field(default=3, ge=1)
+    # Of the topics harmscan creates; 3 with min_insync_replicas 2 on a 3-broker cluster.
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """The connection and security part of every Kafka client's configuration, with
+        ``allow.auto.create.topics=false``: no client creates a topic by naming it."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "allow.auto.create.topics": False,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
+
+
+# What botocore accepts as a bucket name (its VALID_BUCKET, without access-point ARNs).
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+
+
+class ServingSettings(Section):
+    """The streaming consumer."""
+
+    runtime: Literal["onnx", "torch"] = "onnx"
+    model_alias: str = "champion"
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    poll_timeout_s: float = Field(default=0.5, gt=0, le=1.0)
+    # Under a backlog batch k+1 decodes while batch k is inferred. On a quiet 2-core host two decode
+    # workers beside two one-thread inference runs served the most through Kafka: int8
+    # MobileNetV2, medians of 3 alternated rounds, 161 images/s against 138 with one worker
+    # (1.17x; ceiling 179 against 120), p99 at 50/s within the noise (bench/serve_bench.py
+    # --layouts '1,2,1,16;2,2,1,16', load 1-2). On a host shared with other jobs (load 8-19) one
+    # worker won (two served 0.83x): lower it there. Batch 8 and 32 were within the noise of 16;
+    # one two-thread inference run (intra_op_threads 2) lost to two one-thread runs.
+    decode_workers: int = Field(default=2, ge=1, le=64)
+    intra_op_threads: int = Field(default=1, ge=1)
+    # Threads scoring halves of a batch side by side, each with intra_op_threads: on 2 cores two
+    # one-thread runs served 139 images/s where one run served 114 (bench/serve_bench.py).
+    inference_workers: int = Field(default=2, ge=1, le=64)
+    # When the loop polls and starts decoding batch k+1 before batch k is scored and committed:
+    # full = only behind a full batch (a backlog: overlap for throughput), always, or never.
+    decode_ahead: Literal["full", "always", "never"] = "full"
+    allowed_roots: list[Path] = Field(default_factory=list)
+    allowed_buckets: list[str] = Field(default_factory=list)
+    # Separate caps: inline bytes travel inside a Kafka message, so their cap (decoded bytes) must
+    # stay below the broker's message limit once base64-encoded (checked at start).
+    max_inline_bytes: int = Field(default=700_000, ge=1)
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_object_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    # Longer side / shorter side, from the header before decoding (a 100000x1 PNG is refused).
+    max_aspect_ratio: float = Field(default=20.0, ge=1)
+    # Wall-clock and CPU time one decode may take (the worker process is killed past it).
+    decode_timeout_s: float = Field(default=5.0, gt=0)
+    # Address space a decode worker process may add to its start-up size (RLIMIT_AS).
+    decode_memory_mb: int = Field(default=768, ge=64)
+    # Frames of an animated GIF/WebP/PNG or multi-page TIFF scored, evenly spaced and always
+    # including the first; the worst frame decides (1 = the first frame only). All frames of a
+    # request share max_pixels, decode_timeout_s and decode_memory_mb.
+    max_frames: int = Field(default=8, ge=1, le=256)
+    # Largest record batch the consumer inflates from zstd, and its fetch size (librdkafka's
+    # receive.message.max.bytes, default 100 MB): past it a batch is an undecodable dead letter.
+    # gzip and lz4 batches are inflated by librdkafka without any limit (see the README).
+    max_inflated_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=4 * 1024 * 1024)
+    # Dead-letter records carry at most this many bytes of the original payload (+ size, sha256).
+    dead_letter_max_payload_bytes: int = Field(default=65_536, ge=0)
+    # A message in flight at this many consecutive crashes is dead-lettered without decoding.
+    poison_after_crashes: int = Field(default=3, ge=1)
+    # Where the poison-message guard keeps its in-flight journal (default: paths.root/serving).
+    state_dir: Path | None = None
+    swap_check_interval_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=9108, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # Pillow JPEG draft mode: decode JPEGs at a reduced scale close to the model's input size.
+    jpeg_draft: bool = True
+    # S3 image sources (s3://bucket/key); null endpoint = AWS S3 itself, credentials from boto3.
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # Seconds reading one S3 object may take in all (a slow endpoint is an infrastructure
+    # failure, retried; botocore's read timeout only bounds each wait on the socket).
+    s3_read_deadline_s: float = Field(default=30.0, gt=0)
+    # How long to wait for every result of a batch to be delivered before retrying the batch.
+    delivery_timeout_s: float = Field(default=120.0, gt=0)
+    # Infrastructure failures (delivery, commit, S3 down) retry with backoff up to this many s.
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # Static group membership: a restarted consumer with the same id takes its partitions back
+    # at once instead of after session_timeout_ms. One distinct id per consumer process.
+    # Unset: "<hostname>-<kafka.group_id>" (one process per host and group; give others their own).
+    group_instance_id: str | None = None
+    # A consumer fenced (FENCED_INSTANCE_ID) or otherwise fatally failed is closed and recreated
+    # at most this many times within the window; past that `harmscan serve` exits with code 4.
+    consumer_recreate_max: int = Field(default=3, ge=0)
+    consumer_recreate_window_s: float = Field(default=600.0, gt=0)
+    # Which graph serves: auto = int8 when the bundle's int8 passed its accuracy check at
+    # registration (see int8.*), else float; int8 / float force one (int8 needs runtime onnx).
+    precision: Literal["auto", "int8", "float"] = "auto"
+    # auto also times both graphs side by side at load and serves int8 only if it is at least
+    # this many times as fast as float on this host (0: no timing, the accuracy check decides).
+    int8_min_speedup: float = Field(default=1.1, ge=0.0)
+
+    @field_validator("allowed_buckets")
+    @classmethod
+    def _bucket_names(cls, value: list[str]) -> list[str]:
+        # botocore refuses other names before any request; the consumer retried such a request
+        # as an infrastructure failure, forever.
+        bad = [name for name in value if not _BUCKET_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                f"not S3 bucket names: {bad}; a bucket name is 1-255 of letters, digits, '.', "
+                "'-' and '_' (AWS itself: 3-63 of lowercase letters, digits, '.' and '-')"
+            )
+        return value
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest request message: an inline image at `max_inline_bytes` in base64, plus JSON."""
+        return (self.max_inline_bytes + 2) // 3 * 4 + 4096
