@@ -34,7 +34,7 @@ def _offset(text: str) -> tuple[int, int]:
 
 def _reasons(values: list[str] | None) -> list[str]:
     """The --reason values, each a dead-letter reason the consumer writes (else exit 2)."""
-    from serving.schema import REJECT_REASONS
+    from serving.headers import REJECT_REASONS
 
     unknown = [v for v in values or [] if v not in REJECT_REASONS]
     if unknown:

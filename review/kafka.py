@@ -20,8 +20,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from conf.settings import Settings
 from harmscan.decisions import Decision, encode_decision
 from review.store import Item, ReviewStore
+from serving.headers import H_INLINE_REQUEST
 from serving.records import readable_headers
-from serving.schema import H_INLINE_REQUEST, SchemaError, decode_result
+from serving.schema import SchemaError, decode_result
 from serving.topics import ensure_topics
 
 logger = logging.getLogger(__name__)

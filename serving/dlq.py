@@ -21,8 +21,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from conf.settings import Settings
 from serving.delivery import deliver
-from serving.records import Record, readable_headers
-from serving.schema import (
+from serving.headers import (
     H_DETAIL,
     H_REASON,
     H_REPLAY_OF,
@@ -31,6 +30,7 @@ from serving.schema import (
     H_TRUNCATED,
     headers_dict,
 )
+from serving.records import Record, readable_headers
 from serving.topics import ensure_topics
 
 OWN_HEADER_PREFIX = "harmscan-"

@@ -20,9 +20,10 @@ from typing import Any, Final, cast
 
 from conf.settings import ServingSettings
 from harmscan.imageio import ImageRejected, read_image_file
+from serving.headers import RejectReason
 from serving.links import opened_file_check, root_of
 from serving.s3read import ReadTooSlow, read_body
-from serving.schema import RejectReason, Request, log_safe
+from serving.schema import Request, log_safe
 
 
 class InputRejected(Exception):

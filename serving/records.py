@@ -17,7 +17,7 @@ from confluent_kafka import Message
 
 from conf.settings import Settings
 from serving.classifier import Outcome, Rejection, internal_error
-from serving.schema import (
+from serving.headers import (
     H_DETAIL,
     H_INLINE_REQUEST,
     H_ORIGINAL_SHA256,
@@ -28,8 +28,8 @@ from serving.schema import (
     H_SOURCE,
     H_TRUNCATED,
     dead_letter_headers,
-    encode_result,
 )
+from serving.schema import encode_result
 
 MAX_KEY_BYTES: Final = 256
 MAX_COPIED_HEADER_BYTES: Final = 16_384

@@ -11,11 +11,9 @@ duplicates) carries the label, the harmful probability, the threshold, the model
 timings. Bad input goes to the dead-letter topic as the original payload (cut to a configured size)
 with typed headers.
 
-Requests are parsed strictly, because every byte of them is hostile: the size is checked before
-parsing; at most `MAX_CONTAINERS` JSON objects or arrays (a request is one flat object, so nesting
-depth is bounded before the parser recurses); duplicate keys, lone UTF-16 surrogates, integers of
-more than `MAX_INT_DIGITS` digits, ``NaN`` and ``Infinity`` are refused; ids are 1 to
-`MAX_ID_LENGTH` characters of `ID_PATTERN`. Every refusal is a `SchemaError` (``bad_schema``).
+Requests are parsed strictly (`serving.strictjson`), because every byte of them is hostile; ids
+are 1 to `MAX_ID_LENGTH` characters of `ID_PATTERN`. Every refusal is a `SchemaError`
+(``bad_schema``). The dead-letter reasons and headers are in `serving.headers`.
 """
 
 from __future__ import annotations
@@ -23,57 +21,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, get_args
 
-from harmscan.decisions import INLINE_REQUEST_HEADER
+from serving.strictjson import DEFAULT_MAX_REQUEST_BYTES, SchemaError, parse_json_strict
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH: Final = 128
 ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_ID_LENGTH}}}")
-MAX_CONTAINERS: Final = 2  # JSON objects/arrays in one request: bounds the depth before parsing
-# Commas outside strings: a request has a handful of fields; 450,000 numbers in an array cost the
-# consumer ~1 s of CPU per message to parse twice (for the request, then its dead letter's id).
-MAX_COMMAS: Final = 32
-MAX_INT_DIGITS: Final = 20
-DEFAULT_MAX_REQUEST_BYTES: Final = 1_000_000
-# A JSON string literal once its escaped backslashes and quotes are gone (`_outside_strings`).
-_PLAIN_STRING = re.compile(rb'"[^"]*"')
 
 SourceKind = Literal["path", "s3", "image_b64"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
-
-# The typed dead-letter reasons: those of `harmscan.imageio.REASONS` plus the request-level ones.
-RejectReason = Literal[
-    "not_an_image",
-    "unsupported_format",
-    "truncated",
-    "corrupt",
-    "too_large",
-    "too_small",
-    "decompression_bomb",
-    "not_a_file",
-    "bad_schema",
-    "forbidden_path",
-    "not_found",
-    "internal_error",
-    "poison_message",
-]
-REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)
-
-# Dead-letter headers (all values are UTF-8 strings).
-H_REASON = "harmscan-reason"
-H_DETAIL = "harmscan-detail"
-H_REQUEST_ID = "harmscan-request-id"
-H_SOURCE = "harmscan-source"  # topic/partition/offset of the original message
-H_SCHEMA = "harmscan-schema-version"
-# On the review copy of an inline request: the original request, so a reviewer can see the image.
-H_INLINE_REQUEST = INLINE_REQUEST_HEADER
-H_ORIGINAL_SIZE = "harmscan-original-size"  # bytes of the original value
-H_ORIGINAL_SHA256 = "harmscan-original-sha256"  # hex sha256 of the original value
-H_TRUNCATED = "harmscan-truncated"  # "1" when the value is a cut copy of the original
-H_REPLAY_OF = "harmscan-replay-of"  # a replayed request: topic/partition/offset of its dead letter
 
 
 # Characters that would let a request's text forge log lines or drive a terminal: C0/C1 controls
@@ -84,10 +42,6 @@ _UNSAFE_IN_LOGS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u20
 def log_safe(text: str) -> str:
     """``text`` with the characters of `_UNSAFE_IN_LOGS` escaped (``\\n``, ``\\x1b``...)."""
     return _UNSAFE_IN_LOGS.sub(lambda found: repr(found.group())[1:-1], text)
-
-
-class SchemaError(ValueError):
-    """A message does not follow the schema; the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -196,107 +150,6 @@ def check_id(request_id: object) -> str:
     return request_id
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    counts = Counter(key for key, _value in pairs)  # list.count per key was quadratic
-    if len(counts) != len(pairs):
-        dupes = sorted(key for key, count in counts.items() if count > 1)
-        raise SchemaError(f"duplicate keys {[d[:40] for d in dupes][:5]}")
-    return dict(pairs)
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise SchemaError(f"an integer of {len(text)} digits (at most {MAX_INT_DIGITS})")
-    return int(text)
-
-
-def _no_constant(name: str) -> Any:
-    raise SchemaError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    if len(text) > 64:
-        raise SchemaError(f"a number of {len(text)} characters (at most 64)")
-    value = float(text)
-    if not math.isfinite(value):
-        raise SchemaError(f"number {text[:20]} is out of range")
-    return value
-
-
-def _outside_strings(value: bytes) -> bytes:
-    """``value`` without its JSON string literals, in linear time.
-
-    Escapes pair left to right, so removing every ``\\\\`` and then every ``\\"`` leaves only
-    the quotes that open and close strings. (A single regex for a string with escapes was
-    quadratic on a string that never closes: 40 kB of ``\\"`` took 41 s of the consumer's CPU.)
-    """
-    unescaped = value.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return _PLAIN_STRING.sub(b'""', unescaped)
-
-
-def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> Any:
-    """Parse untrusted JSON under explicit limits (see the module docstring).
-
-    Raises:
-        SchemaError: Too large, not UTF-8 JSON, too deeply nested, duplicate keys, lone
-            surrogates, an oversized integer or a non-finite number.
-    """
-    if len(value) > max_bytes:
-        raise SchemaError(
-            f"message of {len(value)} bytes > {max_bytes}, the request size limit (an inline "
-            "image at serving.max_inline_bytes, in base64, plus JSON); send large images by path "
-            "or s3"
-        )
-    containers = _outside_strings(value)
-    if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
-        raise SchemaError(f"more than {MAX_CONTAINERS} JSON objects/arrays (a request is flat)")
-    if containers.count(b",") > MAX_COMMAS:
-        raise SchemaError(f"more than {MAX_COMMAS + 1} JSON values (a request has a few fields)")
-    try:
-        text = value.decode("utf-8")
-        body = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_int=_bounded_int,
-            parse_float=_finite_float,
-            parse_constant=_no_constant,
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        if isinstance(exc, SchemaError):
-            raise
-        if isinstance(exc, UnicodeDecodeError):
-            raise SchemaError(_not_utf8(value, exc)) from None
-        raise SchemaError(f"not JSON: {str(exc)[:200]}") from None
-    _check_surrogates(body)
-    return body
-
-
-def _not_utf8(value: bytes, exc: UnicodeDecodeError) -> str:
-    """What a client must change when its request is not UTF-8."""
-    if value.startswith((b"\xff\xfe", b"\xfe\xff")):
-        found = "it starts with a UTF-16 byte-order mark"
-    else:
-        found = f"byte 0x{value[exc.start]:02x} at position {exc.start} is not UTF-8"
-    return f"not UTF-8: {found}; a request is UTF-8 JSON"
-
-
-def _check_surrogates(body: Any) -> None:
-    """Refuse lone UTF-16 surrogates (``"\\ud800"``): they cannot be encoded as UTF-8."""
-    stack = [body]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise SchemaError("a string holds a lone UTF-16 surrogate") from None
-
-
 def decode_request(value: bytes | None, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> Request:
     """Parse and validate a request message strictly.
 
@@ -368,29 +221,3 @@ def decode_result(value: bytes) -> Result:
         return Result(**body)
     except (TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise SchemaError(f"not a result: {exc}") from None
-
-
-def dead_letter_headers(
-    reason: str, detail: str, request_id: str | None, source: str
-) -> list[tuple[str, bytes]]:
-    """Headers of a dead-letter record: typed reason, detail, request id, original position.
-
-    Raises:
-        ValueError: An unknown reason (a programming error).
-    """
-    if reason not in REJECT_REASONS:
-        raise ValueError(f"unknown reject reason {reason!r}; valid: {REJECT_REASONS}")
-    headers = [
-        (H_REASON, reason.encode()),
-        (H_DETAIL, detail[:1000].encode(errors="replace")),
-        (H_SOURCE, source.encode()),
-        (H_SCHEMA, str(SCHEMA_VERSION).encode()),
-    ]
-    if request_id:
-        headers.append((H_REQUEST_ID, request_id.encode(errors="replace")))
-    return headers
-
-
-def headers_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
-    """Kafka headers as a str -> str dict (last value wins)."""
-    return {k: (v or b"").decode(errors="replace") for k, v in headers or []}

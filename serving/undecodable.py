@@ -20,8 +20,8 @@ from typing import Final
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from conf.settings import Settings
+from serving.headers import H_TRUNCATED, dead_letter_headers
 from serving.records import Record
-from serving.schema import H_TRUNCATED, dead_letter_headers
 
 # Errors of one record batch (not of the connection): librdkafka re-fetches it forever.
 UNDECODABLE_CODES: Final = frozenset({KafkaError._BAD_COMPRESSION})

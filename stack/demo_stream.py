@@ -63,7 +63,8 @@ def collect_outcomes(
     """
     from confluent_kafka import Consumer
 
-    from serving.schema import H_DETAIL, H_REASON, H_REQUEST_ID, decode_result
+    from serving.headers import H_DETAIL, H_REASON, H_REQUEST_ID
+    from serving.schema import decode_result
 
     kafka = settings.kafka
     consumer = Consumer(

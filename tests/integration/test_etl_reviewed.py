@@ -13,7 +13,8 @@ import pytest
 
 from harmscan.decisions import Decision
 from review.kafka import DecisionWriter, ensure_review_topics
-from serving.schema import H_INLINE_REQUEST, encode_request
+from serving.headers import H_INLINE_REQUEST
+from serving.schema import encode_request
 from tasks.reviewed import reviewed_rows
 from tests.review_support import review_result, review_settings, send_review
 from tests.serving_support import BLUE, RED, image_bytes

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from harmscan.decisions import decode_decision
 from review.service import ReviewService
-from serving.schema import H_INLINE_REQUEST, encode_request
+from serving.headers import H_INLINE_REQUEST
+from serving.schema import encode_request
 from tests.review_support import TOKEN, review_result, review_settings, send_review, wait_for
 from tests.serving_support import BLUE, RED, image_bytes, read_topic, write_image
 

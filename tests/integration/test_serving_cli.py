@@ -72,7 +72,7 @@ def test_dlq_list_escapes_what_a_request_wrote(
     must not forge lines or drive the operator's terminal."""
     from confluent_kafka import Producer
 
-    from serving.schema import dead_letter_headers
+    from serving.headers import dead_letter_headers
 
     topic = kafka_topics("dead_letter")
     forged = "/srv/x\n0:9  not_found  id=-  \x1b[2J\u202e"

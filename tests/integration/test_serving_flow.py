@@ -10,8 +10,8 @@ import pytest
 
 from conf.loader import SettingsSource
 from flows.serve import serve
+from serving.headers import H_REASON, headers_dict
 from serving.producer import RequestProducer
-from serving.schema import H_REASON, headers_dict
 from tests.serving_support import (
     BLUE,
     RED,

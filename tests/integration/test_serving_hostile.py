@@ -22,16 +22,16 @@ import pytest
 from confluent_kafka import Producer
 from PIL import Image
 
-from serving.producer import RequestProducer
-from serving.schema import (
+from serving.headers import (
     H_DETAIL,
     H_ORIGINAL_SIZE,
     H_REASON,
     H_REQUEST_ID,
     H_TRUNCATED,
-    encode_request,
     headers_dict,
 )
+from serving.producer import RequestProducer
+from serving.schema import encode_request
 from tests.serving_support import (
     BLUE,
     RED,

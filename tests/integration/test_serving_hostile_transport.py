@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import Message, Producer
 
-from serving.producer import RequestProducer
-from serving.schema import (
+from serving.headers import (
     H_DETAIL,
     H_ORIGINAL_SHA256,
     H_ORIGINAL_SIZE,
@@ -30,6 +29,7 @@ from serving.schema import (
     H_TRUNCATED,
     headers_dict,
 )
+from serving.producer import RequestProducer
 from tests.serving_support import (
     BLUE,
     RED,

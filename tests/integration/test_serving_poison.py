@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.headers import H_REASON, headers_dict
 from serving.producer import RequestProducer
-from serving.schema import H_REASON, encode_request, headers_dict
+from serving.schema import encode_request
 from tests.serving_support import (
     BLUE,
     RED,

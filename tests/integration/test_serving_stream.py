@@ -20,15 +20,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from serving.headers import H_ORIGINAL_SHA256, H_ORIGINAL_SIZE, H_REASON, H_TRUNCATED, headers_dict
 from serving.producer import RequestProducer
-from serving.schema import (
-    H_ORIGINAL_SHA256,
-    H_ORIGINAL_SIZE,
-    H_REASON,
-    H_TRUNCATED,
-    encode_request,
-    headers_dict,
-)
+from serving.schema import encode_request
 from stack.process import free_port
 from tests.serving_support import (
     BLUE,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from serving.headers import H_DETAIL, H_REASON, H_SOURCE, H_TRUNCATED, headers_dict
 from serving.producer import RequestProducer
-from serving.schema import H_DETAIL, H_REASON, H_SOURCE, H_TRUNCATED, headers_dict
 from tests.serving_support import (
     BLUE,
     RED,

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app as cli_app
-from serving.schema import REJECT_REASONS
+from serving.headers import REJECT_REASONS
 
 # Nothing listens on port 9: a command that reached Kafka would fail differently (or hang).
 _NO_BROKER = ["--set", "kafka.bootstrap_servers=127.0.0.1:9"]

@@ -8,9 +8,7 @@ from pathlib import Path
 
 from conf.loader import load_settings
 from serving.classifier import Rejection
-from serving.poison import SLOT, PoisonGuard
-from serving.records import H_HEADERS_DROPPED, MAX_COPIED_HEADER_BYTES, dead_letter
-from serving.schema import (
+from serving.headers import (
     H_ORIGINAL_SHA256,
     H_ORIGINAL_SIZE,
     H_REASON,
@@ -18,6 +16,8 @@ from serving.schema import (
     H_TRUNCATED,
     headers_dict,
 )
+from serving.poison import SLOT, PoisonGuard
+from serving.records import H_HEADERS_DROPPED, MAX_COPIED_HEADER_BYTES, dead_letter
 
 
 class Consumed:

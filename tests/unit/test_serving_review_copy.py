@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Message
 
+from serving.headers import H_INLINE_REQUEST
 from serving.records import records_for
-from serving.schema import H_INLINE_REQUEST, decode_request, encode_request
+from serving.schema import decode_request, encode_request
 from tests.review_support import review_result
 from tests.serving_support import RED, image_bytes
 

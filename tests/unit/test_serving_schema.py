@@ -6,18 +6,15 @@ import json
 
 import pytest
 
+from serving.headers import H_REASON, H_REQUEST_ID, dead_letter_headers, headers_dict
 from serving.schema import (
-    H_REASON,
-    H_REQUEST_ID,
     SCHEMA_VERSION,
     Result,
     SchemaError,
-    dead_letter_headers,
     decode_request,
     decode_result,
     encode_request,
     encode_result,
-    headers_dict,
     log_safe,
     peek_request_id,
 )
@@ -197,7 +194,7 @@ def test_escapes_inside_strings_do_not_hide_or_add_nesting(payload: bytes) -> No
 
 def test_an_unterminated_string_of_escapes_is_refused_in_one_pass() -> None:
     # The old scan retried from every quote: 40 kB of escaped quotes cost 41 s, 900 kB hours.
-    from serving.schema import _outside_strings
+    from serving.strictjson import _outside_strings
 
     payload = b'{"v":1,"id":"a","path":"' + b'\\"' * 450_000
     assert _outside_strings(payload) == b'{"":1,"":"","":"'
@@ -208,11 +205,11 @@ def test_an_unterminated_string_of_escapes_is_refused_in_one_pass() -> None:
 def test_duplicate_keys_among_many_are_found_in_linear_time() -> None:
     # Each key was counted with list.count: 32,000 keys and one duplicate took 18 s of the
     # consumer's CPU, a 900 kB request minutes.
-    from serving import schema
+    from serving import strictjson
 
     keys = [str(i) for i in range(100_000)] + ["0"]
     with pytest.raises(SchemaError, match=r"duplicate keys \['0'\]"):
-        schema._no_duplicates([(key, 1) for key in keys])
+        strictjson._no_duplicates([(key, 1) for key in keys])
 
 
 @pytest.mark.parametrize(
