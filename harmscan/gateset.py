@@ -13,7 +13,9 @@ and may be used for training and validation; ``objectpool/`` (safe photos of obj
 animals, vehicles and food, many cut out on white: what users upload) is built from other images
 than the gate set's (some of the same packages, no shared image) and calibrates thresholds;
 ``drawpool/`` (emoji and icons of vendors in neither the gate set nor the mirror) may train the
-probe (`harmscan.trainsets`). All are made by
+probe (`harmscan.trainsets`), and so may ``iconpool/`` (icons of other families: Material Design
+Icons, Phosphor, Streamline Emojis); ``iconcheck/`` (icons of families in no other set: Tabler,
+Lucide, Remix Icon, IconPark) is held out like the gate set, scored only. All are made by
 ``scripts/build_gate_set.py``.
 """
 
@@ -45,6 +47,8 @@ GATESET_DIR = REPO_ROOT / "gateset"
 PHOTOPOOL_DIR = REPO_ROOT / "photopool"
 EMOJIPOOL_DIR = REPO_ROOT / "emojipool"
 OBJECTPOOL_DIR = REPO_ROOT / "objectpool"
+ICONPOOL_DIR = REPO_ROOT / "iconpool"
+ICONCHECK_DIR = REPO_ROOT / "iconcheck"
 
 
 class PhotoSetError(ValueError):

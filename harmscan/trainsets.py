@@ -2,10 +2,11 @@
 
 A pool is a photo set (`harmscan.gateset`: ``manifest.csv`` with file, label, domain, ...,
 ``VERSION``), e.g. ``drawpool/`` (emoji and icons from vendors in neither the gate set nor the
-offline mirror). `resolve_training_sets` turns the ``train.extra_train_sets`` setting into
-verified folders and refuses the gate set, by name, by folder or by any shared image: models
-are judged on the gate set, so nothing may train on it. `training_split` is the dataset's
-training split with the pools appended, and the domain of every image.
+offline mirror) or ``iconpool/`` (icons of other families). `resolve_training_sets` turns the
+``train.extra_train_sets`` setting into verified folders and refuses the gate set, by name, by
+folder or by any shared image: models are judged on the gate set, so nothing may train on it;
+the held-out icon check set (``iconcheck/``) is refused the same way. `training_split` is the
+dataset's training split with the pools appended, and the domain of every image.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from harmscan.bundle import LABELS
 from harmscan.data import ManifestDataset, split_domains
-from harmscan.gateset import GATESET_DIR, PhotoSet, find_photo_set, load_photo_set
+from harmscan.gateset import (
+    GATESET_DIR,
+    ICONCHECK_DIR,
+    PhotoSet,
+    find_photo_set,
+    load_photo_set,
+)
 from harmscan.imageio import decode_image, read_image_file
 
 # The repository's pools that may train a model (the gate set is never one of them).
-TRAINING_POOLS = ("drawpool", "emojipool", "objectpool", "photopool")
+TRAINING_POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
+# Held-out check sets: scored only (`bench/gate_study.py`), never trained on or calibrated with.
+HELD_OUT = (ICONCHECK_DIR,)
 
 
 class TrainingSetError(ValueError):
@@ -68,6 +77,7 @@ def resolve_training_sets(names: Sequence[str], gate_set: Path | None = None) ->
                 f"extra training set {name!r} is the gate set: models are judged on it and "
                 f"never trained on it; {_valid()} (other than the gate set)"
             )
+        _refuse_held_out(name, folder)
         pool = load_photo_set(folder)
         shared = sorted(set(pool.manifest["sha256"]) & gate_hashes)
         if shared:
@@ -77,6 +87,25 @@ def resolve_training_sets(names: Sequence[str], gate_set: Path | None = None) ->
             )
         pools.append(pool)
     return pools
+
+
+def _refuse_held_out(name: str, folder: Path) -> None:
+    """Refuse a held-out check set (`HELD_OUT`), by folder or by any image it shares."""
+    for held in HELD_OUT:
+        if not (held / "manifest.csv").is_file():
+            continue
+        if folder.resolve() == held.resolve():
+            raise TrainingSetError(
+                f"extra training set {name!r} is the held-out {held.name}/: it measures models "
+                f"and never trains or calibrates one; {_valid()}"
+            )
+        held_hashes = set(load_photo_set(held, verify=False).manifest["sha256"])
+        pool_hashes = set(load_photo_set(folder, verify=False).manifest["sha256"])
+        if held_hashes & pool_hashes:
+            raise TrainingSetError(
+                f"extra training set {name!r} shares {len(held_hashes & pool_hashes)} images "
+                f"with the held-out {held.name}/; {_valid()}"
+            )
 
 
 class PoolDataset(Dataset[tuple[torch.Tensor, int]]):

@@ -52,10 +52,18 @@ class Icon:
         return ICON_SETS[self.iconset][1].format(name=self.name)
 
 
-# icon set -> (builder source, path pattern inside the package)
+# icon set -> (builder source, path pattern inside the package); the sets after Font Awesome
+# are those of the icon pool and the icon check set (`scripts/icon_pools.py`)
 ICON_SETS: dict[str, tuple[str, str]] = {
     "game-icons": ("game-icons", "icons.json#{name}"),
     "fa-solid": ("fontawesome-free", "svgs/solid/{name}.svg"),
+    "mdi": ("mdi", "icons.json#{name}"),
+    "phosphor": ("phosphor", "icons.json#{name}"),
+    "streamline-emojis": ("streamline-emojis", "icons.json#{name}"),
+    "tabler": ("tabler", "icons.json#{name}"),
+    "lucide": ("lucide", "icons.json#{name}"),
+    "remixicon": ("remixicon", "icons.json#{name}"),
+    "icon-park": ("icon-park", "icons.json#{name}"),
 }
 
 
@@ -250,15 +258,19 @@ EXCLUDED: dict[tuple[str, str], str] = {
 ICONS: list[Icon] = [*HARMFUL, *SAFE]
 
 
-def icon_items() -> list[tuple[str, str, Icon]]:
-    """``(source, path inside the package, icon)`` for every icon.
+def icon_items(
+    icons: list[Icon] | None = None, excluded: dict[tuple[str, str], str] | None = None
+) -> list[tuple[str, str, Icon]]:
+    """``(source, path inside the package, icon)`` for every icon (default: the drawing pool's).
 
     Raises:
         ValueError: An icon listed twice, or both listed and excluded.
     """
-    keys = [(i.iconset, i.name) for i in ICONS]
+    icons = ICONS if icons is None else icons
+    excluded = EXCLUDED if excluded is None else excluded
+    keys = [(i.iconset, i.name) for i in icons]
     twice = sorted({k for k in keys if keys.count(k) > 1})
-    both = sorted(set(keys) & set(EXCLUDED))
+    both = sorted(set(keys) & set(excluded))
     if twice or both:
         raise ValueError(f"icons listed twice {twice}; listed and excluded {both}")
-    return [(i.source, i.path, i) for i in ICONS]
+    return [(i.source, i.path, i) for i in icons]

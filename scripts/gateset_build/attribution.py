@@ -56,8 +56,24 @@ def _source(label: str) -> Source:
     return next(s for s in SOURCES.values() if s.label == label)
 
 
+ICON_SETS = {
+    "iconpool": "trains the probe (`train.extra_train_sets`)",
+    "iconcheck": "is held out: nothing trains on it or picks a threshold with it",
+}
+
+
 def _emoji_notes(name: str) -> list[str]:
     """How the emoji (and, in the drawing pool, the icons) were chosen and changed."""
+    if name in ICON_SETS:
+        return [
+            "Icons (domain `emoji`; black glyphs, or colour where the vendor draws in colour): "
+            "chosen and labelled in `scripts/icon_pools.py` (harmful: weapons, bombs, "
+            "explosions, blood; safe: animals, plants, food, vehicles, tools, faces, people); "
+            "those whose drawing says something else at 128 px are left out with the reason. "
+            "The icon pool and the icon check set are split by icon family, never by glyph: "
+            f"this set {ICON_SETS[name]}. Changes made: SVGs rendered at 128 px, transparency "
+            "flattened on white, padded square on white, saved as JPEG."
+        ]
     pistol = (
         "The pistol is in neither label: these vendors draw it as a water pistol."
         if name != "drawpool"

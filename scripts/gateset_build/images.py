@@ -10,7 +10,8 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 MAX_SIDE = 512
-SET_MAX_SIDE = {"drawpool": 128}  # a set of drawings is small: they have little detail
+# sets of drawings are small: they have little detail
+SET_MAX_SIDE = {"drawpool": 128, "iconpool": 128, "iconcheck": 128}
 SVG_SIDE = 128  # SVG emoji are rendered at this size (the PNG emoji are the packages' 64 px)
 JPEG_QUALITY = 90
 

@@ -182,4 +182,62 @@ SOURCES: dict[str, Source] = {
         "package LICENSE.txt: Font Awesome Free icons as SVG under Creative Commons Attribution "
         "4.0 (Fonticons, Inc., fontawesome.com); svgs/solid, rendered at 128 px",
     ),
+    # icons (icon pool only: trains the probe)
+    "mdi": Source(
+        "npm",
+        "@iconify-json/mdi",
+        "1.2.3",
+        "Apache-2.0",
+        "package info.json: Material Design Icons by Pictogrammers (github.com/Templarian/"
+        "MaterialDesign), licence Apache 2.0; SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "phosphor": Source(
+        "npm",
+        "@iconify-json/ph",
+        "1.2.2",
+        "MIT",
+        "package info.json: Phosphor by Phosphor Icons (github.com/phosphor-icons/core), licence "
+        "MIT; regular and fill weights, SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "streamline-emojis": Source(
+        "npm",
+        "@iconify-json/streamline-emojis",
+        "1.2.4",
+        "CC BY 4.0",
+        "package info.json: Streamline Emojis by Streamline (streamlinehq.com), licence "
+        "Creative Commons Attribution 4.0; colour SVG bodies in icons.json, rendered at 128 px",
+    ),
+    # icons (icon check set only: held out, never trained on)
+    "tabler": Source(
+        "npm",
+        "@iconify-json/tabler",
+        "1.2.41",
+        "MIT",
+        "package info.json: Tabler Icons by Paweł Kuna (github.com/tabler/tabler-icons), "
+        "licence MIT; SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "lucide": Source(
+        "npm",
+        "@iconify-json/lucide",
+        "1.2.137",
+        "ISC",
+        "package info.json: Lucide by Lucide Contributors (github.com/lucide-icons/lucide), "
+        "licence ISC; SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "remixicon": Source(
+        "npm",
+        "@iconify-json/ri",
+        "1.2.10",
+        "Apache-2.0",
+        "package info.json: Remix Icon (github.com/Remix-Design/RemixIcon), licence Apache 2.0; "
+        "SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "icon-park": Source(
+        "npm",
+        "@iconify-json/icon-park",
+        "1.2.4",
+        "Apache-2.0",
+        "package info.json: IconPark by ByteDance (github.com/bytedance/IconPark), licence "
+        "Apache 2.0; multi-colour SVG bodies in icons.json, rendered at 128 px",
+    ),
 }

@@ -201,7 +201,9 @@ def test_attribution_lists_images_with_a_licence_of_their_own() -> None:
     assert "b.jpg" not in text  # the package's own licence: its row in the table says it
 
 
-@pytest.mark.parametrize("name", ["gateset", "photopool", "emojipool", "drawpool", "objectpool"])
+@pytest.mark.parametrize(
+    "name", ["gateset", "photopool", "emojipool", "drawpool", "objectpool", "iconpool", "iconcheck"]
+)
 def test_committed_set_is_what_the_builder_lists(
     sets: ModuleType, write: ModuleType, name: str
 ) -> None:
@@ -349,6 +351,57 @@ def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType
     args = cli.parser().parse_args(["--only", "drawpool", "--pip", "pip3"])
     assert (args.only, args.pip) == ("drawpool", "pip3")
     assert args.cache == REPO_ROOT / ".harmscan" / "gateset-src"
-    assert sorted(sets.SETS) == ["drawpool", "emojipool", "gateset", "objectpool", "photopool"]
+    assert sorted(sets.SETS) == [
+        "drawpool",
+        "emojipool",
+        "gateset",
+        "iconcheck",
+        "iconpool",
+        "objectpool",
+        "photopool",
+    ]
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["--only", "mirror"])
+
+
+@pytest.fixture(scope="module")
+def icon_pools(icons: ModuleType) -> ModuleType:
+    return _load("icon_pools")
+
+
+def test_icon_pool_and_check_set_split_by_family_from_vendors_no_other_set_uses(
+    icon_pools: ModuleType, icons: ModuleType, emoji: ModuleType
+) -> None:
+    pool = {src for src, _, _ in icon_pools.pool_items()}
+    check = {src for src, _, _ in icon_pools.check_items()}
+    assert pool == {"mdi", "phosphor", "streamline-emojis"}
+    assert check == {"tabler", "lucide", "remixicon", "icon-park"}
+    others = {src for src, _, _ in icons.icon_items()}
+    others |= {emoji.VENDORS[v].source for v in emoji.VENDORS}
+    assert not (pool | check) & others
+    # the split is by family: no glyph name of one family can reach the other set
+    assert not {i.iconset for i in icon_pools.POOL} & {i.iconset for i in icon_pools.CHECK}
+
+
+def test_icon_pool_labelling_rules(icon_pools: ModuleType) -> None:
+    labels = {(i.iconset, i.name): i.label for i in [*icon_pools.POOL, *icon_pools.CHECK]}
+    for key in (("mdi", "pistol"), ("phosphor", "knife"), ("remixicon", "knife-blood-line")):
+        assert labels[key] == "harmful"
+    for key in (("mdi", "hammer"), ("phosphor", "scissors"), ("streamline-emojis", "rocket")):
+        assert labels[key] == "safe"  # near misses are safe
+    for key in (("tabler", "boom"), ("mdi", "fencing"), ("tabler", "blade")):
+        assert key in icon_pools.EXCLUDED
+        assert key not in labels
+
+
+def test_check_items_refuse_a_family_in_both_sets(
+    icon_pools: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(icon_pools, "CHECK_FAMILIES", ("tabler", "mdi"))
+    with pytest.raises(ValueError, match=r"families \['mdi'\] are in both"):
+        icon_pools.check_items()
+    monkeypatch.setattr(icon_pools, "CHECK_FAMILIES", ("tabler",))
+    with pytest.raises(
+        ValueError, match=r"families \['icon-park', 'lucide', 'remixicon'\] are not"
+    ):
+        icon_pools.check_items()

@@ -12,9 +12,12 @@ from PIL import Image
 from harmscan.gateset import (
     EMOJIPOOL_DIR,
     GATESET_DIR,
+    ICONCHECK_DIR,
+    ICONPOOL_DIR,
     MANIFEST_COLUMNS,
     OBJECTPOOL_DIR,
     PHOTOPOOL_DIR,
+    REPO_ROOT,
     PhotoSetError,
     load_photo_set,
 )
@@ -24,11 +27,15 @@ SETS = {
     "photopool": (PHOTOPOOL_DIR, {"photo"}),
     "emojipool": (EMOJIPOOL_DIR, {"emoji"}),
     "objectpool": (OBJECTPOOL_DIR, {"photo"}),
+    "drawpool": (REPO_ROOT / "drawpool", {"emoji"}),
+    "iconpool": (ICONPOOL_DIR, {"emoji"}),
+    "iconcheck": (ICONCHECK_DIR, {"emoji"}),
 }
+MIRROR_SOURCES = ("openclipart", "twemoji", "emoji-datasource-twitter", "openmoji")
 
 
 def _packages(frame: pd.DataFrame) -> set[str]:
-    return {s.split("@")[0] for s in frame["source"]}
+    return {s.rsplit("@", 1)[0] for s in frame["source"]}  # "@scope/name@version" too
 
 
 @pytest.mark.parametrize("name", list(SETS))
@@ -69,7 +76,7 @@ def test_gateset_has_both_labels_in_each_domain_and_no_mirror_source() -> None:
     assert counts[("emoji", "safe")] >= 200
     assert sum(gate.targets) == gate.counts()["harmful"]
     # the offline mirror's vendors (its emoji come from Twemoji and OpenMoji)
-    for banned in ("openclipart", "twemoji", "emoji-datasource-twitter", "openmoji"):
+    for banned in MIRROR_SOURCES:
         assert not any(banned in s for s in frame["source"])
 
 
@@ -78,6 +85,36 @@ def test_pool_shares_no_package_or_image_with_the_gate_set(pool: Path) -> None:
     gate, other = load_photo_set(GATESET_DIR), load_photo_set(pool)
     assert not _packages(gate.manifest) & _packages(other.manifest)
     assert not set(gate.manifest["sha256"]) & set(other.manifest["sha256"])
+
+
+@pytest.mark.parametrize("name", ["drawpool", "iconpool", "iconcheck"])
+def test_drawing_sets_share_no_package_or_image_with_the_gate_set_nor_use_the_mirror(
+    name: str,
+) -> None:
+    gate, other = load_photo_set(GATESET_DIR), load_photo_set(SETS[name][0])
+    assert not _packages(gate.manifest) & _packages(other.manifest)
+    assert not set(gate.manifest["sha256"]) & set(other.manifest["sha256"])
+    for banned in MIRROR_SOURCES:
+        assert not any(banned in s for s in other.manifest["source"])
+
+
+def test_icon_check_set_is_held_out_from_every_training_pool() -> None:
+    """No package (icon family) and no image of the check set is in a pool that may train."""
+    check = load_photo_set(ICONCHECK_DIR)
+    for name in ("drawpool", "iconpool", "emojipool", "objectpool", "photopool"):
+        pool = load_photo_set(SETS[name][0], verify=False)
+        assert not _packages(check.manifest) & _packages(pool.manifest), name
+        assert not set(check.manifest["sha256"]) & set(pool.manifest["sha256"]), name
+    counts = check.counts()
+    assert counts["harmful"] >= 15
+    assert counts["safe"] >= 80
+    assert len(_packages(check.manifest)) >= 3
+
+
+def test_icon_pool_adds_vendors_the_drawing_pool_lacks() -> None:
+    pool, draw = load_photo_set(ICONPOOL_DIR), load_photo_set(SETS["drawpool"][0], verify=False)
+    assert not _packages(pool.manifest) & _packages(draw.manifest)
+    assert pool.counts()["harmful"] >= 20
 
 
 def test_object_pool_shares_no_image_or_package_path_with_the_gate_set() -> None:

@@ -15,7 +15,13 @@ import torch
 from conf.loader import SettingsError, load_settings
 from conf.settings import TrainSettings
 from harmscan.data import read_manifest
-from harmscan.gateset import GATESET_DIR, MANIFEST_COLUMNS, VERSION_FILE, manifest_version
+from harmscan.gateset import (
+    GATESET_DIR,
+    ICONCHECK_DIR,
+    MANIFEST_COLUMNS,
+    VERSION_FILE,
+    manifest_version,
+)
 from harmscan.presets import EvalPreset
 from harmscan.trainjob import training_loaders
 from harmscan.trainsets import (
@@ -99,6 +105,17 @@ def test_a_copy_of_gate_images_under_another_name_is_refused(tmp_path: Path) -> 
     copy = tmp_path / "renamed"
     shutil.copytree(GATESET_DIR, copy)
     with pytest.raises(TrainingSetError, match=r"shares 367 images with the gate set"):
+        resolve_training_sets([str(copy)])
+
+
+def test_the_held_out_icon_check_set_is_refused_by_name_and_by_shared_image(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(TrainingSetError, match=r"'iconcheck' is the held-out iconcheck/"):
+        resolve_training_sets(["iconcheck"])
+    copy = tmp_path / "renamed"
+    shutil.copytree(ICONCHECK_DIR, copy)
+    with pytest.raises(TrainingSetError, match=r"shares 120 images with the held-out iconcheck/"):
         resolve_training_sets([str(copy)])
 
 

@@ -1,0 +1,445 @@
+"""The icon pool (``iconpool/``) and the icon check set (``iconcheck/``): which icons, labelled how.
+
+`scripts/build_gate_set.py` builds both; this module only says what goes in them. Every icon
+comes from an Iconify JSON package (``@iconify-json/<set>``, an icon is ``icons.json#<name>``)
+of a vendor that no other set uses (not the gate set's Noto and Fluent, not the mirror's Twemoji,
+OpenMoji and openclipart, not the drawing pool's EmojiOne, Firefox OS emoji, game-icons and Font
+Awesome). The two sets are split **by icon family**, never by glyph:
+
+- ``iconpool/`` trains the probe (``train.extra_train_sets``): Material Design Icons (``mdi``),
+  Phosphor (regular and fill weights) and Streamline Emojis (colour emoji);
+- ``iconcheck/`` is held out: Tabler, Lucide, Remix Icon and IconPark. Nothing trains on it or
+  picks a threshold with it; `bench/gate_study.py` scores it, so icons get a held-out figure.
+
+Labelling rules (those of `scripts/draw_icons.py` and `scripts/gate_emoji.py`): harmful =
+weapons (guns, knives, swords, axes, bows), bombs, explosions and blood; safe = animals, plants,
+food, vehicles, tools (hammer, wrench, scissors and saw are near misses, safe), faces and people.
+Icons whose drawing says something else, or nothing clear, at 128 px are in `EXCLUDED` with the
+reason. Every label was checked by looking at the rendered icon. The domain is ``emoji`` (the
+metrics know ``photo``, ``illustration`` and ``emoji``, and the maintainers' private set groups
+"emoji and icons"). Left out on purpose: ``noto-v1`` (Noto's older drawing, but the gate set's
+vendor), ``emojione-v1`` (EmojiOne, the drawing pool's vendor), ``fa6-solid`` (Font Awesome
+again), Material Symbols (Google's Material drawing, the kin of ``mdi``: it would leak across
+the split).
+"""
+
+from __future__ import annotations
+
+from draw_icons import Icon, _icons, icon_items
+
+POOL_FAMILIES = ("mdi", "phosphor", "streamline-emojis")
+CHECK_FAMILIES = ("tabler", "lucide", "remixicon", "icon-park")
+
+POOL: list[Icon] = [
+    *_icons(
+        "mdi",
+        "harmful",
+        """
+        pistol          | pistol
+        sword           | sword
+        sword-cross     | crossed swords
+        knife-military  | combat knife
+        knife           | kitchen knife
+        axe-battle      | battle axe
+        axe             | axe
+        bomb            | bomb with a fuse
+        nuke            | mushroom cloud (explosion)
+        bow-arrow       | bow and arrow
+        spear           | spear
+        tank            | battle tank
+        """,
+    ),
+    *_icons(
+        "phosphor",
+        "harmful",
+        """
+        axe             | axe
+        axe-fill        | axe (filled)
+        bomb            | bomb
+        bomb-fill       | bomb (filled)
+        knife           | kitchen knife
+        knife-fill      | kitchen knife (filled)
+        sword           | sword
+        sword-fill      | sword (filled)
+        """,
+    ),
+    *_icons(
+        "streamline-emojis",
+        "harmful",
+        """
+        pistol          | revolver
+        bomb            | bomb with a lit fuse
+        collision       | explosion burst
+        """,
+    ),
+    *_icons(
+        "mdi",
+        "safe",
+        """
+        dog             | dog
+        cat             | cat
+        horse           | horse
+        cow             | cow
+        rabbit          | rabbit
+        duck            | duck
+        fish            | fish
+        turtle          | turtle
+        butterfly       | butterfly
+        bee             | bee
+        elephant        | elephant
+        owl             | owl
+        penguin         | penguin
+        tree            | tree
+        pine-tree       | pine tree
+        flower          | flower
+        cactus          | cactus
+        food-apple      | apple
+        carrot          | carrot
+        pizza           | pizza slice
+        hamburger       | hamburger
+        cupcake         | cupcake
+        coffee          | coffee cup
+        car             | car
+        bus             | bus
+        bicycle         | bicycle
+        airplane        | airplane
+        ferry           | ferry
+        tractor         | tractor
+        hammer          | hammer (a tool)
+        wrench          | wrench
+        screwdriver     | screwdriver
+        hand-saw        | hand saw (a tool)
+        scissors-cutting | scissors cutting along a line
+        face-man        | man's face
+        face-woman      | woman's face
+        baby-face       | baby face
+        human-child     | child
+        account         | person
+        run             | person running
+        emoticon-happy  | smiling face
+        home            | house
+        umbrella        | umbrella
+        guitar-acoustic | guitar
+        soccer          | football
+        camera          | camera
+        lightbulb       | light bulb
+        book-open-variant | open book
+        """,
+    ),
+    *_icons(
+        "phosphor",
+        "safe",
+        """
+        dog             | dog
+        cat             | cat
+        horse           | horse (chess knight)
+        cow             | cow
+        rabbit          | rabbit
+        bird            | bird
+        fish            | fish
+        butterfly       | butterfly
+        tree            | tree
+        flower          | flower
+        plant           | plant
+        carrot          | carrot
+        pizza           | pizza slice
+        hamburger       | hamburger
+        coffee          | coffee cup
+        car             | car
+        bus             | bus
+        bicycle         | bicycle
+        airplane        | airplane
+        boat            | boat
+        hammer          | hammer (a tool)
+        wrench          | wrench
+        scissors        | scissors
+        screwdriver     | screwdriver
+        baby            | baby
+        person          | person
+        smiley          | smiling face
+        house           | house
+        umbrella        | umbrella
+        guitar          | guitar
+        soccer-ball     | football
+        camera          | camera
+        dog-fill        | dog (filled)
+        cat-fill        | cat (filled)
+        bird-fill       | bird (filled)
+        fish-fill       | fish (filled)
+        tree-fill       | tree (filled)
+        flower-fill     | flower (filled)
+        car-fill        | car (filled)
+        airplane-fill   | airplane (filled)
+        hammer-fill     | hammer (filled)
+        smiley-fill     | smiling face (filled)
+        house-fill      | house (filled)
+        person-fill     | person (filled)
+        """,
+    ),
+    *_icons(
+        "streamline-emojis",
+        "safe",
+        """
+        grinning-face   | grinning face
+        face-with-tears-of-joy | laughing face
+        smiling-face-with-heart-eyes | face with heart eyes
+        thinking-face   | thinking face
+        crying-face     | crying face
+        smiling-face-with-sunglasses | face with sunglasses
+        baby-1          | baby
+        girl-1          | girl
+        boy-1           | boy
+        woman-1         | woman
+        man-1           | man
+        old-woman-1     | old woman
+        man-running-1   | man running
+        man-cook-1      | cook
+        woman-scientist-1 | scientist
+        dog-face        | dog face
+        cat-face        | cat face
+        horse           | horse
+        cow             | cow
+        rabbit-face     | rabbit face
+        panda-face      | panda face
+        lion-face       | lion face
+        penguin-1       | penguin
+        frog-face       | frog face
+        turtle          | turtle
+        dolphin         | dolphin
+        elephant        | elephant
+        palm-tree       | palm tree
+        sunflower-1     | sunflower
+        tulip           | tulip
+        red-apple       | apple
+        strawberry-1    | strawberry
+        watermelon-1    | watermelon slice
+        pizza-1         | pizza slice
+        hamburger-1     | hamburger
+        birthday-cake-1 | birthday cake
+        hot-beverage-1  | hot drink
+        automobile      | car
+        bus             | bus
+        bicycle         | bicycle
+        airplane        | airplane
+        ship            | ship
+        tractor         | tractor
+        fire-engine     | fire engine
+        rocket          | space rocket (not a weapon)
+        wrench          | wrench
+        nut-and-bolt    | nut and bolt
+        guitar          | guitar
+        house-with-garden | house with a garden
+        umbrella        | umbrella
+        """,
+    ),
+]
+
+CHECK: list[Icon] = [
+    *_icons(
+        "tabler",
+        "harmful",
+        """
+        axe             | axe
+        bomb            | bomb
+        bomb-filled     | bomb (filled)
+        sword           | sword
+        swords          | crossed swords
+        tank            | battle tank
+        """,
+    ),
+    *_icons(
+        "lucide",
+        "harmful",
+        """
+        axe             | axe
+        bomb            | bomb
+        bow-arrow       | bow and arrow
+        sword           | sword
+        swords          | crossed swords
+        """,
+    ),
+    *_icons(
+        "remixicon",
+        "harmful",
+        """
+        knife-line       | kitchen knife
+        knife-fill       | kitchen knife (filled)
+        knife-blood-line | knife dripping blood
+        knife-blood-fill | knife dripping blood (filled)
+        sword-line       | crossed swords
+        sword-fill       | crossed swords (filled)
+        """,
+    ),
+    *_icons(
+        "icon-park",
+        "harmful",
+        """
+        holy-sword      | sword
+        kitchen-knife   | cleaver
+        """,
+    ),
+    *_icons(
+        "tabler",
+        "safe",
+        """
+        dog             | dog
+        cat             | cat
+        horse           | horse
+        fish            | fish
+        butterfly       | butterfly
+        pig             | pig
+        deer            | deer
+        paw             | paw print
+        tree            | tree
+        plant           | potted plant
+        leaf            | leaf
+        mushroom        | mushroom
+        apple           | apple
+        carrot          | carrot
+        pizza           | pizza slice
+        burger          | burger
+        coffee          | coffee cup
+        car             | car
+        bus             | bus
+        bike            | person cycling
+        plane           | airplane
+        ship            | ship
+        hammer          | hammer (a tool)
+        tool            | wrench
+        scissors        | scissors
+        mood-smile      | smiling face
+        baby-carriage   | pram
+        user            | person
+        home            | house
+        umbrella        | umbrella
+        camera          | camera
+        """,
+    ),
+    *_icons(
+        "lucide",
+        "safe",
+        """
+        dog             | dog
+        cat             | cat
+        rabbit          | rabbit
+        fish            | fish
+        bird            | bird
+        turtle          | turtle
+        snail           | snail
+        squirrel        | squirrel
+        tree-pine       | pine tree
+        flower          | flower
+        apple           | apple
+        carrot          | carrot
+        pizza           | pizza slice
+        sandwich        | sandwich
+        coffee          | coffee cup
+        car             | car
+        bus             | bus
+        bike            | person cycling
+        plane           | airplane
+        ship            | ship
+        hammer          | hammer (a tool)
+        wrench          | wrench
+        scissors        | scissors
+        smile           | smiling face
+        baby            | baby face
+        user            | person
+        house           | house
+        umbrella        | umbrella
+        guitar          | guitar
+        camera          | camera
+        """,
+    ),
+    *_icons(
+        "remixicon",
+        "safe",
+        """
+        bear-smile-line | bear face
+        bug-line        | beetle
+        plant-line      | potted plant
+        leaf-line       | leaf
+        cup-line        | cup
+        goblet-line     | cocktail glass
+        car-line        | car
+        bus-line        | bus
+        bike-line       | bicycle
+        plane-line      | airplane
+        ship-line       | ship
+        hammer-line     | hammer (a tool)
+        tools-line      | screwdriver and wrench crossed (tools)
+        scissors-line   | scissors
+        emotion-happy-line | smiling face
+        user-line       | person
+        home-line       | house
+        umbrella-line   | umbrella
+        camera-line     | camera
+        football-line   | football
+        """,
+    ),
+    *_icons(
+        "icon-park",
+        "safe",
+        """
+        dog             | dog face
+        cat             | cat face
+        rabbit          | rabbit face
+        fish            | fish
+        bird            | bird
+        tree            | tree
+        cactus          | cactus
+        carrot          | carrot
+        hamburger       | hamburger
+        car             | car
+        bus             | bus
+        airplane        | airplane
+        ship            | ship
+        scissors        | scissors
+        smiling-face    | smiling face
+        baby            | baby face
+        people          | person
+        home            | house
+        umbrella        | umbrella
+        camera          | camera
+        """,
+    ),
+]
+
+# Drawn as something other than a weapon, or nothing clear at 128 px: in neither label.
+EXCLUDED: dict[tuple[str, str], str] = {
+    ("mdi", "mace"): "a stick with a star that reads as a sparkler",
+    ("mdi", "shuriken"): "a four-pointed star",
+    ("mdi", "fencing"): "two fencers with foils: a sport",
+    ("tabler", "boom"): "a jagged outline: an explosion or a highlight, unclear",
+    ("tabler", "boom-filled"): "a jagged blot: an explosion or a highlight, unclear",
+    ("tabler", "blade"): "a razor blade",
+    ("tabler", "guitar-pick"): "a rounded triangle: nothing in it says guitar pick",
+    ("lucide", "pocket-knife"): "a Swiss army knife: a tool, unclear",
+    ("icon-park", "blade"): "a razor blade",
+    ("icon-park", "apple"): "the Apple logo",
+    ("remixicon", "cake-line"): "a block with a candle: nothing in it says cake",
+}
+
+
+def _family_items(icons: list[Icon], families: tuple[str, ...]) -> list[tuple[str, str, Icon]]:
+    wrong = sorted({i.iconset for i in icons} - set(families))
+    if wrong:
+        raise ValueError(f"icon families {wrong} are not of this set; valid: {', '.join(families)}")
+    return icon_items(icons, EXCLUDED)
+
+
+def pool_items() -> list[tuple[str, str, Icon]]:
+    """The icon pool's ``(source, path inside the package, icon)``."""
+    return _family_items(POOL, POOL_FAMILIES)
+
+
+def check_items() -> list[tuple[str, str, Icon]]:
+    """The icon check set's ``(source, path inside the package, icon)``.
+
+    Raises:
+        ValueError: A family in both sets (the split is by family), or an icon of another family.
+    """
+    shared = sorted(set(POOL_FAMILIES) & set(CHECK_FAMILIES))
+    if shared:
+        raise ValueError(f"icon families {shared} are in both the pool and the check set")
+    return _family_items(CHECK, CHECK_FAMILIES)
