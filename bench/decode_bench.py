@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.serve_bench import make_images  # noqa: E402
-from harmscan.imageio import ImageRejected, decode_image  # noqa: E402
+from harmscan.imageio import decode_image  # noqa: E402
+from harmscan.imagepolicy import ImageRejected  # noqa: E402
 from harmscan.presets import EvalPreset  # noqa: E402
 
 Decoder = Callable[[bytes], np.ndarray]

@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from harmscan.bundle import LABELS
-from harmscan.imageio import decode_image, read_image_file
+from harmscan.imagefile import read_image_file
+from harmscan.imageio import decode_image
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,12 @@ from typing import Final, Generic, TypeVar
 
 from PIL import Image
 
-from harmscan.imageio import (
+from harmscan.imageio import BROKEN_DATA, check_header, load_rgb, open_image
+from harmscan.imagepolicy import (
     ALLOWED_FORMATS,
-    BROKEN_DATA,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageRejected,
-    check_header,
-    load_rgb,
-    open_image,
 )
 
 T = TypeVar("T")

@@ -21,7 +21,8 @@ from typing import Any
 
 from PIL import Image
 
-from harmscan.imageio import ImageRejected, decode_image
+from harmscan.imageio import decode_image
+from harmscan.imagepolicy import ImageRejected
 
 EXIF_ORIENTATION = 0x0112
 JPEG_QUALITY = 95

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from harmscan.bundle import HARMFUL, ServingSpec
-from harmscan.imageio import ImageRejected, load_image
+from harmscan.imageio import load_image
+from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset, normalize
 
 logger = logging.getLogger(__name__)

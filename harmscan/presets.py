@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from harmscan.bundle import ServingSpec
-from harmscan.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image
+from harmscan.imageio import decode_image
+from harmscan.imagepolicy import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch

@@ -29,7 +29,8 @@ from harmscan.gateset import (
     find_photo_set,
     load_photo_set,
 )
-from harmscan.imageio import decode_image, read_image_file
+from harmscan.imagefile import read_image_file
+from harmscan.imageio import decode_image
 
 # The repository's pools that may train a model (the gate set is never one of them).
 TRAINING_POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")

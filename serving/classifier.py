@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decoding import Decoded, DecodeLimits, DecodePool
 from serving.inputs import InputReader, InputRejected, SourceUnavailable

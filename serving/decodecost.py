@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 
 # Address space per pixel of a WebP with alpha, the costlier kind: 36.0 M pixels decoded under
 # 768 MB (at most 22.4 bytes a pixel), 37.2 M did not (over 21.6).

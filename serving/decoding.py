@@ -37,7 +37,7 @@ from typing import Any, Final
 import numpy as np
 
 from harmscan.frames import FrameBudgetExceeded, decode_frames
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decodecost import check_decode_memory
 

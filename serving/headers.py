@@ -7,7 +7,7 @@ from typing import Literal, get_args
 from harmscan.decisions import INLINE_REQUEST_HEADER
 from serving.schema import SCHEMA_VERSION
 
-# The typed dead-letter reasons: those of `harmscan.imageio.REASONS` plus the request-level ones.
+# The typed dead-letter reasons: `harmscan.imagepolicy.REASONS` plus the request-level ones.
 RejectReason = Literal[
     "not_an_image",
     "unsupported_format",

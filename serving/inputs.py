@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from conf.settings import ServingSettings
-from harmscan.imageio import ImageRejected, read_image_file
+from harmscan.imagefile import read_image_file
+from harmscan.imagepolicy import ImageRejected
 from serving.headers import RejectReason
 from serving.links import opened_file_check, root_of
 from serving.s3read import ReadTooSlow, read_body

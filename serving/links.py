@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 
 
 def root_of(path: Path, allowed_roots: Sequence[Path]) -> Path | None:
@@ -40,7 +40,7 @@ def opened_path(fd: int) -> Path | None:
 
 
 def opened_file_check(path: Path, root: Path) -> Callable[[int, os.stat_result], None]:
-    """The check `harmscan.imageio.read_image_file` runs on the opened file: it must lie under
+    """The check `harmscan.imagefile.read_image_file` runs on the opened file: it must lie under
     ``root`` as the kernel opened it, and follow the hard-link rule (see the module).
 
     ``O_NOFOLLOW`` guards only the last component: a directory of the path swapped for a

@@ -32,7 +32,8 @@ from harmscan.decisions import (
     decode_decision,
 )
 from harmscan.imagecheck import verify_image
-from harmscan.imageio import ImageRejected, read_image_file
+from harmscan.imagefile import read_image_file
+from harmscan.imagepolicy import ImageRejected
 from harmscan.reviewed import FOLDER, latest_decisions, reviewed_image_id, reviewed_row
 
 INLINE_HEADER = (

@@ -24,7 +24,8 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from conf.settings import OpenImagesSettings
-from harmscan.imageio import ImageRejected, decode_image
+from harmscan.imageio import decode_image
+from harmscan.imagepolicy import ImageRejected
 from stack.mirror_metadata import _parse_range
 from tests.fixtures.mirror import EXPECTED_CSV, IMAGES_DIR, METADATA_DIR, MirrorOverrides
 

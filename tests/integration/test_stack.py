@@ -133,7 +133,8 @@ def _zombie(pid: int) -> bool:
 
 
 def test_demo_images_are_real_test_images_plus_a_rejected_one(tmp_path: Path) -> None:
-    from harmscan.imageio import ImageRejected, decode_image
+    from harmscan.imageio import decode_image
+    from harmscan.imagepolicy import ImageRejected
     from stack.demo import DEMO_GROUPS, prepare_images
 
     paths = prepare_images(tmp_path / "images")

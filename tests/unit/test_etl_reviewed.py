@@ -10,7 +10,7 @@ import pytest
 
 from conf.settings import EtlSettings, ServingSettings
 from harmscan.decisions import Decision
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from harmscan.reviewed import is_reviewed, latest_decisions, reviewed_image_id, split_fractions
 from serving.schema import encode_request
 from tasks.dataset import build_manifest

@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from harmscan.bundle import ServingSpec
-from harmscan.imageio import ImageRejected, decode_image, read_image_file
+from harmscan.imagefile import read_image_file
+from harmscan.imageio import decode_image
+from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset, TrainPreset, normalize
 
 
@@ -199,7 +201,8 @@ def test_preset_round_trips_through_the_serving_spec(tmp_path: Path) -> None:
 
 
 def test_hostile_images_get_their_reasons() -> None:
-    from harmscan.imageio import ImageRejected, decode_image
+    from harmscan.imageio import decode_image
+    from harmscan.imagepolicy import ImageRejected
     from tests.serving_support import broken_huffman_jpeg, wide_png, ztxt_bomb
 
     cases = {
@@ -215,7 +218,7 @@ def test_hostile_images_get_their_reasons() -> None:
 
 
 def test_huffman_check_passes_real_encoders() -> None:
-    from harmscan.imageio import jpeg_table_problem
+    from harmscan.jpegtables import jpeg_table_problem
 
     rng = np.random.default_rng(1)
     image = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
@@ -271,12 +274,12 @@ def test_conversions_in_strips_match_the_whole_image_formulas(
 ) -> None:
     # A 7000x7000 RGBA PNG or 16-bit grey PNG (under max_pixels) needed more than the decode
     # workers' 768 MB when converted whole; strips give the same pixels with one output copy.
-    import harmscan.imageio as imageio
+    import harmscan.imagergb as imagergb
 
-    monkeypatch.setattr(imageio, "STRIP_PIXELS", 1000)
+    monkeypatch.setattr(imagergb, "STRIP_PIXELS", 1000)
     every = np.arange(65536, dtype=np.uint16).reshape(256, 256)
     scaled = np.clip(every / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    assert np.array_equal(np.asarray(imageio.to_rgb(Image.fromarray(every)))[..., 0], scaled)
+    assert np.array_equal(np.asarray(imagergb.to_rgb(Image.fromarray(every)))[..., 0], scaled)
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (300, 257, 3), dtype=np.uint8)
     palette = Image.fromarray(noise).convert("P", palette=Image.Palette.ADAPTIVE)
@@ -290,7 +293,7 @@ def test_conversions_in_strips_match_the_whole_image_formulas(
         mode = image.mode
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         whole = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
-        assert np.array_equal(np.asarray(imageio.to_rgb(image)), np.asarray(whole)), mode
+        assert np.array_equal(np.asarray(imagergb.to_rgb(image)), np.asarray(whole)), mode
 
 
 def test_a_metadata_bomb_says_to_strip_the_metadata() -> None:
@@ -370,7 +373,7 @@ def test_eval_preset_crop_equals_resizing_the_whole_image_then_cropping(
 
 
 def test_an_upright_image_is_not_copied_for_its_orientation() -> None:
-    from harmscan.imageio import _upright
+    from harmscan.imagergb import _upright
 
     image = Image.open(io.BytesIO(encode(red((64, 32)), "JPEG")))
     image.load()

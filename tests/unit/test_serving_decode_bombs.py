@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decodecost import WEBP_BYTES_PER_PIXEL, check_decode_memory, webp_size
 from serving.decoding import DecodeLimits, DecodePool

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decoding import DecodeLimits, DecodePool
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from harmscan.frames import decode_frames, select_frames
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader
 from serving.model import LoadedModel

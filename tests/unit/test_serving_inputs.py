@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harmscan.imageio import ImageRejected
+from harmscan.imagepolicy import ImageRejected
 from serving.inputs import (
     InputReader,
     InputRejected,
