@@ -54,7 +54,9 @@ _HEIF_BRANDS: Final = {
 _NETPBM: Final = re.compile(rb"P[1-7][ \t\r\n#]")
 
 
-def _unidentified(data: bytes, formats: tuple[str, ...] = ALLOWED_FORMATS) -> ImageRejected:
+def unidentified(data: bytes, formats: tuple[str, ...] = ALLOWED_FORMATS) -> ImageRejected:
+    """Why no accepted format opened ``data``: a claimed but broken header, a refused format
+    (``unsupported_format``, named), or ``not_an_image``."""
     claimed = _claimed_but_unreadable(data, formats)
     if claimed is not None:
         return claimed

@@ -27,14 +27,14 @@ from typing import Final
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from harmscan.imagefile import read_image_file
-from harmscan.imageformats import _unidentified
+from harmscan.imageformats import unidentified
 from harmscan.imagepolicy import (
     ALLOWED_FORMATS,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     ImageRejected,
 )
-from harmscan.imagergb import _upright, to_rgb
+from harmscan.imagergb import to_rgb, upright
 from harmscan.jpegtables import jpeg_table_problem
 
 # Pillow's ValueErrors for PNG/ text chunks that inflate past its limits.
@@ -115,7 +115,7 @@ def open_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(formats))
     except UnidentifiedImageError:
-        raise _unidentified(data, formats) from None
+        raise unidentified(data, formats) from None
     except _BOMBS as exc:  # Pillow's own cap (2x MAX_IMAGE_PIXELS) fired before ours
         declared = _PILLOW_PIXELS.search(str(exc))
         pixels = f"{declared.group(1)} pixels" if declared else "more pixels"
@@ -142,7 +142,7 @@ def load_rgb(image: Image.Image, min_side: int) -> Image.Image:
             image.load()
     except (*BROKEN_DATA, *_BOMBS) as exc:
         raise _rejection(exc, f"{image.format} data does not decode") from None
-    rgb = to_rgb(_upright(image))
+    rgb = to_rgb(upright(image))
     if min(rgb.size) < min_side:
         raise ImageRejected("too_small", f"{rgb.size[0]}x{rgb.size[1]} < {min_side} px side")
     return rgb

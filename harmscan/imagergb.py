@@ -66,7 +66,8 @@ def _strips(image: Image.Image) -> list[tuple[int, int, int, int]]:
 _TURNED: Final = range(2, 9)
 
 
-def _upright(image: Image.Image) -> Image.Image:
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned by its EXIF orientation (itself when upright or its EXIF is broken)."""
     try:
         # exif_transpose copies an image it leaves as it is: every upright decode paid for a
         # copy of its pixels (and a large image held two), so it is asked only to turn one.

@@ -373,8 +373,8 @@ def test_eval_preset_crop_equals_resizing_the_whole_image_then_cropping(
 
 
 def test_an_upright_image_is_not_copied_for_its_orientation() -> None:
-    from harmscan.imagergb import _upright
+    from harmscan.imagergb import upright
 
     image = Image.open(io.BytesIO(encode(red((64, 32)), "JPEG")))
     image.load()
-    assert _upright(image) is image
+    assert upright(image) is image
