@@ -24,7 +24,8 @@ import numpy as np
 
 from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
-from serving.decoding import Decoded, DecodeLimits, DecodePool
+from serving.decodeworker import Decoded, DecodeLimits
+from serving.decoding import DecodePool
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
 from serving.model import LoadedModel
 from serving.schema import (

@@ -17,7 +17,8 @@ from PIL import Image
 from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
 from serving.decodecost import WEBP_BYTES_PER_PIXEL, check_decode_memory, webp_size
-from serving.decoding import DecodeLimits, DecodePool
+from serving.decodeworker import DecodeLimits
+from serving.decoding import DecodePool
 from tests.serving_support import png_bomb
 
 LIMITS = DecodeLimits(max_pixels=50_000_000, max_aspect_ratio=20.0, timeout_s=10.0,

@@ -17,7 +17,8 @@ from PIL import Image
 
 from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
-from serving.decoding import DecodeLimits, DecodePool
+from serving.decodeworker import DecodeLimits
+from serving.decoding import DecodePool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,8 @@ def test_a_worker_does_not_run_the_parents_main_script(tmp_path: Path) -> None:
 
             if __name__ == "__main__":
                 from harmscan.presets import EvalPreset
-                from serving.decoding import DecodeLimits, DecodePool
+                from serving.decodeworker import DecodeLimits
+                from serving.decoding import DecodePool
                 import io
                 from PIL import Image
 
@@ -136,7 +138,7 @@ def test_a_large_transparent_png_decodes_within_the_worker_memory_cap() -> None:
     ("used", "timeout_s", "limit"), [(0.0, 2.0, 2), (0.9, 2.0, 3), (1.95, 2.0, 4), (3.0, 5.0, 8)]
 )
 def test_a_decode_gets_at_least_its_cpu_seconds(used: float, timeout_s: float, limit: int) -> None:
-    from serving.decoding import cpu_limit
+    from serving.decodeworker import cpu_limit
 
     # Rounded down, a worker that had used 0.9 s was killed 1.1 s into a 2 s budget.
     assert cpu_limit(used, timeout_s) == limit
