@@ -16,7 +16,6 @@ a JSON value that resolves to the same settings wherever the flow runs.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.fields import FieldInfo
 
+from conf.keys import SettingsError, _explain, _key_parts, _set_path
 from conf.settings import Settings
 from conf.values import ValueParseError, parse_value, plain
 
@@ -36,10 +35,6 @@ ENV_PREFIX = "HARMSCAN_"
 ENV_CONTROL = {"HARMSCAN_PROFILE", "HARMSCAN_CONFIG"}
 # Variables read by the test suite (reused servers), not settings.
 ENV_IGNORED_PREFIX = "HARMSCAN_TEST_"
-
-
-class SettingsError(ValueError):
-    """A setting is unknown or invalid; the message names it and the valid choices."""
 
 
 def available_profiles() -> list[str]:
@@ -187,92 +182,9 @@ def _validate(data: dict[str, Any]) -> Settings:
         raise SettingsError(_explain(exc)) from None
 
 
-def _key_parts(dotted: str, origin: str) -> list[str]:
-    parts = [p for p in dotted.split(".") if p]
-    if not parts:
-        raise SettingsError(f"{origin}: empty key")
-    _check_path(parts, origin)
-    return parts
-
-
 def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> None:
     parts = _key_parts(dotted, origin)
     _set_path(into, parts, _parse(parts, raw, origin))
-
-
-def _set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
-    """Set ``value`` under ``parts``, making the sections on the way.
-
-    A key inside a mapping setting that no layer has set yet (``mlflow.floors.auc``) starts from
-    the setting's default entries, so the others stay (a whole mapping replaces).
-    """
-    model: type[BaseModel] | None = Settings
-    node = into
-    for part in parts[:-1]:
-        field = None if model is None else model.model_fields.get(part)
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {} if part in node else _mapping_default(field)
-        model = _submodel(field)
-        node = child
-    node[parts[-1]] = value
-
-
-def _mapping_default(field: FieldInfo | None) -> dict[str, Any]:
-    """A copy of a mapping setting's default entries; empty for anything else."""
-    default = None if field is None else field.get_default(call_default_factory=True)
-    return dict(default) if isinstance(default, dict) else {}
-
-
-def _submodel(field: FieldInfo | None) -> type[BaseModel] | None:
-    """The settings section a field holds, or None (a value or a mapping: free-form below)."""
-    annotation = None if field is None else field.annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _check_path(parts: list[str], origin: str) -> None:
-    """Fail early, with suggestions, on a key path the schema does not have."""
-    model: type[BaseModel] | None = Settings
-    for depth, part in enumerate(parts):
-        if model is None:
-            return  # inside a dict-valued setting: free-form keys
-        fields = model.model_fields
-        if part not in fields:
-            where = ".".join(parts[:depth]) or "the top level"
-            raise SettingsError(
-                f"{origin}: unknown setting {'.'.join(parts)!r}; valid keys at {where}: "
-                f"{', '.join(sorted(fields))}{_did_you_mean(part, fields)}"
-            )
-        model = _submodel(fields[part])
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
-
-
-def _explain(exc: ValidationError) -> str:
-    lines = ["invalid settings:"]
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "extra_forbidden":
-            parent = _model_at(error["loc"][:-1])
-            valid = ", ".join(sorted(parent.model_fields)) if parent else "?"
-            lines.append(f"  {loc}: unknown key; valid keys here: {valid}")
-        else:
-            lines.append(f"  {loc}: {error['msg']} (got {error.get('input')!r})")
-    return "\n".join(lines)
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Settings
-    for part in loc:
-        if model is None:
-            return None
-        model = _submodel(model.model_fields.get(str(part)))
-    return model
 
 
 class SettingsSource(BaseModel):
