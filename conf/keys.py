@@ -17,7 +17,8 @@ class SettingsError(ValueError):
     """A setting is unknown or invalid; the message names it and the valid choices."""
 
 
-def _key_parts(dotted: str, origin: str) -> list[str]:
+def key_parts(dotted: str, origin: str) -> list[str]:
+    """The parts of a dotted key the schema has (``origin`` names where it came from)."""
     parts = [p for p in dotted.split(".") if p]
     if not parts:
         raise SettingsError(f"{origin}: empty key")
@@ -25,7 +26,7 @@ def _key_parts(dotted: str, origin: str) -> list[str]:
     return parts
 
 
-def _set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
+def set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
     """Set ``value`` under ``parts``, making the sections on the way.
 
     A key inside a mapping setting that no layer has set yet (``mlflow.floors.auc``) starts from
@@ -78,7 +79,8 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
-def _explain(exc: ValidationError) -> str:
+def explain(exc: ValidationError) -> str:
+    """A validation error as one line per bad value, an unknown key with the valid keys."""
     lines = ["invalid settings:"]
     for error in exc.errors():
         loc = ".".join(str(p) for p in error["loc"])

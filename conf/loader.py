@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from conf.keys import SettingsError, _explain, _key_parts, _set_path
+from conf.keys import SettingsError, explain, key_parts, set_path
 from conf.settings import Settings
 from conf.values import ValueParseError, parse_value, plain
 
@@ -82,7 +82,7 @@ def load_settings(
             _set_dotted(merged, dotted, value, origin=f"environment variable {key}")
     if isinstance(overrides, Mapping):
         for dotted, typed in overrides.items():
-            _set_path(merged, _key_parts(dotted, f"override {dotted}"), typed)
+            set_path(merged, key_parts(dotted, f"override {dotted}"), typed)
     else:
         for dotted, raw in (split_assignment(item) for item in overrides):
             _set_dotted(merged, dotted, raw, origin=f"--set {dotted}={raw}")
@@ -104,7 +104,7 @@ def update(settings: Settings, changes: Mapping[str, Any]) -> Settings:
         return settings
     data = settings.model_dump()
     for dotted, value in changes.items():
-        _set_path(data, _key_parts(dotted, f"setting {dotted}"), value)
+        set_path(data, key_parts(dotted, f"setting {dotted}"), value)
     return _validate(data)
 
 
@@ -118,7 +118,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for dotted, raw in (split_assignment(item) for item in items):
-        parts = _key_parts(dotted, f"--set {dotted}")
+        parts = key_parts(dotted, f"--set {dotted}")
         value = _parse(parts, raw, origin=f"--set {dotted}={raw}")
         out[".".join(parts)] = plain(value)
     return out
@@ -179,12 +179,12 @@ def _validate(data: dict[str, Any]) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError(_explain(exc)) from None
+        raise SettingsError(explain(exc)) from None
 
 
 def _set_dotted(into: dict[str, Any], dotted: str, raw: str, origin: str) -> None:
-    parts = _key_parts(dotted, origin)
-    _set_path(into, parts, _parse(parts, raw, origin))
+    parts = key_parts(dotted, origin)
+    set_path(into, parts, _parse(parts, raw, origin))
 
 
 class SettingsSource(BaseModel):
@@ -215,7 +215,7 @@ class SettingsSource(BaseModel):
         if not given:
             return self
         for dotted in given:
-            _key_parts(dotted, f"override {dotted}")
+            key_parts(dotted, f"override {dotted}")
         return self.model_copy(update={"overrides": {**self.overrides, **given}})
 
     def resolve(self, env: Mapping[str, str] | None = None) -> Settings:
