@@ -63,7 +63,7 @@ def collect_outcomes(
     """
     from confluent_kafka import Consumer
 
-    from serving.headers import H_DETAIL, H_REASON, H_REQUEST_ID
+    from serving.headers import H_DETAIL, H_REASON, H_REQUEST_ID, headers_dict
     from serving.schema import decode_result
 
     kafka = settings.kafka
@@ -96,7 +96,7 @@ def collect_outcomes(
                     + (", waits for review" if result.review else "")
                 )
             else:
-                headers = {k: bytes(v or b"").decode() for k, v in message.headers() or []}
+                headers = headers_dict(message.headers())
                 request_id = headers.get(H_REQUEST_ID, "")
                 reason, detail = headers.get(H_REASON, "?"), headers.get(H_DETAIL, "")
                 outcome = f"rejected: {reason}" + (f" ({detail})" if detail else "")

@@ -5,8 +5,6 @@ code: killing the leader of the requests partition and then of the results parti
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,11 +16,14 @@ from stack.process import free_ports
 from tests.fixtures.kafka import TEST_JVM_FLAGS
 from tests.serving_support import (
     RED,
+    LoopThread,
+    Stream,
     has_ids,
     read_topic,
     results_by_id,
     save_local_model,
     serving_overrides,
+    wait_until,
     write_image,
 )
 
@@ -41,26 +42,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
-class Stream(threading.Thread):
-    """Path requests at a steady rate until stopped."""
-
-    def __init__(self, producer: RequestProducer, path: Path) -> None:
-        super().__init__(daemon=True)
-        self.producer, self.path, self.ids = producer, path, []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.ids.append(self.producer.send_path(self.path))
 
 
 def test_leader_kills_lose_nothing(
@@ -89,31 +70,19 @@ def test_leader_kills_lose_nothing(
     loop = ServingConsumer(settings, model, make_classifier(settings), make_consumer(settings),
                            make_producer(settings),
                            consumer_factory=lambda: make_consumer(settings))  # fmt: skip
-    consumer = threading.Thread(target=loop.run, daemon=True)
-    consumer.start()
-    stream = Stream(RequestProducer(settings, rate=20), image)
-    stream.start()
-    try:
-        for topic in (topics["requests"], topics["results"]):
-            before = loop.committed
-            wait_until(lambda b=before: loop.committed >= b + 20, 120, "results flowing")
-            leader = cluster.leader_of(topic)
-            cluster.kill(leader)
-            sent = len(stream.ids)
-            wait_until(lambda s=sent: len(stream.ids) >= s + 40, 120, "the stream going on")
-            cluster.start_node(leader)
-    finally:
-        stream.stop.set()
-        stream.join(30)
-    assert not stream.producer.flush(120).failed
-    try:
+    with LoopThread(loop):
+        with Stream(RequestProducer(settings, rate=20), image, flush_s=120) as stream:
+            for topic in (topics["requests"], topics["results"]):
+                before = loop.committed
+                wait_until(lambda b=before: loop.committed >= b + 20, 120, "results flowing")
+                leader = cluster.leader_of(topic)
+                cluster.kill(leader)
+                sent = len(stream.ids)
+                wait_until(lambda s=sent: len(stream.ids) >= s + 40, 120, "the stream going on")
+                cluster.start_node(leader)
         messages = read_topic(
             cluster.bootstrap, topics["results"], until=has_ids(set(stream.ids)), timeout=180
         )
-    finally:
-        loop.stop()
-        consumer.join(60)
-        loop.classifier.close()
     grouped = results_by_id(messages)
     assert set(grouped) == set(stream.ids), f"{len(set(stream.ids) - set(grouped))} lost"
     assert all({r.label for r in rs} == {"harmful"} for rs in grouped.values())

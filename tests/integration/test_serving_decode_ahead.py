@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from serving.consumer import ServingConsumer
 from serving.producer import RequestProducer
 from tests.serving_support import (
     RED,
+    LoopThread,
     has_ids,
     read_topic,
     results_by_id,
@@ -102,9 +102,7 @@ def test_decode_ahead_modes_keep_every_guarantee(
         settings, model, make_classifier(settings), make_consumer(settings),  # type: ignore[arg-type]
         make_producer(settings),  # type: ignore[arg-type]
     )  # fmt: skip
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with LoopThread(loop):
         read_topic(kafka_bootstrap, topics["results"], until=has_ids(set(ids)), timeout=90)
         for _ in range(TRICKLE):  # lone requests: each its own batch
             ids.append(producer.send_path(image))
@@ -113,10 +111,6 @@ def test_decode_ahead_modes_keep_every_guarantee(
         messages = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(ids)), timeout=90
         )
-    finally:
-        loop.stop()
-        thread.join(30)
-        loop.classifier.close()
     grouped = results_by_id(messages)
     assert set(grouped) == set(ids)
     assert all(len(results) == 1 for results in grouped.values())  # exactly one each

@@ -20,22 +20,17 @@ import pytest
 from serving.producer import RequestProducer
 from tests.serving_support import (
     RED,
+    LoopThread,
     has_ids,
     read_topic,
     results_by_id,
     save_local_model,
     serving_overrides,
+    wait_until,
     write_image,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def fence(settings: object, timeout: float = 60.0) -> None:
@@ -107,9 +102,7 @@ def test_fenced_consumer_is_recreated_and_loses_nothing(
         settings, model, make_classifier(settings), make_consumer(settings),
         make_producer(settings), consumer_factory=lambda: make_consumer(settings),
     )  # fmt: skip
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with LoopThread(loop):
         wait_until(lambda: loop.committed >= len(before), 120, "the first results")
         fence(settings)
         after = [producer.send_path(image) for _ in range(20)]
@@ -120,11 +113,6 @@ def test_fenced_consumer_is_recreated_and_loses_nothing(
         )
         ids = set(before) | set(after)
         messages = read_topic(kafka_bootstrap, topics["results"], until=has_ids(ids), timeout=60)
-    finally:
-        loop.stop()
-        thread.join(60)
-        loop.classifier.close()
-    assert not thread.is_alive(), "the loop did not stop"
     assert loop.metrics.consumer_recreated.labels("fenced")._value.get() >= 1
     grouped = results_by_id(messages)
     assert set(grouped) == ids, f"{len(ids - set(grouped))} requests without a result"
@@ -147,28 +135,16 @@ def test_fenced_beyond_the_budget_stops_with_one_line(
         settings, model, make_classifier(settings), make_consumer(settings),
         make_producer(settings), consumer_factory=lambda: make_consumer(settings),
     )  # fmt: skip
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            loop.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    runner = LoopThread(loop)
+    runner.start()
     try:
         wait_until(lambda: loop.committed >= 8, 120, "the first results")
         fence(settings)
-        thread.join(60)
+        runner.thread.join(60)
     finally:
-        loop.stop()
-        thread.join(30)
-        loop.classifier.close()
-    assert not thread.is_alive(), "a fenced consumer without budget kept running"
-    assert len(errors) == 1, errors
-    assert isinstance(errors[0], ServingFatal), errors
-    message = str(errors[0])
+        runner.stop(raise_error=False, join_s=30)
+    assert isinstance(runner.error, ServingFatal), runner.error
+    message = str(runner.error)
     assert "\n" not in message
     assert "fenced" in message
     assert "serving.group_instance_id" in message

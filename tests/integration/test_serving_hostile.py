@@ -35,6 +35,7 @@ from serving.schema import encode_request
 from tests.serving_support import (
     BLUE,
     RED,
+    LoopThread,
     broken_huffman_jpeg,
     has_ids,
     jpeg_scan_bomb,
@@ -186,9 +187,7 @@ def served(
     classifier = make_classifier(settings)
     loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
                            make_producer(settings))  # fmt: skip
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with LoopThread(loop):
         results = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(expected)), timeout=180
         )
@@ -197,10 +196,6 @@ def served(
             until=lambda ms: {m.key().decode() for m in ms} >= set(corpus), timeout=120,
         )  # fmt: skip
         took = time.monotonic() - started
-    finally:
-        loop.stop()
-        thread.join(60)
-        classifier.close()
     sampler.stop.set()
     sampler.join(5)
     by_key = {m.key().decode(): m for m in dead}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from serving.producer import RequestProducer
 from tests.serving_support import (
     BLUE,
     RED,
+    LoopThread,
     has_ids,
     read_topic,
     results_by_id,
@@ -145,20 +145,14 @@ def served(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Se
     classifier = make_classifier(settings)
     loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
                            make_producer(settings))  # fmt: skip
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with LoopThread(loop) as runner:
         results = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(expected)), timeout=180
         )
         dead = read_topic(kafka_bootstrap, topics["dead_letter"],
                           until=lambda ms: len(ms) >= len(CORPUS) + 3, timeout=120)  # fmt: skip
         took = time.monotonic() - started
-        alive = thread.is_alive()
-    finally:
-        loop.stop()
-        thread.join(60)
-        classifier.close()
+        alive = runner.thread.is_alive()
     return Served(dead, results_by_id(results), expected, took, alive)
 
 

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,11 +21,14 @@ from tests.serving_support import (
     BLUE,
     RED,
     ConsumerThread,
+    LoopThread,
+    Stream,
     has_ids,
     read_topic,
     register_model,
     results_by_id,
     serving_overrides,
+    wait_until,
     write_image,
 )
 
@@ -69,37 +71,6 @@ def images(tmp_path: Path) -> dict[str, Path]:
         "harmful": write_image(tmp_path / "images" / "red.jpg", RED),
         "safe": write_image(tmp_path / "images" / "blue.jpg", BLUE),
     }
-
-
-class Stream:
-    """Sends path requests at a steady rate from a thread until stopped; remembers the ids."""
-
-    def __init__(self, producer: RequestProducer, path: Path) -> None:
-        self.producer = producer
-        self.path = path
-        self.ids: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.ids.append(self.producer.send_path(self.path))
-
-    def __enter__(self) -> Stream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        assert not self.producer.flush(60).failed
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def test_champion_swap_mid_stream(
@@ -300,13 +271,8 @@ def test_failed_delivery_is_retried_not_committed(
         settings, model, make_classifier(settings), make_consumer(settings),
         FlakyProducer(make_producer(settings), failures=5),  # type: ignore[arg-type]
     )  # fmt: skip
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with LoopThread(loop):
         messages = read_topic(kafka_bootstrap, topics["results"], until=has_ids(ids), timeout=90)
-    finally:
-        loop.stop()
-        thread.join(30)
     grouped = results_by_id(messages)
     assert set(grouped) == ids
     assert {r.model_version for rs in grouped.values() for r in rs} == {"7"}
@@ -343,9 +309,9 @@ def test_consumers_in_one_group_share_the_partitions(
             for index in range(2)
         )
     ]
-    threads = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
-    for thread in threads:
-        thread.start()
+    runners = [LoopThread(loop) for loop in loops]
+    for runner in runners:
+        runner.start()
     try:
         with Stream(RequestProducer(settings, rate=20), images["safe"]) as stream:
             wait_until(lambda: all(loop.committed > 0 for loop in loops), 90, "both consumers")
@@ -354,8 +320,8 @@ def test_consumers_in_one_group_share_the_partitions(
         )
     finally:
         for loop in loops:
-            loop.stop()
-        for thread in threads:
-            thread.join(30)
+            loop.stop()  # both at once: the group rebalances once
+        for runner in runners:
+            runner.stop()
     assert set(results_by_id(messages)) == set(stream.ids)
     assert all(loop.committed > 0 for loop in loops)

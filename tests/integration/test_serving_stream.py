@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from serving.headers import H_ORIGINAL_SHA256, H_ORIGINAL_SIZE, H_REASON, H_TRUNCATED, headers_dict
 from serving.producer import RequestProducer
@@ -29,6 +29,7 @@ from tests.serving_support import (
     PURPLE,
     RED,
     ConsumerThread,
+    committed_to_end,
     has_ids,
     image_bytes,
     png_bomb,
@@ -191,7 +192,9 @@ def test_stream_labels_review_and_dead_letters(
             kafka_bootstrap, topics["review"], until=has_ids({review_id}), timeout=30
         )
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
-        committed_ok = _wait_committed(kafka_bootstrap, settings, topics["requests"])
+        committed_ok = committed_to_end(
+            kafka_bootstrap, settings.kafka.group_id, topics["requests"]
+        )
 
     grouped = results_by_id(results)
     assert {i: grouped[i][-1].label for i in expected} == expected
@@ -222,24 +225,3 @@ def test_stream_labels_review_and_dead_letters(
 
 def dead_by_key(messages: list, key: str) -> object:
     return next(m for m in messages if m.key().decode() == key)
-
-
-def _wait_committed(bootstrap: str, settings: object, topic: str, timeout: float = 20) -> bool:
-    """Whether the serving group's committed offsets reach the end of every partition."""
-    import time
-
-    group = settings.kafka.group_id  # type: ignore[attr-defined]
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
-        tps = [TopicPartition(topic, p) for p in partitions]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            committed = probe.committed(tps, timeout=10)
-            ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
-            if all(c.offset == end for c, end in zip(committed, ends, strict=True)):
-                return True
-            time.sleep(0.5)
-        return False
-    finally:
-        probe.close()

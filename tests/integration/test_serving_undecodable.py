@@ -9,7 +9,6 @@ and the fix, committed past, and the good requests before and after it are all a
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from serving.producer import RequestProducer
 from tests.serving_support import (
     BLUE,
     RED,
+    LoopThread,
     has_ids,
     read_topic,
     results_by_id,
@@ -74,18 +74,12 @@ def test_an_undecodable_batch_is_dead_lettered_and_stepped_over(
     classifier = make_classifier(settings)
     loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
                            make_producer(settings))  # fmt: skip
-    thread = threading.Thread(target=loop.run, daemon=True)
-    thread.start()
-    try:
+    with LoopThread(loop):
         expected = {before: "harmful", **after}
         results = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(expected)), timeout=120
         )
         dead = read_topic(kafka_bootstrap, topics["dead_letter"], until=bool, timeout=30, idle=3)
-    finally:
-        loop.stop()
-        thread.join(60)
-        classifier.close()
     assert {i: r[-1].label for i, r in results_by_id(results).items()} == expected
     assert len(dead) == 1, "one dead letter for the whole batch"
     headers = headers_dict(dead[0].headers())  # type: ignore[attr-defined]
