@@ -3,9 +3,10 @@
 Every payload is hostile. A local path is resolved (``realpath``: ``..`` and symlinks included)
 and must land under one of the allowed roots before anything is opened; the file is opened with
 ``O_NONBLOCK | O_NOFOLLOW``, must be a regular file, and at most its cap + 1 bytes are read,
-so a FIFO or ``/dev/zero`` never blocks or floods. S3 objects must live in an allowed bucket.
-Problems of the input raise `InputRejected` with a typed reason; infrastructure failures (S3
-unreachable) raise `SourceUnavailable`, which the consumer does not commit.
+so a FIFO or ``/dev/zero`` never blocks or floods. S3 objects must live in an allowed bucket
+(`serving.s3source`). Problems of the input raise `InputRejected` with a typed reason;
+infrastructure failures (S3 unreachable) raise `SourceUnavailable`, which the consumer does not
+commit (both in `serving.sourceerrors`).
 """
 
 from __future__ import annotations
@@ -23,22 +24,9 @@ from harmscan.imagefile import read_image_file
 from harmscan.imagepolicy import ImageRejected
 from serving.headers import RejectReason
 from serving.links import opened_file_check, root_of
-from serving.s3read import ReadTooSlow, read_body
+from serving.s3source import boto3_s3_factory, parse_s3_uri, read_s3_object
 from serving.schema import Request, log_safe
-
-
-class InputRejected(Exception):
-    """The input itself is bad; it goes to the dead-letter topic with ``reason``."""
-
-    def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason: RejectReason = reason
-        self.detail = detail
-
-
-class SourceUnavailable(RuntimeError):
-    """An image source could not be reached (infrastructure); the batch is retried."""
-
+from serving.sourceerrors import InputRejected, SourceUnavailable
 
 PATH_MAX: Final = 4096  # Linux: longer paths fail with ENAMETOOLONG
 
@@ -147,105 +135,6 @@ def _b64_problem(text: str, exc: Exception) -> str:
     return f"{cause}; wanted {wanted}"
 
 
-MAX_S3_KEY_BYTES = 1024
-# S3 errors of the credentials or the clock, not of the object: every request would fail alike,
-# so they are infrastructure failures (not committed), not a dead letter per request.
-CREDENTIAL_ERRORS = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "TokenRefreshRequired",
-        "RequestTimeTooSkewed",
-        "AccountProblem",
-        "AllAccessDisabled",
-    }
-)
-
-
-def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` and check the bucket is allowed.
-
-    Raises:
-        InputRejected: ``bad_schema`` for a malformed URI, ``forbidden_path`` for another bucket.
-    """
-    if not uri.startswith("s3://"):
-        raise InputRejected("bad_schema", f"s3 source must look like s3://bucket/key, got {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or not key:
-        raise InputRejected("bad_schema", f"s3 source must look like s3://bucket/key, got {uri!r}")
-    if len(key.encode()) > MAX_S3_KEY_BYTES:
-        raise InputRejected(
-            "bad_schema",
-            f"s3 key of {len(key.encode())} bytes; S3 keys are at most {MAX_S3_KEY_BYTES} bytes",
-        )
-    if any(segment in (".", "..") for segment in re.split(r"[/\\]", key)):
-        raise InputRejected(
-            "forbidden_path",
-            f"s3 key {key[:200]!r} has a '.' or '..' segment: a server or proxy that resolves "
-            "them (path-style URLs are /bucket/key) would read another key or bucket; "
-            "name the object by its plain key",
-        )
-    if bucket not in allowed_buckets:
-        valid = ", ".join(allowed_buckets) or "none configured (serving.allowed_buckets)"
-        raise InputRejected("forbidden_path", f"bucket {bucket!r} is not allowed; allowed: {valid}")
-    return bucket, key
-
-
-def read_s3_object(
-    client: Any, bucket: str, key: str, max_bytes: int, deadline_s: float = 30.0
-) -> bytes:
-    """Read at most ``max_bytes`` of an S3 object with a ranged GET within ``deadline_s``.
-
-    Raises:
-        InputRejected: ``not_found``, ``forbidden_path`` (access denied) or ``too_large``.
-        SourceUnavailable: S3 could not be reached, answered with a server error, or sent the
-            body slower than ``deadline_s`` allows (`serving.s3read`).
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes}")
-        total = _total_size(response)
-        if total is not None and total > max_bytes:
-            raise InputRejected("too_large", f"s3://{bucket}/{key}: {total} bytes > {max_bytes}")
-        length = response.get("ContentLength")
-        data = read_body(response["Body"], max_bytes, deadline_s, length)
-    except (ReadTooSlow, ConnectionError) as exc:
-        raise SourceUnavailable(f"s3://{bucket}/{key}: {exc}") from exc
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code == "InvalidRange" or status == 416:  # no byte 0: the object exists, empty
-            return b""
-        if code in CREDENTIAL_ERRORS:
-            raise SourceUnavailable(f"s3://{bucket}/{key}: {code} (check the credentials)") from exc
-        if code == "KeyTooLongError":
-            raise InputRejected("bad_schema", f"s3://{bucket}/{key[:60]}...: {code}") from None
-        if code == "InvalidObjectState":  # archived (Glacier): the object must be restored first
-            raise InputRejected(
-                "forbidden_path", f"s3://{bucket}/{key}: archived, restore the object first"
-            ) from None
-        if code in ("NoSuchKey", "NoSuchBucket", "404") or status == 404:
-            raise InputRejected("not_found", f"s3://{bucket}/{key}: {code}") from None
-        if code in ("AccessDenied", "403") or status == 403:
-            raise InputRejected("forbidden_path", f"s3://{bucket}/{key}: {code}") from None
-        raise SourceUnavailable(f"s3://{bucket}/{key}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise SourceUnavailable(f"s3://{bucket}/{key}: {exc}") from exc
-    if len(data) > max_bytes:
-        raise InputRejected("too_large", f"s3://{bucket}/{key}: more than {max_bytes} bytes")
-    return bytes(data)
-
-
-def _total_size(response: dict[str, Any]) -> int | None:
-    content_range = str(response.get("ContentRange") or "")
-    if "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
-        return int(content_range.rsplit("/", 1)[1])
-    return None
-
-
 class InputReader:
     """Turns a request into image bytes under the serving limits.
 
@@ -304,21 +193,6 @@ class InputReader:
                 raise SourceUnavailable("no S3 client configured")
             self._s3 = self._s3_factory()
         return self._s3
-
-
-def boto3_s3_factory(endpoint_url: str | None, region: str) -> Callable[[], Any]:
-    """A factory of boto3 S3 clients for `InputReader` (credentials from boto3's chain)."""
-
-    def build() -> Any:
-        import boto3
-        from botocore.config import Config
-
-        # read_timeout bounds one wait on the socket; the whole read has its own deadline.
-        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                        read_timeout=10)  # fmt: skip
-        return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
-
-    return build
 
 
 def reader_for(serving: ServingSettings) -> InputReader:

@@ -14,7 +14,8 @@ import boto3
 import pytest
 
 from serving.classifier import BatchClassifier, Rejection
-from serving.inputs import InputReader, SourceUnavailable, boto3_s3_factory
+from serving.inputs import InputReader, SourceUnavailable
+from serving.s3source import boto3_s3_factory
 from serving.schema import Request, Result, encode_request
 from serving.source import load_model_folder
 from stack.process import free_port

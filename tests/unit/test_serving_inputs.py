@@ -16,13 +16,12 @@ from serving.inputs import (
     InputRejected,
     SourceUnavailable,
     decode_inline,
-    parse_s3_uri,
     read_regular_file,
-    read_s3_object,
     resolve_allowed_path,
 )
 from serving.links import opened_file_check, root_of
 from serving.s3read import ReadTooSlow, read_body
+from serving.s3source import parse_s3_uri, read_s3_object
 from serving.schema import Request
 
 
