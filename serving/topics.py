@@ -1,9 +1,9 @@
 """How serving reaches Kafka: the clients' connection settings and the topics it needs.
 
 Every client's connection and security settings come from
-`conf.settings.KafkaSettings.client_config` (with ``allow.auto.create.topics=false``: no client
-creates a topic by naming it). `ensure_topics` is the one place topics are created (the consumer
-at start, ``harmscan produce``, the tests), idempotently; `ensure_serving_topics` names the
+`conf.sections.serving.KafkaSettings.client_config` (with ``allow.auto.create.topics=false``: no
+client creates a topic by naming it). `ensure_topics` is the one place topics are created (the
+consumer at start, ``harmscan produce``, the tests), idempotently; `ensure_serving_topics` names the
 serving topics from the settings (requests with ``kafka.partitions``, the results topic
 compacted, replication ``kafka.replication_factor``). `check_message_limits` refuses to start
 when an inline request at ``serving.max_inline_bytes`` or a dead letter could not pass the

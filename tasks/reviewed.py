@@ -37,7 +37,7 @@ from harmscan.imagepolicy import ImageRejected
 from harmscan.reviewed import FOLDER, latest_decisions, reviewed_image_id, reviewed_row
 
 INLINE_HEADER = (
-    "harmscan-inline-request"  # serving.schema.H_INLINE_REQUEST (tasks do not import serving)
+    "harmscan-inline-request"  # serving.headers.H_INLINE_REQUEST (tasks do not import serving)
 )
 
 
