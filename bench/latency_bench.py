@@ -306,7 +306,8 @@ def analyse(
         loop_ms["start"] = float(np.mean([s.started - s.polled for s in steps])) * 1000
         for stage in ("decode_wait", "infer", "deliver", "commit"):
             loop_ms[stage] = float(np.mean([s.stages.get(stage, 0) for s in steps])) * 1000
-        tail = [s.finished - s.finish_from - sum(s.stages.values()) for s in steps]
+        tail = [s.finished - s.finish_from - sum(v for k, v in s.stages.items() if k != "poll")
+                for s in steps]  # fmt: skip
         loop_ms["end"] = float(np.mean(tail)) * 1000
         writes = loop.journal_s[-2 * len(steps) :]
         loop_ms["(journal write)"] = float(np.mean(writes)) * 1000 if writes else 0.0
