@@ -40,9 +40,17 @@ class BatchReport:
         outcomes: list[Outcome],
         received_at: float,
         stages: dict[str, float],
+        delivered_at: float | None = None,
     ) -> None:
-        """Stage times, latencies, one line per image and the lag of a committed batch."""
-        done = time.time()
+        """Stage times, latencies, one line per image and the lag of a committed batch.
+
+        The latencies end when the batch's results were acknowledged (``delivered_at``, Unix s;
+        default now): readable by then, whatever the commit and the book-keeping after it take.
+        The end-to-end one starts at the request message's Kafka timestamp: the producer's clock
+        at ``produce()`` (CreateTime, the topic's default) or the broker's on append
+        (LogAppendTime), clamped at 0 against a producer clock ahead of this host's.
+        """
+        done = time.time() if delivered_at is None else delivered_at
         for stage, seconds in stages.items():
             self.metrics.stage.labels(stage).observe(seconds)
         logger.debug(

@@ -27,7 +27,7 @@ from conf.settings import Settings
 from serving.accounting import BatchReport
 from serving.batches import InFlight, decodes_ahead, poll_batch, usable
 from serving.classifier import BatchClassifier
-from serving.delivery import DeliveryFailed, commit, deliver, rewind
+from serving.delivery import Commits, DeliveryFailed, deliver, rewind
 from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
@@ -100,6 +100,7 @@ class ServingConsumer:
             serving.consumer_recreate_max, serving.consumer_recreate_window_s
         )
         self.committed = 0
+        self.commits = Commits(serving.commit == "async")
         self._backoff = 0.0
         self._inflight: InFlight | None = None
         self.metrics.set_model(
@@ -131,6 +132,7 @@ class ServingConsumer:
                 except ConsumerFatal as fatal:
                     logger.warning("last batch not committed at shutdown (%s)", fatal)
                 self._inflight = None
+            self._settle()
         finally:
             self._close_clients()
 
@@ -144,6 +146,27 @@ class ServingConsumer:
         self.producer.close()
         self.consumer.close()
         logger.info("consumer closed")
+
+    def _settle(
+        self, partitions: list[TopicPartition] | None = None, *, idle: bool = False
+    ) -> None:
+        """Commit the offsets of asynchronous commits synchronously (`Commits.settle`); a failure
+        leaves them to the next try (at worst their batches are redone, never lost).
+
+        Raises:
+            ConsumerFatal: When ``idle`` (the loop's own turn), the consumer can never commit.
+        """
+        if not self.commits.unsure:
+            return
+        try:
+            self.commits.settle(self.consumer, partitions)
+        except KafkaException as exc:
+            logger.warning("could not make sure of the last commits (tried again later): %s", exc)
+        except ConsumerFatal as fatal:
+            self.commits.forget()
+            if idle:  # the loop recreates the consumer
+                raise
+            logger.warning("the last commits were not made sure of (%s): they are redone", fatal)
 
     def _subscribe(self) -> None:
         topic = self.settings.kafka.requests_topic
@@ -166,6 +189,7 @@ class ServingConsumer:
             self._drop(self._inflight, None)
             self._inflight = None
         factory = self._recreations.spend_on(fatal, self.consumer_factory)
+        self.commits.forget()
         self.consumer.close()
         self.metrics.consumer_recreated.labels(fatal.reason).inc()
         self.consumer = self.report.consumer = factory()
@@ -200,6 +224,8 @@ class ServingConsumer:
         polled = self._poll_batch(wait=self._inflight is None)
         poll_s = time.perf_counter() - started
         batch = usable(polled)
+        if not polled and self._inflight is None:
+            self._settle(idle=True)  # make sure of the asynchronous commits
         undecodable = undecodable_batches(polled, after=batch)
         if undecodable:
             self._step_over(undecodable, batch)
@@ -235,7 +261,7 @@ class ServingConsumer:
                 record = dead_letter_for(self.settings, item, end)
                 deliver(self.producer, [record], self.settings.serving.delivery_timeout_s)
                 skip = TopicPartition(item.topic, item.partition, end + 1)
-                self.consumer.commit(offsets=[skip], asynchronous=False)
+                self.commits.sync(self.consumer, [skip])
                 self.consumer.seek(skip)
             except (TimeoutError, DeliveryFailed, KafkaException) as exc:
                 logger.error("could not step over undecodable batch %s (retried): %s", item, exc)
@@ -332,13 +358,13 @@ class ServingConsumer:
         start = time.perf_counter()
         deliver(self.producer, records, self.settings.serving.delivery_timeout_s)
         self.report.delivered(records)
-        delivered = time.perf_counter()
-        commit(self.consumer, batch)
+        delivered, delivered_at = time.perf_counter(), time.time()
+        self.commits.batch(self.consumer, batch)
         self.guard.done(batch)
         stages["deliver"] = delivered - start
         stages["commit"] = time.perf_counter() - delivered
         self.committed += len(batch)
-        self.report.batch(batch, outcomes, inflight.received_at, stages)
+        self.report.batch(batch, outcomes, inflight.received_at, stages, delivered_at)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Finish and commit the batch in flight before partitions go to another member."""
@@ -347,6 +373,7 @@ class ServingConsumer:
             logger.info("partitions revoked: finishing the batch in flight first")
             if not self._finish_with_retry(inflight, None):
                 logger.warning("the batch in flight was not committed; its new owner redoes it")
+        self._settle(partitions)
         for tp in partitions:
             self.guard.forget(tp.topic, tp.partition)
 
@@ -356,5 +383,6 @@ class ServingConsumer:
         if inflight is not None:
             self._drop(inflight, None)
             logger.warning("partitions lost with a batch in flight; its new owner redoes it")
+        self.commits.forget(partitions)
         for tp in partitions:
             self.guard.forget(tp.topic, tp.partition)

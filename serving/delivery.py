@@ -77,12 +77,102 @@ def commit(consumer: Consumer, batch: Iterable[Message]) -> None:
         ConsumerFatal: The consumer can never commit again (fenced by another member).
         KafkaException: The commit failed.
     """
+    _commit(consumer, next_offsets(batch), asynchronous=False)
+
+
+def _commit(consumer: Consumer, offsets: list[TopicPartition], *, asynchronous: bool) -> None:
     try:
-        consumer.commit(offsets=next_offsets(batch), asynchronous=False)
+        if asynchronous:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        else:
+            consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as exc:
         if exc.args and is_fatal(exc.args[0]):  # fenced: this consumer can never commit
             raise ConsumerFatal(exc.args[0]) from exc
         raise
+
+
+class Commits:
+    """The loop's commits: per batch synchronously, or asynchronously and made sure of later.
+
+    A batch is committed only after every record of it was acknowledged, so an asynchronous commit
+    changes no guarantee: a commit that is lost (the process killed, the broker gone) leaves the
+    batch to be redone, and its results are rewritten under the same keys. What it saves is the
+    commit's round trip inside every step of the loop (the next request waited for it). The
+    newest offset handed to an asynchronous commit is *unsure* until a synchronous commit covers
+    it: `settle` makes one when the loop is idle, before partitions are revoked and at shutdown,
+    so a failed asynchronous commit costs at most redelivery, never a committed offset that stays
+    behind for ever.
+
+    Args:
+        asynchronous: ``serving.commit == "async"``.
+    """
+
+    def __init__(self, asynchronous: bool) -> None:
+        self.asynchronous = asynchronous
+        self._unsure: dict[tuple[str, int], int] = {}
+
+    def batch(self, consumer: Consumer, batch: Iterable[Message]) -> None:
+        """Commit ``offset + 1`` of a delivered batch.
+
+        Raises:
+            ConsumerFatal: The consumer can never commit again.
+            KafkaException: A synchronous commit failed (or an asynchronous one was refused).
+        """
+        offsets = next_offsets(batch)
+        if not self.asynchronous:
+            self.sync(consumer, offsets)
+            return
+        _commit(consumer, offsets, asynchronous=True)
+        for tp in offsets:
+            key = (tp.topic, tp.partition)
+            self._unsure[key] = max(self._unsure.get(key, -1), tp.offset)
+
+    def sync(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """Commit ``offsets`` synchronously; unsure offsets they reach are sure now.
+
+        Raises:
+            ConsumerFatal: The consumer can never commit again.
+            KafkaException: The commit failed.
+        """
+        _commit(consumer, offsets, asynchronous=False)
+        for tp in offsets:
+            key = (tp.topic, tp.partition)
+            if self._unsure.get(key, tp.offset + 1) <= tp.offset:
+                del self._unsure[key]
+
+    @property
+    def unsure(self) -> bool:
+        """Whether an asynchronous commit is not yet covered by a synchronous one."""
+        return bool(self._unsure)
+
+    def settle(
+        self, consumer: Consumer, partitions: Iterable[TopicPartition] | None = None
+    ) -> None:
+        """Commit the unsure offsets (of ``partitions``, default all) synchronously.
+
+        Raises:
+            ConsumerFatal: The consumer can never commit again.
+            KafkaException: The commit failed (they stay unsure).
+        """
+        keys = (
+            list(self._unsure)
+            if partitions is None
+            else [
+                (tp.topic, tp.partition)
+                for tp in partitions
+                if (tp.topic, tp.partition) in self._unsure
+            ]
+        )
+        if keys:
+            self.sync(consumer, [TopicPartition(t, p, self._unsure[(t, p)]) for t, p in keys])
+
+    def forget(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Drop the unsure offsets of partitions this consumer may no longer commit (all: None)."""
+        if partitions is None:
+            self._unsure.clear()
+        for tp in partitions or ():
+            self._unsure.pop((tp.topic, tp.partition), None)
 
 
 def rewind(consumer: Consumer, batch: Iterable[Message]) -> None:

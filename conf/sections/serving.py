@@ -74,6 +74,11 @@ class ServingSettings(Section):
     # When the loop polls and starts decoding batch k+1 before batch k is scored and committed:
     # full = only behind a full batch (a backlog: overlap for throughput), always, or never.
     decode_ahead: Literal["full", "always", "never"] = "full"
+    # How a delivered batch's offsets are committed: sync = a round trip inside every step of
+    # the loop; async = the loop goes on at once, and a synchronous commit covers the newest
+    # offsets when the loop is idle, before partitions are revoked and at shutdown
+    # (serving.delivery.Commits). Either way only after all the batch's records were acknowledged.
+    commit: Literal["async", "sync"] = "async"
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
     # Separate caps: inline bytes travel inside a Kafka message, so their cap (decoded bytes) must
