@@ -12,6 +12,10 @@ code on them: `harmscan.transfer.train_recipe` and `tasks.recipes.calibrate_on_m
 whose backbone is the identity, so a row equals `bench/recipe_bench.py`'s for the same
 configuration (configuration names as there, ``NAME~SET[+SET]`` too). ``--per-image`` prints,
 for one configuration, each gate-set photo's gate, branch scores and verdict.
+
+Every row also scores the held-out icon check set (``--iconcheck``, default ``iconcheck/``:
+icon families no pool trains on; never used for a threshold): its AUC and the harmful icons
+caught / safe icons flagged at the row's stored threshold (the ``icons`` columns).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from harmscan.transfer import RecipeData, train_recipe
 from tasks.recipes import Scored, branch_scores, calibrate_on_mix
 
 ARCH = "mobilenet_v2"
-POOLS = ("drawpool", "emojipool", "objectpool", "photopool")
+POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
 Features = dict[str, dict[str, Any]]  # set name -> x, y, domain, (sha256, source, subject)
 
 
@@ -64,20 +68,21 @@ class FeatureModel(nn.Module):
         return self.classifier(features)
 
 
-def _sets(gate: Path) -> dict[str, Path]:
-    return {**{p: REPO / p for p in POOLS}, "gateset": gate}
+def _sets(gate: Path, check: Path | None = None) -> dict[str, Path]:
+    held = {"iconcheck": check} if check else {}
+    return {**{p: REPO / p for p in POOLS}, "gateset": gate, **held}
 
 
-def _cache_key(size: int, gate: Path) -> str:
+def _cache_key(size: int, gate: Path, check: Path | None = None) -> str:
     digest = hashlib.sha256((REPO / "mirror/expected.csv").read_bytes())
-    for root in _sets(gate).values():
+    for root in _sets(gate, check).values():
         digest.update((root / "manifest.csv").read_bytes())
     return f"{ARCH}-{size}-{digest.hexdigest()[:12]}"
 
 
-def extract_all(size: int, gate: Path, cache: Path) -> Features:
+def extract_all(size: int, gate: Path, cache: Path, check: Path | None = None) -> Features:
     """Pooled features of every image the study scores, from ``cache`` when present."""
-    path = cache / f"{_cache_key(size, gate)}.npz"
+    path = cache / f"{_cache_key(size, gate, check)}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=True) as data:
             return json.loads(str(data["meta"]), object_hook=_arrays_of(data))
@@ -92,7 +97,7 @@ def extract_all(size: int, gate: Path, cache: Path) -> Features:
         for split in ("train", "val", "test"):
             data = ManifestDataset(dataset, split, preset, frame)
             out[split] = _features(model, data, split_domains(frame, split, "illustration"))
-    for name, root in _sets(gate).items():
+    for name, root in _sets(gate, check).items():
         photo_set = load_photo_set(root)
         data = PoolDataset(photo_set, preset)
         out[name] = _features(model, data, data.domains)
@@ -151,7 +156,9 @@ def run(name: str, feats: Features, calibration: list[str], base: dict[str, Any]
     point = calibrate_on_mix(model, ARCH, val, photos, cfg)
     gate = _score(model, feats["gateset"])
     test = _score(model, feats["test"])
+    icons = _score(model, feats["iconcheck"]) if "iconcheck" in feats else None
     return {
+        "icons": icons,
         "config": name,
         "point": point,
         "gate": domain_metrics(gate.y, gate.p, gate.domains, point.threshold),
@@ -175,6 +182,13 @@ def row(r: dict[str, Any], size: int) -> str:
     cells.append(f"{t['all_auc']:.3f}")
     cells += [counts(s.y, s.p, d == k, point.threshold) for k in ("photo", "emoji")]
     cells.append(f"{t['all_recall']:.2f}/{t['all_safe_flagged']:.2f}")
+    icons: Scored | None = r["icons"]
+    if icons is not None:
+        m = domain_metrics(icons.y, icons.p, icons.domains, point.threshold)
+        every = np.ones(len(icons.y), dtype=bool)
+        cells += [f"{m['all_auc']:.3f}", counts(icons.y, icons.p, every, point.threshold)]
+    else:
+        cells += ["—", "—"]
     cells.append(f"{point.ece_before:.3f}→{point.ece_after:.3f}")
     b = point.branches
     cells.append(f"{b.photo_threshold:.3f}/{b.drawing_threshold:.3f}" if b else "—")
@@ -187,8 +201,9 @@ def row(r: dict[str, Any], size: int) -> str:
 
 HEADER = (
     "| px | config | AUC all | photo | emoji | illus. | photos caught/flagged (7/85) | "
-    "emoji (35/240) | illus. recall/flagged | ECE mix before→after | thr photo/drawing | "
-    "gate: photos (92) / emoji (275) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "emoji (35/240) | illus. recall/flagged | icons AUC | icons caught/flagged (19/101) | "
+    "ECE mix before→after | thr photo/drawing | gate: photos (92) / emoji (275) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -218,10 +233,16 @@ def main() -> None:
     parser.add_argument("--configs", required=True)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
     parser.add_argument("--per-image", default="", help="a configuration to list photo by photo")
+    parser.add_argument(
+        "--iconcheck",
+        default=str(REPO / "iconcheck"),
+        help="the held-out icon check set scored in the icons columns ('' for none)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(2)
-    feats = extract_all(args.image_size, args.gate.resolve(), args.cache)
+    check = Path(args.iconcheck).resolve() if args.iconcheck else None
+    feats = extract_all(args.image_size, args.gate.resolve(), args.cache, check)
     base = {"image_size": args.image_size, "num_workers": 0, "weights": WEIGHTS}
     print(HEADER)
     for full in args.configs.split(","):

@@ -222,6 +222,10 @@ def _evaluate(
     if gate_dir is not None:
         gate = score_photo_set(model, gate_dir, preset)
         run.log_metrics(set_metrics("gate", gate, spec.threshold))
+    for check_dir in (resolve_photo_set(name) for name in settings.mlflow.check_sets):
+        if check_dir is not None:  # held out: scored at the stored threshold, never used to fit
+            check = score_photo_set(model, check_dir, preset)
+            run.log_metrics(set_metrics(check_dir.name, check, spec.threshold))
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
 
 

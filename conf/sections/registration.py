@@ -27,6 +27,10 @@ class MlflowSettings(Section):
     gate_set: str | None = None
     # On the gate set a candidate may score at most this much below the champion / the prior.
     gate_tolerance: float = Field(default=0.02, ge=0, le=1)
+    # Held-out check sets (e.g. iconcheck: icon families no pool trains on) scored after training
+    # and logged as <folder>_<domain>_<metric> (iconcheck_emoji_auc, ...); they never train,
+    # calibrate or gate a model (harmscan.trainsets refuses them as training sets).
+    check_sets: list[str] = Field(default_factory=list)
 
 
 class Int8Settings(Section):

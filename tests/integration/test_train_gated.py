@@ -39,6 +39,7 @@ def test_per_branch_thresholds_are_folded_logged_and_recorded_in_the_spec(
             "train.head=prior-gated",
             "train.gate_operating_point=per-branch",
             "train.calibration_photos=photopool",
+            "mlflow.check_sets=[iconcheck]",
         ],
         env={},
     )
@@ -48,6 +49,9 @@ def test_per_branch_thresholds_are_folded_logged_and_recorded_in_the_spec(
     tags = registry.client.get_run(result.run_id).data.tags
     assert tags["recipe"] == "probe+prior-gated"
     assert "int8_approved" in metrics  # the int8 graph of the shifted head was made and checked
+    # the held-out icon check set is scored and logged per domain under its own prefix
+    assert metrics["iconcheck_emoji_count"] == metrics["iconcheck_all_count"] == 120
+    assert 0 <= metrics["iconcheck_emoji_auc"] <= 1
     # the shifts move each branch's threshold onto the stored one (synthetic images saturate
     # the drawing branch, so compare on the probability scale)
     stored = np.log(result.threshold / (1 - result.threshold))

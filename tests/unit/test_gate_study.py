@@ -32,3 +32,13 @@ def test_the_head_on_cached_features_gives_the_full_models_logits() -> None:
         got = FeatureModel(head).eval()(torch.from_numpy(features))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(expected[0], expected[1])  # the check can fail
+
+
+def test_the_icon_check_set_is_scored_beside_the_pools_and_keys_the_cache() -> None:
+    from bench.gate_study import POOLS, _cache_key, _sets
+    from harmscan.gateset import GATESET_DIR, ICONCHECK_DIR
+
+    assert "iconpool" in POOLS
+    assert _sets(GATESET_DIR, ICONCHECK_DIR)["iconcheck"] == ICONCHECK_DIR
+    assert "iconcheck" not in _sets(GATESET_DIR)  # --iconcheck ''
+    assert _cache_key(160, GATESET_DIR, ICONCHECK_DIR) != _cache_key(160, GATESET_DIR)
