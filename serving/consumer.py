@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -32,7 +31,7 @@ from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fata
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
 from serving.model import LoadedModel
-from serving.poison import PoisonGuard
+from serving.poison import PoisonGuard, state_folder
 from serving.records import batch_records
 from serving.undecodable import (
     Undecodable,
@@ -45,11 +44,6 @@ from serving.watcher import ChampionWatcher
 logger = logging.getLogger(__name__)
 
 __all__ = ["DeliveryFailed", "ServingConsumer", "ServingFatal"]
-
-
-def state_folder(settings: Settings) -> Path:
-    """Where the poison-message journals live: ``serving.state_dir`` or ``paths.root/serving``."""
-    return settings.serving.state_dir or settings.paths.root / "serving"
 
 
 class ServingConsumer:

@@ -30,6 +30,7 @@ from typing import Final
 
 from confluent_kafka import Message
 
+from conf.settings import Settings
 from serving.classifier import Rejection
 from serving.records import position
 
@@ -188,3 +189,8 @@ class PoisonGuard:
         journal = self._journals.pop((topic, partition), None)
         if journal is not None:
             journal.close()
+
+
+def state_folder(settings: Settings) -> Path:
+    """Where the poison-message journals live: ``serving.state_dir`` or ``paths.root/serving``."""
+    return settings.serving.state_dir or settings.paths.root / "serving"
