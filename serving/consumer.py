@@ -26,19 +26,14 @@ from conf.settings import Settings
 from serving.accounting import BatchReport
 from serving.batches import InFlight, decodes_ahead, poll_batch, usable
 from serving.classifier import BatchClassifier
-from serving.delivery import Commits, DeliveryFailed, deliver, rewind
+from serving.delivery import Commits, DeliveryFailed, close_clients, deliver, rewind
 from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
 from serving.inputs import SourceUnavailable
 from serving.metrics import ServingMetrics
 from serving.model import LoadedModel
 from serving.poison import PoisonGuard, state_folder
 from serving.records import batch_records
-from serving.undecodable import (
-    Undecodable,
-    batch_end,
-    dead_letter_for,
-    undecodable_batches,
-)
+from serving.undecodable import Undecodable, step_over, undecodable_batches
 from serving.watcher import ChampionWatcher
 
 logger = logging.getLogger(__name__)
@@ -128,18 +123,7 @@ class ServingConsumer:
                 self._inflight = None
             self._settle()
         finally:
-            self._close_clients()
-
-    def _close_clients(self) -> None:
-        """Flush and close the producer, close the consumer: no client outlives the loop (one
-        left to the garbage collector kept reconnecting, and logging, after the broker went)."""
-        remaining = self.producer.flush(10)
-        if remaining:
-            logger.error("%d records not delivered at shutdown (not committed)", remaining)
-            self.producer.purge()  # uncommitted: redelivered to the next consumer
-        self.producer.close()
-        self.consumer.close()
-        logger.info("consumer closed")
+            close_clients(self.producer, self.consumer)
 
     def _settle(
         self, partitions: list[TopicPartition] | None = None, *, idle: bool = False
@@ -249,21 +233,9 @@ class ServingConsumer:
             inflight, self._inflight = self._inflight, None
             if not self._finish_with_retry(inflight, None):
                 return
-        for item in undecodable:
-            try:
-                end = batch_end(self.settings, item)
-                record = dead_letter_for(self.settings, item, end)
-                deliver(self.producer, [record], self.settings.serving.delivery_timeout_s)
-                skip = TopicPartition(item.topic, item.partition, end + 1)
-                self.commits.sync(self.consumer, [skip])
-                self.consumer.seek(skip)
-            except (TimeoutError, DeliveryFailed, KafkaException) as exc:
-                logger.error("could not step over undecodable batch %s (retried): %s", item, exc)
-                self.stop_event.wait(1.0)
-                return
-            self.report.delivered([record])
-            logger.error("dead-lettered undecodable offsets %d-%d of %s[%d]: %s",
-                         item.base, end, item.topic, item.partition, item.error)  # fmt: skip
+        settings, consumer, producer = self.settings, self.consumer, self.producer
+        if not step_over(undecodable, settings, consumer, producer, self.commits, self.report):
+            self.stop_event.wait(1.0)
 
     def _decode_ahead(self, inflight: InFlight) -> bool:
         """Whether to poll and start the next batch before ``inflight`` is finished."""

@@ -186,3 +186,15 @@ def rewind(consumer: Consumer, batch: Iterable[Message]) -> None:
             consumer.seek(TopicPartition(topic, partition, offset))
         except KafkaException as exc:  # partition revoked meanwhile: its new owner redoes it
             logger.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
+
+
+def close_clients(producer: Producer, consumer: Consumer) -> None:
+    """Flush and close the producer, close the consumer: no client outlives the loop (one left to
+    the garbage collector kept reconnecting, and logging, after the broker went)."""
+    remaining = producer.flush(10)
+    if remaining:
+        logger.error("%d records not delivered at shutdown (not committed)", remaining)
+        producer.purge()  # uncommitted: redelivered to the next consumer
+    producer.close()
+    consumer.close()
+    logger.info("consumer closed")

@@ -12,16 +12,21 @@ so the dead letter carries no payload), commits past the batch and goes on.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Final
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from conf.settings import Settings
+from serving.accounting import BatchReport
+from serving.delivery import Commits, DeliveryFailed, deliver
 from serving.headers import H_TRUNCATED, dead_letter_headers
 from serving.records import Record
+
+logger = logging.getLogger(__name__)
 
 # Errors of one record batch (not of the connection): librdkafka re-fetches it forever.
 UNDECODABLE_CODES: Final = frozenset({KafkaError._BAD_COMPRESSION})
@@ -115,3 +120,33 @@ def dead_letter_for(settings: Settings, batch: Undecodable, end: int) -> Record:
     # Marked as a cut copy: there is no original to replay.
     headers = [*dead_letter_headers("corrupt", detail, None, where), (H_TRUNCATED, b"1")]
     return Record("dead_letter", settings.kafka.dead_letter_topic, None, b"", headers)
+
+
+def step_over(
+    items: list[Undecodable],
+    settings: Settings,
+    consumer: Consumer,
+    producer: Producer,
+    commits: Commits,
+    report: BatchReport,
+) -> bool:
+    """Dead-letter each undecodable record batch and commit past it synchronously, in order.
+
+    Returns:
+        False when one could not be stepped over (logged; the caller waits and polls it again).
+    """
+    for item in items:
+        try:
+            end = batch_end(settings, item)
+            record = dead_letter_for(settings, item, end)
+            deliver(producer, [record], settings.serving.delivery_timeout_s)
+            skip = TopicPartition(item.topic, item.partition, end + 1)
+            commits.sync(consumer, [skip])
+            consumer.seek(skip)
+        except (TimeoutError, DeliveryFailed, KafkaException) as exc:
+            logger.error("could not step over undecodable batch %s (retried): %s", item, exc)
+            return False
+        report.delivered([record])
+        logger.error("dead-lettered undecodable offsets %d-%d of %s[%d]: %s",
+                     item.base, end, item.topic, item.partition, item.error)  # fmt: skip
+    return True
