@@ -42,14 +42,14 @@ from conf.settings import TrainSettings
 from harmscan.data import ManifestDataset, read_manifest, split_domains
 from harmscan.gateset import load_photo_set
 from harmscan.heads import final_layer
-from harmscan.metrics import domain_metrics
+from harmscan.metrics import domain_metrics, expected_calibration_error
 from harmscan.models import resolve_weights
 from harmscan.presets import TrainPreset
 from harmscan.recipes import extract_features
 from harmscan.trainjob import build_recipe_model
 from harmscan.trainsets import PoolDataset, resolve_training_sets
 from harmscan.transfer import RecipeData, train_recipe
-from tasks.recipes import Scored, branch_scores, calibrate_on_mix
+from tasks.recipes import Scored, branch_scores, calibrate_on_mix, out_of_fold
 
 ARCH = "mobilenet_v2"
 POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
@@ -142,18 +142,25 @@ def run(name: str, feats: Features, calibration: list[str], base: dict[str, Any]
     """Fit, calibrate and score one configuration on cached features (as `recipe_bench`)."""
     cfg = TrainSettings(**{**base, **config(name)})
     resolve_training_sets(cfg.extra_train_sets, None)  # the gate-set checks of the real code
-    train = [feats["train"], *(feats[Path(p).name] for p in cfg.extra_train_sets)]
-    data = RecipeData(train=_loader(*train), probe=_loader(*train), val=_loader(feats["val"]))
+    pools = [Path(p).name for p in cfg.extra_train_sets]
+    train = [feats["train"], *(feats[p] for p in pools)]
+    groups = [None] * len(feats["train"]["y"]) + [
+        f"{p}:{source}" for p in pools for source in feats[p]["source"]
+    ]
+    data = RecipeData(
+        train=_loader(*train), probe=_loader(*train), val=_loader(feats["val"]), groups=groups
+    )
     if cfg.head == "prior-gated":
         data.photos = _loader(*(feats[Path(p).name] for p in cfg.gate_photos))
         if cfg.gate_drawings:
             data.gate_drawings = _loader(*(feats[Path(p).name] for p in cfg.gate_drawings))
     full = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg)
     model = FeatureModel(final_layer(full, ARCH))
-    train_recipe(model, ARCH, data, cfg, device=torch.device("cpu"))
+    outcome = train_recipe(model, ARCH, data, cfg, device=torch.device("cpu"))
     val = _score(model, feats["val"])
     photos = _score(model, *(feats[c] for c in calibration)) if calibration else None
-    point = calibrate_on_mix(model, ARCH, val, photos, cfg)
+    held = out_of_fold(outcome, [d for part in train for d in part["domain"]])
+    point = calibrate_on_mix(model, ARCH, val, photos, cfg, held)
     gate = _score(model, feats["gateset"])
     test = _score(model, feats["test"])
     icons = _score(model, feats["iconcheck"]) if "iconcheck" in feats else None
@@ -189,7 +196,10 @@ def row(r: dict[str, Any], size: int) -> str:
         cells += [f"{m['all_auc']:.3f}", counts(icons.y, icons.p, every, point.threshold)]
     else:
         cells += ["—", "—"]
+    cells.append(counts(s.y, s.p, np.ones(len(s.y), dtype=bool), point.threshold))
     cells.append(f"{point.ece_before:.3f}→{point.ece_after:.3f}")
+    cells.append("/".join(f"{expected_calibration_error(s.y[d == k], s.p[d == k]):.3f}"
+                          for k in ("photo", "emoji")))  # fmt: skip
     b = point.branches
     cells.append(f"{b.photo_threshold:.3f}/{b.drawing_threshold:.3f}" if b else "—")
     if s.gate is not None:
@@ -202,8 +212,8 @@ def row(r: dict[str, Any], size: int) -> str:
 HEADER = (
     "| px | config | AUC all | photo | emoji | illus. | photos caught/flagged (7/85) | "
     "emoji (35/240) | illus. recall/flagged | icons AUC | icons caught/flagged (19/101) | "
-    "ECE mix before→after | thr photo/drawing | gate: photos (92) / emoji (275) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "gate set caught/flagged (42/325) | ECE mix before→after | gate-set ECE photo/emoji | "
+    "thr photo/drawing | gate: photos (92) / emoji (275) |\n" + "|---" * 16 + "|"
 )
 
 

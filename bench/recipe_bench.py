@@ -69,7 +69,7 @@ from harmscan.trainsets import (
     training_split,
 )
 from harmscan.transfer import RecipeData, train_recipe
-from tasks.recipes import Scored, branch_scores, calibrate_on_mix, score_photo_set
+from tasks.recipes import Scored, branch_scores, calibrate_on_mix, out_of_fold, score_photo_set
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -123,6 +123,38 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "head": "prior-gated",
         "gate_operating_point": "per-branch",
         "gate_photo_threshold_on": "mix",
+    },
+    # the same with the drawing branch's threshold also on out-of-fold training drawings
+    # (train.cross_fit: each pool vendor held out in turn, the mirror in 5 folds; or 5 folds)
+    "prior+probe+gate-branch+mixpoint+oof": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photo_threshold_on": "mix",
+        "cross_fit": "sources",
+    },
+    "prior+probe+gate-branch+mixpoint+oof-folds": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photo_threshold_on": "mix",
+        "cross_fit": "folds",
+    },
+    # ... and Platt scaling again after the shifts are folded (train.branch_recalibration)
+    "prior+probe+gate-branch+mixpoint+recal": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photo_threshold_on": "mix",
+        "branch_recalibration": "platt",
+    },
+    "prior+probe+gate-branch+mixpoint+oof+recal": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photo_threshold_on": "mix",
+        "cross_fit": "sources",
+        "branch_recalibration": "platt",
     },
     # the same, the gate also learning "photo" from objectpool's objects, people and cut-outs
     "prior+probe+gate-branch+objects": {
@@ -301,6 +333,7 @@ def run_config(
         val=DataLoader(
             ManifestDataset(dataset, "val", eval_preset, frame), batch_size=cfg.batch_size
         ),
+        groups=train.groups,
     )
     if cfg.head == "prior-gated":
         photos = gate_pool(cfg.gate_photos, eval_preset, gate)
@@ -331,7 +364,7 @@ def run_config(
     alt = None
     if extra is not None:
         alt = _alt_point(val + photos + extra if photos is not None else val + extra, cfg)
-    point = calibrate_on_mix(model, arch, val, photos, cfg)
+    point = calibrate_on_mix(model, arch, val, photos, cfg, out_of_fold(outcome, train.domains))
     seconds = time.perf_counter() - start
     test = ManifestDataset(dataset, "test", eval_preset, frame)
     y_test, p_test = _predict(model, test, cfg.batch_size)

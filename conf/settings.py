@@ -156,6 +156,18 @@ class TrainSettings(Section):
     # safe photos only, so the false-alarm cap sets it) or on the whole calibration mix scored
     # by the photo branch (mix: harmful drawings' recall and the cap on every safe image).
     gate_photo_threshold_on: Literal["photos", "mix"] = "photos"
+    # With per-branch: where the drawing branch's threshold is chosen. none: on the calibration
+    # mix's drawings (the validation split, the probe's own training style). sources: also on
+    # out-of-fold scores of the training drawings, each pool image scored by a probe fitted
+    # without its source package (the dataset's own images in cross_fit_folds folds); folds:
+    # cross_fit_folds stratified folds over every training image (harmscan.crossfit).
+    cross_fit: Literal["none", "sources", "folds"] = "none"
+    cross_fit_folds: int = Field(default=5, ge=2, le=50)
+    # With per-branch: after the per-branch shifts are folded in, platt refits a temperature
+    # and the stored threshold on the calibration mix (every decision unchanged: it is a
+    # monotone map of the margin to the threshold) so the served probabilities are calibrated
+    # again; none: the shifts stay as folded (harmscan.branchpoint.recalibrate_folded).
+    branch_recalibration: Literal["none", "platt"] = "none"
 
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod

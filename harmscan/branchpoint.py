@@ -25,16 +25,20 @@ import numpy as np
 
 from harmscan.calibration import (
     OperatingPoint,
+    fit_platt,
     log_odds,
     mix_weights,
     sigmoid,
     threshold_for_recall_weighted,
     weighted_ece,
 )
+from harmscan.crossfit import HeldOut
 
 GATE_OPERATING_POINTS = ("mix", "per-branch")
 # Where the photo branch's threshold is chosen (`choose_branch_point`).
 PHOTO_THRESHOLD_SETS = ("photos", "mix")
+# After folding the per-branch shifts (`recalibrate_folded`).
+BRANCH_RECALIBRATIONS = ("none", "platt")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def choose_branch_point(
     max_safe_flagged: float | None,
     photo_threshold_on: str = "photos",
     photo_share: float = 0.5,
+    held_out: HeldOut | None = None,
 ) -> BranchPoint:
     """Per-branch thresholds of a gated head, as shifts towards ``point.threshold``.
 
@@ -135,6 +140,10 @@ def choose_branch_point(
       (photos ``photo_share``; `harmscan.calibration.mix_weights`), i.e. the operating point a
       one-score model equal to the photo branch would get: the harmful drawings' recall and the
       cap on safe drawings and photos together.
+
+    ``held_out``: training drawings scored out of fold (`harmscan.crossfit`); its drawings
+    (not its photos) join the drawing branch's images, so that threshold is also chosen on
+    styles the probe did not train on.
 
     Raises:
         ValueError: A wrong shape, no photos or no other images to choose on, or an unknown
@@ -159,22 +168,29 @@ def choose_branch_point(
         )
     photo_rows = is_photo if photo_threshold_on == "photos" else np.ones_like(is_photo)
     weights = mix_weights(domains, photo_share)
-    picked = []  # in calibrated log-odds
-    for column, rows in ((1, photo_rows), (2, ~is_photo)):
-        z = b[rows, column] / point.temperature + point.bias
-        picked.append(
-            branch_threshold(
-                y[rows],
-                z,
-                target_recall=target_recall,
-                max_safe_flagged=max_safe_flagged,
-                weights=weights[rows] if photo_threshold_on == "mix" and column == 1 else None,
-            )
-        )
+    photo_z = b[photo_rows, 1] / point.temperature + point.bias
+    photo = branch_threshold(
+        y[photo_rows],
+        photo_z,
+        target_recall=target_recall,
+        max_safe_flagged=max_safe_flagged,
+        weights=weights[photo_rows] if photo_threshold_on == "mix" else None,
+    )
+    drawing_y, drawing_raw = y[~is_photo], b[~is_photo, 2]
+    if held_out is not None:
+        extra = np.asarray([d != "photo" for d in held_out.domains], dtype=bool)
+        drawing_y = np.r_[drawing_y, held_out.y[extra]]
+        drawing_raw = np.r_[drawing_raw, held_out.branches[extra, 2]]
+    drawing = branch_threshold(
+        drawing_y,
+        drawing_raw / point.temperature + point.bias,
+        target_recall=target_recall,
+        max_safe_flagged=max_safe_flagged,
+    )
+    picked = [photo, drawing]  # in calibrated log-odds
     if not np.all(np.isfinite(picked)):
         raise ValueError(f"per-branch thresholds must be finite, got {picked} (log-odds)")
     stored = float(log_odds(point.threshold))
-    photo, drawing = picked
     return BranchPoint(
         photo_threshold=float(sigmoid(photo)),
         drawing_threshold=float(sigmoid(drawing)),
@@ -194,10 +210,22 @@ def with_branches(
     target_recall: float,
     max_safe_flagged: float | None,
     photo_threshold_on: str = "photos",
+    held_out: HeldOut | None = None,
+    recalibration: str = "none",
 ) -> OperatingPoint:
     """``point`` (from `harmscan.calibration.choose_operating_point` on the same mix) with a
-    threshold per branch (`choose_branch_point`); its ``ece_after`` is then of what the folded
-    model serves (`served_probability`, the mix weighted as before)."""
+    threshold per branch (`choose_branch_point`; ``held_out`` as there); its ``ece_after`` is
+    then of what the folded model serves (`served_probability`, the mix weighted as before).
+    ``recalibration`` ``platt`` then applies `recalibrate_folded`.
+
+    Raises:
+        ValueError: An unknown ``recalibration`` (the valid choices are named).
+    """
+    if recalibration not in BRANCH_RECALIBRATIONS:
+        raise ValueError(
+            f"unknown train.branch_recalibration {recalibration!r}; valid: "
+            f"{', '.join(BRANCH_RECALIBRATIONS)}"
+        )
     split = choose_branch_point(
         y_true,
         branches,
@@ -207,9 +235,65 @@ def with_branches(
         max_safe_flagged=max_safe_flagged,
         photo_threshold_on=photo_threshold_on,
         photo_share=photo_share,
+        held_out=held_out,
     )
     out = replace(point, branches=split)
     y = np.asarray(y_true, dtype=np.int64).ravel()
     gate = np.asarray(branches, dtype=np.float64)[:, 0]
+    weights = mix_weights(domains, photo_share)
+    if recalibration == "platt":
+        out = recalibrate_folded(out, y, p_harmful, gate, weights, band=band_of(out))
     served = served_probability(p_harmful, out, gate)
-    return replace(out, ece_after=weighted_ece(y, served, mix_weights(domains, photo_share)))
+    return replace(out, ece_after=weighted_ece(y, served, weights))
+
+
+def band_of(point: OperatingPoint) -> float:
+    """The review band's half-width of ``point`` (as chosen; clipped at 0 and 1)."""
+    return max(point.review_high - point.threshold, point.threshold - point.review_low)
+
+
+def recalibrate_folded(
+    point: OperatingPoint,
+    y_true: object,
+    p_harmful: object,
+    gate: object,
+    weights: object,
+    *,
+    band: float,
+) -> OperatingPoint:
+    """Platt scaling of what the folded model serves, with every decision kept.
+
+    The per-branch shifts move each branch's threshold onto the stored one, which also moves
+    the served probabilities away from calibrated ones (a photo-branch threshold of 0.006 is
+    served as the stored 0.3). Here the served log-odds' margin to the stored threshold,
+    ``m = s - logit(stored)``, gets a temperature and a bias, ``m / T2 + b2``, fitted by
+    weighted log-loss (`harmscan.calibration.fit_platt`), and ``sigmoid(b2)`` becomes the
+    stored threshold: an image is flagged iff ``m >= 0``, before and after, gated or not. It
+    folds exactly: temperature ``T * T2``, bias ``(b - logit(stored)) / T2 + b2``, branch
+    shifts divided by ``T2``; each branch threshold is restated on the new scale.
+    """
+    if point.branches is None:
+        raise ValueError("recalibrate_folded needs a per-branch operating point")
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    stored = float(log_odds(point.threshold))
+    margin = log_odds(served_probability(p_harmful, point, gate)) - stored
+    # T2 >= 1: only ever soften. A sharper map pushes log-odds past float32's resolution near
+    # 1 (about 17), where the served scores tie and the ranking (AUC) would suffer.
+    t2, b2 = fit_platt(y, sigmoid(margin), weights, bounds=(1.0, 20.0))
+    br = point.branches
+    photo_shift, drawing_shift = br.photo_shift / t2, br.drawing_shift / t2
+    threshold = float(sigmoid(b2))
+    return replace(
+        point,
+        temperature=point.temperature * t2,
+        bias=(point.bias - stored) / t2 + b2,
+        threshold=threshold,
+        review_low=max(0.0, threshold - band),
+        review_high=min(1.0, threshold + band),
+        branches=BranchPoint(
+            photo_threshold=float(sigmoid(b2 - photo_shift)),
+            drawing_threshold=float(sigmoid(b2 - drawing_shift)),
+            photo_shift=photo_shift,
+            drawing_shift=drawing_shift,
+        ),
+    )

@@ -19,6 +19,7 @@ from conf.settings import TrainSettings
 from harmscan.branchpoint import with_branches
 from harmscan.bundle import ServingSpec
 from harmscan.calibration import OperatingPoint, choose_operating_point
+from harmscan.crossfit import HeldOut
 from harmscan.heads import GatedPriorHead, final_layer, scale_logits, shift_branches, shift_log_odds
 from harmscan.presets import EvalPreset
 
@@ -33,12 +34,15 @@ def calibrate_model(
     domains: Sequence[str],
     settings: TrainSettings,
     branches: np.ndarray | None = None,
+    held_out: HeldOut | None = None,
 ) -> OperatingPoint:
     """Choose calibration and threshold on validation; fold the calibration into the model.
 
     A gated head with ``gate_operating_point = per-branch`` also gets a threshold per branch,
     folded into the branches (`harmscan.branchpoint`); it needs ``branches``, each image's
     `harmscan.heads.GatedPriorHead.branch_log_odds` (`harmscan.heads.recording_branches`).
+    ``held_out`` (training drawings scored out of fold, ``train.cross_fit``) joins the drawing
+    branch's threshold; ``train.branch_recalibration`` is applied after the shifts.
 
     Raises:
         ValueError: A per-branch operating point without ``branches``.
@@ -67,6 +71,7 @@ def calibrate_model(
             photo_share=settings.calibration_photo_share,
             target_recall=settings.target_recall, max_safe_flagged=settings.max_safe_flagged,
             photo_threshold_on=settings.gate_photo_threshold_on,
+            held_out=held_out, recalibration=settings.branch_recalibration,
         )  # fmt: skip
     scale_logits(layer, 1.0 / point.temperature)
     shift_log_odds(layer, point.bias)

@@ -93,14 +93,12 @@ def training_loaders(
         drop_last=False,
     )
     eval_preset = train_preset.eval_preset
+    probe_split = training_split(dataset, frame, eval_preset, pools, default_domain=domain)
     val, probe = (
         DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-        for data in (
-            ManifestDataset(dataset, "val", eval_preset, frame),
-            training_split(dataset, frame, eval_preset, pools, default_domain=domain).dataset,
-        )
+        for data in (ManifestDataset(dataset, "val", eval_preset, frame), probe_split.dataset)
     )
-    return RecipeData(train=train, probe=probe, val=val)
+    return RecipeData(train=train, probe=probe, val=val, groups=probe_split.groups)
 
 
 @dataclass

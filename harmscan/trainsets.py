@@ -135,6 +135,9 @@ class TrainingSplit:
     targets: list[int]
     domains: list[str]
     sources: list[str]  # "dataset" or the pool's folder name, per image
+    # Cross-fitting groups (harmscan.crossfit): "<pool>:<source package>" for a pool's image
+    # (its manifest's ``source``; the pool's name without one), None for the dataset's.
+    groups: list[str | None]
 
 
 def training_split(
@@ -157,7 +160,17 @@ def training_split(
             *(d for p in parts for d in p.domains),
         ],
         sources=["dataset"] * len(base) + [p.pool.root.name for p in parts for _ in p.targets],
+        groups=[*(None for _ in range(len(base))), *(g for p in pools for g in pool_groups(p))],
     )
+
+
+def pool_groups(pool: PhotoSet) -> list[str | None]:
+    """Each image's cross-fitting group: ``<pool>:<source>`` (the pool's name without a
+    ``source`` column)."""
+    name = pool.root.name
+    if "source" not in pool.manifest.columns:
+        return [name] * len(pool.manifest)
+    return [f"{name}:{s}" for s in pool.manifest["source"]]
 
 
 def class_weights_of(targets: Sequence[int]) -> torch.Tensor:

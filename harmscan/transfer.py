@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from conf.settings import TrainSettings
+from harmscan.crossfit import fold_ids, out_of_fold_branches
 from harmscan.engine import Batches, EpochCallback, TrainState
 from harmscan.heads import (
     GatedPriorHead,
@@ -55,6 +56,8 @@ class RecipeData:
         photos: Real photos with the eval preset, the domain gate's photo side
             (``head = prior-gated``; the probe batches are its drawing side).
         gate_drawings: More drawings for the gate's drawing side only (not the probe).
+        groups: Each probe image's source for cross-fitting (``train.cross_fit``; a pool's
+            vendor package, None for the dataset's own images), in the probe batches' order.
     """
 
     train: Batches
@@ -62,6 +65,7 @@ class RecipeData:
     val: Batches
     photos: Batches | None = None
     gate_drawings: Batches | None = None
+    groups: list[str | None] | None = None
 
 
 @dataclass
@@ -72,6 +76,9 @@ class RecipeOutcome:
     probe: LinearFit | None = None
     wise: WiseCurve | None = None
     wise_alpha: float | None = None
+    # With train.cross_fit: the probe images' labels and out-of-fold branch log-odds
+    # (`harmscan.crossfit.out_of_fold_branches`, NaN rows for images left out), probe order.
+    out_of_fold: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def fit_head(
@@ -109,9 +116,15 @@ def fit_gated_head(
     settings: TrainSettings,
     device: torch.device,
     drawings: Batches | None = None,
-) -> tuple[LinearFit, LinearFit]:
+    groups: list[str | None] | None = None,
+) -> tuple[tuple[LinearFit, LinearFit], tuple[np.ndarray, np.ndarray] | None]:
     """The domain gate (``photos`` against the training drawings and ``drawings``), then the
-    gated probe (on the training images only)."""
+    gated probe (on the training images only).
+
+    Returns the photo and drawing branch's fits and, with ``settings.cross_fit`` other than
+    ``none``, the training images' labels and out-of-fold branch log-odds
+    (`harmscan.crossfit`; ``groups`` are their sources, None: no sources).
+    """
     layer = final_layer(model, arch)
     if not isinstance(layer, GatedPriorHead):
         raise TypeError(f"head prior-gated expected, got {type(layer).__name__}")
@@ -131,13 +144,16 @@ def fit_gated_head(
         layer.gate.weight.copy_(torch.from_numpy(k * gate.weight).to(layer.gate.weight)[None])
         layer.gate.bias.fill_(k * gate.bias)
         g = layer.photo_probability(torch.from_numpy(features).to(layer.gate.weight))
+    prior = prior_log_odds(layer.photo, features)
+    photo_probability = g.double().cpu().numpy().ravel()
+    mixes = (settings.gate_photo_mix, settings.gate_drawing_mix)
     fits = fit_gated_probe(
         features,
         y,
         c=settings.probe_c,
-        prior=prior_log_odds(layer.photo, features),
-        photo_probability=g.double().cpu().numpy(),
-        mixes=(settings.gate_photo_mix, settings.gate_drawing_mix),
+        prior=prior,
+        photo_probability=photo_probability,
+        mixes=mixes,
     )
     for branch, result in zip((layer.photo, layer.drawing), fits, strict=True):
         set_log_odds(branch, torch.from_numpy(np.asarray(result.weight)), result.bias, result.prior)
@@ -150,7 +166,25 @@ def fit_gated_head(
         100 * float((g > 0.5).float().mean()),
         100 * float(np.mean(photo_features @ gate.weight + gate.bias > 0)),
     )
-    return fits
+    if settings.cross_fit == "none":
+        return fits, None
+    folds = fold_ids(
+        y,
+        groups if groups is not None else [None] * len(y),
+        how=settings.cross_fit,
+        folds=settings.cross_fit_folds,
+        seed=settings.seed,
+    )
+    held_out = out_of_fold_branches(
+        features, y, prior=prior, photo_probability=photo_probability, folds=folds,
+        c=settings.probe_c, mixes=mixes,
+    )  # fmt: skip
+    logger.info(
+        "%s: out-of-fold branch scores of %d training images in %d folds (%s)",
+        arch, int((~np.isnan(held_out).any(axis=1)).sum()), len(np.unique(folds)),
+        settings.cross_fit,
+    )  # fmt: skip
+    return fits, (np.asarray(y), held_out)
 
 
 def _ft_settings(settings: TrainSettings) -> TrainSettings:
@@ -196,9 +230,11 @@ def train_recipe(
     if settings.head == "prior-gated":
         if data.photos is None:
             raise ValueError("train.head=prior-gated needs photos (train.gate_photos)")
-        outcome.probe = fit_gated_head(
-            model, arch, data.probe, data.photos, settings, device, data.gate_drawings
-        )[0]
+        fits, outcome.out_of_fold = fit_gated_head(
+            model, arch, data.probe, data.photos, settings, device, data.gate_drawings,
+            data.groups,
+        )  # fmt: skip
+        outcome.probe = fits[0]
     elif recipe in ("probe", "lp-ft"):
         outcome.probe = fit_head(model, arch, data.probe, settings, device)
     if not trains(recipe):

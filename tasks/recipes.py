@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from conf.settings import TrainSettings
 from harmscan.calibration import OperatingPoint
+from harmscan.crossfit import HeldOut, held_out
 from harmscan.engine import evaluate
 from harmscan.gateset import load_photo_set
 from harmscan.heads import recording_branches
@@ -88,11 +89,27 @@ def score_photo_set(
 
 
 def calibrate_on_mix(
-    model: nn.Module, arch: str, val: Scored, photos: Scored | None, cfg: TrainSettings
+    model: nn.Module,
+    arch: str,
+    val: Scored,
+    photos: Scored | None,
+    cfg: TrainSettings,
+    held_out: HeldOut | None = None,
 ) -> OperatingPoint:
-    """Temperature and threshold on validation plus the calibration photos (folded in)."""
+    """Temperature and threshold on validation plus the calibration photos (folded in);
+    ``held_out``: training drawings scored out of fold, for the drawing branch's threshold."""
     mix = val + photos if photos is not None else val
-    return calibrate_model(model, arch, mix.y, mix.p, mix.domains, cfg, mix.branches)
+    return calibrate_model(
+        model, arch, mix.y, mix.p, mix.domains, cfg, mix.branches, held_out=held_out
+    )
+
+
+def out_of_fold(outcome: RecipeOutcome, domains: list[str]) -> HeldOut | None:
+    """The recipe's out-of-fold training scores (``train.cross_fit``) with their domains."""
+    if outcome.out_of_fold is None:
+        return None
+    y, branches = outcome.out_of_fold
+    return held_out(y, branches, domains)
 
 
 def set_metrics(prefix: str, scored: Scored, threshold: float) -> dict[str, float]:

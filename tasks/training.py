@@ -40,6 +40,7 @@ from tasks.recipes import (
     branch_scores,
     calibrate_on_mix,
     log_recipe,
+    out_of_fold,
     score_photo_set,
     set_metrics,
 )
@@ -210,7 +211,8 @@ def _evaluate(
     val = _scored(model, dataset, "val", frame, domain, **kw)
     photos_dir = resolve_photo_set(cfg.calibration_photos)
     photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
-    point = calibrate_on_mix(model, job.arch, val, photos, cfg)
+    held = out_of_fold(outcome, job.train_domains)
+    point = calibrate_on_mix(model, job.arch, val, photos, cfg, held)
     log_recipe(run, outcome, point)
     calibrated = served_probability(val.p, point, val.gate)
     val_metrics = binary_metrics(val.y, calibrated, point.threshold)

@@ -77,6 +77,9 @@ def test_a_pool_row_reaches_the_probe_and_training_batches_with_its_domain(
     probe_targets = torch.cat([y for _, y in data.probe]).tolist()
     assert probe_targets[-3:] == [1, 0, 0]
     assert len(data.val.dataset) == 4  # validation stays the dataset's own
+    # cross-fitting groups: the pool's source package per image, None for the dataset's own
+    assert split.groups == [None] * 6 + ["drawings:x"] * 3
+    assert data.groups == split.groups
 
 
 def test_without_pools_the_training_split_is_the_dataset_alone(dataset: Path) -> None:
