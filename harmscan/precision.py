@@ -193,7 +193,8 @@ def judge(
     checks: Sequence[CheckSet],
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Int8Check:
-    """Score both pixel graphs on every check set and compare their AUCs (`check_int8`)."""
+    """Score both pixel graphs on every check set and compare their AUCs (`check_int8`; a group
+    too small for its AUC to resolve ``tolerance`` is judged at the spec's threshold)."""
     paths, labels, groups = pooled(checks)
     p_float, p_int8 = p_harmful_each((float_path, int8_path), spec, paths)
     decoded = ~np.isnan(p_float) & ~np.isnan(p_int8)
@@ -203,6 +204,7 @@ def judge(
         p_int8[decoded],
         {name: mask[decoded] for name, mask in groups.items()},
         tolerance=tolerance,
+        threshold=spec.threshold,
     )
 
 

@@ -196,6 +196,29 @@ def _group_aucs(
     return float_auc, int8_auc, skipped
 
 
+def pair_step(y: np.ndarray) -> float:
+    """How much one (harmful, safe) pair changing order moves the AUC of these labels."""
+    pairs = int(np.sum(y == 1)) * int(np.sum(y == 0))
+    return 1.0 / pairs if pairs else float("inf")
+
+
+def _verdict_failure(
+    name: str, y: np.ndarray, pf: np.ndarray, pq: np.ndarray, threshold: float, tolerance: float
+) -> str | None:
+    """A group too small for its AUC to resolve ``tolerance``, judged on the verdicts at the
+    stored threshold instead: int8 must catch every harmful image float catches in number and
+    flag no more safe ones. None when it holds, else why not."""
+    caught = (int(np.sum((pf >= threshold) & (y == 1))), int(np.sum((pq >= threshold) & (y == 1))))
+    flagged = (int(np.sum((pf >= threshold) & (y == 0))), int(np.sum((pq >= threshold) & (y == 0))))
+    if caught[1] >= caught[0] and flagged[1] <= flagged[0]:
+        return None
+    return (
+        f"{name}: {int(np.sum(y == 1))} harmful x {int(np.sum(y == 0))} safe, one pair moves "
+        f"its AUC {pair_step(y):.4f} > {tolerance}, so judged at threshold {threshold:.4g}: "
+        f"harmful caught {caught[0]} -> {caught[1]}, safe flagged {flagged[0]} -> {flagged[1]}"
+    )
+
+
 def check_int8(
     y_true: object,
     p_float: object,
@@ -203,8 +226,16 @@ def check_int8(
     groups: Mapping[str, object] | None = None,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
+    threshold: float | None = None,
 ) -> Int8Check:
     """Approve int8 only if its AUC is within ``tolerance`` of float overall and in every group.
+
+    A group's AUC moves in steps of one (harmful, safe) pair changing order: ``1 / (harmful x
+    safe)``. Where that step is larger than ``tolerance`` (fewer than 200 pairs at 0.005, e.g.
+    14 harmful and 13 safe images) a single pair would fail the group, so the AUC cannot show
+    what the tolerance asks; given the stored ``threshold``, such a group is judged on its
+    verdicts instead (int8 catches no fewer of its harmful images and flags no more of its safe
+    ones than float). Its images still count in every larger group that holds them.
 
     Args:
         y_true: 0/1 labels (1 = harmful) of the checked images.
@@ -213,6 +244,8 @@ def check_int8(
         groups: Boolean masks over the images, by group name (e.g. ``val``, ``val/photo``,
             ``gate/photo``). ``all`` (every image) is always checked.
         tolerance: Largest AUC loss allowed.
+        threshold: The stored threshold on the harmful probability (None: every group with
+            both classes is judged on AUC, however small).
 
     Returns:
         The verdict; groups with a single class are listed in ``skipped``.
@@ -225,21 +258,37 @@ def check_int8(
     masks = {"all": np.ones(len(y), dtype=bool)}
     masks.update({name: np.asarray(mask, dtype=bool) for name, mask in (groups or {}).items()})
     float_auc, int8_auc, skipped = _group_aucs(y, pf, pq, masks)
+    coarse = [] if threshold is None else [
+        g for g in float_auc if pair_step(y[masks[g]]) > tolerance
+    ]  # fmt: skip
     failures = [
         f"{name}: {int8_auc[name]:.4f} vs float {float_auc[name]:.4f} "
         f"(-{float_auc[name] - int8_auc[name]:.4f} > {tolerance})"
         for name in float_auc
-        if not float_auc[name] - int8_auc[name] <= tolerance  # a NaN AUC fails too
+        if name not in coarse
+        and not float_auc[name] - int8_auc[name] <= tolerance  # a NaN AUC fails too
     ]
+    for name in coarse:
+        m = masks[name]
+        failure = _verdict_failure(name, y[m], pf[m], pq[m], float(threshold), tolerance)  # type: ignore[arg-type]
+        failures += [failure] if failure else []
     if not float_auc:
         return Int8Check(False, "no group has both classes: AUC cannot be checked", tolerance,
                          skipped=tuple(skipped))  # fmt: skip
+    judged = [g for g in float_auc if g not in coarse]
     if failures:
-        reason = "int8 AUC below float beyond tolerance in " + "; ".join(failures)
-    else:
-        worst = max(float_auc, key=lambda g: float_auc[g] - int8_auc[g])
+        reason = "int8 below float beyond tolerance in " + "; ".join(failures)
+    elif judged:
+        worst = max(judged, key=lambda g: float_auc[g] - int8_auc[g])
         reason = (
-            f"int8 AUC within {tolerance} of float in {len(float_auc)} groups "
+            f"int8 AUC within {tolerance} of float in {len(judged)} groups "
             f"(largest loss {float_auc[worst] - int8_auc[worst]:+.4f} in {worst})"
+        )
+    else:
+        reason = f"no group large enough for AUC to resolve {tolerance}"
+    if coarse and not failures:
+        reason += (
+            f"; {', '.join(coarse)} too small for AUC at {tolerance} (one pair moves it more): "
+            "int8 catches and flags as float does there at the threshold"
         )
     return Int8Check(not failures, reason, tolerance, float_auc, int8_auc, tuple(skipped))

@@ -479,3 +479,52 @@ def test_registration_makes_no_int8_when_it_is_disabled(tmp_path: Path) -> None:
 
     verdicts: list[object] = []
     assert int8_hook(tmp_path, Int8Settings(enabled=False), None, verdicts, []) is None  # type: ignore[arg-type]
+
+
+def test_pair_step_is_one_pair_of_the_auc() -> None:
+    from harmscan.quantize import pair_step
+
+    assert pair_step(np.array([1] * 14 + [0] * 13)) == pytest.approx(1 / 182)
+    assert pair_step(np.array([0, 0, 0])) == float("inf")
+
+
+def _small_group_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """400 images ranked perfectly, and a group of 10 harmful and 10 safe (100 pairs: one pair
+    moves its AUC 0.01, more than the tolerance) where int8 swaps one pair far from 0.5."""
+    y = np.tile([0, 1], 200)
+    p_float = np.where(y == 1, 0.6, 0.1) + np.linspace(0, 0.3, y.size)
+    p_int8 = p_float.copy()
+    small = np.arange(y.size) < 20
+    harmful_low = int(np.flatnonzero(small & (y == 1))[0])
+    safe_high = int(np.flatnonzero(small & (y == 0))[-1])
+    p_float[harmful_low], p_float[safe_high] = 0.70, 0.20
+    p_int8[harmful_low], p_int8[safe_high] = 0.19, 0.21  # one pair swapped, far below 0.5
+    return y, p_float, p_int8, small
+
+
+def test_a_group_too_small_for_the_tolerance_is_judged_on_its_verdicts() -> None:
+    y, p_float, p_int8, small = _small_group_case()
+    by_auc = check_int8(y, p_float, p_int8, {"val/illustration": small})
+    assert not by_auc.approved  # one swapped pair: -0.01 > 0.005
+    # the harmful image now scores 0.19: below the threshold it is no longer caught
+    missed = check_int8(y, p_float, p_int8, {"val/illustration": small}, threshold=0.5)
+    assert not missed.approved
+    assert "harmful caught 10 -> 9" in missed.reason
+    assert "one pair moves its AUC 0.0100 > 0.005" in missed.reason
+    # same swap, both images still on the right side of a threshold of 0.15: verdicts agree
+    p_int8[p_int8 == 0.19] = 0.205
+    held = check_int8(y, p_float, p_int8, {"val/illustration": small}, threshold=0.15)
+    assert held.approved, held.reason
+    assert "val/illustration too small for AUC at 0.005" in held.reason
+
+
+def test_a_group_that_resolves_the_tolerance_is_still_judged_on_auc() -> None:
+    y, p_float, _, _ = _small_group_case()
+    big = np.arange(y.size) < 60  # 30 x 30 = 900 pairs: one pair moves the AUC 0.0011
+    p_int8 = p_float.copy()
+    rows = np.flatnonzero(big)
+    p_int8[rows] = p_float[rows][::-1]  # int8 reverses the ranking there, verdicts aside
+    check = check_int8(y, p_float, p_int8, {"val/emoji": big}, threshold=0.0)
+    assert not check.approved
+    assert "val/emoji: " in check.reason
+    assert "vs float" in check.reason
