@@ -199,6 +199,11 @@ CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
         {"method": "percentile", "float_nodes": "blocks:0,1"},
         "train",
     ),
+    "percentile, train, blocks 0-3 float": (
+        {"method": "percentile", "float_nodes": "blocks:0,1,2,3"},
+        "train",
+    ),
+    "percentile, train, auto": ({"method": "percentile", "float_nodes": "auto"}, "train"),
     "minmax, mix + photopool, blocks 0-1 float": ({"float_nodes": "blocks:0,1"}, "mix+photo"),
     "minmax, train, last conv + pool float": ({"float_nodes": "last+pool"}, "train"),
     "minmax, mix + photopool, pool float": ({"float_nodes": "pool"}, "mix+photo"),
@@ -318,6 +323,43 @@ def compare(
         )
 
 
+def speed(onnx_path: Path, spec: ServingSpec, dataset: Path, work: Path, rounds: int) -> None:
+    """int8 graphs with each float-node choice, timed round-robin against float (the ranges come
+    from 8 training images: the speed does not depend on them)."""
+    import onnx
+    from int8_configs import session, time_round_robin
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from harmscan.checksets import CheckSet
+    from harmscan.onnx_export import write_pixel_model
+    from harmscan.pixelscore import calibration_batches, pixel_batches
+    from harmscan.presets import EvalPreset
+    from harmscan.quantize import QuantizeOptions, quantize_int8
+
+    preset = EvalPreset.from_spec(spec)
+    train = list(CheckSet.from_manifest(dataset, split="train").paths)
+    batches = calibration_batches(train, spec, 8)
+    quant_pre_process(str(onnx_path), str(work / "pre.onnx"))
+    prepared = onnx.load(str(work / "pre.onnx"))
+    graphs = {"float": write_pixel_model(onnx_path, work / "float.onnx", preset=preset)}
+    for which in ("none", "blocks:0,1", "blocks:0,1,2", "blocks:0,1,2,3"):
+        nodes = float_nodes(prepared, which) if which != "none" else ()
+        q = quantize_int8(onnx_path, work / "q.onnx", batches, QuantizeOptions(float_nodes=nodes))
+        graphs[f"int8, float: {which}"] = write_pixel_model(q, work / f"{which}.onnx",
+                                                            preset=preset)  # fmt: skip
+    sessions = {name: session(path, 1) for name, path in graphs.items()}
+    pixels = EvalPreset.from_spec(spec, normalize_in_model=True)
+    batch = next(iter(pixel_batches(train, pixels, batch_size=16)))[1]
+    timed = time_round_robin(sessions, batch, rounds, 1.0)
+    best_f, median_f = timed["float"]
+    for name, (best, median) in timed.items():
+        print(
+            f"| {spec.image_size} | {name} | {best:.1f} | {best / best_f:.2f} | {median:.1f} | "
+            f"{median / median_f:.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True)
@@ -327,6 +369,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="of the calibration sample")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="time float-node choices")
     parser.add_argument("--save", type=Path, default=None, help="per-image scores (npz) here")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -341,6 +384,10 @@ def main() -> None:
         onnx_path, spec = trained(args.cache, args.dataset.resolve(), size)
         print(f"## {ARCH} {size} px, threshold {spec.threshold:.4f}", flush=True)
         if args.train_only:
+            continue
+        if args.speed_only:
+            with tempfile.TemporaryDirectory(prefix="int8-speed-") as tmp:
+                speed(onnx_path, spec, args.dataset.resolve(), Path(tmp), args.rounds)
             continue
         with tempfile.TemporaryDirectory(prefix="int8-gated-") as tmp:
             compare(onnx_path, spec, args.dataset.resolve(), names, Path(tmp), args.seed,
