@@ -40,9 +40,11 @@ COPY cli ./cli
 COPY registry ./registry
 # The fixed photo gate set the promotion gate scores on (mlflow.gate_set in the compose profile).
 COPY gateset ./gateset
-# The default head's pools: the gate learns photos from photopool, the probe also trains on drawpool.
+# The default head's pools: the gate learns photos from photopool, the probe also trains on
+# drawpool and iconpool.
 COPY photopool ./photopool
 COPY drawpool ./drawpool
+COPY iconpool ./iconpool
 RUN pip install --no-deps -e . \
     && useradd --create-home --uid 10001 harmscan \
     && mkdir -p /data/harmscan \

@@ -238,3 +238,13 @@ def test_the_compose_profile_gates_on_the_photo_set_the_image_carries() -> None:
     assert "COPY gateset ./gateset" in text  # resolved against the repository root, /app
     assert "COPY registry ./registry" in text
     assert "COPY registry ./registry" in (REPO / "Dockerfile.serving").read_text()
+
+
+def test_the_image_carries_every_pool_the_compose_profile_trains_and_calibrates_with() -> None:
+    train = load_settings("compose", env={}).train
+    text = (REPO / "Dockerfile").read_text()
+    pools = {*train.extra_train_sets, *train.gate_photos, *train.gate_drawings}
+    pools |= {train.calibration_photos} if train.calibration_photos else set()
+    assert "iconpool" in pools  # the default since the icons measurement (README, train)
+    for pool in pools:
+        assert f"COPY {pool} ./{pool}" in text, pool
