@@ -121,30 +121,9 @@ class ServingConsumer:
                 except ConsumerFatal as fatal:
                     logger.warning("last batch not committed at shutdown (%s)", fatal)
                 self._inflight = None
-            self._settle()
+            self.commits.make_sure(self.consumer)
         finally:
             close_clients(self.producer, self.consumer)
-
-    def _settle(
-        self, partitions: list[TopicPartition] | None = None, *, idle: bool = False
-    ) -> None:
-        """Commit the offsets of asynchronous commits synchronously (`Commits.settle`); a failure
-        leaves them to the next try (at worst their batches are redone, never lost).
-
-        Raises:
-            ConsumerFatal: When ``idle`` (the loop's own turn), the consumer can never commit.
-        """
-        if not self.commits.unsure:
-            return
-        try:
-            self.commits.settle(self.consumer, partitions)
-        except KafkaException as exc:
-            logger.warning("could not make sure of the last commits (tried again later): %s", exc)
-        except ConsumerFatal as fatal:
-            self.commits.forget()
-            if idle:  # the loop recreates the consumer
-                raise
-            logger.warning("the last commits were not made sure of (%s): they are redone", fatal)
 
     def _subscribe(self) -> None:
         topic = self.settings.kafka.requests_topic
@@ -203,7 +182,7 @@ class ServingConsumer:
         poll_s = time.perf_counter() - started
         batch = usable(polled)
         if not polled and self._inflight is None:
-            self._settle(idle=True)  # make sure of the asynchronous commits
+            self.commits.make_sure(self.consumer, idle=True)
         undecodable = undecodable_batches(polled, after=batch)
         if undecodable:
             self._step_over(undecodable, batch)
@@ -339,7 +318,7 @@ class ServingConsumer:
             logger.info("partitions revoked: finishing the batch in flight first")
             if not self._finish_with_retry(inflight, None):
                 logger.warning("the batch in flight was not committed; its new owner redoes it")
-        self._settle(partitions)
+        self.commits.make_sure(self.consumer, partitions)
         for tp in partitions:
             self.guard.forget(tp.topic, tp.partition)
 

@@ -167,6 +167,31 @@ class Commits:
         if keys:
             self.sync(consumer, [TopicPartition(t, p, self._unsure[(t, p)]) for t, p in keys])
 
+    def make_sure(
+        self,
+        consumer: Consumer,
+        partitions: list[TopicPartition] | None = None,
+        *,
+        idle: bool = False,
+    ) -> None:
+        """`settle`, where a failed commit leaves the offsets to the next try (at worst their
+        batches are redone, never lost).
+
+        Raises:
+            ConsumerFatal: When ``idle`` (the loop's own turn), the consumer can never commit.
+        """
+        if not self._unsure:
+            return
+        try:
+            self.settle(consumer, partitions)
+        except KafkaException as exc:
+            logger.warning("could not make sure of the last commits (tried again later): %s", exc)
+        except ConsumerFatal as fatal:
+            self.forget()
+            if idle:  # the loop recreates the consumer
+                raise
+            logger.warning("the last commits were not made sure of (%s): they are redone", fatal)
+
     def forget(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """Drop the unsure offsets of partitions this consumer may no longer commit (all: None)."""
         if partitions is None:
