@@ -15,8 +15,9 @@ from harmscan.decisions import decode_decision
 from review.service import ReviewService
 from serving.headers import H_INLINE_REQUEST
 from serving.schema import encode_request
+from tests.kafka_support import read_topic
 from tests.review_support import TOKEN, review_result, review_settings, send_review, wait_for
-from tests.serving_support import BLUE, RED, image_bytes, read_topic, write_image
+from tests.serving_support import BLUE, RED, image_bytes, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

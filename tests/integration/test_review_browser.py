@@ -19,6 +19,7 @@ import pytest
 from harmscan.decisions import decode_decision
 from review.service import ReviewService
 from stack.process import free_port
+from tests.kafka_support import read_topic
 from tests.review_support import (
     TOKEN,
     review_result,
@@ -27,7 +28,6 @@ from tests.review_support import (
     send_review,
     wait_for,
 )
-from tests.serving_support import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from cli.app import _register_areas, app
 from serving.schema import decode_request
-from tests.serving_support import BLUE, RED, read_topic, write_image
+from tests.kafka_support import read_topic
+from tests.serving_support import BLUE, RED, write_image
 
 pytestmark = pytest.mark.kafka
 

@@ -14,18 +14,8 @@ from serving.producer import RequestProducer
 from stack.kafka_cluster import KafkaCluster
 from stack.process import free_ports
 from tests.fixtures.kafka import TEST_JVM_FLAGS
-from tests.serving_support import (
-    RED,
-    LoopThread,
-    Stream,
-    has_ids,
-    read_topic,
-    results_by_id,
-    save_local_model,
-    serving_overrides,
-    wait_until,
-    write_image,
-)
+from tests.kafka_support import LoopThread, Stream, has_ids, read_topic, results_by_id, wait_until
+from tests.serving_support import RED, save_local_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -20,16 +20,8 @@ import pytest
 from serving.batches import InFlight
 from serving.consumer import ServingConsumer
 from serving.producer import RequestProducer
-from tests.serving_support import (
-    RED,
-    LoopThread,
-    has_ids,
-    read_topic,
-    results_by_id,
-    save_local_model,
-    serving_overrides,
-    write_image,
-)
+from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id
+from tests.serving_support import RED, save_local_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

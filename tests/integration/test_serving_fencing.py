@@ -18,17 +18,8 @@ from pathlib import Path
 import pytest
 
 from serving.producer import RequestProducer
-from tests.serving_support import (
-    RED,
-    LoopThread,
-    has_ids,
-    read_topic,
-    results_by_id,
-    save_local_model,
-    serving_overrides,
-    wait_until,
-    write_image,
-)
+from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id, wait_until
+from tests.serving_support import RED, save_local_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

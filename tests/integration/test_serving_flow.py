@@ -12,16 +12,8 @@ from conf.loader import SettingsSource
 from flows.serve import serve
 from serving.headers import H_REASON, headers_dict
 from serving.producer import RequestProducer
-from tests.serving_support import (
-    BLUE,
-    RED,
-    has_ids,
-    read_topic,
-    register_model,
-    results_by_id,
-    serving_overrides,
-    write_image,
-)
+from tests.kafka_support import has_ids, read_topic, results_by_id
+from tests.serving_support import BLUE, RED, register_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -15,15 +15,12 @@ from pathlib import Path
 import pytest
 
 from serving.producer import RequestProducer
+from tests.kafka_support import ConsumerThread, has_ids, read_topic, results_by_id
 from tests.serving_support import (
     BLUE,
     RED,
-    ConsumerThread,
     animated_gif,
-    has_ids,
-    read_topic,
     register_model,
-    results_by_id,
     serving_overrides,
     write_image,
 )

@@ -32,15 +32,12 @@ from serving.headers import (
 )
 from serving.producer import RequestProducer
 from serving.schema import encode_request
+from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id
 from tests.serving_support import (
     BLUE,
     RED,
-    LoopThread,
     broken_huffman_jpeg,
-    has_ids,
     jpeg_scan_bomb,
-    read_topic,
-    results_by_id,
     save_local_model,
     serving_overrides,
     wide_png,

@@ -29,17 +29,8 @@ from serving.headers import (
     headers_dict,
 )
 from serving.producer import RequestProducer
-from tests.serving_support import (
-    BLUE,
-    RED,
-    LoopThread,
-    has_ids,
-    read_topic,
-    results_by_id,
-    save_local_model,
-    serving_overrides,
-    write_image,
-)
+from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id
+from tests.serving_support import BLUE, RED, save_local_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

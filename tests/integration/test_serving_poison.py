@@ -22,16 +22,8 @@ import pytest
 from serving.headers import H_REASON, headers_dict
 from serving.producer import RequestProducer
 from serving.schema import encode_request
-from tests.serving_support import (
-    BLUE,
-    RED,
-    has_ids,
-    read_topic,
-    results_by_id,
-    save_local_model,
-    serving_overrides,
-    write_image,
-)
+from tests.kafka_support import has_ids, read_topic, results_by_id
+from tests.serving_support import BLUE, RED, save_local_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -39,12 +31,12 @@ REPO = Path(__file__).resolve().parents[2]
 CRASHING_CONSUMER = """
 import json, os, signal, sys, threading, time
 from pathlib import Path
-from confluent_kafka import Consumer, TopicPartition
 from conf.loader import load_settings
 from serving import classifier
 from serving.consumer import ServingConsumer
 from serving.service import make_classifier, make_consumer, make_producer
 from serving.source import load_model_folder
+from tests.kafka_support import committed_to_end
 
 parse = classifier.BatchClassifier.parse
 
@@ -63,11 +55,8 @@ if __name__ == "__main__":  # decode workers re-import the main module
 
     def stop_when_all_committed():
         kafka = settings.kafka
-        probe = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.group_id})
-        tp = TopicPartition(kafka.requests_topic, 0)
         while not loop.stop_event.wait(0.5):
-            committed = probe.committed([tp], timeout=10)[0].offset
-            if committed == probe.get_watermark_offsets(tp, timeout=10)[1]:
+            if committed_to_end(kafka.bootstrap_servers, kafka.group_id, kafka.requests_topic, 0):
                 loop.stop()
 
     threading.Thread(target=stop_when_all_committed, daemon=True).start()

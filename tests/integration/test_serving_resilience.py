@@ -17,20 +17,16 @@ from pathlib import Path
 import pytest
 
 from serving.producer import RequestProducer
-from tests.serving_support import (
-    BLUE,
-    RED,
+from tests.kafka_support import (
     ConsumerThread,
     LoopThread,
     Stream,
     has_ids,
     read_topic,
-    register_model,
     results_by_id,
-    serving_overrides,
     wait_until,
-    write_image,
 )
+from tests.serving_support import BLUE, RED, register_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -24,18 +24,14 @@ from serving.headers import H_ORIGINAL_SHA256, H_ORIGINAL_SIZE, H_REASON, H_TRUN
 from serving.producer import RequestProducer
 from serving.schema import encode_request
 from stack.process import free_port
+from tests.kafka_support import ConsumerThread, committed_to_end, has_ids, read_topic, results_by_id
 from tests.serving_support import (
     BLUE,
     PURPLE,
     RED,
-    ConsumerThread,
-    committed_to_end,
-    has_ids,
     image_bytes,
     png_bomb,
-    read_topic,
     register_model,
-    results_by_id,
     serving_overrides,
     write_image,
 )

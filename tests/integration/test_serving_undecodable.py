@@ -16,17 +16,8 @@ from confluent_kafka import Producer
 
 from serving.headers import H_DETAIL, H_REASON, H_SOURCE, H_TRUNCATED, headers_dict
 from serving.producer import RequestProducer
-from tests.serving_support import (
-    BLUE,
-    RED,
-    LoopThread,
-    has_ids,
-    read_topic,
-    results_by_id,
-    save_local_model,
-    serving_overrides,
-    write_image,
-)
+from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id
+from tests.serving_support import BLUE, RED, save_local_model, serving_overrides, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -160,7 +160,8 @@ def test_registered_model_carries_its_int8_graph_and_verdict_and_is_served_in_in
     from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE
     from registry import Registry
     from serving.producer import RequestProducer
-    from tests.serving_support import has_ids, read_topic, results_by_id, serving_overrides
+    from tests.kafka_support import has_ids, read_topic, results_by_id
+    from tests.serving_support import serving_overrides
 
     settings, dataset, result, _ = trained
     name = settings.mlflow.registered_model
