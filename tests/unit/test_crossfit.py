@@ -178,3 +178,56 @@ def test_platt_after_folding_keeps_every_decision_and_lowers_the_log_loss() -> N
     via = with_branches(point, y, p, branches, domains, photo_share=0.5,
                         recalibration="platt", **rule)  # fmt: skip
     assert via.threshold == pytest.approx(again.threshold)
+
+
+def test_the_recipe_returns_out_of_fold_scores_that_reach_the_drawing_threshold() -> None:
+    """Through the real code: `train_recipe` (gated head, ``cross_fit: sources``) on pooled
+    features, then `tasks.recipes.calibrate_on_mix` with and without the held-out scores."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from bench.gate_study import FeatureModel
+    from harmscan.heads import GatedPriorHead, PriorHead
+    from harmscan.transfer import RecipeData, train_recipe
+    from tasks.recipes import Scored, branch_scores, calibrate_on_mix, out_of_fold
+
+    x, y, _, _, groups = _training(seed=2)
+    rng = np.random.default_rng(4)
+    photos = rng.normal(0, 1, (40, x.shape[1])) + 3.0  # photos sit apart from the drawings
+
+    def loader(features: np.ndarray, labels: np.ndarray) -> DataLoader:
+        data = TensorDataset(torch.from_numpy(features).float(), torch.from_numpy(labels).long())
+        return DataLoader(data, batch_size=32)
+
+    def scored(model: torch.nn.Module, features: np.ndarray, labels: np.ndarray, domain: str):  # type: ignore[no-untyped-def]
+        with branch_scores(model) as branches, torch.no_grad():
+            logits = model(torch.from_numpy(features).float())
+        p = torch.softmax(logits, dim=1)[:, 1].double().numpy()
+        return Scored(labels, p, [domain] * len(labels), branches())
+
+    points = {}
+    for how in ("none", "sources"):
+        torch.manual_seed(0)
+        model = FeatureModel(GatedPriorHead(PriorHead(torch.nn.Linear(64, 1000), [1, 2, 3])))
+        cfg = TrainSettings(recipe="probe", head="prior-gated", gate_operating_point="per-branch",
+                            gate_photo_mix=1.0, cross_fit=how, probe_c=10.0)  # fmt: skip
+        data = RecipeData(train=loader(x, y), probe=loader(x, y), val=loader(x[:40], y[:40]),
+                          groups=[None] * 80 + groups[80:])  # fmt: skip
+        data.photos = loader(photos, np.zeros(40, dtype=np.int64))
+        outcome = train_recipe(model, "mobilenet_v2", data, cfg, device=torch.device("cpu"))
+        held = out_of_fold(outcome, ["emoji"] * len(y))
+        assert (held is None) == (how == "none")
+        if held is not None:
+            assert held.branches.shape == (len(y), 3)  # every fold could be fitted
+        val = scored(model, x[:40], y[:40], "illustration")
+        cal = scored(model, photos, np.zeros(40, dtype=np.int64), "photo")
+        points[how] = calibrate_on_mix(model, "mobilenet_v2", val, cal, cfg, held)
+    assert points["none"].branches is not None
+    assert points["sources"].branches is not None
+    # the validation images are in-sample here: held out, the drawing threshold moves
+    assert points["sources"].branches.drawing_threshold != pytest.approx(
+        points["none"].branches.drawing_threshold
+    )
+    assert points["sources"].branches.photo_threshold == pytest.approx(
+        points["none"].branches.photo_threshold
+    )
