@@ -657,7 +657,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--archs", default="mobilenet_v2,resnet50", type=_list_of(ARCHS))
-    # The layout defaults are the consumer's own (conf/sections/serving.py): the bench measures them.
+    # The layout defaults are the consumer's own (conf/sections/serving.py): the bench measures
+    # them.
     layout = ServingSettings.model_fields
     parser.add_argument("--threads", type=int, default=layout["intra_op_threads"].default,
                         help="serving.intra_op_threads")  # fmt: skip
