@@ -203,6 +203,10 @@ CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
         {"method": "percentile", "float_nodes": "blocks:0,1,2,3"},
         "train",
     ),
+    "percentile, train, blocks 0-6 float": (
+        {"method": "percentile", "float_nodes": "blocks:0,1,2,3,4,5,6"},
+        "train",
+    ),
     "percentile, train, auto": ({"method": "percentile", "float_nodes": "auto"}, "train"),
     "minmax, mix + photopool, blocks 0-1 float": ({"float_nodes": "blocks:0,1"}, "mix+photo"),
     "minmax, train, last conv + pool float": ({"float_nodes": "last+pool"}, "train"),
@@ -342,7 +346,7 @@ def speed(onnx_path: Path, spec: ServingSpec, dataset: Path, work: Path, rounds:
     quant_pre_process(str(onnx_path), str(work / "pre.onnx"))
     prepared = onnx.load(str(work / "pre.onnx"))
     graphs = {"float": write_pixel_model(onnx_path, work / "float.onnx", preset=preset)}
-    for which in ("none", "blocks:0,1", "blocks:0,1,2", "blocks:0,1,2,3"):
+    for which in ("none", "blocks:0,1", "blocks:0,1,2", "blocks:0,1,2,3", "blocks:0,1,2,3,4,5,6"):
         nodes = float_nodes(prepared, which) if which != "none" else ()
         q = quantize_int8(onnx_path, work / "q.onnx", batches, QuantizeOptions(float_nodes=nodes))
         graphs[f"int8, float: {which}"] = write_pixel_model(q, work / f"{which}.onnx",
