@@ -69,6 +69,9 @@ _IMAGENET_HARMFUL: tuple[str, ...] = (
 )
 
 
+MAX_PROBE_VIEWS = 16
+
+
 class TrainSettings(Section):
     """Fine-tuning of the two architectures."""
 
@@ -169,6 +172,20 @@ class TrainSettings(Section):
     # monotone map of the margin to the threshold) so the served probabilities are calibrated
     # again; none: the shifts stay as folded (harmscan.branchpoint.recalibrate_folded).
     branch_recalibration: Literal["none", "platt"] = "none"
+    # Augmented views per training image that the probe's features are taken from
+    # (harmscan.probeviews: TrainPreset.probe_view_preset, seeded per row by train.seed); 0: the
+    # single un-augmented view. The probe then trains on N times the rows; not with cross_fit.
+    probe_views: int = 0
+
+    @field_validator("probe_views")
+    @classmethod
+    def _probe_views_in_range(cls, value: int) -> int:
+        if not 0 <= value <= MAX_PROBE_VIEWS:
+            raise ValueError(
+                f"train.probe_views must be in 0..{MAX_PROBE_VIEWS} (0: the un-augmented view "
+                f"alone), got {value}"
+            )
+        return value
 
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod
@@ -190,6 +207,11 @@ class TrainSettings(Section):
         if isinstance(self.wise_alpha, float) and not 0 <= self.wise_alpha <= 1:
             raise ValueError(
                 f"train.wise_alpha must be in [0, 1], auto or null, got {self.wise_alpha}"
+            )
+        if self.probe_views and self.cross_fit != "none":
+            raise ValueError(
+                f"train.probe_views={self.probe_views} needs train.cross_fit=none (an image's "
+                f"views would fall in different folds), got {self.cross_fit!r}"
             )
         return self
 

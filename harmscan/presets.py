@@ -12,7 +12,7 @@ fewer in the consumer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,7 +151,8 @@ class EvalPreset:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainPreset:
-    """Training preprocessing: random resized crop, flip and colour jitter, then `normalize`.
+    """Training preprocessing: random resized crop, flip and colour jitter (and, when their
+    probabilities are set, grayscale and colour inversion), then `normalize`.
 
     With ``augment=False`` it is exactly the `EvalPreset` of the same size.
     """
@@ -163,6 +164,15 @@ class TrainPreset:
     crop_scale: tuple[float, float] = (0.35, 1.0)
     hflip_prob: float = 0.5
     jitter: float = 0.2
+    grayscale_prob: float = 0.0
+    invert_prob: float = 0.0
+
+    @property
+    def probe_view_preset(self) -> TrainPreset:
+        """The augmentation of the probe's extra views (``train.probe_views``): this preset's
+        crop, flip and jitter plus grayscale (monochrome icon families beside colour emoji)
+        and colour inversion (light-on-dark against dark-on-light line icons), each 1 in 5."""
+        return replace(self, augment=True, grayscale_prob=0.2, invert_prob=0.2)
 
     @property
     def eval_preset(self) -> EvalPreset:
@@ -180,6 +190,8 @@ class TrainPreset:
                 v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, antialias=True),
                 v2.RandomHorizontalFlip(self.hflip_prob),
                 v2.ColorJitter(self.jitter, self.jitter, self.jitter),
+                *([v2.RandomGrayscale(self.grayscale_prob)] if self.grayscale_prob else []),
+                *([v2.RandomInvert(self.invert_prob)] if self.invert_prob else []),
             ]
         )
         augmented = transform(image.convert("RGB"))

@@ -25,6 +25,7 @@ from harmscan.heads import GatedPriorHead, PriorHead, final_layer, imagenet_rows
 from harmscan.manifest import split_problem
 from harmscan.models import WeightsSource, build_model, resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.probeviews import probe_dataset, repeat_rows
 from harmscan.recipes import recipe_name
 from harmscan.trainsets import class_weights_of, gate_pool, resolve_training_sets, training_split
 from harmscan.transfer import RecipeData
@@ -93,12 +94,19 @@ def training_loaders(
         drop_last=False,
     )
     eval_preset = train_preset.eval_preset
-    probe_split = training_split(dataset, frame, eval_preset, pools, default_domain=domain)
+    views = cfg.probe_views
+    probe_preset = train_preset.probe_view_preset if views else eval_preset
+    probe_split = training_split(dataset, frame, probe_preset, pools, default_domain=domain)
+    probe_data = probe_dataset(probe_split.dataset, views, cfg.seed)
     val, probe = (
         DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-        for data in (ManifestDataset(dataset, "val", eval_preset, frame), probe_split.dataset)
+        for data in (ManifestDataset(dataset, "val", eval_preset, frame), probe_data)
     )
-    return RecipeData(train=train, probe=probe, val=val, groups=probe_split.groups)
+    if views:
+        logger.info("probe features of %d augmented views per training image", views)
+    return RecipeData(
+        train=train, probe=probe, val=val, groups=repeat_rows(probe_split.groups, views)
+    )
 
 
 @dataclass
