@@ -89,7 +89,7 @@ class ServingConsumer:
             serving.consumer_recreate_max, serving.consumer_recreate_window_s
         )
         self.committed = 0
-        self.commits = Commits(serving.commit == "async")
+        self.commits = Commits(serving.commit == "async", serving.commit_interval_ms / 1000)
         self._backoff = 0.0
         self._inflight: InFlight | None = None
         self.metrics.set_model(

@@ -79,6 +79,10 @@ class ServingSettings(Section):
     # offsets when the loop is idle, before partitions are revoked and at shutdown
     # (serving.delivery.Commits). Either way only after all the batch's records were acknowledged.
     commit: Literal["async", "sync"] = "async"
+    # async only: least time between two commits (0: every batch). Offsets of the batches in
+    # between ride on the next commit; up to this long of requests are redone after a crash. At
+    # low load (a commit per request) 200 ms cut the broker's CPU per request to ~0.8x (README).
+    commit_interval_ms: int = Field(default=200, ge=0, le=10_000)
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
     # Separate caps: inline bytes travel inside a Kafka message, so their cap (decoded bytes) must

@@ -91,3 +91,16 @@ def test_sync_mode_commits_every_batch_synchronously_and_a_fenced_one_is_fatal()
     consumer.fail = KafkaError(KafkaError.FENCED_INSTANCE_ID, "fenced")
     with pytest.raises(ConsumerFatal):
         commits.batch(consumer, [Msg("r", 0, 2)])  # type: ignore[arg-type]
+
+
+def test_spaced_commits_carry_the_offsets_in_between() -> None:
+    consumer, commits = Recorder(), Commits(asynchronous=True, interval_s=3600)
+    commits.batch(consumer, [Msg("r", 0, 1)])  # type: ignore[arg-type]
+    commits.batch(consumer, [Msg("r", 1, 5)])  # type: ignore[arg-type]
+    commits.batch(consumer, [Msg("r", 0, 2)])  # type: ignore[arg-type]
+    assert consumer.calls == [(True, [("r", 0, 2)])]  # the first at once, the rest wait
+    commits.settle(consumer)  # type: ignore[arg-type]
+    assert consumer.calls[-1] == (False, [("r", 0, 3), ("r", 1, 6)])
+    commits.interval_s = 0
+    commits.batch(consumer, [Msg("r", 1, 6)])  # type: ignore[arg-type]
+    assert consumer.calls[-1] == (True, [("r", 1, 7)])
