@@ -4,8 +4,9 @@
 8-bit activations (uint8 by default) whose ranges are calibrated on training images (how many
 and by which method are settings: ``minmax``, ``entropy`` or ``percentile``). `check_int8`
 compares the int8 model's ROC AUC with the float model's on the same images, overall and in
-every group (split, domain): int8 is approved only if it loses at most ``tolerance`` everywhere,
-and the verdict says why.
+every group (split, domain): int8 is approved only if it loses at most ``tolerance`` everywhere
+(a group too small for one swapped pair to stay within ``tolerance`` is judged on its verdicts at
+the stored threshold instead), and the verdict says why.
 """
 
 from __future__ import annotations
