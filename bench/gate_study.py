@@ -26,11 +26,13 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -45,8 +47,9 @@ from harmscan.heads import final_layer
 from harmscan.metrics import domain_metrics, expected_calibration_error
 from harmscan.models import resolve_weights
 from harmscan.presets import TrainPreset
-from harmscan.recipes import extract_features
-from harmscan.trainjob import build_recipe_model
+from harmscan.probeviews import repeat_rows
+from harmscan.recipes import extract_features, fit_probe, prior_log_odds
+from harmscan.trainjob import build_recipe_model, training_loaders
 from harmscan.trainsets import PoolDataset, resolve_training_sets
 from harmscan.transfer import RecipeData, train_recipe
 from tasks.recipes import Scored, branch_scores, calibrate_on_mix, out_of_fold
@@ -110,6 +113,87 @@ def extract_all(size: int, gate: Path, cache: Path, check: Path | None = None) -
     return out
 
 
+def view_features(
+    size: int, pools: list[str], views: int, seed: int, cache: Path
+) -> dict[str, np.ndarray]:
+    """Pooled features of the probe's ``views`` augmented views of the mirror's training split
+    and ``pools`` (``train.probe_views``), through the main job's own probe loader
+    (`harmscan.trainjob.training_loaders`: the same rows, order and per-row seeds), cached.
+
+    Returns ``x`` (view-major rows), ``y`` and ``seconds`` (the extraction's wall time).
+    """
+    digest = hashlib.sha256((REPO / "mirror/expected.csv").read_bytes())
+    for pool in pools:
+        digest.update((REPO / pool / "manifest.csv").read_bytes())
+    name = f"{ARCH}-{size}-views{views}-seed{seed}-{'+'.join(pools)}-{digest.hexdigest()[:12]}"
+    path = cache / f"{name}.npz"
+    if path.is_file():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    cfg = TrainSettings(image_size=size, num_workers=0, weights=WEIGHTS, probe_views=views,
+                        seed=seed, extra_train_sets=pools, batch_size=32)  # fmt: skip
+    model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg.model_copy(
+        update={"head": "prior"}))  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="gate-study-") as tmp:
+        dataset = mirror_dataset(Path(tmp))
+        frame = read_manifest(dataset)
+        resolved = resolve_training_sets(pools, None)
+        data = training_loaders(dataset, cfg, frame, resolved, "illustration")
+        start = time.perf_counter()
+        x, y = extract_features(model, ARCH, data.probe, torch.device("cpu"))
+        seconds = time.perf_counter() - start
+    out = {"x": x, "y": y, "seconds": np.array(seconds)}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def _view_rows(
+    views: dict[str, np.ndarray] | None, clean: list[dict[str, Any]], n: int
+) -> dict[str, Any]:
+    """The first ``n`` view blocks of ``views`` (the rows of ``clean``, view-major)."""
+    rows = sum(len(part["y"]) for part in clean)
+    if views is None or len(views["y"]) < n * rows:
+        have = 0 if views is None else len(views["y"]) // rows
+        raise ValueError(f"{n} probe views asked, {have} cached (--views)")
+    y = np.concatenate([part["y"] for part in clean])
+    if not np.array_equal(views["y"][:rows], y):
+        raise ValueError("the cached views are not of these training sets (--views-pools)")
+    return {"x": views["x"][: n * rows], "y": views["y"][: n * rows]}
+
+
+def loso(
+    feats: Features, views: dict[str, np.ndarray] | None, pools: list[str], variant: str,
+    *, c: float, mix: float,
+) -> dict[str, float]:  # fmt: skip
+    """Held-out-vendor AUC of the drawing branch (prior ``mix`` + probe, `fit_probe`): each
+    pool source in turn is left out of the probe's rows (all of its views) and its images are
+    scored un-augmented. ``variant``: N (N views), ``cN`` (the clean view and N views)."""
+    clean = [feats["train"], *(feats[p] for p in pools)]
+    x = np.concatenate([part["x"] for part in clean])
+    y = np.concatenate([part["y"] for part in clean])
+    groups = np.array(["-"] * len(feats["train"]["y"])
+                      + [f"{p}:{s}" for p in pools for s in feats[p]["source"]])  # fmt: skip
+    n = int(variant.lstrip("c"))
+    if n:
+        aug = _view_rows(views, clean, n)
+        tx, ty, tg = aug["x"], aug["y"], np.tile(groups, n)
+        if variant.startswith("c"):
+            tx, ty, tg = np.concatenate([x, tx]), np.r_[y, ty], np.r_[groups, tg]
+    else:
+        tx, ty, tg = x, y, groups
+    cfg = TrainSettings(head="prior", weights=WEIGHTS)
+    head = final_layer(build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg), ARCH)
+    prior_t, prior_x = prior_log_odds(head, tx), prior_log_odds(head, x)
+    out = {}
+    for g in sorted(set(groups) - {"-"}):
+        keep, held = tg != g, groups == g
+        fit = fit_probe(tx[keep], ty[keep], c=c, prior=prior_t[keep], prior_mix=mix)
+        score = fit.prior * prior_x[held] + x[held] @ fit.weight + fit.bias
+        out[g] = float(roc_auc_score(y[held], score))
+    return out
+
+
 def _arrays_of(data: Any) -> Any:
     def hook(obj: dict[str, Any]) -> dict[str, Any]:
         return {k: data[v[1:]] if isinstance(v, str) and v.startswith("@") else v
@@ -138,18 +222,31 @@ def _score(model: nn.Module, *parts: dict[str, Any]) -> Scored:
                   branches())  # fmt: skip
 
 
-def run(name: str, feats: Features, calibration: list[str], base: dict[str, Any]) -> dict:
-    """Fit, calibrate and score one configuration on cached features (as `recipe_bench`)."""
-    cfg = TrainSettings(**{**base, **config(name)})
+def run(
+    name: str,
+    feats: Features,
+    calibration: list[str],
+    base: dict[str, Any],
+    views: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """Fit, calibrate and score one configuration on cached features (as `recipe_bench`).
+
+    ``NAME*N`` sets ``train.probe_views`` to N: the probe trains on the first N view blocks of
+    ``views`` (`view_features`, whose rows are seeded per row, so N views are a prefix).
+    """
+    name, star, n = name.partition("*")
+    cfg = TrainSettings(**{**base, **config(name), "probe_views": int(n) if star else 0})
     resolve_training_sets(cfg.extra_train_sets, None)  # the gate-set checks of the real code
     pools = [Path(p).name for p in cfg.extra_train_sets]
     train = [feats["train"], *(feats[p] for p in pools)]
     groups = [None] * len(feats["train"]["y"]) + [
         f"{p}:{source}" for p in pools for source in feats[p]["source"]
     ]
-    data = RecipeData(
-        train=_loader(*train), probe=_loader(*train), val=_loader(feats["val"]), groups=groups
-    )
+    probe = _loader(*train)
+    if cfg.probe_views:
+        probe = _loader(_view_rows(views, train, cfg.probe_views))
+        groups = repeat_rows(groups, cfg.probe_views)
+    data = RecipeData(train=_loader(*train), probe=probe, val=_loader(feats["val"]), groups=groups)
     if cfg.head == "prior-gated":
         data.photos = _loader(*(feats[Path(p).name] for p in cfg.gate_photos))
         if cfg.gate_drawings:
@@ -240,7 +337,13 @@ def main() -> None:
     parser.add_argument("--gate", type=Path, default=REPO / "gateset")
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--calibration-photos", default="photopool")
-    parser.add_argument("--configs", required=True)
+    parser.add_argument("--configs", default="", help="NAME[*VIEWS], comma-separated")
+    parser.add_argument("--views", type=int, default=0, help="augmented views to extract/cache")
+    parser.add_argument("--views-pools", default="drawpool,iconpool")
+    parser.add_argument("--views-seed", type=int, default=1234, help="train.seed of the views")
+    parser.add_argument(
+        "--loso", default="", help="held-out-vendor AUC of N or cN views, e.g. 0,4,c4"
+    )
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
     parser.add_argument("--per-image", default="", help="a configuration to list photo by photo")
     parser.add_argument(
@@ -254,10 +357,26 @@ def main() -> None:
     check = Path(args.iconcheck).resolve() if args.iconcheck else None
     feats = extract_all(args.image_size, args.gate.resolve(), args.cache, check)
     base = {"image_size": args.image_size, "num_workers": 0, "weights": WEIGHTS}
+    pools = [p for p in args.views_pools.split(",") if p]
+    views = None
+    if args.views:
+        views = view_features(args.image_size, pools, args.views, args.views_seed, args.cache)
+        print(f"{args.views} views of {len(views['y']) // args.views} training images: "
+              f"{float(views['seconds']):.0f} s to extract (machine shared)")  # fmt: skip
+    for variant in [v for v in args.loso.split(",") if v]:
+        aucs = loso(feats, views, pools, variant, c=0.01, mix=0.25)
+        cells = " ".join(f"{g.split(':')[1].split('@')[-2][-14:]}={a:.3f}" for g, a in aucs.items())
+        print(
+            f"loso {args.image_size} views={variant}: mean {np.mean(list(aucs.values())):.3f} "
+            f"min {min(aucs.values()):.3f} | {cells}",
+            flush=True,
+        )
+    if not args.configs:
+        return
     print(HEADER)
     for full in args.configs.split(","):
         name, calibration = _calibrated_by(full, _paths(args.calibration_photos))
-        r = run(name, feats, [p.name for p in calibration], base)
+        r = run(name, feats, [p.name for p in calibration], base, views)
         r["config"] = full
         print(row(r, args.image_size), flush=True)
         if full == args.per_image:

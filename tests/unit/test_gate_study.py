@@ -42,3 +42,19 @@ def test_the_icon_check_set_is_scored_beside_the_pools_and_keys_the_cache() -> N
     assert _sets(GATESET_DIR, ICONCHECK_DIR)["iconcheck"] == ICONCHECK_DIR
     assert "iconcheck" not in _sets(GATESET_DIR)  # --iconcheck ''
     assert _cache_key(160, GATESET_DIR, ICONCHECK_DIR) != _cache_key(160, GATESET_DIR)
+
+
+def test_n_probe_views_are_the_first_n_view_blocks_of_the_cache() -> None:
+    import numpy as np
+    import pytest
+
+    from bench.gate_study import _view_rows
+
+    clean = [{"y": np.array([1, 0])}, {"y": np.array([0])}]
+    views = {"x": np.arange(9.0)[:, None], "y": np.array([1, 0, 0] * 3)}
+    got = _view_rows(views, clean, 2)
+    assert got["x"].ravel().tolist() == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="4 probe views asked, 3 cached"):
+        _view_rows(views, clean, 4)
+    with pytest.raises(ValueError, match="not of these training sets"):
+        _view_rows(views, [{"y": np.array([0, 1, 0])}], 1)
