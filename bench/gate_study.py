@@ -247,6 +247,8 @@ def run(
         probe = _loader(_view_rows(views, train, cfg.probe_views))
         groups = repeat_rows(groups, cfg.probe_views)
     data = RecipeData(train=_loader(*train), probe=probe, val=_loader(feats["val"]), groups=groups)
+    if cfg.probe_views:
+        data.gate_side = _loader(*train)  # the gate learns the un-augmented drawings
     if cfg.head == "prior-gated":
         data.photos = _loader(*(feats[Path(p).name] for p in cfg.gate_photos))
         if cfg.gate_drawings:

@@ -102,11 +102,16 @@ def training_loaders(
         DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
         for data in (ManifestDataset(dataset, "val", eval_preset, frame), probe_data)
     )
-    if views:
-        logger.info("probe features of %d augmented views per training image", views)
-    return RecipeData(
+    data = RecipeData(
         train=train, probe=probe, val=val, groups=repeat_rows(probe_split.groups, views)
     )
+    if views:
+        logger.info("probe features of %d augmented views per training image", views)
+        clean = training_split(dataset, frame, eval_preset, pools, default_domain=domain)
+        data.gate_side = DataLoader(
+            clean.dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers
+        )
+    return data
 
 
 @dataclass

@@ -56,6 +56,8 @@ class RecipeData:
         photos: Real photos with the eval preset, the domain gate's photo side
             (``head = prior-gated``; the probe batches are its drawing side).
         gate_drawings: More drawings for the gate's drawing side only (not the probe).
+        gate_side: The training images un-augmented, the gate's drawing side when the probe
+            batches are augmented views (``train.probe_views``); None: the probe batches.
         groups: Each probe image's source for cross-fitting (``train.cross_fit``; a pool's
             vendor package, None for the dataset's own images), in the probe batches' order.
     """
@@ -66,6 +68,7 @@ class RecipeData:
     photos: Batches | None = None
     gate_drawings: Batches | None = None
     groups: list[str | None] | None = None
+    gate_side: Batches | None = None
 
 
 @dataclass
@@ -117,9 +120,12 @@ def fit_gated_head(
     device: torch.device,
     drawings: Batches | None = None,
     groups: list[str | None] | None = None,
+    gate_batches: Batches | None = None,
 ) -> tuple[tuple[LinearFit, LinearFit], tuple[np.ndarray, np.ndarray] | None]:
     """The domain gate (``photos`` against the training drawings and ``drawings``), then the
-    gated probe (on the training images only).
+    gated probe (on the training images only). ``gate_batches``: the training drawings the gate
+    learns from when ``batches`` are augmented views (a grayscale crop of a drawing is no
+    drawing the gate should route to the photo branch); None: ``batches``.
 
     Returns the photo and drawing branch's fits and, with ``settings.cross_fit`` other than
     ``none``, the training images' labels and out-of-fold branch log-odds
@@ -131,8 +137,10 @@ def fit_gated_head(
     features, y = extract_features(model, arch, batches, device)
     photo_features, _ = extract_features(model, arch, photos, device)
     gate_side = features
+    if gate_batches is not None:
+        gate_side = extract_features(model, arch, gate_batches, device)[0]
     if drawings is not None:
-        gate_side = np.concatenate([features, extract_features(model, arch, drawings, device)[0]])
+        gate_side = np.concatenate([gate_side, extract_features(model, arch, drawings, device)[0]])
     gate = fit_gate(
         gate_side,
         photo_features,
@@ -232,7 +240,7 @@ def train_recipe(
             raise ValueError("train.head=prior-gated needs photos (train.gate_photos)")
         fits, outcome.out_of_fold = fit_gated_head(
             model, arch, data.probe, data.photos, settings, device, data.gate_drawings,
-            data.groups,
+            data.groups, data.gate_side,
         )  # fmt: skip
         outcome.probe = fits[0]
     elif recipe in ("probe", "lp-ft"):

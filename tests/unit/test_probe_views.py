@@ -46,6 +46,24 @@ def test_n_views_give_n_times_the_rows_in_view_major_order(dataset: Path, tmp_pa
     assert not torch.allclose(images[0], plain[0])
 
 
+def test_with_views_the_gate_learns_the_un_augmented_drawings(
+    dataset: Path, tmp_path: Path
+) -> None:
+    pool = _pool(tmp_path / "drawings", ["harmful", "safe"])
+    frame = read_manifest(dataset)
+    pools = resolve_training_sets([str(pool)])
+    plain, *_ = _loaders(dataset, pool, 0)
+    for views in (0, 2):
+        cfg = TrainSettings(image_size=32, batch_size=4, num_workers=0, probe_views=views)
+        data = training_loaders(dataset, cfg, frame, pools, "illustration")
+        if views == 0:
+            assert data.gate_side is None  # the probe batches, as before
+        else:
+            assert data.gate_side is not None
+            gate = torch.cat([x for x, _ in data.gate_side])
+            torch.testing.assert_close(gate, plain, rtol=0, atol=0)
+
+
 def test_the_views_are_seeded_reproducibly(dataset: Path, tmp_path: Path) -> None:
     pool = _pool(tmp_path / "drawings", ["harmful", "safe"])
     first, _, _ = _loaders(dataset, pool, 2, seed=5)
