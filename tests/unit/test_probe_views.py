@@ -120,3 +120,33 @@ def test_the_probe_view_preset_adds_grayscale_and_inversion_only_there() -> None
     assert (views.grayscale_prob, views.invert_prob) == (0.2, 0.2)
     assert (preset.grayscale_prob, preset.invert_prob) == (0.0, 0.0)  # fine-tuning unchanged
     assert views.eval_preset == preset.eval_preset  # serving's preset is the same
+
+
+def test_the_gated_probe_trains_on_the_views_and_its_gate_on_the_clean_drawings(
+    dataset: Path,
+) -> None:
+    from torch.utils.data import DataLoader
+
+    from harmscan.data import ManifestDataset
+    from harmscan.heads import GatedPriorHead, final_layer
+    from harmscan.models import resolve_weights
+    from harmscan.presets import EvalPreset
+    from harmscan.trainjob import build_recipe_model
+    from harmscan.transfer import RecipeData, train_recipe
+    from tests.unit.test_domain_gate import SHARED
+
+    heads = {}
+    for views in (0, 2):
+        cfg = TrainSettings(recipe="probe", head="prior-gated", image_size=32, num_workers=0,
+                            weights={"mobilenet_v2": SHARED}, probe_views=views)  # fmt: skip
+        data = training_loaders(dataset, cfg, read_manifest(dataset), [], "illustration")
+        data.photos = DataLoader(ManifestDataset(dataset, "val", EvalPreset(image_size=32)))
+        model = build_recipe_model("mobilenet_v2", resolve_weights("mobilenet_v2", SHARED), cfg)
+        assert isinstance(data, RecipeData)
+        train_recipe(model, "mobilenet_v2", data, cfg, device=torch.device("cpu"))
+        heads[views] = final_layer(model, "mobilenet_v2")
+    plain, views2 = heads[0], heads[2]
+    assert isinstance(plain, GatedPriorHead)
+    assert isinstance(views2, GatedPriorHead)
+    torch.testing.assert_close(views2.gate.weight, plain.gate.weight)  # the same drawings
+    assert not torch.allclose(views2.drawing.linear.weight, plain.drawing.linear.weight)
