@@ -168,7 +168,8 @@ def loso(
 ) -> dict[str, float]:  # fmt: skip
     """Held-out-vendor AUC of the drawing branch (prior ``mix`` + probe, `fit_probe`): each
     pool source in turn is left out of the probe's rows (all of its views) and its images are
-    scored un-augmented. ``variant``: N (N views), ``cN`` (the clean view and N views)."""
+    scored un-augmented. ``variant``: N (N views), ``cN`` (the clean view and N views).
+    ``pooled``: one AUC over every held-out score (vendors ranked against one another too)."""
     clean = [feats["train"], *(feats[p] for p in pools)]
     x = np.concatenate([part["x"] for part in clean])
     y = np.concatenate([part["y"] for part in clean])
@@ -185,12 +186,14 @@ def loso(
     cfg = TrainSettings(head="prior", weights=WEIGHTS)
     head = final_layer(build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg), ARCH)
     prior_t, prior_x = prior_log_odds(head, tx), prior_log_odds(head, x)
-    out = {}
+    out, pooled = {}, np.full(len(y), np.nan)
     for g in sorted(set(groups) - {"-"}):
         keep, held = tg != g, groups == g
         fit = fit_probe(tx[keep], ty[keep], c=c, prior=prior_t[keep], prior_mix=mix)
-        score = fit.prior * prior_x[held] + x[held] @ fit.weight + fit.bias
-        out[g] = float(roc_auc_score(y[held], score))
+        pooled[held] = fit.prior * prior_x[held] + x[held] @ fit.weight + fit.bias
+        out[g] = float(roc_auc_score(y[held], pooled[held]))
+    scored = ~np.isnan(pooled)
+    out["pooled"] = float(roc_auc_score(y[scored], pooled[scored]))
     return out
 
 
@@ -367,10 +370,11 @@ def main() -> None:
               f"{float(views['seconds']):.0f} s to extract (machine shared)")  # fmt: skip
     for variant in [v for v in args.loso.split(",") if v]:
         aucs = loso(feats, views, pools, variant, c=0.01, mix=0.25)
+        pooled = aucs.pop("pooled")
         cells = " ".join(f"{g.split(':')[1].split('@')[-2][-14:]}={a:.3f}" for g, a in aucs.items())
         print(
             f"loso {args.image_size} views={variant}: mean {np.mean(list(aucs.values())):.3f} "
-            f"min {min(aucs.values()):.3f} | {cells}",
+            f"min {min(aucs.values()):.3f} pooled {pooled:.3f} | {cells}",
             flush=True,
         )
     if not args.configs:
