@@ -8,7 +8,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from conf.settings import MAX_PROBE_VIEWS, TrainSettings
+from conf.sections.train import MAX_PROBE_VIEWS
+from conf.settings import TrainSettings
 from harmscan.data import read_manifest
 from harmscan.presets import TrainPreset
 from harmscan.probeviews import ProbeViews, probe_dataset, repeat_rows
