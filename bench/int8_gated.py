@@ -281,7 +281,6 @@ def compare(
     save: Path | None = None,
 ) -> None:
     """Build every configuration, print the per-group table, then time them against float."""
-    from int8_configs import session, time_round_robin
 
     from harmscan.checksets import pooled
     from harmscan.pixelscore import pixel_batches
@@ -316,22 +315,31 @@ def compare(
         return
     preset = EvalPreset.from_spec(spec, normalize_in_model=True)
     batch = next(iter(pixel_batches(list(paths), preset, batch_size=16)))[1]
-    sessions = {name: session(path, 1) for name, path in graphs.items()}
-    speed = time_round_robin(sessions, batch, rounds, 1.0)
-    best_f, median_f = speed["float"]
-    for name, (best, median) in speed.items():
+    for name, best, best_x, median, median_x in _against_float(graphs, batch, rounds):
         print(
-            f"speed {spec.image_size} px | {name} | {best:.1f} img/s best ({best / best_f:.2f}x"
-            f" float) | {median:.1f} median ({median / median_f:.2f}x)",
+            f"speed {spec.image_size} px | {name} | {best:.1f} img/s best ({best_x:.2f}x"
+            f" float) | {median:.1f} median ({median_x:.2f}x)",
             flush=True,
         )
+
+
+def _against_float(
+    graphs: dict[str, Path], batch: Any, rounds: int
+) -> list[tuple[str, float, float, float, float]]:
+    """Each graph's best and median images/s, timed round-robin, and both as a ratio to the
+    graph named ``float``."""
+    from int8_configs import session, time_round_robin
+
+    sessions = {name: session(path, 1) for name, path in graphs.items()}
+    timed = time_round_robin(sessions, batch, rounds, 1.0)
+    best_f, median_f = timed["float"]
+    return [(n, b, b / best_f, m, m / median_f) for n, (b, m) in timed.items()]
 
 
 def speed(onnx_path: Path, spec: ServingSpec, dataset: Path, work: Path, rounds: int) -> None:
     """int8 graphs with each float-node choice, timed round-robin against float (the ranges come
     from 8 training images: the speed does not depend on them)."""
     import onnx
-    from int8_configs import session, time_round_robin
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from harmscan.checksets import CheckSet
@@ -351,15 +359,12 @@ def speed(onnx_path: Path, spec: ServingSpec, dataset: Path, work: Path, rounds:
         q = quantize_int8(onnx_path, work / "q.onnx", batches, QuantizeOptions(float_nodes=nodes))
         graphs[f"int8, float: {which}"] = write_pixel_model(q, work / f"{which}.onnx",
                                                             preset=preset)  # fmt: skip
-    sessions = {name: session(path, 1) for name, path in graphs.items()}
     pixels = EvalPreset.from_spec(spec, normalize_in_model=True)
     batch = next(iter(pixel_batches(train, pixels, batch_size=16)))[1]
-    timed = time_round_robin(sessions, batch, rounds, 1.0)
-    best_f, median_f = timed["float"]
-    for name, (best, median) in timed.items():
+    for name, best, best_x, median, median_x in _against_float(graphs, batch, rounds):
         print(
-            f"| {spec.image_size} | {name} | {best:.1f} | {best / best_f:.2f} | {median:.1f} | "
-            f"{median / median_f:.2f} |",
+            f"| {spec.image_size} | {name} | {best:.1f} | {best_x:.2f} | {median:.1f} | "
+            f"{median_x:.2f} |",
             flush=True,
         )
 
