@@ -190,7 +190,7 @@ def loso(
     for g in sorted(set(groups) - {"-"}):
         keep, held = tg != g, groups == g
         fit = fit_probe(tx[keep], ty[keep], c=c, prior=prior_t[keep], prior_mix=mix)
-        pooled[held] = fit.prior * prior_x[held] + x[held] @ fit.weight + fit.bias
+        pooled[held] = fit.log_odds(x[held], prior_x[held])
         out[g] = float(roc_auc_score(y[held], pooled[held]))
     scored = ~np.isnan(pooled)
     out["pooled"] = float(roc_auc_score(y[scored], pooled[scored]))

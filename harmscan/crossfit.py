@@ -129,5 +129,5 @@ def out_of_fold_branches(
             mixes=mixes,
         )
         for column, fit in zip((1, 2), fits, strict=True):
-            out[held, column] = fit.prior * prior[held] + features[held] @ fit.weight + fit.bias
+            out[held, column] = fit.log_odds(features[held], prior[held])
     return out

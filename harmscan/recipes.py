@@ -99,6 +99,12 @@ class LinearFit:
     bias: float
     prior: float = 0.0
 
+    def log_odds(self, features: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+        """Harmful log-odds of ``(n, d)`` features; ``prior``: ``logit(m)`` per row, for a fit
+        beside the prior (None: the linear part alone)."""
+        linear = features @ self.weight + self.bias
+        return linear if prior is None else self.prior * prior + linear
+
 
 def _logistic(x: np.ndarray, y: np.ndarray, c: float, w: np.ndarray | None) -> LinearFit:
     """L2 logistic regression on standardised columns, mapped back to raw columns."""
@@ -157,7 +163,7 @@ def _fixed_mix_fits(
     two mixes blended per image by ``photo_probability`` (photo mix first).
     """
     probe = _logistic(features, y, c, sample_weight)
-    probe_score = features @ probe.weight + probe.bias
+    probe_score = probe.log_odds(features)
     pairs = [(m / (prior.std() + 1e-6), (1 - m) / (probe_score.std() + 1e-6)) for m in mixes]
     mixed = [a * prior + b * probe_score for a, b in pairs]
     if photo_probability is None:
@@ -189,7 +195,7 @@ def fit_gate(
     gate = _logistic(x, y, c, w * len(y))
     if drawings_as_photos is None:
         return gate
-    logits = drawings @ gate.weight + gate.bias
+    logits = gate.log_odds(drawings)
     edge = float(np.quantile(logits, 1 - drawings_as_photos))
     return LinearFit(gate.weight, gate.bias - min(edge, 0.0))
 

@@ -172,7 +172,7 @@ def fit_gated_head(
         len(gate_side),
         len(photo_features),
         100 * float((g > 0.5).float().mean()),
-        100 * float(np.mean(photo_features @ gate.weight + gate.bias > 0)),
+        100 * float(np.mean(gate.log_odds(photo_features) > 0)),
     )
     if settings.cross_fit == "none":
         return fits, None
