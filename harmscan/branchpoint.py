@@ -28,6 +28,7 @@ from harmscan.calibration import (
     fit_platt,
     log_odds,
     mix_weights,
+    review_band,
     sigmoid,
     threshold_for_recall_weighted,
     weighted_ece,
@@ -283,13 +284,14 @@ def recalibrate_folded(
     br = point.branches
     photo_shift, drawing_shift = br.photo_shift / t2, br.drawing_shift / t2
     threshold = float(sigmoid(b2))
+    low, high = review_band(threshold, band)
     return replace(
         point,
         temperature=point.temperature * t2,
         bias=(point.bias - stored) / t2 + b2,
         threshold=threshold,
-        review_low=max(0.0, threshold - band),
-        review_high=min(1.0, threshold + band),
+        review_low=low,
+        review_high=high,
         branches=BranchPoint(
             photo_threshold=float(sigmoid(b2 - photo_shift)),
             drawing_threshold=float(sigmoid(b2 - drawing_shift)),

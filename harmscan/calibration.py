@@ -171,6 +171,11 @@ def threshold_for_safe_flagged(
     return float(np.nextafter(first, np.inf))
 
 
+def review_band(threshold: float, band: float) -> tuple[float, float]:
+    """The review band ``threshold ± band``, clipped to [0, 1]: its low and high edge."""
+    return max(0.0, threshold - band), min(1.0, threshold + band)
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     """Calibration and decision threshold chosen on validation.
@@ -247,11 +252,12 @@ def choose_operating_point(
     threshold = threshold_for_recall_weighted(y, calibrated, w, target_recall)
     if max_safe_flagged is not None and (y == 0).any():
         threshold = max(threshold, threshold_for_safe_flagged(y, calibrated, w, max_safe_flagged))
+    low, high = review_band(threshold, band)
     return OperatingPoint(
         temperature=t,
         threshold=threshold,
-        review_low=max(0.0, threshold - band),
-        review_high=min(1.0, threshold + band),
+        review_low=low,
+        review_high=high,
         ece_before=weighted_ece(y, p, w),
         ece_after=weighted_ece(y, calibrated, w),
         bias=b,

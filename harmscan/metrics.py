@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn import metrics as skm
 
+from harmscan.calibration import review_band
+
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece")
 DOMAINS: tuple[str, ...] = ("photo", "illustration", "emoji")
 DOMAIN_METRICS = ("auc", "recall", "safe_flagged", "precision", "count")
@@ -125,7 +127,7 @@ def choose_thresholds(
 ) -> Thresholds:
     """Threshold for the target recall (on validation scores) with a ±band review band."""
     threshold = threshold_for_recall(y_true, p_harmful, target_recall)
-    return Thresholds(threshold, max(0.0, threshold - band), min(1.0, threshold + band))
+    return Thresholds(threshold, *review_band(threshold, band))
 
 
 @dataclass(frozen=True)
