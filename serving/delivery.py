@@ -72,16 +72,6 @@ def next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
     return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
 
 
-def commit(consumer: Consumer, batch: Iterable[Message]) -> None:
-    """Commit ``offset + 1`` of the batch synchronously (only after its records were delivered).
-
-    Raises:
-        ConsumerFatal: The consumer can never commit again (fenced by another member).
-        KafkaException: The commit failed.
-    """
-    _commit(consumer, next_offsets(batch), asynchronous=False)
-
-
 def _commit(consumer: Consumer, offsets: list[TopicPartition], *, asynchronous: bool) -> None:
     try:
         if asynchronous:
