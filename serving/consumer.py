@@ -10,7 +10,8 @@ At-least-once: offsets are committed synchronously only after every record of th
 review copies, dead letters) was acknowledged by the broker, and when partitions are revoked the
 batch in flight is finished and committed first, so the next owner does not redo it. Results are
 keyed by request id, so a redelivered request overwrites its result rather than duplicating it. A
-new champion prepared by the `ChampionWatcher` is swapped in between batches.
+new champion prepared by the `ChampionWatcher` is swapped in between batches. What happens to one
+batch between its poll and its commit (and on a failure) is `serving.inflight.BatchHandler`'s.
 """
 
 from __future__ import annotations
@@ -20,19 +21,18 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from conf.settings import Settings
 from serving.accounting import BatchReport
 from serving.batches import InFlight, decodes_ahead, poll_batch, usable
 from serving.classifier import BatchClassifier
-from serving.delivery import Commits, DeliveryFailed, close_clients, deliver, rewind
-from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal, is_fatal
-from serving.inputs import SourceUnavailable
+from serving.delivery import Commits, DeliveryFailed, close_clients, rewind
+from serving.fatal import ConsumerFatal, RecreationBudget, ServingFatal
+from serving.inflight import BatchHandler
 from serving.metrics import ServingMetrics
 from serving.model import LoadedModel
 from serving.poison import PoisonGuard, state_folder
-from serving.records import batch_records
 from serving.undecodable import Undecodable, step_over, undecodable_batches
 from serving.watcher import ChampionWatcher
 
@@ -88,13 +88,20 @@ class ServingConsumer:
         self._recreations = RecreationBudget(
             serving.consumer_recreate_max, serving.consumer_recreate_window_s
         )
-        self.committed = 0
         self.commits = Commits(serving.commit == "async", serving.commit_interval_ms / 1000)
-        self._backoff = 0.0
+        self.batches = BatchHandler(
+            settings, classifier, consumer, producer, self.commits, self.guard, self.metrics,
+            self.report, self.stop_event,
+        )  # fmt: skip
         self._inflight: InFlight | None = None
         self.metrics.set_model(
             model.name, model.version, model.runtime, model.precision, model.int8_speedup
         )
+
+    @property
+    def committed(self) -> int:
+        """Messages committed so far."""
+        return self.batches.committed
 
     def stop(self) -> None:
         """Ask the loop to finish its batch and leave."""
@@ -143,21 +150,14 @@ class ServingConsumer:
             ServingFatal: No factory, or the recreation budget is spent.
         """
         if self._inflight is not None:
-            self._drop(self._inflight, None)
+            self.batches.drop(self._inflight, None)
             self._inflight = None
         factory = self._recreations.spend_on(fatal, self.consumer_factory)
         self.commits.forget()
         self.consumer.close()
         self.metrics.consumer_recreated.labels(fatal.reason).inc()
-        self.consumer = self.report.consumer = factory()
+        self.consumer = self.report.consumer = self.batches.consumer = factory()
         self._subscribe()
-
-    def _drop(self, inflight: InFlight, upcoming: InFlight | None) -> None:
-        """Give batches up uncommitted (their consumer is gone): no decoding, out of flight."""
-        for batch in (inflight, upcoming):
-            if batch is not None:
-                batch.pending.cancel()
-                self.guard.abandon(batch.messages)
 
     def _enough(self) -> bool:
         if self.max_messages is None or self.committed < self.max_messages:
@@ -242,47 +242,12 @@ class ServingConsumer:
         old.discard()
 
     def _start(self, batch: list[Message]) -> InFlight:
-        """Journal the batch as in flight and submit it; poison messages are not decoded."""
-        self.metrics.consumed.inc(len(batch))
-        self.metrics.batch_size.observe(len(batch))
-        verdicts = self.guard.verdicts(batch)
-        self.guard.begin(batch)
-        values = [m.value() for m in batch]
-        pending = self.classifier.submit(values, self.model.preset, verdicts)
-        return InFlight(batch, pending, time.time())
+        """`BatchHandler.start` with the current model."""
+        return self.batches.start(batch, self.model)
 
     def _finish_with_retry(self, inflight: InFlight, upcoming: InFlight | None) -> bool:
-        """Finish a batch; on an infrastructure failure rewind it (and the upcoming one).
-
-        Returns:
-            Whether the batch was committed.
-        """
-        try:
-            self._finish(inflight)
-            self._backoff = 0.0
-            return True
-        except ConsumerFatal:
-            self._drop(inflight, upcoming)
-            raise
-        except (SourceUnavailable, DeliveryFailed, KafkaException) as exc:
-            if isinstance(exc, KafkaException) and exc.args and is_fatal(exc.args[0]):
-                raise ServingFatal(f"fatal Kafka producer error: {exc.args[0].str()}") from exc
-            kind = type(exc).__name__
-            self.metrics.infra_errors.labels(kind).inc()
-            self._backoff = min(
-                self.settings.serving.retry_backoff_max_s, max(0.5, self._backoff * 2)
-            )
-            logger.error(
-                "infrastructure failure (%s), batch of %d NOT committed; rewinding and retrying "
-                "in %.1fs: %s", kind, len(inflight.messages), self._backoff, exc,
-            )  # fmt: skip
-            messages = list(inflight.messages)
-            if upcoming is not None:
-                upcoming.pending.cancel()
-                messages += upcoming.messages
-            rewind(self.consumer, messages)
-            self.stop_event.wait(self._backoff)
-            return False
+        """`BatchHandler.finish_with_retry` with the model current now."""
+        return self.batches.finish_with_retry(inflight, upcoming, self.model)
 
     def process(self, batch: list[Message]) -> None:
         """Classify one batch, deliver every record, then commit the batch's offsets.
@@ -292,24 +257,7 @@ class ServingConsumer:
             DeliveryFailed: A record was not acknowledged.
             KafkaException: The commit failed.
         """
-        self._finish(self._start(batch))
-
-    def _finish(self, inflight: InFlight) -> None:
-        batch, stages = inflight.messages, inflight.stages
-        outcomes = self.classifier.finish(
-            inflight.pending, self.model, inflight.received_at, stages
-        )
-        records = batch_records(batch, outcomes, self.settings)
-        start = time.perf_counter()
-        deliver(self.producer, records, self.settings.serving.delivery_timeout_s)
-        self.report.delivered(records)
-        delivered, delivered_at = time.perf_counter(), time.time()
-        self.commits.batch(self.consumer, batch)
-        self.guard.done(batch)
-        stages["deliver"] = delivered - start
-        stages["commit"] = time.perf_counter() - delivered
-        self.committed += len(batch)
-        self.report.batch(batch, outcomes, inflight.received_at, stages, delivered_at)
+        self.batches.finish(self._start(batch), self.model)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Finish and commit the batch in flight before partitions go to another member."""
@@ -326,7 +274,7 @@ class ServingConsumer:
         """Partitions lost (session expired): nothing may be committed for them any more."""
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
-            self._drop(inflight, None)
+            self.batches.drop(inflight, None)
             logger.warning("partitions lost with a batch in flight; its new owner redoes it")
         self.commits.forget(partitions)
         for tp in partitions:

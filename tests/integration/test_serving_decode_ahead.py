@@ -37,16 +37,19 @@ class RecordingConsumer(ServingConsumer):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.events: list[tuple[str, int, int]] = []  # (start|done, batch number, size)
         self._numbers = itertools.count()
+        finish = self.batches.finish
+
+        def recorded(inflight: InFlight, model: object) -> None:
+            finish(inflight, model)  # type: ignore[arg-type]
+            self.events.append(("done", inflight.number, len(inflight.messages)))  # type: ignore[attr-defined]
+
+        self.batches.finish = recorded  # type: ignore[method-assign]
 
     def _start(self, batch: list) -> InFlight:  # type: ignore[type-arg]
         inflight = super()._start(batch)
         inflight.number = next(self._numbers)  # type: ignore[attr-defined]
         self.events.append(("start", inflight.number, len(batch)))  # type: ignore[attr-defined]
         return inflight
-
-    def _finish(self, inflight: InFlight) -> None:
-        super()._finish(inflight)
-        self.events.append(("done", inflight.number, len(inflight.messages)))  # type: ignore[attr-defined]
 
     def overlaps(self) -> list[int]:
         """For every batch started while another was in flight: the in-flight batch's size."""
