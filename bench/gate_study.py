@@ -56,6 +56,9 @@ from tasks.recipes import Scored, branch_scores, calibrate_on_mix, out_of_fold
 
 ARCH = "mobilenet_v2"
 POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
+# Pools that came after the cache key above was fixed: each cached on its own, by its version, so
+# adding one does not extract the mirror again.
+LATER_POOLS = ("glyphpool",)
 Features = dict[str, dict[str, Any]]  # set name -> x, y, domain, (sha256, source, subject)
 
 
@@ -110,6 +113,27 @@ def extract_all(size: int, gate: Path, cache: Path, check: Path | None = None) -
     arrays = {f"{k}.{c}": v[c] for k, v in out.items() for c in ("x", "y")}
     meta = {k: {c: (f"@{k}.{c}" if c in ("x", "y") else v[c]) for c in v} for k, v in out.items()}
     np.savez(path, meta=json.dumps(meta), **arrays)
+    return out
+
+
+def pool_features(size: int, name: str, cache: Path) -> dict[str, Any]:
+    """Pooled features of one of `LATER_POOLS`, from ``cache`` when present (keyed by version)."""
+    photo_set = load_photo_set(REPO / name)
+    path = cache / f"{ARCH}-{size}-{name}-{photo_set.version}.npz"
+    columns = ("sha256", "source", "subject")
+    if path.is_file():
+        with np.load(path, allow_pickle=True) as data:
+            meta = json.loads(str(data["meta"]))
+            return {"x": data["x"], "y": data["y"], **meta}
+    cfg = TrainSettings(image_size=size, num_workers=0, weights=WEIGHTS)
+    model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg.model_copy(
+        update={"head": "prior"}))  # fmt: skip
+    data = PoolDataset(photo_set, TrainPreset(image_size=size, augment=False).eval_preset)
+    out = _features(model, data, data.domains)
+    out.update({c: [str(v) for v in photo_set.manifest[c]] for c in columns})
+    cache.mkdir(parents=True, exist_ok=True)
+    meta = {k: out[k] for k in ("domain", *columns)}
+    np.savez(path, meta=json.dumps(meta), x=out["x"], y=out["y"])
     return out
 
 
@@ -361,6 +385,7 @@ def main() -> None:
     torch.set_num_threads(2)
     check = Path(args.iconcheck).resolve() if args.iconcheck else None
     feats = extract_all(args.image_size, args.gate.resolve(), args.cache, check)
+    feats.update({p: pool_features(args.image_size, p, args.cache) for p in LATER_POOLS})
     base = {"image_size": args.image_size, "num_workers": 0, "weights": WEIGHTS}
     pools = [p for p in args.views_pools.split(",") if p]
     views = None

@@ -71,7 +71,8 @@ class Settings(Section):
         if gate and Path(gate).name in {Path(v).name for v in self.train.extra_train_sets}:
             raise ValueError(
                 f"train.extra_train_sets names mlflow.gate_set {gate!r}: models are judged on "
-                "it, never trained on it; valid: drawpool, emojipool, iconpool, objectpool, "
-                "photopool or a folder with manifest.csv and VERSION other than the gate set"
+                "it, never trained on it; valid: drawpool, emojipool, glyphpool, iconpool, "
+                "objectpool, photopool or a folder with manifest.csv and VERSION other than the "
+                "gate set"
             )
         return self

@@ -14,9 +14,9 @@ animals, vehicles and food, many cut out on white: what users upload) is built f
 than the gate set's (some of the same packages, no shared image) and calibrates thresholds;
 ``drawpool/`` (emoji and icons of vendors in neither the gate set nor the mirror) may train the
 probe (`harmscan.trainsets`), and so may ``iconpool/`` (icons of other families: Material Design
-Icons, Phosphor, Streamline Emojis); ``iconcheck/`` (icons of families in no other set: Tabler,
-Lucide, Remix Icon, IconPark) is held out like the gate set, scored only. All are made by
-``scripts/build_gate_set.py``.
+Icons, Phosphor, Streamline Emojis) and ``glyphpool/`` (three more: Hugeicons, MingCute, Solar);
+``iconcheck/`` (icons of families in no other set: Tabler, Lucide, Remix Icon, IconPark) is held
+out like the gate set, scored only. All are made by ``scripts/build_gate_set.py``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ PHOTOPOOL_DIR = REPO_ROOT / "photopool"
 EMOJIPOOL_DIR = REPO_ROOT / "emojipool"
 OBJECTPOOL_DIR = REPO_ROOT / "objectpool"
 ICONPOOL_DIR = REPO_ROOT / "iconpool"
+GLYPHPOOL_DIR = REPO_ROOT / "glyphpool"
 ICONCHECK_DIR = REPO_ROOT / "iconcheck"
 
 

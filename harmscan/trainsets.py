@@ -2,11 +2,13 @@
 
 A pool is a photo set (`harmscan.gateset`: ``manifest.csv`` with file, label, domain, ...,
 ``VERSION``), e.g. ``drawpool/`` (emoji and icons from vendors in neither the gate set nor the
-offline mirror) or ``iconpool/`` (icons of other families). `resolve_training_sets` turns the
-``train.extra_train_sets`` setting into verified folders and refuses the gate set, by name, by
-folder or by any shared image: models are judged on the gate set, so nothing may train on it;
-the held-out icon check set (``iconcheck/``) is refused the same way. `training_split` is the
-dataset's training split with the pools appended, and the domain of every image.
+offline mirror), ``iconpool/`` or ``glyphpool/`` (icons of other families).
+`resolve_training_sets` turns the ``train.extra_train_sets`` setting into verified folders and
+refuses the gate set, by name, by folder or by any shared image: models are judged on the gate
+set, so nothing may train on it; the held-out icon check set (``iconcheck/``) is refused the same
+way (a new pool needs no rule of its own: its families are kept out of the check set when it is
+built, `scripts/icon_pools.py`, and any image it shared would be refused here). `training_split`
+is the dataset's training split with the pools appended, and the domain of every image.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from harmscan.imagefile import read_image_file
 from harmscan.imageio import decode_image
 
 # The repository's pools that may train a model (the gate set is never one of them).
-TRAINING_POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
+TRAINING_POOLS = ("drawpool", "emojipool", "glyphpool", "iconpool", "objectpool", "photopool")
 # Held-out check sets: scored only (`bench/gate_study.py`), never trained on or calibrated with.
 HELD_OUT = (ICONCHECK_DIR,)
 

@@ -53,7 +53,7 @@ class Icon:
 
 
 # icon set -> (builder source, path pattern inside the package); the sets after Font Awesome
-# are those of the icon pool and the icon check set (`scripts/icon_pools.py`)
+# are those of the icon pools and the icon check set (`scripts/icon_pools.py`)
 ICON_SETS: dict[str, tuple[str, str]] = {
     "game-icons": ("game-icons", "icons.json#{name}"),
     "fa-solid": ("fontawesome-free", "svgs/solid/{name}.svg"),
@@ -64,6 +64,9 @@ ICON_SETS: dict[str, tuple[str, str]] = {
     "lucide": ("lucide", "icons.json#{name}"),
     "remixicon": ("remixicon", "icons.json#{name}"),
     "icon-park": ("icon-park", "icons.json#{name}"),
+    "hugeicons": ("hugeicons", "icons.json#{name}"),
+    "mingcute": ("mingcute", "icons.json#{name}"),
+    "solar": ("solar", "icons.json#{name}"),
 }
 
 

@@ -8,6 +8,9 @@ Awesome). The two sets are split **by icon family**, never by glyph:
 
 - ``iconpool/`` trains the probe (``train.extra_train_sets``): Material Design Icons (``mdi``),
   Phosphor (regular and fill weights) and Streamline Emojis (colour emoji);
+- ``glyphpool/`` may train it too: three more families, each a vendor of its own (Hugeicons'
+  stroke icons, MingCute's line and fill weights, Solar's linear and bold weights), so the probe
+  sees more drawing styles than the seven vendors of ``drawpool/`` and ``iconpool/``;
 - ``iconcheck/`` is held out: Tabler, Lucide, Remix Icon and IconPark. Nothing trains on it or
   picks a threshold with it; `bench/gate_study.py` scores it, so icons get a held-out figure.
 
@@ -20,7 +23,10 @@ metrics know ``photo``, ``illustration`` and ``emoji``, and the maintainers' pri
 "emoji and icons"). Left out on purpose: ``noto-v1`` (Noto's older drawing, but the gate set's
 vendor), ``emojione-v1`` (EmojiOne, the drawing pool's vendor), ``fa6-solid`` (Font Awesome
 again), Material Symbols (Google's Material drawing, the kin of ``mdi``: it would leak across
-the split).
+the split); for ``glyphpool/`` also Fluent UI System icons and Fluent colour icons (Microsoft's
+design system, the kin of the gate set's Fluent emoji, whose high-contrast style is black glyphs
+too), Streamline's other styles (Streamline Emojis' vendor again), and the sets with no weapon
+drawn (Bootstrap Icons, Carbon, Icons8's sets, Flat Color Icons, Health Icons).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 from draw_icons import Icon, _icons, icon_items
 
 POOL_FAMILIES = ("mdi", "phosphor", "streamline-emojis")
+GLYPH_FAMILIES = ("hugeicons", "mingcute", "solar")
 CHECK_FAMILIES = ("tabler", "lucide", "remixicon", "icon-park")
 
 POOL: list[Icon] = [
@@ -234,6 +241,190 @@ POOL: list[Icon] = [
     ),
 ]
 
+GLYPH_POOL: list[Icon] = [
+    *_icons(
+        "hugeicons",
+        "harmful",
+        """
+        axe             | axe
+        bomb            | bomb with a fuse
+        gun             | pistol
+        knife-01        | cleaver
+        knife-02        | kitchen knife
+        sword-01        | sword
+        sword-02        | sword
+        sword-03        | crossed swords
+        swords          | crossed swords
+        """,
+    ),
+    *_icons(
+        "mingcute",
+        "harmful",
+        """
+        axe-line        | axe
+        axe-fill        | axe (filled)
+        bomb-line       | bomb with a lit fuse
+        bomb-fill       | bomb with a lit fuse (filled)
+        knife-line      | kitchen knife
+        knife-fill      | kitchen knife (filled)
+        sword-line      | sword
+        sword-fill      | sword (filled)
+        tank-line       | battle tank
+        tank-fill       | battle tank (filled)
+        """,
+    ),
+    *_icons(
+        "solar",
+        "harmful",
+        """
+        bomb-linear     | bomb with a lit fuse
+        bomb-bold       | bomb with a lit fuse (filled)
+        bomb-minimalistic-linear | bomb with a lit fuse
+        bomb-minimalistic-bold | bomb with a lit fuse (filled)
+        """,
+    ),
+    *_icons(
+        "hugeicons",
+        "safe",
+        """
+        cat             | cat face
+        horse           | horse
+        rabbit          | rabbit
+        fish            | fish
+        turtle          | turtle
+        bird            | bird
+        pine-tree       | pine tree
+        tree-01         | tree
+        flower          | flower
+        cactus          | cactus in a pot
+        plant-01        | sprouting plant
+        leaf-01         | leaf
+        carrot          | carrot
+        pizza-01        | pizza slice
+        hamburger-01    | hamburger
+        birthday-cake   | cupcake with a candle
+        coffee-01       | coffee cup
+        car-01          | car
+        bus-01          | bus
+        bicycle         | bicycle
+        plane           | airplane
+        ship            | ship
+        boat            | boat
+        tractor         | tractor
+        hammer          | hammer (a tool)
+        wrench-01       | wrench
+        scissors        | scissors
+        man             | man
+        woman           | woman
+        baby-01         | baby face
+        child           | child's face
+        smile           | smiling face
+        home-01         | house
+        umbrella        | umbrella
+        guitar          | guitar
+        football        | football
+        camera-01       | camera
+        bulb            | light bulb
+        book-01         | book
+        rocket          | space rocket (not a weapon)
+        """,
+    ),
+    *_icons(
+        "mingcute",
+        "safe",
+        """
+        dog-line        | dog face
+        cat-line        | cat face
+        rabbit-line     | rabbit face
+        fish-line       | fish
+        butterfly-line  | butterfly
+        bird-line       | bird
+        tree-line       | pine tree
+        flower-line     | tulip
+        cactus-line     | cactus
+        leaf-line       | leaf
+        apple-fruit-line | apple
+        carrot-line     | carrot
+        pizza-line      | pizza
+        hamburger-line  | hamburger
+        cake-line       | birthday cake
+        car-line        | car
+        bus-line        | bus
+        bike-line       | bicycle
+        airplane-line   | airplane
+        ship-line       | ship
+        hammer-line     | hammer (a tool)
+        screwdriver-line | screwdriver
+        scissors-line   | scissors
+        baby-line       | baby face
+        user-1-line     | person
+        run-line        | person running
+        home-1-line     | house
+        umbrella-line   | umbrella
+        guitar-line     | guitar
+        football-line   | football
+        camera-line     | camera
+        bulb-line       | light bulb
+        book-2-line     | book
+        rocket-line     | space rocket (not a weapon)
+        dog-fill        | dog face (filled)
+        cat-fill        | cat face (filled)
+        fish-fill       | fish (filled)
+        bird-fill       | bird (filled)
+        tree-fill       | pine tree (filled)
+        flower-fill     | tulip (filled)
+        car-fill        | car (filled)
+        airplane-fill   | airplane (filled)
+        hammer-fill     | hammer (filled)
+        home-1-fill     | house (filled)
+        user-1-fill     | person (filled)
+        """,
+    ),
+    *_icons(
+        "solar",
+        "safe",
+        """
+        cat-linear      | cat face
+        cat-bold        | cat face (filled)
+        leaf-linear     | leaf
+        leaf-bold       | leaf (filled)
+        paw-linear      | paw print
+        car-linear      | car
+        car-bold        | car (filled)
+        bus-linear      | bus
+        tram-linear     | tram
+        bicycling-linear | person cycling
+        scissors-linear | scissors
+        house-linear    | house
+        house-bold      | house (filled)
+        umbrella-linear | umbrella
+        umbrella-bold   | umbrella (filled)
+        football-linear | football
+        camera-linear   | camera
+        camera-bold     | camera (filled)
+        rocket-linear   | space rocket (not a weapon)
+        rocket-bold     | space rocket (filled)
+        book-linear     | book
+        tea-cup-linear  | cup of tea
+        cup-hot-linear  | hot mug
+        gift-linear     | gift box
+        glasses-linear  | glasses
+        key-linear      | key
+        sofa-linear     | sofa
+        t-shirt-linear  | T-shirt
+        balloon-linear  | balloon
+        bed-linear      | bed
+        bottle-linear   | bottle
+        music-note-linear | musical note
+        smile-circle-linear | smiling face
+        sun-linear      | sun
+        heart-linear    | heart
+        user-linear     | person
+        user-bold       | person (filled)
+        """,
+    ),
+]
+
 CHECK: list[Icon] = [
     *_icons(
         "tabler",
@@ -418,6 +609,19 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("icon-park", "blade"): "a razor blade",
     ("icon-park", "apple"): "the Apple logo",
     ("remixicon", "cake-line"): "a block with a candle: nothing in it says cake",
+    ("hugeicons", "blood"): "two outlined drops: water as much as blood",
+    ("hugeicons", "knife-bread"): "a serrated bread knife: cutlery, unclear",
+    ("hugeicons", "pocket-knife"): "a Swiss army knife: a tool, unclear",
+    ("hugeicons", "ammo"): "cartridges: ammunition, not harmful enough to train on",
+    ("hugeicons", "bullet"): "a cartridge: ammunition, not harmful enough to train on",
+    ("hugeicons", "pickaxe"): "a pickaxe: a tool drawn like a weapon",
+    ("hugeicons", "apple"): "the Apple logo",
+    ("mingcute", "boom-line"): "a jagged outline: an explosion or a highlight, unclear",
+    ("mingcute", "boom-fill"): "a jagged blot: an explosion or a highlight, unclear",
+    ("solar", "bomb-emoji-linear"): "a bomb with a face: a character, unclear",
+    ("solar", "bomb-emoji-bold"): "a bomb with a face: a character, unclear",
+    ("solar", "bomb-broken"): "a broken ring with a spark: nothing clear",
+    ("solar", "plane-2-linear"): "a paper plane (send), not an airplane",
 }
 
 
@@ -433,13 +637,26 @@ def pool_items() -> list[tuple[str, str, Icon]]:
     return _family_items(POOL, POOL_FAMILIES)
 
 
+def glyph_items() -> list[tuple[str, str, Icon]]:
+    """The glyph pool's ``(source, path inside the package, icon)``.
+
+    Raises:
+        ValueError: A family also in the icon pool or the check set, or an icon of another family.
+    """
+    shared = sorted(set(GLYPH_FAMILIES) & {*POOL_FAMILIES, *CHECK_FAMILIES})
+    if shared:
+        raise ValueError(f"icon families {shared} are in the glyph pool and another icon set")
+    return _family_items(GLYPH_POOL, GLYPH_FAMILIES)
+
+
 def check_items() -> list[tuple[str, str, Icon]]:
     """The icon check set's ``(source, path inside the package, icon)``.
 
     Raises:
-        ValueError: A family in both sets (the split is by family), or an icon of another family.
+        ValueError: A family in a pool and the check set (the split is by family), or an icon
+            of another family.
     """
-    shared = sorted(set(POOL_FAMILIES) & set(CHECK_FAMILIES))
+    shared = sorted({*POOL_FAMILIES, *GLYPH_FAMILIES} & set(CHECK_FAMILIES))
     if shared:
         raise ValueError(f"icon families {shared} are in both the pool and the check set")
     return _family_items(CHECK, CHECK_FAMILIES)

@@ -58,6 +58,7 @@ def _source(label: str) -> Source:
 
 ICON_SETS = {
     "iconpool": "trains the probe (`train.extra_train_sets`)",
+    "glyphpool": "may train the probe (`train.extra_train_sets`)",
     "iconcheck": "is held out: nothing trains on it or picks a threshold with it",
 }
 

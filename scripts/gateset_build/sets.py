@@ -2,8 +2,8 @@
 
 The photos of the gate set (`GATE_ITEMS`) and of the photo pool (`POOL_ITEMS`) are listed here,
 one item per image; the emoji come from `scripts/gate_emoji.py` in the vendor styles of each set,
-the drawing pool's icons from `scripts/draw_icons.py`, the icon pool's and the icon check set's
-from `scripts/icon_pools.py` (all imported from ``scripts/``, which the
+the drawing pool's icons from `scripts/draw_icons.py`, the icon pool's, the glyph pool's and
+the icon check set's from `scripts/icon_pools.py` (all imported from ``scripts/``, which the
 builder puts on ``sys.path``). Every label was checked by looking at the image.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from draw_icons import Icon, icon_items
 from gate_emoji import DRAW_VENDORS, GATE_VENDORS, POOL_VENDORS, vendor_items
-from icon_pools import check_items, pool_items
+from icon_pools import check_items, glyph_items, pool_items
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ def draw_items() -> list[Item]:
 
 
 def icon_set_items(listed: list[tuple[str, str, Icon]]) -> list[Item]:
-    """Icons of `scripts/icon_pools.py` (the icon pool's or the check set's), as items."""
+    """Icons of `scripts/icon_pools.py` (an icon pool's or the check set's), as items."""
     return [
         Item(source, path, icon.label, icon.subject, domain="emoji")
         for source, path, icon in listed
@@ -335,5 +335,6 @@ SETS = {
     "emojipool": emoji_items(POOL_VENDORS),
     "drawpool": draw_items(),
     "iconpool": icon_set_items(pool_items()),
+    "glyphpool": icon_set_items(glyph_items()),
     "iconcheck": icon_set_items(check_items()),
 }

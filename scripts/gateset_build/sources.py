@@ -207,6 +207,32 @@ SOURCES: dict[str, Source] = {
         "package info.json: Streamline Emojis by Streamline (streamlinehq.com), licence "
         "Creative Commons Attribution 4.0; colour SVG bodies in icons.json, rendered at 128 px",
     ),
+    # icons (glyph pool only: may train the probe)
+    "hugeicons": Source(
+        "npm",
+        "@iconify-json/hugeicons",
+        "1.2.35",
+        "MIT",
+        "package info.json: Huge Icons by Hugeicons (free stroke set), licence MIT; SVG bodies "
+        "in icons.json, rendered black at 128 px",
+    ),
+    "mingcute": Source(
+        "npm",
+        "@iconify-json/mingcute",
+        "1.2.8",
+        "Apache-2.0",
+        "package info.json: MingCute Icon by MingCute Design (github.com/Richard9394/MingCute), "
+        "licence Apache 2.0; line and fill weights, SVG bodies in icons.json, rendered black at "
+        "128 px",
+    ),
+    "solar": Source(
+        "npm",
+        "@iconify-json/solar",
+        "1.2.13",
+        "CC BY 4.0",
+        "package info.json: Solar by 480 Design, licence Creative Commons Attribution 4.0; "
+        "linear and bold weights, SVG bodies in icons.json, rendered black at 128 px",
+    ),
     # icons (icon check set only: held out, never trained on)
     "tabler": Source(
         "npm",

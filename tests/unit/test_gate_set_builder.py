@@ -202,7 +202,17 @@ def test_attribution_lists_images_with_a_licence_of_their_own() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["gateset", "photopool", "emojipool", "drawpool", "objectpool", "iconpool", "iconcheck"]
+    "name",
+    [
+        "gateset",
+        "photopool",
+        "emojipool",
+        "drawpool",
+        "objectpool",
+        "iconpool",
+        "glyphpool",
+        "iconcheck",
+    ],
 )
 def test_committed_set_is_what_the_builder_lists(
     sets: ModuleType, write: ModuleType, name: str
@@ -355,6 +365,7 @@ def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType
         "drawpool",
         "emojipool",
         "gateset",
+        "glyphpool",
         "iconcheck",
         "iconpool",
         "objectpool",
@@ -381,6 +392,35 @@ def test_icon_pool_and_check_set_split_by_family_from_vendors_no_other_set_uses(
     assert not (pool | check) & others
     # the split is by family: no glyph name of one family can reach the other set
     assert not {i.iconset for i in icon_pools.POOL} & {i.iconset for i in icon_pools.CHECK}
+
+
+def test_glyph_pool_families_are_in_no_other_set(
+    icon_pools: ModuleType, icons: ModuleType, emoji: ModuleType
+) -> None:
+    glyphs = {src for src, _, _ in icon_pools.glyph_items()}
+    assert glyphs == {"hugeicons", "mingcute", "solar"}
+    others = {src for src, _, _ in icons.icon_items()}
+    others |= {emoji.VENDORS[v].source for v in emoji.VENDORS}
+    others |= {src for src, _, _ in [*icon_pools.pool_items(), *icon_pools.check_items()]}
+    assert not glyphs & others
+    labels = {(i.iconset, i.name): i.label for i in icon_pools.GLYPH_POOL}
+    for key in (("hugeicons", "gun"), ("mingcute", "knife-line"), ("solar", "bomb-bold")):
+        assert labels[key] == "harmful"
+    for key in (("hugeicons", "hammer"), ("mingcute", "scissors-line"), ("solar", "rocket-bold")):
+        assert labels[key] == "safe"  # near misses are safe
+    for key in (("hugeicons", "blood"), ("hugeicons", "apple"), ("mingcute", "boom-fill")):
+        assert key in icon_pools.EXCLUDED
+        assert key not in labels
+
+
+def test_glyph_items_refuse_a_family_of_another_icon_set(
+    icon_pools: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(icon_pools, "GLYPH_FAMILIES", ("hugeicons", "mingcute", "solar", "tabler"))
+    with pytest.raises(ValueError, match=r"families \['tabler'\] are in the glyph pool and"):
+        icon_pools.glyph_items()
+    with pytest.raises(ValueError, match=r"families \['tabler'\] are in both"):
+        icon_pools.check_items()
 
 
 def test_icon_pool_labelling_rules(icon_pools: ModuleType) -> None:

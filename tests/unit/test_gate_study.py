@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.gate_study import FeatureModel
 from bench.recipe_bench import WEIGHTS as BENCH_WEIGHTS
 from conf.settings import TrainSettings
+from harmscan.gateset import REPO_ROOT
 from harmscan.heads import final_layer
 from harmscan.models import resolve_weights
 from harmscan.recipes import extract_features
@@ -42,6 +45,24 @@ def test_the_icon_check_set_is_scored_beside_the_pools_and_keys_the_cache() -> N
     assert _sets(GATESET_DIR, ICONCHECK_DIR)["iconcheck"] == ICONCHECK_DIR
     assert "iconcheck" not in _sets(GATESET_DIR)  # --iconcheck ''
     assert _cache_key(160, GATESET_DIR, ICONCHECK_DIR) != _cache_key(160, GATESET_DIR)
+
+
+def test_later_pools_are_cached_on_their_own_and_train_no_held_out_set(tmp_path) -> None:
+    """A pool added later (glyphpool) leaves the base cache key as it was."""
+    import numpy as np
+
+    from bench.gate_study import LATER_POOLS, POOLS, pool_features
+    from harmscan.gateset import load_photo_set
+
+    assert "glyphpool" in LATER_POOLS
+    assert not set(LATER_POOLS) & set(POOLS)
+    version = load_photo_set(REPO_ROOT / "glyphpool", verify=False).version
+    meta = {"domain": ["emoji"], "sha256": ["a"], "source": ["s"], "subject": ["dog"]}
+    np.savez(tmp_path / f"mobilenet_v2-160-glyphpool-{version}.npz",
+             meta=json.dumps(meta), x=np.ones((1, 4)), y=np.array([0]))  # fmt: skip
+    got = pool_features(160, "glyphpool", tmp_path)  # from the cache: no model is built
+    assert got["x"].shape == (1, 4)
+    assert got["subject"] == ["dog"]
 
 
 def test_n_probe_views_are_the_first_n_view_blocks_of_the_cache() -> None:

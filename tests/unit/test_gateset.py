@@ -12,6 +12,7 @@ from PIL import Image
 from harmscan.gateset import (
     EMOJIPOOL_DIR,
     GATESET_DIR,
+    GLYPHPOOL_DIR,
     ICONCHECK_DIR,
     ICONPOOL_DIR,
     MANIFEST_COLUMNS,
@@ -29,6 +30,7 @@ SETS = {
     "objectpool": (OBJECTPOOL_DIR, {"photo"}),
     "drawpool": (REPO_ROOT / "drawpool", {"emoji"}),
     "iconpool": (ICONPOOL_DIR, {"emoji"}),
+    "glyphpool": (GLYPHPOOL_DIR, {"emoji"}),
     "iconcheck": (ICONCHECK_DIR, {"emoji"}),
 }
 MIRROR_SOURCES = ("openclipart", "twemoji", "emoji-datasource-twitter", "openmoji")
@@ -87,7 +89,7 @@ def test_pool_shares_no_package_or_image_with_the_gate_set(pool: Path) -> None:
     assert not set(gate.manifest["sha256"]) & set(other.manifest["sha256"])
 
 
-@pytest.mark.parametrize("name", ["drawpool", "iconpool", "iconcheck"])
+@pytest.mark.parametrize("name", ["drawpool", "iconpool", "glyphpool", "iconcheck"])
 def test_drawing_sets_share_no_package_or_image_with_the_gate_set_nor_use_the_mirror(
     name: str,
 ) -> None:
@@ -101,7 +103,7 @@ def test_drawing_sets_share_no_package_or_image_with_the_gate_set_nor_use_the_mi
 def test_icon_check_set_is_held_out_from_every_training_pool() -> None:
     """No package (icon family) and no image of the check set is in a pool that may train."""
     check = load_photo_set(ICONCHECK_DIR)
-    for name in ("drawpool", "iconpool", "emojipool", "objectpool", "photopool"):
+    for name in ("drawpool", "iconpool", "glyphpool", "emojipool", "objectpool", "photopool"):
         pool = load_photo_set(SETS[name][0], verify=False)
         assert not _packages(check.manifest) & _packages(pool.manifest), name
         assert not set(check.manifest["sha256"]) & set(pool.manifest["sha256"]), name
@@ -115,6 +117,26 @@ def test_icon_pool_adds_vendors_the_drawing_pool_lacks() -> None:
     pool, draw = load_photo_set(ICONPOOL_DIR), load_photo_set(SETS["drawpool"][0], verify=False)
     assert not _packages(pool.manifest) & _packages(draw.manifest)
     assert pool.counts()["harmful"] >= 20
+
+
+def test_glyph_pool_adds_vendors_no_other_pool_has() -> None:
+    """Three icon families of their own (a new vendor each), with weapons, bombs and a tank."""
+    glyphs = load_photo_set(GLYPHPOOL_DIR)
+    for name in ("drawpool", "iconpool", "emojipool"):
+        pool = load_photo_set(SETS[name][0], verify=False)
+        assert not _packages(glyphs.manifest) & _packages(pool.manifest), name
+        assert not set(glyphs.manifest["sha256"]) & set(pool.manifest["sha256"]), name
+    assert _packages(glyphs.manifest) == {
+        "@iconify-json/hugeicons",
+        "@iconify-json/mingcute",
+        "@iconify-json/solar",
+    }
+    frame = glyphs.manifest
+    for package in _packages(frame):  # every vendor draws both labels
+        labels = set(frame.loc[frame["source"].str.startswith(package + "@"), "label"])
+        assert labels == {"harmful", "safe"}, package
+    assert glyphs.counts()["harmful"] >= 20
+    assert glyphs.counts()["safe"] >= 100
 
 
 def test_object_pool_shares_no_image_or_package_path_with_the_gate_set() -> None:

@@ -132,6 +132,8 @@ def test_the_repository_pools_resolve_and_default_to_none() -> None:
     (draw,) = resolve_training_sets(["drawpool"])
     assert draw.root.name == "drawpool"
     assert set(draw.manifest["domain"]) == {"emoji"}
+    (glyphs,) = resolve_training_sets(["glyphpool"])  # a training pool, not held out
+    assert glyphs.root.name == "glyphpool"
 
 
 def test_class_weights_count_the_pools_too() -> None:
