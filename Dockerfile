@@ -38,6 +38,7 @@ COPY stack ./stack
 COPY review ./review
 COPY cli ./cli
 COPY registry ./registry
+COPY kafkaio ./kafkaio
 # The fixed photo gate set the promotion gate scores on (mlflow.gate_set in the compose profile).
 COPY gateset ./gateset
 # The default head's pools: the gate learns photos from photopool, the probe also trains on

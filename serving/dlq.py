@@ -12,14 +12,14 @@ harmless, since results are keyed by request id. A dead letter whose payload was
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Message, Producer
 
 from conf.settings import Settings
+from kafkaio.reading import read_to_end
 from serving.delivery import deliver
 from serving.headers import (
     H_DETAIL,
@@ -82,48 +82,8 @@ def replay_log_topic(settings: Settings) -> str:
     return f"{settings.kafka.dead_letter_topic}.replayed"
 
 
-def _read_all(settings: Settings, topic: str, timeout: float) -> list[Message]:
-    """Every record of ``topic`` from its start to its end now (no group, no commit)."""
-    consumer = Consumer(
-        {
-            **settings.kafka.client_config(),
-            "group.id": f"harmscan-dlq-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return []
-        ends = {}
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
-            if high > low:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        return _consume_until(consumer, ends, timeout)
-    finally:
-        consumer.close()
-
-
-def _consume_until(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Message]:
-    messages: list[Message] = []
-    pending = dict(ends)
-    while pending:
-        batch = consumer.consume(500, timeout)
-        if not batch:
-            raise TimeoutError(f"reading stalled with partitions {sorted(pending)} unfinished")
-        for message in batch:
-            error = message.error()
-            if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                raise RuntimeError(f"reading failed: {error}")
-            partition, offset = message.partition(), message.offset()
-            if error is None:
-                messages.append(message)
-            if partition in pending and offset is not None and offset + 1 >= pending[partition]:
-                pending.pop(partition)
-    return messages
+def _read(settings: Settings, topic: str, timeout: float) -> list[Message]:
+    return read_to_end(settings.kafka, topic, timeout, purpose="dlq")
 
 
 def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLetter]:
@@ -136,14 +96,14 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLet
             m.value() or b"",
             [(str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in readable_headers(m)],
         )
-        for m in _read_all(settings, settings.kafka.dead_letter_topic, timeout)
+        for m in _read(settings, settings.kafka.dead_letter_topic, timeout)
     ]
     return sorted(letters, key=lambda d: (d.partition, d.offset))
 
 
 def replayed_marks(settings: Settings, timeout: float = 10.0) -> set[str]:
     """``topic/partition/offset`` of every dead letter already replayed."""
-    messages = _read_all(settings, replay_log_topic(settings), timeout)
+    messages = _read(settings, replay_log_topic(settings), timeout)
     return {key.decode() for key in (m.key() for m in messages) if key}
 
 

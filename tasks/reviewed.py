@@ -15,7 +15,6 @@ import base64
 import binascii
 import json
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,47 +35,14 @@ from harmscan.imagefile import read_image_file
 from harmscan.imagepolicy import ImageRejected
 from harmscan.reviewed import FOLDER, latest_decisions, reviewed_image_id, reviewed_row
 
-INLINE_HEADER = (
-    "harmscan-inline-request"  # serving.headers.H_INLINE_REQUEST (tasks do not import serving)
-)
-
 
 def read_topic_to_end(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -> list[Any]:
-    """Every message of ``topic`` from its start to its current end (empty if it is missing)."""
-    from confluent_kafka import Consumer, TopicPartition
+    """Every message of ``topic`` from its start to its current end (empty if it is missing),
+    oldest first (`kafkaio.reading.read_to_end`)."""
+    from kafkaio.reading import read_to_end
 
-    config = kafka.client_config()
-    consumer = Consumer(
-        {**config, "group.id": f"harmscan-etl-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return []
-        ends = {}
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout
-            )
-            if high > low:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        messages: list[Any] = []
-        done: set[int] = set()
-        while len(done) < len(ends):
-            batch = consumer.consume(500, timeout)
-            if not batch:
-                raise TimeoutError(f"reading {topic} stalled")
-            for message in batch:
-                if message.error() is not None:
-                    continue
-                messages.append(message)
-                if message.offset() + 1 >= ends[message.partition()]:
-                    done.add(message.partition())
-        messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-        return messages
-    finally:
-        consumer.close()
+    messages = read_to_end(kafka, topic, timeout, purpose="etl")
+    return sorted(messages, key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
 
 
 def image_bytes(decision: Decision, inline: dict[str, bytes], serving: ServingSettings) -> bytes:

@@ -1,0 +1,65 @@
+"""Reading a topic from its start to its end now, with a throw-away reader (no group joined,
+nothing committed)."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from conf.settings import KafkaSettings
+
+
+def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: str) -> list[Message]:
+    """Every record of ``topic`` from its start to its end now, in the order consumed.
+
+    Args:
+        kafka: Where the broker is and how to reach it.
+        topic: The topic to read; a missing one reads as empty.
+        timeout: Seconds for each metadata call and each wait for more records.
+        purpose: Names the reader's throw-away group (``harmscan-<purpose>-<uuid>``).
+
+    Raises:
+        TimeoutError: No record came within ``timeout`` before every partition was read.
+        KafkaException: The reader reported an error (other than reaching a partition's end).
+    """
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"harmscan-{purpose}-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return []
+        ends = {}
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
+            if high > low:
+                ends[partition] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        return _consume_until(consumer, ends, timeout)
+    finally:
+        consumer.close()
+
+
+def _consume_until(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Message]:
+    messages: list[Message] = []
+    pending = dict(ends)
+    while pending:
+        batch = consumer.consume(500, timeout)
+        if not batch:
+            raise TimeoutError(f"reading stalled with partitions {sorted(pending)} unfinished")
+        for message in batch:
+            error = message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(error)
+            partition, offset = message.partition(), message.offset()
+            if error is None:
+                messages.append(message)
+            if partition in pending and offset is not None and offset + 1 >= pending[partition]:
+                pending.pop(partition)
+    return messages
