@@ -21,6 +21,7 @@ from conf.sections.data import (
     OpenImagesSubset,
     PathsSettings,
 )
+from conf.sections.photosets import valid_training_sets
 from conf.sections.registration import FloorMetric, Int8Settings, MlflowSettings
 from conf.sections.services import PrefectSettings, ReviewSettings, StackSettings
 from conf.sections.serving import KafkaSettings, ServingSettings
@@ -71,8 +72,6 @@ class Settings(Section):
         if gate and Path(gate).name in {Path(v).name for v in self.train.extra_train_sets}:
             raise ValueError(
                 f"train.extra_train_sets names mlflow.gate_set {gate!r}: models are judged on "
-                "it, never trained on it; valid: drawpool, emojipool, glyphpool, iconpool, "
-                "objectpool, photopool or a folder with manifest.csv and VERSION other than the "
-                "gate set"
+                f"it, never trained on it; {valid_training_sets()} other than the gate set"
             )
         return self

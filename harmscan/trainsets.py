@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from conf.sections.photosets import valid_training_sets as _valid
 from harmscan.bundle import LABELS
 from harmscan.data import ManifestDataset, split_domains
 from harmscan.gateset import (
@@ -34,18 +35,12 @@ from harmscan.gateset import (
 from harmscan.imagefile import read_image_file
 from harmscan.imageio import decode_image
 
-# The repository's pools that may train a model (the gate set is never one of them).
-TRAINING_POOLS = ("drawpool", "emojipool", "glyphpool", "iconpool", "objectpool", "photopool")
 # Held-out check sets: scored only (`bench/gate_study.py`), never trained on or calibrated with.
 HELD_OUT = (ICONCHECK_DIR,)
 
 
 class TrainingSetError(ValueError):
     """An extra training set that is unknown, or that is (or overlaps) the gate set."""
-
-
-def _valid() -> str:
-    return f"valid: {', '.join(TRAINING_POOLS)} or a folder with manifest.csv and VERSION"
 
 
 def _folder(name: str) -> Path:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from conf.sections.base import Section
+from conf.sections.photosets import refuse_held_out
 
 FloorMetric = Literal["accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece"]
 
@@ -62,3 +63,9 @@ class Int8Settings(Section):
     selection_images: int = Field(default=128, ge=1, le=10_000)
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
+
+    @field_validator("calibration_photos")
+    @classmethod
+    def _not_held_out(cls, value: list[str]) -> list[str]:
+        refuse_held_out("int8.calibration_photos", value)
+        return value

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from conf.sections.base import Section
+from conf.sections.photosets import GATE_SET, refuse_held_out, valid_training_sets
 
 Arch = Literal["mobilenet_v2", "resnet50"]
 _DEFAULT_ARCHS: tuple[Arch, ...] = ("mobilenet_v2", "resnet50")
@@ -152,14 +153,22 @@ class TrainSettings(Section):
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod
     def _not_the_gate_set(cls, value: list[str]) -> list[str]:
-        named = [v for v in value if Path(v).name == "gateset"]
+        named = [v for v in value if Path(v).name == GATE_SET]
         if named:
             raise ValueError(
                 f"train.extra_train_sets/gate_photos names the gate set {named}: models are "
-                "judged on it, never trained on it; valid: drawpool, emojipool, glyphpool, "
-                "iconpool, objectpool, photopool or a folder with manifest.csv and VERSION other "
-                "than the gate set"
+                f"judged on it, never trained on it; {valid_training_sets()} other than the "
+                "gate set"
             )
+        return value
+
+    @field_validator("extra_train_sets", "gate_photos", "gate_drawings", "calibration_photos")
+    @classmethod
+    def _not_held_out(
+        cls, value: list[str] | str | None, info: ValidationInfo
+    ) -> list[str] | str | None:
+        names = [value] if isinstance(value, str) else value or []
+        refuse_held_out(f"train.{info.field_name}", names)
         return value
 
     @model_validator(mode="after")

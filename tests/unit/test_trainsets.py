@@ -122,6 +122,24 @@ def test_the_held_out_icon_check_set_is_refused_by_name_and_by_shared_image(
         resolve_training_sets([str(copy)])
 
 
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.extra_train_sets=[drawpool, iconcheck]",
+        "train.gate_photos=[iconcheck/]",
+        "train.gate_drawings=[iconcheck]",
+        f"train.calibration_photos={ICONCHECK_DIR}",
+        "int8.calibration_photos=[iconcheck]",
+    ],
+)
+def test_loading_settings_refuses_the_held_out_set_with_the_valid_choices(override: str) -> None:
+    setting = override.split("=", 1)[0]
+    with pytest.raises(
+        SettingsError, match=rf"{setting} names the held-out check set .*valid: drawpool, emojipool"
+    ):
+        load_settings("ci", [override], env={})
+
+
 def test_unknown_sets_name_the_valid_choices() -> None:
     with pytest.raises(TrainingSetError, match=r"'nopool' has no manifest.csv; valid: drawpool"):
         resolve_training_sets(["nopool"])
