@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from conf.loader import load_settings
+from harmscan.imagepolicy import REASONS
 from serving.classifier import Rejection
 from serving.headers import (
     H_ORIGINAL_SHA256,
@@ -14,6 +15,7 @@ from serving.headers import (
     H_REASON,
     H_REQUEST_ID,
     H_TRUNCATED,
+    REJECT_REASONS,
     headers_dict,
 )
 from serving.poison import SLOT, PoisonGuard
@@ -187,3 +189,8 @@ def test_a_journal_over_a_page_is_renamed_into_place(tmp_path: Path) -> None:
     assert path.stat().st_size == SLOT
     assert json.loads(path.read_text()) == {"inflight": [], "strikes": {}}
     assert [PoisonGuard(tmp_path, "g", 3).strikes(m) for m in many[:2]] == [0, 0]  # type: ignore[arg-type]
+
+
+def test_every_image_rejection_reason_is_a_typed_dead_letter_reason() -> None:
+    # RejectReason is a Literal, so it repeats harmscan.imagepolicy.REASONS; this keeps them equal.
+    assert set(REASONS) <= set(REJECT_REASONS), set(REASONS) - set(REJECT_REASONS)
