@@ -22,12 +22,13 @@ import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from conf.sections.photosets import HELD_OUT_SETS
 from conf.sections.photosets import valid_training_sets as _valid
 from harmscan.bundle import LABELS
 from harmscan.data import ManifestDataset, split_domains
 from harmscan.gateset import (
     GATESET_DIR,
-    ICONCHECK_DIR,
+    REPO_ROOT,
     PhotoSet,
     find_photo_set,
     load_photo_set,
@@ -35,8 +36,9 @@ from harmscan.gateset import (
 from harmscan.imagefile import read_image_file
 from harmscan.imageio import decode_image
 
-# Held-out check sets: scored only (`bench/gate_study.py`), never trained on or calibrated with.
-HELD_OUT = (ICONCHECK_DIR,)
+# Held-out check sets: scored only (`bench/gate_study.py`), never trained on or calibrated with;
+# the settings refuse them by name (`conf.sections.photosets`), this module by folder and image.
+HELD_OUT = tuple(REPO_ROOT / name for name in HELD_OUT_SETS)
 
 
 class TrainingSetError(ValueError):
