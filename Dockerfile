@@ -42,10 +42,11 @@ COPY kafkaio ./kafkaio
 # The fixed photo gate set the promotion gate scores on (mlflow.gate_set in the compose profile).
 COPY gateset ./gateset
 # The default head's pools: the gate learns photos from photopool, the probe also trains on
-# drawpool and iconpool.
+# drawpool, iconpool and glyphpool.
 COPY photopool ./photopool
 COPY drawpool ./drawpool
 COPY iconpool ./iconpool
+COPY glyphpool ./glyphpool
 RUN pip install --no-deps -e . \
     && useradd --create-home --uid 10001 harmscan \
     && mkdir -p /data/harmscan \

@@ -246,5 +246,6 @@ def test_the_image_carries_every_pool_the_compose_profile_trains_and_calibrates_
     pools = {*train.extra_train_sets, *train.gate_photos, *train.gate_drawings}
     pools |= {train.calibration_photos} if train.calibration_photos else set()
     assert "iconpool" in pools  # the default since the icons measurement (README, train)
+    assert "glyphpool" in pools  # the default since "More vendors" (README, train)
     for pool in pools:
         assert f"COPY {pool} ./{pool}" in text, pool

@@ -79,3 +79,18 @@ def test_n_probe_views_are_the_first_n_view_blocks_of_the_cache() -> None:
         _view_rows(views, clean, 4)
     with pytest.raises(ValueError, match="not of these training sets"):
         _view_rows(views, [{"y": np.array([0, 1, 0])}], 1)
+
+
+def test_the_paired_bootstrap_gap_is_zero_for_equal_scores_and_signed_for_better() -> None:
+    import numpy as np
+
+    from bench.gate_study_paired import paired_gap
+
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    base = np.array([0.9, 0.4, 0.6, 0.5, 0.7, 0.1, 0.2, 0.3])
+    assert paired_gap(y, base, base, 50) == (0.0, 0.0, 0.0, 1.0)
+    better = np.where(y == 1, base + 1.0, base)  # every harmful image above every safe one
+    gap, low, high, share = paired_gap(y, base, better, 200)
+    assert gap > 0
+    assert 0 <= low <= gap <= high
+    assert share == 1.0
