@@ -139,6 +139,8 @@ def prepare_job(settings: Settings, arch: str, dataset: Path) -> TrainJob:
 
     Raises:
         ManifestError: A split the run needs lacks one of the labels (before any work).
+        harmscan.trainsets.TrainingSetError: An extra training set or the calibration photos
+            are (or share an image with) the gate set or a held-out check set.
     """
     dataset = Path(dataset).resolve()
     source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
@@ -148,6 +150,8 @@ def prepare_job(settings: Settings, arch: str, dataset: Path) -> TrainJob:
     version = dataset_version(dataset)
     gate_set = resolve_photo_set(settings.mlflow.gate_set)
     pools = resolve_training_sets(cfg.extra_train_sets, gate_set)
+    if cfg.calibration_photos:  # chooses the thresholds: never the gate set or a held-out set
+        resolve_training_sets([cfg.calibration_photos], gate_set, role="calibration set")
     # Before any work: a split without both labels once failed after training, in calibration.
     problem = split_problem(frame, ("val", "test") if pools else SPLITS)
     if problem:

@@ -45,19 +45,23 @@ class TrainingSetError(ValueError):
     """An extra training set that is unknown, or that is (or overlaps) the gate set."""
 
 
-def _folder(name: str) -> Path:
+def _folder(name: str, role: str) -> Path:
     found = find_photo_set(name)
     if found is None:
-        raise TrainingSetError(f"extra training set {name!r} has no manifest.csv; {_valid()}")
+        raise TrainingSetError(f"{role} {name!r} has no manifest.csv; {_valid()}")
     return found
 
 
-def resolve_training_sets(names: Sequence[str], gate_set: Path | None = None) -> list[PhotoSet]:
+def resolve_training_sets(
+    names: Sequence[str], gate_set: Path | None = None, role: str = "extra training set"
+) -> list[PhotoSet]:
     """The verified pools named by ``train.extra_train_sets``, in order.
 
     Args:
         names: Pool names (``drawpool``, ...) or folders, relative to the cwd or the repository.
         gate_set: The configured gate set (``mlflow.gate_set``) besides the repository's own.
+        role: What the pools are for, as the errors name it (``calibration set`` for the
+            photos that calibration and the thresholds are chosen on).
 
     Raises:
         TrainingSetError: A name is the gate set or has no manifest, or a pool shares an image
@@ -71,39 +75,39 @@ def resolve_training_sets(names: Sequence[str], gate_set: Path | None = None) ->
             gate_hashes |= set(load_photo_set(gate, verify=False).manifest["sha256"])
     pools = []
     for name in names:
-        folder = _folder(name) if Path(name).name != GATESET_DIR.name else GATESET_DIR
+        folder = _folder(name, role) if Path(name).name != GATESET_DIR.name else GATESET_DIR
         if folder in gates:
             raise TrainingSetError(
-                f"extra training set {name!r} is the gate set: models are judged on it and "
+                f"{role} {name!r} is the gate set: models are judged on it and "
                 f"never trained on it; {_valid()} (other than the gate set)"
             )
-        _refuse_held_out(name, folder)
+        _refuse_held_out(name, folder, role)
         pool = load_photo_set(folder)
         shared = sorted(set(pool.manifest["sha256"]) & gate_hashes)
         if shared:
             raise TrainingSetError(
-                f"extra training set {name!r} shares {len(shared)} images with the gate set "
+                f"{role} {name!r} shares {len(shared)} images with the gate set "
                 f"(sha256 {shared[0][:12]}...); {_valid()} (sharing no image with the gate set)"
             )
         pools.append(pool)
     return pools
 
 
-def _refuse_held_out(name: str, folder: Path) -> None:
+def _refuse_held_out(name: str, folder: Path, role: str) -> None:
     """Refuse a held-out check set (`HELD_OUT`), by folder or by any image it shares."""
     for held in HELD_OUT:
         if not (held / "manifest.csv").is_file():
             continue
         if folder.resolve() == held.resolve():
             raise TrainingSetError(
-                f"extra training set {name!r} is the held-out {held.name}/: it measures models "
+                f"{role} {name!r} is the held-out {held.name}/: it measures models "
                 f"and never trains or calibrates one; {_valid()}"
             )
         held_hashes = set(load_photo_set(held, verify=False).manifest["sha256"])
         pool_hashes = set(load_photo_set(folder, verify=False).manifest["sha256"])
         if held_hashes & pool_hashes:
             raise TrainingSetError(
-                f"extra training set {name!r} shares {len(held_hashes & pool_hashes)} images "
+                f"{role} {name!r} shares {len(held_hashes & pool_hashes)} images "
                 f"with the held-out {held.name}/; {_valid()}"
             )
 

@@ -23,7 +23,7 @@ from harmscan.gateset import (
     manifest_version,
 )
 from harmscan.presets import EvalPreset
-from harmscan.trainjob import training_loaders
+from harmscan.trainjob import prepare_job, training_loaders
 from harmscan.trainsets import (
     TrainingSetError,
     class_weights_of,
@@ -120,6 +120,16 @@ def test_the_held_out_icon_check_set_is_refused_by_name_and_by_shared_image(
     shutil.copytree(ICONCHECK_DIR, copy)
     with pytest.raises(TrainingSetError, match=r"shares 120 images with the held-out iconcheck/"):
         resolve_training_sets([str(copy)])
+
+
+def test_calibration_photos_that_copy_a_held_out_set_stop_the_run_before_any_work(
+    dataset: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "renamed"
+    shutil.copytree(ICONCHECK_DIR, copy)  # the settings refuse "iconcheck" only by name
+    settings = load_settings("ci", [f"train.calibration_photos={copy}"], env={})
+    with pytest.raises(TrainingSetError, match=r"calibration set '.*renamed' shares 120 images"):
+        prepare_job(settings, "mobilenet_v2", dataset)
 
 
 @pytest.mark.parametrize(
