@@ -25,8 +25,9 @@ vendor), ``emojione-v1`` (EmojiOne, the drawing pool's vendor), ``fa6-solid`` (F
 again), Material Symbols (Google's Material drawing, the kin of ``mdi``: it would leak across
 the split); for ``glyphpool/`` also Fluent UI System icons and Fluent colour icons (Microsoft's
 design system, the kin of the gate set's Fluent emoji, whose high-contrast style is black glyphs
-too), Streamline's other styles (Streamline Emojis' vendor again), and the sets with no weapon
-drawn (Bootstrap Icons, Carbon, Icons8's sets, Flat Color Icons, Health Icons).
+too), Streamline's other styles (Streamline Emojis' vendor again), and the sets that draw no
+weapon or one or two (Bootstrap Icons, Carbon, Icons8's sets, Flat Color Icons, Health Icons,
+Boxicons, TDesign, Pixelarticons, Akar Icons, Iconoir, Unicons).
 """
 
 from __future__ import annotations
