@@ -18,6 +18,7 @@ from torch import nn
 from conf.settings import TrainSettings
 from harmscan.crossfit import fold_ids, out_of_fold_branches
 from harmscan.engine import Batches, EpochCallback, TrainState
+from harmscan.featurepass import onnx_features
 from harmscan.heads import (
     GatedPriorHead,
     PriorHead,
@@ -84,6 +85,17 @@ class RecipeOutcome:
     out_of_fold: tuple[np.ndarray, np.ndarray] | None = None
 
 
+def probe_features(
+    model: nn.Module, arch: str, batches: Batches, settings: TrainSettings, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the probe batches: with ``train.probe_views`` (augmented views, N times the
+    images) by ``train.probe_view_engine`` (onnx: `harmscan.featurepass.onnx_features` with
+    torch's thread count, on CPU), else `harmscan.recipes.extract_features` as before."""
+    if settings.probe_views and settings.probe_view_engine == "onnx" and device.type == "cpu":
+        return onnx_features(model, arch, batches, threads=torch.get_num_threads())
+    return extract_features(model, arch, batches, device)
+
+
 def fit_head(
     model: nn.Module,
     arch: str,
@@ -93,7 +105,7 @@ def fit_head(
     sample_weight: np.ndarray | None = None,
 ) -> LinearFit:
     """The probe: fit the final layer on frozen features of ``batches`` (in place)."""
-    features, y = extract_features(model, arch, batches, device)
+    features, y = probe_features(model, arch, batches, settings, device)
     layer = final_layer(model, arch)
     if isinstance(layer, GatedPriorHead):
         raise TypeError("a gated head is fitted by fit_gated_head")
@@ -134,7 +146,7 @@ def fit_gated_head(
     layer = final_layer(model, arch)
     if not isinstance(layer, GatedPriorHead):
         raise TypeError(f"head prior-gated expected, got {type(layer).__name__}")
-    features, y = extract_features(model, arch, batches, device)
+    features, y = probe_features(model, arch, batches, settings, device)
     photo_features, _ = extract_features(model, arch, photos, device)
     gate_side = features
     if gate_batches is not None:

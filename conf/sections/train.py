@@ -139,6 +139,11 @@ class TrainSettings(Section):
     # (harmscan.probeviews: TrainPreset.probe_view_preset, seeded per row by train.seed); 0: the
     # single un-augmented view. The probe then trains on N times the rows; not with cross_fit.
     probe_views: int = 0
+    # What computes the views' backbone features: onnx (ONNX Runtime on the exported backbone,
+    # equal to torch's to float32 rounding and ~4x less CPU per image on 2-core CPUs:
+    # harmscan.featurepass) or torch (harmscan.recipes.extract_features). The un-augmented
+    # passes (probe_views 0, the gate, validation) always run in torch.
+    probe_view_engine: Literal["onnx", "torch"] = "onnx"
 
     @field_validator("probe_views")
     @classmethod
