@@ -51,7 +51,7 @@ from harmscan.probeviews import repeat_rows
 from harmscan.recipes import extract_features, fit_probe, prior_log_odds
 from harmscan.trainjob import build_recipe_model, training_loaders
 from harmscan.trainsets import PoolDataset, resolve_training_sets
-from harmscan.transfer import RecipeData, train_recipe
+from harmscan.transfer import RecipeData, probe_features, train_recipe
 from tasks.recipes import Scored, branch_scores, calibrate_on_mix, out_of_fold
 
 ARCH = "mobilenet_v2"
@@ -138,24 +138,27 @@ def pool_features(size: int, name: str, cache: Path) -> dict[str, Any]:
 
 
 def view_features(
-    size: int, pools: list[str], views: int, seed: int, cache: Path
+    size: int, pools: list[str], views: int, seed: int, cache: Path, engine: str = "onnx"
 ) -> dict[str, np.ndarray]:
     """Pooled features of the probe's ``views`` augmented views of the mirror's training split
     and ``pools`` (``train.probe_views``), through the main job's own probe loader
     (`harmscan.trainjob.training_loaders`: the same rows, order and per-row seeds), cached.
 
+    ``engine``: ``train.probe_view_engine`` (torch's caches keep their names from before).
     Returns ``x`` (view-major rows), ``y`` and ``seconds`` (the extraction's wall time).
     """
     digest = hashlib.sha256((REPO / "mirror/expected.csv").read_bytes())
     for pool in pools:
         digest.update((REPO / pool / "manifest.csv").read_bytes())
     name = f"{ARCH}-{size}-views{views}-seed{seed}-{'+'.join(pools)}-{digest.hexdigest()[:12]}"
+    name += "" if engine == "torch" else f"-{engine}"
     path = cache / f"{name}.npz"
     if path.is_file():
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
     cfg = TrainSettings(image_size=size, num_workers=0, weights=WEIGHTS, probe_views=views,
-                        seed=seed, extra_train_sets=pools, batch_size=32)  # fmt: skip
+                        seed=seed, extra_train_sets=pools, batch_size=32,
+                        probe_view_engine=engine)  # fmt: skip
     model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg.model_copy(
         update={"head": "prior"}))  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="gate-study-") as tmp:
@@ -164,7 +167,7 @@ def view_features(
         resolved = resolve_training_sets(pools, None)
         data = training_loaders(dataset, cfg, frame, resolved, "illustration")
         start = time.perf_counter()
-        x, y = extract_features(model, ARCH, data.probe, torch.device("cpu"))
+        x, y = probe_features(model, ARCH, data.probe, cfg, torch.device("cpu"))
         seconds = time.perf_counter() - start
     out = {"x": x, "y": y, "seconds": np.array(seconds)}
     cache.mkdir(parents=True, exist_ok=True)
@@ -186,14 +189,17 @@ def _view_rows(
     return {"x": views["x"][: n * rows], "y": views["y"][: n * rows]}
 
 
-def loso(
+def held_out_scores(
     feats: Features, views: dict[str, np.ndarray] | None, pools: list[str], variant: str,
     *, c: float, mix: float,
-) -> dict[str, float]:  # fmt: skip
-    """Held-out-vendor AUC of the drawing branch (prior ``mix`` + probe, `fit_probe`): each
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Held-out-vendor log-odds of the drawing branch (prior ``mix`` + probe, `fit_probe`): each
     pool source in turn is left out of the probe's rows (all of its views) and its images are
     scored un-augmented. ``variant``: N (N views), ``cN`` (the clean view and N views).
-    ``pooled``: one AUC over every held-out score (vendors ranked against one another too)."""
+
+    Returns labels, sources (``-`` for the mirror's rows, never held out) and scores (NaN for
+    the mirror's rows), in the clean rows' order.
+    """
     clean = [feats["train"], *(feats[p] for p in pools)]
     x = np.concatenate([part["x"] for part in clean])
     y = np.concatenate([part["y"] for part in clean])
@@ -210,15 +216,39 @@ def loso(
     cfg = TrainSettings(head="prior", weights=WEIGHTS)
     head = final_layer(build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg), ARCH)
     prior_t, prior_x = prior_log_odds(head, tx), prior_log_odds(head, x)
-    out, pooled = {}, np.full(len(y), np.nan)
+    pooled = np.full(len(y), np.nan)
     for g in sorted(set(groups) - {"-"}):
         keep, held = tg != g, groups == g
         fit = fit_probe(tx[keep], ty[keep], c=c, prior=prior_t[keep], prior_mix=mix)
         pooled[held] = fit.log_odds(x[held], prior_x[held])
-        out[g] = float(roc_auc_score(y[held], pooled[held]))
-    scored = ~np.isnan(pooled)
-    out["pooled"] = float(roc_auc_score(y[scored], pooled[scored]))
-    return out
+    return y, groups, pooled
+
+
+def vendor_bootstrap_gap(
+    y: np.ndarray, groups: np.ndarray, base: np.ndarray, candidate: np.ndarray,
+    resamples: int, seed: int = 0,
+) -> tuple[float, float, float, float]:  # fmt: skip
+    """Pooled held-out AUC(candidate) - AUC(base), resampling whole vendors with replacement.
+
+    The held-out rows (base not NaN) are grouped by source; each resample draws as many
+    sources as there are, with replacement, and takes all their images for both models (one
+    vendor with a few harmful images is what moves the per-vendor mean, so it is the unit of
+    resampling). Returns the gap, its 5 % and 95 % quantiles and the share of resamples in
+    which the candidate is better (gap > 0); resamples with one class only are skipped.
+    """
+    keep = ~np.isnan(base)
+    vendors = sorted(set(groups[keep]))
+    rows = [np.flatnonzero(keep & (groups == v)) for v in vendors]
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(resamples):
+        pick = np.concatenate([rows[i] for i in rng.integers(len(rows), size=len(rows))])
+        if len(np.unique(y[pick])) < 2:
+            continue
+        gaps.append(roc_auc_score(y[pick], candidate[pick]) - roc_auc_score(y[pick], base[pick]))
+    gap = roc_auc_score(y[keep], candidate[keep]) - roc_auc_score(y[keep], base[keep])
+    low, high = np.quantile(gaps, [0.05, 0.95])
+    return float(gap), float(low), float(high), float((np.asarray(gaps) > 0).mean())
 
 
 def _arrays_of(data: Any) -> Any:
@@ -370,8 +400,12 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=0, help="augmented views to extract/cache")
     parser.add_argument("--views-pools", default="drawpool,iconpool")
     parser.add_argument("--views-seed", type=int, default=1234, help="train.seed of the views")
+    parser.add_argument("--views-engine", default="onnx", choices=("onnx", "torch"))
     parser.add_argument(
         "--loso", default="", help="held-out-vendor AUC of N or cN views, e.g. 0,4,c4"
+    )
+    parser.add_argument(
+        "--loso-resamples", type=int, default=2000, help="vendor bootstrap of the gap to 0 views"
     )
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
     parser.add_argument("--per-image", default="", help="a configuration to list photo by photo")
@@ -390,18 +424,31 @@ def main() -> None:
     pools = [p for p in args.views_pools.split(",") if p]
     views = None
     if args.views:
-        views = view_features(args.image_size, pools, args.views, args.views_seed, args.cache)
+        views = view_features(args.image_size, pools, args.views, args.views_seed, args.cache,
+                              args.views_engine)  # fmt: skip
         print(f"{args.views} views of {len(views['y']) // args.views} training images: "
-              f"{float(views['seconds']):.0f} s to extract (machine shared)")  # fmt: skip
+              f"{float(views['seconds']):.0f} s to extract with {args.views_engine} "
+              "(machine shared)")  # fmt: skip
+    scores = {}
     for variant in [v for v in args.loso.split(",") if v]:
-        aucs = loso(feats, views, pools, variant, c=0.01, mix=0.25)
-        pooled = aucs.pop("pooled")
+        y, groups, scores[variant] = held_out_scores(feats, views, pools, variant, c=0.01,
+                                                     mix=0.25)  # fmt: skip
+        aucs = {g: float(roc_auc_score(y[groups == g], scores[variant][groups == g]))
+                for g in sorted(set(groups) - {"-"})}  # fmt: skip
+        scored = ~np.isnan(scores[variant])
+        pooled = roc_auc_score(y[scored], scores[variant][scored])
         cells = " ".join(f"{g.split(':')[1].split('@')[-2][-14:]}={a:.3f}" for g, a in aucs.items())
         print(
             f"loso {args.image_size} views={variant}: mean {np.mean(list(aucs.values())):.3f} "
             f"min {min(aucs.values()):.3f} pooled {pooled:.3f} | {cells}",
             flush=True,
         )
+        if variant != "0" and "0" in scores:
+            gap, low, high, share = vendor_bootstrap_gap(
+                y, groups, scores["0"], scores[variant], args.loso_resamples
+            )
+            print(f"  pooled gap to 0 views {gap:+.3f} (vendors resampled: 90 % {low:+.3f} … "
+                  f"{high:+.3f}, better in {share:.0%})", flush=True)  # fmt: skip
     if not args.configs:
         return
     print(HEADER)

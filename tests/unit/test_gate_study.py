@@ -94,3 +94,24 @@ def test_the_paired_bootstrap_gap_is_zero_for_equal_scores_and_signed_for_better
     assert gap > 0
     assert 0 <= low <= gap <= high
     assert share == 1.0
+
+
+def test_the_vendor_bootstrap_resamples_whole_vendors_and_skips_the_mirror() -> None:
+    import numpy as np
+
+    from bench.gate_study import vendor_bootstrap_gap
+
+    y = np.array([0, 1] * 2 + [0, 1, 0, 1] * 3)
+    groups = np.array(["-"] * 4 + [g for g in ("a", "b", "c") for _ in range(4)])
+    base = np.r_[np.full(4, np.nan), np.tile([0.5, 0.4, 0.6, 0.3], 3)]  # ranks backwards
+    candidate = np.r_[np.full(4, np.nan), np.tile([0.1, 0.9, 0.2, 0.8], 3)]  # ranks perfectly
+    gap, low, high, share = vendor_bootstrap_gap(y, groups, base, candidate, 200)
+    assert gap == 1.0
+    assert (low, high, share) == (1.0, 1.0, 1.0)
+    same = vendor_bootstrap_gap(y, groups, base, base, 200)
+    assert same == (0.0, 0.0, 0.0, 0.0)  # a tie is not "better"
+    # better on vendor a only: better exactly in the resamples that draw a (1 - (2/3)^3)
+    mixed = np.r_[candidate[:8], base[8:]]
+    gap, low, high, share = vendor_bootstrap_gap(y, groups, base, mixed, 2000)
+    assert low == 0 < gap < high
+    assert abs(share - (1 - (2 / 3) ** 3)) < 0.04
