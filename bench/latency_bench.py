@@ -60,7 +60,7 @@ class Step:
     polled: float  # the poll that returned it ended
     poll_s: float  # time spent inside that poll
     started: float  # journalled and submitted
-    finish_from: float = 0.0  # its turn came (the loop's BatchHandler.finish got it)
+    finish_from: float = 0.0  # its turn came (the loop's BatchHandler.send got it)
     stages: dict[str, float] = field(default_factory=dict)
     finished: float = 0.0  # committed, journalled and reported
 
@@ -75,8 +75,9 @@ class TracedConsumer(ServingConsumer):
         self.journal_s: list[float] = []  # each write of the poison guard's journal
         for name in ("begin", "done"):
             setattr(self.guard, name, self._timed(getattr(self.guard, name)))
-        self._handler_finish = self.batches.finish
-        self.batches.finish = self._traced_finish  # type: ignore[method-assign]
+        self._handler_send, self._handler_complete = self.batches.send, self.batches.complete
+        self.batches.send = self._traced_send  # type: ignore[method-assign]
+        self.batches.complete = self._traced_complete  # type: ignore[method-assign]
 
     def _timed(self, write):  # type: ignore[no-untyped-def]
         def timed(batch) -> None:  # type: ignore[no-untyped-def]
@@ -99,11 +100,15 @@ class TracedConsumer(ServingConsumer):
         inflight.trace = Step(ids, polled, poll_s, time.time())  # type: ignore[attr-defined]
         return inflight
 
-    def _traced_finish(self, inflight: InFlight, model) -> None:  # type: ignore[no-untyped-def]
+    def _traced_send(self, inflight: InFlight, model) -> None:  # type: ignore[no-untyped-def]
         step: Step | None = getattr(inflight, "trace", None)
         if step is not None:
             step.finish_from = time.time()
-        self._handler_finish(inflight, model)
+        self._handler_send(inflight, model)
+
+    def _traced_complete(self, inflight: InFlight) -> None:
+        self._handler_complete(inflight)
+        step: Step | None = getattr(inflight, "trace", None)
         if step is not None:
             step.finished = time.time()
             step.stages = dict(inflight.stages)

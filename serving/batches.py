@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, Message
 
-from serving.classifier import PendingBatch
+from serving.classifier import Outcome, PendingBatch
+from serving.delivery import Sending
 from serving.fatal import ConsumerFatal, is_fatal
+from serving.records import Record
 from serving.undecodable import UNDECODABLE_CODES
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,11 @@ class InFlight:
     received_at: float
     stages: dict[str, float] = field(default_factory=dict)
     alone: bool = False  # a suspect of the poison guard: nothing else may be in flight with it
+    # Once scored and its records produced (`ServingConsumer._send`): what waits for the acks.
+    outcomes: list[Outcome] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    sending: Sending | None = None
+    sent_at: float = 0.0  # perf_counter() when its records were produced
 
 
 def usable(messages: list[Message]) -> list[Message]:

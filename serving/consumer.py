@@ -6,12 +6,16 @@ unforeseen) and committed. Only infrastructure failures (delivery, commit, an un
 rewind the batch and retry it with backoff, loudly, without committing. What still kills the
 process is caught by the `PoisonGuard` on the next start.
 
-At-least-once: offsets are committed synchronously only after every record of the batch (results,
-review copies, dead letters) was acknowledged by the broker, and when partitions are revoked the
-batch in flight is finished and committed first, so the next owner does not redo it. Results are
-keyed by request id, so a redelivered request overwrites its result rather than duplicating it. A
-new champion prepared by the `ChampionWatcher` is swapped in between batches. What happens to one
-batch between its poll and its commit (and on a failure) is `serving.inflight.BatchHandler`'s.
+At-least-once: a batch's offsets are committed only after every record of it (results, review
+copies, dead letters) was acknowledged by the broker, batches in order, and when partitions are
+revoked the batches in flight are finished and committed first, so the next owner does not redo
+them. With ``serving.deliver: overlap`` the loop does not wait for the acknowledgements inside the
+step: it polls, decodes and scores the next batch meanwhile, and commits the batch sent before
+once they are in (at the latest before the next batch's records, and before it waits idle).
+Results are keyed by request id, so a redelivered request overwrites its result rather than
+duplicating it. A new champion prepared by the `ChampionWatcher` is swapped in between batches.
+What happens to one batch between its poll and its commit (and on a failure) is
+`serving.inflight.BatchHandler`'s.
 """
 
 from __future__ import annotations
@@ -122,9 +126,9 @@ class ServingConsumer:
                     self._step()
                 except ConsumerFatal as fatal:
                     self._recreate(fatal)
-            if self._inflight is not None:
+            if self._inflight is not None or self.batches.sent is not None:
                 try:
-                    self._finish_with_retry(self._inflight, None)
+                    self._finish_with_retry(self._inflight, None, wait=True)
                 except ConsumerFatal as fatal:
                     logger.warning("last batch not committed at shutdown (%s)", fatal)
                 self._inflight = None
@@ -149,9 +153,8 @@ class ServingConsumer:
         Raises:
             ServingFatal: No factory, or the recreation budget is spent.
         """
-        if self._inflight is not None:
-            self.batches.drop(self._inflight, None)
-            self._inflight = None
+        self.batches.drop(self._inflight, None)
+        self._inflight = None
         factory = self._recreations.spend_on(fatal, self.consumer_factory)
         self.commits.forget()
         self.consumer.close()
@@ -173,12 +176,16 @@ class ServingConsumer:
         runs alone: after the batch before it is committed, and finished before the next batch
         is polled.
         """
+        if self.batches.acked() and not self._settle(self._inflight):
+            return
         if self._inflight is not None and not self._decode_ahead(self._inflight):
             current, self._inflight = self._inflight, None
             self._finish_with_retry(current, None)
             return
         started = time.perf_counter()
-        polled = self._poll_batch(wait=self._inflight is None)
+        polled = self._poll_next()
+        if polled is None:
+            return
         poll_s = time.perf_counter() - started
         batch = usable(polled)
         if not polled and self._inflight is None:
@@ -190,8 +197,8 @@ class ServingConsumer:
         batch, later, alone = self.guard.isolate(batch)
         if later:
             rewind(self.consumer, later)
-        if alone and self._inflight is not None:
-            committed = self._finish_with_retry(self._inflight, None)
+        if alone and (self._inflight is not None or self.batches.sent is not None):
+            committed = self._finish_with_retry(self._inflight, None, wait=True)
             self._inflight = None
             if not committed:
                 rewind(self.consumer, batch)
@@ -208,13 +215,43 @@ class ServingConsumer:
         """Dead-letter and commit past record batches that do not decompress
         (`serving.undecodable`), after the batch in flight; this poll's ``batch`` comes again."""
         rewind(self.consumer, batch)
-        if self._inflight is not None:
+        if self._inflight is not None or self.batches.sent is not None:
             inflight, self._inflight = self._inflight, None
-            if not self._finish_with_retry(inflight, None):
+            if not self._finish_with_retry(inflight, None, wait=True):
                 return
         settings, consumer, producer = self.settings, self.consumer, self.producer
         if not step_over(undecodable, settings, consumer, producer, self.commits, self.report):
             self.stop_event.wait(1.0)
+
+    def _poll_next(self) -> list[Message] | None:
+        """The next poll, waiting for a first message only if no batch is in flight.
+
+        Idle but for the acknowledgements of a batch sent (``serving.deliver: overlap``), it
+        takes a request that is already here, or else settles that batch before it waits.
+
+        Returns:
+            None if the sent batch's delivery failed (it was rewound).
+        """
+        if self._inflight is not None or self.batches.sent is None:
+            return self._poll_batch(wait=self._inflight is None)
+        polled = self._poll_batch(wait=False)
+        if polled:
+            return polled
+        if not self._finish_with_retry(None, None):
+            return None
+        return self._poll_batch(wait=True)
+
+    def _settle(self, upcoming: InFlight | None) -> bool:
+        """Commit the acknowledged batch sent before; on a failure rewind it and ``upcoming``.
+
+        Returns:
+            False if its delivery failed (``upcoming`` was rewound with it, out of flight).
+        """
+        self._inflight = None
+        if self._finish_with_retry(None, upcoming):
+            self._inflight = upcoming
+            return True
+        return False
 
     def _decode_ahead(self, inflight: InFlight) -> bool:
         """Whether to poll and start the next batch before ``inflight`` is finished."""
@@ -245,9 +282,11 @@ class ServingConsumer:
         """`BatchHandler.start` with the current model."""
         return self.batches.start(batch, self.model)
 
-    def _finish_with_retry(self, inflight: InFlight, upcoming: InFlight | None) -> bool:
+    def _finish_with_retry(
+        self, inflight: InFlight | None, upcoming: InFlight | None, *, wait: bool = False
+    ) -> bool:
         """`BatchHandler.finish_with_retry` with the model current now."""
-        return self.batches.finish_with_retry(inflight, upcoming, self.model)
+        return self.batches.finish_with_retry(inflight, upcoming, self.model, wait=wait)
 
     def process(self, batch: list[Message]) -> None:
         """Classify one batch, deliver every record, then commit the batch's offsets.
@@ -260,11 +299,12 @@ class ServingConsumer:
         self.batches.finish(self._start(batch), self.model)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Finish and commit the batch in flight before partitions go to another member."""
+        """Finish and commit the batches in flight (and awaiting acknowledgements) before
+        partitions go to another member."""
         inflight, self._inflight = self._inflight, None
-        if inflight is not None:
+        if inflight is not None or self.batches.sent is not None:
             logger.info("partitions revoked: finishing the batch in flight first")
-            if not self._finish_with_retry(inflight, None):
+            if not self._finish_with_retry(inflight, None, wait=True):
                 logger.warning("the batch in flight was not committed; its new owner redoes it")
         self.commits.make_sure(self.consumer, partitions)
         for tp in partitions:
@@ -273,7 +313,7 @@ class ServingConsumer:
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions lost (session expired): nothing may be committed for them any more."""
         inflight, self._inflight = self._inflight, None
-        if inflight is not None:
+        if inflight is not None or self.batches.sent is not None:
             self.batches.drop(inflight, None)
             logger.warning("partitions lost with a batch in flight; its new owner redoes it")
         self.commits.forget(partitions)

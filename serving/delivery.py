@@ -26,26 +26,61 @@ def deliver(producer: Producer, records: list[Record], timeout_s: float) -> None
         DeliveryFailed: A record failed or was not acknowledged within ``timeout_s``.
         KafkaException: A fatal producer error.
     """
-    errors: list[KafkaError] = []
-    acked = [0]
+    send(producer, records).settle(producer, timeout_s)
 
-    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+
+class Sending:
+    """The delivery reports of one batch's records, counted as the producer serves them.
+
+    Args:
+        total: How many records were produced.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.acked = 0
+        self.errors: list[KafkaError] = []
+        self.acked_at = 0.0  # when the last acknowledgement was served (Unix s)
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        """The producer's delivery callback for every record of the batch."""
         if err is None:
-            acked[0] += 1
+            self.acked += 1
+            self.acked_at = time.time()
         else:
-            errors.append(err)
+            self.errors.append(err)
 
+    @property
+    def complete(self) -> bool:
+        """Whether every record has its report (acknowledged or failed)."""
+        return self.acked + len(self.errors) >= self.total
+
+    def settle(self, producer: Producer, timeout_s: float) -> None:
+        """Wait (flush) until every record has its report, then check them.
+
+        Raises:
+            DeliveryFailed: A record failed or was not acknowledged within ``timeout_s``.
+            KafkaException: A fatal producer error.
+        """
+        remaining = 0 if self.complete else producer.flush(timeout_s)
+        if self.errors or remaining or self.acked != self.total:
+            fatal = next((e for e in self.errors if e.fatal()), None)
+            if fatal is not None:
+                raise KafkaException(fatal)
+            raise DeliveryFailed(
+                f"{self.acked}/{self.total} records acknowledged, {remaining} still queued, "
+                f"errors: {[str(e) for e in self.errors[:3]]}"
+            )
+        if not self.acked_at:
+            self.acked_at = time.time()
+
+
+def send(producer: Producer, records: list[Record]) -> Sending:
+    """Produce every record without waiting; `Sending.settle` waits for and checks the reports."""
+    sending = Sending(len(records))
     for record in records:
-        _produce(producer, record, on_delivery)
-    remaining = producer.flush(timeout_s)
-    if errors or remaining or acked[0] != len(records):
-        fatal = next((e for e in errors if e.fatal()), None)
-        if fatal is not None:
-            raise KafkaException(fatal)
-        raise DeliveryFailed(
-            f"{acked[0]}/{len(records)} records acknowledged, {remaining} still queued, "
-            f"errors: {[str(e) for e in errors[:3]]}"
-        )
+        _produce(producer, record, sending.on_delivery)
+    return sending
 
 
 def _produce(producer: Producer, record: Record, on_delivery: Callable[..., None]) -> None:

@@ -66,7 +66,9 @@ def make_producer(settings: Settings) -> Producer:
             **settings.kafka.client_config(),
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            # Flushed in every step (deliver: wait), linger.ms is ignored; with overlap nothing
+            # flushes, and the records must not wait for a linger.
+            "linger.ms": 0 if settings.serving.deliver == "overlap" else 2,
             "message.timeout.ms": int(settings.serving.delivery_timeout_s * 1000),
         }
     )

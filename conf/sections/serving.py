@@ -74,6 +74,12 @@ class ServingSettings(Section):
     # When the loop polls and starts decoding batch k+1 before batch k is scored and committed:
     # full = only behind a full batch (a backlog: overlap for throughput), always, or never.
     decode_ahead: Literal["full", "always", "never"] = "full"
+    # Waiting for the broker's acknowledgement of a batch's results: wait = inside the loop's step
+    # (produce, flush, then the next batch); overlap = the loop goes on to poll, decode and score
+    # the next batch while the acks come in, and commits the batch once they are all in (before
+    # producing the next one's results). At-least-once either way: nothing is committed before
+    # its records were acknowledged.
+    deliver: Literal["overlap", "wait"] = "wait"
     # How a delivered batch's offsets are committed: sync = a round trip inside every step of
     # the loop; async = the loop goes on at once, and a synchronous commit covers the newest
     # offsets when the loop is idle, before partitions are revoked and at shutdown
