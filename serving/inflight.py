@@ -149,12 +149,13 @@ class BatchHandler:
 
     def send(self, inflight: InFlight, model: LoadedModel) -> None:
         """Score a started batch and produce its records without waiting for them; the batch
-        `sent` before is settled first."""
-        self.settle()
+        `sent` before is settled in between (its acknowledgements came in while this one was
+        scored)."""
         outcomes = self.classifier.finish(
             inflight.pending, model, inflight.received_at, inflight.stages
         )
         records = batch_records(inflight.messages, outcomes, self.settings)
+        self.settle()
         inflight.outcomes, inflight.records = outcomes, records
         inflight.sent_at = time.perf_counter()
         self.sent = inflight

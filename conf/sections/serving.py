@@ -80,6 +80,11 @@ class ServingSettings(Section):
     # producing the next one's results). At-least-once either way: nothing is committed before
     # its records were acknowledged.
     deliver: Literal["overlap", "wait"] = "wait"
+    # Move everything alive when the loop starts (modules, the model, the clients) out of the
+    # garbage collector's reach (gc.freeze) while it runs: a full collection then scans only
+    # what serving allocated since, instead of stopping the loop for every object of the
+    # process (measured on a loaded host: 40-280 ms for the consumer's 50k objects, 0 frozen).
+    gc_freeze: bool = True
     # How a delivered batch's offsets are committed: sync = a round trip inside every step of
     # the loop; async = the loop goes on at once, and a synchronous commit covers the newest
     # offsets when the loop is idle, before partitions are revoked and at shutdown
