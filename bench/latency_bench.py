@@ -230,6 +230,10 @@ def serve_load_own_process(
         producer.close()
         reader.stop.set()
         reader.join(10)
+        assert child.stdout is not None
+        report = json.loads(child.stdout.readline() or "{}")
+        cpu["gc_full"] = report.get("gc_full_collections", 0)
+        cpu["gc_full_max_ms"] = report.get("gc_full_max_ms", 0.0)
         child.wait(60)
     finally:
         if child.poll() is None:
@@ -340,7 +344,8 @@ def print_run(run: Run) -> None:
     if "consumer" in c:
         print(f"      cpu ms/image: consumer process {c['consumer']:.1f}, bench process "
               f"{c.get('process', 0):.1f}, broker {c.get('broker', 0):.1f}; host busy "
-              f"{c.get('host_busy', 0):.2f} cores", flush=True)  # fmt: skip
+              f"{c.get('host_busy', 0):.2f} cores; full GCs {c.get('gc_full', 0):.0f} (longest "
+              f"{c.get('gc_full_max_ms', 0):.1f} ms)", flush=True)  # fmt: skip
         return
     print(f"      cpu ms/image: bench+consumer {c.get('process', 0):.1f}, decode workers "
           f"{c.get('workers', 0):.1f}, broker {c.get('broker', 0):.1f}; host busy "

@@ -832,15 +832,17 @@ def print_standalone(
     if not alone:
         return
     print("\n| arch | px | precision | saturated img/s, consumer in its own process | x ceiling "
-          "| steady img/s | x ceiling | consumer peak RSS MB | decode workers RSS MB |"
-          )  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| steady img/s | x ceiling | consumer peak RSS MB | decode workers RSS MB "
+          "| full GCs (longest ms) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (arch, size, precision), found in alone.items():
         top = figures[arch, size, precision]["ceiling"]
         print(f"| {arch} | {size} | {precision} | {found['throughput']:.1f} | "
               f"{found['throughput'] / top:.2f} | {found['steady']:.1f} | "
               f"{found['steady'] / top:.2f} | {found.get('peak_rss_mb', 'n/a')} | "
-              f"{found.get('decode_workers_rss_mb', 'n/a')} |")  # fmt: skip
+              f"{found.get('decode_workers_rss_mb', 'n/a')} | "
+              f"{found.get('gc_full_collections', 'n/a')} "
+              f"({found.get('gc_full_max_ms', 'n/a')}) |")  # fmt: skip
 
 
 def print_tables(

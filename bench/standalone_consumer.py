@@ -3,13 +3,15 @@
 Loads a model folder (no registry) and runs `ServingConsumer` with the settings overrides given,
 as ``harmscan serve`` would (no torch, no MLflow imported), until it has committed ``--count``
 messages. Then prints one JSON line: the process's peak resident memory (``VmHWM``), its decode
-workers' resident memory, its CPU seconds and the wall-clock time.
+workers' resident memory, its CPU seconds, the wall-clock time and the full (generation 2)
+garbage collections while it served, with the longest pause (``serving.gc_freeze`` on or off).
 
     .venv/bin/python bench/standalone_consumer.py FOLDER PRECISION COUNT OVERRIDE...
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -50,6 +52,34 @@ def workers_cpu_seconds(classifier: BatchClassifier) -> float:
     return sum(cpu_seconds(pid) for pid in classifier.decoder.pids())
 
 
+class FullCollections:
+    """Counts the full (generation 2) garbage collections and times their pauses."""
+
+    def __init__(self, skip_first: bool) -> None:
+        self.skip_first = skip_first  # the loop's own collection before it freezes the heap
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1000)
+
+    def report(self) -> dict[str, float]:
+        """Collections, the longest and the total pause (ms), without the loop's own first one
+        (``serving.gc_freeze`` collects once before it freezes)."""
+        pauses = self.pauses_ms[1:] if self.skip_first else self.pauses_ms
+        return {
+            "gc_full_collections": len(pauses),
+            "gc_full_max_ms": round(max(pauses, default=0.0), 1),
+            "gc_full_total_ms": round(sum(pauses), 1),
+        }
+
+
 def stage_means(loop: ServingConsumer) -> dict[str, float]:
     """The loop's mean milliseconds per batch in each stage (harmscan_stage_seconds)."""
     get = loop.metrics.registry.get_sample_value
@@ -79,6 +109,7 @@ def main() -> None:
     print(json.dumps({"ready": True}), flush=True)
     start = time.monotonic()
     cpu_start, workers_start = cpu_seconds(), workers_cpu_seconds(classifier)
+    collections = FullCollections(skip_first=serving.gc_freeze)
     loop.run()
     images = max(1, loop.committed)
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -96,6 +127,7 @@ def main() -> None:
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "wall_s": round(time.monotonic() - start, 2),
         "torch_imported": "torch" in sys.modules,
+        **collections.report(),
     }
     classifier.close()
     print(json.dumps(report), flush=True)
