@@ -32,6 +32,7 @@ from harmscan.pixelscore import (
 from harmscan.presets import EvalPreset
 from harmscan.quantize import (
     DEFAULT_TOLERANCE,
+    FloatNodes,
     Int8Check,
     QuantizeOptions,
     check_int8,
@@ -40,6 +41,11 @@ from harmscan.quantize import (
 from harmscan.sensitivity import Selection
 
 logger = logging.getLogger(__name__)
+
+# (int8 graph with a float NCHW input, folder, the float model's spec) -> a float export of the
+# same backbone whose head was refitted on that int8 graph's pooled features and whose operating
+# point was folded onto the spec's threshold (tasks.int8refit.head_refit).
+HeadRefit = Callable[[Path, Path, ServingSpec], Path]
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Int8Plan:
         options: Calibration method and size.
         tolerance: Largest AUC loss allowed, overall and in every group.
         calibration_photos: Images added to every calibration sample (a photo pool).
+        refit_head: Refits the head on the int8 backbone's features (`build_served_models`).
     """
 
     calibration: tuple[Path, ...]
@@ -74,6 +81,7 @@ class Int8Plan:
     options: QuantizeOptions = field(default_factory=QuantizeOptions)
     tolerance: float = DEFAULT_TOLERANCE
     calibration_photos: tuple[Path, ...] = ()
+    refit_head: HeadRefit | None = None
 
     @classmethod
     def for_dataset(
@@ -84,6 +92,7 @@ class Int8Plan:
         options: QuantizeOptions | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
         calibration_photos: Sequence[str] = (),
+        refit_head: HeadRefit | None = None,
     ) -> Int8Plan:
         """Calibrate on the dataset's train split; check on its val split and ``gate_set``.
 
@@ -101,14 +110,15 @@ class Int8Plan:
         train = CheckSet.from_manifest(dataset, split="train")
         pools = resolve_training_sets(calibration_photos, gate_set)
         photos = tuple(path for pool in pools for path in pool.paths)
-        return cls(train.paths, tuple(checks), options or QuantizeOptions(), tolerance, photos)
+        options = options or QuantizeOptions()
+        return cls(train.paths, tuple(checks), options, tolerance, photos, refit_head)
 
     def build(self, float_onnx: Path, folder: Path, spec: ServingSpec) -> ServedModels:
         """`build_served_models` with this plan."""
         return build_served_models(
             float_onnx, folder, spec, calibration=self.calibration, checks=self.checks,
             options=self.options, tolerance=self.tolerance,
-            calibration_photos=self.calibration_photos,
+            calibration_photos=self.calibration_photos, refit_head=self.refit_head,
         )  # fmt: skip
 
 
@@ -144,6 +154,7 @@ def build_served_models(
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
     calibration_photos: Sequence[Path] = (),
+    refit_head: HeadRefit | None = None,
 ) -> ServedModels:
     """Write the float and int8 pixel-input graphs into ``folder`` and judge the int8 one.
 
@@ -157,6 +168,10 @@ def build_served_models(
         tolerance: Largest AUC loss allowed, overall and in every group.
         seed: Seed of the calibration sample.
         calibration_photos: Images added to the calibration sample (a photo pool).
+        refit_head: Given the int8 graph, a float export whose head was fitted on that graph's
+            own features (its threshold folded onto ``spec``'s); the int8 model is then that
+            export quantized the same way (the same batches and options give the backbone the
+            same ranges; the head stays float).
 
     Returns:
         The spec with the int8 verdict, the verdict, and the files written.
@@ -178,10 +193,19 @@ def build_served_models(
         float_onnx, folder / "int8_nchw.tmp.onnx", batches, options,
         selection=selection, chosen=chosen,
     )  # fmt: skip
+    if refit_head is not None:
+        refitted = refit_head(int8_nchw, folder, spec)
+        options = dataclasses.replace(options, float_nodes=_nodes_chosen(options, chosen))
+        int8_nchw.unlink()
+        int8_nchw = quantize_int8(refitted, folder / "int8_nchw.tmp.onnx", batches, options)
+        refitted.unlink()
     int8_path = write_pixel_model(int8_nchw, folder / INT8_PIXELS_FILE, preset=preset)
     int8_nchw.unlink()
     check = judge(float_path, int8_path, spec, checks, tolerance)
     check = _with_float_nodes(check, options, chosen)
+    if refit_head is not None:
+        reason = check.reason + "; head refitted on the int8 backbone's features"
+        check = dataclasses.replace(check, reason=reason)
     logger.info("int8 %s: %s", "approved" if check.approved else "refused", check.reason)
     return ServedModels(_with_verdict(spec, check), check, (float_path, int8_path))
 
@@ -206,6 +230,12 @@ def judge(
         tolerance=tolerance,
         threshold=spec.threshold,
     )
+
+
+def _nodes_chosen(options: QuantizeOptions, chosen: Sequence[Selection]) -> FloatNodes:
+    """The float nodes the first quantization used, as names (``auto`` resolved): the second
+    quantization of a refitted head keeps the same ones."""
+    return tuple(chosen[0].float_nodes) if chosen else options.float_nodes
 
 
 def _with_float_nodes(

@@ -14,7 +14,7 @@ from pathlib import Path
 from conf.settings import Int8Settings
 from harmscan.bundle import ServingSpec
 from harmscan.gateset import resolve_photo_set
-from harmscan.precision import GraphsHook, Int8Plan, served_graphs_hook
+from harmscan.precision import GraphsHook, HeadRefit, Int8Plan, served_graphs_hook
 from harmscan.quantize import Int8Check, QuantizeOptions
 from registry import Run
 
@@ -27,6 +27,7 @@ def int8_hook(
     gate_set: str | None,
     verdicts: list[Int8Check],
     seconds: list[float],
+    refit_head: HeadRefit | None = None,
 ) -> GraphsHook | None:
     """The registration hook that makes the served graphs and judges int8 (None: int8 is off).
 
@@ -36,6 +37,7 @@ def int8_hook(
         gate_set: ``mlflow.gate_set`` (None: the repository's ``gateset/``), checked per domain.
         verdicts: Receives the int8 verdict.
         seconds: Receives the seconds the hook took.
+        refit_head: Refits the head on the int8 backbone's features (``int8.refit_head``).
     """
     if not cfg.enabled:
         return None
@@ -55,6 +57,7 @@ def int8_hook(
         options=options,
         tolerance=cfg.tolerance,
         calibration_photos=cfg.calibration_photos,
+        refit_head=refit_head,
     )
     hook = served_graphs_hook(plan, verdicts)
 

@@ -21,6 +21,7 @@ from conf.loader import dump_settings
 from conf.settings import Settings
 from harmscan.branchpoint import served_probability
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
+from harmscan.calibration import OperatingPoint
 from harmscan.data import dataset_version, split_domains, summarize
 from harmscan.engine import evaluate
 from harmscan.gateset import resolve_photo_set
@@ -35,6 +36,7 @@ from harmscan.transfer import RecipeOutcome, train_recipe
 from registry import Registry, Run, log_bundle, start_run
 from tasks.evaluation import predict_split
 from tasks.int8 import int8_hook, log_int8
+from tasks.int8refit import head_refit
 from tasks.recipes import (
     Scored,
     branch_scores,
@@ -122,6 +124,10 @@ def train_and_register(
         Run id, model URI, registered version, test metrics and the chosen threshold.
     """
     job = prepare_job(settings, arch, dataset)
+    refit = None
+    if job.settings.int8.enabled and job.settings.int8.refit_head:
+        cpu = torch.device("cpu")
+        refit = head_refit(job, lambda model, outcome: _calibrate(job, model, outcome, cpu)[0])
     registry = Registry(settings.mlflow.tracking_uri)
     name = settings.mlflow.registered_model if register else None
     with start_run(registry, settings.mlflow.experiment, f"{arch}-{job.version}") as run:
@@ -133,7 +139,8 @@ def train_and_register(
         bundle = log_bundle(
             run, job.model, spec, registered_model=name, version_tags={"recipe": job.recipe},
             served_graphs=int8_hook(
-                job.dataset, job.settings.int8, job.settings.mlflow.gate_set, verdicts, seconds
+                job.dataset, job.settings.int8, job.settings.mlflow.gate_set, verdicts, seconds,
+                refit_head=refit,
             ),
         )  # fmt: skip
         log_int8(run, verdicts, seconds)
@@ -199,6 +206,21 @@ def _scored(
     return Scored(preds.y_true, preds.p_harmful, split_domains(frame, split, domain), branches())
 
 
+def _calibrate(
+    job: TrainJob, model: torch.nn.Module, outcome: RecipeOutcome, device: torch.device
+) -> tuple[OperatingPoint, Scored]:
+    """The operating point on val (+ the calibration photos), folded into ``model``'s head, and
+    the validation scores it was chosen on."""
+    cfg = job.settings.train
+    preset = EvalPreset(image_size=cfg.image_size)
+    kw = {"preset": preset, "batch_size": cfg.batch_size, "device": device}
+    val = _scored(model, job.dataset, "val", job.frame, default_domain(job.settings), **kw)
+    photos_dir = resolve_photo_set(cfg.calibration_photos)
+    photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
+    held = out_of_fold(outcome, job.train_domains)
+    return calibrate_on_mix(model, job.arch, val, photos, cfg, held), val
+
+
 def _evaluate(
     run: Run, job: TrainJob, outcome: RecipeOutcome
 ) -> tuple[ServingSpec, dict[str, float], Scored]:
@@ -208,11 +230,7 @@ def _evaluate(
     preset = EvalPreset(image_size=cfg.image_size)
     domain = default_domain(settings)
     kw = {"preset": preset, "batch_size": cfg.batch_size, "device": job.device}
-    val = _scored(model, dataset, "val", frame, domain, **kw)
-    photos_dir = resolve_photo_set(cfg.calibration_photos)
-    photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
-    held = out_of_fold(outcome, job.train_domains)
-    point = calibrate_on_mix(model, job.arch, val, photos, cfg, held)
+    point, val = _calibrate(job, model, outcome, job.device)
     log_recipe(run, outcome, point)
     calibrated = served_probability(val.p, point, val.gate)
     val_metrics = binary_metrics(val.y, calibrated, point.threshold)

@@ -61,6 +61,12 @@ class Int8Settings(Section):
     float_nodes: Literal["auto", "none"] | list[str] = "none"
     max_float_nodes: int = Field(default=9, ge=0, le=1000)
     selection_images: int = Field(default=128, ge=1, le=10_000)
+    # Refit the head (gate, probe, calibration, per-branch thresholds) on the int8 backbone's own
+    # pooled features, for the same training, gate and validation rows, and serve that head in
+    # the int8 graph (its threshold folded onto the float spec's). Needs a frozen backbone
+    # (train.recipe probe or prior). Off: measured on the main job's gated model it passed the
+    # check at 224 px but not at 160 (README, int8 section), and it adds a refit to registration.
+    refit_head: bool = False
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
 

@@ -15,8 +15,9 @@ from tests.fixtures.train_data import make_synthetic_dataset
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("refit_head", [False, True])
 def test_per_branch_thresholds_are_folded_logged_and_recorded_in_the_spec(
-    mlflow_server: str, tmp_path: Path
+    mlflow_server: str, tmp_path: Path, refit_head: bool
 ) -> None:
     from registry import Registry
     from tasks.training import train_and_register
@@ -40,6 +41,7 @@ def test_per_branch_thresholds_are_folded_logged_and_recorded_in_the_spec(
             "train.gate_operating_point=per-branch",
             "train.calibration_photos=photopool",
             "mlflow.check_sets=[iconcheck]",
+            f"int8.refit_head={str(refit_head).lower()}",
         ],
         env={},
     )
@@ -49,6 +51,10 @@ def test_per_branch_thresholds_are_folded_logged_and_recorded_in_the_spec(
     tags = registry.client.get_run(result.run_id).data.tags
     assert tags["recipe"] == "probe+prior-gated"
     assert "int8_approved" in metrics  # the int8 graph of the shifted head was made and checked
+    # int8.refit_head: the int8 graph's head was refitted on its own features, and the float
+    # model's calibration, threshold and logged figures are its own (the refit works on a copy)
+    assert ("head refitted on the int8 backbone's features" in tags["int8_reason"]) is refit_head
+    assert metrics["threshold"] == pytest.approx(result.threshold)
     # the held-out icon check set is scored and logged per domain under its own prefix
     assert metrics["iconcheck_emoji_count"] == metrics["iconcheck_all_count"] == 120
     assert 0 <= metrics["iconcheck_emoji_auc"] <= 1
