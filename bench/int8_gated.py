@@ -10,6 +10,8 @@ int8, the pairs that changed order, the verdicts at the stored threshold (harmfu
 flagged, float and int8, and the images whose verdict flipped), the gate's decisions that flipped
 (photo branch vs drawing branch, g = 0.5) and how far the harmful log-odds moved; and the speed
 of the int8 graph against float (one batch of 16 pixel inputs, 1 thread, round-robin).
+``--refit-head`` also refits the head (gate, probe, calibration, per-branch thresholds) on each
+int8 backbone's own features and judges that int8 model too (``int8.refit_head``).
 
     nice -n 10 .venv/bin/python bench/int8_gated.py --dataset ~/.harmscan/data/datasets/<v> \
         --cache /tmp/int8-gated --image-sizes 160,224
@@ -44,6 +46,11 @@ class _NoRun:
         return lambda *args, **kwargs: None
 
 
+def train_overrides(image_size: int) -> dict[str, Any]:
+    """The settings the model is trained with here (the local profile's otherwise)."""
+    return {"train.image_size": image_size, "train.epochs": 3, "train.num_workers": 0}
+
+
 def trained(cache: Path, dataset: Path, image_size: int) -> tuple[Path, ServingSpec]:
     """(float ONNX export, serving spec) of the main job's model at ``image_size``, cached."""
     folder = cache / f"{ARCH}-{image_size}"
@@ -58,8 +65,7 @@ def trained(cache: Path, dataset: Path, image_size: int) -> tuple[Path, ServingS
     from harmscan.transfer import train_recipe
     from tasks.training import _evaluate
 
-    settings = load_settings("local", {"train.image_size": image_size, "train.epochs": 3,
-                                       "train.num_workers": 0})  # fmt: skip
+    settings = load_settings("local", train_overrides(image_size))
     job = prepare_job(settings, ARCH, dataset)
     outcome = train_recipe(job.model, ARCH, job.data, job.settings.train, device=job.device,
                            class_weights=job.class_weights)  # fmt: skip
@@ -203,6 +209,10 @@ CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
         {"method": "percentile", "float_nodes": "blocks:0,1,2,3"},
         "train",
     ),
+    "percentile, train 256, blocks 0-3 float": (
+        {"method": "percentile", "calibration_images": 256, "float_nodes": "blocks:0,1,2,3"},
+        "train",
+    ),
     "percentile, train, blocks 0-6 float": (
         {"method": "percentile", "float_nodes": "blocks:0,1,2,3,4,5,6"},
         "train",
@@ -235,9 +245,17 @@ def float_nodes(prepared: Any, which: str) -> tuple[str, ...]:
 
 
 def make(
-    onnx_path: Path, spec: ServingSpec, dataset: Path, name: str, folder: Path, seed: int
+    onnx_path: Path,
+    spec: ServingSpec,
+    dataset: Path,
+    name: str,
+    folder: Path,
+    seed: int,
+    refit: bool = False,
 ) -> Any:
-    """Build and judge one configuration as registration does (`build_served_models`)."""
+    """Build and judge one configuration as registration does (`build_served_models`); with
+    ``refit``, also (graph, verdict) of its int8 backbone with the head refitted on its features
+    (``int8.refit_head``), else None."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -267,7 +285,24 @@ def make(
     checks = (CheckSet.from_manifest(dataset, split="val"), CheckSet.from_photo_set(GATESET_DIR))
     served = build_served_models(onnx_path, folder, spec, calibration=calibration, checks=checks,
                                  options=options, seed=seed, calibration_photos=photos)  # fmt: skip
-    return served, checks
+    if not refit:
+        return served, checks, None
+    # the same int8 graph, its head refitted on its own features (int8.refit_head)
+    import torch
+
+    from conf.loader import load_settings
+    from harmscan.trainjob import prepare_job
+    from tasks.int8refit import head_refit
+    from tasks.training import _calibrate
+
+    job = prepare_job(load_settings("local", train_overrides(spec.image_size)), ARCH, dataset)
+    cpu = torch.device("cpu")
+    refit_head = head_refit(job, lambda model, outcome: _calibrate(job, model, outcome, cpu)[0])
+    (folder / "refit").mkdir(parents=True, exist_ok=True)
+    refitted = build_served_models(onnx_path, folder / "refit", spec, calibration=calibration,
+                                   checks=checks, options=options, seed=seed,
+                                   calibration_photos=photos, refit_head=refit_head)  # fmt: skip
+    return served, checks, (refitted.files[1], refitted.check)
 
 
 def compare(
@@ -279,8 +314,10 @@ def compare(
     seed: int,
     rounds: int,
     save: Path | None = None,
+    refit: bool = False,
 ) -> None:
-    """Build every configuration, print the per-group table, then time them against float."""
+    """Build every configuration, print the per-group table, then time them against float
+    (with ``refit``, each configuration's head refitted on its int8 features too)."""
 
     from harmscan.checksets import pooled
     from harmscan.pixelscore import pixel_batches
@@ -292,7 +329,7 @@ def compare(
     reference: dict[str, np.ndarray] | None = None
     for i, name in enumerate(names):
         folder = work / f"c{i}"
-        served, checks = make(onnx_path, spec, dataset, name, folder, seed)
+        served, checks, refitted = make(onnx_path, spec, dataset, name, folder, seed, refit)
         paths, y, groups = pooled(checks)
         if reference is None:
             graphs["float"] = folder / "model_float.onnx"
@@ -311,6 +348,15 @@ def compare(
             f"{served.check.reason} -->",
             flush=True,
         )
+        if refitted is not None:
+            graph, check = refitted
+            label = f"{name} + head refit"
+            q = score(with_probes(graph, folder / "r.onnx"), spec, paths)
+            graphs[label] = graph
+            for row in describe(label, spec, y, groups, reference, q, check):
+                print(row, flush=True)
+            verdict = "PASS" if check.approved else "FAIL"
+            print(f"<!-- {label}: {verdict}: {check.reason} -->", flush=True)
     if rounds < 1:
         return
     preset = EvalPreset.from_spec(spec, normalize_in_model=True)
@@ -380,6 +426,11 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--speed-only", action="store_true", help="time float-node choices")
     parser.add_argument("--save", type=Path, default=None, help="per-image scores (npz) here")
+    parser.add_argument(
+        "--refit-head",
+        action="store_true",
+        help="also refit the head on each int8 backbone's own features and judge that",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.WARNING)
@@ -400,7 +451,7 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory(prefix="int8-gated-") as tmp:
             compare(onnx_path, spec, args.dataset.resolve(), names, Path(tmp), args.seed,
-                    args.rounds, args.save)  # fmt: skip
+                    args.rounds, args.save, args.refit_head)  # fmt: skip
 
 
 if __name__ == "__main__":
