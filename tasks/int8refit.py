@@ -62,7 +62,10 @@ def head_refit(job: TrainJob, calibrate: Calibrate) -> HeadRefit:
         head = final_layer(model, job.arch)
         on_int8 = OnnxFeatures(int8_graph, head)
         cpu = torch.device("cpu")
-        outcome = train_recipe(on_int8, job.arch, job.data, job.settings.train, device=cpu,
+        # augmented probe views through on_int8 itself: the ONNX feature pass would export the
+        # model, and this one is not a torch backbone
+        train = job.settings.train.model_copy(update={"probe_view_engine": "torch"})
+        outcome = train_recipe(on_int8, job.arch, job.data, train, device=cpu,
                                class_weights=job.class_weights)  # fmt: skip
         point = calibrate(on_int8, outcome)
         shift = float(logit(spec.threshold) - logit(point.threshold))

@@ -21,6 +21,7 @@ import torch
 from scipy.special import logit
 from torch import nn
 
+from conf.settings import TrainSettings
 from harmscan.bundle import INT8_PIXELS_FILE, ONNX_FILE, ServingSpec
 from harmscan.calibration import OperatingPoint
 from harmscan.checksets import CheckSet
@@ -86,7 +87,7 @@ def test_a_graph_without_one_flatten_is_refused(tmp_path: Path) -> None:
 
 
 def _job(recipe: str = "probe") -> Any:
-    train = SimpleNamespace(recipe=recipe)
+    train = TrainSettings(recipe=recipe, probe_views=2)
     return SimpleNamespace(
         model=SmallNet(), arch="mobilenet_v2", data=object(), class_weights=None,
         settings=SimpleNamespace(train=train),
@@ -111,8 +112,9 @@ def test_head_refit_fits_on_the_int8_features_and_folds_onto_the_float_threshold
         int8 = quantize_int8(export, tmp_path / "int8.onnx", [batch], QuantizeOptions())
     seen: dict[str, np.ndarray] = {}
 
-    def fit(model: nn.Module, arch: str, *_: object, **__: object) -> RecipeOutcome:
+    def fit(model: nn.Module, arch: str, _data: object, settings: Any, **_: object) -> Any:
         assert isinstance(model, OnnxFeatures)
+        assert settings.probe_view_engine == "torch"  # its views through the int8 graph too
         seen["features"] = model.features(torch.from_numpy(batch)).numpy()
         head = final_layer(model, arch)
         assert isinstance(head, nn.Linear)
