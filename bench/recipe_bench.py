@@ -163,6 +163,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "gate_operating_point": "per-branch",
         "gate_photos": ["photopool", "objectpool"],
     },
+    # the default's head, the gate also learning "photo" from lifepool's everyday photos
+    "prior+probe+gate-branch+mixpoint+life": {
+        "recipe": "probe",
+        "head": "prior-gated",
+        "gate_operating_point": "per-branch",
+        "gate_photo_threshold_on": "mix",
+        "gate_photos": ["photopool", "lifepool"],
+    },
     "prior+probe+gate5": {
         "recipe": "probe",
         "head": "prior-gated",

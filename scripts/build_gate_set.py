@@ -19,6 +19,10 @@ checks both.
   (``train.calibration_photos``). Besides ``palapeli-data`` it takes *other images* of three
   packages the gate set uses (``tuxpaint-stamps-default``, ``opencv-doc``, ``ultralytics``): no
   image is shared (sha256), but the cut-out stamps are the gate set's cut-outs' kin.
+- ``lifepool/`` (safe everyday photos: tools, household objects, animals, hands) comes from
+  ``gcompris-qt-data``, a package no other set uses; its images sit inside Qt resource bundles
+  (``<bundle>.rcc#<member>``, read by `gateset_build.rcc`), each with the licence and author
+  the Debian copyright file states for it. It calibrates the photo threshold.
 - ``drawpool/`` (emoji and icons, JPEGs of at most 128 px padded square on white) comes from
   vendors in neither the gate set nor the mirror (EmojiOne 2.2 in colour and black-and-white,
   Firefox OS emoji, game-icons.net, Font Awesome Free), so the probe may train on it

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 # The repository's pools that may train or calibrate a model.
-TRAINING_POOLS = ("drawpool", "emojipool", "glyphpool", "iconpool", "objectpool", "photopool")
+TRAINING_POOLS = (
+    "drawpool",
+    "emojipool",
+    "glyphpool",
+    "iconpool",
+    "lifepool",
+    "objectpool",
+    "photopool",
+)
 # The set models are judged on (mlflow.gate_set defaults to it).
 GATE_SET = "gateset"
 # Held-out check sets (mlflow.check_sets): scored only, never trained on or calibrated with.

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from .rcc import rcc_member
+
 MAX_SIDE = 512
 # sets of drawings are small: they have little detail
 SET_MAX_SIDE = {"drawpool": 128, "iconpool": 128, "glyphpool": 128, "iconcheck": 128}
@@ -38,8 +40,11 @@ def open_image(path: Path) -> Image.Image:
     """Open a raster image, or render an SVG at ``SVG_SIDE`` px (``rsvg-convert``).
 
     An Iconify JSON path (``icons.json#<name>``) renders that icon; an SVG that is not square
-    keeps its aspect ratio (its longer side is ``SVG_SIDE``).
+    keeps its aspect ratio (its longer side is ``SVG_SIDE``); ``<bundle>.rcc#<member>`` opens
+    one image of a Qt resource bundle (`gateset_build.rcc`).
     """
+    if ".rcc#" in str(path):
+        return Image.open(io.BytesIO(rcc_member(path)))
     iconify = "#" in path.name
     if path.suffix != ".svg" and not iconify:
         return Image.open(path)

@@ -303,6 +303,186 @@ OBJECT_ITEMS: list[Item] = [
 ]
 
 
+GC = "usr/share/gcompris-qt/rcc/"
+CAT = "categorization/resource/images/"
+LIFE_ITEMS: list[Item] = [
+    # everyday photos of GCompris's activities (gcompris-qt-data, a package no other set uses):
+    # tools and household objects of "categorization", animals of "erase", hands of "leftright";
+    # each image is a file inside the activity's Qt resource bundle (``<bundle>.rcc#<member>``),
+    # its licence and author as the Debian copyright file states them for that image (the ones
+    # it does not name fall under its ``Files: *``, GPL-3+). Left out: the sickle and the table
+    # knife (blades), and the renamed images whose licence the copyright file does not state.
+    Item(
+        "gcompris-qt-data",
+        f"{GC}{bundle}.rcc#gcompris/src/activities/{member}",
+        "safe",
+        subject,
+        license=licence,
+    )
+    for bundle, member, subject, licence in (
+        ("categorization", CAT + "others/baseball.webp", "baseball", "CC BY-SA 2.0, Tage Olsin"),
+        (
+            "categorization",
+            CAT + "others/blackslate.webp",
+            "blackboard slate",
+            "CC BY-SA 3.0, Peng",
+        ),
+        ("categorization", CAT + "others/bucket.webp", "wooden bucket", "public domain, MarlonBSB"),
+        (
+            "categorization",
+            CAT + "others/buffetset.webp",
+            "cup and saucer",
+            "public domain, Detweiler, Susan G.",
+        ),
+        ("categorization", CAT + "others/bulb.webp", "light bulb", "CC BY-SA 3.0, KMJ"),
+        ("categorization", CAT + "others/chair.webp", "chair", "CC BY-SA 3.0, Dori"),
+        ("categorization", CAT + "others/cup.webp", "cup", "CC BY-SA 4.0, Shreya13jain"),
+        (
+            "categorization",
+            CAT + "others/erasers.webp",
+            "erasers",
+            "CC BY-SA 3.0, M1ss1ontomars2k4",
+        ),
+        (
+            "categorization",
+            CAT + "others/igloo.webp",
+            "igloo in the snow",
+            "public domain, U.S. National Oceanic and Atmospheric Administration",
+        ),
+        ("categorization", CAT + "others/pan.webp", "frying pan", "public domain, Suricata"),
+        (
+            "categorization",
+            CAT + "others/pencil.webp",
+            "pencils",
+            "CC BY 2.0, Ole Palnatoke Andersen",
+        ),
+        ("categorization", CAT + "others/pillow.webp", "pillow", "CC BY-SA 3.0, mattbuck"),
+        ("categorization", CAT + "others/plate.webp", "white plate", "CC BY-SA 3.0, Hannes Grobe"),
+        ("categorization", CAT + "others/spoons.webp", "spoons", "CC BY-SA 3.0, Sailko"),
+        (
+            "categorization",
+            CAT + "others/volleyball.webp",
+            "volleyball",
+            "public domain, Starlight~commonswiki",
+        ),
+        (
+            "categorization",
+            CAT + "others/weighingMachine.webp",
+            "kitchen scale",
+            "CC BY-SA 3.0, Bhaskaranaidu",
+        ),
+        ("categorization", CAT + "tools/hammer1.webp", "hammer", "CC BY-SA 3.0, Kszapsza"),
+        ("categorization", CAT + "tools/hammer2.webp", "hammer", "CC BY-SA 3.0, Kulmalukko"),
+        ("categorization", CAT + "tools/hammer3.webp", "hammer", "public domain, Evan-Amos"),
+        ("categorization", CAT + "tools/hammer4.webp", "hammer", "CC BY-SA 3.0, Tjcase2"),
+        ("categorization", CAT + "tools/hammer5.webp", "hammer", "public domain, Dmitry G"),
+        (
+            "categorization",
+            CAT + "tools/measuringTape1.webp",
+            "measuring tape",
+            "CC BY-SA 3.0, Pastorius",
+        ),
+        (
+            "categorization",
+            CAT + "tools/measuringTape2.webp",
+            "measuring tape",
+            "CC BY-SA 3.0, KoS",
+        ),
+        (
+            "categorization",
+            CAT + "tools/measuringTape3.webp",
+            "measuring tape",
+            "CC BY 2.0, Pink Sherbet Photography",
+        ),
+        (
+            "categorization",
+            CAT + "tools/measuringTape4.webp",
+            "measuring tape",
+            "CC0 1.0, Douglas Perkins",
+        ),
+        ("categorization", CAT + "tools/multimeter1.webp", "multimeter", "CC BY-SA 3.0, Harke"),
+        ("categorization", CAT + "tools/multimeter2.webp", "multimeter", "public domain, Chabrez"),
+        (
+            "categorization",
+            CAT + "tools/nailCutter.webp",
+            "nail clippers",
+            "public domain, Tripy~commonswiki",
+        ),
+        ("categorization", CAT + "tools/plier1.webp", "pliers", "public domain, Baran Ivo"),
+        ("categorization", CAT + "tools/plier2.webp", "pliers", "public domain, Dmitry G"),
+        ("categorization", CAT + "tools/scissors2.webp", "scissors", "CC BY 1.0, Modeha"),
+        (
+            "categorization",
+            CAT + "tools/screwDriver.webp",
+            "screwdriver",
+            "public domain, Dmitry G",
+        ),
+        ("categorization", CAT + "tools/screwDriver1.webp", "screwdriver", "CC BY-SA 3.0, Rasbak"),
+        (
+            "categorization",
+            CAT + "tools/screwDriver2.webp",
+            "screwdriver",
+            "public domain, Dezertscorpion",
+        ),
+        ("categorization", CAT + "tools/screwDriver3.webp", "screwdriver", "CC BY-SA 3.0, Fvb981"),
+        ("categorization", CAT + "tools/sideCutter1.webp", "side cutters", "public domain, M338"),
+        ("categorization", CAT + "tools/tweezer.webp", "tweezers", "CC BY-SA 4.0, Swathysuren"),
+        ("categorization", CAT + "tools/tweezer1.webp", "tweezers", "CC BY-SA 3.0, ZooFari"),
+        ("categorization", CAT + "tools/wrench.webp", "wrench", "public domain, Dori"),
+        ("categorization", CAT + "tools/wrench1.webp", "wrench", "public domain, Dori"),
+        ("erase", "erase/resource/alpaca.webp", "alpaca", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/calf.webp", "calf", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/camels.webp", "camels", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/cheetah.webp", "cheetah", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/crab.webp", "crab", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/dolphin.webp", "dolphin", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/giraffe.webp", "giraffe", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/goat.webp", "goat", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/gorilla.webp", "gorilla", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/gosling.webp", "gosling", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/horse.webp", "horse", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/kitten.webp", "kitten", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/macaque.webp", "macaque", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/meerkats.webp", "meerkats", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/penguin.webp", "penguin", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/red_panda.webp", "red panda", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/rhinoceros.webp", "rhinoceros", "GPL-3+ (Files: *)"),
+        (
+            "erase",
+            "erase/resource/squirrel.webp",
+            "squirrel",
+            "GPL-3+, Erwan Velu and Anne Nicolas",
+        ),
+        ("erase", "erase/resource/swans.webp", "swans on water", "GPL-3+ (Files: *)"),
+        ("erase", "erase/resource/toucan.webp", "toucan", "GPL-3+ (Files: *)"),
+        (
+            "leftright",
+            "leftright/resource/main_droite_paume_0.webp",
+            "open hand, palm",
+            "GPL-3+ (Files: *)",
+        ),
+        (
+            "leftright",
+            "leftright/resource/main_gauche_dessus_0.webp",
+            "open hand, back",
+            "GPL-3+ (Files: *)",
+        ),
+        (
+            "leftright",
+            "leftright/resource/poing_droit_dessus_0.webp",
+            "fist, back of the hand",
+            "GPL-3+ (Files: *)",
+        ),
+        (
+            "leftright",
+            "leftright/resource/poing_gauche_paume_0.webp",
+            "fist, palm",
+            "GPL-3+ (Files: *)",
+        ),
+    )
+]
+
+
 def emoji_items(vendors: tuple[str, ...]) -> list[Item]:
     """The emoji of `scripts/gate_emoji.py` in the given vendor styles, as items."""
     return [
@@ -332,6 +512,7 @@ SETS = {
     "gateset": [*GATE_ITEMS, *emoji_items(GATE_VENDORS)],
     "photopool": POOL_ITEMS,
     "objectpool": OBJECT_ITEMS,
+    "lifepool": LIFE_ITEMS,
     "emojipool": emoji_items(POOL_VENDORS),
     "drawpool": draw_items(),
     "iconpool": icon_set_items(pool_items()),

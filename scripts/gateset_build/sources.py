@@ -119,6 +119,17 @@ SOURCES: dict[str, Source] = {
         "european-honey-bee: John Severns, public domain; panther-chameleon-female: B. Navez "
         "and others, GNU FDL",
     ),
+    # everyday photo pool only
+    "gcompris-qt-data": Source(
+        "debian",
+        "gcompris-qt-data",
+        "3.1-2",
+        "per image (Debian copyright file)",
+        "usr/share/doc/gcompris-qt-data/copyright: each categorization image with its author "
+        "and licence (CC BY 1.0-2.0, CC BY-SA 2.0-4.0, CC0, public domain); the rest under "
+        "Files: * (GPL-3+, the GCompris authors); images inside the activities' Qt resource "
+        "bundles (usr/share/gcompris-qt/rcc/*.rcc)",
+    ),
     # emoji (gate set)
     "emoji-datasource-google": Source(
         "npm",

@@ -209,6 +209,7 @@ def test_attribution_lists_images_with_a_licence_of_their_own() -> None:
         "emojipool",
         "drawpool",
         "objectpool",
+        "lifepool",
         "iconpool",
         "glyphpool",
         "iconcheck",
@@ -368,6 +369,7 @@ def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType
         "glyphpool",
         "iconcheck",
         "iconpool",
+        "lifepool",
         "objectpool",
         "photopool",
     ]
@@ -445,3 +447,44 @@ def test_check_items_refuse_a_family_in_both_sets(
         ValueError, match=r"families \['icon-park', 'lucide', 'remixicon'\] are not"
     ):
         icon_pools.check_items()
+
+
+def _rcc(files: dict[str, tuple[bytes, bool]]) -> bytes:
+    """A version-1 Qt resource bundle holding ``files`` (name -> bytes, zlib-compressed?) in
+    one directory ``dir``: the layout `gateset_build.rcc` reads."""
+    import struct
+    import zlib
+
+    names, name_offsets = b"", {}
+    for name in ["dir", *files]:
+        name_offsets[name] = len(names)
+        encoded = name.encode("utf-16-be")
+        names += struct.pack(">HI", len(name), 0) + encoded
+    data, nodes = b"", []
+    for name, (raw, compress) in files.items():
+        block = struct.pack(">I", len(raw)) + zlib.compress(raw) if compress else raw
+        nodes.append(struct.pack(">IHHHI", name_offsets[name], int(compress), 0, 0, len(data)))
+        data += struct.pack(">I", len(block)) + block
+    tree = struct.pack(">IHII", 0, 2, 1, 1)  # the root: one child, node 1
+    tree += struct.pack(">IHII", name_offsets["dir"], 2, len(files), 2)
+    tree += b"".join(nodes)
+    tree_at = 20
+    data_at = tree_at + len(tree)
+    names_at = data_at + len(data)
+    return struct.pack(">4sIIII", b"qres", 1, tree_at, data_at, names_at) + tree + data + names
+
+
+def test_rcc_members_are_read_raw_and_zlib_compressed(tmp_path: Path) -> None:
+    rcc = _builder("rcc")
+    image = io.BytesIO()
+    Image.new("RGB", (20, 10), "red").save(image, format="PNG")
+    bundle = tmp_path / "app.rcc"
+    bundle.write_bytes(_rcc({"a.png": (image.getvalue(), False), "b.txt": (b"hello" * 50, True)}))
+    files = rcc.rcc_files(bundle.read_bytes())
+    assert files == {"dir/a.png": image.getvalue(), "dir/b.txt": b"hello" * 50}
+    opened = _builder("images").open_image(Path(f"{bundle}#dir/a.png"))
+    assert opened.size == (20, 10)
+    with pytest.raises(KeyError, match="no file"):
+        rcc.rcc_member(Path(f"{bundle}#dir/missing.png"))
+    with pytest.raises(ValueError, match="qres"):
+        rcc.rcc_files(b"not a bundle" * 4)

@@ -15,6 +15,7 @@ from harmscan.gateset import (
     GLYPHPOOL_DIR,
     ICONCHECK_DIR,
     ICONPOOL_DIR,
+    LIFEPOOL_DIR,
     MANIFEST_COLUMNS,
     OBJECTPOOL_DIR,
     PHOTOPOOL_DIR,
@@ -28,6 +29,7 @@ SETS = {
     "photopool": (PHOTOPOOL_DIR, {"photo"}),
     "emojipool": (EMOJIPOOL_DIR, {"emoji"}),
     "objectpool": (OBJECTPOOL_DIR, {"photo"}),
+    "lifepool": (LIFEPOOL_DIR, {"photo"}),
     "drawpool": (REPO_ROOT / "drawpool", {"emoji"}),
     "iconpool": (ICONPOOL_DIR, {"emoji"}),
     "glyphpool": (GLYPHPOOL_DIR, {"emoji"}),
@@ -157,6 +159,41 @@ def test_object_pool_is_varied_safe_photos() -> None:
     assert frame["license"].str.len().min() > 0
     per_image = frame[frame["source"].str.startswith("palapeli-data@")]["license"]
     assert set(per_image.str.split(",").str[0]) == {"public domain", "GFDL"}
+
+
+GATE_SET_PACKAGES = {
+    "basegun-ml",
+    "darknet",
+    "foolbox",
+    "imgaug",
+    "opencv-doc",
+    "scikit-image",
+    "scikit-learn",
+    "tuxpaint-stamps-default",
+    "ultralytics",
+    "emoji-datasource-google",
+    "fluentui-emoji",
+}
+
+
+def test_life_pool_is_safe_everyday_photos_of_a_package_no_judging_set_uses() -> None:
+    """Safe photos of gcompris-qt-data, each with its own licence; nothing shared with the gate
+    set or the held-out check set (package or sha256) or with the other photo pools (sha256)."""
+    frame = load_photo_set(LIFEPOOL_DIR).manifest
+    assert set(frame["label"]) == {"safe"}
+    assert set(frame["domain"]) == {"photo"}
+    assert 50 <= len(frame) <= 100
+    assert _packages(frame) == {"gcompris-qt-data"}
+    assert frame["license"].str.len().min() > 0
+    assert frame["path"].str.contains(".rcc#gcompris/src/activities/", regex=False).all()
+    assert frame["sha256"].is_unique
+    for name in ("gateset", "iconcheck", "photopool", "objectpool"):
+        other = load_photo_set(SETS[name][0], verify=False).manifest
+        assert not set(frame["sha256"]) & set(other["sha256"]), name
+        assert not _packages(frame) & _packages(other), name
+    gate = load_photo_set(GATESET_DIR, verify=False).manifest
+    assert _packages(gate) == GATE_SET_PACKAGES
+    assert not frame["subject"].str.contains("knife|sickle|gun|sword|axe", regex=True).any()
 
 
 def test_emoji_pool_has_both_labels() -> None:
