@@ -1,7 +1,7 @@
 """Does the drawing probe rank better on intermediate blocks' features beside the last layer's?
 
     nice -n 10 .venv/bin/python bench/layer_study.py --image-size 160 \
-        --variants "last,b17,b16,b13+b16,b17m" --c 0.003,0.01,0.03 --gate-variants "last,b17"
+        --variants "last,b13,b13m,b13+b16,b13m+b16m" --c 0.01 --gate-variants "last,b13m,b13m+b16m"
 
 MobileNetV2's pooled 1280-d features are ImageNet-semantic; blocks before the last 1x1
 convolution (``features[13]`` 96 channels, ``features[16]`` 160, ``features[17]`` 320) may keep
@@ -53,6 +53,7 @@ from harmscan.trainsets import PoolDataset
 
 BLOCKS = (13, 16, 17)
 SETS = ("train", "val", "test", "drawpool", "iconpool", "photopool", "gateset", "iconcheck")
+LATER = gate_study.LATER_POOLS  # glyphpool: cached on its own, as gate_study does
 LAST = 1280
 
 
@@ -70,38 +71,55 @@ def _pooled_blocks(model: nn.Module, blocks: tuple[int, ...]) -> tuple[list[Any]
     return seen, handles
 
 
+def _block_pass(model: nn.Module, data: Any, last: np.ndarray, name: str) -> np.ndarray:
+    """One forward pass over ``data``: its pooled block features; the last layer's features of
+    the same pass must equal ``last`` (`bench/gate_study.py`'s, same images in the same order)."""
+    seen, handles = _pooled_blocks(model, BLOCKS)
+    try:
+        x = gate_study._features(model, data, [""] * len(data))["x"]
+    finally:
+        for h in handles:
+            h.remove()
+    if not np.allclose(x, last, atol=1e-4):
+        raise ValueError(f"{name}: last-layer features differ from gate_study's cache")
+    print(f"{name}: {len(x)} images", flush=True)
+    return np.concatenate([np.concatenate(s) for s in seen], axis=1)
+
+
 def extract_blocks(size: int, feats: Features, cache: Path) -> dict[str, np.ndarray]:
-    """Per set in `SETS`: ``(n, 2 * sum(channels))`` pooled block features (per block: average
-    columns then maximum), cached; the last layer's features of the same pass must equal
-    ``feats`` (`gate_study.extract_all`'s, same images in the same order)."""
-    key = gate_study._cache_key(size, REPO / "gateset", REPO / "iconcheck")
-    path = cache / f"{key}-blocks{'-'.join(map(str, BLOCKS))}.npz"
-    if path.is_file():
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+    """Per set in `SETS` and `LATER`: ``(n, 2 * sum(channels))`` pooled block features (per
+    block: average columns then maximum), cached (`LATER` each on its own, by version)."""
     cfg = TrainSettings(image_size=size, num_workers=0, weights=WEIGHTS, head="prior")
     model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg)
     preset = TrainPreset(image_size=size, augment=False).eval_preset
+    tag = f"blocks{'-'.join(map(str, BLOCKS))}"
+    key = gate_study._cache_key(size, REPO / "gateset", REPO / "iconcheck")
+    path = cache / f"{key}-{tag}.npz"
     out: dict[str, np.ndarray] = {}
-    with tempfile.TemporaryDirectory(prefix="layer-study-") as tmp:
-        dataset = mirror_dataset(Path(tmp))
-        frame = read_manifest(dataset)
-        for name in SETS:
-            if name in ("train", "val", "test"):
-                data: Any = ManifestDataset(dataset, name, preset, frame)
-            else:
-                data = PoolDataset(load_photo_set(REPO / name), preset)
-            seen, handles = _pooled_blocks(model, BLOCKS)
-            try:
-                last = gate_study._features(model, data, [""] * len(data))["x"]
-            finally:
-                for h in handles:
-                    h.remove()
-            if not np.allclose(last, feats[name]["x"], atol=1e-4):
-                raise ValueError(f"{name}: last-layer features differ from gate_study's cache")
-            out[name] = np.concatenate([np.concatenate(s) for s in seen], axis=1)
-            print(f"{size} px {name}: {len(last)} images", flush=True)
-    np.savez(path, **out)
+    if path.is_file():
+        with np.load(path) as data:
+            out = {k: data[k] for k in data.files}
+    else:
+        with tempfile.TemporaryDirectory(prefix="layer-study-") as tmp:
+            dataset = mirror_dataset(Path(tmp))
+            frame = read_manifest(dataset)
+            for name in SETS:
+                if name in ("train", "val", "test"):
+                    data: Any = ManifestDataset(dataset, name, preset, frame)
+                else:
+                    data = PoolDataset(load_photo_set(REPO / name), preset)
+                out[name] = _block_pass(model, data, feats[name]["x"], f"{size} px {name}")
+        np.savez(path, **out)
+    for name in LATER:
+        photo_set = load_photo_set(REPO / name)
+        later = cache / f"{ARCH}-{size}-{name}-{photo_set.version}-{tag}.npz"
+        if later.is_file():
+            with np.load(later) as data:
+                out[name] = data["x"]
+            continue
+        data = PoolDataset(photo_set, preset)
+        out[name] = _block_pass(model, data, feats[name]["x"], f"{size} px {name}")
+        np.savez(later, x=out[name])
     return out
 
 
@@ -130,7 +148,7 @@ def widened(feats: Features, blocks: dict[str, np.ndarray], spec: str) -> Featur
     return {
         name: {**part, "x": np.concatenate([part["x"], blocks[name][:, cols]], axis=1)}
         for name, part in feats.items()
-        if name in SETS
+        if name in (*SETS, *LATER)
     }
 
 
@@ -190,10 +208,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--variants", default="last,b17,b16,b13+b16")
+    parser.add_argument("--pools", default="drawpool,iconpool,glyphpool", help="the probe's pools")
     parser.add_argument("--c", default="0.01", help="probe_c values for the development metric")
     parser.add_argument("--gate-variants", default="", help="VARIANT[%%C], comma-separated")
     parser.add_argument(
-        "--config", default="prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool/iconpool"
+        "--config",
+        default="prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool/iconpool/glyphpool",
     )
     parser.add_argument("--calibration-photos", default="photopool")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
@@ -202,8 +222,9 @@ def main() -> None:
     torch.set_num_threads(2)
     size = args.image_size
     feats = extract_all(size, (REPO / "gateset").resolve(), args.cache, (REPO / "iconcheck"))
+    feats.update({p: gate_study.pool_features(size, p, args.cache) for p in LATER})
     blocks = extract_blocks(size, feats, args.cache)
-    pools = ["drawpool", "iconpool"]
+    pools = [p for p in args.pools.split(",") if p]
     with narrow_prior_and_gate():
         for spec in [v for v in args.variants.split(",") if v]:
             wide = widened(feats, blocks, spec)
@@ -211,9 +232,11 @@ def main() -> None:
                 aucs = loso(wide, None, pools, "0", c=c, mix=0.25)
                 pooled = aucs.pop("pooled")
                 cells = " ".join(f"{g.split(':')[1][-14:]}={a:.3f}" for g, a in aucs.items())
+                seven = [a for g, a in aucs.items() if not g.startswith(LATER)]
                 print(
-                    f"loso {size} {spec} ({wide['train']['x'].shape[1]}-d) c={c}: mean "
-                    f"{np.mean(list(aucs.values())):.3f} min {min(aucs.values()):.3f} "
+                    f"loso {size} {spec} ({wide['train']['x'].shape[1]}-d) c={c}: mean / min "
+                    f"of the 7 {np.mean(seven):.3f} / {min(seven):.3f}, of all "
+                    f"{np.mean(list(aucs.values())):.3f} / {min(aucs.values()):.3f}, "
                     f"pooled {pooled:.3f} | {cells}",
                     flush=True,
                 )
