@@ -13,7 +13,7 @@ for the **drawing probe only**: the ImageNet prior and the photo gate keep the 1
 probe standardises every column, `harmscan.recipes.fit_probe`).
 
 First the development metric, held-out-vendor AUC of the drawing branch (prior 0.25 + probe)
-over the pools' sources (`gate_study.loso`), per variant and ``probe_c``; then, for
+over the pools' sources (`gate_study.held_out_scores`), per variant and ``probe_c``; then, for
 ``--gate-variants``, the main job's recipe on cached features (`gate_study.run`: gate, per-branch
 thresholds chosen as the main job chooses them) on the gate set and the held-out icons, as
 `bench/gate_study.py`'s rows.
@@ -32,12 +32,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gate_study
-from gate_study import ARCH, HEADER, Features, extract_all, loso, row, run
+from gate_study import (
+    ARCH,
+    HEADER,
+    Features,
+    extract_all,
+    held_out_scores,
+    row,
+    run,
+    vendor_bootstrap_gap,
+)
 from recipe_bench import REPO, WEIGHTS, _calibrated_by, _paths, mirror_dataset
 
 from conf.settings import TrainSettings
@@ -53,7 +63,7 @@ from harmscan.trainsets import PoolDataset
 
 BLOCKS = (13, 16, 17)
 SETS = ("train", "val", "test", "drawpool", "iconpool", "photopool", "gateset", "iconcheck")
-LATER = gate_study.LATER_POOLS  # glyphpool: cached on its own, as gate_study does
+LATER = ("glyphpool",)  # a later pool of gate_study's (cached on its own): the default's
 LAST = 1280
 
 
@@ -168,8 +178,9 @@ class LastLayer(nn.Module):
 
 @contextlib.contextmanager
 def narrow_prior_and_gate() -> Iterator[None]:
-    """While open, the prior log-odds read the first 1280 columns (`gate_study.loso`) and the
-    photo gate is fitted on them alone (zero weight on the block columns)."""
+    """While open, the prior log-odds read the first 1280 columns
+    (`gate_study.held_out_scores`) and the photo gate is fitted on them alone (zero weight on
+    the block columns)."""
     prior_of, gate_of = gate_study.prior_log_odds, transfer.fit_gate
 
     def prior(head: PriorHead, x: np.ndarray) -> np.ndarray:
@@ -209,6 +220,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--variants", default="last,b17,b16,b13+b16")
     parser.add_argument("--pools", default="drawpool,iconpool,glyphpool", help="the probe's pools")
+    parser.add_argument("--resamples", type=int, default=2000, help="vendor bootstrap of gaps")
     parser.add_argument("--c", default="0.01", help="probe_c values for the development metric")
     parser.add_argument("--gate-variants", default="", help="VARIANT[%%C], comma-separated")
     parser.add_argument(
@@ -225,12 +237,17 @@ def main() -> None:
     feats.update({p: gate_study.pool_features(size, p, args.cache) for p in LATER})
     blocks = extract_blocks(size, feats, args.cache)
     pools = [p for p in args.pools.split(",") if p]
+    scores: dict[float, dict[str, np.ndarray]] = {}
     with narrow_prior_and_gate():
         for spec in [v for v in args.variants.split(",") if v]:
             wide = widened(feats, blocks, spec)
             for c in [float(v) for v in args.c.split(",") if v]:
-                aucs = loso(wide, None, pools, "0", c=c, mix=0.25)
-                pooled = aucs.pop("pooled")
+                y, groups, held = held_out_scores(wide, None, pools, "0", c=c, mix=0.25)
+                scores.setdefault(c, {})[spec] = held
+                aucs = {g: float(roc_auc_score(y[groups == g], held[groups == g]))
+                        for g in sorted(set(groups) - {"-"})}  # fmt: skip
+                scored = ~np.isnan(held)
+                pooled = roc_auc_score(y[scored], held[scored])
                 cells = " ".join(f"{g.split(':')[1][-14:]}={a:.3f}" for g, a in aucs.items())
                 seven = [a for g, a in aucs.items() if not g.startswith(LATER)]
                 print(
@@ -240,6 +257,15 @@ def main() -> None:
                     f"pooled {pooled:.3f} | {cells}",
                     flush=True,
                 )
+                if spec != "last" and "last" in scores[c]:
+                    gap, low, high, share = vendor_bootstrap_gap(
+                        y, groups, scores[c]["last"], held, args.resamples
+                    )
+                    print(
+                        f"  pooled gap to the last layer {gap:+.3f} (vendors resampled: 90 % "
+                        f"{low:+.3f} … {high:+.3f}, better in {share:.0%})",
+                        flush=True,
+                    )
         if not args.gate_variants:
             return
         print(HEADER)
