@@ -64,8 +64,9 @@ class Int8Settings(Section):
     # Refit the head (gate, probe, calibration, per-branch thresholds) on the int8 backbone's own
     # pooled features, for the same training, gate and validation rows, and serve that head in
     # the int8 graph (its threshold folded onto the float spec's). Needs a frozen backbone
-    # (train.recipe probe or prior). Off: measured on the main job's gated model it passed the
-    # check at 224 px but not at 160 (README, int8 section), and it adds a refit to registration.
+    # (train.recipe probe or prior). Off: on the main job's gated model it halves the validation
+    # emoji's AUC loss but still failed the check at 160 px, and at 224 px passed with one
+    # training set and failed with today's (README, int8 section); it adds a refit to registration.
     refit_head: bool = False
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
