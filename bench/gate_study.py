@@ -292,7 +292,8 @@ def run(
     ``views`` (`view_features`, whose rows are seeded per row, so N views are a prefix).
     """
     name, star, n = name.partition("*")
-    cfg = TrainSettings(**{**base, **config(name), "probe_views": int(n) if star else 0})
+    views_of = {"probe_views": int(n) if star else 0, "probe_view_engine": "torch"}  # cached
+    cfg = TrainSettings(**{**base, **config(name), **views_of})
     resolve_training_sets(cfg.extra_train_sets, None)  # the gate-set checks of the real code
     pools = [Path(p).name for p in cfg.extra_train_sets]
     train = [feats["train"], *(feats[p] for p in pools)]
