@@ -279,6 +279,15 @@ def _score(model: nn.Module, *parts: dict[str, Any]) -> Scored:
                   branches())  # fmt: skip
 
 
+def study_settings(name: str, base: dict[str, Any]) -> TrainSettings:
+    """The train settings of configuration ``NAME[*N]`` (N: ``train.probe_views``). The views
+    are cached pooled features here, so their engine is torch: the onnx engine would export the
+    feature-space model and feed it features as images."""
+    name, star, n = name.partition("*")
+    views = {"probe_views": int(n) if star else 0, "probe_view_engine": "torch"}
+    return TrainSettings(**{**base, **config(name), **views})
+
+
 def run(
     name: str,
     feats: Features,
@@ -291,9 +300,7 @@ def run(
     ``NAME*N`` sets ``train.probe_views`` to N: the probe trains on the first N view blocks of
     ``views`` (`view_features`, whose rows are seeded per row, so N views are a prefix).
     """
-    name, star, n = name.partition("*")
-    views_of = {"probe_views": int(n) if star else 0, "probe_view_engine": "torch"}  # cached
-    cfg = TrainSettings(**{**base, **config(name), **views_of})
+    cfg = study_settings(name, base)
     resolve_training_sets(cfg.extra_train_sets, None)  # the gate-set checks of the real code
     pools = [Path(p).name for p in cfg.extra_train_sets]
     train = [feats["train"], *(feats[p] for p in pools)]

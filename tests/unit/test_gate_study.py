@@ -115,3 +115,15 @@ def test_the_vendor_bootstrap_resamples_whole_vendors_and_skips_the_mirror() -> 
     gap, low, high, share = vendor_bootstrap_gap(y, groups, base, mixed, 2000)
     assert low == 0 < gap < high
     assert abs(share - (1 - (2 / 3) ** 3)) < 0.04
+
+
+def test_study_configurations_with_views_fit_cached_features_in_torch() -> None:
+    from bench.gate_study import study_settings
+
+    base = {"image_size": 160, "num_workers": 0}
+    name = "prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool"
+    plain, views = study_settings(name, base), study_settings(f"{name}*8", base)
+    assert (plain.probe_views, views.probe_views) == (0, 8)
+    assert views.probe_view_engine == "torch"  # the default onnx would take features as images
+    assert TrainSettings().probe_view_engine == "onnx"
+    assert views.head == plain.head == "prior-gated"
