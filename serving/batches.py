@@ -26,7 +26,7 @@ class InFlight:
     received_at: float
     stages: dict[str, float] = field(default_factory=dict)
     alone: bool = False  # a suspect of the poison guard: nothing else may be in flight with it
-    # Once scored and its records produced (`ServingConsumer._send`): what waits for the acks.
+    # Once scored and its records produced (`BatchHandler.send`): what waits for the acks.
     outcomes: list[Outcome] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     sending: Sending | None = None

@@ -157,11 +157,11 @@ class TrainSettings(Section):
 
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
     @classmethod
-    def _not_the_gate_set(cls, value: list[str]) -> list[str]:
+    def _not_the_gate_set(cls, value: list[str], info: ValidationInfo) -> list[str]:
         named = [v for v in value if Path(v).name == GATE_SET]
         if named:
             raise ValueError(
-                f"train.extra_train_sets/gate_photos names the gate set {named}: models are "
+                f"train.{info.field_name} names the gate set {named}: models are "
                 f"judged on it, never trained on it; {valid_training_sets()} other than the "
                 "gate set"
             )
