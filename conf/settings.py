@@ -9,8 +9,6 @@ layered (YAML defaults, profile, ``HARMSCAN_*`` variables, ``--set`` overrides) 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, model_validator
 
 from conf.sections.base import Section
@@ -21,7 +19,7 @@ from conf.sections.data import (
     OpenImagesSubset,
     PathsSettings,
 )
-from conf.sections.photosets import valid_training_sets
+from conf.sections.photosets import refuse_gate_set
 from conf.sections.registration import FloorMetric, Int8Settings, MlflowSettings
 from conf.sections.services import PrefectSettings, ReviewSettings, StackSettings
 from conf.sections.serving import KafkaSettings, ServingSettings
@@ -69,9 +67,9 @@ class Settings(Section):
     @model_validator(mode="after")
     def _gate_set_never_trains(self) -> Settings:
         gate = self.mlflow.gate_set
-        if gate and Path(gate).name in {Path(v).name for v in self.train.extra_train_sets}:
-            raise ValueError(
-                f"train.extra_train_sets names mlflow.gate_set {gate!r}: models are judged on "
-                f"it, never trained on it; {valid_training_sets()} other than the gate set"
-            )
+        if gate:
+            named = self.train.photo_sets()
+            named["int8.calibration_photos"] = self.int8.calibration_photos
+            for setting, names in named.items():
+                refuse_gate_set(setting, names, gate_set=gate)
         return self

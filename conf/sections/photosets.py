@@ -32,6 +32,29 @@ def valid_training_sets() -> str:
     return f"valid: {', '.join(TRAINING_POOLS)} or a folder with manifest.csv and VERSION"
 
 
+def photo_set_names(value: Iterable[str] | str | None) -> list[str]:
+    """The sets a setting names: one (a str), none (None) or a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def refuse_gate_set(setting: str, names: Iterable[str], gate_set: str | None = None) -> None:
+    """Refuse the gate set (`GATE_SET`, or the configured ``gate_set``, by folder name).
+
+    Raises:
+        ValueError: ``setting`` names it; the message lists the valid choices.
+    """
+    gates = {GATE_SET} | ({Path(gate_set).name} if gate_set else set())
+    named = [n for n in names if Path(n).name in gates]
+    if named:
+        which = f"mlflow.gate_set {gate_set!r}" if gate_set else "the gate set"
+        raise ValueError(
+            f"{setting} names {which} {named}: models are judged on it, never trained or "
+            f"calibrated on it; {valid_training_sets()} other than the gate set"
+        )
+
+
 def refuse_held_out(setting: str, names: Iterable[str]) -> None:
     """Refuse a held-out check set (`HELD_OUT_SETS`, by folder name) among ``names``.
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from conf.sections.base import Section
-from conf.sections.photosets import refuse_held_out
+from conf.sections.photosets import refuse_gate_set, refuse_held_out
 
 FloorMetric = Literal["accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece"]
 
@@ -73,6 +73,7 @@ class Int8Settings(Section):
 
     @field_validator("calibration_photos")
     @classmethod
-    def _not_held_out(cls, value: list[str]) -> list[str]:
+    def _not_judging_sets(cls, value: list[str]) -> list[str]:
+        refuse_gate_set("int8.calibration_photos", value)
         refuse_held_out("int8.calibration_photos", value)
         return value

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from conf.sections.base import Section
-from conf.sections.photosets import GATE_SET, refuse_held_out, valid_training_sets
+from conf.sections.photosets import photo_set_names, refuse_gate_set, refuse_held_out
 
 Arch = Literal["mobilenet_v2", "resnet50"]
 _DEFAULT_ARCHS: tuple[Arch, ...] = ("mobilenet_v2", "resnet50")
@@ -155,26 +154,22 @@ class TrainSettings(Section):
             )
         return value
 
-    @field_validator("extra_train_sets", "gate_photos", "gate_drawings")
-    @classmethod
-    def _not_the_gate_set(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        named = [v for v in value if Path(v).name == GATE_SET]
-        if named:
-            raise ValueError(
-                f"train.{info.field_name} names the gate set {named}: models are "
-                f"judged on it, never trained on it; {valid_training_sets()} other than the "
-                "gate set"
-            )
-        return value
-
     @field_validator("extra_train_sets", "gate_photos", "gate_drawings", "calibration_photos")
     @classmethod
-    def _not_held_out(
+    def _not_judging_sets(
         cls, value: list[str] | str | None, info: ValidationInfo
     ) -> list[str] | str | None:
-        names = [value] if isinstance(value, str) else value or []
+        names = photo_set_names(value)
+        refuse_gate_set(f"train.{info.field_name}", names)
         refuse_held_out(f"train.{info.field_name}", names)
         return value
+
+    def photo_sets(self) -> dict[str, list[str]]:
+        """The settings that name photo sets a model trains or is calibrated on, and their sets."""
+        return {
+            f"train.{name}": photo_set_names(getattr(self, name))
+            for name in ("extra_train_sets", "gate_photos", "gate_drawings", "calibration_photos")
+        }
 
     @model_validator(mode="after")
     def _recipe_head(self) -> TrainSettings:

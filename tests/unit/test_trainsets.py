@@ -135,6 +135,33 @@ def test_calibration_photos_that_copy_a_held_out_set_stop_the_run_before_any_wor
 @pytest.mark.parametrize(
     "override",
     [
+        "train.calibration_photos=gateset",
+        f"train.calibration_photos={GATESET_DIR}",
+        "train.gate_drawings=[drawpool, gateset/]",
+        "int8.calibration_photos=[photopool, gateset]",
+    ],
+)
+def test_loading_settings_refuses_the_gate_set_with_the_valid_choices(override: str) -> None:
+    setting = override.split("=", 1)[0]
+    with pytest.raises(
+        SettingsError, match=rf"{setting} names the gate set .*valid: drawpool, emojipool"
+    ):
+        load_settings("ci", [override], env={})
+
+
+@pytest.mark.parametrize("setting", ["train.calibration_photos", "int8.calibration_photos"])
+def test_loading_settings_refuses_calibration_on_a_configured_gate_set(
+    tmp_path: Path, setting: str
+) -> None:
+    gate = _pool(tmp_path / "mygate", ["harmful", "safe"], domain="photo")
+    value = str(gate) if setting.startswith("train.") else f"[{gate}]"
+    with pytest.raises(SettingsError, match=rf"{setting} names mlflow.gate_set .*valid: drawpool"):
+        load_settings("ci", [f"mlflow.gate_set={gate}", f"{setting}={value}"], env={})
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
         "train.extra_train_sets=[drawpool, iconcheck]",
         "train.gate_photos=[iconcheck/]",
         "train.gate_drawings=[iconcheck]",
