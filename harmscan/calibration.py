@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 if TYPE_CHECKING:
-    from harmscan.branchpoint import BranchPoint
+    from harmscan.branchfold import BranchPoint
 
 EPS = 1e-7
 CALIBRATION_METHODS = ("temperature", "platt", "none")

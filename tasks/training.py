@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from conf.loader import dump_settings
 from conf.settings import Settings
-from harmscan.branchpoint import served_probability
+from harmscan.branchfold import served_probability
 from harmscan.bundle import LABELS, LABELS_FILE, ServingSpec
 from harmscan.calibration import OperatingPoint
 from harmscan.data import dataset_version, split_domains, summarize

@@ -132,7 +132,7 @@ class TrainSettings(Section):
     # With per-branch: after the per-branch shifts are folded in, platt refits a temperature
     # and the stored threshold on the calibration mix (every decision unchanged: it is a
     # monotone map of the margin to the threshold) so the served probabilities are calibrated
-    # again; none: the shifts stay as folded (harmscan.branchpoint.recalibrate_folded).
+    # again; none: the shifts stay as folded (harmscan.branchfold.recalibrate_folded).
     branch_recalibration: Literal["none", "platt"] = "none"
     # Augmented views per training image that the probe's features are taken from
     # (harmscan.probeviews: TrainPreset.probe_view_preset, seeded per row by train.seed); 0: the
