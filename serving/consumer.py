@@ -143,7 +143,12 @@ class ServingConsumer:
     def _freeze_heap(self) -> None:
         """``serving.gc_freeze``: what lives now (modules, model, clients) lives for the whole
         run, so it is moved out of the collector's reach and full collections scan only what
-        serving allocated since."""
+        serving allocated since.
+
+        `gc.freeze` is process-wide: the objects of whatever else runs in the process (a
+        Prefect worker, a bench) are frozen too, and a model swap and the end of the loop
+        unfreeze them all (`gc.unfreeze`). Cyclic garbage among the frozen objects (the old
+        model at a swap) waits for the next unfreeze, which a swap does at once."""
         if self.settings.serving.gc_freeze:
             gc.collect()
             gc.freeze()
@@ -289,7 +294,10 @@ class ServingConsumer:
             "switched model %s v%s -> v%s between batches", new.name, old.version, new.version
         )
         old.discard()
-        if self.settings.serving.gc_freeze:  # the old model's cycles were frozen: free them once
+        # The old model was frozen with the heap: thaw it, and collect it once the last reference
+        # is gone (`old` here), or the collection keeps it and the refreeze pins it for good.
+        del old
+        if self.settings.serving.gc_freeze:
             gc.unfreeze()
             self._freeze_heap()
 

@@ -84,6 +84,8 @@ class ServingSettings(Section):
     # garbage collector's reach (gc.freeze) while it runs: a full collection then scans only
     # what serving allocated since, instead of stopping the loop for every object of the
     # process (measured on a loaded host: 40-280 ms for the consumer's 50k objects, 0 frozen).
+    # Process-wide: a model swap unfreezes, collects the old model and freezes again, and the
+    # loop's end unfreezes everything (a host process's own gc.freeze is undone with it).
     gc_freeze: bool = True
     # How a delivered batch's offsets are committed: sync = a round trip inside every step of
     # the loop; async = the loop goes on at once, and a synchronous commit covers the newest
