@@ -3,7 +3,7 @@
 A `harmscan.heads.GatedPriorHead` blends a photo branch and a drawing branch. One threshold
 chosen on a mix of validation drawings and safe photos fits neither: the photo branch scores the
 safe photos low, so the false-alarm cap stops binding and the drawings' recall sets a low
-threshold that flags many safe drawings (README, train section, "A domain gate"). Here each
+threshold that flags many safe drawings (docs/training-measurements.md, "A domain gate"). Here each
 branch gets its own threshold — the photo branch on the calibration photos (the cap on safe
 photos binds), the drawing branch on the other images (target recall, then the cap) — and each
 is folded into its branch as a shift of the harmful log-odds towards the one stored threshold::

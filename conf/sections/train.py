@@ -77,7 +77,8 @@ class TrainSettings(Section):
     prior_mix: float | None = Field(default=0.5, ge=0, le=1)
     # Inverse L2 strength of the probe (scikit-learn's C on standardised features). 0.01, not
     # 0.1: higher AUC all / photo / emoji at 160 and 224 px with recall no lower at the stored
-    # threshold (README, train section, "The probe's L2 strength"; bench/recipe_bench.py %C).
+    # threshold (docs/training-measurements.md, "The probe's L2 strength";
+    # bench/recipe_bench.py %C).
     probe_c: float = Field(default=0.01, gt=0, description="inverse L2 strength of the probe")
     # lp-ft: fine-tuning after the probe runs every layer at lr * lpft_lr_scale.
     lpft_lr_scale: float = Field(default=0.1, gt=0)

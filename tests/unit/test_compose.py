@@ -245,7 +245,7 @@ def test_the_image_carries_every_pool_the_compose_profile_trains_and_calibrates_
     text = (REPO / "Dockerfile").read_text()
     pools = {*train.extra_train_sets, *train.gate_photos, *train.gate_drawings}
     pools |= {train.calibration_photos} if train.calibration_photos else set()
-    assert "iconpool" in pools  # the default since the icons measurement (README, train)
-    assert "glyphpool" in pools  # the default since "More vendors" (README, train)
+    assert "iconpool" in pools  # the default since "Icons" (docs/training-measurements.md)
+    assert "glyphpool" in pools  # since "More vendors" (docs/training-measurements.md)
     for pool in pools:
         assert f"COPY {pool} ./{pool}" in text, pool

@@ -1,10 +1,11 @@
 """The README's commands against the code: every command it shows must exist and parse.
 
-Read from the README itself: the fenced ``bash`` blocks and the inline code spans that start with
-``harmscan``. Each ``harmscan`` command is parsed by the real CLI (options, arguments, types; the
-command is not run) and its ``--set`` overrides resolve against the settings schema; ``./dev``
-targets, bench flags, Prefect deployment parameters and Docker Compose services are checked
-against their sources. Nothing here starts a service.
+Read from the README itself and from the measurement write-ups it links to (``docs/*.md``, whose
+commands are checked like its own): the fenced ``bash`` blocks and the inline code spans that
+start with ``harmscan``. Each ``harmscan`` command is parsed by the real CLI (options, arguments,
+types; the command is not run) and its ``--set`` overrides resolve against the settings schema;
+``./dev`` targets, bench flags, Prefect deployment parameters and Docker Compose services are
+checked against their sources. Nothing here starts a service.
 """
 
 from __future__ import annotations
@@ -29,15 +30,17 @@ from conf.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+# The README and the write-ups moved out of it into docs/: what either shows must run.
+DOCS = "\n".join([README, *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))])
 
 # Placeholders the README writes where a user types their own value.
 _PLACEHOLDERS = {"VERSION": "7", "DIR": "/tmp", "PATH": "/tmp", "N": "2"}
 
 
-def _fenced_bash() -> list[str]:
-    """Each command of the README's bash blocks, continuation lines joined, comments dropped."""
+def _fenced_bash(text: str = DOCS) -> list[str]:
+    """Each command of the bash blocks, continuation lines joined, comments dropped."""
     commands: list[str] = []
-    for block in re.findall(r"^```bash\n(.*?)^```", README, flags=re.M | re.S):
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.M | re.S):
         joined = re.sub(r"\\\n\s*", " ", block)
         # A trailing comma continues a comma-separated value on the next line.
         joined = re.sub(r",\\?\n", ",", joined)
@@ -48,10 +51,10 @@ def _fenced_bash() -> list[str]:
     return commands
 
 
-def _inline_harmscan() -> list[str]:
+def _inline_harmscan(text: str = DOCS) -> list[str]:
     """Inline spans like `harmscan status [--json]` or `harmscan kafka up|down|status`, expanded."""
     commands: list[str] = []
-    for span in re.findall(r"`(harmscan (?:[a-z-]+)[^`]*)`", README):
+    for span in re.findall(r"`(harmscan (?:[a-z-]+)[^`]*)`", text):
         words = [
             w
             for w in span.replace("\\|", "|").replace("[", " ").replace("]", " ").split()
@@ -65,11 +68,11 @@ def _inline_harmscan() -> list[str]:
     return commands
 
 
-def _harmscan_commands() -> list[tuple[str, bool]]:
+def _harmscan_commands(text: str = DOCS) -> list[tuple[str, bool]]:
     """(command, loose): fenced commands parse strictly, prose mentions loosely."""
-    fenced = {c for c in _fenced_bash() if c.startswith("harmscan ")}
+    fenced = {c for c in _fenced_bash(text) if c.startswith("harmscan ")}
     found = {(c, False) for c in fenced} | {
-        (c, True) for c in _inline_harmscan() if c not in fenced
+        (c, True) for c in _inline_harmscan(text) if c not in fenced
     }
     return sorted(found)
 
@@ -127,7 +130,7 @@ def test_readme_harmscan_command_parses(command: str, loose: bool) -> None:
 def test_readme_covers_every_subcommand() -> None:
     """Every command of the CLI is shown somewhere in the README, and the parser finds them."""
     documented = {
-        tuple(_parse(shlex.split(c)[1:], loose=True)[0][:1]) for c, _ in _harmscan_commands()
+        tuple(_parse(shlex.split(c)[1:], loose=True)[0][:1]) for c, _ in _harmscan_commands(README)
     }
     group = _root_command()
     missing = {name for name in group.commands if (name,) not in documented}
@@ -163,7 +166,7 @@ def _dev_targets() -> set[str]:
 
 
 def test_readme_dev_targets_exist() -> None:
-    used = set(re.findall(r"\./dev ([a-z-]+)", README))
+    used = set(re.findall(r"\./dev ([a-z-]+)", DOCS))
     assert used, "the README shows no ./dev command"
     assert used <= _dev_targets(), f"./dev has no {sorted(used - _dev_targets())}"
 
@@ -192,9 +195,7 @@ def _bench_flags(script: Path) -> set[str]:
 def _bench_uses() -> Iterator[tuple[str, str]]:
     for command in _fenced_bash():
         yield from re.findall(r"(bench/\w+\.py)((?: --?[a-z-]+(?: [^-\s]\S*)?)*)", command)
-    yield from re.findall(
-        r"`(?:\.venv/bin/python )?(bench/\w+\.py)((?: --?[a-z-]+[^`]*)?)`", README
-    )
+    yield from re.findall(r"`(?:\.venv/bin/python )?(bench/\w+\.py)((?: --?[a-z-]+[^`]*)?)`", DOCS)
 
 
 @pytest.mark.parametrize(("script", "args"), sorted(set(_bench_uses())))
@@ -266,11 +267,11 @@ def _is_setting(name: str, settings: Settings) -> bool:
 
 
 def test_readme_setting_names_exist() -> None:
-    """Every `section.key` the README names in backticks is a setting (renames must follow)."""
+    """Every `section.key` the README or docs/ name in backticks is a setting (renames follow)."""
     settings = SettingsSource.from_cli(None, [], None).resolve(env={})
     sections = set(type(settings).model_fields)
-    names = set(re.findall(r"`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)`", README))
-    names |= {item.split("=")[0] for item in re.findall(r"--set[ =]([a-z0-9_.]+=)", README)}
+    names = set(re.findall(r"`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)`", DOCS))
+    names |= {item.split("=")[0] for item in re.findall(r"--set[ =]([a-z0-9_.]+=)", DOCS)}
     checked = {
         n
         for n in names
@@ -286,14 +287,14 @@ def test_readme_setting_names_exist() -> None:
 
 
 def _recipe_configs() -> list[str]:
-    text = re.sub(r",\\?\n", ",", re.sub(r"\\\n\s*", "", README))
+    text = re.sub(r",\\?\n", ",", re.sub(r"\\\n\s*", "", DOCS))
     found = re.findall(r"recipe_bench\.py[^\n`]*?--configs ([^\s`]+)", text)
     names = (names.strip("'\"") for names in found)  # the shell's quotes are not the list's
     return sorted({name for listed in names for name in listed.split(",") if name})
 
 
 def test_readme_recipe_bench_configs_exist(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every configuration the README runs with bench/recipe_bench.py is one it knows."""
+    """Every configuration the README or docs/ run with bench/recipe_bench.py is one it knows."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import recipe_bench
 
