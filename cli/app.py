@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from cli.failures import USAGE, fail
 from conf.loader import SettingsError, SettingsSource, dump_settings
 from conf.settings import Settings
 
@@ -48,8 +49,7 @@ class CliState:
             try:
                 self._source = SettingsSource.from_cli(self.profile, self.overrides, self.config)
             except SettingsError as exc:
-                typer.secho(f"error: {exc}", fg="red", err=True)
-                raise typer.Exit(2) from None
+                raise fail(exc, USAGE) from None
         return self._source
 
     def settings_if_resolved(self) -> Settings | None:
@@ -63,8 +63,7 @@ class CliState:
             try:
                 self._settings = self.source.resolve()
             except SettingsError as exc:
-                typer.secho(f"error: {exc}", fg="red", err=True)
-                raise typer.Exit(2) from None
+                raise fail(exc, USAGE) from None
         return self._settings
 
 
@@ -158,10 +157,10 @@ def main() -> None:
     try:
         app()  # usage errors, typer.Exit and Ctrl-C end here, as click handles them
     except Exception as exc:
-        sys.exit(_fail(exc))
+        sys.exit(_report(exc))
 
 
-def _fail(exc: Exception) -> int:
+def _report(exc: Exception) -> int:
     from cli.failures import explain
 
     state = _LAST[0] if _LAST else None

@@ -6,6 +6,7 @@
 | 1 | an expected failure (empty selection, a failed gate, a timed-out flow, a failed run) |
 | 2 | bad settings or usage (unknown key, invalid value, unknown class, missing weights file) |
 | 3 | a service is unreachable (metadata/S3 endpoint, MLflow, Kafka, Prefect API) |
+| 4 | `harmscan serve` stopped on a fatal Kafka error (its supervisor restarts it) |
 | 130 | interrupted (Ctrl-C) |
 
 The line names the setting to change where one is to blame. Tracebacks are printed only with
@@ -19,10 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import typer
+
 if TYPE_CHECKING:
     from conf.settings import Settings
 
-OK, FAILED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILED, USAGE, UNREACHABLE, SERVING_FATAL, INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 # Exception class names (any module) that mean "bad settings", and those that mean "failed".
 _USAGE = {
@@ -56,6 +59,15 @@ class Failure:
 
     code: int
     message: str
+
+
+def fail(exc: BaseException | str, code: int = FAILED) -> typer.Exit:
+    """Print ``exc`` as the command's one ``error:`` line; the `typer.Exit` to raise with ``code``.
+
+    ``raise fail(exc, USAGE) from None`` ends a command on an error it expects.
+    """
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    return typer.Exit(code)
 
 
 def explain(exc: BaseException, settings: Settings | None = None) -> Failure:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.failures import fail
+
 if TYPE_CHECKING:
     from conf.settings import Settings
 
@@ -28,11 +30,6 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings_of(ctx)
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg="red", err=True)
-    return typer.Exit(1)
-
-
 @kafka_app.command("fetch")
 def fetch_cmd(
     force: Annotated[bool, typer.Option(help="Fetch again even if the jars are current.")] = False,
@@ -43,7 +40,7 @@ def fetch_cmd(
     try:
         libs = fetch(force=force)
     except KafkaSetupError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"kafka jars ready in {libs}")
 
 
@@ -61,7 +58,7 @@ def up_cmd(
     try:
         broker.start(timeout)
     except (KafkaSetupError, ServiceError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(f"kafka up on {broker.bootstrap} (log {broker.process.log_file})")
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.failures import FAILED, fail
+
 if TYPE_CHECKING:
     from conf.settings import Settings
     from stack.mirror import MirrorServers
@@ -61,8 +63,7 @@ def up_cmd(
             settings.openimages.region,
         )
     except (ServiceError, OSError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc, FAILED) from None
     typer.echo(f"metadata: {servers.metadata_url}")
     typer.echo(
         f"s3:       {servers.s3_endpoint} (bucket {settings.openimages.bucket}, {count} objects)"

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from cli.failures import USAGE, fail
+
 
 def review(
     ctx: typer.Context,
@@ -33,8 +35,7 @@ def review(
     try:
         service = ReviewService.build(settings)
     except LoginNotConfigured as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc, USAGE) from None
     service.run()
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.failures import SERVING_FATAL, UNREACHABLE, USAGE, fail
+
 if TYPE_CHECKING:
     from conf.settings import Settings
 
@@ -23,8 +25,7 @@ def _settings(ctx: typer.Context, **serving: Any) -> Settings:
     try:
         return update(settings_of(ctx), changes)
     except SettingsError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc, USAGE) from None
 
 
 def serve(
@@ -67,11 +68,9 @@ def serve(
     try:
         run_consumer(settings, max_messages=max_messages)
     except ModelUnavailable as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(3) from None
+        raise fail(exc, UNREACHABLE) from None
     except ServingFatal as exc:  # its supervisor restarts it (docker compose: unless-stopped)
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(4) from None
+        raise fail(exc, SERVING_FATAL) from None
 
 
 def produce(
@@ -92,8 +91,7 @@ def produce(
     try:
         report = produce_files(settings, paths, inline=inline, rate=rate, show_progress=progress)
     except (FileNotFoundError, ValueError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc, USAGE) from None
     typer.echo(f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}")
     for path, error in report.failed.items():
         typer.secho(f"failed: {path}: {error}", fg="red", err=True)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from cli.failures import USAGE, fail
+
 if TYPE_CHECKING:
     from conf.settings import Settings
     from stack.local import MemberStatus
@@ -24,11 +26,6 @@ def _settings(ctx: typer.Context) -> Settings:
     for noisy in ("httpx", "prefect.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings_of(ctx)
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg="red", err=True)
-    return typer.Exit(code)
 
 
 def _line(status: MemberStatus) -> str:
@@ -49,7 +46,7 @@ def up(
     try:
         stack.up(timeout, on_ready=lambda status: typer.echo(_line(status)))
     except ServiceError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     typer.echo(
         f"Prefect UI: {stack.prefect_ui}   MLflow UI: {stack.mlflow_ui}   Review: {stack.review_ui}"
     )
@@ -113,19 +110,19 @@ def deploy(
 
     unknown = sorted(set(flow or ()) - set(FLOWS))
     if unknown:
-        raise _fail(ValueError(f"unknown flows {unknown}; valid: {', '.join(FLOWS)}"), code=2)
+        raise fail(f"unknown flows {unknown}; valid: {', '.join(FLOWS)}", USAGE)
     settings = _settings(ctx)
     try:  # a bad cron string or time zone is a bad setting (exit 2), found before any server
         validate_schedule(settings.prefect.retrain_cron, settings.prefect.timezone)
     except DeployError as exc:
-        raise _fail(exc, code=2) from None
+        raise fail(exc, USAGE) from None
     stack = LocalStack(settings)
     if stack.running():
         settings = stack.settings
     try:
         deployed = deploy(settings, flow or FLOWS)
     except DeployError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for name, deployment_id in deployed.items():
         typer.echo(f"deployed {name} ({deployment_id})")
     typer.echo(
@@ -167,7 +164,7 @@ def demo(
             settings, source=source, keep=keep, fast=fast, retrain_timeout=timeout, emit=typer.echo
         )
     except (DemoError, DeployError, ServiceError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def register(app: typer.Typer) -> None:
