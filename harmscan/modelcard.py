@@ -10,17 +10,29 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
 from harmscan.bundle import LABELS, ServingSpec
 
 
+def _figure() -> tuple[Figure, Axes]:
+    """A square figure of one plot, the size of every evaluation figure."""
+    fig = Figure(figsize=(4, 4))
+    return fig, fig.add_subplot()
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def plot_confusion(metrics: Mapping[str, float], path: Path, title: str = "") -> Path:
     """Confusion matrix (rows true, columns predicted, in `LABELS` order) from tn/fp/fn/tp."""
     matrix = np.array([[metrics["tn"], metrics["fp"]], [metrics["fn"], metrics["tp"]]])
-    fig = Figure(figsize=(4, 4))
-    ax = fig.add_subplot()
+    fig, ax = _figure()
     ax.imshow(matrix, cmap="Blues")
     for (row, col), value in np.ndenumerate(matrix):
         ax.text(col, row, f"{int(value)}", ha="center", va="center", fontsize=14)
@@ -29,43 +41,35 @@ def plot_confusion(metrics: Mapping[str, float], path: Path, title: str = "") ->
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or f"confusion at threshold {metrics['threshold']:.3f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path)
 
 
 def plot_roc(y_true: np.ndarray, p_harmful: np.ndarray, path: Path, title: str = "ROC") -> Path:
     """ROC curve of the harmful class."""
     fpr, tpr, _ = skm.roc_curve(y_true, p_harmful)
     auc = skm.auc(fpr, tpr)
-    fig = Figure(figsize=(4, 4))
-    ax = fig.add_subplot()
+    fig, ax = _figure()
     ax.plot(fpr, tpr, label=f"AUC {auc:.3f}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("harmful recall")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path)
 
 
 def plot_pr(y_true: np.ndarray, p_harmful: np.ndarray, path: Path, title: str = "PR") -> Path:
     """Precision-recall curve of the harmful class."""
     precision, recall, _ = skm.precision_recall_curve(y_true, p_harmful)
     ap = skm.average_precision_score(y_true, p_harmful)
-    fig = Figure(figsize=(4, 4))
-    ax = fig.add_subplot()
+    fig, ax = _figure()
     ax.plot(recall, precision, label=f"AP {ap:.3f}")
     ax.axhline(float(np.mean(y_true)), linestyle="--", color="grey", label="chance")
     ax.set_xlabel("harmful recall")
     ax.set_ylabel("harmful precision")
     ax.set_title(title)
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path)
 
 
 def _table(rows: Mapping[str, Mapping[str, int]]) -> list[str]:
