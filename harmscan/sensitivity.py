@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 COMPUTE_OPS: Final = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # A block must cut the logit error by at least this share of the current error to be kept float:
-# below it the difference is within what another calibration sample moves (measured, README).
+# below it the difference is within what another calibration sample moves (measured:
+# docs/int8-measurements.md).
 MIN_GAIN: Final = 0.05
 _INDEXED = re.compile(r"\.\d+$")
 

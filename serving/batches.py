@@ -59,8 +59,8 @@ def decodes_ahead(mode: str, inflight: int, batch_size: int) -> bool:
     throughput under a backlog. But batch k+1 then also waits for all of batch k, and on 2 cores
     both compete for the same CPU, so without a backlog it only adds latency. ``full`` (the
     default) decodes ahead only after a full batch, i.e. when requests are queueing; ``always``
-    was the loop before; ``never`` finishes every batch first (see the README's serving
-    benchmark).
+    was the loop before; ``never`` finishes every batch first (see docs/serving-measurements.md,
+    "Where the time went").
 
     Args:
         mode: ``serving.decode_ahead``: ``full``, ``always`` or ``never``.

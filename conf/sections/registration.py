@@ -49,15 +49,15 @@ class Int8Settings(Section):
     # third of MobileNetV2's convolutions in float there (bench/int8_configs.py).
     activations: Literal["uint8", "int8"] = "uint8"
     # Keep the nodes after the global pooling (the classifier, the prior head) in float: same
-    # speed, less AUC lost on a trained probe + prior model (README, int8 section).
+    # speed, less AUC lost on a trained probe + prior model (docs/int8-measurements.md).
     float_head: bool = True
     # More nodes kept in float: auto (the blocks whose float version brings the logits measurably
     # closer to float on training images that did not calibrate; harmscan.sensitivity), none, or
     # node names of the pre-processed graph. auto keeps at most max_float_nodes nodes and scores
-    # on selection_images images. Measured (README, int8 section): auto brings the logits 1.5-2.5x
-    # closer to float, but the check passed as often without it (2 of 4 trained-model / seed
-    # pairs each; at 160 px auto was better, at 224 px - the main job's size - all-int8 passed
-    # both times) and it adds a quantization per block to every registration: opt-in.
+    # on selection_images images. Measured (docs/int8-measurements.md): auto brings the logits
+    # 1.5-2.5x closer to float, but the check passed as often without it (2 of 4 trained-model /
+    # seed pairs each; at 160 px auto was better, at 224 px - the main job's size - all-int8
+    # passed both times) and it adds a quantization per block to every registration: opt-in.
     float_nodes: Literal["auto", "none"] | list[str] = "none"
     max_float_nodes: int = Field(default=9, ge=0, le=1000)
     selection_images: int = Field(default=128, ge=1, le=10_000)
@@ -66,7 +66,8 @@ class Int8Settings(Section):
     # the int8 graph (its threshold folded onto the float spec's). Needs a frozen backbone
     # (train.recipe probe or prior). Off: on the main job's gated model it halves the validation
     # emoji's AUC loss but still failed the check at 160 px, and at 224 px passed with one
-    # training set and failed with today's (README, int8 section); it adds a refit to registration.
+    # training set and failed with today's (docs/int8-measurements.md); it adds a refit to
+    # registration.
     refit_head: bool = False
     # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)

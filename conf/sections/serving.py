@@ -94,7 +94,8 @@ class ServingSettings(Section):
     commit: Literal["async", "sync"] = "async"
     # async only: least time between two commits (0: every batch). Offsets of the batches in
     # between ride on the next commit; up to this long of requests are redone after a crash. At
-    # low load (a commit per request) 200 ms cut the broker's CPU per request to ~0.8x (README).
+    # low load (a commit per request) 200 ms cut the broker's CPU per request to ~0.8x
+    # (docs/serving-measurements.md).
     commit_interval_ms: int = Field(default=200, ge=0, le=10_000)
     allowed_roots: list[Path] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)
