@@ -353,6 +353,11 @@ def compare(
             label = f"{name} + head refit"
             q = score(with_probes(graph, folder / "r.onnx"), spec, paths)
             graphs[label] = graph
+            if save is not None:
+                np.savez(save / f"{spec.image_size}-{i}-refit.npz", y=y, name=label,
+                         f_odds=reference["odds"], q_odds=q["odds"], f_gate=reference["gate"],
+                         q_gate=q["gate"],
+                         **{f"group_{k}": v for k, v in groups.items()})  # fmt: skip
             for row in describe(label, spec, y, groups, reference, q, check):
                 print(row, flush=True)
             verdict = "PASS" if check.approved else "FAIL"

@@ -21,10 +21,11 @@ from int8_configs import session, time_round_robin
 from int8_trained import trained_model
 
 from harmscan.checksets import pooled
+from harmscan.int8check import check_int8
 from harmscan.pixelscore import p_harmful_each, pixel_batches
 from harmscan.precision import Int8Plan
 from harmscan.presets import EvalPreset
-from harmscan.quantize import QuantizeOptions, check_int8
+from harmscan.quantize import QuantizeOptions
 
 # name: (QuantizeOptions fields, calibration photo pools)
 CONFIGS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {

@@ -22,6 +22,7 @@ import numpy as np
 from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ServingSpec
 from harmscan.checksets import CheckSet, pooled
 from harmscan.gateset import GATESET_DIR
+from harmscan.int8check import DEFAULT_TOLERANCE, CheckGroups, Int8Check, check_int8_groups
 from harmscan.onnx_export import write_pixel_model
 from harmscan.pixelscore import (
     calibration_batches,
@@ -30,14 +31,7 @@ from harmscan.pixelscore import (
     sample_paths,
 )
 from harmscan.presets import EvalPreset
-from harmscan.quantize import (
-    DEFAULT_TOLERANCE,
-    FloatNodes,
-    Int8Check,
-    QuantizeOptions,
-    check_int8,
-    quantize_int8,
-)
+from harmscan.quantize import FloatNodes, QuantizeOptions, quantize_int8
 from harmscan.sensitivity import Selection
 
 logger = logging.getLogger(__name__)
@@ -74,6 +68,7 @@ class Int8Plan:
         tolerance: Largest AUC loss allowed, overall and in every group.
         calibration_photos: Images added to every calibration sample (a photo pool).
         refit_head: Refits the head on the int8 backbone's features (`build_served_models`).
+        check_groups: The groups judged (`harmscan.int8check.judged_groups`).
     """
 
     calibration: tuple[Path, ...]
@@ -82,6 +77,7 @@ class Int8Plan:
     tolerance: float = DEFAULT_TOLERANCE
     calibration_photos: tuple[Path, ...] = ()
     refit_head: HeadRefit | None = None
+    check_groups: CheckGroups = "split-domain"
 
     @classmethod
     def for_dataset(
@@ -93,6 +89,7 @@ class Int8Plan:
         tolerance: float = DEFAULT_TOLERANCE,
         calibration_photos: Sequence[str] = (),
         refit_head: HeadRefit | None = None,
+        check_groups: CheckGroups = "split-domain",
     ) -> Int8Plan:
         """Calibrate on the dataset's train split; check on its val split and ``gate_set``.
 
@@ -111,7 +108,7 @@ class Int8Plan:
         pools = resolve_training_sets(calibration_photos, gate_set)
         photos = tuple(path for pool in pools for path in pool.paths)
         options = options or QuantizeOptions()
-        return cls(train.paths, tuple(checks), options, tolerance, photos, refit_head)
+        return cls(train.paths, tuple(checks), options, tolerance, photos, refit_head, check_groups)
 
     def build(self, float_onnx: Path, folder: Path, spec: ServingSpec) -> ServedModels:
         """`build_served_models` with this plan."""
@@ -119,6 +116,7 @@ class Int8Plan:
             float_onnx, folder, spec, calibration=self.calibration, checks=self.checks,
             options=self.options, tolerance=self.tolerance,
             calibration_photos=self.calibration_photos, refit_head=self.refit_head,
+            check_groups=self.check_groups,
         )  # fmt: skip
 
 
@@ -155,6 +153,7 @@ def build_served_models(
     seed: int = 0,
     calibration_photos: Sequence[Path] = (),
     refit_head: HeadRefit | None = None,
+    check_groups: CheckGroups = "split-domain",
 ) -> ServedModels:
     """Write the float and int8 pixel-input graphs into ``folder`` and judge the int8 one.
 
@@ -172,6 +171,8 @@ def build_served_models(
             own features (its threshold folded onto ``spec``'s); the int8 model is then that
             export quantized the same way (the same batches and options give the backbone the
             same ranges; the head stays float).
+        check_groups: ``split-domain`` judges every check set's domains apart; ``domain``
+            judges each domain with every set's images of it pooled (the sets' groups logged).
 
     Returns:
         The spec with the int8 verdict, the verdict, and the files written.
@@ -201,7 +202,7 @@ def build_served_models(
         refitted.unlink()
     int8_path = write_pixel_model(int8_nchw, folder / INT8_PIXELS_FILE, preset=preset)
     int8_nchw.unlink()
-    check = judge(float_path, int8_path, spec, checks, tolerance)
+    check = judge(float_path, int8_path, spec, checks, tolerance, check_groups)
     check = _with_float_nodes(check, options, chosen)
     if refit_head is not None:
         reason = check.reason + "; head refitted on the int8 backbone's features"
@@ -216,17 +217,20 @@ def judge(
     spec: ServingSpec,
     checks: Sequence[CheckSet],
     tolerance: float = DEFAULT_TOLERANCE,
+    check_groups: CheckGroups = "split-domain",
 ) -> Int8Check:
-    """Score both pixel graphs on every check set and compare their AUCs (`check_int8`; a group
-    too small for its AUC to resolve ``tolerance`` is judged at the spec's threshold)."""
+    """Score both pixel graphs on every check set and compare their AUCs in the groups
+    ``check_groups`` judges (`harmscan.int8check.check_int8_groups`; a group too small for its
+    AUC to resolve ``tolerance`` is judged at the spec's threshold)."""
     paths, labels, groups = pooled(checks)
     p_float, p_int8 = p_harmful_each((float_path, int8_path), spec, paths)
     decoded = ~np.isnan(p_float) & ~np.isnan(p_int8)
-    return check_int8(
+    return check_int8_groups(
         labels[decoded],
         p_float[decoded],
         p_int8[decoded],
         {name: mask[decoded] for name, mask in groups.items()},
+        check_groups,
         tolerance=tolerance,
         threshold=spec.threshold,
     )

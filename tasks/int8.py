@@ -14,8 +14,9 @@ from pathlib import Path
 from conf.settings import Int8Settings
 from harmscan.bundle import ServingSpec
 from harmscan.gateset import resolve_photo_set
+from harmscan.int8check import Int8Check
 from harmscan.precision import GraphsHook, HeadRefit, Int8Plan, served_graphs_hook
-from harmscan.quantize import Int8Check, QuantizeOptions
+from harmscan.quantize import QuantizeOptions
 from registry import Run
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def int8_hook(
         tolerance=cfg.tolerance,
         calibration_photos=cfg.calibration_photos,
         refit_head=refit_head,
+        check_groups=cfg.check_groups,
     )
     hook = served_graphs_hook(plan, verdicts)
 

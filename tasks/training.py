@@ -25,12 +25,12 @@ from harmscan.calibration import OperatingPoint
 from harmscan.data import dataset_version, split_domains, summarize
 from harmscan.engine import evaluate
 from harmscan.gateset import resolve_photo_set
+from harmscan.int8check import Int8Check
 from harmscan.metrics import binary_metrics
 from harmscan.modelcalibration import calibrated_spec
 from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
 from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset
-from harmscan.quantize import Int8Check
 from harmscan.trainjob import TrainJob, default_domain, prepare_job
 from harmscan.transfer import RecipeOutcome, train_recipe
 from registry import Registry, Run, log_bundle, start_run

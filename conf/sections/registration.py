@@ -69,8 +69,12 @@ class Int8Settings(Section):
     # training set and failed with today's (docs/int8-measurements.md); it adds a refit to
     # registration.
     refit_head: bool = False
-    # Largest ROC AUC the int8 model may lose against float, overall and in every split/domain.
+    # Largest ROC AUC the int8 model may lose against float, overall and in every judged group.
     tolerance: float = Field(default=0.005, ge=0.0, le=1.0)
+    # The groups judged besides all: split-domain (each check set's domains apart: val/emoji,
+    # gate/emoji, ...) or domain (each domain with every check set's images of it pooled: emoji =
+    # validation + gate-set emoji; the per-set groups are still logged: metrics, int8_reason).
+    check_groups: Literal["split-domain", "domain"] = "split-domain"
 
     @field_validator("calibration_photos")
     @classmethod

@@ -14,11 +14,12 @@ import torch
 
 from harmscan.bundle import FLOAT_PIXELS_FILE, INT8_PIXELS_FILE, ONNX_FILE, ServingSpec
 from harmscan.checksets import CheckSet
+from harmscan.int8check import check_int8
 from harmscan.onnx_export import INPUT_UINT8, write_pixel_model
 from harmscan.precision import build_served_models
 from harmscan.presets import EvalPreset, normalize
 from harmscan.qdq import head_nodes
-from harmscan.quantize import QuantizeOptions, check_int8, quantize_int8
+from harmscan.quantize import QuantizeOptions, quantize_int8
 from serving.graphs import choose_graph
 from serving.source import load_model_folder
 from tests.fixtures.photo_sets import write_photo_set
@@ -410,8 +411,8 @@ def test_served_input_equals_trained_input_within_tolerance(tmp_path: Path, inde
 
 
 def test_registration_hook_returns_the_verdict_spec_and_the_served_graphs(tmp_path: Path) -> None:
+    from harmscan.int8check import Int8Check
     from harmscan.precision import Int8Plan, served_graphs_hook
-    from harmscan.quantize import Int8Check
 
     folder, spec = _colour_bundle(tmp_path / "model")
     checks = _colour_set(tmp_path, "val")
@@ -482,7 +483,7 @@ def test_registration_makes_no_int8_when_it_is_disabled(tmp_path: Path) -> None:
 
 
 def test_pair_step_is_one_pair_of_the_auc() -> None:
-    from harmscan.quantize import pair_step
+    from harmscan.int8check import pair_step
 
     assert pair_step(np.array([1] * 14 + [0] * 13)) == pytest.approx(1 / 182)
     assert pair_step(np.array([0, 0, 0])) == float("inf")
