@@ -116,3 +116,14 @@ def test_equal_scores_pass_both_ways() -> None:
     y, p_float, _, groups = _emoji_case(val_loss=False, gate_size=10)
     for how in ("split-domain", "domain"):
         assert check_int8_groups(y, p_float, p_float, groups, how).approved  # type: ignore[arg-type]
+
+
+def test_the_setting_accepts_the_two_ways_and_defaults_to_split_domain() -> None:
+    from pydantic import ValidationError
+
+    from conf.settings import Int8Settings
+
+    assert Int8Settings().check_groups == "split-domain"
+    assert Int8Settings(check_groups="domain").check_groups == "domain"
+    with pytest.raises(ValidationError, match="split-domain"):
+        Int8Settings(check_groups="set")  # type: ignore[arg-type]
