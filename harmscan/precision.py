@@ -5,8 +5,8 @@ into the two graphs serving runs, both taking uint8 pixels (`harmscan.onnx_expor
 ``model_float.onnx`` and ``model_int8.onnx`` (calibrated on training images). Both are scored on
 the check sets (the validation split and the photo gate set) exactly as the consumer scores —
 decoded with JPEG draft mode, centre crop, pixels into the graph — and the int8 verdict
-(`harmscan.quantize.check_int8`) is written into the `ServingSpec`. ``serving.precision: auto``
-serves int8 only when the spec says it passed.
+(`harmscan.int8check.check_int8_groups`) is written into the `ServingSpec`.
+``serving.precision: auto`` serves int8 only when the spec says it passed.
 """
 
 from __future__ import annotations
