@@ -104,13 +104,14 @@ def out_of_fold_branches(
     folds: np.ndarray,
     c: float,
     mixes: tuple[float, float],
+    photo_width: int | None = None,
 ) -> np.ndarray:
     """``(n, 3)``: each image's gate and its photo and drawing branch's harmful log-odds from a
     gated probe fitted on the other folds (the layout of
     `harmscan.heads.GatedPriorHead.branch_log_odds`, so calibration reads both alike).
 
     A fold whose complement lacks a class cannot be fitted; its images are left out (NaN rows,
-    dropped by `held_out`).
+    dropped by `held_out`). ``photo_width``: as `harmscan.recipes.fit_gated_probe`'s.
     """
     labels = np.asarray(y, dtype=np.int64).ravel()
     out = np.full((labels.size, 3), np.nan)
@@ -127,6 +128,7 @@ def out_of_fold_branches(
             prior=prior[rest],
             photo_probability=photo_probability[rest],
             mixes=mixes,
+            photo_width=photo_width,
         )
         for column, fit in zip((1, 2), fits, strict=True):
             out[held, column] = fit.log_odds(features[held], prior[held])

@@ -67,25 +67,42 @@ class PriorHead(nn.Module):
     Args:
         imagenet: The pretrained 1000-class ``Linear`` (kept, and trainable like any head).
         harmful_rows: Its output rows that count as harmful.
+        width: The features' width when tap columns follow the backbone's pooled features
+            (`harmscan.taps`): the linear term reads every column, the ImageNet classifier the
+            first ``imagenet.in_features``. None: ``imagenet.in_features``.
     """
 
-    def __init__(self, imagenet: nn.Linear, harmful_rows: Sequence[int]) -> None:
+    # Class-level: heads pickled before tap columns existed (registered models) read as 1280-d.
+    base: int = 0
+    width: int = 0
+
+    def __init__(
+        self, imagenet: nn.Linear, harmful_rows: Sequence[int], width: int | None = None
+    ) -> None:
         super().__init__()
         rows = sorted(set(harmful_rows))
         if not rows or rows[0] < 0 or rows[-1] >= imagenet.out_features:
             raise ValueError(f"harmful rows must lie in [0, {imagenet.out_features}), got {rows}")
+        self.base = int(imagenet.in_features)
+        self.width = self.base if width is None else int(width)
+        if self.width < self.base:
+            raise ValueError(f"a head on {self.base}-d features cannot read {self.width} columns")
         others = [r for r in range(imagenet.out_features) if r not in set(rows)]
         self.imagenet = imagenet
         self.register_buffer("harmful_rows", torch.tensor(rows, dtype=torch.long))
         self.register_buffer("safe_rows", torch.tensor(others, dtype=torch.long))
         self.prior_scale = nn.Parameter(torch.ones(()))
-        self.linear = nn.Linear(imagenet.in_features, len(LABELS))
+        self.linear = nn.Linear(self.width, len(LABELS))
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
+    def backbone_columns(self, features: torch.Tensor) -> torch.Tensor:
+        """The backbone's pooled features: the first ``base`` columns (all without taps)."""
+        return features if self.width <= self.base else features[:, : self.base]
+
     def prior_logits(self, features: torch.Tensor) -> torch.Tensor:
         """``[lse_safe, lse_harmful]``: softmax of it is the ImageNet class mass, exactly."""
-        z = self.imagenet(features)
+        z = self.imagenet(self.backbone_columns(features))
         harmful = torch.logsumexp(z.index_select(1, self.harmful_rows), dim=1)
         safe = torch.logsumexp(z.index_select(1, self.safe_rows), dim=1)
         pair = (safe, harmful) if HARMFUL_INDEX == 1 else (harmful, safe)
@@ -104,29 +121,43 @@ class GatedPriorHead(nn.Module):
     (its 1000 logits are computed once). With the gate at 1 (0) it is exactly the photo
     (drawing) head, so each branch can carry its own mix of prior and probe. Still one graph with
     two logits in `LABELS` order; everything after the pooling is the head (kept float in int8).
+    With tap columns after the backbone's pooled features (``prior.width`` wider than the
+    ImageNet classifier's input, `harmscan.taps`), only the drawing branch's linear term reads
+    them: the gate, the prior and the photo branch read the backbone's columns alone.
 
     Args:
         prior: The prior head to start both branches from (its ImageNet classifier is shared).
     """
 
+    base: int = 0  # as in PriorHead: a head pickled before taps has no tap columns
+    width: int = 0
+
     def __init__(self, prior: PriorHead) -> None:
         super().__init__()
         rows = [int(r) for r in torch.as_tensor(prior.harmful_rows).tolist()]
-        self.photo = prior
-        self.drawing = PriorHead(prior.imagenet, rows)
-        self.drawing.load_state_dict(prior.state_dict())
-        self.gate = nn.Linear(prior.imagenet.in_features, 1)
+        self.base, self.width = prior.base, prior.width
+        self.photo = prior if self.width == self.base else PriorHead(prior.imagenet, rows)
+        self.drawing = PriorHead(prior.imagenet, rows, self.width)
+        if self.photo is not prior:
+            _copy_head(self.photo, prior)
+        _copy_head(self.drawing, prior)
+        self.gate = nn.Linear(self.base, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 
+    def backbone_columns(self, features: torch.Tensor) -> torch.Tensor:
+        """The backbone's pooled features: the first ``base`` columns (all without taps)."""
+        return features if self.width <= self.base else features[:, : self.base]
+
     def photo_probability(self, features: torch.Tensor) -> torch.Tensor:
         """``g``, shape ``(n, 1)``: how much of the photo branch each image gets."""
-        return torch.sigmoid(self.gate(features))
+        return torch.sigmoid(self.gate(self.backbone_columns(features)))
 
     def branch_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The photo and the drawing branch's logits, each ``(n, 2)`` in `LABELS` order."""
-        prior = self.photo.prior_logits(features)
-        photo = self.photo.prior_scale * prior + self.photo.linear(features)
+        narrow = self.backbone_columns(features)
+        prior = self.photo.prior_logits(narrow)
+        photo = self.photo.prior_scale * prior + self.photo.linear(narrow)
         drawing = self.drawing.prior_scale * prior + self.drawing.linear(features)
         return photo, drawing
 
@@ -143,8 +174,20 @@ class GatedPriorHead(nn.Module):
         safe = 1 - HARMFUL_INDEX
         odds = [b[:, HARMFUL_INDEX] - b[:, safe] for b in (photo, drawing)]
         # not through self.gate: a forward hook on the gate would see every image twice
-        g = torch.sigmoid(nn.functional.linear(features, self.gate.weight, self.gate.bias))
+        narrow = self.backbone_columns(features)
+        g = torch.sigmoid(nn.functional.linear(narrow, self.gate.weight, self.gate.bias))
         return torch.stack([g[:, 0], *odds], dim=1)
+
+
+@torch.no_grad()
+def _copy_head(dst: PriorHead, src: PriorHead) -> None:
+    """``src``'s prior weight and linear term into ``dst`` (columns one has and the other not:
+    zero)."""
+    n = min(dst.width, src.width)
+    dst.prior_scale.copy_(src.prior_scale)
+    dst.linear.weight.zero_()
+    dst.linear.weight[:, :n] = src.linear.weight[:, :n]
+    dst.linear.bias.copy_(src.linear.bias)
 
 
 def gated_head(model: nn.Module) -> GatedPriorHead | None:

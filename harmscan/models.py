@@ -25,6 +25,7 @@ from torchvision import models as tv
 
 from harmscan.bundle import LABELS
 from harmscan.heads import PriorHead, final_layer, set_final_layer
+from harmscan.taps import backbone, feature_width
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +127,12 @@ def _replace_head(model: nn.Module, arch: str, prior_rows: Sequence[int] | None 
                 f"the prior head needs the {IMAGENET_CLASSES}-class ImageNet classifier; "
                 f"{arch}'s weights end in {imagenet}"
             )
-        set_final_layer(model, arch, PriorHead(imagenet, prior_rows))
+        width = feature_width(model, imagenet.in_features)
+        set_final_layer(model, arch, PriorHead(imagenet, prior_rows, width))
     elif isinstance(model, tv.MobileNetV2):
         last = model.classifier[1]
         assert isinstance(last, nn.Linear)
-        model.classifier[1] = nn.Linear(last.in_features, NUM_CLASSES)
+        model.classifier[1] = nn.Linear(feature_width(model, last.in_features), NUM_CLASSES)
     elif isinstance(model, tv.ResNet):
         model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
     else:
@@ -138,20 +140,26 @@ def _replace_head(model: nn.Module, arch: str, prior_rows: Sequence[int] | None 
 
 
 def build_model(
-    arch: str, source: WeightsSource, *, prior_rows: Sequence[int] | None = None
+    arch: str,
+    source: WeightsSource,
+    *,
+    prior_rows: Sequence[int] | None = None,
+    probe_layers: Sequence[int] = (),
 ) -> nn.Module:
     """A torchvision model with a 2-class head (index 1 = harmful), initialised from ``source``.
 
     With ``prior_rows`` (ImageNet output rows of harmful classes) the head is a
     `harmscan.heads.PriorHead` on the pretrained 1000-class classifier, so the untrained model
-    scores the ImageNet mass of those classes; else a new linear layer.
+    scores the ImageNet mass of those classes; else a new linear layer. With ``probe_layers``
+    (MobileNetV2 only) the model is a `harmscan.taps.TappedMobileNetV2` and the head reads the
+    pooled features and the taps' columns.
 
     Raises:
-        ValueError: Unknown architecture.
+        ValueError: Unknown architecture, or taps on ResNet50.
         WeightsError: The weights cannot be had or do not fit the architecture.
     """
     _check_arch(arch)
-    model: nn.Module = tv.mobilenet_v2() if arch == "mobilenet_v2" else tv.resnet50()
+    model = backbone(arch, probe_layers)
     if source.kind == "none" and prior_rows is not None:
         raise WeightsError(f"the prior head needs pretrained weights; {_alternatives(arch)}")
     if source.kind == "none":

@@ -1,8 +1,9 @@
 """A model whose pooled features come from an ONNX graph: to fit a head on an int8 backbone.
 
 `OnnxFeatures` runs a graph with a float NCHW input (e.g. the int8 graph registration makes) up to
-its pooled features (the output of its one ``Flatten``) and puts a torch head after them as
-``classifier.1``, the place `harmscan.heads.final_layer` finds MobileNetV2's head. The training
+its pooled features (the output of its one ``Flatten``, with the taps' columns after it when the
+model is tapped: `harmscan.taps`) and puts a torch head after them as ``classifier.1``, the
+place `harmscan.heads.final_layer` finds MobileNetV2's head. The training
 code (`harmscan.transfer.train_recipe`, the calibration) then fits that head on the features the
 graph computes, exactly as it fits the float head on the float backbone's features.
 """
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def features_output(graph: onnx.GraphProto) -> str:
-    """The name of the pooled features of an exported classifier: its one ``Flatten`` output.
+    """The name of the pooled features of an exported classifier: its one ``Flatten`` output,
+    or, with taps (`harmscan.taps`), the ``Concat`` of it and the taps' pooled blocks.
 
     Raises:
         ValueError: The graph has no ``Flatten`` node or several.
@@ -29,7 +31,27 @@ def features_output(graph: onnx.GraphProto) -> str:
     flattens = [n.output[0] for n in graph.node if n.op_type == "Flatten"]
     if len(flattens) != 1:
         raise ValueError(f"expected one Flatten node (the pooled features), found {len(flattens)}")
-    return flattens[0]
+    return _taps_concat(graph, flattens[0]) or flattens[0]
+
+
+def _taps_concat(graph: onnx.GraphProto, flatten: str) -> str | None:
+    """The output of the ``Concat`` that appends the taps to ``flatten`` (through the int8
+    graph's quantize / dequantize pair on it), or None."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    current = flatten
+    for _ in range(3):  # Flatten -> [QuantizeLinear -> DequantizeLinear] -> Concat
+        nodes = consumers.get(current, [])
+        concats = [n for n in nodes if n.op_type == "Concat"]
+        if concats:
+            return str(concats[0].output[0])
+        qdq = [n for n in nodes if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+        if len(qdq) != 1:
+            return None
+        current = qdq[0].output[0]
+    return None
 
 
 class OnnxFeatures(nn.Module):

@@ -24,20 +24,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POOLING_OPS: Final = ("GlobalAveragePool", "ReduceMean")
+# The pooling of tapped blocks (harmscan.taps): an average and a maximum per block.
+TAP_OPS: Final = ("ReduceMean", "ReduceMax")
 
 
 def head_nodes(model: Any) -> list[str]:
-    """Names of the nodes after the last global pooling of a (topologically sorted) graph.
+    """Names of the nodes after the last global pooling of a (topologically sorted) graph, and
+    of the taps' pooling before it (`harmscan.taps`: ``ReduceMean`` / ``ReduceMax`` of a block).
 
     Those run once per image on a 1280- or 2048-wide vector: negligible time in float, while
     in int8 the prior head's log-sum-exp over 1000 quantized logits loses the small harmful mass
-    that the ranking depends on.
+    that the ranking depends on (and the taps' columns feed the same head).
     """
     nodes = list(model.graph.node)
     last = max((i for i, n in enumerate(nodes) if n.op_type in POOLING_OPS), default=None)
     if last is None:
         return []
-    return [n.name for n in nodes[last + 1 :] if n.name]
+    taps = [n.name for n in nodes[:last] if n.op_type in TAP_OPS and n.name]
+    return taps + [n.name for n in nodes[last + 1 :] if n.name]
 
 
 def calibration_reader(batches: Iterable[np.ndarray], input_name: str) -> Any:

@@ -85,15 +85,17 @@ def extract_features(
 
 @torch.inference_mode()
 def prior_log_odds(head: PriorHead, features: np.ndarray) -> np.ndarray:
-    """``logit(m)`` of the ImageNet harmful-class mass for cached features."""
-    x = torch.from_numpy(features).to(head.linear.weight)
+    """``logit(m)`` of the ImageNet harmful-class mass for cached features (their first
+    columns, the backbone's, when tap columns follow: `harmscan.taps`)."""
+    x = torch.from_numpy(features[:, : head.imagenet.in_features]).to(head.linear.weight)
     pair = head.prior_logits(x).double().cpu().numpy()
     return pair[:, 1] - pair[:, 0]
 
 
 @dataclass(frozen=True)
 class LinearFit:
-    """Harmful log-odds ``prior * logit(m) + weight . f + bias``."""
+    """Harmful log-odds ``prior * logit(m) + weight . f + bias``; a fit on the leading columns
+    of the features (the photo branch beside tap columns) reads those."""
 
     weight: np.ndarray
     bias: float
@@ -102,7 +104,7 @@ class LinearFit:
     def log_odds(self, features: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
         """Harmful log-odds of ``(n, d)`` features; ``prior``: ``logit(m)`` per row, for a fit
         beside the prior (None: the linear part alone)."""
-        linear = features @ self.weight + self.bias
+        linear = features[:, : len(self.weight)] @ self.weight + self.bias
         return linear if prior is None else self.prior * prior + linear
 
 
@@ -155,17 +157,29 @@ def _fixed_mix_fits(
     mixes: tuple[float, ...],
     photo_probability: np.ndarray | None,
     sample_weight: np.ndarray | None,
+    widths: tuple[int, ...] | None = None,
 ) -> list[LinearFit]:
     """The probe beside the prior at fixed mixes of their standardised log-odds, one fit per mix.
 
     Each mix ``m`` gives ``a prior + b probe`` with ``a = m / std(prior)`` and ``b = (1 - m) /
     std(probe)``; one common scale and bias are then fitted on that mix (one mix), or on the
-    two mixes blended per image by ``photo_probability`` (photo mix first).
+    two mixes blended per image by ``photo_probability`` (photo mix first). ``widths``: the
+    leading columns each mix's probe reads (None: all); a narrower probe is fitted on its own,
+    unless its mix is 1 (the prior alone: zero weights).
     """
-    probe = _logistic(features, y, c, sample_weight)
-    probe_score = probe.log_odds(features)
-    pairs = [(m / (prior.std() + 1e-6), (1 - m) / (probe_score.std() + 1e-6)) for m in mixes]
-    mixed = [a * prior + b * probe_score for a, b in pairs]
+    full = features.shape[1]
+    widths = widths or (full,) * len(mixes)
+    probes: dict[int, LinearFit] = {}
+    for m, width in zip(mixes, widths, strict=True):
+        if width not in probes and (m < 1.0 or width == full):
+            probes[width] = _logistic(features[:, :width], y, c, sample_weight)
+    chosen = [probes.get(w, LinearFit(np.zeros(w), 0.0)) for w in widths]
+    scores = [p.log_odds(features) for p in chosen]
+    pairs = [
+        (m / (prior.std() + 1e-6), (1 - m) / (score.std() + 1e-6))
+        for m, score in zip(mixes, scores, strict=True)
+    ]
+    mixed = [a * prior + b * score for (a, b), score in zip(pairs, scores, strict=True)]
     if photo_probability is None:
         blended = mixed[0]
     else:
@@ -174,7 +188,8 @@ def _fixed_mix_fits(
     scale = _logistic(blended[:, None], y, 1e6, sample_weight)
     s = float(scale.weight[0])  # raw units: _logistic undoes its standardisation
     return [
-        LinearFit(s * b * probe.weight, s * b * probe.bias + scale.bias, s * a) for a, b in pairs
+        LinearFit(s * b * p.weight, s * b * p.bias + scale.bias, s * a)
+        for (a, b), p in zip(pairs, chosen, strict=True)
     ]
 
 
@@ -209,20 +224,23 @@ def fit_gated_probe(
     photo_probability: np.ndarray,
     mixes: tuple[float, float],
     sample_weight: np.ndarray | None = None,
+    photo_width: int | None = None,
 ) -> tuple[LinearFit, LinearFit]:
     """The probe beside the prior with one fixed mix per domain, blended by the gate.
 
     The harmful log-odds are ``g * (a_p prior + b_p probe) + (1 - g) * (a_d prior + b_d
     probe)`` on the standardised log-odds (as `fit_probe` with ``prior_mix``), then one common
     scale and bias are fitted. Returns the photo and the drawing branch; each equals
-    `fit_probe` at its mix up to that common scale and bias.
+    `fit_probe` at its mix up to that common scale and bias. ``photo_width``: the leading
+    columns the photo branch reads (the backbone's, when tap columns follow); None: all.
     """
     for mix in mixes:
         if not 0.0 <= mix <= 1.0:
             raise ValueError(f"gate mixes must be in [0, 1], got {mixes}")
     g = np.asarray(photo_probability).ravel()
     y = np.asarray(y).ravel()
-    photo, drawing = _fixed_mix_fits(features, y, c, prior, mixes, g, sample_weight)
+    widths = (photo_width or features.shape[1], features.shape[1])
+    photo, drawing = _fixed_mix_fits(features, y, c, prior, mixes, g, sample_weight, widths)
     return photo, drawing
 
 

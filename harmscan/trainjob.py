@@ -27,6 +27,7 @@ from harmscan.models import WeightsSource, build_model, resolve_weights
 from harmscan.presets import EvalPreset, TrainPreset
 from harmscan.probeviews import probe_dataset, repeat_rows
 from harmscan.recipes import recipe_name
+from harmscan.taps import TAPPABLE
 from harmscan.trainsets import class_weights_of, gate_pool, resolve_training_sets, training_split
 from harmscan.transfer import RecipeData
 
@@ -43,6 +44,7 @@ def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str
     (drawpool doubled ResNet50's epochs in the main job and taught a scratch model nothing it
     serves with), so they are dropped too, and the warning says so.
     """
+    settings = _without_taps(settings, arch)
     if source.kind != "none" or (settings.recipe == "finetune" and settings.head == "linear"):
         return settings
     pools = f" without {', '.join(settings.extra_train_sets)}" if settings.extra_train_sets else ""
@@ -59,19 +61,36 @@ def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str
         "head": "linear",
         "wise_alpha": None,
         "extra_train_sets": [],
+        "probe_layers": [],
     }
     return settings.model_copy(update=fallback)
+
+
+def _without_taps(settings: TrainSettings, arch: str) -> TrainSettings:
+    """``train.probe_layers`` taps MobileNetV2's blocks; other architectures train without."""
+    if not settings.probe_layers or arch in TAPPABLE:
+        return settings
+    logger.warning(
+        "!!! %s has no taps: train.probe_layers %s applies to %s only; %s trains its probe on "
+        "the pooled features alone (probe_layers [])",
+        arch,
+        settings.probe_layers,
+        ", ".join(TAPPABLE),
+        arch,
+    )
+    return settings.model_copy(update={"probe_layers": []})
 
 
 def build_recipe_model(arch: str, source: WeightsSource, settings: TrainSettings) -> nn.Module:
     """`harmscan.models.build_model` with the head ``settings.head`` asks for.
 
     Raises:
-        ValueError: An unknown name in ``train.prior_classes`` (with suggestions).
+        ValueError: An unknown name in ``train.prior_classes`` (with suggestions), or
+            ``train.probe_layers`` on an architecture without taps (see `effective_settings`).
     """
     prior = settings.head in ("prior", "prior-gated")
     rows = imagenet_rows(settings.prior_classes) if prior else None
-    model = build_model(arch, source, prior_rows=rows)
+    model = build_model(arch, source, prior_rows=rows, probe_layers=settings.probe_layers)
     if settings.head == "prior-gated":
         head = final_layer(model, arch)
         assert isinstance(head, PriorHead)

@@ -153,9 +153,10 @@ def fit_gated_head(
         gate_side = extract_features(model, arch, gate_batches, device)[0]
     if drawings is not None:
         gate_side = np.concatenate([gate_side, extract_features(model, arch, drawings, device)[0]])
+    base = layer.photo.imagenet.in_features  # the gate reads the backbone's columns alone
     gate = fit_gate(
-        gate_side,
-        photo_features,
+        gate_side[:, :base],
+        photo_features[:, :base],
         c=settings.gate_c,
         drawings_as_photos=settings.gate_drawings_as_photos,
     )
@@ -174,6 +175,7 @@ def fit_gated_head(
         prior=prior,
         photo_probability=photo_probability,
         mixes=mixes,
+        photo_width=base,
     )
     for branch, result in zip((layer.photo, layer.drawing), fits, strict=True):
         set_log_odds(branch, torch.from_numpy(np.asarray(result.weight)), result.bias, result.prior)
@@ -197,7 +199,7 @@ def fit_gated_head(
     )
     held_out = out_of_fold_branches(
         features, y, prior=prior, photo_probability=photo_probability, folds=folds,
-        c=settings.probe_c, mixes=mixes,
+        c=settings.probe_c, mixes=mixes, photo_width=base,
     )  # fmt: skip
     logger.info(
         "%s: out-of-fold branch scores of %d training images in %d folds (%s)",

@@ -32,6 +32,8 @@ _IMAGENET_HARMFUL: tuple[str, ...] = (
 
 
 MAX_PROBE_VIEWS = 16
+# MobileNetV2's ``features`` has blocks 0..18 (18: the last 1x1 convolution, 1280 channels).
+MOBILENET_V2_BLOCKS = 19
 
 
 class TrainSettings(Section):
@@ -144,6 +146,26 @@ class TrainSettings(Section):
     # harmscan.featurepass) or torch (harmscan.recipes.extract_features). The un-augmented
     # passes (probe_views 0, the gate, validation) always run in torch.
     probe_view_engine: Literal["onnx", "torch"] = "onnx"
+    # MobileNetV2 ``features`` blocks (0..18) whose pooled average and maximum are appended to
+    # the 1280-d pooled features for the drawing branch's probe only (the ImageNet prior, the
+    # photo branch and the gate read the 1280-d; harmscan.taps). []: the 1280-d alone. ResNet50
+    # has no taps: it trains without them (a warning says so).
+    probe_layers: list[int] = Field(default_factory=list)
+
+    @field_validator("probe_layers")
+    @classmethod
+    def _probe_layers_valid(cls, value: list[int]) -> list[int]:
+        last = MOBILENET_V2_BLOCKS - 1
+        outside = [v for v in value if not 0 <= v <= last]
+        if outside:
+            raise ValueError(
+                f"train.probe_layers {outside} are not MobileNetV2 features blocks; valid: "
+                f"0..{last} (e.g. [13] or [13, 16]), or [] for the pooled 1280-d alone"
+            )
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"train.probe_layers names blocks {repeated} more than once")
+        return sorted(value)
 
     @field_validator("probe_views")
     @classmethod

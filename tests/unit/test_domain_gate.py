@@ -124,8 +124,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.mark.parametrize("probe_layers", [[], [13, 16]])
 def test_gated_recipe_trains_calibrates_and_exports_one_graph(
-    dataset: Path, tmp_path: Path
+    dataset: Path, tmp_path: Path, probe_layers: list[int]
 ) -> None:
     cfg = TrainSettings(
         recipe="probe",
@@ -133,6 +134,7 @@ def test_gated_recipe_trains_calibrates_and_exports_one_graph(
         image_size=32,
         num_workers=0,
         weights={"mobilenet_v2": SHARED},
+        probe_layers=probe_layers,
     )
     model = build_recipe_model("mobilenet_v2", resolve_weights("mobilenet_v2", SHARED), cfg)
     preset = EvalPreset(image_size=32)
@@ -148,6 +150,10 @@ def test_gated_recipe_trains_calibrates_and_exports_one_graph(
     assert outcome.probe is not None
     assert head.gate.weight.abs().sum() > 0
     assert head.photo.prior_scale.item() > head.drawing.prior_scale.item() > 0
+    # the gate and the photo branch read the 1280-d, the drawing branch the taps too
+    assert head.gate.in_features == head.photo.linear.in_features == 1280
+    assert head.drawing.linear.in_features == 1280 + 2 * (96 + 160) * bool(probe_layers)
+    assert head.drawing.linear.weight[:, 1280:].abs().sum() > 0 or not probe_layers
     # one operating point per branch, folded in before the export
     cpu = torch.device("cpu")
     with recording_branches(model) as seen:
