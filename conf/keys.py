@@ -88,9 +88,20 @@ def explain(exc: ValidationError) -> str:
             parent = _model_at(error["loc"][:-1])
             valid = ", ".join(sorted(parent.model_fields)) if parent else "?"
             lines.append(f"  {loc}: unknown key; valid keys here: {valid}")
+        elif error["type"] == "value_error":
+            lines.append(f"  {_own_message(loc, error)}")
         else:
             lines.append(f"  {loc}: {error['msg']} (got {error.get('input')!r})")
     return "\n".join(lines)
+
+
+def _own_message(loc: str, error: Any) -> str:
+    """A message of our own validators: the setting named once, the value where it is not."""
+    text = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if not isinstance(value, dict | list) and str(value) not in text:
+        text = f"{text} (got {value!r})"
+    return text if text.startswith(loc) else f"{loc}: {text}"
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -8,6 +8,7 @@ text, so the item type converts it in turn; ``null`` or ``~`` clears an optional
 
 from __future__ import annotations
 
+import contextlib
 import types
 import typing
 from pathlib import Path
@@ -34,22 +35,77 @@ def parse_value(parts: list[str], raw: str, origin: str) -> Any:
     if raw.strip() in NULLS and _allows_none(annotation):
         return None
     adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-    try:
+    with contextlib.suppress(ValidationError):
         return adapter.validate_python(raw)  # str, Path, int, float, bool, Literal: the text
-    except ValidationError as exc:
-        first = exc
     try:
         # Containers: YAML/JSON flow syntax, every scalar kept as text for the item type to parse.
         document = yaml.load(raw, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader: only text)
     except yaml.YAMLError:
         document = None
+    if isinstance(document, dict) and any(":" in k and not v for k, v in document.items()):
+        raise ValueParseError(
+            f"{origin}: {raw!r} is not {describe(annotation)}: write a space after each colon "
+            "(without one, YAML reads 'key:value' as one key)"
+        )
     if isinstance(document, list | dict):
         try:
             return adapter.validate_python(document)
         except ValidationError as exc:
-            first = exc
-    reasons = "; ".join(e["msg"] for e in first.errors()[:3])
-    raise ValueParseError(f"{origin}: {raw!r} is not a valid {_type_name(annotation)} ({reasons})")
+            items = "; ".join(_item_error(e) for e in exc.errors()[:3])
+            raise ValueParseError(
+                f"{origin}: {raw!r} is not {describe(annotation)} ({items})"
+            ) from None
+    hint = ""
+    if typing.get_origin(_optional_of(annotation)) is list and raw.strip():
+        hint = f"; for one item write [{raw.strip()}]"
+    raise ValueParseError(f"{origin}: {raw!r} is not {describe(annotation)}{hint}")
+
+
+def describe(annotation: Any) -> str:
+    """What a field of type ``annotation`` takes, in words (``one of a, b``, ``a whole number``)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        kinds: list[str] = []
+        for arg in args:
+            if typing.get_origin(arg) is typing.Literal:
+                kinds += [str(a) for a in typing.get_args(arg)]
+            elif arg is not type(None):
+                kinds.append(describe(arg))
+        kinds += ["null"] if type(None) in args else []
+        return ", ".join(kinds[:-1]) + f" or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+    if origin is list:
+        return f"a list like [a, b], each item {describe(args[0])}" if args else "a list"
+    if origin is dict:
+        key, value = (describe(a) for a in args) if args else ("text", "anything")
+        return f"a mapping like {{key: value}}, each key {key}, each value {value}"
+    return _SCALARS.get(annotation, f"a valid {_type_name(annotation)}")
+
+
+_SCALARS: dict[Any, str] = {
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    str: "text",
+    Path: "a path",
+    SecretStr: "text",
+}
+
+
+def _optional_of(annotation: Any) -> Any:
+    """``X`` of ``X | None``; any other annotation as it is."""
+    if _allows_none(annotation):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _item_error(error: Any) -> str:
+    """One item's error: where in the list or mapping, and what pydantic says of it."""
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "list["))]
+    where = f"key {loc[0]}" if "[key]" in loc else (f"at {'.'.join(loc)}" if loc else "")
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def annotation_at(parts: list[str]) -> Any:

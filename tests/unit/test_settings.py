@@ -24,7 +24,7 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
     ("override", "expected"),
     [
         ("train.epochz=3", "did you mean epochs"),
-        ("serving.runtime=tensorflow", "'onnx' or 'torch'"),
+        ("serving.runtime=tensorflow", "'tensorflow' is not one of onnx, torch"),
         ("train.models=[vgg16]", "'mobilenet_v2' or 'resnet50'"),
         ("nope.x=1", "valid keys at the top level"),
         ("etl.split={train: 0.5, val: 0.1, test: 0.1}", "sum to 1"),
@@ -130,14 +130,39 @@ def test_values_are_parsed_by_the_field_type(override, attribute, expected) -> N
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.epochs=three", "'three' is not a valid int"),
-        ("train.augment=perhaps", "not a valid bool"),
-        ("train.models=[vgg16]", "'mobilenet_v2' or 'resnet50'"),
+        ("train.epochs=three", "'three' is not a whole number$"),
+        ("train.augment=perhaps", "'perhaps' is not true or false$"),
+        ("train.recipe=bogus", "'bogus' is not one of finetune, probe, lp-ft, prior$"),
+        ("train.prior_mix=abc", "'abc' is not a number or null$"),
+        ("train.wise_alpha=abc", "'abc' is not a number, auto or null$"),
+        ("train.models=[vgg16]", r"each item one of mobilenet_v2, resnet50 \(at 0: .*'resnet50'"),
+        ("train.models=vgg16", r"each item one of .*; for one item write \[vgg16\]$"),
+        ("mlflow.floors={acc: 0.5}", r"each key one of accuracy, .*\(key acc: "),
+        ("mlflow.floors={auc:0.5}", "write a space after each colon"),
     ],
 )
 def test_a_value_its_field_cannot_take_is_named(override, message) -> None:
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(SettingsError, match=message) as raised:
         load_settings("ci", [override], env={})
+    assert len(str(raised.value).splitlines()) == 1
+    assert "Literal[" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("train.recipe=prior", "train.recipe=prior needs train.head=prior"),
+        ("train.weights={vgg: none}", "train.weights has unknown architectures ['vgg']; valid: "),
+        ("train.calibration_photos=gateset", "train.calibration_photos names the gate set "),
+    ],
+)
+def test_a_rule_across_values_says_it_once_without_the_whole_section(override, line) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings("ci", [override], env={})
+    message = str(raised.value)
+    assert message.splitlines()[1].startswith(f"  {line}")
+    assert "Value error" not in message
+    assert "{'" not in message  # not the section's every value
 
 
 def test_update_is_typed_checked_and_returns_a_new_frozen_object() -> None:
