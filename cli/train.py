@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.preflight import checked_dataset, mlflow_reachable
+
 ARCHS = ("mobilenet_v2", "resnet50")
 
 
@@ -91,10 +93,13 @@ def train_command(
     """Fine-tune, evaluate, log to MLflow and register the models."""
     from cli.app import source_of, state_of
     from cli.runtime import flow_runtime
-    from flows.train import train
 
     source = source_of(ctx)
     state = state_of(ctx)
+    checked_dataset(state.settings, dataset)  # before the training stack is imported
+    mlflow_reachable(state.settings)
+    from flows.train import train
+
     with flow_runtime(state.settings, state.verbose):
         results = train(
             source=source,
@@ -121,10 +126,12 @@ def retrain_command(
     """ETL -> train -> evaluate -> register -> promote, as one Prefect flow."""
     from cli.app import source_of, state_of
     from cli.runtime import flow_runtime
-    from flows.retrain import retrain
 
     source = source_of(ctx)
     state = state_of(ctx)
+    mlflow_reachable(state.settings)
+    from flows.retrain import retrain
+
     with flow_runtime(state.settings, state.verbose):
         result = retrain(
             source=source,
@@ -171,15 +178,19 @@ def promote_command(
     VERSION loses to the prior there, the prior becomes champion.
     """
     from cli.app import settings_of
-    from harmscan.gateset import resolve_photo_set
-    from registry import CHAMPION, Registry, RegistryError
-    from tasks.promotion import force_champion, rollback_target
 
     if (version is None) == (not rollback):
         raise typer.BadParameter("give a VERSION or --rollback (not both)")
     if gate and force:
         raise typer.BadParameter("--gate runs the gate and --force skips it: give one")
     settings = settings_of(ctx)
+    if gate:
+        dataset = checked_dataset(settings, dataset)
+    mlflow_reachable(settings)
+    from harmscan.gateset import resolve_photo_set
+    from registry import CHAMPION, Registry, RegistryError
+    from tasks.promotion import force_champion, rollback_target
+
     registry = Registry(settings.mlflow.tracking_uri)
     name = settings.mlflow.registered_model
     gate_set = resolve_photo_set(settings.mlflow.gate_set)

@@ -13,17 +13,14 @@ from prefect import flow, get_run_logger
 from conf.loader import SettingsSource
 from conf.settings import Arch, Settings
 from flows.common import failure_note, resolve, time_limit
+from harmscan.datasetdir import dataset_folder
 from tasks.artifacts import publish_metrics, publish_mlflow_links, run_namer
 from tasks.training import TrainResult, train_task
 
 
 def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
     """The given dataset folder, or the latest one the ETL made."""
-    if dataset is not None:
-        return Path(dataset)
-    from tasks.dataset import read_latest
-
-    return Path(read_latest(settings.paths.data / "datasets")["path"])
+    return dataset_folder(settings.paths.data / "datasets", dataset)
 
 
 def preflight(settings: Settings) -> None:

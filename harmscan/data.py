@@ -21,12 +21,12 @@ import torch
 from torch.utils.data import Dataset
 
 from harmscan.bundle import LABELS
+from harmscan.datasetdir import manifest_path
 from harmscan.imagefile import read_image_file
 from harmscan.imageio import decode_image
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ("image_id", "label", "split", "path", "sha256")
 SPLITS = ("train", "val", "test")
 VERSION_CHARS = 12
@@ -34,12 +34,6 @@ VERSION_CHARS = 12
 
 class ManifestError(ValueError):
     """The manifest is missing, malformed, or names files that do not exist."""
-
-
-def manifest_path(dataset: Path) -> Path:
-    """The manifest of a dataset folder (or the manifest file itself if given)."""
-    dataset = Path(dataset)
-    return dataset if dataset.is_file() else dataset / MANIFEST
 
 
 def dataset_version(dataset: Path) -> str:

@@ -22,6 +22,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from conf.settings import EtlSettings
+from harmscan.datasetdir import LATEST_FILE
 from harmscan.manifest import (
     MANIFEST_COLUMNS,
     assign_splits,
@@ -32,8 +33,6 @@ from harmscan.manifest import (
     write_summary,
 )
 from harmscan.reviewed import is_reviewed, split_fractions
-
-LATEST_FILE = "latest.json"
 
 
 def place(source: Path, dest: Path) -> None:
@@ -157,11 +156,3 @@ def write_latest(datasets_dir: Path, version: str, images: int) -> Path:
     tmp = datasets_dir / f".{LATEST_FILE}.{uuid.uuid4().hex[:8]}"
     tmp.write_text(json.dumps(latest, indent=2) + "\n")
     return tmp.replace(datasets_dir / LATEST_FILE)
-
-
-def read_latest(datasets_dir: Path) -> dict[str, Any]:
-    """The ``latest.json`` record (version, path, manifest) of ``datasets_dir``."""
-    path = Path(datasets_dir) / LATEST_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no dataset yet: {path} does not exist (run `harmscan etl`)")
-    return dict(json.loads(path.read_text()))

@@ -1,0 +1,107 @@
+"""The checks `harmscan train|retrain|promote` make before any work: one line, at once."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+import typer
+
+from cli.failures import UNREACHABLE, USAGE
+from cli.preflight import checked_dataset, mlflow_reachable
+
+
+def test_a_dataset_folder_without_a_manifest_is_refused_with_the_fix(
+    make_settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as ended:
+        checked_dataset(make_settings(), tmp_path / "nope")
+    assert ended.value.exit_code == USAGE
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: --dataset {tmp_path / 'nope'}: no manifest.csv in ")
+    assert line.endswith("or run `harmscan etl`")
+
+
+def test_no_dataset_yet_is_refused_and_a_made_one_is_found(
+    make_settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings()
+    with pytest.raises(typer.Exit) as ended:
+        checked_dataset(settings, None)
+    assert ended.value.exit_code == USAGE
+    assert "no dataset yet" in capsys.readouterr().err
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "manifest.csv").write_text("image_id\n")
+    datasets = settings.paths.data / "datasets"
+    datasets.mkdir(parents=True)
+    (datasets / "latest.json").write_text(json.dumps({"path": str(folder)}))
+    assert checked_dataset(settings, None) == folder
+    assert checked_dataset(settings, folder) == folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_mlflow_server_that_does_not_answer_is_named_with_its_setting(
+    make_settings, health_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(typer.Exit) as ended:
+        mlflow_reachable(make_settings(f"mlflow.tracking_uri={down}"))
+    assert ended.value.exit_code == UNREACHABLE
+    line = capsys.readouterr().err.strip()
+    assert line == (
+        f"error: cannot reach MLflow at {down} (mlflow.tracking_uri); start the local stack "
+        "(harmscan up) or change mlflow.tracking_uri"
+    )
+    mlflow_reachable(make_settings(f"mlflow.tracking_uri={health_server}"))
+    mlflow_reachable(make_settings("mlflow.tracking_uri=file:///tmp/mlruns"))  # no server
+
+
+def test_train_refuses_a_missing_dataset_before_importing_the_training_stack(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import sys\n"
+        "from cli.app import main\n"
+        f"sys.argv = ['harmscan', '--profile', 'ci', 'train', '--dataset', '{tmp_path}/nope']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, 'torch' in sys.modules, 'prefect' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.split() == [str(USAGE), "False", "False"], done.stderr
+    assert done.stderr.startswith(f"error: --dataset {tmp_path}/nope: no manifest.csv")
