@@ -48,6 +48,8 @@ _UNREACHABLE = {
     "ModelUnavailable",
     "ServiceError",
 }
+# What a KafkaException says when no broker answers (librdkafka's error names and texts).
+_KAFKA_DOWN = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "Broker transport failure")
 _HOST_PORT = re.compile(r"(?:[a-z0-9+.-]+://)?([A-Za-z0-9.-]+):(\d+)")
 # urllib3/requests say HTTPConnectionPool(host='127.0.0.1', port=9).
 _POOL = re.compile(r"host='([^']+)', port=(\d+)")
@@ -78,6 +80,8 @@ def explain(exc: BaseException, settings: Settings | None = None) -> Failure:
     names = [type(e).__name__ for e in chain]
     text = _message(exc)
     if any(n in _UNREACHABLE for n in names) or "ephemeral Prefect API server" in text:
+        return Failure(UNREACHABLE, _unreachable(chain, settings))
+    if "KafkaException" in names and any(m in text for m in _KAFKA_DOWN):
         return Failure(UNREACHABLE, _unreachable(chain, settings))
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return Failure(
@@ -119,6 +123,12 @@ def _unreachable(chain: list[BaseException], settings: Settings | None) -> str:
         )
     if type(chain[0]).__name__ in {"ModelUnavailable", "ServiceError"}:
         return str(chain[0])
+    if any(m in text for m in _KAFKA_DOWN):
+        where = f" at {settings.kafka.bootstrap_servers}" if settings is not None else ""
+        return (
+            f"cannot reach Kafka{where} (kafka.bootstrap_servers); start the local stack "
+            "(harmscan up) or change kafka.bootstrap_servers"
+        )
     found = {f"{h}:{p}" for h, p in _HOST_PORT.findall(text) + _POOL.findall(text)}
     for setting, address in _service_addresses(settings).items():
         if address and any(a in address for a in found):

@@ -55,3 +55,34 @@ def mlflow_reachable(settings: Settings) -> None:
             "(harmscan up) or change mlflow.tracking_uri",
             UNREACHABLE,
         )
+
+
+# Seconds the brokers may take to answer a metadata request.
+KAFKA_TIMEOUT_S = 5.0
+
+
+def kafka_reachable(settings: Settings) -> None:
+    """Check that the brokers of ``kafka.bootstrap_servers`` answer a metadata request.
+
+    Raises:
+        typer.Exit: No broker answered within `KAFKA_TIMEOUT_S` (UNREACHABLE).
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    kafka = settings.kafka
+    # log_level 0: librdkafka would print a line per refused connection (hundreds), not one.
+    admin = AdminClient({**kafka.client_config(), "log_level": 0})
+    try:
+        brokers = admin.list_topics(timeout=KAFKA_TIMEOUT_S).brokers
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+        brokers, why = {}, f": {reason}"
+    else:
+        why = ""
+    if not brokers:
+        raise fail(
+            f"cannot reach Kafka at {kafka.bootstrap_servers} (kafka.bootstrap_servers){why}; "
+            "start the local stack (harmscan up) or change kafka.bootstrap_servers",
+            UNREACHABLE,
+        )

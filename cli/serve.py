@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.failures import SERVING_FATAL, UNREACHABLE, USAGE, fail
+from cli.preflight import kafka_reachable
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -54,6 +55,7 @@ def serve(
     settings = _settings(
         ctx, allowed_roots=roots or None, runtime=runtime, metrics_port=metrics_port
     )
+    kafka_reachable(settings)
     from serving.fatal import ServingFatal
     from serving.model import ModelUnavailable
     from serving.service import run_consumer
@@ -85,11 +87,13 @@ def produce(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Send classification requests for image files or folders to the requests topic."""
-    from serving.producer import produce_files
+    from serving.producer import iter_image_files, produce_files
 
     settings = _settings(ctx)
     try:
-        report = produce_files(settings, paths, inline=inline, rate=rate, show_progress=progress)
+        files = list(iter_image_files(paths))  # a wrong path is named before Kafka is asked
+        kafka_reachable(settings)
+        report = produce_files(settings, files, inline=inline, rate=rate, show_progress=progress)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(exc, USAGE) from None
     typer.echo(f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from confluent_kafka import KafkaError, KafkaException
 
 from cli.failures import FAILED, UNREACHABLE, USAGE, explain
 from conf.loader import SettingsError, load_settings
@@ -48,6 +49,11 @@ def _caused(outer: Exception, inner: Exception) -> Exception:
             UNREACHABLE,
             "prefect.api_url",
         ),
+        (
+            KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata")),
+            UNREACHABLE,
+            "cannot reach Kafka at 127.0.0.1:9092 (kafka.bootstrap_servers)",
+        ),
         (ZeroDivisionError("boom"), FAILED, "--verbose"),
     ],
 )
@@ -57,6 +63,7 @@ def test_each_failure_has_its_code_and_names_what_to_change(exc, code, names) ->
         [
             "openimages.metadata_base_url=http://127.0.0.1:9",
             "mlflow.tracking_uri=http://127.0.0.1:5999",
+            "kafka.bootstrap_servers=127.0.0.1:9092",
         ],
         env={},
     )

@@ -15,7 +15,7 @@ import pytest
 import typer
 
 from cli.failures import UNREACHABLE, USAGE
-from cli.preflight import checked_dataset, mlflow_reachable
+from cli.preflight import checked_dataset, kafka_reachable, mlflow_reachable
 
 
 def test_a_dataset_folder_without_a_manifest_is_refused_with_the_fix(
@@ -105,3 +105,16 @@ def test_train_refuses_a_missing_dataset_before_importing_the_training_stack(
     )
     assert done.stdout.split() == [str(USAGE), "False", "False"], done.stderr
     assert done.stderr.startswith(f"error: --dataset {tmp_path}/nope: no manifest.csv")
+
+
+def test_brokers_that_do_not_answer_are_named_with_their_setting_in_one_line(
+    make_settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    down = f"127.0.0.1:{_free_port()}"
+    with pytest.raises(typer.Exit) as ended:
+        kafka_reachable(make_settings(f"kafka.bootstrap_servers={down}"))
+    assert ended.value.exit_code == UNREACHABLE
+    err = capfd.readouterr().err
+    assert err.startswith(f"error: cannot reach Kafka at {down} (kafka.bootstrap_servers): ")
+    assert err.rstrip().endswith("or change kafka.bootstrap_servers")
+    assert len(err.splitlines()) == 1  # librdkafka's per-connection lines are off
