@@ -37,10 +37,14 @@ def register(app: typer.Typer) -> None:
             )
             raise typer.Exit(2)
         from cli.app import state_of
+        from cli.preflight import checked_options
         from cli.runtime import flow_runtime
-        from flows.etl import etl
+        from flows.params import etl_changes
 
         state = state_of(ctx)
+        checked_options(state.settings, etl_changes(max_per_side, max_per_label, seed))
+        from flows.etl import etl
+
         with flow_runtime(state.settings, state.verbose):
             result = etl(
                 source=source,

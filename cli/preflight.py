@@ -4,8 +4,9 @@ server booted, nor after minutes of MLflow's connection retries)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.failures import UNREACHABLE, USAGE, fail
 
@@ -86,3 +87,17 @@ def kafka_reachable(settings: Settings) -> None:
             "start the local stack (harmscan up) or change kafka.bootstrap_servers",
             UNREACHABLE,
         )
+
+
+def checked_options(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """``settings`` with a command's options as dotted keys (None: not given), validated now.
+
+    Raises:
+        typer.Exit: An option's value is one its setting cannot take (USAGE).
+    """
+    from conf.loader import SettingsError, update
+
+    try:
+        return update(settings, {k: v for k, v in changes.items() if v is not None})
+    except SettingsError as exc:
+        raise fail(exc, USAGE) from None

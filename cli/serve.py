@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.failures import SERVING_FATAL, UNREACHABLE, USAGE, fail
-from cli.preflight import kafka_reachable
+from cli.preflight import checked_options, kafka_reachable
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -20,13 +20,8 @@ if TYPE_CHECKING:
 def _settings(ctx: typer.Context, **serving: Any) -> Settings:
     """The invocation's settings with the given ``serving.*`` options (None: not given)."""
     from cli.app import settings_of
-    from conf.loader import SettingsError, update
 
-    changes = {f"serving.{k}": v for k, v in serving.items() if v is not None}
-    try:
-        return update(settings_of(ctx), changes)
-    except SettingsError as exc:
-        raise fail(exc, USAGE) from None
+    return checked_options(settings_of(ctx), {f"serving.{k}": v for k, v in serving.items()})
 
 
 def serve(

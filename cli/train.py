@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.preflight import checked_dataset, mlflow_reachable
+from cli.preflight import checked_dataset, checked_options, mlflow_reachable
 
 ARCHS = ("mobilenet_v2", "resnet50")
 
@@ -93,10 +93,14 @@ def train_command(
     """Fine-tune, evaluate, log to MLflow and register the models."""
     from cli.app import source_of, state_of
     from cli.runtime import flow_runtime
+    from flows.params import train_changes
 
     source = source_of(ctx)
     state = state_of(ctx)
-    checked_dataset(state.settings, dataset)  # before the training stack is imported
+    models, weights_of = _models(model), _weights(weights)
+    # Before the training stack is imported (tens of seconds on a busy machine):
+    checked_options(state.settings, train_changes(models, epochs, weights_of, limit_batches))
+    checked_dataset(state.settings, dataset)
     mlflow_reachable(state.settings)
     from flows.train import train
 
@@ -104,9 +108,9 @@ def train_command(
         results = train(
             source=source,
             dataset=dataset,
-            models=_models(model),
+            models=models,
             epochs=epochs,
-            weights=_weights(weights),
+            weights=weights_of,
             limit_batches=limit_batches,
             register_models=register_models,
             resume=resume,
@@ -126,18 +130,22 @@ def retrain_command(
     """ETL -> train -> evaluate -> register -> promote, as one Prefect flow."""
     from cli.app import source_of, state_of
     from cli.runtime import flow_runtime
+    from flows.params import etl_changes, train_changes
 
     source = source_of(ctx)
     state = state_of(ctx)
+    models, weights_of = _models(model), _weights(weights)
+    changes = train_changes(models, epochs, weights_of, limit_batches)
+    checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
     mlflow_reachable(state.settings)
     from flows.retrain import retrain
 
     with flow_runtime(state.settings, state.verbose):
         result = retrain(
             source=source,
-            models=_models(model),
+            models=models,
             epochs=epochs,
-            weights=_weights(weights),
+            weights=weights_of,
             limit_batches=limit_batches,
             max_per_side=max_per_side,
             promote=promote,

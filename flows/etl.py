@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from conf.loader import SettingsSource
 from conf.settings import OpenImagesSubset, Settings
 from flows.common import failure_note, resolve, time_limit
+from flows.params import etl_changes
 from harmscan.manifest import summary_rows
 from tasks.artifacts import publish_table, run_namer
 from tasks.dataset import build_dataset
@@ -119,15 +120,7 @@ def etl(
     Returns:
         The dataset version, folder, manifest path, counts and failures by reason.
     """
-    settings = resolve(
-        source,
-        {
-            "etl.max_per_side": max_per_side,
-            "etl.max_per_label": max_per_label,
-            "etl.seed": seed,
-            "openimages.subsets": subsets or None,
-        },
-    )
+    settings = resolve(source, etl_changes(max_per_side, max_per_label, seed, subsets))
     with time_limit(settings, "etl"):
         return _etl(settings)
 

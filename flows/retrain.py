@@ -17,7 +17,8 @@ from conf.loader import SettingsSource
 from conf.settings import Arch, Settings
 from flows.common import failure_note, resolve, time_limit
 from flows.etl import etl
-from flows.train import preflight, train, train_changes
+from flows.params import etl_changes, train_changes
+from flows.train import preflight, train
 from harmscan.gateset import resolve_photo_set
 from harmscan.promotion import PromotionResult
 from registry import CHAMPION, Registry
@@ -72,8 +73,7 @@ def retrain(
     """
     changes = {
         **train_changes(models, epochs, weights, limit_batches),
-        "etl.max_per_side": max_per_side,
-        "etl.seed": seed,
+        **etl_changes(max_per_side=max_per_side, seed=seed),
     }
     source = (source or SettingsSource()).with_overrides(changes)
     settings = resolve(source)

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from conf.loader import SettingsSource
 from conf.settings import Arch, Settings
 from flows.common import failure_note, resolve, time_limit
+from flows.params import train_changes
 from harmscan.datasetdir import dataset_folder
 from tasks.artifacts import publish_metrics, publish_mlflow_links, run_namer
 from tasks.training import TrainResult, train_task
@@ -33,22 +34,6 @@ def preflight(settings: Settings) -> None:
         from harmscan.heads import imagenet_rows
 
         imagenet_rows(settings.train.prior_classes)  # an unknown name fails with suggestions
-
-
-def train_changes(
-    models: list[Arch] | None,
-    epochs: int | None,
-    weights: dict[str, str] | None,
-    limit_batches: int | None = None,
-) -> dict[str, object]:
-    """The typed flow parameters as dotted settings keys (None: not given)."""
-    changes: dict[str, object] = {
-        "train.models": models or None,
-        "train.epochs": epochs,
-        "train.limit_batches": limit_batches,
-    }
-    changes.update({f"train.weights.{arch}": value for arch, value in (weights or {}).items()})
-    return changes
 
 
 @flow(

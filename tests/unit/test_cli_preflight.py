@@ -15,7 +15,7 @@ import pytest
 import typer
 
 from cli.failures import UNREACHABLE, USAGE
-from cli.preflight import checked_dataset, kafka_reachable, mlflow_reachable
+from cli.preflight import checked_dataset, checked_options, kafka_reachable, mlflow_reachable
 
 
 def test_a_dataset_folder_without_a_manifest_is_refused_with_the_fix(
@@ -88,13 +88,23 @@ def test_an_mlflow_server_that_does_not_answer_is_named_with_its_setting(
     mlflow_reachable(make_settings("mlflow.tracking_uri=file:///tmp/mlruns"))  # no server
 
 
-def test_train_refuses_a_missing_dataset_before_importing_the_training_stack(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["train", "--dataset", "{tmp}/nope"], "error: --dataset {tmp}/nope: no manifest.csv"),
+        (["train", "--epochs", "0"], "error: invalid settings:\n  train.epochs: "),
+        (["retrain", "--max-per-side", "0"], "error: invalid settings:\n  etl.max_per_side: "),
+        (["etl", "--max-per-side", "-5"], "error: invalid settings:\n  etl.max_per_side: "),
+    ],
+)
+def test_a_wrong_option_ends_the_command_before_prefect_or_torch_is_imported(
+    tmp_path: Path, args: list[str], line: str
 ) -> None:
+    argv = ["harmscan", "--profile", "ci", *(a.format(tmp=tmp_path) for a in args)]
     script = (
         "import sys\n"
         "from cli.app import main\n"
-        f"sys.argv = ['harmscan', '--profile', 'ci', 'train', '--dataset', '{tmp_path}/nope']\n"
+        f"sys.argv = {argv!r}\n"
         "try:\n"
         "    main()\n"
         "except SystemExit as exc:\n"
@@ -104,7 +114,17 @@ def test_train_refuses_a_missing_dataset_before_importing_the_training_stack(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.stdout.split() == [str(USAGE), "False", "False"], done.stderr
-    assert done.stderr.startswith(f"error: --dataset {tmp_path}/nope: no manifest.csv")
+    assert done.stderr.startswith(line.format(tmp=tmp_path))
+
+
+def test_options_are_checked_as_the_settings_they_set(make_settings) -> None:
+    settings = make_settings()
+    changed = checked_options(settings, {"train.epochs": 2, "etl.seed": None})
+    assert changed.train.epochs == 2
+    assert changed.etl.seed == settings.etl.seed  # None: not given
+    with pytest.raises(typer.Exit) as ended:
+        checked_options(settings, {"serving.runtime": "tensorflow"})
+    assert ended.value.exit_code == USAGE
 
 
 def test_brokers_that_do_not_answer_are_named_with_their_setting_in_one_line(
