@@ -427,6 +427,28 @@ def test_registration_hook_returns_the_verdict_spec_and_the_served_graphs(tmp_pa
     assert new_spec.int8_reason == verdicts[0].reason
 
 
+def test_the_domain_check_judges_pooled_domains_and_logs_the_sets_in_the_spec(
+    tmp_path: Path,
+) -> None:
+    from harmscan.int8check import Int8Check
+    from harmscan.precision import Int8Plan, served_graphs_hook
+
+    folder, spec = _colour_bundle(tmp_path / "model")
+    checks = (_colour_set(tmp_path, "val"), _colour_set(tmp_path, "gate"))
+    verdicts: list[Int8Check] = []
+    plan = Int8Plan(checks[0].paths, checks, check_groups="domain")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new_spec, _ = served_graphs_hook(plan, verdicts)(folder / ONNX_FILE, spec)
+    check = verdicts[0]
+    assert {"all", "photo", "emoji"} <= set(check.float_auc)
+    assert set(check.logged) == {"val", "val/photo", "val/emoji", "gate", "gate/photo",
+                                 "gate/emoji"}  # fmt: skip
+    assert new_spec.int8_reason.startswith("judged per domain, the check sets pooled: ")
+    assert "logged, not judged (int8 - float AUC): val " in new_spec.int8_reason
+    assert "float_auc_gate_emoji" in check.summary()
+
+
 class InvertedResidual(torch.nn.Module):
     """MobileNetV2's block (pointwise, depthwise, pointwise; BN; ReLU6) at its initial weights:
     the folded biases are all zero, so the export shares them through ``Identity`` nodes."""
