@@ -69,12 +69,13 @@ def _check_path(parts: list[str], origin: str) -> None:
             where = ".".join(parts[:depth]) or "the top level"
             raise SettingsError(
                 f"{origin}: unknown setting {'.'.join(parts)!r}; valid keys at {where}: "
-                f"{', '.join(sorted(fields))}{_did_you_mean(part, fields)}"
+                f"{', '.join(sorted(fields))}{did_you_mean(part, fields)}"
             )
         model = _submodel(fields[part])
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean a, b?)`` for the choices close to ``word``, else nothing."""
     close = difflib.get_close_matches(word, list(choices), n=3)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 

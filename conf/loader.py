@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from conf.keys import SettingsError, explain, key_parts, set_path
+from conf.keys import SettingsError, did_you_mean, explain, key_parts, set_path
 from conf.settings import Settings
 from conf.values import ValueParseError, parse_value, plain
 
@@ -67,7 +67,10 @@ def load_settings(
     profile = profile or env.get("HARMSCAN_PROFILE") or "local"
     profiles = available_profiles()
     if profile not in profiles:
-        raise SettingsError(f"unknown profile {profile!r}; valid profiles: {', '.join(profiles)}")
+        raise SettingsError(
+            f"unknown profile {profile!r}; valid profiles: {', '.join(profiles)}"
+            + did_you_mean(profile, profiles)
+        )
     merged: dict[str, Any] = {}
     _deep_merge(merged, _read_yaml(CONF_DIR / "default.yaml"))
     _deep_merge(merged, _read_yaml(PROFILES_DIR / f"{profile}.yaml"))

@@ -71,8 +71,10 @@ def test_floor_metrics_are_the_metrics_the_gate_computes() -> None:
 
 
 def test_unknown_profile_lists_profiles() -> None:
-    with pytest.raises(SettingsError, match="valid profiles: ci, compose, local"):
+    with pytest.raises(SettingsError, match=r"valid profiles: ci, compose, local$"):
         load_settings("prod", env={})
+    with pytest.raises(SettingsError, match=r"ci, compose, local \(did you mean local\?\)$"):
+        load_settings(None, env={"HARMSCAN_PROFILE": "lcoal"})
 
 
 def test_unknown_env_variable_fails() -> None:
