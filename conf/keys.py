@@ -88,7 +88,8 @@ def explain(exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             parent = _model_at(error["loc"][:-1])
             valid = ", ".join(sorted(parent.model_fields)) if parent else "?"
-            lines.append(f"  {loc}: unknown key; valid keys here: {valid}")
+            near = did_you_mean(str(error["loc"][-1]), parent.model_fields) if parent else ""
+            lines.append(f"  {loc}: unknown key; valid keys here: {valid}{near}")
         elif error["type"] == "value_error":
             lines.append(f"  {_own_message(loc, error)}")
         else:

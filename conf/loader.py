@@ -156,11 +156,25 @@ def dump_settings(settings: Settings) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise SettingsError(f"settings file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+        what = "is a folder, not a YAML file" if path.is_dir() else "not found"
+        raise SettingsError(f"settings file {what}: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path} is not a text (UTF-8) file") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path} must hold a mapping at the top, not {type(data).__name__}")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, in one line: ``line 2, column 11: expected ',' or ']'``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
 
 
 def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:

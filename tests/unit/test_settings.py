@@ -201,3 +201,24 @@ def test_bucket_names_are_the_ones_botocore_accepts() -> None:
 
     assert f"^{_BUCKET_NAME.pattern}$" == botocore.handlers.VALID_BUCKET.pattern
     assert load_settings("ci", ["serving.allowed_buckets=[images-2026, a_b.c]"], env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"train:\n  epochs: [1\n", r"is not valid YAML: line 3, column 1: expected ',' or '\]'"),
+        (b"train:\n  epoch: 3\n", r"train.epoch: unknown key; .*\(did you mean epochs\?\)$"),
+        (b"a: b\n\xff\xfe\n", r"is not a text \(UTF-8\) file$"),
+        (b"- a\n", "must hold a mapping at the top, not list$"),
+    ],
+)
+def test_a_bad_settings_file_is_named_with_what_is_wrong(
+    tmp_path: Path, text: bytes, message: str
+) -> None:
+    path = tmp_path / "extra.yaml"
+    path.write_bytes(text)
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings("ci", config_file=path, env={})
+    assert "Traceback" not in str(raised.value)
+    with pytest.raises(SettingsError, match="is a folder, not a YAML file"):
+        load_settings("ci", config_file=tmp_path, env={})
