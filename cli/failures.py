@@ -132,10 +132,27 @@ def _unreachable(chain: list[BaseException], settings: Settings | None) -> str:
     found = {f"{h}:{p}" for h, p in _HOST_PORT.findall(text) + _POOL.findall(text)}
     for setting, address in _service_addresses(settings).items():
         if address and any(a in address for a in found):
-            return f"cannot reach {address} ({setting}); start that service or change {setting}"
+            return f"cannot reach {address} ({setting}); {_start_hint(setting, address)}"
     first = next(iter(sorted(found)), None)
     where = f" at {first}" if first else ""
     return f"a service{where} is unreachable: {_message(chain[0])}"
+
+
+def _start_hint(setting: str, address: str) -> str:
+    """How to bring up the service of ``setting``: the command that starts it on this machine
+    (loopback addresses), else the generic advice."""
+    local = any(h in address for h in ("127.0.0.1", "localhost", "[::1]"))
+    how = _STARTS.get(setting.split(".")[0]) if local else None
+    return f"{how} or change {setting}" if how else f"start that service or change {setting}"
+
+
+# What starts each service of the local stack (harmscan up starts the mirror too).
+_STARTS = {
+    "openimages": "start the mirror (harmscan mirror up, or the stack: harmscan up)",
+    "mlflow": "start the local stack (harmscan up)",
+    "prefect": "start the local stack (harmscan up)",
+    "kafka": "start the local stack (harmscan up)",
+}
 
 
 def _service_addresses(settings: Settings | None) -> dict[str, str]:

@@ -71,3 +71,24 @@ def test_each_failure_has_its_code_and_names_what_to_change(exc, code, names) ->
     assert failure.code == code
     assert names in failure.message
     assert "\n" not in failure.message
+
+
+@pytest.mark.parametrize(
+    ("setting", "address", "hint"),
+    [
+        (
+            "openimages.metadata_base_url",
+            "http://127.0.0.1:8088",
+            "start the mirror (harmscan mirror up",
+        ),
+        ("mlflow.tracking_uri", "http://localhost:5000", "start the local stack (harmscan up)"),
+        ("mlflow.tracking_uri", "http://mlflow.example:5000", "start that service"),
+    ],
+)
+def test_an_unreachable_service_on_this_machine_says_what_starts_it(setting, address, hint) -> None:
+    settings = load_settings("ci", [f"{setting}={address}"], env={})
+    host_port = address.split("//", 1)[1]
+    failure = explain(_caused(RuntimeError("failed"), ConnectionRefusedError(host_port)), settings)
+    assert failure.code == UNREACHABLE
+    assert failure.message.startswith(f"cannot reach {address} ({setting}); {hint}")
+    assert failure.message.endswith(f"or change {setting}")
