@@ -99,10 +99,14 @@ def train_command(
     state = state_of(ctx)
     models, weights_of = _models(model), _weights(weights)
     # Before the training stack is imported (tens of seconds on a busy machine):
-    checked_options(state.settings, train_changes(models, epochs, weights_of, limit_batches))
-    checked_dataset(state.settings, dataset)
-    mlflow_reachable(state.settings)
-    from flows.train import train
+    chosen = checked_options(
+        state.settings, train_changes(models, epochs, weights_of, limit_batches)
+    )
+    checked_dataset(chosen, dataset)
+    from flows.train import preflight, train
+
+    preflight(chosen)  # weights and prior classes: settings errors, before the services
+    mlflow_reachable(chosen)
 
     with flow_runtime(state.settings, state.verbose):
         results = train(
@@ -136,9 +140,12 @@ def retrain_command(
     state = state_of(ctx)
     models, weights_of = _models(model), _weights(weights)
     changes = train_changes(models, epochs, weights_of, limit_batches)
-    checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
-    mlflow_reachable(state.settings)
+    chosen = checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
     from flows.retrain import retrain
+    from flows.train import preflight
+
+    preflight(chosen)
+    mlflow_reachable(chosen)
 
     with flow_runtime(state.settings, state.verbose):
         result = retrain(

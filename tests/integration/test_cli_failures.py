@@ -85,9 +85,12 @@ def test_an_empty_selection_names_the_endpoint(prefect_harness, mirror_servers, 
 
 
 def test_train_with_a_missing_weights_file_is_a_settings_error(prefect_harness, tmp_path):
+    dataset = tmp_path / "dataset"  # a folder with a manifest: the dataset check passes
+    dataset.mkdir()
+    (dataset / "manifest.csv").write_text("image_id,label,split,path,sha256\n")
     done = _harmscan(
         [f"--set=paths.root={tmp_path}", "train", "--weights", "mobilenet_v2=missing.pth",
-         "--model", "mobilenet_v2", "--dataset", str(tmp_path)],
+         "--model", "mobilenet_v2", "--dataset", str(dataset)],
         _api_env(),
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-3000:]
