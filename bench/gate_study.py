@@ -294,8 +294,11 @@ def run(
     calibration: list[str],
     base: dict[str, Any],
     views: dict[str, np.ndarray] | None = None,
+    also: tuple[str, ...] = (),
 ) -> dict:
     """Fit, calibrate and score one configuration on cached features (as `recipe_bench`).
+
+    ``also``: more sets of ``feats`` to score (``result["also"][name]``, e.g. ``lifepool``).
 
     ``NAME*N`` sets ``train.probe_views`` to N: the probe trains on the first N view blocks of
     ``views`` (`view_features`, whose rows are seeded per row, so N views are a prefix).
@@ -335,6 +338,7 @@ def run(
         "gate": domain_metrics(gate.y, gate.p, gate.domains, point.threshold),
         "test": domain_metrics(test.y, test.p, test.domains, point.threshold),
         "gate_scored": gate,
+        "also": {name: _score(model, feats[name]) for name in also},
     }
 
 

@@ -1,0 +1,205 @@
+"""Input sizes side by side for the main job's model: the measurements of docs/image-size.md.
+
+    nice -n 10 .venv/bin/python bench/size_study.py --sizes 160,192,224 --base 224 --timing 96
+
+For every size, the main job's own train settings (conf/default.yaml and the local profile, only
+``image_size`` changed) are fitted, calibrated and thresholded by the real code on the cached
+pooled features of `bench/gate_study.py` (extracted on first use of a size: minutes), then scored
+at the stored threshold on the gate set, the held-out icons (``iconcheck/``), ``lifepool/``'s
+everyday safe photos and the mirror's test split. Every AUC is also given as a paired bootstrap
+gap to ``--base`` (the same images, harmful and safe resampled separately; 90 % interval). The
+untrained prior's gate-set photo AUC per size is printed as a reference.
+
+``--timing N`` also times the size-dependent part of training, side by side in one run: decode,
+preset and backbone of N mirror training images per size, the sizes interleaved over
+``--rounds`` rounds (median per 100 images and the ratio to ``--base``; compare rows of one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+from torch.utils.data import DataLoader, Subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gate_study import ARCH, LATER_POOLS, Features, extract_all, pool_features, run, study_settings
+from gate_study_paired import paired_gap
+from recipe_bench import REPO, WEIGHTS, mirror_dataset
+
+from conf.loader import load_settings
+from conf.settings import TrainSettings
+from harmscan.data import ManifestDataset, read_manifest
+from harmscan.heads import final_layer
+from harmscan.models import resolve_weights
+from harmscan.presets import EvalPreset, TrainPreset
+from harmscan.recipes import extract_features, prior_log_odds
+from harmscan.trainjob import build_recipe_model
+from tasks.recipes import Scored
+
+# The default's configuration in `recipe_bench.config`'s names; `default_base` checks that it
+# changes none of the real defaults, so the rows are the main job's model.
+DEFAULT = "prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool/iconpool/glyphpool"
+
+
+def default_base(size: int) -> dict[str, Any]:
+    """The main job's train settings at ``size`` px (local profile, no environment)."""
+    train = load_settings("local", env={}).train
+    base = train.model_dump() | {"image_size": size, "num_workers": 0, "weights": WEIGHTS,
+                                 "probe_view_engine": "torch"}  # fmt: skip
+    named, real = study_settings(DEFAULT, base), TrainSettings(**base)
+    if named != real:
+        diff = {k for k in TrainSettings.model_fields if getattr(named, k) != getattr(real, k)}
+        raise ValueError(f"{DEFAULT!r} differs from the default train settings in {sorted(diff)}")
+    return base
+
+
+def draft_decode(size: int) -> str:
+    """The size Pillow's draft mode decodes a 1024x768 JPEG at for the preset of ``size``."""
+    path = Path(tempfile.gettempdir()) / "size-study-1024x768.jpg"
+    if not path.is_file():
+        Image.new("RGB", (1024, 768), (90, 120, 150)).save(path, quality=90)
+    with Image.open(path) as image:
+        image.draft("RGB", EvalPreset(image_size=size).draft_size)
+        return f"{image.size[0]}x{image.size[1]}"
+
+
+def prior_photo_auc(feats: Features, size: int) -> float:
+    """The untrained prior's (ImageNet harmful-class mass) AUC on the gate set's photos."""
+    cfg = TrainSettings(head="prior", weights=WEIGHTS, image_size=size)
+    head = final_layer(build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg), ARCH)
+    gate = feats["gateset"]
+    photo = np.asarray(gate["domain"]) == "photo"
+    return float(roc_auc_score(gate["y"][photo], prior_log_odds(head, gate["x"][photo])))
+
+
+def study(size: int, cache: Path) -> dict[str, Any]:
+    """The default's model at ``size``: its scored sets and stored threshold."""
+    feats = extract_all(size, REPO / "gateset", cache, REPO / "iconcheck")
+    feats.update({p: pool_features(size, p, cache) for p in LATER_POOLS})
+    base = default_base(size)
+    calibration = [Path(base["calibration_photos"]).name] if base["calibration_photos"] else []
+    r = run(DEFAULT, feats, calibration, base, also=("lifepool", "test"))
+    r["prior_photo"] = prior_photo_auc(feats, size)
+    return r
+
+
+def sets(r: dict[str, Any]) -> dict[str, tuple[Scored, np.ndarray]]:
+    """The AUCs compared: gate set all / photo / emoji, icons, mirror test (scores, mask)."""
+    gate: Scored = r["gate_scored"]
+    d = np.asarray(gate.domains)
+    every = np.ones(len(d), dtype=bool)
+    icons, test = r["icons"], r["also"]["test"]
+    return {
+        "all": (gate, every),
+        "photo": (gate, d == "photo"),
+        "emoji": (gate, d == "emoji"),
+        "icons": (icons, np.ones(len(icons.y), dtype=bool)),
+        "mirror test": (test, np.ones(len(test.y), dtype=bool)),
+    }
+
+
+def auc_cells(r: dict[str, Any], base: dict[str, Any] | None, resamples: int) -> list[str]:
+    cells = []
+    for key, (s, mask) in sets(r).items():
+        auc = roc_auc_score(s.y[mask], s.p[mask])
+        if base is None:
+            cells.append(f"{auc:.3f}")
+            continue
+        b, _ = sets(base)[key]
+        gap, low, high, _ = paired_gap(s.y[mask], b.p[mask], s.p[mask], resamples)
+        cells.append(f"{auc:.3f} ({gap:+.3f}, {low:+.3f} … {high:+.3f})")
+    return cells
+
+
+def flagged(s: Scored, threshold: float, mask: np.ndarray | None = None) -> tuple[int, int]:
+    """Harmful caught and safe flagged at ``threshold`` among ``mask``."""
+    keep = np.ones(len(s.y), dtype=bool) if mask is None else mask
+    hit = (s.p >= threshold) & keep
+    return int((hit & (s.y == 1)).sum()), int((hit & (s.y == 0)).sum())
+
+
+def row(size: int, r: dict[str, Any], base: dict[str, Any] | None, resamples: int) -> str:
+    thr = r["point"].threshold
+    gate: Scored = r["gate_scored"]
+    photo = np.asarray(gate.domains) == "photo"
+    caught, false = flagged(gate, thr)
+    _, photos = flagged(gate, thr, photo)
+    _, life = flagged(r["also"]["lifepool"], thr)
+    test = r["test"]
+    cells = [str(size), draft_decode(size), *auc_cells(r, base, resamples)]
+    cells += [f"{caught}/{false}", f"{photos} + {life} = {photos + life}",
+              f"{test['all_recall']:.2f}/{test['all_safe_flagged']:.2f}",
+              f"{r['prior_photo']:.3f}"]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "| px | 1024x768 decodes at | AUC all (gap to base, 90 %) | photo | emoji | icons | "
+    "mirror test | caught/flagged of 42/325 | safe photos flagged gate + lifepool (85 + 64) | "
+    "mirror test recall/flagged | prior photo AUC |\n" + "|---" * 11 + "|"
+)
+
+
+def timing(sizes: list[int], count: int, rounds: int) -> dict[int, float]:
+    """Median seconds per 100 mirror training images (decode, preset, backbone) per size."""
+    cfg = TrainSettings(head="prior", weights=WEIGHTS)
+    model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg)
+    seconds: dict[int, list[float]] = {s: [] for s in sizes}
+    with tempfile.TemporaryDirectory(prefix="size-study-") as tmp:
+        dataset = mirror_dataset(Path(tmp))
+        frame = read_manifest(dataset)
+        for _ in range(rounds):
+            for size in sizes:
+                preset = TrainPreset(image_size=size, augment=False).eval_preset
+                data = ManifestDataset(dataset, "train", preset, frame)
+                loader = DataLoader(Subset(data, range(count)), batch_size=32)
+                start = time.perf_counter()
+                extract_features(model, ARCH, loader, torch.device("cpu"))
+                seconds[size].append((time.perf_counter() - start) * 100 / count)
+    return {s: statistics.median(v) for s, v in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="160,192,224")
+    parser.add_argument("--base", type=int, default=224, help="the size the gaps are against")
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--timing", type=int, default=0, help="images per size to time (0: none)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(2)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.base not in sizes:
+        raise SystemExit(f"--base {args.base} is not one of --sizes {args.sizes}")
+    results = {size: study(size, args.cache) for size in sizes}
+    print(f"the main job's default ({DEFAULT}) per size; gaps: size minus {args.base} px, "
+          f"{args.resamples} paired resamples")  # fmt: skip
+    print(HEADER)
+    for size in sizes:
+        base = None if size == args.base else results[args.base]
+        print(row(size, results[size], base, args.resamples), flush=True)
+    if args.timing:
+        per = timing(sizes, args.timing, args.rounds)
+        print(f"training features, {args.timing} mirror images x {args.rounds} rounds "
+              "(machine shared):")  # fmt: skip
+        for size in sizes:
+            print(f"  {size} px: {per[size]:.2f} s per 100 images, "
+                  f"{per[size] / per[args.base]:.2f}x {args.base} px")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
