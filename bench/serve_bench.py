@@ -674,9 +674,9 @@ def parse_args() -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--image-sizes", default="224,160", type=_sizes,
-        help="model input sizes served side by side (px, comma-separated): 224 is training's "
-        "default (and `demo --full`'s), 160 what `demo` trains; --layouts and --decode-compare "
-        "use the first",
+        help="model input sizes served side by side (px, comma-separated): 160 is training's "
+        "default (both demo modes; docs/image-size.md), 224 the default before; --layouts and "
+        "--decode-compare use the first",
     )  # fmt: skip
     parser.add_argument("--no-broker", action="store_true", help="model-alone figures only")
     parser.add_argument(

@@ -12,7 +12,8 @@ untrained prior's gate-set photo AUC per size is printed as a reference.
 
 ``--timing N`` also times the size-dependent part of training, side by side in one run: decode,
 preset and backbone of N mirror training images per size, the sizes interleaved over
-``--rounds`` rounds (median per 100 images and the ratio to ``--base``; compare rows of one run).
+``--rounds`` rounds (median wall and CPU seconds per 100 images and the ratios to ``--base``;
+compare rows of one run). ``--timing-only`` skips the models.
 """
 
 from __future__ import annotations
@@ -152,11 +153,12 @@ HEADER = (
 )
 
 
-def timing(sizes: list[int], count: int, rounds: int) -> dict[int, float]:
-    """Median seconds per 100 mirror training images (decode, preset, backbone) per size."""
+def timing(sizes: list[int], count: int, rounds: int) -> dict[int, tuple[float, float]]:
+    """Median wall and CPU seconds (this process, all threads) per 100 mirror training images
+    (decode, preset, backbone) per size; CPU is what a shared machine distorts least."""
     cfg = TrainSettings(head="prior", weights=WEIGHTS)
     model = build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg)
-    seconds: dict[int, list[float]] = {s: [] for s in sizes}
+    seconds: dict[int, list[tuple[float, float]]] = {s: [] for s in sizes}
     with tempfile.TemporaryDirectory(prefix="size-study-") as tmp:
         dataset = mirror_dataset(Path(tmp))
         frame = read_manifest(dataset)
@@ -165,10 +167,12 @@ def timing(sizes: list[int], count: int, rounds: int) -> dict[int, float]:
                 preset = TrainPreset(image_size=size, augment=False).eval_preset
                 data = ManifestDataset(dataset, "train", preset, frame)
                 loader = DataLoader(Subset(data, range(count)), batch_size=32)
-                start = time.perf_counter()
+                wall, cpu = time.perf_counter(), time.process_time()
                 extract_features(model, ARCH, loader, torch.device("cpu"))
-                seconds[size].append((time.perf_counter() - start) * 100 / count)
-    return {s: statistics.median(v) for s, v in seconds.items()}
+                seconds[size].append(((time.perf_counter() - wall) * 100 / count,
+                                      (time.process_time() - cpu) * 100 / count))  # fmt: skip
+    return {s: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for s, v in seconds.items()}  # fmt: skip
 
 
 def main() -> None:
@@ -178,6 +182,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--timing", type=int, default=0, help="images per size to time (0: none)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--timing-only", action="store_true", help="no models, --timing alone")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gate-study")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -185,20 +190,25 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.base not in sizes:
         raise SystemExit(f"--base {args.base} is not one of --sizes {args.sizes}")
-    results = {size: study(size, args.cache) for size in sizes}
-    print(f"the main job's default ({DEFAULT}) per size; gaps: size minus {args.base} px, "
-          f"{args.resamples} paired resamples")  # fmt: skip
-    print(HEADER)
-    for size in sizes:
-        base = None if size == args.base else results[args.base]
-        print(row(size, results[size], base, args.resamples), flush=True)
-    if args.timing:
-        per = timing(sizes, args.timing, args.rounds)
-        print(f"training features, {args.timing} mirror images x {args.rounds} rounds "
-              "(machine shared):")  # fmt: skip
+    if not args.timing_only:
+        results = {size: study(size, args.cache) for size in sizes}
+        print(f"the main job's default ({DEFAULT}) per size; gaps: size minus {args.base} px, "
+              f"{args.resamples} paired resamples")  # fmt: skip
+        print(HEADER)
         for size in sizes:
-            print(f"  {size} px: {per[size]:.2f} s per 100 images, "
-                  f"{per[size] / per[args.base]:.2f}x {args.base} px")  # fmt: skip
+            base = None if size == args.base else results[args.base]
+            print(row(size, results[size], base, args.resamples), flush=True)
+    count = args.timing or (128 if args.timing_only else 0)
+    if count:
+        per = timing(sizes, count, args.rounds)
+        print(f"training features, {count} mirror images x {args.rounds} rounds "
+              "(machine shared):")  # fmt: skip
+        (wall, cpu) = per[args.base]
+        for size in sizes:
+            print(
+                f"  {size} px: {per[size][0]:.2f} s wall, {per[size][1]:.2f} s CPU per 100 "
+                f"images: {per[size][0] / wall:.2f}x / {per[size][1] / cpu:.2f}x {args.base} px"
+            )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ SOURCES = ("mirror", "openimages")
 # Mirror test groups shown by the demo (first test image of each), and the corrupt file.
 DEMO_GROUPS = ("handgun", "knife", "explosion", "dog", "cat", "bicycle")
 # `harmscan demo` (fast, the default) caps these training settings; `--full` keeps the profile's.
+# The size cap equals train.image_size's default (docs/image-size.md), so with the default
+# settings both modes train at 160 px and --full differs in epochs (the profile's 4).
 FAST_TRAIN = {"image_size": 160, "epochs": 3}
 
 

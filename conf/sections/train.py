@@ -56,7 +56,16 @@ class TrainSettings(Section):
     class_weighting: bool = True
     early_stopping_patience: int = Field(default=3, ge=1)
     early_stopping_metric: Literal["val_auc", "val_loss", "val_f1", "val_accuracy"] = "val_auc"
-    image_size: int = Field(default=224, ge=32)
+    # The input size (px), chosen by the rule of docs/image-size.md (written before measuring):
+    # the main job's model at 160 / 168 / 176 / 192 / 208 / 224 px on the gate set. Against 224,
+    # 160 ties on AUC all / photo / emoji (0.956 / 0.980 / 0.953 vs 0.945 / 0.961 / 0.950; paired
+    # bootstrap gaps +0.012 / +0.018 / +0.003, every 90 % interval across 0), meets the AUC-all
+    # and <= 10 % flagged targets that 224 misses (harmful caught / safe flagged of 42 / 325:
+    # 34 / 23 vs 35 / 34) and flags fewer everyday safe photos (gate set + lifepool: 29 vs 39 of
+    # 149); held-out icons 0.935 vs 0.945 and the mirror's test split 0.867 vs 0.902 are within
+    # their intervals. It is the cheapest: draft mode decodes a 1024x768 JPEG at 1/4 up to 168 px,
+    # and serving takes 0.54x the CPU per image of 224 px (float and int8 alike).
+    image_size: int = Field(default=160, ge=32)
     num_workers: int = Field(default=2, ge=0)
     threads: int = Field(default=2, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
