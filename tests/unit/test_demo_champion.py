@@ -29,3 +29,15 @@ def test_the_main_job_gates_on_the_photo_set() -> None:
     assert settings.mlflow.gate_set == "gateset"
     assert demo_settings(settings, "mirror").mlflow.gate_set == "gateset"
     assert load_settings("ci", env={}).mlflow.gate_set is None  # tests turn it on themselves
+
+
+def test_both_demo_modes_train_at_the_default_size_and_full_trains_longer() -> None:
+    settings = load_settings("local", env={})
+    fast, full = demo_settings(settings, "mirror"), demo_settings(settings, "mirror", fast=False)
+    assert settings.train.image_size == 160  # docs/image-size.md
+    assert fast.train.image_size == full.train.image_size == 160
+    assert (fast.train.epochs, full.train.epochs) == (3, settings.train.epochs)
+    assert full.train.epochs > fast.train.epochs
+    bigger = load_settings("local", ["train.image_size=224"], env={})
+    assert demo_settings(bigger, "mirror").train.image_size == 160  # the fast cap stays
+    assert demo_settings(bigger, "mirror", fast=False).train.image_size == 224
