@@ -131,6 +131,26 @@ def flagged(s: Scored, threshold: float, mask: np.ndarray | None = None) -> tupl
     return int((hit & (s.y == 1)).sum()), int((hit & (s.y == 0)).sum())
 
 
+def safe_photo_flags(r: dict[str, Any]) -> np.ndarray:
+    """Which of the everyday safe photos (the gate set's, then lifepool's) the model flags."""
+    thr = r["point"].threshold
+    gate: Scored = r["gate_scored"]
+    life: Scored = r["also"]["lifepool"]
+    keep = (np.asarray(gate.domains) == "photo") & (gate.y == 0)
+    return np.r_[gate.p[keep] >= thr, life.p[life.y == 0] >= thr]
+
+
+def discordant(r: dict[str, Any], base: dict[str, Any]) -> str:
+    """Safe photos flagged by one model only (this, base) and the exact two-sided McNemar p."""
+    from scipy.stats import binomtest
+
+    mine, theirs = safe_photo_flags(r), safe_photo_flags(base)
+    only_mine, only_theirs = int((mine & ~theirs).sum()), int((theirs & ~mine).sum())
+    n = only_mine + only_theirs
+    p = binomtest(only_mine, n, 0.5).pvalue if n else 1.0
+    return f"{only_mine} / {only_theirs} (p {p:.3f})"
+
+
 def row(size: int, r: dict[str, Any], base: dict[str, Any] | None, resamples: int) -> str:
     thr = r["point"].threshold
     gate: Scored = r["gate_scored"]
@@ -142,14 +162,16 @@ def row(size: int, r: dict[str, Any], base: dict[str, Any] | None, resamples: in
     cells = [str(size), draft_decode(size), *auc_cells(r, base, resamples)]
     cells += [f"{caught}/{false}", f"{photos} + {life} = {photos + life}",
               f"{test['all_recall']:.2f}/{test['all_safe_flagged']:.2f}",
-              f"{r['prior_photo']:.3f}"]  # fmt: skip
+              f"{r['prior_photo']:.3f}", "—" if base is None else discordant(r, base)]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
 
 
 HEADER = (
     "| px | 1024x768 decodes at | AUC all (gap to base, 90 %) | photo | emoji | icons | "
     "mirror test | caught/flagged of 42/325 | safe photos flagged gate + lifepool (85 + 64) | "
-    "mirror test recall/flagged | prior photo AUC |\n" + "|---" * 11 + "|"
+    "mirror test recall/flagged | prior photo AUC | safe photos flagged by this / base only |\n"
+    + "|---" * 12
+    + "|"
 )
 
 
