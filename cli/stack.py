@@ -145,7 +145,7 @@ def demo(
         typer.Option(
             "--fast/--full",
             help="fast: train on 160 px images for at most 3 epochs (about 5 min on 2 idle cores); "
-            "full: the profile's training settings.",
+            "full: the profile's training settings (the same 160 px by default, 4 epochs).",
         ),
     ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain run.")] = 1800.0,

@@ -53,7 +53,7 @@ class DemoReport:
 def demo_settings(settings: Settings, source: str | None, fast: bool = True) -> Settings:
     """The settings of a demo: ``source`` applied and the demo images folder allowed to serve.
 
-    With ``fast``, training is capped to `FAST_TRAIN` (smaller images, fewer epochs) so that the
+    With ``fast``, training is capped to `FAST_TRAIN` (at most 160 px, 3 epochs) so that the
     whole demo fits in about 15 minutes on two CPU cores; smaller values of the user stay.
 
     Raises:
