@@ -39,11 +39,13 @@ from harmscan.crossfit import HeldOut
 # importable from here.
 __all__ = [
     "BRANCH_RECALIBRATIONS",
+    "DRAWING_RULES",
     "GATE_OPERATING_POINTS",
     "PHOTO_THRESHOLD_SETS",
     "BranchPoint",
     "branch_threshold",
     "choose_branch_point",
+    "false_alarm_threshold",
     "recalibrate_folded",
     "served_probability",
     "with_branches",
@@ -52,6 +54,8 @@ __all__ = [
 GATE_OPERATING_POINTS = ("mix", "per-branch")
 # Where the photo branch's threshold is chosen (`choose_branch_point`).
 PHOTO_THRESHOLD_SETS = ("photos", "mix")
+# How the drawing branch's threshold is chosen (`choose_branch_point`).
+DRAWING_RULES = ("recall", "false-alarm")
 # After folding the per-branch shifts (`recalibrate_folded`).
 BRANCH_RECALIBRATIONS = ("none", "platt")
 
@@ -79,17 +83,38 @@ def branch_threshold(
     if (y == 1).any():
         found.append(threshold_for_recall_weighted(y, z, w, target_recall))
     if max_safe_flagged is not None and (y == 0).any():
-        order = np.argsort(-z[y == 0], kind="stable")
-        safe, weight = z[y == 0][order], w[y == 0][order]
-        share = np.cumsum(weight) / weight.sum()
-        over = np.nonzero(share > max_safe_flagged + 1e-12)[0]
-        found.append(float(np.nextafter(safe[over[0]], np.inf)) if over.size else -np.inf)
+        found.append(false_alarm_threshold(y, z, rate=max_safe_flagged, weights=w))
     if not found:
         raise ValueError(
             f"no threshold from {y.size} images: a branch needs harmful images, or safe images "
             "and train.max_safe_flagged"
         )
     return max(found)
+
+
+def false_alarm_threshold(
+    y_true: object, scores: object, *, rate: float, weights: object | None = None
+) -> float:
+    """The lowest threshold on ``scores`` at which at most ``rate`` of the safe images (label 0;
+    weighted by ``weights``) score at or above it: a quantile of the safe scores alone, whatever
+    the harmful images' recall then is (a Neyman-Pearson operating point). ``-inf`` when even
+    flagging every safe image stays within ``rate``.
+
+    Raises:
+        ValueError: No safe images, or ``rate`` outside [0, 1].
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"a false-alarm rate must be in [0, 1], got {rate}")
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    z = np.asarray(scores, dtype=np.float64).ravel()
+    w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if not (y == 0).any():
+        raise ValueError(f"no safe images among {y.size} to set a false-alarm rate on")
+    order = np.argsort(-z[y == 0], kind="stable")
+    safe, weight = z[y == 0][order], w[y == 0][order]
+    share = np.cumsum(weight) / weight.sum()
+    over = np.nonzero(share > rate + 1e-12)[0]
+    return float(np.nextafter(safe[over[0]], np.inf)) if over.size else -np.inf
 
 
 def choose_branch_point(
@@ -103,6 +128,8 @@ def choose_branch_point(
     photo_threshold_on: str = "photos",
     photo_share: float = 0.5,
     held_out: HeldOut | None = None,
+    drawing_rule: str = "recall",
+    drawing_false_alarm: float = 0.10,
 ) -> BranchPoint:
     """Per-branch thresholds of a gated head, as shifts towards ``point.threshold``.
 
@@ -122,14 +149,25 @@ def choose_branch_point(
     (not its photos) join the drawing branch's images, so that threshold is also chosen on
     styles the probe did not train on.
 
+    The drawing branch's threshold, with ``drawing_rule``:
+
+    * ``recall``: `branch_threshold` (``target_recall`` of the harmful drawings, then the cap);
+    * ``false-alarm``: `false_alarm_threshold` at ``drawing_false_alarm`` of the safe drawings,
+      the harmful drawings' recall whatever it then is: a quantile of the (many, with
+      ``held_out``) safe drawings rather than of the few, in-style harmful validation ones.
+
     Raises:
         ValueError: A wrong shape, no photos or no other images to choose on, or an unknown
-            ``photo_threshold_on``.
+            ``photo_threshold_on`` or ``drawing_rule``.
     """
     if photo_threshold_on not in PHOTO_THRESHOLD_SETS:
         raise ValueError(
             f"unknown train.gate_photo_threshold_on {photo_threshold_on!r}; valid: "
             f"{', '.join(PHOTO_THRESHOLD_SETS)}"
+        )
+    if drawing_rule not in DRAWING_RULES:
+        raise ValueError(
+            f"unknown train.drawing_threshold {drawing_rule!r}; valid: {', '.join(DRAWING_RULES)}"
         )
     y = np.asarray(y_true, dtype=np.int64).ravel()
     b = np.asarray(branches, dtype=np.float64)
@@ -158,12 +196,13 @@ def choose_branch_point(
         extra = np.asarray([d != "photo" for d in held_out.domains], dtype=bool)
         drawing_y = np.r_[drawing_y, held_out.y[extra]]
         drawing_raw = np.r_[drawing_raw, held_out.branches[extra, 2]]
-    drawing = branch_threshold(
-        drawing_y,
-        drawing_raw / point.temperature + point.bias,
-        target_recall=target_recall,
-        max_safe_flagged=max_safe_flagged,
-    )
+    drawing_z = drawing_raw / point.temperature + point.bias
+    if drawing_rule == "false-alarm":
+        drawing = false_alarm_threshold(drawing_y, drawing_z, rate=drawing_false_alarm)
+    else:
+        drawing = branch_threshold(
+            drawing_y, drawing_z, target_recall=target_recall, max_safe_flagged=max_safe_flagged
+        )
     picked = [photo, drawing]  # in calibrated log-odds
     if not np.all(np.isfinite(picked)):
         raise ValueError(f"per-branch thresholds must be finite, got {picked} (log-odds)")
@@ -189,9 +228,12 @@ def with_branches(
     photo_threshold_on: str = "photos",
     held_out: HeldOut | None = None,
     recalibration: str = "none",
+    drawing_rule: str = "recall",
+    drawing_false_alarm: float = 0.10,
 ) -> OperatingPoint:
     """``point`` (from `harmscan.calibration.choose_operating_point` on the same mix) with a
-    threshold per branch (`choose_branch_point`; ``held_out`` as there); its ``ece_after`` is
+    threshold per branch (`choose_branch_point`; ``held_out`` and the drawing rule as there); its
+    ``ece_after`` is
     then of what the folded model serves (`served_probability`, the mix weighted as before).
     ``recalibration`` ``platt`` then applies `recalibrate_folded`.
 
@@ -213,6 +255,8 @@ def with_branches(
         photo_threshold_on=photo_threshold_on,
         photo_share=photo_share,
         held_out=held_out,
+        drawing_rule=drawing_rule,
+        drawing_false_alarm=drawing_false_alarm,
     )
     out = replace(point, branches=split)
     y = np.asarray(y_true, dtype=np.int64).ravel()

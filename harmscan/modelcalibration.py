@@ -72,6 +72,8 @@ def calibrate_model(
             target_recall=settings.target_recall, max_safe_flagged=settings.max_safe_flagged,
             photo_threshold_on=settings.gate_photo_threshold_on,
             held_out=held_out, recalibration=settings.branch_recalibration,
+            drawing_rule=settings.drawing_threshold,
+            drawing_false_alarm=settings.drawing_false_alarm,
         )  # fmt: skip
     scale_logits(layer, 1.0 / point.temperature)
     shift_log_odds(layer, point.bias)

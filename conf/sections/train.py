@@ -141,6 +141,12 @@ class TrainSettings(Section):
     # cross_fit_folds stratified folds over every training image (harmscan.crossfit).
     cross_fit: Literal["none", "sources", "folds"] = "none"
     cross_fit_folds: int = Field(default=5, ge=2, le=50)
+    # With per-branch: how the drawing branch's threshold is chosen on those drawings. recall:
+    # target_recall of the harmful ones, then the max_safe_flagged cap; false-alarm: where
+    # drawing_false_alarm of the safe ones are flagged, recall whatever it then is (a quantile
+    # of many safe scores with cross_fit; harmscan.branchpoint.false_alarm_threshold).
+    drawing_threshold: Literal["recall", "false-alarm"] = "recall"
+    drawing_false_alarm: float = Field(default=0.10, ge=0, lt=1)
     # With per-branch: after the per-branch shifts are folded in, platt refits a temperature
     # and the stored threshold on the calibration mix (every decision unchanged: it is a
     # monotone map of the margin to the threshold) so the served probabilities are calibrated
