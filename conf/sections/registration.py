@@ -56,8 +56,9 @@ class Int8Settings(Section):
     # node names of the pre-processed graph. auto keeps at most max_float_nodes nodes and scores
     # on selection_images images. Measured (docs/int8-measurements.md): auto brings the logits
     # 1.5-2.5x closer to float, but the check passed as often without it (2 of 4 trained-model /
-    # seed pairs each; at 160 px auto was better, at 224 px - the main job's size - all-int8
-    # passed both times) and it adds a quantization per block to every registration: opt-in.
+    # seed pairs each; at 160 px auto was better, at 224 px - then the main job's size;
+    # 160 px since - all-int8 passed both times) and it adds a quantization per block to every
+    # registration: opt-in.
     float_nodes: Literal["auto", "none"] | list[str] = "none"
     max_float_nodes: int = Field(default=9, ge=0, le=1000)
     selection_images: int = Field(default=128, ge=1, le=10_000)
