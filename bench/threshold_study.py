@@ -164,9 +164,11 @@ def study(cache: Path, sizes: list[int], rules: dict[str, Rule] | None = None) -
         print(f"<!-- {size} px: T {t:.3f} bias {b:+.3f} stored {point.threshold:.4f} photo thr "
               f"{base.photo_threshold:.4f} R0 drawing thr {base.drawing_threshold:.4f}; "
               f"{len(sources)} sources, {int(ok.sum())} out-of-fold drawings -->")  # fmt: skip
+        kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, rule in rules.items():
             drawing = rule(vy, vz, oy[ok], oz[ok])
             rec, far, hit, nh, fl, ns = [], [], 0, 0, 0, 0
+            counts = []  # per source: caught, harmful, flagged, safe
             for s in sources:
                 rest, held = ok & (groups != s), ok & (groups == s)
                 thr = rule(vy, vz, oy[rest], oz[rest])
@@ -178,6 +180,11 @@ def study(cache: Path, sizes: list[int], rules: dict[str, Rule] | None = None) -
                     far.append(f[yh == 0].mean())
                 hit, nh = hit + int(f[yh == 1].sum()), nh + int((yh == 1).sum())
                 fl, ns = fl + int(f[yh == 0].sum()), ns + int((yh == 0).sum())
+                counts.append(
+                    (f[yh == 1].sum(), (yh == 1).sum(), f[yh == 0].sum(), (yh == 0).sum())
+                )
+            gate_f = _flagged(a["gate_branches"], t, b, photo, drawing)
+            kept[name] = (np.asarray(counts, dtype=np.float64), gate_f)
             cells = []
             for key in ("gate", "icons"):
                 y, br, dom = a[f"{key}_y"], a[f"{key}_branches"], a[f"{key}_domains"]
@@ -205,9 +212,55 @@ def study(cache: Path, sizes: list[int], rules: dict[str, Rule] | None = None) -
                 flush=True,
             )
         print(f"<!-- sources: {', '.join(sources)} -->")
+        for line in _paired(kept, a["gate_y"], size):
+            print(line)
         print(
             f"<!-- {size} px, diagnostic only (chooses nothing): {_reachable(a, t, b, photo)} -->"
         )
+
+
+def _paired(
+    kept: dict[str, tuple[np.ndarray, np.ndarray]], y: np.ndarray, size: int, reps: int = 2000
+) -> list[str]:
+    """Each rule against the first (today's), paired 95 % bootstrap intervals: held-out pooled
+    recall and false alarms resampling the sources (a cluster bootstrap), and the gate set's
+    caught and flagged shares resampling its images within each label."""
+    rng = np.random.default_rng(0)
+    names = list(kept)
+    base_counts, base_gate = kept[names[0]]
+    n_src = base_counts.shape[0]
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    picks = [rng.integers(0, n_src, n_src) for _ in range(reps)]
+    gate_picks = [(rng.choice(pos, pos.size), rng.choice(neg, neg.size)) for _ in range(reps)]
+    out = []
+    for name in names[1:]:
+        counts, gate = kept[name]
+        dev = np.array(
+            [
+                [
+                    (counts[i, 0].sum() - base_counts[i, 0].sum()) / max(counts[i, 1].sum(), 1),
+                    (counts[i, 2].sum() - base_counts[i, 2].sum()) / max(counts[i, 3].sum(), 1),
+                ]
+                for i in picks
+            ]
+        )
+        gd = np.array(
+            [
+                [
+                    gate[p].mean() - base_gate[p].mean(),
+                    gate[n].mean() - base_gate[n].mean(),
+                ]
+                for p, n in gate_picks
+            ]
+        )
+        lo, hi = np.percentile(dev, [2.5, 97.5], axis=0)
+        glo, ghi = np.percentile(gd, [2.5, 97.5], axis=0)
+        out.append(
+            f"| {size} | {name} | recall [{lo[0]:+.3f}, {hi[0]:+.3f}] | false alarms "
+            f"[{lo[1]:+.3f}, {hi[1]:+.3f}] | gate caught [{glo[0]:+.3f}, {ghi[0]:+.3f}] | "
+            f"gate flagged [{glo[1]:+.3f}, {ghi[1]:+.3f}] |"
+        )
+    return out
 
 
 def _reachable(a: Any, t: float, b: float, photo: float, need: int = 36) -> str:
