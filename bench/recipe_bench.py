@@ -312,11 +312,14 @@ def run_config(
     base: dict[str, Any],
     also_calibrate: list[Path] | None = None,
     holdout: tuple[Path, list[str]] | None = None,
+    checks: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate and score one configuration; return its figures and scores.
 
     ``holdout`` is a pool and package names: its images from those packages train no
     configuration and every configuration is scored on them (``result["holdout"]``).
+    ``checks``: held-out check sets (e.g. iconcheck) scored at the stored threshold too
+    (``result["checks"][name]``: metrics and scores).
     """
     cfg = TrainSettings(**{**base, **config(name)})
     seed_everything(cfg.seed)
@@ -398,6 +401,12 @@ def run_config(
         y_held, p_held = _predict(model, PoolDataset(held, eval_preset), cfg.batch_size)
         result["holdout"] = domain_metrics(y_held, p_held, list(held.manifest["domain"]),
                                            point.threshold)  # fmt: skip
+    for root in checks or []:
+        c = score_photo_set(model, root, eval_preset)
+        result.setdefault("checks", {})[root.name] = {
+            **domain_metrics(c.y, c.p, c.domains, point.threshold),
+            "scores": {"y": c.y.tolist(), "p": c.p.tolist(), "domain": c.domains},
+        }
     if gate is not None:
         with _gate_watch(model, arch) as photo_like:
             g = score_photo_set(model, gate, eval_preset)
