@@ -2,6 +2,8 @@
 
     nice -n 10 .venv/bin/python bench/probe_layers_bench.py --image-size 160 \
         --variants ",13,13+16" --out /tmp/probe-layers-160.json
+    .venv/bin/python bench/probe_layers_bench.py --report /tmp/probe-layers-160.json
+    nice -n 10 .venv/bin/python bench/probe_layers_bench.py --image-size 160 --timing 3
 
 Every variant is the default's configuration (`DEFAULT`: prior-gated head, per-branch operating
 point with the photo branch's threshold on the mix, photo mix 1.0, drawing mix 0.25, probe C
@@ -14,7 +16,10 @@ model's build to its calibration, and the development metric of `bench/layer_stu
 pooled held-out-vendor AUC of the drawing branch (prior 0.25 + probe, each pool vendor left out
 in turn) on the features the real model computed for its probe. Against the first variant:
 paired bootstraps of the gate set's and the icons' AUC (images resampled per class) and a
-vendor bootstrap of the development metric. The machine may be shared: compare rows of one run.
+vendor bootstrap of the development metric, and the gate-set images each variant newly catches /
+misses and flags / clears at its stored threshold (exact McNemar test). ``--timing N`` times, side
+by side and interleaved N times, what the taps add: the backbone pass and the head's fits. The
+machine may be shared: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gate_study import vendor_bootstrap_gap
 from gate_study_paired import paired_gap
-from recipe_bench import REPO, WEIGHTS, mirror_dataset, run_config
+from recipe_bench import REPO, WEIGHTS, config, mirror_dataset, run_config
 
+from conf.settings import TrainSettings
 from harmscan import transfer
+from harmscan.gateset import load_photo_set
 from harmscan.heads import GatedPriorHead, final_layer
 from harmscan.recipes import fit_probe, prior_log_odds
+from harmscan.trainsets import PoolDataset
 
 DEFAULT = "prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool/iconpool/glyphpool"
 ARCH = "mobilenet_v2"
@@ -104,8 +113,58 @@ def run_variant(layers: list[int], size: int, dataset: Path) -> dict[str, Any]:
             checks=[REPO / "iconcheck"],
         )  # fmt: skip
     r["variant"] = "+".join(map(str, layers)) or "[]"
+    r["image_size"] = size
     r["development"] = held_out_vendors(capture, c=0.01, mix=0.25)
     return r
+
+
+def timing(size: int, dataset: Path, repeats: int) -> str:
+    """Side by side, interleaved ``repeats`` times: the backbone pass of the probe's images
+    (plain against [13, 16]) and the head's fits (gate, gated probe) on the first 1280 / 1472 /
+    1792 columns of the [13, 16] features ([] / [13] / [13, 16]: the taps' layout nests)."""
+    from torch.utils.data import DataLoader
+
+    from harmscan.data import read_manifest
+    from harmscan.models import resolve_weights
+    from harmscan.presets import EvalPreset
+    from harmscan.recipes import extract_features, fit_gate, fit_gated_probe
+    from harmscan.trainjob import build_recipe_model
+    from harmscan.trainsets import resolve_training_sets, training_split
+
+    cfg = TrainSettings(image_size=size, num_workers=0, weights=WEIGHTS, **config(DEFAULT))
+    preset, frame = EvalPreset(image_size=size), read_manifest(dataset)
+    pools = resolve_training_sets(cfg.extra_train_sets, REPO / "gateset")
+    split = training_split(dataset, frame, preset, pools, default_domain="illustration")
+    photos = DataLoader(PoolDataset(load_photo_set(REPO / "photopool"), preset), batch_size=32)
+    probe = DataLoader(split.dataset, batch_size=32)
+    source = resolve_weights(ARCH, WEIGHTS[ARCH])
+    models = {
+        name: build_recipe_model(ARCH, source, cfg.model_copy(update={"probe_layers": layers}))
+        for name, layers in (("[]", []), ("13+16", [13, 16]))
+    }
+    seconds: dict[str, list[float]] = {}
+    cpu = torch.device("cpu")
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            x, y = extract_features(model, ARCH, probe, cpu)
+            seconds.setdefault(f"backbone pass {name}", []).append(time.perf_counter() - start)
+        photo_x = extract_features(models["[]"], ARCH, photos, cpu)[0]
+        head = final_layer(models["[]"], ARCH)
+        assert isinstance(head, GatedPriorHead)
+        prior = prior_log_odds(head.photo, x)
+        for name, width in (("[]", 1280), ("13", 1472), ("13+16", 1792)):
+            start = time.perf_counter()
+            gate = fit_gate(x[:, :1280], photo_x, c=cfg.gate_c, drawings_as_photos=0.02)
+            g = 1 / (1 + np.exp(-gate.log_odds(x)))
+            fit_gated_probe(x[:, :width], y, c=cfg.probe_c, prior=prior, photo_probability=g,
+                            mixes=(1.0, 0.25), photo_width=1280)  # fmt: skip
+            seconds.setdefault(f"head fits {name}", []).append(time.perf_counter() - start)
+    n = len(split.dataset)
+    return "\n".join(
+        f"{size} px {k} ({n} images): median {np.median(v):.1f} s of {len(v)}"
+        for k, v in seconds.items()
+    )
 
 
 def _counts(y: np.ndarray, p: np.ndarray, threshold: float) -> str:
@@ -163,6 +222,27 @@ def gaps(results: list[dict[str, Any]], resamples: int) -> str:
     return "\n".join(lines)
 
 
+def flips(results: list[dict[str, Any]]) -> str:
+    """Each variant against the first at their stored thresholds: gate-set images newly caught /
+    missed (harmful) and newly flagged / cleared (safe), with the exact two-sided McNemar p."""
+    from scipy.stats import binomtest
+
+    base = results[0]
+    y = np.asarray(base["gate_scores"]["y"])
+    hit_b = np.asarray(base["gate_scores"]["p"]) >= base["threshold"]
+    lines = []
+    for r in results[1:]:
+        hit_r = np.asarray(r["gate_scores"]["p"]) >= r["threshold"]
+        for label, what in ((1, "harmful caught"), (0, "safe flagged")):
+            gained = int((hit_r & ~hit_b & (y == label)).sum())
+            lost = int((hit_b & ~hit_r & (y == label)).sum())
+            p = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
+            lines.append(
+                f"{r['variant']} vs []: {what} +{gained} / -{lost} images (McNemar p = {p:.2f})"
+            )
+    return "\n".join(lines)
+
+
 def _gap_line(variant: str, what: str, gap: tuple[float, float, float, float]) -> str:
     d, low, high, share = gap
     return (
@@ -176,20 +256,29 @@ def main() -> None:
     parser.add_argument("--variants", default=",13,13+16", help="'' is [], blocks joined by +")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=None, help="a saved --out: print only")
+    parser.add_argument("--timing", type=int, default=0, help="N: only the side-by-side timing")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        size = int(saved[0].get("image_size", args.image_size))
+        print(table(saved, size), gaps(saved, args.resamples), flips(saved), sep="\n")
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(2)
     variants = [[int(b) for b in v.split("+") if b] for v in args.variants.split(",")]
     results = []
     with tempfile.TemporaryDirectory(prefix="probe-layers-") as tmp:
         dataset = mirror_dataset(Path(tmp))
+        if args.timing:
+            print(timing(args.image_size, dataset, args.timing))
+            return
         for layers in variants:
             results.append(run_variant(layers, args.image_size, dataset))
             print(table(results[-1:], args.image_size), flush=True)
             if args.out:
                 args.out.write_text(json.dumps(results))
-    print(table(results, args.image_size))
-    print(gaps(results, args.resamples))
+    print(table(results, args.image_size), gaps(results, args.resamples), flips(results), sep="\n")
 
 
 if __name__ == "__main__":

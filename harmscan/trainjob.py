@@ -42,11 +42,11 @@ def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str
     scratch instead, with a loud warning; the run's ``recipe`` tag records what ran. The
     fallback trains on the dataset alone: ``extra_train_sets`` are there for the probe
     (drawpool doubled ResNet50's epochs in the main job and taught a scratch model nothing it
-    serves with), so they are dropped too, and the warning says so.
+    serves with), so they are dropped too, and the warning says so. ``probe_layers`` apply to
+    MobileNetV2's ``probe`` recipe only (`_without_taps`).
     """
-    settings = _without_taps(settings, arch)
     if source.kind != "none" or (settings.recipe == "finetune" and settings.head == "linear"):
-        return settings
+        return _without_taps(settings, arch)
     pools = f" without {', '.join(settings.extra_train_sets)}" if settings.extra_train_sets else ""
     logger.warning(
         "!!! %s has no pretrained weights: recipe %s with head %s needs them; fine-tuning a "
@@ -67,15 +67,20 @@ def effective_settings(settings: TrainSettings, source: WeightsSource, arch: str
 
 
 def _without_taps(settings: TrainSettings, arch: str) -> TrainSettings:
-    """``train.probe_layers`` taps MobileNetV2's blocks; other architectures train without."""
-    if not settings.probe_layers or arch in TAPPABLE:
+    """``train.probe_layers`` feed the probe fitted on MobileNetV2's frozen features (measured
+    there); other architectures and the recipes that train the backbone run without taps."""
+    if not settings.probe_layers:
+        return settings
+    if arch not in TAPPABLE:
+        why = f"{arch} has no taps ({', '.join(TAPPABLE)} only)"
+    elif settings.recipe != "probe":
+        why = f"they feed the probe recipe's frozen features, not recipe {settings.recipe}"
+    else:
         return settings
     logger.warning(
-        "!!! %s has no taps: train.probe_layers %s applies to %s only; %s trains its probe on "
-        "the pooled features alone (probe_layers [])",
-        arch,
+        "!!! train.probe_layers %s: %s; %s trains on the pooled features alone (probe_layers [])",
         settings.probe_layers,
-        ", ".join(TAPPABLE),
+        why,
         arch,
     )
     return settings.model_copy(update={"probe_layers": []})

@@ -163,8 +163,9 @@ class TrainSettings(Section):
     probe_view_engine: Literal["onnx", "torch"] = "onnx"
     # MobileNetV2 ``features`` blocks (0..18) whose pooled average and maximum are appended to
     # the 1280-d pooled features for the drawing branch's probe only (the ImageNet prior, the
-    # photo branch and the gate read the 1280-d; harmscan.taps). []: the 1280-d alone. ResNet50
-    # has no taps: it trains without them (a warning says so).
+    # photo branch and the gate read the 1280-d; harmscan.taps). []: the 1280-d alone. Only with
+    # recipe probe on MobileNetV2: ResNet50 and the recipes that train the backbone run without
+    # them (a warning says so).
     probe_layers: list[int] = Field(default_factory=list)
 
     @field_validator("probe_layers")

@@ -80,6 +80,25 @@ def test_resnet50_has_no_taps(caplog: pytest.LogCaptureFixture) -> None:
     assert effective_settings(cfg, WeightsSource("imagenet"), ARCH).probe_layers == [13]
 
 
+@pytest.mark.parametrize("recipe", ["finetune", "lp-ft"])
+def test_recipes_that_train_the_backbone_run_without_taps(
+    recipe: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = TrainSettings(recipe=recipe, probe_layers=[13, 16])
+    with caplog.at_level(logging.WARNING):
+        kept = effective_settings(cfg, WeightsSource("imagenet"), ARCH)
+    assert kept.probe_layers == []
+    assert f"not recipe {recipe}" in caplog.text
+    caplog.clear()  # without weights the fallback drops them with everything else, once
+    fallback = effective_settings(
+        TrainSettings(recipe="probe", head="prior-gated", probe_layers=[13]),
+        WeightsSource("none"),
+        "resnet50",
+    )
+    assert fallback.probe_layers == []
+    assert "no taps" not in caplog.text
+
+
 def test_no_taps_is_todays_model() -> None:
     model = _model([])
     assert type(model) is tv.MobileNetV2
