@@ -232,9 +232,9 @@ def with_branches(
     drawing_false_alarm: float = 0.10,
 ) -> OperatingPoint:
     """``point`` (from `harmscan.calibration.choose_operating_point` on the same mix) with a
-    threshold per branch (`choose_branch_point`; ``held_out`` and the drawing rule as there); its
-    ``ece_after`` is
-    then of what the folded model serves (`served_probability`, the mix weighted as before).
+    threshold per branch (`choose_branch_point`; ``held_out`` and the drawing rule as there);
+    its ``ece_after`` is then of what the folded model serves (`served_probability`, the mix
+    weighted as before).
     ``recalibration`` ``platt`` then applies `recalibrate_folded`.
 
     Raises:
