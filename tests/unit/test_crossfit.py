@@ -18,6 +18,7 @@ from harmscan.branchpoint import (
 from harmscan.calibration import _nll, choose_operating_point, log_odds, mix_weights
 from harmscan.crossfit import fold_ids, held_out, out_of_fold_branches
 from harmscan.recipes import fit_gated_probe
+from tests.fixtures.branch_mix import calibration_mix
 
 MIXES = (1.0, 0.25)
 
@@ -117,7 +118,7 @@ def test_an_invalid_setting_names_the_valid_choices(field: str, value: str, vali
 def test_the_core_functions_name_the_valid_choices_too() -> None:
     with pytest.raises(ValueError, match="valid: none, sources, folds"):
         fold_ids([0, 1], [None, None], how="loso", folds=2, seed=0)
-    y, branches, domains, p = _mix()
+    y, branches, domains, p = calibration_mix()
     point = choose_operating_point(
         y, p, domains, photo_share=0.5, target_recall=0.9, band=0.15, method="platt"
     )
@@ -126,22 +127,8 @@ def test_the_core_functions_name_the_valid_choices_too() -> None:
                       max_safe_flagged=0.1, recalibration="isotonic")  # fmt: skip
 
 
-def _mix(seed: int = 5) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """A calibration mix: 60 drawings (both labels) and 40 safe photos, with branch log-odds."""
-    rng = np.random.default_rng(seed)
-    y = np.r_[np.tile([0, 0, 1], 20), np.zeros(40, dtype=int)]
-    domains = ["emoji"] * 60 + ["photo"] * 40
-    is_photo = np.array([d == "photo" for d in domains])
-    gate = np.where(is_photo, rng.uniform(0.7, 1.0, 100), rng.uniform(0.0, 0.3, 100))
-    photo = rng.normal(-6, 1, 100) + 2.0 * y
-    drawing = rng.normal(-1, 1.5, 100) + 3.0 * y
-    branches = np.column_stack([gate, photo, drawing])
-    p = 1 / (1 + np.exp(-(gate * photo + (1 - gate) * drawing)))
-    return y, branches, domains, p
-
-
 def test_held_out_drawings_join_the_drawing_branch_and_only_it() -> None:
-    y, branches, domains, p = _mix()
+    y, branches, domains, p = calibration_mix()
     point = choose_operating_point(
         y, p, domains, photo_share=0.5, target_recall=0.9, band=0.15, method="platt"
     )
@@ -157,7 +144,7 @@ def test_held_out_drawings_join_the_drawing_branch_and_only_it() -> None:
 
 
 def test_platt_after_folding_keeps_every_decision_and_lowers_the_log_loss() -> None:
-    y, branches, domains, p = _mix()
+    y, branches, domains, p = calibration_mix()
     point = choose_operating_point(
         y, p, domains, photo_share=0.5, target_recall=0.9, band=0.15, method="platt"
     )

@@ -19,6 +19,7 @@ from harmscan.calibration import choose_operating_point, log_odds
 from harmscan.crossfit import held_out
 from harmscan.heads import GatedPriorHead, PriorHead
 from harmscan.modelcalibration import calibrate_model
+from tests.fixtures.branch_mix import calibration_mix
 
 
 def test_the_threshold_is_the_quantile_of_the_safe_scores_alone() -> None:
@@ -53,20 +54,6 @@ def test_a_rate_outside_the_unit_interval_or_no_safe_images_is_refused() -> None
         false_alarm_threshold([1, 1], [0.0, 1.0], rate=0.1)
 
 
-def _mix(seed: int = 5) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """60 drawings (both labels) and 40 safe photos, with branch log-odds and probabilities."""
-    rng = np.random.default_rng(seed)
-    y = np.r_[np.tile([0, 0, 1], 20), np.zeros(40, dtype=int)]
-    domains = ["emoji"] * 60 + ["photo"] * 40
-    is_photo = np.array([d == "photo" for d in domains])
-    gate = np.where(is_photo, rng.uniform(0.7, 1.0, 100), rng.uniform(0.0, 0.3, 100))
-    photo = rng.normal(-6, 1, 100) + 2.0 * y
-    drawing = rng.normal(-1, 1.5, 100) + 3.0 * y
-    branches = np.column_stack([gate, photo, drawing])
-    p = 1 / (1 + np.exp(-(gate * photo + (1 - gate) * drawing)))
-    return y, branches, domains, p
-
-
 def _point(y: np.ndarray, p: np.ndarray, domains: list[str]):  # type: ignore[no-untyped-def]
     return choose_operating_point(
         y, p, domains, photo_share=0.5, target_recall=0.9, band=0.15, method="platt"
@@ -74,7 +61,7 @@ def _point(y: np.ndarray, p: np.ndarray, domains: list[str]):  # type: ignore[no
 
 
 def test_the_drawing_threshold_flags_the_rate_of_safe_drawings_held_out_ones_included() -> None:
-    y, branches, domains, p = _mix()
+    y, branches, domains, p = calibration_mix()
     point = _point(y, p, domains)
     rule = {"target_recall": 0.9, "max_safe_flagged": 0.1, "photo_threshold_on": "mix"}
     rng = np.random.default_rng(1)
@@ -96,7 +83,7 @@ def test_the_drawing_threshold_flags_the_rate_of_safe_drawings_held_out_ones_inc
 
 
 def test_with_branches_and_calibrate_model_pass_the_rule_through() -> None:
-    y, branches, domains, p = _mix()
+    y, branches, domains, p = calibration_mix()
     point = _point(y, p, domains)
     direct = choose_branch_point(y, branches, domains, point, target_recall=0.9,
                                  max_safe_flagged=0.1, drawing_rule="false-alarm",
@@ -125,7 +112,7 @@ def test_with_branches_and_calibrate_model_pass_the_rule_through() -> None:
 
 
 def test_an_unknown_rule_names_the_valid_choices() -> None:
-    y, branches, domains, p = _mix()
+    y, branches, domains, p = calibration_mix()
     with pytest.raises(ValueError, match="valid: recall, false-alarm"):
         choose_branch_point(y, branches, domains, _point(y, p, domains), target_recall=0.9,
                             max_safe_flagged=0.1, drawing_rule="neyman")  # fmt: skip
