@@ -47,7 +47,7 @@ IMAGE_SIZE = 160
 # side is at least MIN_SIDE, so that halving it keeps the image at about the model's input size
 # (the tank destroyer, 120 px, is left out: at half size it is 60 px, not an image a person would
 # call the same). The sklearn flower was left out after measuring: the calibrated prior puts it at
-# 0.27, next to the threshold, where a corner crop moves it by 0.14 (see the README: many safe
+# 0.27, next to the threshold, where a corner crop moves it by 0.14 (see docs/testing.md: many safe
 # photos swing more than this; these checks guard clear cases, not that weakness).
 CLEAR_HARMFUL = (
     "basegun-ml--basegun_ml_warmup.jpg",  # revolver on a table
