@@ -16,9 +16,8 @@ from typing import Annotated
 
 import typer
 
-from cli.failures import USAGE, fail
-from conf.loader import SettingsError, SettingsSource, dump_settings
-from conf.settings import Settings
+from cli.context import CliState, settings_of
+from conf.loader import dump_settings
 
 app = typer.Typer(
     name="harmscan",
@@ -27,66 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class CliState:
-    """What the global options resolved to; settings are built once, on first use."""
-
-    def __init__(
-        self, profile: str | None, overrides: list[str], config: Path | None, verbose: bool = False
-    ) -> None:
-        self.verbose = verbose
-        self.profile = profile
-        self.overrides = overrides
-        self.config = config
-        self._source: SettingsSource | None = None
-        self._settings: Settings | None = None
-
-    @property
-    def source(self) -> SettingsSource:
-        """Profile, ``--config`` and ``--set`` values parsed by type: what flows are given."""
-        if self._source is None:
-            try:
-                self._source = SettingsSource.from_cli(self.profile, self.overrides, self.config)
-            except SettingsError as exc:
-                raise fail(exc, USAGE) from None
-        return self._source
-
-    def settings_if_resolved(self) -> Settings | None:
-        """The settings, if this invocation got as far as resolving them."""
-        return self._settings
-
-    @property
-    def settings(self) -> Settings:
-        """The resolved settings; a bad setting exits with its explanation."""
-        if self._settings is None:
-            try:
-                self._settings = self.source.resolve()
-            except SettingsError as exc:
-                raise fail(exc, USAGE) from None
-        return self._settings
-
-
-def settings_of(ctx: typer.Context) -> Settings:
-    """The settings resolved from the global options of this invocation."""
-    state = ctx.find_root().obj
-    assert isinstance(state, CliState)
-    return state.settings
-
-
-def state_of(ctx: typer.Context) -> CliState:
-    """The global options of this invocation."""
-    state = ctx.find_root().obj
-    assert isinstance(state, CliState)
-    return state
-
-
-def source_of(ctx: typer.Context) -> SettingsSource:
-    """The settings source of this invocation (for flows), checked by resolving it once."""
-    state = ctx.find_root().obj
-    assert isinstance(state, CliState)
-    _ = state.settings
-    return state.source
 
 
 @app.callback()

@@ -9,20 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.context import settings_of
+
 if TYPE_CHECKING:
-    from conf.settings import Settings
+    pass
 
 dlq_app = typer.Typer(
     name="dlq",
     help="Dead letters: list them by reason, replay chosen ones to the requests topic.",
     no_args_is_help=True,
 )
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from cli.app import settings_of
-
-    return settings_of(ctx)
 
 
 def _offset(text: str) -> tuple[int, int]:
@@ -61,7 +57,7 @@ def list_cmd(
     from serving.schema import log_safe
 
     reason = _reasons(reason)
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     letters = read_dead_letters(settings)
     if reason:
         letters = select(letters, reasons=reason)
@@ -106,7 +102,7 @@ def replay_cmd(
         raise typer.Exit(2)
     reason = _reasons(reason)
     offsets = [_offset(o) for o in offset or []]
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     chosen = select(
         read_dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
     )

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.context import source_of, state_of
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``etl`` command to the harmscan app."""
@@ -26,8 +28,6 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Build the verified, balanced harmful/safe dataset from Open Images V7."""
-        from cli.app import source_of
-
         source = source_of(ctx)
         valid = ("train", "validation", "test")
         bad = [s for s in subset or [] if s not in valid]
@@ -36,7 +36,6 @@ def register(app: typer.Typer) -> None:
                 f"error: unknown subset {bad}; valid: {', '.join(valid)}", fg="red", err=True
             )
             raise typer.Exit(2)
-        from cli.app import state_of
         from cli.preflight import checked_options
         from cli.runtime import flow_runtime
         from flows.params import etl_changes

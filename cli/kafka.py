@@ -12,22 +12,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.context import CliState, settings_of
 from cli.failures import fail
 
 if TYPE_CHECKING:
-    from conf.settings import Settings
+    pass
 
 kafka_app = typer.Typer(
     name="kafka",
     help="The local Apache Kafka broker (KRaft, one node on loopback, jars from Maven Central).",
     no_args_is_help=True,
 )
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from cli.app import settings_of
-
-    return settings_of(ctx)
 
 
 @kafka_app.command("fetch")
@@ -54,7 +49,7 @@ def up_cmd(
     from stack.kafka_jars import KafkaSetupError
     from stack.process import ServiceError
 
-    broker = broker_from_settings(_settings(ctx))
+    broker = broker_from_settings(settings_of(ctx))
     try:
         broker.start(timeout)
     except (KafkaSetupError, ServiceError) as exc:
@@ -67,7 +62,7 @@ def down_cmd(ctx: typer.Context) -> None:
     """Stop the broker; its data stays for the next start."""
     from stack.kafka import broker_from_settings
 
-    broker = broker_from_settings(_settings(ctx))
+    broker = broker_from_settings(settings_of(ctx))
     typer.echo("kafka stopped" if broker.stop() else "kafka was not running")
 
 
@@ -79,7 +74,7 @@ def status_cmd(
     """Show pid, health, address and log file; exits 1 when the broker is not healthy."""
     from stack.kafka import broker_from_settings
 
-    status = broker_from_settings(_settings(ctx)).status()
+    status = broker_from_settings(settings_of(ctx)).status()
     if as_json:
         typer.echo(json.dumps(status))
     else:
@@ -97,8 +92,6 @@ def register(app: typer.Typer) -> None:
 def standalone() -> None:
     """``python -m cli.kafka``: the kafka commands with the global settings options."""
     import logging
-
-    from cli.app import CliState
 
     app = typer.Typer(
         name="cli.kafka",

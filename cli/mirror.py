@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.context import settings_of
 from cli.failures import FAILED, fail
 
 if TYPE_CHECKING:
@@ -25,12 +26,6 @@ mirror_app = typer.Typer(
     help="The offline Open Images mirror: OIDv7 metadata over HTTP and images over S3 (moto).",
     no_args_is_help=True,
 )
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    from cli.app import settings_of
-
-    return settings_of(ctx)
 
 
 def _servers(settings: Settings) -> MirrorServers:
@@ -52,7 +47,7 @@ def up_cmd(
     from stack.mirror_s3 import seed_bucket
     from stack.process import ServiceError
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     servers = _servers(settings)
     try:
         servers.start(timeout)
@@ -77,7 +72,7 @@ def up_cmd(
 @mirror_app.command("down")
 def down_cmd(ctx: typer.Context) -> None:
     """Stop both servers (the S3 server keeps its objects in memory: they go with it)."""
-    stopped = _servers(_settings(ctx)).stop()
+    stopped = _servers(settings_of(ctx)).stop()
     typer.echo(f"stopped {', '.join(stopped)}" if stopped else "mirror was not running")
 
 
@@ -87,7 +82,7 @@ def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Show pid, health, URL and log of both servers; exits 1 unless both are healthy."""
-    status = _servers(_settings(ctx)).status()
+    status = _servers(settings_of(ctx)).status()
     if as_json:
         typer.echo(json.dumps(status))
     else:

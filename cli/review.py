@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cli.context import settings_of
 from cli.failures import USAGE, fail
 
 
@@ -18,7 +19,6 @@ def review(
     port: Annotated[int | None, typer.Option(help="Port (default review.port).")] = None,
 ) -> None:
     """Serve the review page: uncertain images from the review topic, decisions to Kafka."""
-    from cli.app import settings_of
     from conf.loader import update
     from review.auth import LoginNotConfigured
     from review.service import ReviewService

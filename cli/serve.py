@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.context import settings_of
 from cli.failures import SERVING_FATAL, UNREACHABLE, USAGE, fail
 from cli.preflight import checked_options, kafka_reachable
 
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 def _settings(ctx: typer.Context, **serving: Any) -> Settings:
     """The invocation's settings with the given ``serving.*`` options (None: not given)."""
-    from cli.app import settings_of
-
     return checked_options(settings_of(ctx), {f"serving.{k}": v for k, v in serving.items()})
 
 
@@ -44,8 +43,6 @@ def serve(
     ] = None,
 ) -> None:
     """Classify image requests from Kafka with the registry's champion until SIGTERM/Ctrl-C."""
-    from cli.app import settings_of
-
     roots = list(settings_of(ctx).serving.allowed_roots) + list(allowed_root or [])
     settings = _settings(
         ctx, allowed_roots=roots or None, runtime=runtime, metrics_port=metrics_port

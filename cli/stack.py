@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from cli.context import settings_of
 from cli.failures import USAGE, fail
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 def _settings(ctx: typer.Context) -> Settings:
     import logging
-
-    from cli.app import settings_of
 
     # One line per HTTP call to the Prefect API drowns the demo's own lines.
     for noisy in ("httpx", "prefect.client"):

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.context import settings_of, source_of, state_of
 from cli.preflight import checked_dataset, checked_options, mlflow_reachable
 
 ARCHS = ("mobilenet_v2", "resnet50")
@@ -91,7 +92,6 @@ def train_command(
     ] = True,
 ) -> None:
     """Fine-tune, evaluate, log to MLflow and register the models."""
-    from cli.app import source_of, state_of
     from cli.runtime import flow_runtime
     from flows.params import train_changes
 
@@ -132,7 +132,6 @@ def retrain_command(
     promote: Annotated[bool, typer.Option(help="Run the promotion gate.")] = True,
 ) -> None:
     """ETL -> train -> evaluate -> register -> promote, as one Prefect flow."""
-    from cli.app import source_of, state_of
     from cli.runtime import flow_runtime
     from flows.params import etl_changes, train_changes
 
@@ -192,8 +191,6 @@ def promote_command(
     to the champion it replaced and does not re-run that gate. When nothing is champion and
     VERSION loses to the prior there, the prior becomes champion.
     """
-    from cli.app import settings_of
-
     if (version is None) == (not rollback):
         raise typer.BadParameter("give a VERSION or --rollback (not both)")
     if gate and force:
