@@ -13,6 +13,58 @@ from cli.failures import UNREACHABLE, USAGE, fail
 if TYPE_CHECKING:
     from conf.settings import Settings
 
+# Seconds the ImageNet weights' download server may take to answer when they are not cached.
+WEIGHTS_TIMEOUT_S = 3.0
+
+
+def checked_weights(settings: Settings) -> None:
+    """Check the weights setting of every model to train, before torch is imported.
+
+    A file must exist; ``imagenet`` must be in torch's hub cache or its download must answer.
+
+    Raises:
+        typer.Exit: A missing file, or ImageNet weights neither cached nor reachable (USAGE).
+    """
+    from harmscan.weights import (
+        IMAGENET_URLS,
+        WeightsError,
+        alternatives,
+        imagenet_cache_file,
+        resolve_weights,
+    )
+
+    for arch in settings.train.models:
+        try:
+            source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
+        except WeightsError as exc:
+            raise fail(exc, USAGE) from None
+        if source.kind != "imagenet" or imagenet_cache_file(arch).is_file():
+            continue
+        why = _unreachable(IMAGENET_URLS[arch])
+        if why:
+            raise fail(
+                f"torchvision ImageNet weights for {arch} are neither cached in "
+                f"{imagenet_cache_file(arch).parent} nor downloadable ({why}); "
+                f"{alternatives(arch)}",
+                USAGE,
+            )
+
+
+def _unreachable(url: str) -> str:
+    """Why ``url`` does not answer a HEAD request within `WEIGHTS_TIMEOUT_S` ("" if it does)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (an https URL of ours)
+    try:
+        with urllib.request.urlopen(request, timeout=WEIGHTS_TIMEOUT_S):  # noqa: S310
+            return ""
+    except urllib.error.HTTPError as exc:
+        return f"{url}: HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return f"{url}: {getattr(exc, 'reason', exc)}"
+
+
 # Seconds MLflow's /health may take to answer.
 MLFLOW_TIMEOUT_S = 3.0
 

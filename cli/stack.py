@@ -153,11 +153,14 @@ def demo(
 
     Prints the champion version and whether it is the untrained prior (gate set: mlflow.gate_set).
     """
+    from cli.preflight import checked_weights
+
+    settings = _settings(ctx)
+    checked_weights(settings)  # before the stack starts: the retrain would fail minutes later
     from stack.demo import DemoError, run_demo
     from stack.deploy import DeployError
     from stack.process import ServiceError
 
-    settings = _settings(ctx)
     try:
         run_demo(
             settings, source=source, keep=keep, fast=fast, retrain_timeout=timeout, emit=typer.echo

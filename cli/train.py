@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import settings_of, source_of, state_of
-from cli.preflight import checked_dataset, checked_options, mlflow_reachable
+from cli.preflight import checked_dataset, checked_options, checked_weights, mlflow_reachable
 
 ARCHS = ("mobilenet_v2", "resnet50")
 
@@ -102,6 +102,7 @@ def train_command(
     chosen = checked_options(
         state.settings, train_changes(models, epochs, weights_of, limit_batches)
     )
+    checked_weights(chosen)
     checked_dataset(chosen, dataset)
     from flows.train import preflight, train
 
@@ -140,6 +141,7 @@ def retrain_command(
     models, weights_of = _models(model), _weights(weights)
     changes = train_changes(models, epochs, weights_of, limit_batches)
     chosen = checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
+    checked_weights(chosen)
     from flows.retrain import retrain
     from flows.train import preflight
 

@@ -26,7 +26,7 @@ def resolve_dataset(settings: Settings, dataset: Path | None) -> Path:
 
 def preflight(settings: Settings) -> None:
     """Fail before any work on a bad weights setting or an unknown ImageNet prior class."""
-    from harmscan.models import resolve_weights
+    from harmscan.weights import resolve_weights
 
     for arch in settings.train.models:
         resolve_weights(arch, settings.train.weights.get(arch, "none"))

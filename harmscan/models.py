@@ -1,23 +1,15 @@
-"""Model factory: torchvision MobileNetV2 / ResNet50 with a 2-class head, and its weights source.
+"""Model factory: torchvision MobileNetV2 / ResNet50 with a 2-class head, from its weights source.
 
-A weights source is one of:
-
-* ``imagenet`` — torchvision's own ImageNet weights (needs internet or a warm torch hub cache),
-* a path to a state dict that loads strictly into the 1000-class torchvision model
-  (relative paths are resolved against the working directory, then the repository root),
-* ``none`` — random initialisation (logged as a loud warning).
-
-Nothing falls back silently: a missing file or unreachable ImageNet weights raise `WeightsError`
-naming the alternatives.
+The weights setting is resolved by the torch-free `harmscan.weights` (re-exported here); this
+module loads what it names. Nothing falls back silently: a missing file or unreachable ImageNet
+weights raise `WeightsError` naming the alternatives.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
@@ -27,67 +19,19 @@ from harmscan.bundle import LABELS
 from harmscan.heads import PriorHead, final_layer, set_final_layer
 from harmscan.taps import backbone, feature_width
 
+# Re-exported: callers build models from what these resolve.
+from harmscan.weights import ARCHS as ARCHS
+from harmscan.weights import REPO_ROOT as REPO_ROOT
+from harmscan.weights import WeightsError as WeightsError
+from harmscan.weights import WeightsSource as WeightsSource
+from harmscan.weights import alternatives as _alternatives
+from harmscan.weights import check_arch as _check_arch
+from harmscan.weights import resolve_weights as resolve_weights
+
 logger = logging.getLogger(__name__)
 
-ARCHS: tuple[str, ...] = ("mobilenet_v2", "resnet50")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = len(LABELS)
 IMAGENET_CLASSES = 1000
-
-
-class WeightsError(RuntimeError):
-    """The requested weights cannot be had; the message names the alternatives."""
-
-
-@dataclass(frozen=True)
-class WeightsSource:
-    """A resolved weights setting.
-
-    Attributes:
-        kind: ``imagenet``, ``file`` or ``none``.
-        path: The state-dict file when ``kind == "file"``.
-    """
-
-    kind: Literal["imagenet", "file", "none"]
-    path: Path | None = None
-
-    def describe(self) -> str:
-        """A short human-readable description (logged as a run parameter)."""
-        return str(self.path) if self.kind == "file" else self.kind
-
-
-def _check_arch(arch: str) -> None:
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
-
-
-def _alternatives(arch: str) -> str:
-    return (
-        f"set train.weights.{arch} to 'imagenet' (needs internet or a warm torch hub cache), "
-        "to an existing state-dict file (e.g. weights/mobilenet_v2_imagenet.pth "
-        "for mobilenet_v2), or to 'none' to train from scratch"
-    )
-
-
-def resolve_weights(
-    arch: str, setting: str, *, cwd: Path | None = None, repo_root: Path = REPO_ROOT
-) -> WeightsSource:
-    """Turn a ``train.weights[arch]`` setting into a `WeightsSource`.
-
-    Raises:
-        WeightsError: A file setting that exists neither relative to ``cwd`` nor to the repo root.
-    """
-    _check_arch(arch)
-    value = setting.strip()
-    if value.lower() in ("imagenet", "none"):
-        return WeightsSource(value.lower())  # type: ignore[arg-type]
-    path = Path(value).expanduser()
-    candidates = [path] if path.is_absolute() else [(cwd or Path.cwd()) / path, repo_root / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return WeightsSource("file", candidate.resolve())
-    tried = ", ".join(str(c) for c in candidates)
-    raise WeightsError(f"weights file for {arch} not found (tried {tried}); {_alternatives(arch)}")
 
 
 def _torchvision_weights(arch: str) -> tv.WeightsEnum:

@@ -15,7 +15,13 @@ import pytest
 import typer
 
 from cli.failures import UNREACHABLE, USAGE
-from cli.preflight import checked_dataset, checked_options, kafka_reachable, mlflow_reachable
+from cli.preflight import (
+    checked_dataset,
+    checked_options,
+    checked_weights,
+    kafka_reachable,
+    mlflow_reachable,
+)
 
 
 def test_a_dataset_folder_without_a_manifest_is_refused_with_the_fix(
@@ -88,6 +94,9 @@ def test_an_mlflow_server_that_does_not_answer_is_named_with_its_setting(
     mlflow_reachable(make_settings("mlflow.tracking_uri=file:///tmp/mlruns"))  # no server
 
 
+_MISSING_WEIGHTS = ["--set", "train.weights.mobilenet_v2=weights/missing.pth"]
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
@@ -95,6 +104,10 @@ def test_an_mlflow_server_that_does_not_answer_is_named_with_its_setting(
         (["train", "--epochs", "0"], "error: invalid settings:\n  train.epochs: "),
         (["retrain", "--max-per-side", "0"], "error: invalid settings:\n  etl.max_per_side: "),
         (["etl", "--max-per-side", "-5"], "error: invalid settings:\n  etl.max_per_side: "),
+        ([*_MISSING_WEIGHTS, "train"], "error: weights file for mobilenet_v2 not found (tried "),
+        ([*_MISSING_WEIGHTS, "retrain"], "error: weights file for mobilenet_v2 not found (tried "),
+        ([*_MISSING_WEIGHTS, "demo"], "error: weights file for mobilenet_v2 not found (tried "),
+        (["train", "--weights", "resnet50={tmp}/r.pth"], "error: weights file for resnet50 not"),
     ],
 )
 def test_a_wrong_option_ends_the_command_before_prefect_or_torch_is_imported(
@@ -138,3 +151,35 @@ def test_brokers_that_do_not_answer_are_named_with_their_setting_in_one_line(
     assert err.startswith(f"error: cannot reach Kafka at {down} (kafka.bootstrap_servers): ")
     assert err.rstrip().endswith("or change kafka.bootstrap_servers")
     assert len(err.splitlines()) == 1  # librdkafka's per-connection lines are off
+
+
+def test_imagenet_weights_neither_cached_nor_downloadable_are_refused_with_the_fix(
+    make_settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import harmscan.weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    down = f"http://127.0.0.1:{_free_port()}/mobilenet_v2-b0353104.pth"
+    monkeypatch.setitem(harmscan.weights.IMAGENET_URLS, "mobilenet_v2", down)
+    settings = make_settings("train.models=[mobilenet_v2]", "train.weights.mobilenet_v2=imagenet")
+    with pytest.raises(typer.Exit) as ended:
+        checked_weights(settings)
+    assert ended.value.exit_code == USAGE
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(
+        "error: torchvision ImageNet weights for mobilenet_v2 are neither cached in "
+        f"{tmp_path / 'torch' / 'hub' / 'checkpoints'} nor downloadable ({down}: "
+    )
+    assert line.endswith("or to 'none' to train from scratch")
+    # Once cached, nothing is fetched: the closed port is never asked.
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    checked_weights(settings)
+
+
+def test_weights_that_exist_or_are_none_pass(make_settings) -> None:
+    checked_weights(make_settings())  # the ci profile: the repository's file, resnet50 none

@@ -29,3 +29,30 @@ def test_profiles_point_inside_the_repository(tmp_path: Path) -> None:
     assert source.kind == "file"
     assert source.path == WEIGHTS.resolve()
     assert REPO_ROOT.resolve() in source.path.parents
+
+
+def test_the_torch_free_resolver_names_what_torch_and_torchvision_use(tmp_path: Path) -> None:
+    """`harmscan.weights` knows torchvision's ImageNet files and torch's hub folder by heart."""
+    import subprocess
+    import sys
+
+    import torch
+    from torchvision import models as tv
+
+    from harmscan.weights import IMAGENET_URLS, imagenet_cache_file, torch_hub_dir
+
+    torchvision_urls = {
+        "mobilenet_v2": tv.MobileNet_V2_Weights.IMAGENET1K_V1.url,
+        "resnet50": tv.ResNet50_Weights.IMAGENET1K_V2.url,
+    }
+    assert torchvision_urls == IMAGENET_URLS
+    assert torch_hub_dir() == Path(torch.hub.get_dir())
+    assert torch_hub_dir({"TORCH_HOME": str(tmp_path)}) == tmp_path / "hub"
+    assert torch_hub_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "torch" / "hub"
+    cached = imagenet_cache_file("resnet50", {"TORCH_HOME": str(tmp_path)})
+    assert cached == tmp_path / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth"
+    script = "import sys, harmscan.weights; print('torch' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
