@@ -15,7 +15,9 @@ scored to delivered, delivered to read by the bench's reader — and the loop's 
 (poll, start: journal + submit, decode wait, infer, deliver, commit, end: journal + report).
 A variant may also hold ``bench.*`` switches for what is not a setting (``bench.journal=rename``,
 ``bench.linger_ms=0``, ``bench.process=own``: see `serve_load`). Then a table of medians per
-variant and their ratios to the first variant. Absolute numbers
+variant and their ratios to the first variant, with the CPU per image of the consumer process, its
+decode workers and the broker, and each variant's ratios to the first round by round (the inputs
+of an adoption rule: docs/serving-measurements.md). Absolute numbers
 depend on the host (other jobs on it): read the ratios, and the load average printed.
 """
 
@@ -232,6 +234,7 @@ def serve_load_own_process(
         reader.join(10)
         assert child.stdout is not None
         report = json.loads(child.stdout.readline() or "{}")
+        cpu["workers"] = report.get("workers_cpu_ms_per_image", float("nan"))
         cpu["gc_full"] = report.get("gc_full_collections", 0)
         cpu["gc_full_max_ms"] = report.get("gc_full_max_ms", 0.0)
         child.wait(60)
@@ -342,7 +345,8 @@ def print_run(run: Run) -> None:
     print("      loop ms per batch: " + ", ".join(f"{k} {v:.1f}" for k, v in run.loop.items()))
     c = run.cpu
     if "consumer" in c:
-        print(f"      cpu ms/image: consumer process {c['consumer']:.1f}, bench process "
+        print(f"      cpu ms/image: consumer process {c['consumer']:.1f}, its decode workers "
+              f"{c.get('workers', float('nan')):.1f}, bench process "
               f"{c.get('process', 0):.1f}, broker {c.get('broker', 0):.1f}; host busy "
               f"{c.get('host_busy', 0):.2f} cores; full GCs {c.get('gc_full', 0):.0f} (longest "
               f"{c.get('gc_full_max_ms', 0):.1f} ms)", flush=True)  # fmt: skip
@@ -353,13 +357,14 @@ def print_run(run: Run) -> None:
 
 
 def summary(runs: list[Run], variants: list[str]) -> None:
-    """Medians over rounds per (load, variant) and ratios to the first variant."""
-    print("\n| load | variant | rounds | images/s | p50 ms | p95 ms | p99 ms | p99 x first "
-          "| batch | load avg |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    """Medians over rounds per (load, variant) and ratios to the first variant; the CPU per image
+    of the consumer process, its decode workers (own process only) and the broker."""
+    print("\n| load | variant | rounds | images/s | x first | p50 ms | p95 ms | p99 ms "
+          "| p99 x first | batch | cpu ms/img consumer, workers, broker | load avg |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     loads = list(dict.fromkeys(r.load for r in runs))
     for load in loads:
-        base_p99 = None
+        base_p99 = base_tp = None
         for variant in variants:
             mine = [r for r in runs if r.load == load and r.variant == variant]
             if not mine:
@@ -372,14 +377,48 @@ def summary(runs: list[Run], variants: list[str]) -> None:
                 "batch": float(np.median([r.batch_mean for r in mine])),
                 "load": float(np.median([r.cpu.get("load", 0) for r in mine])),
             }
-            base_p99 = base_p99 or med["p99"]
-            print(f"| {load} | {variant} | {len(mine)} | {med['tp']:.1f} | {med['p50']:.0f} | "
-                  f"{med['p95']:.0f} | {med['p99']:.0f} | {med['p99'] / base_p99:.2f} | "
-                  f"{med['batch']:.1f} | {med['load']:.1f} |")  # fmt: skip
+            # In-process runs count the consumer in the bench's process.
+            cpu = [
+                median_of([r.cpu.get(key, r.cpu.get("process", np.nan)) if key == "consumer"
+                           else r.cpu.get(key, np.nan) for r in mine])
+                for key in ("consumer", "workers", "broker")
+            ]  # fmt: skip
+            base_p99, base_tp = base_p99 or med["p99"], base_tp or med["tp"]
+            print(f"| {load} | {variant} | {len(mine)} | {med['tp']:.1f} | "
+                  f"{med['tp'] / base_tp:.3f} | {med['p50']:.0f} | {med['p95']:.0f} | "
+                  f"{med['p99']:.0f} | {med['p99'] / base_p99:.2f} | {med['batch']:.1f} | "
+                  f"{cpu[0]:.2f}, {cpu[1]:.2f}, {cpu[2]:.2f} | {med['load']:.1f} |")  # fmt: skip
     print(
         "(medians over rounds; throughput at a fixed offered load is the offered load when "
         "the loop keeps up)"
     )
+    ratios(runs, variants)
+
+
+def median_of(values: list[float]) -> float:
+    """The median of the values that are numbers (nan when none is)."""
+    numbers = [v for v in values if not np.isnan(v)]
+    return float(np.median(numbers)) if numbers else float("nan")
+
+
+def ratios(runs: list[Run], variants: list[str]) -> None:
+    """Per load, each variant's saturated throughput and p99 against the first variant's in the
+    same round (rounds alternate the order, so each pair ran minutes apart at most)."""
+    first = variants[0]
+    for load in dict.fromkeys(r.load for r in runs):
+        base = dict(enumerate(r for r in runs if r.load == load and r.variant == first))
+        for variant in variants[1:]:
+            mine = [r for r in runs if r.load == load and r.variant == variant]
+            pairs = [(r, base[i]) for i, r in enumerate(mine) if i in base]
+            if not pairs:
+                continue
+            tp = [r.throughput / b.throughput for r, b in pairs]
+            p99 = [r.p(99) / b.p(99) for r, b in pairs]
+            wins = sum(t > 1 for t in tp)
+            print(f"{load} {variant} / {first}, round by round: images/s "
+                  + " ".join(f"{t:.3f}" for t in tp) + f" (median {np.median(tp):.3f}, more in "
+                  f"{wins} of {len(tp)}); p99 " + " ".join(f"{p:.2f}" for p in p99)
+                  + f" (median {np.median(p99):.2f})")  # fmt: skip
 
 
 def parse_variants(text: str) -> dict[str, list[str]]:
