@@ -67,6 +67,22 @@ ICON_SETS: dict[str, tuple[str, str]] = {
     "hugeicons": ("hugeicons", "icons.json#{name}"),
     "mingcute": ("mingcute", "icons.json#{name}"),
     "solar": ("solar", "icons.json#{name}"),
+    # the colour pool's (`scripts/colour_pool.py`): builder source = icon set
+    **{
+        family: (family, "icons.json#{name}")
+        for family in (
+            "emojione-v1",
+            "streamline-color",
+            "streamline-cyber-color",
+            "streamline-flex-color",
+            "streamline-freehand-color",
+            "streamline-kameleon-color",
+            "streamline-plump-color",
+            "streamline-sharp-color",
+            "streamline-stickies-color",
+            "streamline-ultimate-color",
+        )
+    },
 }
 
 

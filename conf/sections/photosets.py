@@ -13,6 +13,7 @@ from pathlib import Path
 
 # The repository's pools that may train or calibrate a model.
 TRAINING_POOLS = (
+    "colourpool",
     "drawpool",
     "emojipool",
     "glyphpool",

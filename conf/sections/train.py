@@ -111,9 +111,9 @@ class TrainSettings(Section):
     # for calibration and the threshold, e.g. objectpool or photopool; null: validation split only.
     calibration_photos: str | None = None
     # Pools of images the model also trains on (the probe's features, fine-tuning's batches),
-    # each image with its manifest's domain: drawpool, emojipool, glyphpool, iconpool, objectpool,
-    # photopool or a folder with manifest.csv and VERSION (harmscan.trainsets). Never the gate
-    # set, nor the held-out iconcheck.
+    # each image with its manifest's domain: colourpool, drawpool, emojipool, glyphpool, iconpool,
+    # objectpool, photopool or a folder with manifest.csv and VERSION (harmscan.trainsets).
+    # Never the gate set, nor the held-out iconcheck.
     extra_train_sets: list[str] = Field(default_factory=list)
     gate_photos: list[str] = Field(default_factory=lambda: ["photopool"])
     # Pools of drawings the gate also learns "drawing" from (not the probe), e.g. drawpool.

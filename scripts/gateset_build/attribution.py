@@ -59,8 +59,12 @@ def _source(label: str) -> Source:
 ICON_SETS = {
     "iconpool": "trains the probe (`train.extra_train_sets`)",
     "glyphpool": "may train the probe (`train.extra_train_sets`)",
+    "colourpool": "may train the probe (`train.extra_train_sets`)",
     "iconcheck": "is held out: nothing trains on it or picks a threshold with it",
 }
+
+# the catalogue module of an icon set other than `scripts/icon_pools.py`
+CATALOGUES = {"colourpool": "colour_pool"}
 
 
 def _emoji_notes(name: str) -> list[str]:
@@ -68,7 +72,8 @@ def _emoji_notes(name: str) -> list[str]:
     if name in ICON_SETS:
         return [
             "Icons (domain `emoji`; black glyphs, or colour where the vendor draws in colour): "
-            "chosen and labelled in `scripts/icon_pools.py` (harmful: weapons, bombs, "
+            f"chosen and labelled in `scripts/{CATALOGUES.get(name, 'icon_pools')}.py` "
+            "(harmful: weapons, bombs, "
             "explosions, blood; safe: animals, plants, food, vehicles, tools, faces, people); "
             "those whose drawing says something else at 128 px are left out with the reason. "
             "The icon pool and the icon check set are split by icon family, never by glyph: "

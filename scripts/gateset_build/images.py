@@ -13,7 +13,13 @@ from .rcc import rcc_member
 
 MAX_SIDE = 512
 # sets of drawings are small: they have little detail
-SET_MAX_SIDE = {"drawpool": 128, "iconpool": 128, "glyphpool": 128, "iconcheck": 128}
+SET_MAX_SIDE = {
+    "drawpool": 128,
+    "iconpool": 128,
+    "glyphpool": 128,
+    "colourpool": 128,
+    "iconcheck": 128,
+}
 SVG_SIDE = 128  # SVG emoji are rendered at this size (the PNG emoji are the packages' 64 px)
 JPEG_QUALITY = 90
 

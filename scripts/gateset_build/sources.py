@@ -23,6 +23,33 @@ class Source:
         return f"{self.name}@{self.version}"
 
 
+# Streamline's colour styles (the colour pool's): package key, title in info.json, drawing style
+STREAMLINE_COLOUR = (
+    ("streamline-color", "Streamline color", "two-tone flat and outline"),
+    ("streamline-cyber-color", "Cyber color icons", "two-tone outline"),
+    ("streamline-flex-color", "Flex color icons", "two-tone flat and outline"),
+    ("streamline-freehand-color", "Freehand color icons", "hand-drawn"),
+    ("streamline-kameleon-color", "Kameleon color icons", "flat colour on discs, and two-tone"),
+    ("streamline-plump-color", "Plump color icons", "two-tone flat and outline"),
+    ("streamline-sharp-color", "Sharp color icons", "two-tone flat and outline"),
+    ("streamline-stickies-color", "Stickies color icons", "colour stickers"),
+    ("streamline-ultimate-color", "Ultimate color icons", "colour outline"),
+)
+
+
+def _streamline(key: str, title: str, style: str) -> Source:
+    """One of Streamline's colour styles on npm (``@iconify-json/<key>``), all pinned alike."""
+    return Source(
+        "npm",
+        f"@iconify-json/{key}",
+        "1.2.2",
+        "CC BY 4.0",
+        f"package info.json: {title} by Streamline (github.com/webalys-hq/streamline-vectors), "
+        f"licence Creative Commons Attribution 4.0; {style}, colour SVG bodies in icons.json, "
+        "rendered at 128 px",
+    )
+
+
 SOURCES: dict[str, Source] = {
     "foolbox": Source(
         "pypi-wheel",
@@ -244,6 +271,17 @@ SOURCES: dict[str, Source] = {
         "package info.json: Solar by 480 Design, licence Creative Commons Attribution 4.0; "
         "linear and bold weights, SVG bodies in icons.json, rendered black at 128 px",
     ),
+    # colour drawings (colour pool only: may train the probe)
+    "emojione-v1": Source(
+        "npm",
+        "@iconify-json/emojione-v1",
+        "1.2.3",
+        "CC BY-SA 4.0",
+        "package info.json: Emoji One (v1) by Emoji One (github.com/joypixels/emojione-legacy), "
+        "licence Creative Commons Attribution-ShareAlike 4.0; colour SVG bodies in icons.json, "
+        "rendered at 128 px (the re-encoded JPEGs are shared under the same licence)",
+    ),
+    **{key: _streamline(key, title, style) for key, title, style in STREAMLINE_COLOUR},
     # icons (icon check set only: held out, never trained on)
     "tabler": Source(
         "npm",

@@ -212,6 +212,7 @@ def test_attribution_lists_images_with_a_licence_of_their_own() -> None:
         "lifepool",
         "iconpool",
         "glyphpool",
+        "colourpool",
         "iconcheck",
     ],
 )
@@ -363,6 +364,7 @@ def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType
     assert (args.only, args.pip) == ("drawpool", "pip3")
     assert args.cache == REPO_ROOT / ".harmscan" / "gateset-src"
     assert sorted(sets.SETS) == [
+        "colourpool",
         "drawpool",
         "emojipool",
         "gateset",
@@ -423,6 +425,68 @@ def test_glyph_items_refuse_a_family_of_another_icon_set(
         icon_pools.glyph_items()
     with pytest.raises(ValueError, match=r"families \['tabler'\] are in both"):
         icon_pools.check_items()
+
+
+@pytest.fixture(scope="module")
+def colour_pool(icon_pools: ModuleType) -> ModuleType:
+    return _load("colour_pool")
+
+
+def test_colour_pool_draws_in_colour_from_vendors_that_train_never_the_gate_sets(
+    colour_pool: ModuleType, icon_pools: ModuleType, icons: ModuleType, emoji: ModuleType
+) -> None:
+    colour = {src for src, _, _ in colour_pool.colour_items()}
+    assert colour == set(colour_pool.COLOUR_FAMILIES)
+    assert all(src == "emojione-v1" or src.startswith("streamline-") for src in colour)
+    gate = {emoji.VENDORS[v].source for v in emoji.GATE_VENDORS + emoji.POOL_VENDORS}
+    check = {src for src, _, _ in icon_pools.check_items()}
+    assert not colour & (gate | check)
+    # each family's kin trains in another pool: the metric holds them out together
+    kin_sources = {icons.ICON_SETS[k][0] if k in icons.ICON_SETS else k
+                   for k in colour_pool.KIN.values()}  # fmt: skip
+    assert kin_sources == {"streamline-emojis", "emojione"}
+    assert set(colour_pool.KIN) == colour
+    assert "emojione" in {emoji.VENDORS[v].source for v in emoji.DRAW_VENDORS}
+    labels = {(i.iconset, i.name): i.label for i in colour_pool.COLOUR}
+    for key in (("emojione-v1", "pistol"), ("streamline-kameleon-color", "nuclear-mushroom"),
+                ("streamline-sharp-color", "sword-attack")):  # fmt: skip
+        assert labels[key] == "harmful"
+    for key in (("emojione-v1", "rocket"), ("streamline-cyber-color", "hammer"),
+                ("streamline-flex-color", "scissors")):  # fmt: skip
+        assert labels[key] == "safe"  # near misses are safe
+    for key in (("emojione-v1", "droplet"), ("streamline-color", "blood-drop-donation"),
+                ("streamline-kameleon-color", "soldier")):  # fmt: skip
+        assert key in colour_pool.EXCLUDED
+        assert key not in labels
+
+
+def test_colour_items_refuse_a_family_of_another_icon_set(
+    colour_pool: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(colour_pool, "COLOUR_FAMILIES", (*colour_pool.COLOUR_FAMILIES, "lucide"))
+    with pytest.raises(ValueError, match=r"families \['lucide'\] are in the colour pool and"):
+        colour_pool.colour_items()
+    monkeypatch.setattr(colour_pool, "COLOUR_FAMILIES", ("emojione-v1",))
+    with pytest.raises(ValueError, match="are not of this set"):
+        colour_pool.colour_items()
+
+
+def test_colour_pool_is_small_colour_and_shares_nothing_with_the_judged_sets() -> None:
+    pool = load_photo_set(REPO_ROOT / "colourpool")
+    assert set(pool.manifest["domain"]) == {"emoji"}
+    assert pool.counts()["harmful"] >= 15
+    for judged in ("gateset", "iconcheck"):
+        other = load_photo_set(REPO_ROOT / judged, verify=False)
+        assert not set(pool.manifest["sha256"]) & set(other.manifest["sha256"])
+        assert not set(pool.manifest["source"]) & set(other.manifest["source"])
+    assert sum(p.stat().st_size for p in pool.paths) < 2_000_000
+    coloured = 0
+    for path in pool.paths:
+        with Image.open(path) as image:
+            assert max(image.size) <= 128
+            coloured += image.convert("HSV").getchannel("S").getextrema()[1] > 100
+    # colour drawings, not black glyphs (a few colour emoji are grey: the football, the wrench)
+    assert coloured >= 0.95 * len(pool.paths)
 
 
 def test_icon_pool_labelling_rules(icon_pools: ModuleType) -> None:
