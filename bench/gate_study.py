@@ -58,7 +58,7 @@ ARCH = "mobilenet_v2"
 POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
 # Pools that came after the cache key above was fixed: each cached on its own, by its version, so
 # adding one does not extract the mirror again.
-LATER_POOLS = ("glyphpool", "lifepool")
+LATER_POOLS = ("glyphpool", "lifepool", "colourpool")
 Features = dict[str, dict[str, Any]]  # set name -> x, y, domain, (sha256, source, subject)
 
 
@@ -191,11 +191,13 @@ def _view_rows(
 
 def held_out_scores(
     feats: Features, views: dict[str, np.ndarray] | None, pools: list[str], variant: str,
-    *, c: float, mix: float,
+    *, c: float, mix: float, kin: dict[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Held-out-vendor log-odds of the drawing branch (prior ``mix`` + probe, `fit_probe`): each
     pool source in turn is left out of the probe's rows (all of its views) and its images are
     scored un-augmented. ``variant``: N (N views), ``cN`` (the clean view and N views).
+    ``kin``: group (``<pool>:<source>``) -> the group it is left out with (another style of the
+    same vendor, so that no fold counts a vendor as unseen while its other style trains).
 
     Returns labels, sources (``-`` for the mirror's rows, never held out) and scores (NaN for
     the mirror's rows), in the clean rows' order.
@@ -205,20 +207,21 @@ def held_out_scores(
     y = np.concatenate([part["y"] for part in clean])
     groups = np.array(["-"] * len(feats["train"]["y"])
                       + [f"{p}:{s}" for p in pools for s in feats[p]["source"]])  # fmt: skip
+    folds = np.array([(kin or {}).get(g, g) for g in groups])
     n = int(variant.lstrip("c"))
     if n:
         aug = _view_rows(views, clean, n)
-        tx, ty, tg = aug["x"], aug["y"], np.tile(groups, n)
+        tx, ty, tg = aug["x"], aug["y"], np.tile(folds, n)
         if variant.startswith("c"):
-            tx, ty, tg = np.concatenate([x, tx]), np.r_[y, ty], np.r_[groups, tg]
+            tx, ty, tg = np.concatenate([x, tx]), np.r_[y, ty], np.r_[folds, tg]
     else:
-        tx, ty, tg = x, y, groups
+        tx, ty, tg = x, y, folds
     cfg = TrainSettings(head="prior", weights=WEIGHTS)
     head = final_layer(build_recipe_model(ARCH, resolve_weights(ARCH, WEIGHTS[ARCH]), cfg), ARCH)
     prior_t, prior_x = prior_log_odds(head, tx), prior_log_odds(head, x)
     pooled = np.full(len(y), np.nan)
-    for g in sorted(set(groups) - {"-"}):
-        keep, held = tg != g, groups == g
+    for g in sorted(set(folds) - {"-"}):
+        keep, held = tg != g, folds == g
         fit = fit_probe(tx[keep], ty[keep], c=c, prior=prior_t[keep], prior_mix=mix)
         pooled[held] = fit.log_odds(x[held], prior_x[held])
     return y, groups, pooled

@@ -127,3 +127,27 @@ def test_study_configurations_with_views_fit_cached_features_in_torch() -> None:
     assert views.probe_view_engine == "torch"  # the default onnx would take features as images
     assert TrainSettings().probe_view_engine == "onnx"
     assert views.head == plain.head == "prior-gated"
+
+
+def test_a_kin_group_is_held_out_with_its_vendor() -> None:
+    """With ``kin``, a copy of vendor a1 in another pool leaves a1's fold with it: a1 scores
+    as if the copy were not there; without ``kin`` the copy trains and a1 scores otherwise."""
+    import numpy as np
+
+    from bench.gate_study import held_out_scores
+
+    rng = np.random.default_rng(0)
+
+    def part(n: int, sources: list[str]) -> dict:
+        return {"x": rng.normal(0, 1, (n, 1280)).astype(np.float32),
+                "y": np.tile([0, 1], n // 2), "source": sources}  # fmt: skip
+
+    train, a = part(8, ["-"] * 8), part(8, ["a1"] * 4 + ["a2"] * 4)
+    copy = {"x": a["x"][:4], "y": a["y"][:4], "source": ["b1"] * 4}  # a1's images again
+    kw = {"c": 0.01, "mix": 0.25}
+    alone = held_out_scores({"train": train, "A": a}, None, ["A"], "0", **kw)[2][8:12]
+    feats = {"train": train, "A": a, "B": copy}
+    with_kin = held_out_scores(feats, None, ["A", "B"], "0", kin={"B:b1": "A:a1"}, **kw)[2]
+    without = held_out_scores(feats, None, ["A", "B"], "0", **kw)[2]
+    np.testing.assert_allclose(with_kin[8:12], alone, rtol=1e-6)
+    assert not np.allclose(without[8:12], alone)  # the copy trained in a1's fold
