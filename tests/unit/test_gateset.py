@@ -33,6 +33,7 @@ SETS = {
     "drawpool": (REPO_ROOT / "drawpool", {"emoji"}),
     "iconpool": (ICONPOOL_DIR, {"emoji"}),
     "glyphpool": (GLYPHPOOL_DIR, {"emoji"}),
+    "colourpool": (REPO_ROOT / "colourpool", {"emoji"}),
     "iconcheck": (ICONCHECK_DIR, {"emoji"}),
 }
 MIRROR_SOURCES = ("openclipart", "twemoji", "emoji-datasource-twitter", "openmoji")
@@ -91,7 +92,7 @@ def test_pool_shares_no_package_or_image_with_the_gate_set(pool: Path) -> None:
     assert not set(gate.manifest["sha256"]) & set(other.manifest["sha256"])
 
 
-@pytest.mark.parametrize("name", ["drawpool", "iconpool", "glyphpool", "iconcheck"])
+@pytest.mark.parametrize("name", ["drawpool", "iconpool", "glyphpool", "colourpool", "iconcheck"])
 def test_drawing_sets_share_no_package_or_image_with_the_gate_set_nor_use_the_mirror(
     name: str,
 ) -> None:
@@ -105,7 +106,8 @@ def test_drawing_sets_share_no_package_or_image_with_the_gate_set_nor_use_the_mi
 def test_icon_check_set_is_held_out_from_every_training_pool() -> None:
     """No package (icon family) and no image of the check set is in a pool that may train."""
     check = load_photo_set(ICONCHECK_DIR)
-    for name in ("drawpool", "iconpool", "glyphpool", "emojipool", "objectpool", "photopool"):
+    pools = ("drawpool", "iconpool", "glyphpool", "colourpool", "emojipool", "objectpool")
+    for name in (*pools, "photopool"):
         pool = load_photo_set(SETS[name][0], verify=False)
         assert not _packages(check.manifest) & _packages(pool.manifest), name
         assert not set(check.manifest["sha256"]) & set(pool.manifest["sha256"]), name

@@ -90,15 +90,19 @@ def test_without_pools_the_training_split_is_the_dataset_alone(dataset: Path) ->
 
 @pytest.mark.parametrize("name", ["gateset", "gateset/", str(GATESET_DIR)])
 def test_the_gate_set_is_refused_by_name_with_the_valid_choices(name: str) -> None:
-    with pytest.raises(TrainingSetError, match=r"is the gate set.*valid: drawpool, emojipool"):
+    with pytest.raises(
+        TrainingSetError, match=r"is the gate set.*valid: colourpool, drawpool, emojipool"
+    ):
         resolve_training_sets([name])
-    with pytest.raises(ValueError, match=r"names the gate set.*valid: drawpool, emojipool"):
+    with pytest.raises(
+        ValueError, match=r"names the gate set.*valid: colourpool, drawpool, emojipool"
+    ):
         TrainSettings(extra_train_sets=[name])
 
 
 def test_a_configured_gate_set_is_refused_by_setting_and_by_folder(tmp_path: Path) -> None:
     gate = _pool(tmp_path / "mygate", ["harmful", "safe"], domain="photo")
-    with pytest.raises(SettingsError, match=r"names mlflow.gate_set .*valid: drawpool"):
+    with pytest.raises(SettingsError, match=r"names mlflow.gate_set .*valid: colourpool, drawpool"):
         load_settings("ci", [f"mlflow.gate_set={gate}", f"train.extra_train_sets=[{gate}]"], env={})
     with pytest.raises(TrainingSetError, match="is the gate set"):
         resolve_training_sets([str(gate)], gate_set=gate)
@@ -144,7 +148,8 @@ def test_calibration_photos_that_copy_a_held_out_set_stop_the_run_before_any_wor
 def test_loading_settings_refuses_the_gate_set_with_the_valid_choices(override: str) -> None:
     setting = override.split("=", 1)[0]
     with pytest.raises(
-        SettingsError, match=rf"{setting} names the gate set .*valid: drawpool, emojipool"
+        SettingsError,
+        match=rf"{setting} names the gate set .*valid: colourpool, drawpool, emojipool",
     ):
         load_settings("ci", [override], env={})
 
@@ -155,7 +160,9 @@ def test_loading_settings_refuses_calibration_on_a_configured_gate_set(
 ) -> None:
     gate = _pool(tmp_path / "mygate", ["harmful", "safe"], domain="photo")
     value = str(gate) if setting.startswith("train.") else f"[{gate}]"
-    with pytest.raises(SettingsError, match=rf"{setting} names mlflow.gate_set .*valid: drawpool"):
+    with pytest.raises(
+        SettingsError, match=rf"{setting} names mlflow.gate_set .*valid: colourpool, drawpool"
+    ):
         load_settings("ci", [f"mlflow.gate_set={gate}", f"{setting}={value}"], env={})
 
 
@@ -172,13 +179,16 @@ def test_loading_settings_refuses_calibration_on_a_configured_gate_set(
 def test_loading_settings_refuses_the_held_out_set_with_the_valid_choices(override: str) -> None:
     setting = override.split("=", 1)[0]
     with pytest.raises(
-        SettingsError, match=rf"{setting} names the held-out check set .*valid: drawpool, emojipool"
+        SettingsError,
+        match=rf"{setting} names the held-out check set .*valid: colourpool, drawpool, emojipool",
     ):
         load_settings("ci", [override], env={})
 
 
 def test_unknown_sets_name_the_valid_choices() -> None:
-    with pytest.raises(TrainingSetError, match=r"'nopool' has no manifest.csv; valid: drawpool"):
+    with pytest.raises(
+        TrainingSetError, match=r"'nopool' has no manifest.csv; valid: colourpool, drawpool"
+    ):
         resolve_training_sets(["nopool"])
 
 
@@ -189,6 +199,9 @@ def test_the_repository_pools_resolve_and_default_to_none() -> None:
     assert set(draw.manifest["domain"]) == {"emoji"}
     (glyphs,) = resolve_training_sets(["glyphpool"])  # a training pool, not held out
     assert glyphs.root.name == "glyphpool"
+    (colour,) = resolve_training_sets(["colourpool"])  # measured, not adopted: by name only
+    assert colour.root.name == "colourpool"
+    assert "colourpool" not in load_settings("local", env={}).train.extra_train_sets
 
 
 def test_class_weights_count_the_pools_too() -> None:
