@@ -36,12 +36,13 @@ def register(app: typer.Typer) -> None:
                 f"error: unknown subset {bad}; valid: {', '.join(valid)}", fg="red", err=True
             )
             raise typer.Exit(2)
-        from cli.preflight import checked_options
+        from cli.preflight import checked_options, openimages_reachable
         from cli.runtime import flow_runtime
         from flows.params import etl_changes
 
         state = state_of(ctx)
-        checked_options(state.settings, etl_changes(max_per_side, max_per_label, seed))
+        changes = etl_changes(max_per_side, max_per_label, seed, subset or None)  # type: ignore[arg-type]
+        openimages_reachable(checked_options(state.settings, changes))
         from flows.etl import etl
 
         with flow_runtime(state.settings, state.verbose):

@@ -132,13 +132,13 @@ def _unreachable(chain: list[BaseException], settings: Settings | None) -> str:
     found = {f"{h}:{p}" for h, p in _HOST_PORT.findall(text) + _POOL.findall(text)}
     for setting, address in _service_addresses(settings).items():
         if address and any(a in address for a in found):
-            return f"cannot reach {address} ({setting}); {_start_hint(setting, address)}"
+            return f"cannot reach {address} ({setting}); {start_hint(setting, address)}"
     first = next(iter(sorted(found)), None)
     where = f" at {first}" if first else ""
     return f"a service{where} is unreachable: {_message(chain[0])}"
 
 
-def _start_hint(setting: str, address: str) -> str:
+def start_hint(setting: str, address: str) -> str:
     """How to bring up the service of ``setting``: the command that starts it on this machine
     (loopback addresses), else the generic advice."""
     local = any(h in address for h in ("127.0.0.1", "localhost", "[::1]"))

@@ -40,8 +40,8 @@ def checked_weights(settings: Settings) -> None:
             raise fail(exc, USAGE) from None
         if source.kind != "imagenet" or imagenet_cache_file(arch).is_file():
             continue
-        why = _unreachable(IMAGENET_URLS[arch])
-        if why:
+        status, why = _probe(IMAGENET_URLS[arch], WEIGHTS_TIMEOUT_S)
+        if status != 200:
             raise fail(
                 f"torchvision ImageNet weights for {arch} are neither cached in "
                 f"{imagenet_cache_file(arch).parent} nor downloadable ({why}); "
@@ -50,19 +50,54 @@ def checked_weights(settings: Settings) -> None:
             )
 
 
-def _unreachable(url: str) -> str:
-    """Why ``url`` does not answer a HEAD request within `WEIGHTS_TIMEOUT_S` ("" if it does)."""
+def _probe(url: str, timeout: float) -> tuple[int | None, str]:
+    """One HEAD request: the HTTP status (None: no answer within ``timeout``) and what it says."""
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (an https URL of ours)
+    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (http(s) URLs of settings)
     try:
-        with urllib.request.urlopen(request, timeout=WEIGHTS_TIMEOUT_S):  # noqa: S310
-            return ""
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status), f"{url}: HTTP {response.status}"
     except urllib.error.HTTPError as exc:
-        return f"{url}: HTTP {exc.code}"
+        return exc.code, f"{url}: HTTP {exc.code}"
     except (OSError, ValueError) as exc:
-        return f"{url}: {getattr(exc, 'reason', exc)}"
+        return None, f"{url}: {getattr(exc, 'reason', exc)}"
+
+
+# Seconds an Open Images endpoint (metadata HTTP, S3) may take to answer.
+ENDPOINT_TIMEOUT_S = 3.0
+
+
+def openimages_reachable(settings: Settings) -> None:
+    """Check that the Open Images endpoints the ETL would ask answer at all, once each.
+
+    Nothing is asked when every metadata file the subsets need is cached (an ETL from this source
+    ran before): the run then works from its caches. Any HTTP answer counts as reachable; only a
+    refused or silent endpoint fails here, instead of after minutes of the ETL's retries.
+
+    Raises:
+        typer.Exit: The metadata base URL or the S3 endpoint did not answer (UNREACHABLE).
+    """
+    from cli.failures import start_hint
+    from tasks.download import is_cached, metadata_plan
+
+    oi = settings.openimages
+    try:
+        plan = metadata_plan(oi, settings.paths.cache, list(oi.subsets))
+    except ValueError as exc:
+        raise fail(exc, USAGE) from None
+    if all(is_cached(url, dest) for url, dest in plan.values()):
+        return
+    endpoints = {
+        "openimages.metadata_base_url": oi.metadata_base_url,
+        # null: the bucket is on AWS S3
+        "openimages.s3_endpoint_url": oi.s3_endpoint_url or f"https://s3.{oi.region}.amazonaws.com",
+    }
+    for setting, url in endpoints.items():
+        status, why = _probe(url, ENDPOINT_TIMEOUT_S)
+        if status is None:
+            raise fail(f"cannot reach {why} ({setting}); {start_hint(setting, url)}", UNREACHABLE)
 
 
 # Seconds MLflow's /health may take to answer.

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import settings_of, source_of, state_of
-from cli.preflight import checked_dataset, checked_options, checked_weights, mlflow_reachable
+from cli.preflight import (
+    checked_dataset,
+    checked_options,
+    checked_weights,
+    mlflow_reachable,
+    openimages_reachable,
+)
 
 ARCHS = ("mobilenet_v2", "resnet50")
 
@@ -142,6 +148,7 @@ def retrain_command(
     changes = train_changes(models, epochs, weights_of, limit_batches)
     chosen = checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
     checked_weights(chosen)
+    openimages_reachable(chosen)
     from flows.retrain import retrain
     from flows.train import preflight
 

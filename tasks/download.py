@@ -3,7 +3,8 @@
 Downloads stream to ``<file>.part`` and resume with an HTTP Range request; the finished file is
 checked against Content-Length and, where the server gives one, the MD5 (Content-MD5,
 ``x-goog-hash`` or a plain ETag), and then recorded in a ``.meta.json`` sidecar so a later run
-downloads nothing.
+downloads nothing. Which files the ETL needs and where they are cached is here too, so that a
+command can tell before any work whether the metadata endpoint will be asked at all.
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import requests
-from rich.progress import Progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from conf.settings import OpenImagesSettings
 
 CHUNK_BYTES = 1 << 16
 
@@ -31,6 +38,52 @@ class MetadataNotFound(FileNotFoundError):
 
 # Answers that will not change on a retry: a wrong base URL or file path.
 NOT_THERE = (401, 403, 404, 410)
+
+
+def metadata_names(subsets: list[str]) -> list[str]:
+    """The logical metadata files the ETL needs for ``subsets``."""
+    names = ["class_descriptions", "hierarchy"]
+    return names + [f"{kind}_{s}" for s in subsets for kind in ("labels", "images")]
+
+
+def cache_folder(cache: Path, base_url: str) -> Path:
+    """Per-source cache folder, so the real dataset and a mirror never share files."""
+    parsed = urlparse(base_url)
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parsed.netloc}{parsed.path}").strip("_")
+    return Path(cache) / "openimages" / (slug or "local")
+
+
+def metadata_plan(
+    openimages: OpenImagesSettings, cache: Path, subsets: list[str]
+) -> dict[str, tuple[str, Path]]:
+    """Logical name -> (URL, cache path) of every metadata file the ETL reads for ``subsets``
+    (``domains`` too when ``openimages.domains_file`` is set).
+
+    Raises:
+        ValueError: ``openimages.metadata_files`` lacks a file the subsets need.
+    """
+    unknown = sorted(set(metadata_names(subsets)) - set(openimages.metadata_files))
+    if unknown:
+        raise ValueError(
+            f"openimages.metadata_files lacks {unknown}; it has {sorted(openimages.metadata_files)}"
+        )
+    folder = cache_folder(cache, openimages.metadata_base_url)
+    base = openimages.metadata_base_url.rstrip("/")
+    files = {name: openimages.metadata_files[name] for name in metadata_names(subsets)}
+    if openimages.domains_file:
+        files["domains"] = openimages.domains_file
+    return {
+        name: (f"{base}/{rel.lstrip('/')}", folder / rel.lstrip("/")) for name, rel in files.items()
+    }
+
+
+def is_cached(url: str, dest: Path) -> bool:
+    """Whether ``dest`` holds the finished, checked download of ``url`` (its sidecar says so)."""
+    meta_path = dest.with_name(dest.name + ".meta.json")
+    if not (dest.is_file() and meta_path.is_file()):
+        return False
+    meta = json.loads(meta_path.read_text())
+    return bool(meta.get("url") == url and meta.get("bytes") == dest.stat().st_size)
 
 
 def expected_md5(response: requests.Response, *, whole: bool) -> str | None:
@@ -88,10 +141,8 @@ def fetch(
         MetadataNotFound: The server answers 401, 403, 404 or 410 (not retried).
     """
     meta_path = dest.with_name(dest.name + ".meta.json")
-    if dest.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("url") == url and meta.get("bytes") == dest.stat().st_size:
-            return dest, False
+    if is_cached(url, dest):
+        return dest, False
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0

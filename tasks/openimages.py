@@ -5,11 +5,9 @@ The downloads are resumable and checked (`tasks.download`): a later run download
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pandas as pd
 import requests
@@ -29,7 +27,7 @@ from conf.settings import ClassesSettings, EtlSettings, OpenImagesSettings
 from harmscan import openimages as oi
 from harmscan.classtree import ClassSets, Hierarchy, read_class_descriptions, resolve_classes
 from harmscan.sampling import rank_candidates
-from tasks.download import DownloadError, fetch
+from tasks.download import DownloadError, fetch, metadata_plan
 
 RETRY_DELAYS = [2.0, 10.0, 30.0]
 
@@ -45,19 +43,6 @@ def retry_on(*transient: type[BaseException]) -> Callable[[Any, Any, Any], bool]
         return isinstance(error, transient)
 
     return condition
-
-
-def metadata_names(subsets: list[str]) -> list[str]:
-    """The logical metadata files the ETL needs for ``subsets``."""
-    names = ["class_descriptions", "hierarchy"]
-    return names + [f"{kind}_{s}" for s in subsets for kind in ("labels", "images")]
-
-
-def cache_folder(cache: Path, base_url: str) -> Path:
-    """Per-source cache folder, so the real dataset and a mirror never share files."""
-    parsed = urlparse(base_url)
-    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parsed.netloc}{parsed.path}").strip("_")
-    return Path(cache) / "openimages" / (slug or "local")
 
 
 @task(
@@ -80,31 +65,20 @@ def download_metadata(
         Logical name -> local path (plus ``domains`` when ``openimages.domains_file`` is set).
     """
     logger = get_run_logger()
-    unknown = sorted(set(metadata_names(subsets)) - set(openimages.metadata_files))
-    if unknown:
-        raise ValueError(
-            f"openimages.metadata_files lacks {unknown}; it has {sorted(openimages.metadata_files)}"
-        )
-    folder = cache_folder(cache, openimages.metadata_base_url)
-    base = openimages.metadata_base_url.rstrip("/")
+    plan = metadata_plan(openimages, cache, subsets)
     paths: dict[str, Path] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
     with (
         requests.Session() as session,
         Progress(*columns, TransferSpeedColumn(), TimeRemainingColumn()) as progress,
     ):
-
-        def get(rel: str) -> tuple[Path, bool]:
-            rel = rel.lstrip("/")
-            url, timeout = f"{base}/{rel}", openimages.http_timeout_s
-            return fetch(url, folder / rel, timeout=timeout, session=session, progress=progress)
-
-        for name in metadata_names(subsets):
-            path, fetched = get(openimages.metadata_files[name])
-            logger.info("%s: %s (%s)", name, path, "downloaded" if fetched else "cached")
+        for name, (url, dest) in plan.items():
+            path, fetched = fetch(
+                url, dest, timeout=openimages.http_timeout_s, session=session, progress=progress
+            )
+            if name != "domains":
+                logger.info("%s: %s (%s)", name, path, "downloaded" if fetched else "cached")
             paths[name] = path
-        if openimages.domains_file:
-            paths["domains"], _ = get(openimages.domains_file)
     return paths
 
 

@@ -42,22 +42,36 @@ def _api_env() -> dict[str, str]:
     return _env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
 
 
-def test_unreachable_metadata_server_is_one_line_naming_the_setting(prefect_harness, tmp_path):
+def test_unreachable_metadata_server_is_one_line_naming_the_setting(tmp_path):
+    """The ETL's preflight asks the endpoint once: no Prefect server, no minutes of retries."""
     args = [
         f"--set=paths.root={tmp_path}",
         "--set=openimages.metadata_base_url=http://127.0.0.1:9",
-        "--set=etl.retries=0",
         "etl",
     ]
+    for argv in (args, ["--verbose", *args]):
+        done = _harmscan(argv, _env())
+        assert done.returncode == 3, done.stderr[-3000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: cannot reach http://127.0.0.1:9")
+        assert "openimages.metadata_base_url" in last
+        assert "Traceback" not in done.stderr
+        assert "prefect" not in done.stderr.lower()  # it ended before Prefect was imported
+
+
+def test_an_empty_selection_names_the_endpoint(prefect_harness, mirror_servers, tmp_path):
+    sets = [f"--set={o}" for o in [*mirror_servers, f"paths.root={tmp_path}"]]
+    args = [*sets, "--set=openimages.bucket=no-such-bucket", "--set=etl.retries=0", "etl"]
     done = _harmscan(args, _api_env())
-    assert done.returncode == 3, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: cannot reach http://127.0.0.1:9")
-    assert "openimages.metadata_base_url" in last
+    assert last.startswith("error: no verified")
+    assert mirror_servers.s3_endpoint in last
+    assert "openimages.bucket" in last
     assert "Traceback" not in done.stderr
     assert "HTTP Request:" not in done.stderr  # httpx INFO lines are down
     verbose = _harmscan(["--verbose", *args], _api_env())
-    assert verbose.returncode == 3
+    assert verbose.returncode == 1
     assert "Traceback" in verbose.stderr
     # The failed run left its note in Prefect: the error and the settings that shape the ETL.
     from prefect.client.orchestration import get_client
@@ -67,21 +81,7 @@ def test_unreachable_metadata_server_is_one_line_naming_the_setting(prefect_harn
         notes = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["etl-failure"]))
         )
-    assert any("openimages.metadata_base_url | `http://127.0.0.1:9`" in str(n.data) for n in notes)
-
-
-def test_an_empty_selection_names_the_endpoint(prefect_harness, mirror_servers, tmp_path):
-    sets = [f"--set={o}" for o in [*mirror_servers, f"paths.root={tmp_path}"]]
-    done = _harmscan(
-        [*sets, "--set=openimages.bucket=no-such-bucket", "--set=etl.retries=0", "etl"],
-        _api_env(),
-    )
-    assert done.returncode == 1, done.stderr[-3000:]
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no verified")
-    assert mirror_servers.s3_endpoint in last
-    assert "openimages.bucket" in last
-    assert "Traceback" not in done.stderr
+    assert any("openimages.bucket | `no-such-bucket`" in str(n.data) for n in notes)
 
 
 def test_train_with_a_missing_weights_file_is_a_settings_error(prefect_harness, tmp_path):
@@ -102,9 +102,12 @@ def test_train_with_a_missing_weights_file_is_a_settings_error(prefect_harness, 
 
 def test_kill_9_leaves_no_temporary_prefect_server(tmp_path):
     """No PREFECT_API_URL: the command starts Prefect's temporary server, which must die with it."""
+    # Endpoints that answer (any HTTP status), so the ETL's preflight lets the command go on.
+    endpoint = _answering_server()
     process = subprocess.Popen(
         [HARMSCAN, "--profile", "ci", f"--set=paths.root={tmp_path}",
-         "--set=openimages.metadata_base_url=http://127.0.0.1:9", "etl"],
+         f"--set=openimages.metadata_base_url={endpoint}",
+         f"--set=openimages.s3_endpoint_url={endpoint}", "etl"],
         cwd=REPO,
         env=_env(PREFECT_HOME=str(tmp_path / "prefect-home")),
         stdout=subprocess.DEVNULL,
@@ -120,6 +123,20 @@ def test_kill_9_leaves_no_temporary_prefect_server(tmp_path):
     while time.monotonic() < deadline and _alive(server):
         time.sleep(0.2)
     assert not _alive(server), f"temporary Prefect server {server} outlived its command"
+
+
+def _answering_server() -> str:
+    """A loopback HTTP server for the test's lifetime that answers every request with 501."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}"
 
 
 def _wait_for_child(process: subprocess.Popen, word: str, timeout: float, log: Path) -> int:

@@ -21,6 +21,7 @@ from cli.preflight import (
     checked_weights,
     kafka_reachable,
     mlflow_reachable,
+    openimages_reachable,
 )
 
 
@@ -183,3 +184,86 @@ def test_imagenet_weights_neither_cached_nor_downloadable_are_refused_with_the_f
 
 def test_weights_that_exist_or_are_none_pass(make_settings) -> None:
     checked_weights(make_settings())  # the ci profile: the repository's file, resnet50 none
+
+
+def test_an_open_images_endpoint_that_does_not_answer_is_named_with_its_setting(
+    make_settings, health_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = f"http://127.0.0.1:{_free_port()}"
+    for setting, settings in (
+        ("openimages.metadata_base_url", make_settings(f"openimages.metadata_base_url={down}")),
+        (
+            "openimages.s3_endpoint_url",
+            make_settings(
+                f"openimages.metadata_base_url={health_server}",
+                f"openimages.s3_endpoint_url={down}",
+            ),
+        ),
+    ):
+        with pytest.raises(typer.Exit) as ended:
+            openimages_reachable(settings)
+        assert ended.value.exit_code == UNREACHABLE
+        line = capsys.readouterr().err.strip()
+        assert line.startswith(f"error: cannot reach {down}: ")
+        assert line.endswith(
+            f"({setting}); start the mirror (harmscan mirror up, or the stack: harmscan up) "
+            f"or change {setting}"
+        )
+    # Any HTTP answer is an endpoint that is up (the test server answers HEAD with 501).
+    openimages_reachable(
+        make_settings(
+            f"openimages.metadata_base_url={health_server}",
+            f"openimages.s3_endpoint_url={health_server}",
+        )
+    )
+
+
+def test_cached_metadata_needs_no_endpoint(make_settings) -> None:
+    from tasks.download import metadata_plan
+
+    down = f"http://127.0.0.1:{_free_port()}"
+    settings = make_settings(
+        f"openimages.metadata_base_url={down}", f"openimages.s3_endpoint_url={down}"
+    )
+    oi = settings.openimages
+    plan = metadata_plan(oi, settings.paths.cache, list(oi.subsets))
+    for url, dest in plan.values():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("cached\n")
+        meta = {"url": url, "bytes": dest.stat().st_size}
+        dest.with_name(dest.name + ".meta.json").write_text(json.dumps(meta))
+    openimages_reachable(settings)  # an ETL ran from this source before: nothing is asked
+    first = next(iter(plan.values()))[1]
+    first.write_text("changed since\n")  # no longer the recorded download
+    with pytest.raises(typer.Exit):
+        openimages_reachable(settings)
+
+
+def test_etl_and_retrain_end_at_once_when_the_mirror_is_down(tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{_free_port()}"
+    for command in ("etl", "retrain"):
+        argv = [
+            "harmscan",
+            "--profile",
+            "ci",
+            "--set",
+            f"paths.root={tmp_path}",
+            "--set",
+            f"openimages.metadata_base_url={down}",
+            command,
+        ]
+        script = (
+            "import sys\n"
+            "from cli.app import main\n"
+            f"sys.argv = {argv!r}\n"
+            "try:\n"
+            "    main()\n"
+            "except SystemExit as exc:\n"
+            "    print(exc.code, 'torch' in sys.modules, 'prefect' in sys.modules)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.stdout.split() == [str(UNREACHABLE), "False", "False"], done.stderr
+        assert done.stderr.startswith(f"error: cannot reach {down}: "), done.stderr
+        assert "(openimages.metadata_base_url)" in done.stderr
