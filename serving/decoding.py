@@ -5,8 +5,10 @@ numpy (a replacement starts in ~25 ms, not ~0.8 s). In the worker, ``RLIMIT_AS``
 space at its start-up size plus ``memory_mb`` and, before every decode, ``RLIMIT_CPU`` allows at
 most ``timeout_s`` more CPU seconds (the kernel kills an overrun with ``SIGXCPU``). The parent waits
 at most `WALL_FACTOR` x ``timeout_s`` of wall-clock time for an answer (CPU time is the bound; a
-busy host only delays a decode); a worker that overran, died or ran out of memory is killed and
-replaced, never abandoned still running. A worker decodes *and* preprocesses
+busy host only delays a decode); past that a worker the scheduler still runs, or that still gains
+CPU time, is starved rather than stuck and gets more time, up to `WALL_CAP_FACTOR` x ``timeout_s``
+in all. A worker that overran, died or ran out of memory is killed and replaced, never abandoned
+still running. A worker decodes *and* preprocesses
 (`EvalPreset.array`), so what travels back is one model-sized array per frame scored. The
 worker's side is `serving.decodeworker`; its lean start `serving.workerprocess`.
 
@@ -24,6 +26,7 @@ import os
 import queue
 import signal
 import threading
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -49,6 +52,31 @@ PRELOAD: Final = [
 # The wall-clock watchdog allows this many times decode_timeout_s: the CPU limit is the real bound,
 # the watchdog catches a worker that is stuck without using CPU (on a busy host a decode waits).
 WALL_FACTOR: Final = 3.0
+# Past WALL_FACTOR, a worker that is runnable or still gaining CPU time is waited for in windows of
+# decode_timeout_s, up to this many times decode_timeout_s in all: on a 2-core host at load ~230 a
+# good 1024x768 JPEG overran the 15 s watchdog and was dead-lettered as too_large.
+WALL_CAP_FACTOR: Final = 12.0
+
+
+def cpu_state(pid: int | None) -> tuple[str, float] | None:
+    """A process's scheduler state letter (``R`` runnable, ``S`` asleep, ``T`` stopped, ...) and
+    the CPU seconds it has used (user + system), from ``/proc``; None where that cannot be read."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def starved(before: tuple[str, float] | None, now: tuple[str, float] | None) -> bool:
+    """Whether a worker that has not answered is kept waiting for: still runnable, or it used CPU
+    since ``before``. Unknown (no ``/proc``) is not starved: the watchdog kills as it always did."""
+    if now is None:
+        return False
+    state, cpu = now
+    return state == "R" or (before is not None and cpu > before[1])
 
 
 class WorkerLost(RuntimeError):
@@ -87,9 +115,11 @@ class DecodeWorker:
         Raises:
             WorkerLost: No answer within ``limits.timeout_s`` or the worker died (it is dead now).
         """
+        waited, busy = 0.0, False
         try:
             self.conn.send((data, preset, limits))
-            if self.conn.poll(limits.timeout_s * WALL_FACTOR):
+            answered, waited, busy = self._wait(limits)
+            if answered:
                 answer: tuple[Any, ...] = self.conn.recv()
                 if answer[0] == "rejected" and answer[1] == "too_large":
                     self.kill()  # it left after a MemoryError
@@ -101,11 +131,15 @@ class DecodeWorker:
         alive = self.process.is_alive()
         self.kill()
         code = self.process.exitcode
-        if alive:
-            wall = limits.timeout_s * WALL_FACTOR
+        if alive and busy:
             raise WorkerLost(
-                f"not decoded within {wall:g}s of wall-clock time, {WALL_FACTOR:g}x "
-                "serving.decode_timeout_s (worker killed)"
+                f"not decoded within {waited:g}s of wall-clock time, {WALL_CAP_FACTOR:g}x "
+                "serving.decode_timeout_s, on a host too busy to run the decode (worker killed)"
+            )
+        if alive:
+            raise WorkerLost(
+                f"not decoded within {waited:g}s of wall-clock time, at least {WALL_FACTOR:g}x "
+                "serving.decode_timeout_s, and no longer using CPU (worker killed)"
             )
         if code == -signal.SIGXCPU:
             raise WorkerLost(
@@ -120,6 +154,34 @@ class DecodeWorker:
                 "corrupt",
             )
         raise WorkerLost(f"the decode worker died (exit code {code})")
+
+    def _wait(self, limits: DecodeLimits) -> tuple[bool, float, bool]:
+        """Wait for the answer: whether it came, the seconds waited, and whether a worker that did
+        not answer was still starved (not stuck) when the wait ended.
+
+        The first window is `WALL_FACTOR` x ``timeout_s``; while the worker is `starved` (a busy
+        host, not a stuck decoder) further windows of ``timeout_s`` follow, up to
+        `WALL_CAP_FACTOR` x ``timeout_s`` in all.
+        """
+        pid = self.process.pid
+        window = limits.timeout_s * WALL_FACTOR
+        cap = limits.timeout_s * WALL_CAP_FACTOR
+        waited = 0.0
+        before = cpu_state(pid)
+        while True:
+            if self.conn.poll(window):
+                return True, waited, False
+            waited += window
+            now = cpu_state(pid)
+            busy = starved(before, now)
+            if not busy or waited >= cap - 1e-9:
+                return False, waited, busy
+            logger.info(
+                "decode worker pid %s still decoding after %.3gs on a busy host: waiting longer",
+                pid, waited,
+            )  # fmt: skip
+            before = now
+            window = min(limits.timeout_s, cap - waited)
 
     @property
     def alive(self) -> bool:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
 import platform
+import signal
 import struct
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from PIL import Image
 
 from harmscan.imagepolicy import ImageRejected
 from harmscan.presets import EvalPreset
+from serving import decoding
 from serving.decodeworker import DecodeLimits
 from serving.decoding import DecodePool
 
@@ -168,3 +173,94 @@ def test_a_decoder_that_crashes_is_corrupt_not_too_large() -> None:
         assert pool.pids() != [pid]  # replaced
     finally:
         pool.close()
+
+
+def _small_jpeg() -> bytes:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (320, 240), (40, 160, 90)).save(jpeg, "JPEG")
+    return jpeg.getvalue()
+
+
+def _stopped_worker_pool(timeout_s: float) -> tuple[DecodePool, DecodeLimits, int]:
+    """A pool of one warm worker, then stopped (SIGSTOP): it neither answers nor uses CPU."""
+    pool = DecodePool(1, 256)
+    limits = DecodeLimits(
+        max_pixels=1_000_000, max_aspect_ratio=None, timeout_s=timeout_s, memory_mb=256
+    )
+    pool.decode(_small_jpeg(), EvalPreset(), limits)  # warm: imports done
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGSTOP)
+    return pool, limits, pid
+
+
+def test_a_worker_stuck_without_cpu_is_killed_at_the_watchdog() -> None:
+    pool, limits, pid = _stopped_worker_pool(timeout_s=0.2)
+    try:
+        state = decoding.cpu_state(pid)
+        assert state is not None
+        assert state[0] == "T"
+        started = time.monotonic()
+        with pytest.raises(ImageRejected) as lost:
+            pool.decode(_small_jpeg(), EvalPreset(), limits)
+        waited = time.monotonic() - started
+        assert lost.value.reason == "too_large"
+        assert "no longer using CPU" in lost.value.detail
+        assert "serving.decode_timeout_s" in lost.value.detail
+        # Killed at the first window (3 x 0.2 s), long before the cap (12 x 0.2 s).
+        assert waited < 0.2 * decoding.WALL_CAP_FACTOR
+        assert pid not in pool.pids()
+        assert pool.replaced == 1
+    finally:
+        pool.close()
+
+
+def test_a_worker_the_busy_host_still_runs_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a load average of ~230 a good JPEG overran the 3 x decode_timeout_s watchdog and was
+    dead-lettered as too_large. A worker that is runnable (here: reported so while stopped) gets
+    more time; it answers once it runs again."""
+    pool, limits, pid = _stopped_worker_pool(timeout_s=0.2)
+    monkeypatch.setattr(decoding, "cpu_state", lambda _pid: ("R", 1.0))
+    resume = threading.Timer(0.2 * decoding.WALL_FACTOR * 2, os.kill, (pid, signal.SIGCONT))
+    resume.start()
+    try:
+        array = pool.decode(_small_jpeg(), EvalPreset(), limits)
+        assert array.shape == (3, 224, 224)
+        assert pool.replaced == 0
+        assert pool.pids() == [pid]
+    finally:
+        resume.cancel()
+        os.kill(pid, signal.SIGCONT)
+        pool.close()
+
+
+def test_a_starved_worker_is_killed_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool, limits, pid = _stopped_worker_pool(timeout_s=0.2)
+    monkeypatch.setattr(decoding, "cpu_state", lambda _pid: ("R", 1.0))
+    try:
+        started = time.monotonic()
+        with pytest.raises(ImageRejected) as lost:
+            pool.decode(_small_jpeg(), EvalPreset(), limits)
+        waited = time.monotonic() - started
+        assert lost.value.reason == "too_large"
+        assert "too busy" in lost.value.detail
+        assert waited >= 0.2 * decoding.WALL_CAP_FACTOR * 0.95
+        assert pid not in pool.pids()
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "expected"),
+    [
+        (("R", 1.0), ("R", 1.0), True),  # runnable, waiting for a core
+        (("S", 1.0), ("S", 1.5), True),  # gained CPU since
+        (("S", 1.0), ("S", 1.0), False),  # asleep, no CPU: stuck
+        (("T", 1.0), ("T", 1.0), False),  # stopped
+        (None, ("S", 1.0), False),
+        (("R", 1.0), None, False),  # no /proc: the watchdog kills as before
+    ],
+)
+def test_starved_means_runnable_or_gaining_cpu(
+    before: tuple[str, float] | None, now: tuple[str, float] | None, expected: bool
+) -> None:
+    assert decoding.starved(before, now) is expected
