@@ -17,23 +17,29 @@ if TYPE_CHECKING:
 WEIGHTS_TIMEOUT_S = 3.0
 
 
-def checked_weights(settings: Settings) -> None:
+def checked_weights(settings: Settings, *, prior: bool = False) -> None:
     """Check the weights setting of every model to train, before torch is imported.
 
     A file must exist; ``imagenet`` must be in torch's hub cache or its download must answer.
+    With ``prior`` (a retrain) and a gate set, also the weights of the untrained prior the
+    retrain registers as its reference (`harmscan.weights.PRIOR_ARCH`), trained or not.
 
     Raises:
         typer.Exit: A missing file, or ImageNet weights neither cached nor reachable (USAGE).
     """
     from harmscan.weights import (
         IMAGENET_URLS,
+        PRIOR_ARCH,
         WeightsError,
         alternatives,
         imagenet_cache_file,
         resolve_weights,
     )
 
-    for arch in settings.train.models:
+    archs = list(settings.train.models)
+    if prior and settings.mlflow.gate_set and PRIOR_ARCH not in archs:
+        archs.append(PRIOR_ARCH)
+    for arch in archs:
         try:
             source = resolve_weights(arch, settings.train.weights.get(arch, "none"))
         except WeightsError as exc:

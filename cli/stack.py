@@ -156,7 +156,7 @@ def demo(
     from cli.preflight import checked_weights
 
     settings = _settings(ctx)
-    checked_weights(settings)  # before the stack starts: the retrain would fail minutes later
+    checked_weights(settings, prior=True)  # before the stack starts: the retrain would fail later
     from stack.demo import DemoError, run_demo
     from stack.deploy import DeployError
     from stack.process import ServiceError

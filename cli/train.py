@@ -147,7 +147,7 @@ def retrain_command(
     models, weights_of = _models(model), _weights(weights)
     changes = train_changes(models, epochs, weights_of, limit_batches)
     chosen = checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
-    checked_weights(chosen)
+    checked_weights(chosen, prior=True)
     openimages_reachable(chosen)
     from flows.retrain import retrain
     from flows.train import preflight

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 ARCHS: tuple[str, ...] = ("mobilenet_v2", "resnet50")
+# The architecture of the untrained ImageNet prior that a retrain with a gate set registers once as
+# its reference version (`tasks.training.ensure_prior`), whatever train.models holds.
+PRIOR_ARCH = "mobilenet_v2"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # torchvision's own ImageNet weights of each architecture (`harmscan.models` loads these enums:
 # MobileNet_V2_Weights.IMAGENET1K_V1, ResNet50_Weights.IMAGENET1K_V2; a test keeps them equal).

@@ -33,6 +33,7 @@ from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset
 from harmscan.trainjob import TrainJob, default_domain, prepare_job
 from harmscan.transfer import RecipeOutcome, train_recipe
+from harmscan.weights import PRIOR_ARCH
 from registry import Registry, Run, log_bundle, start_run
 from tasks.evaluation import predict_split
 from tasks.int8 import int8_hook, log_int8
@@ -247,9 +248,6 @@ def _evaluate(
             check = score_photo_set(model, check_dir, preset)
             run.log_metrics(set_metrics(check_dir.name, check, spec.threshold))
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
-
-
-PRIOR_ARCH = "mobilenet_v2"
 
 
 def ensure_prior(settings: Settings, dataset: Path) -> str | None:

@@ -267,3 +267,29 @@ def test_etl_and_retrain_end_at_once_when_the_mirror_is_down(tmp_path: Path) -> 
         assert done.stdout.split() == [str(UNREACHABLE), "False", "False"], done.stderr
         assert done.stderr.startswith(f"error: cannot reach {down}: "), done.stderr
         assert "(openimages.metadata_base_url)" in done.stderr
+
+
+def test_a_retrain_with_a_gate_set_checks_the_priors_weights_too(
+    make_settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retrain with a gate set registers the untrained MobileNetV2 prior as its reference even
+    when only ResNet50 trains: its missing weights file used to fail the flow minutes in."""
+    missing = tmp_path / "nowhere" / "mobilenet_v2.pth"
+    settings = make_settings(
+        "train.models=[resnet50]",
+        "train.weights.resnet50=none",
+        f"train.weights.mobilenet_v2={missing}",
+        "mlflow.gate_set=gateset",
+    )
+    checked_weights(settings)  # a train: no prior
+    with pytest.raises(typer.Exit) as ended:
+        checked_weights(settings, prior=True)
+    assert ended.value.exit_code == USAGE
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: weights file for mobilenet_v2 not found")
+    assert str(missing) in line
+    # Without a gate set no prior is registered, so its weights are not asked for.
+    checked_weights(make_settings(
+        "train.models=[resnet50]", "train.weights.resnet50=none",
+        f"train.weights.mobilenet_v2={missing}",
+    ), prior=True)  # fmt: skip
