@@ -190,6 +190,10 @@ def _stopped_worker_pool(timeout_s: float) -> tuple[DecodePool, DecodeLimits, in
     pool.decode(_small_jpeg(), EvalPreset(), limits)  # warm: imports done
     (pid,) = pool.pids()
     os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while (decoding.cpu_state(pid) or ("?", 0.0))[0] != "T":  # the signal is delivered later
+        assert time.monotonic() < deadline, f"worker {pid} did not stop"
+        time.sleep(0.01)
     return pool, limits, pid
 
 
@@ -218,9 +222,10 @@ def test_a_worker_the_busy_host_still_runs_is_waited_for(monkeypatch: pytest.Mon
     """At a load average of ~230 a good JPEG overran the 3 x decode_timeout_s watchdog and was
     dead-lettered as too_large. A worker that is runnable (here: reported so while stopped) gets
     more time; it answers once it runs again."""
-    pool, limits, pid = _stopped_worker_pool(timeout_s=0.2)
+    pool, limits, pid = _stopped_worker_pool(timeout_s=0.5)
     monkeypatch.setattr(decoding, "cpu_state", lambda _pid: ("R", 1.0))
-    resume = threading.Timer(0.2 * decoding.WALL_FACTOR * 2, os.kill, (pid, signal.SIGCONT))
+    # Resumed at twice the watchdog (3 s): 3 s before the cap (12 x 0.5 s) for a tiny decode.
+    resume = threading.Timer(0.5 * decoding.WALL_FACTOR * 2, os.kill, (pid, signal.SIGCONT))
     resume.start()
     try:
         array = pool.decode(_small_jpeg(), EvalPreset(), limits)
