@@ -98,6 +98,23 @@ def test_an_mlflow_server_that_does_not_answer_is_named_with_its_setting(
 _MISSING_WEIGHTS = ["--set", "train.weights.mobilenet_v2=weights/missing.pth"]
 
 
+def _run_cli(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``harmscan`` with ``argv`` in a fresh interpreter; it prints its exit code and whether torch
+    and prefect were imported by then."""
+    script = (
+        "import sys\n"
+        "from cli.app import main\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, 'torch' in sys.modules, 'prefect' in sys.modules)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
@@ -115,18 +132,7 @@ def test_a_wrong_option_ends_the_command_before_prefect_or_torch_is_imported(
     tmp_path: Path, args: list[str], line: str
 ) -> None:
     argv = ["harmscan", "--profile", "ci", *(a.format(tmp=tmp_path) for a in args)]
-    script = (
-        "import sys\n"
-        "from cli.app import main\n"
-        f"sys.argv = {argv!r}\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    print(exc.code, 'torch' in sys.modules, 'prefect' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = _run_cli(argv)
     assert done.stdout.split() == [str(USAGE), "False", "False"], done.stderr
     assert done.stderr.startswith(line.format(tmp=tmp_path))
 
@@ -252,18 +258,7 @@ def test_etl_and_retrain_end_at_once_when_the_mirror_is_down(tmp_path: Path) -> 
             f"openimages.metadata_base_url={down}",
             command,
         ]
-        script = (
-            "import sys\n"
-            "from cli.app import main\n"
-            f"sys.argv = {argv!r}\n"
-            "try:\n"
-            "    main()\n"
-            "except SystemExit as exc:\n"
-            "    print(exc.code, 'torch' in sys.modules, 'prefect' in sys.modules)\n"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-        )
+        done = _run_cli(argv)
         assert done.stdout.split() == [str(UNREACHABLE), "False", "False"], done.stderr
         assert done.stderr.startswith(f"error: cannot reach {down}: "), done.stderr
         assert "(openimages.metadata_base_url)" in done.stderr
