@@ -25,21 +25,9 @@ rocket, faces and people. Drawings that say something else, or nothing clear, at
 
 from __future__ import annotations
 
-from draw_icons import Icon, _icons, icon_items
+from draw_icons import COLOUR_FAMILIES, STREAMLINE_STYLES, Icon, _icons, icon_items
 from icon_pools import CHECK_FAMILIES, GLYPH_FAMILIES, POOL_FAMILIES
 
-STREAMLINE_STYLES = (
-    "streamline-color",
-    "streamline-cyber-color",
-    "streamline-flex-color",
-    "streamline-freehand-color",
-    "streamline-kameleon-color",
-    "streamline-plump-color",
-    "streamline-sharp-color",
-    "streamline-stickies-color",
-    "streamline-ultimate-color",
-)
-COLOUR_FAMILIES = ("emojione-v1", *STREAMLINE_STYLES)
 # family -> the vendor kin it is held out with in the development metric: a family of
 # `POOL_FAMILIES` or a `draw_icons`/`gate_emoji` source of drawpool/ ("emojione": EmojiOne 2.2)
 KIN: dict[str, str] = {

@@ -52,6 +52,20 @@ class Icon:
         return ICON_SETS[self.iconset][1].format(name=self.name)
 
 
+# The colour pool's families (`scripts/colour_pool.py` labels them): Streamline's colour styles
+# and EmojiOne's first emoji.
+STREAMLINE_STYLES = (
+    "streamline-color",
+    "streamline-cyber-color",
+    "streamline-flex-color",
+    "streamline-freehand-color",
+    "streamline-kameleon-color",
+    "streamline-plump-color",
+    "streamline-sharp-color",
+    "streamline-stickies-color",
+    "streamline-ultimate-color",
+)
+COLOUR_FAMILIES = ("emojione-v1", *STREAMLINE_STYLES)
 # icon set -> (builder source, path pattern inside the package); the sets after Font Awesome
 # are those of the icon pools and the icon check set (`scripts/icon_pools.py`)
 ICON_SETS: dict[str, tuple[str, str]] = {
@@ -68,21 +82,7 @@ ICON_SETS: dict[str, tuple[str, str]] = {
     "mingcute": ("mingcute", "icons.json#{name}"),
     "solar": ("solar", "icons.json#{name}"),
     # the colour pool's (`scripts/colour_pool.py`): builder source = icon set
-    **{
-        family: (family, "icons.json#{name}")
-        for family in (
-            "emojione-v1",
-            "streamline-color",
-            "streamline-cyber-color",
-            "streamline-flex-color",
-            "streamline-freehand-color",
-            "streamline-kameleon-color",
-            "streamline-plump-color",
-            "streamline-sharp-color",
-            "streamline-stickies-color",
-            "streamline-ultimate-color",
-        )
-    },
+    **{family: (family, "icons.json#{name}") for family in COLOUR_FAMILIES},
 }
 
 
