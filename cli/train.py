@@ -15,8 +15,7 @@ from cli.preflight import (
     mlflow_reachable,
     openimages_reachable,
 )
-
-ARCHS = ("mobilenet_v2", "resnet50")
+from harmscan.weights import ARCHS
 
 
 def _weights(items: list[str] | None) -> dict[str, str] | None:
