@@ -2,6 +2,10 @@
 
     nice -n 10 .venv/bin/python bench/size_study.py --sizes 160,192,224 --base 224 --timing 96
 
+Below the table, the development metric per size: the drawing branch's pooled held-out-vendor AUC
+(`gate_study.held_out_scores` over the probe's pools) with a vendor-bootstrap gap to ``--base``,
+and `lifepool/`'s safe photos flagged at the stored threshold.
+
 For every size, the main job's own train settings (conf/default.yaml and the local profile, only
 ``image_size`` changed) are fitted, calibrated and thresholded by the real code on the cached
 pooled features of `bench/gate_study.py` (extracted on first use of a size: minutes), then scored
@@ -35,7 +39,17 @@ from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gate_study import ARCH, LATER_POOLS, Features, extract_all, pool_features, run, study_settings
+from gate_study import (
+    ARCH,
+    LATER_POOLS,
+    Features,
+    extract_all,
+    held_out_scores,
+    pool_features,
+    run,
+    study_settings,
+    vendor_bootstrap_gap,
+)
 from gate_study_paired import paired_gap
 from recipe_bench import REPO, WEIGHTS, mirror_dataset
 
@@ -52,6 +66,10 @@ from tasks.recipes import Scored
 # The default's configuration in `recipe_bench.config`'s names; `default_base` checks that it
 # changes none of the real defaults, so the rows are the main job's model.
 DEFAULT = "prior+probe+gate-branch+mixpoint@1.0:0.25%0.01/drawpool/iconpool/glyphpool"
+# The development metric's pools (their 10 vendors held out in turn) and the drawing branch's
+# prior mix: those of DEFAULT (docs/operating-point.md, docs/colourpool.md).
+DEV_POOLS = ("drawpool", "iconpool", "glyphpool")
+DEV_MIX = 0.25
 
 
 def default_base(size: int) -> dict[str, Any]:
@@ -93,7 +111,29 @@ def study(size: int, cache: Path) -> dict[str, Any]:
     calibration = [Path(base["calibration_photos"]).name] if base["calibration_photos"] else []
     r = run(DEFAULT, feats, calibration, base, also=("lifepool", "test"))
     r["prior_photo"] = prior_photo_auc(feats, size)
+    # The development metric: the drawing branch's held-out-vendor scores over the probe's pools.
+    r["dev"] = held_out_scores(feats, None, list(DEV_POOLS), "0", c=base["probe_c"],
+                               mix=DEV_MIX)  # fmt: skip
     return r
+
+
+def dev_row(size: int, r: dict[str, Any], base: dict[str, Any] | None, resamples: int) -> str:
+    """Pooled held-out-vendor AUC (gap to ``base`` with a vendor bootstrap) and lifepool's 64
+    everyday safe photos flagged at the stored threshold."""
+    y, groups, scores = r["dev"]
+    held = ~np.isnan(scores)
+    cells = [str(size), f"{roc_auc_score(y[held], scores[held]):.3f}"]
+    if base is None:
+        cells.append("—")
+    else:
+        by, bg, bs = base["dev"]
+        if not (np.array_equal(by, y) and np.array_equal(bg, groups)):
+            raise ValueError("the sizes' development rows differ: not the same images")
+        gap, low, high, share = vendor_bootstrap_gap(y, groups, bs, scores, resamples)
+        cells.append(f"{gap:+.3f} ({low:+.3f} … {high:+.3f}, better in {share:.0%})")
+    _, life = flagged(r["also"]["lifepool"], r["point"].threshold)
+    cells.append(str(life))
+    return "| " + " | ".join(cells) + " |"
 
 
 def sets(r: dict[str, Any]) -> dict[str, tuple[Scored, np.ndarray]]:
@@ -220,6 +260,13 @@ def main() -> None:
         for size in sizes:
             base = None if size == args.base else results[args.base]
             print(row(size, results[size], base, args.resamples), flush=True)
+        print(f"\ndevelopment metric: the drawing branch's pooled held-out-vendor AUC over "
+              f"{', '.join(DEV_POOLS)} (gap to {args.base} px, vendors resampled, 90 %), and "
+              "lifepool's 64 safe photos flagged")  # fmt: skip
+        print("| px | held-out-vendor AUC | gap | lifepool flagged |\n|---|---|---|---|")
+        for size in sizes:
+            base = None if size == args.base else results[args.base]
+            print(dev_row(size, results[size], base, args.resamples), flush=True)
     count = args.timing or (128 if args.timing_only else 0)
     if count:
         per = timing(sizes, count, args.rounds)
