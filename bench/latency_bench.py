@@ -14,7 +14,8 @@ batch before), polled to scored (decoding, and under pipelining the previous bat
 scored to delivered, delivered to read by the bench's reader — and the loop's step times
 (poll, start: journal + submit, decode wait, infer, deliver, commit, end: journal + report).
 A variant may also hold ``bench.*`` switches for what is not a setting (``bench.journal=rename``,
-``bench.linger_ms=0``, ``bench.process=own``: see `serve_load`). Then a table of medians per
+``bench.linger_ms=0``, ``bench.process=own``: see `serve_load`; ``bench.image_size=144``: the
+variant's model bundle at that input size, see `bundles`). Then a table of medians per
 variant and their ratios to the first variant, with the CPU per image of the consumer process, its
 decode workers and the broker, and each variant's ratios to the first round by round (the inputs
 of an adoption rule: docs/serving-measurements.md). Absolute numbers
@@ -441,6 +442,19 @@ def bench_of(sets: list[str]) -> dict[str, str]:
     return dict(pairs)  # type: ignore[arg-type]
 
 
+def bundles(
+    variants: dict[str, list[str]], image_size: int, work: Path, calibration: list[Path]
+) -> dict[str, Path]:
+    """Each variant's model bundle: one per input size (``bench.image_size``, else
+    ``image_size``), so that sizes compare side by side in one run."""
+    sizes = {name: int(bench_of(sets).get("image_size", image_size))
+             for name, sets in variants.items()}  # fmt: skip
+    folders = {size: work / f"model-mobilenet_v2-{size}" for size in set(sizes.values())}
+    for size, folder in sorted(folders.items()):
+        serve_bench.make_bundle("mobilenet_v2", folder, calibration, size)
+    return {name: folders[size] for name, size in sizes.items()}
+
+
 def rate_of(load: str, ceiling: float | None) -> float | None:
     """``"100"`` -> 100/s, ``"0.6x"`` -> 0.6 x the round's ceiling, ``"max"`` -> None."""
     if load == "max":
@@ -502,13 +516,12 @@ def main() -> None:
           f"variants {variants}", flush=True)  # fmt: skip
     runs: list[Run] = []
     try:
-        folder = work / "model-mobilenet_v2"
-        serve_bench.make_bundle("mobilenet_v2", folder, images[:32], args.image_size)
+        folders = bundles(variants, args.image_size, work, images[:32])
         models: dict[str, LoadedModel] = {}
         for name, sets in variants.items():
             serving = load_settings("ci", [*base, *settings_of(sets)], env={}).serving
             models[name] = serve_bench.load(
-                folder, args.precision, serving.intra_op_threads, serving.batch_size,
+                folders[name], args.precision, serving.intra_op_threads, serving.batch_size,
                 serving.inference_workers,
             )  # fmt: skip
         first = next(iter(variants))
@@ -537,8 +550,9 @@ def main() -> None:
                     switches = bench_of(variants[name])
                     if switches.get("process") == "own":
                         traced = serve_load_own_process(
-                            overrides, folder, args.precision, images, rate, count, bootstrap
-                        )
+                            overrides, folders[name], args.precision, images, rate, count,
+                            bootstrap,
+                        )  # fmt: skip
                     else:
                         traced = serve_load(
                             overrides, models[name], images, rate, count, bootstrap, switches
