@@ -7,6 +7,7 @@ mirror's well-behaved server cannot do.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import os
 import threading
@@ -23,10 +24,16 @@ from tasks.download import DownloadError, MetadataNotFound, expected_md5, fetch
 from tasks.openimages import retry_on
 
 BODY = os.urandom(300_000)
+# A label file as a server may send it gzip-encoded (nginx gzip_static, GCS objects uploaded with
+# Content-Encoding: gzip): Content-Length, ranges and the MD5 are those of the encoded bytes.
+CSV = b"ImageID,Source,LabelName,Confidence\n" + b"".join(
+    b"%016x,verification,/m/0%d,1\n" % (i, i % 7) for i in range(20_000)
+)
 
 
 class Faulty(BaseHTTPRequestHandler):
-    """GET with Range support; ``cut`` truncates the next body, ``md5`` picks the stated MD5."""
+    """GET with Range support; ``cut`` truncates the next body, ``md5`` picks the stated MD5,
+    ``gzip`` sends `CSV` gzip-encoded instead of `BODY`."""
 
     state: ClassVar[dict] = {}
 
@@ -41,15 +48,18 @@ class Faulty(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        whole = gzip.compress(CSV, mtime=0) if state.get("gzip") else BODY
         start = 0
         if state["ranges"] and (wanted := self.headers.get("Range")):
             start = int(wanted.removeprefix("bytes=").split("-")[0])
-        body = BODY[start:]
+        body = whole[start:]
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(body)))
+        if state.get("gzip"):
+            self.send_header("Content-Encoding", "gzip")
         if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
-        digest = hashlib.md5(BODY if state["md5"] == "right" else b"other").digest()
+            self.send_header("Content-Range", f"bytes {start}-{len(whole) - 1}/{len(whole)}")
+        digest = hashlib.md5(whole if state["md5"] == "right" else b"other").digest()
         if state["md5"] and not start:
             self.send_header("Content-MD5", base64.b64encode(digest).decode())
         if state["md5"]:
@@ -100,6 +110,30 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     assert dest.read_bytes() == BODY
     assert state["requests"][-1] == f"bytes={had}-"
     assert not part.exists()
+
+
+def test_a_gzip_encoded_file_is_checked_as_sent_and_stored_decoded(server, tmp_path):
+    """It failed every time: the decoded body never matched the encoded Content-Length."""
+    url, state = server
+    state["gzip"] = True
+    dest = tmp_path / "labels.csv"
+    assert run_fetch(url, dest) == (dest, True)
+    assert dest.read_bytes() == CSV
+    assert run_fetch(url, dest) == (dest, False)
+    assert len(state["requests"]) == 1
+
+
+def test_an_interrupted_gzip_download_resumes_on_the_encoded_bytes(server, tmp_path):
+    url, state = server
+    state["gzip"], state["cut"] = True, 20_000
+    dest = tmp_path / "labels.csv"
+    with pytest.raises((DownloadError, requests.RequestException)):
+        run_fetch(url, dest)
+    had = (tmp_path / "labels.csv.part").stat().st_size
+    assert 0 < had < len(gzip.compress(CSV, mtime=0))
+    assert run_fetch(url, dest) == (dest, True)
+    assert state["requests"][-1] == f"bytes={had}-"
+    assert dest.read_bytes() == CSV
 
 
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
