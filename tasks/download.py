@@ -3,7 +3,10 @@
 Downloads stream to ``<file>.part`` and resume with an HTTP Range request; the finished file is
 checked against Content-Length and, where the server gives one, the MD5 (Content-MD5,
 ``x-goog-hash`` or a plain ETag), and then recorded in a ``.meta.json`` sidecar so a later run
-downloads nothing. Which files the ETL needs and where they are cached is here too, so that a
+downloads nothing. A body the server sends gzip-encoded (``Content-Encoding: gzip``, as nginx's
+``gzip_static`` or a GCS object uploaded compressed do) is stored and checked as sent, since
+Content-Length, ranges and the MD5 are those of the encoded bytes, and decoded once complete.
+Which files the ETL needs and where they are cached is here too, so that a
 command can tell before any work whether the metadata endpoint will be asked at all.
 """
 
@@ -14,11 +17,14 @@ import binascii
 import hashlib
 import json
 import re
+import shutil
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
     from conf.settings import OpenImagesSettings
 
 CHUNK_BYTES = 1 << 16
+# Ask for gzip only: the one encoding (besides none) that `_decode` can undo.
+ACCEPT_ENCODING = "gzip"
 
 
 class DownloadError(RuntimeError):
@@ -110,7 +118,9 @@ def _file_md5(path: Path) -> str:
 
 
 def _open(url: str, offset: int, timeout: float, session: requests.Session) -> requests.Response:
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
     response = session.get(url, headers=headers, stream=True, timeout=timeout)
     if response.status_code == 416:  # the part is stale or complete: start again
         response.close()
@@ -125,6 +135,32 @@ def _open(url: str, offset: int, timeout: float, session: requests.Session) -> r
         response.close()
         raise DownloadError(f"{url}: HTTP {response.status_code}")
     return response
+
+
+def _decode(part: Path, encoding: str, url: str) -> None:
+    """Undo the ``Content-Encoding`` of a finished, checked download in place.
+
+    Raises:
+        DownloadError: An encoding other than gzip, or bytes that do not decode.
+    """
+    if encoding in ("", "identity"):
+        return
+    if encoding not in ("gzip", "x-gzip"):
+        raise DownloadError(f"{url}: Content-Encoding {encoding!r} cannot be decoded (only gzip)")
+    decoded = part.with_name(part.name + ".decoded")
+    try:
+        decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        with part.open("rb") as source, decoded.open("wb") as sink:
+            while block := source.read(CHUNK_BYTES):
+                sink.write(decompressor.decompress(block))
+            sink.write(decompressor.flush())
+        if not decompressor.eof:
+            raise zlib.error("the gzip stream ends early")
+    except zlib.error as exc:
+        decoded.unlink(missing_ok=True)
+        part.unlink()
+        raise DownloadError(f"{url}: gzip-encoded body does not decode: {exc}") from None
+    shutil.move(decoded, part)
 
 
 def fetch(
@@ -160,10 +196,15 @@ def fetch(
         total = offset + int(length) if length is not None else None
         bar = progress.add_task(dest.name, total=total, completed=offset)
         with part.open("ab" if offset else "wb") as handle:
-            for block in response.iter_content(CHUNK_BYTES):
-                handle.write(block)
-                progress.advance(bar, len(block))
+            try:
+                # The bytes as sent (still encoded): what Content-Length, Range and MD5 refer to.
+                for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
+                    handle.write(block)
+                    progress.advance(bar, len(block))
+            except urllib3.exceptions.HTTPError as exc:
+                raise DownloadError(f"{url}: connection broken ({exc}); will resume") from None
         md5 = expected_md5(response, whole=response.status_code == 200)
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
     size = part.stat().st_size
     if total is not None and size != total:
         raise DownloadError(f"{url}: got {size} bytes, expected {total}; will resume")
@@ -171,6 +212,8 @@ def fetch(
     if md5 is not None and actual != md5:
         part.unlink()
         raise DownloadError(f"{url}: MD5 {actual} does not match the server's {md5}")
+    _decode(part, encoding, url)
     part.replace(dest)
-    meta_path.write_text(json.dumps({"url": url, "bytes": size, "md5": actual}))
+    meta = {"url": url, "bytes": dest.stat().st_size, "md5": actual, "encoding": encoding}
+    meta_path.write_text(json.dumps(meta))
     return dest, True
