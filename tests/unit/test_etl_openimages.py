@@ -299,3 +299,24 @@ def test_a_class_file_or_hierarchy_that_is_not_one_is_named(tmp_path):
         read_class_descriptions(tmp_path / "classes.csv")
     with pytest.raises(MetadataError, match=r"hierarchy\.json: not an Open Images hierarchy"):
         Hierarchy.read(tmp_path / "hierarchy.json")
+
+
+def test_a_large_image_list_with_titles_over_several_lines_is_read(tmp_path):
+    """A quoted Title or Author holding line breaks is valid CSV (Flickr text is free text). In
+    a file larger than one streamed block it failed: "CSV parser got out of sync with chunker"."""
+    ids = [f"{i:016x}" for i in range(40_000)]
+    buffer = io.StringIO()
+    buffer.write(IMAGES.splitlines()[0] + "\n")
+    for n, image_id in enumerate(ids):
+        title = '"Line one\nline two, ""quoted""\nthree"' if n % 3 == 0 else "plain"
+        buffer.write(
+            f"{image_id},train,https://x/{n}.jpg,https://l/{n},{CC_BY},https://a/{n},"
+            f'"Doe,\nJane",{title},1234,abc==,https://t/{n}.jpg,{90.0 if n % 2 else 0.0}\n'
+        )
+    path = tmp_path / "images.csv"
+    path.write_text(buffer.getvalue())
+    assert path.stat().st_size > 3 << 20  # several 1 MiB blocks
+    index = read_image_index(path, ids[::7], chunk_rows=1000).set_index("ImageID")
+    assert sorted(index.index) == ids[::7]
+    assert set(index["Author"]) == {"Doe,\nJane"}
+    assert index.loc[ids[7], "Rotation"] == 90.0
