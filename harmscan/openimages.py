@@ -8,7 +8,9 @@ Pure functions over the real OIDv7 file layouts (class names and the hierarchy a
   Title,OriginalSize,OriginalMD5,Thumbnail300KURL,Rotation``.
 
 Label files are several GB, so they are streamed with
-pyarrow in bounded blocks and filtered by class id as they are read.
+pyarrow in bounded blocks and filtered by class id as they are read. Image lists carry free text
+(Title, Author) whose quoted values may hold line breaks, so they are read with pyarrow's
+``newlines_in_values``.
 """
 
 from __future__ import annotations
@@ -78,13 +80,23 @@ def _reading(source: Source, columns: Iterable[str]) -> Iterator[None]:
 
 
 def _csv_stream(
-    source: Source, columns: Iterable[str], types: Mapping[str, pa.DataType], chunk_rows: int
+    source: Source,
+    columns: Iterable[str],
+    types: Mapping[str, pa.DataType],
+    chunk_rows: int,
+    *,
+    free_text: bool = False,
 ) -> Iterator[pa.RecordBatch]:
+    """Stream ``columns`` of a CSV in blocks. ``free_text``: quoted values may hold line breaks
+    (image lists: Title, Author); pyarrow must then split blocks by parsing, not at newlines."""
     read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * BYTES_PER_ROW))
+    parse = pacsv.ParseOptions(newlines_in_values=free_text)
     convert = pacsv.ConvertOptions(include_columns=list(columns), column_types=dict(types))
     path = str(source) if isinstance(source, str | Path) else source
     with _reading(source, columns):
-        yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
+        yield from pacsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=convert
+        )
 
 
 def filter_labels(
@@ -140,7 +152,7 @@ def read_image_index(
     types = {c: pa.string() for c in IMAGE_COLUMNS} | {"Rotation": pa.float64()}
     kept = [
         pa.Table.from_batches([batch.filter(pc.is_in(batch["ImageID"], value_set=wanted))])
-        for batch in _csv_stream(source, IMAGE_COLUMNS, types, chunk_rows)
+        for batch in _csv_stream(source, IMAGE_COLUMNS, types, chunk_rows, free_text=True)
     ]
     if not kept:
         return pd.DataFrame(columns=list(IMAGE_COLUMNS))
