@@ -12,8 +12,11 @@ import csv
 from urllib.parse import urlparse
 
 import pandas as pd
+import pytest
 from botocore.awsrequest import AWSResponse
 
+import tasks.images
+from flows.etl import etl
 from tasks.images import VerifiedState, fetch_round, make_s3_client
 from tests.fixtures.mirror import EXPECTED_CSV
 
@@ -59,3 +62,29 @@ def test_access_denied_is_named_not_counted_as_a_network_fault(
     assert stats["network"] == 0
     # Not remembered: a bucket whose policy is fixed serves it on the next run.
     assert rows[0]["image_id"] not in state.records
+
+
+@pytest.mark.slow
+def test_the_flow_reports_access_denied_by_its_name(
+    prefect_harness, mirror_bucket, make_source, monkeypatch
+):
+    image = good_images(1)[0]
+    denied = f"{image['subset']}/{image['image_id']}.jpg"
+    real = tasks.images.make_s3_client
+
+    def denying_client(openimages, etl_settings):
+        client = real(openimages, etl_settings)
+
+        def deny(request, **_):
+            if "/".join(urlparse(request.url).path.split("/")[-2:]) == denied:
+                return AWSResponse(request.url, 403, {}, _Raw(DENIED))
+            return None
+
+        client.meta.events.register("before-send.s3.GetObject", deny)
+        return client
+
+    monkeypatch.setattr(tasks.images, "make_s3_client", denying_client)
+    result = etl(source=make_source(*mirror_bucket, "etl.max_per_side=10000",
+                                    "etl.max_per_label=10000", "etl.balance=false"))  # fmt: skip
+    assert result.failed_ids["forbidden"] == [image["image_id"]]
+    assert "network" not in result.failures
