@@ -34,7 +34,9 @@ from tasks.openimages import retry_on
 
 STATE_FILE = "verified.jsonl"
 MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
-# Failures worth remembering: the same bytes would fail the same way again.
+DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+# Failures worth remembering: the same bytes would fail the same way again. Not ``forbidden``:
+# a bucket whose policy is fixed serves the image on the next run.
 PERMANENT = {"missing_key", "corrupt", "truncated", "too_small", "too_large", "bad_metadata"}
 
 
@@ -60,11 +62,16 @@ def s3_key(subset: str, image_id: str) -> str:
     return f"{subset}/{image_id}.jpg"
 
 
+class AccessDenied(PermissionError):
+    """S3 answered 403 for an object: a missing key of an unlistable bucket, or a private one."""
+
+
 def fetch_bytes(client: Any, bucket: str, key: str, *, max_bytes: int, retries: int) -> bytes:
     """GET one object, retrying transient errors with exponential backoff.
 
     Raises:
         LookupError: The key (or bucket) does not exist.
+        AccessDenied: HTTP 403 (not retried).
         ValueError: The object is larger than ``max_bytes``.
         ConnectionError: Still failing after ``retries`` extra attempts.
     """
@@ -80,6 +87,13 @@ def fetch_bytes(client: Any, bucket: str, key: str, *, max_bytes: int, retries: 
             if code in MISSING_CODES:
                 raise LookupError(f"s3://{bucket}/{key} does not exist ({code})") from None
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code in DENIED_CODES or status == 403:
+                raise AccessDenied(
+                    f"s3://{bucket}/{key}: {code} (HTTP 403): S3 answers this for a missing key "
+                    "when anonymous readers may not list the bucket, and for every key of a "
+                    "bucket that is not public (the client is unsigned); check openimages.bucket "
+                    "and its policy"
+                ) from None
             if status and status < 500 and status != 429:
                 raise ConnectionError(f"s3://{bucket}/{key}: {code} (HTTP {status})") from None
             error: Exception = exc
@@ -97,6 +111,8 @@ class VerifiedState:
         self.folder = folder
         self.path = folder / STATE_FILE
         self.records: dict[str, dict[str, Any]] = {}
+        # This run's failures that are not recorded (network, forbidden): image id -> reason.
+        self.unsettled: dict[str, str] = {}
         self._lock = threading.Lock()
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
@@ -136,6 +152,8 @@ def _one(
     record = _fetch_verify(client, row, openimages, etl, state.folder)
     if record["status"] == "ok" or record["reason"] in PERMANENT:
         state.add(record)
+    else:
+        state.unsettled[record["image_id"]] = record["reason"]
     return record
 
 
@@ -154,6 +172,8 @@ def _fetch_verify(
         )
     except LookupError as exc:
         return base | {"status": "failed", "reason": "missing_key", "detail": str(exc)}
+    except AccessDenied as exc:
+        return base | {"status": "failed", "reason": "forbidden", "detail": str(exc)}
     except ValueError as exc:
         return base | {"status": "failed", "reason": "too_large", "detail": str(exc)}
     except ConnectionError as exc:
@@ -251,8 +271,8 @@ def _report(
     ok: dict[str, dict[str, Any]] = {}
     for image_id in sorted(tried):
         record = state.records.get(image_id)
-        if record is None:  # a network failure: not remembered, retried by the next run
-            failed_ids.setdefault("network", []).append(image_id)
+        if record is None:  # not remembered (network, forbidden): retried by the next run
+            failed_ids.setdefault(state.unsettled.get(image_id, "network"), []).append(image_id)
         elif record["status"] == "failed":
             failed_ids.setdefault(record["reason"], []).append(image_id)
         else:
