@@ -43,6 +43,13 @@ class Faulty(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.state
         state["requests"].append(self.headers.get("Range"))
+        if state.get("throttle"):  # [(status, Retry-After), ...] answered before the body
+            status, after = state["throttle"].pop(0)
+            self.send_response(status)
+            self.send_header("Retry-After", after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if state.get("status"):
             self.send_response(state["status"])
             self.send_header("Content-Length", "0")
@@ -134,6 +141,26 @@ def test_an_interrupted_gzip_download_resumes_on_the_encoded_bytes(server, tmp_p
     assert run_fetch(url, dest) == (dest, True)
     assert state["requests"][-1] == f"bytes={had}-"
     assert dest.read_bytes() == CSV
+
+
+@pytest.mark.parametrize("after", ["1", "Thu, 01 Jan 1970 00:00:00 GMT"])
+def test_a_throttled_download_waits_as_asked_and_goes_on(server, tmp_path, after):
+    """429/503 with Retry-After (seconds or a date) failed the task at once; Prefect's fixed
+    retry delays then asked again sooner than the server said."""
+    url, state = server
+    state["throttle"] = [(429, after), (503, after)]
+    dest = tmp_path / "labels.csv"
+    assert run_fetch(url, dest) == (dest, True)
+    assert dest.read_bytes() == BODY
+    assert len(state["requests"]) == 3
+
+
+def test_a_server_asking_for_a_long_wait_is_named(server, tmp_path):
+    url, state = server
+    state["throttle"] = [(503, "7200")]
+    with pytest.raises(DownloadError, match=r"HTTP 503.*retry after 7200 s"):
+        run_fetch(url, tmp_path / "labels.csv")
+    assert len(state["requests"]) == 1
 
 
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
