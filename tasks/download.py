@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import hashlib
 import json
 import re
 import shutil
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +48,32 @@ class MetadataNotFound(FileNotFoundError):
 
 # Answers that will not change on a retry: a wrong base URL or file path.
 NOT_THERE = (401, 403, 404, 410)
+# "Too many requests" / "unavailable": wait as the server's Retry-After says (or back off), at
+# most this long each time and this many times, before failing to Prefect's own retries.
+THROTTLED = (429, 503)
+MAX_WAIT_S = 120.0
+WAITS = 3
+
+
+class Throttled(DownloadError):
+    """The server asked us to come back later (429/503); ``wait_s`` is its Retry-After."""
+
+    def __init__(self, message: str, wait_s: float | None) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), if any."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def metadata_names(subsets: list[str]) -> list[str]:
@@ -131,10 +159,34 @@ def _open(url: str, offset: int, timeout: float, session: requests.Session) -> r
             f"{url}: HTTP {response.status_code}; check openimages.metadata_base_url and "
             "openimages.metadata_files (or openimages.domains_file)"
         )
+    if response.status_code in THROTTLED:
+        response.close()
+        wait = retry_after(response.headers.get("Retry-After"))
+        said = f"; the server asks to retry after {wait:.0f} s" if wait is not None else ""
+        raise Throttled(f"{url}: HTTP {response.status_code}{said}", wait)
     if response.status_code not in (200, 206):
         response.close()
         raise DownloadError(f"{url}: HTTP {response.status_code}")
     return response
+
+
+def _open_waiting(
+    url: str, offset: int, timeout: float, session: requests.Session
+) -> requests.Response:
+    """`_open`, waiting out up to `WAITS` throttled answers as their Retry-After asks.
+
+    Raises:
+        Throttled: Still throttled, or asked to wait longer than `MAX_WAIT_S`.
+    """
+    for attempt in range(WAITS + 1):
+        try:
+            return _open(url, offset, timeout, session)
+        except Throttled as exc:
+            wait = exc.wait_s if exc.wait_s is not None else 2.0 * 2**attempt
+            if attempt == WAITS or wait > MAX_WAIT_S:
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _decode(part: Path, encoding: str, url: str) -> None:
@@ -183,12 +235,14 @@ def fetch(
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     try:
-        response = _open(url, offset, timeout, session)
+        response = _open_waiting(url, offset, timeout, session)
+    except Throttled:
+        raise
     except DownloadError:
         if not offset:
             raise
         part.unlink()
-        offset, response = 0, _open(url, 0, timeout, session)
+        offset, response = 0, _open_waiting(url, 0, timeout, session)
     with response:
         if response.status_code == 200:
             offset = 0  # the server ignored the Range header: start over
