@@ -215,6 +215,41 @@ def _decode(part: Path, encoding: str, url: str) -> None:
     shutil.move(decoded, part)
 
 
+def _encoding(response: requests.Response) -> str:
+    return response.headers.get("Content-Encoding", "").strip().lower()
+
+
+def _open_part(
+    url: str, part: Path, timeout: float, session: requests.Session
+) -> tuple[requests.Response, int]:
+    """Open the download, resuming ``part`` where that is sound; return it and its offset.
+
+    A part is resumed only in the encoding its bytes were fetched in (recorded beside it): a
+    server compressing on the fly serves a range plain, and gzip bytes joined to plain ones
+    are neither. A server ignoring the Range header (200) starts over too.
+    """
+    record = part.with_name(part.name + ".encoding")
+    offset = part.stat().st_size if part.exists() else 0
+    try:
+        response = _open_waiting(url, offset, timeout, session)
+    except Throttled:
+        raise
+    except DownloadError:
+        if not offset:
+            raise
+        part.unlink()
+        offset, response = 0, _open_waiting(url, 0, timeout, session)
+    had = record.read_text() if record.is_file() else ""
+    if offset and response.status_code == 206 and _encoding(response) != had:
+        response.close()
+        part.unlink()
+        offset, response = 0, _open_waiting(url, 0, timeout, session)
+    if response.status_code == 200:
+        offset = 0  # a fresh start (or the server ignored the Range header)
+        record.write_text(_encoding(response))
+    return response, offset
+
+
 def fetch(
     url: str, dest: Path, *, timeout: float, session: requests.Session, progress: Progress
 ) -> tuple[Path, bool]:
@@ -233,19 +268,8 @@ def fetch(
         return dest, False
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    try:
-        response = _open_waiting(url, offset, timeout, session)
-    except Throttled:
-        raise
-    except DownloadError:
-        if not offset:
-            raise
-        part.unlink()
-        offset, response = 0, _open_waiting(url, 0, timeout, session)
+    response, offset = _open_part(url, part, timeout, session)
     with response:
-        if response.status_code == 200:
-            offset = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         bar = progress.add_task(dest.name, total=total, completed=offset)
@@ -258,7 +282,7 @@ def fetch(
             except urllib3.exceptions.HTTPError as exc:
                 raise DownloadError(f"{url}: connection broken ({exc}); will resume") from None
         md5 = expected_md5(response, whole=response.status_code == 200)
-        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        encoding = _encoding(response)
     size = part.stat().st_size
     if total is not None and size != total:
         raise DownloadError(f"{url}: got {size} bytes, expected {total}; will resume")
@@ -267,6 +291,7 @@ def fetch(
         part.unlink()
         raise DownloadError(f"{url}: MD5 {actual} does not match the server's {md5}")
     _decode(part, encoding, url)
+    part.with_name(part.name + ".encoding").unlink(missing_ok=True)
     part.replace(dest)
     meta = {"url": url, "bytes": dest.stat().st_size, "md5": actual, "encoding": encoding}
     meta_path.write_text(json.dumps(meta))
