@@ -4,7 +4,7 @@
 
 Below the table, the development metric per size: the drawing branch's pooled held-out-vendor AUC
 (`gate_study.held_out_scores` over the probe's pools) with a vendor-bootstrap gap to ``--base``,
-and `lifepool/`'s safe photos flagged at the stored threshold.
+and the safe photos of `lifepool/` and `objectpool/` flagged at the stored threshold.
 
 For every size, the main job's own train settings (conf/default.yaml and the local profile, only
 ``image_size`` changed) are fitted, calibrated and thresholded by the real code on the cached
@@ -109,7 +109,7 @@ def study(size: int, cache: Path) -> dict[str, Any]:
     feats.update({p: pool_features(size, p, cache) for p in LATER_POOLS})
     base = default_base(size)
     calibration = [Path(base["calibration_photos"]).name] if base["calibration_photos"] else []
-    r = run(DEFAULT, feats, calibration, base, also=("lifepool", "test"))
+    r = run(DEFAULT, feats, calibration, base, also=("lifepool", "objectpool", "test"))
     r["prior_photo"] = prior_photo_auc(feats, size)
     # The development metric: the drawing branch's held-out-vendor scores over the probe's pools.
     r["dev"] = held_out_scores(feats, None, list(DEV_POOLS), "0", c=base["probe_c"],
@@ -118,8 +118,8 @@ def study(size: int, cache: Path) -> dict[str, Any]:
 
 
 def dev_row(size: int, r: dict[str, Any], base: dict[str, Any] | None, resamples: int) -> str:
-    """Pooled held-out-vendor AUC (gap to ``base`` with a vendor bootstrap) and lifepool's 64
-    everyday safe photos flagged at the stored threshold."""
+    """Pooled held-out-vendor AUC (gap to ``base`` with a vendor bootstrap) and the everyday safe
+    photos flagged at the stored threshold: lifepool's 64, objectpool's 63 (not trained on)."""
     y, groups, scores = r["dev"]
     held = ~np.isnan(scores)
     cells = [str(size), f"{roc_auc_score(y[held], scores[held]):.3f}"]
@@ -132,7 +132,8 @@ def dev_row(size: int, r: dict[str, Any], base: dict[str, Any] | None, resamples
         gap, low, high, share = vendor_bootstrap_gap(y, groups, bs, scores, resamples)
         cells.append(f"{gap:+.3f} ({low:+.3f} … {high:+.3f}, better in {share:.0%})")
     _, life = flagged(r["also"]["lifepool"], r["point"].threshold)
-    cells.append(str(life))
+    _, objects = flagged(r["also"]["objectpool"], r["point"].threshold)
+    cells += [str(life), str(objects)]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -262,8 +263,9 @@ def main() -> None:
             print(row(size, results[size], base, args.resamples), flush=True)
         print(f"\ndevelopment metric: the drawing branch's pooled held-out-vendor AUC over "
               f"{', '.join(DEV_POOLS)} (gap to {args.base} px, vendors resampled, 90 %), and "
-              "lifepool's 64 safe photos flagged")  # fmt: skip
-        print("| px | held-out-vendor AUC | gap | lifepool flagged |\n|---|---|---|---|")
+              "the safe photos flagged of lifepool's 64 and objectpool's 63")  # fmt: skip
+        print("| px | held-out-vendor AUC | gap | lifepool flagged | objectpool flagged |\n"
+              "|---|---|---|---|---|")  # fmt: skip
         for size in sizes:
             base = None if size == args.base else results[args.base]
             print(dev_row(size, results[size], base, args.resamples), flush=True)
