@@ -66,6 +66,9 @@ STREAMLINE_STYLES = (
     "streamline-ultimate-color",
 )
 COLOUR_FAMILIES = ("emojione-v1", *STREAMLINE_STYLES)
+# The vendor pool's families (`scripts/vendor_pool.py` labels them): icon vendors no other set
+# uses; builder source = icon set = the Iconify prefix
+VENDOR_FAMILIES = ("whh", "picon", "si-glyph", "arcticons", "vaadin")
 # icon set -> (builder source, path pattern inside the package); the sets after Font Awesome
 # are those of the icon pools and the icon check set (`scripts/icon_pools.py`)
 ICON_SETS: dict[str, tuple[str, str]] = {
@@ -83,6 +86,8 @@ ICON_SETS: dict[str, tuple[str, str]] = {
     "solar": ("solar", "icons.json#{name}"),
     # the colour pool's (`scripts/colour_pool.py`): builder source = icon set
     **{family: (family, "icons.json#{name}") for family in COLOUR_FAMILIES},
+    # the vendor pool's (`scripts/vendor_pool.py`): builder source = icon set
+    **{family: (family, "icons.json#{name}") for family in VENDOR_FAMILIES},
 }
 
 

@@ -60,11 +60,12 @@ ICON_SETS = {
     "iconpool": "trains the probe (`train.extra_train_sets`)",
     "glyphpool": "may train the probe (`train.extra_train_sets`)",
     "colourpool": "may train the probe (`train.extra_train_sets`)",
+    "vendorpool": "may train the probe (`train.extra_train_sets`)",
     "iconcheck": "is held out: nothing trains on it or picks a threshold with it",
 }
 
 # the catalogue module of an icon set other than `scripts/icon_pools.py`
-CATALOGUES = {"colourpool": "colour_pool"}
+CATALOGUES = {"colourpool": "colour_pool", "vendorpool": "vendor_pool"}
 
 
 def _emoji_notes(name: str) -> list[str]:

@@ -18,6 +18,7 @@ SET_MAX_SIDE = {
     "iconpool": 128,
     "glyphpool": 128,
     "colourpool": 128,
+    "vendorpool": 128,
     "iconcheck": 128,
 }
 SVG_SIDE = 128  # SVG emoji are rendered at this size (the PNG emoji are the packages' 64 px)

@@ -4,8 +4,8 @@ The photos of the gate set (`GATE_ITEMS`) and of the photo pool (`POOL_ITEMS`) a
 one item per image; the emoji come from `scripts/gate_emoji.py` in the vendor styles of each set,
 the drawing pool's icons from `scripts/draw_icons.py`, the icon pool's, the glyph pool's and
 the icon check set's from `scripts/icon_pools.py`, the colour pool's from
-`scripts/colour_pool.py` (all imported from ``scripts/``, which the builder puts on
-``sys.path``). Every label was checked by looking at the image.
+`scripts/colour_pool.py`, the vendor pool's from `scripts/vendor_pool.py` (all imported from
+``scripts/``, which the builder puts on ``sys.path``). Every label was checked by looking at the image.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from colour_pool import colour_items
 from draw_icons import Icon, icon_items
 from gate_emoji import DRAW_VENDORS, GATE_VENDORS, POOL_VENDORS, vendor_items
 from icon_pools import check_items, glyph_items, pool_items
+from vendor_pool import vendor_pool_items
 
 
 @dataclass(frozen=True)
@@ -520,5 +521,6 @@ SETS = {
     "iconpool": icon_set_items(pool_items()),
     "glyphpool": icon_set_items(glyph_items()),
     "colourpool": icon_set_items(colour_items()),
+    "vendorpool": icon_set_items(vendor_pool_items()),
     "iconcheck": icon_set_items(check_items()),
 }

@@ -282,6 +282,49 @@ SOURCES: dict[str, Source] = {
         "rendered at 128 px (the re-encoded JPEGs are shared under the same licence)",
     ),
     **{key: _streamline(key, title, style) for key, title, style in STREAMLINE_COLOUR},
+    # icons of vendors no other set uses (vendor pool only: may train the probe)
+    "whh": Source(
+        "npm",
+        "@iconify-json/whh",
+        "1.2.0",
+        "OFL-1.1",
+        "package info.json: WebHostingHub Glyphs by WebHostingHub, licence SIL Open Font License "
+        "1.1; SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "picon": Source(
+        "npm",
+        "@iconify-json/picon",
+        "1.2.0",
+        "OFL-1.1",
+        "package info.json: Pico-icon by Picon Contributors (github.com/yne/picon), licence SIL "
+        "Open Font License 1.1; SVG bodies in icons.json, rendered black at 128 px",
+    ),
+    "si-glyph": Source(
+        "npm",
+        "@iconify-json/si-glyph",
+        "1.2.2",
+        "CC BY-SA 4.0",
+        "package info.json: SmartIcons Glyph by SmartIcons, licence Creative Commons "
+        "Attribution-ShareAlike 4.0; SVG bodies in icons.json, rendered black at 128 px (the "
+        "re-encoded JPEGs are shared under the same licence)",
+    ),
+    "arcticons": Source(
+        "npm",
+        "@iconify-json/arcticons",
+        "1.2.58",
+        "CC BY-SA 4.0",
+        "package info.json: Arcticons by Donnnno (github.com/Arcticons-Team/Arcticons), licence "
+        "Creative Commons Attribution-ShareAlike 4.0; line drawings, SVG bodies in icons.json, "
+        "rendered black at 128 px (the re-encoded JPEGs are shared under the same licence)",
+    ),
+    "vaadin": Source(
+        "npm",
+        "@iconify-json/vaadin",
+        "1.2.1",
+        "Apache-2.0",
+        "package info.json: Vaadin Icons by Vaadin (github.com/vaadin/web-components), licence "
+        "Apache 2.0; SVG bodies in icons.json, rendered black at 128 px",
+    ),
     # icons (icon check set only: held out, never trained on)
     "tabler": Source(
         "npm",
