@@ -58,7 +58,7 @@ ARCH = "mobilenet_v2"
 POOLS = ("drawpool", "emojipool", "iconpool", "objectpool", "photopool")
 # Pools that came after the cache key above was fixed: each cached on its own, by its version, so
 # adding one does not extract the mirror again.
-LATER_POOLS = ("glyphpool", "lifepool", "colourpool")
+LATER_POOLS = ("glyphpool", "lifepool", "colourpool", "vendorpool")
 Features = dict[str, dict[str, Any]]  # set name -> x, y, domain, (sha256, source, subject)
 
 
