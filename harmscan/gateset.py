@@ -15,7 +15,9 @@ than the gate set's (some of the same packages, no shared image) and calibrates 
 ``drawpool/`` (emoji and icons of vendors in neither the gate set nor the mirror) may train the
 probe (`harmscan.trainsets`), and so may ``iconpool/`` (icons of other families: Material Design
 Icons, Phosphor, Streamline Emojis), ``glyphpool/`` (three more: Hugeicons, MingCute, Solar) and
-``colourpool/`` (colour drawings: Streamline's colour styles, EmojiOne's first emoji);
+``colourpool/`` (colour drawings: Streamline's colour styles, EmojiOne's first emoji) and
+``vendorpool/`` (icons of five vendors no other set uses: WebHostingHub, Pico-icon, SmartIcons,
+Arcticons, Vaadin);
 ``iconcheck/`` (icons of families in no other set: Tabler, Lucide, Remix Icon, IconPark) is held
 out like the gate set, scored only. All are made by ``scripts/build_gate_set.py``.
 """

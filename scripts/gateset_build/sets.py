@@ -5,7 +5,8 @@ one item per image; the emoji come from `scripts/gate_emoji.py` in the vendor st
 the drawing pool's icons from `scripts/draw_icons.py`, the icon pool's, the glyph pool's and
 the icon check set's from `scripts/icon_pools.py`, the colour pool's from
 `scripts/colour_pool.py`, the vendor pool's from `scripts/vendor_pool.py` (all imported from
-``scripts/``, which the builder puts on ``sys.path``). Every label was checked by looking at the image.
+``scripts/``, which the builder puts on ``sys.path``). Every label was checked by looking at
+the image.
 """
 
 from __future__ import annotations

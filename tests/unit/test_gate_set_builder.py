@@ -6,6 +6,7 @@ import importlib.util
 import io
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
@@ -213,6 +214,7 @@ def test_attribution_lists_images_with_a_licence_of_their_own() -> None:
         "iconpool",
         "glyphpool",
         "colourpool",
+        "vendorpool",
         "iconcheck",
     ],
 )
@@ -374,6 +376,7 @@ def test_command_line_builds_the_listed_sets_and_refuses_others(sets: ModuleType
         "lifepool",
         "objectpool",
         "photopool",
+        "vendorpool",
     ]
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["--only", "mirror"])
@@ -487,6 +490,82 @@ def test_colour_pool_is_small_colour_and_shares_nothing_with_the_judged_sets() -
             coloured += image.convert("HSV").getchannel("S").getextrema()[1] > 100
     # colour drawings, not black glyphs (a few colour emoji are grey: the football, the wrench)
     assert coloured >= 0.95 * len(pool.paths)
+
+
+@pytest.fixture(scope="module")
+def vendor_pool(icon_pools: ModuleType) -> ModuleType:
+    return _load("vendor_pool")
+
+
+# licences a training pool may carry (share-alike: the JPEGs are shared under the same licence)
+FREE_LICENCES = {"MIT", "Apache-2.0", "ISC", "CC0", "CC BY 4.0", "CC BY-SA 4.0", "OFL-1.1"}
+
+
+def test_vendor_pool_draws_only_vendors_no_other_set_uses(
+    vendor_pool: ModuleType, icon_pools: ModuleType, icons: ModuleType, emoji: ModuleType
+) -> None:
+    items = vendor_pool.vendor_pool_items()
+    vendors = {src for src, _, _ in items}
+    assert vendors == set(vendor_pool.VENDOR_FAMILIES)
+    assert vendor_pool.KIN == {}  # every family is a vendor of its own
+    used = {emoji.VENDORS[v].source for v in emoji.VENDORS}
+    used |= {src for src, _, _ in icons.icon_items()}
+    for listed in (icon_pools.pool_items(), icon_pools.glyph_items(), icon_pools.check_items(),
+                   _load("colour_pool").colour_items()):  # fmt: skip
+        used |= {src for src, _, _ in listed}
+    assert not vendors & used
+    harmful = Counter(src for src, _, icon in items if icon.label == "harmful")
+    safe = Counter(src for src, _, icon in items if icon.label == "safe")
+    assert sum(n >= 3 for n in harmful.values()) >= 4
+    assert min(safe[v] for v in vendors) >= 20
+    labels = {(i.iconset, i.name): i.label for i in vendor_pool.VENDOR}
+    for key in (("whh", "gun"), ("picon", "revolver"), ("arcticons", "emoji-bomb")):
+        assert labels[key] == "harmful"
+    for key in (("si-glyph", "saw"), ("vaadin", "scissors"), ("arcticons", "emoji-hammer")):
+        assert labels[key] == "safe"  # near misses are safe
+    for key in (("whh", "bullet"), ("si-glyph", "tank"), ("arcticons", "emoji-droplet")):
+        assert key in vendor_pool.EXCLUDED
+        assert key not in labels
+
+
+def test_vendor_pool_sources_are_pinned_with_a_free_licence(vendor_pool: ModuleType) -> None:
+    sources = _builder("sources").SOURCES
+    for family in vendor_pool.VENDOR_FAMILIES:
+        source = sources[family]
+        assert (source.registry, source.name) == ("npm", f"@iconify-json/{family}")
+        assert source.version.count(".") == 2
+        assert source.license in FREE_LICENCES
+        assert "package info.json" in source.license_note
+        if "SA" in source.license:
+            assert "same licence" in source.license_note
+    attribution = (REPO_ROOT / "vendorpool" / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    for family in vendor_pool.VENDOR_FAMILIES:
+        assert sources[family].label in attribution
+
+
+def test_vendor_items_refuse_a_family_of_another_icon_set(
+    vendor_pool: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vendor_pool, "VENDOR_FAMILIES", (*vendor_pool.VENDOR_FAMILIES, "mdi"))
+    with pytest.raises(ValueError, match=r"families \['mdi'\] are in the vendor pool and"):
+        vendor_pool.vendor_pool_items()
+    monkeypatch.setattr(vendor_pool, "VENDOR_FAMILIES", ("whh",))
+    with pytest.raises(ValueError, match="are not of this set"):
+        vendor_pool.vendor_pool_items()
+
+
+def test_vendor_pool_is_small_and_shares_nothing_with_the_other_sets() -> None:
+    pool = load_photo_set(REPO_ROOT / "vendorpool")
+    assert set(pool.manifest["domain"]) == {"emoji"}
+    assert pool.counts()["harmful"] >= 20
+    for other_name in ("gateset", "iconcheck", "drawpool", "iconpool", "glyphpool", "colourpool"):
+        other = load_photo_set(REPO_ROOT / other_name, verify=False)
+        assert not set(pool.manifest["sha256"]) & set(other.manifest["sha256"])
+        assert not set(pool.manifest["source"]) & set(other.manifest["source"])
+    assert sum(p.stat().st_size for p in pool.paths) < 2_000_000
+    for path in pool.paths:
+        with Image.open(path) as image:
+            assert max(image.size) <= 128
 
 
 def test_icon_pool_labelling_rules(icon_pools: ModuleType) -> None:
