@@ -455,11 +455,16 @@ def bundles(
     return {name: folders[size] for name, size in sizes.items()}
 
 
+def of_ceiling(load: str) -> bool:
+    """A load given as a fraction of the round's ceiling (``0.6x``; ``max`` is not one)."""
+    return load != "max" and load.endswith("x")
+
+
 def rate_of(load: str, ceiling: float | None) -> float | None:
     """``"100"`` -> 100/s, ``"0.6x"`` -> 0.6 x the round's ceiling, ``"max"`` -> None."""
     if load == "max":
         return None
-    if load.endswith("x"):
+    if of_ceiling(load):
         assert ceiling is not None
         return float(load[:-1]) * ceiling
     return float(load)
@@ -535,7 +540,7 @@ def main() -> None:
                   "not measured", flush=True)  # fmt: skip
         for round_ in range(args.rounds):
             top = None
-            if any(load.endswith("x") for load in args.loads.split(",")):
+            if any(of_ceiling(load) for load in args.loads.split(",")):
                 settings = load_settings("ci", [*base, *settings_of(variants[first])], env={})
                 top = serve_bench.ceiling(settings, models[first], images, 4)
                 print(f"round {round_ + 1}: ceiling {top:.1f} images/s ({first}), load average "
@@ -543,7 +548,7 @@ def main() -> None:
             for load in args.loads.split(","):
                 rate = rate_of(load, top)
                 count = args.max_count if rate is None else int(rate * args.seconds)
-                label = "max" if rate is None else load if load.endswith("x") else f"{rate:.0f}/s"
+                label = "max" if rate is None else load if of_ceiling(load) else f"{rate:.0f}/s"
                 order = list(variants) if round_ % 2 == 0 else list(variants)[::-1]
                 for name in order:
                     overrides = [*base, *settings_of(variants[name])]
