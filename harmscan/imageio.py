@@ -173,8 +173,11 @@ def _rejection(exc: BaseException, what: str) -> ImageRejected:
         )
     if isinstance(exc, _BOMBS):
         return ImageRejected("decompression_bomb", f"{what}: {exc}")
-    reason = "truncated" if "truncated" in text else "corrupt"
-    return ImageRejected(reason, f"{what}: {exc}")
+    if "truncated" in text:  # Pillow's words name the fault but not what to do about it
+        return ImageRejected(
+            "truncated", f"{what}: {exc}: the image is cut short; send the whole file"
+        )
+    return ImageRejected("corrupt", f"{what}: {exc}")
 
 
 def check_header(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> None:

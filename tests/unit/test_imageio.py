@@ -378,3 +378,28 @@ def test_an_upright_image_is_not_copied_for_its_orientation() -> None:
     image = Image.open(io.BytesIO(encode(red((64, 32)), "JPEG")))
     image.load()
     assert upright(image) is image
+
+
+def _cut_bmp() -> bytes:
+    data = bytearray(encode(red(), "BMP"))
+    data[14:18] = (0x7FFFFFFF).to_bytes(4, "little")  # an info header longer than the file
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        encode(red((256, 256)), quality=95)[:300],  # inside the JPEG header
+        encode(red((256, 256)), quality=95)[:600],  # inside the JPEG scan
+        encode(red((256, 256)), "PNG")[:200],  # inside the PNG data
+        _cut_bmp(),
+    ],
+    ids=["jpeg_header", "jpeg_scan", "png_data", "bmp_header"],
+)
+def test_a_cut_image_says_to_send_the_whole_file(payload: bytes) -> None:
+    # The detail was Pillow's words alone ("unreadable header: Truncated File Read", "image
+    # file is truncated (2 bytes not processed)"): the reason, but not what to do about it.
+    with pytest.raises(ImageRejected) as info:
+        decode_image(payload)
+    assert info.value.reason == "truncated"
+    assert "send the whole file" in info.value.detail
