@@ -1,7 +1,8 @@
 """Multi-frame images (animated GIF, WebP, PNG; multi-page TIFF; MPO JPEG): which frames are scored.
 
 A request is scored on up to ``max_frames`` frames, evenly spaced over the image's frames and
-always including the first; its harmful probability is the maximum over them (the worst frame
+always including the first (with ``max_frames`` 1, an APNG whose default image is not part of its
+animation is scored on the first frame it shows instead); its harmful probability is the maximum over them (the worst frame
 decides). The limits bound the work of all frames together: each frame's header is checked like
 a still image's (pixel and aspect-ratio caps), the frames scored share one pixel budget
 (``max_pixels`` in total), and the caller's CPU and wall-clock limits cover the whole request,
@@ -81,6 +82,11 @@ def frame_count(image: Image.Image) -> int:
         return 1  # an unreadable frame table: the image is scored on its first frame
 
 
+def hidden_default_image(image: Image.Image) -> bool:
+    """Whether ``image`` is an APNG whose default image (frame 0) is not part of its animation."""
+    return image.format == "PNG" and bool(image.info.get("default_image"))
+
+
 def decode_frames(
     data: bytes,
     convert: Callable[[Image.Image], T],
@@ -115,8 +121,9 @@ def decode_frames(
         formats=formats,
         max_aspect_ratio=max_aspect_ratio,
     )
+    hidden = hidden_default_image(image)
     try:
-        total = frame_count(image) if max_frames > 1 else 1
+        total = frame_count(image) if max_frames > 1 or hidden else 1
     except _BOMBS as exc:
         raise FrameBudgetExceeded("decompression_bomb", f"a frame of the image: {exc}") from None
     if total == 1:
@@ -124,7 +131,9 @@ def decode_frames(
     items: list[T] = []
     indices: list[int] = []
     spent = 0
-    selected = select_frames(total, max_frames)
+    # One frame of an APNG whose default image is not part of its animation is the first frame
+    # it shows: its viewers never show the default image (only viewers without APNG do).
+    selected = [1] if hidden and max_frames == 1 else select_frames(total, max_frames)
     for position, index in enumerate(selected):
         try:
             if index:

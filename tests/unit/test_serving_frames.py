@@ -283,3 +283,28 @@ def test_a_later_frame_past_pillows_pixel_cap_rejects_the_image() -> None:
         decode_frames(_gif_second_frame_declaring(0xFFFF, 0xFFFF), _colour, max_frames=8)
     assert info.value.reason == "decompression_bomb"
     assert "frame 1" in info.value.detail
+
+
+def _apng_with_hidden_default(frames: int) -> bytes:
+    """An APNG whose default image (blue) is not part of its animation (red frames): browsers
+    and other APNG viewers never show the blue one."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), BLUE).save(
+        buffer, "PNG", save_all=True, default_image=True,
+        append_images=[Image.new("RGB", (16, 16), RED)] * frames,
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("frames", [1, 5])
+def test_one_frame_of_an_apng_is_a_frame_it_shows_not_its_hidden_default(frames: int) -> None:
+    # With max_frames 1 only the default image was scored, which an APNG viewer never shows:
+    # harmful animation frames behind a harmless default image went unseen.
+    decoded = decode_frames(_apng_with_hidden_default(frames), _colour, max_frames=1)
+    assert decoded.indices == [1]
+    assert decoded.items == [RED]
+
+
+def test_more_frames_of_an_apng_still_score_its_default_image_too() -> None:
+    decoded = decode_frames(_apng_with_hidden_default(5), _colour, max_frames=8)
+    assert decoded.indices == [0, 1, 2, 3, 4, 5]
