@@ -2,11 +2,12 @@
 
 A request is scored on up to ``max_frames`` frames, evenly spaced over the image's frames and
 always including the first (with ``max_frames`` 1, an APNG whose default image is not part of its
-animation is scored on the first frame it shows instead); its harmful probability is the maximum over them (the worst frame
-decides). The limits bound the work of all frames together: each frame's header is checked like
-a still image's (pixel and aspect-ratio caps), the frames scored share one pixel budget
-(``max_pixels`` in total), and the caller's CPU and wall-clock limits cover the whole request,
-including walking past frames that are not scored (a GIF declaring 100000 frames).
+animation is scored on the first frame it shows instead); its harmful probability is the maximum
+over them (the worst frame decides). The limits bound the work of all frames together: each
+frame's header is checked like a still image's (pixel and aspect-ratio caps), the frames scored
+share one pixel budget (``max_pixels`` in total), and the caller's CPU and wall-clock limits
+cover the whole request, including walking past frames that are not scored (a GIF declaring
+100000 frames; an APNG is counted by the frames it holds, not the count it declares).
 
 A frame that fails to decode after a good first frame ends the walk (in GIF and WebP a frame is
 drawn on the ones before it, so the frames after a broken one cannot be trusted): the frames that
@@ -87,6 +88,26 @@ def hidden_default_image(image: Image.Image) -> bool:
     return image.format == "PNG" and bool(image.info.get("default_image"))
 
 
+def png_frames_held(data: bytes, hidden_default: bool) -> int:
+    """The frames an APNG holds: one per frame control chunk (``fcTL``), plus its default image
+    when that is not part of the animation.
+
+    Pillow counts the frames its ``acTL`` chunk declares, which a request writes: an APNG
+    declaring 100000 frames had its frames chosen past its end (they failed, and the frames it
+    holds after the first were never scored). The walk reads chunk headers only.
+    """
+    count, at = int(hidden_default), 8
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        if kind == b"fcTL":
+            count += 1
+        elif kind == b"IEND":
+            break
+        at += 12 + length
+    return count
+
+
 def decode_frames(
     data: bytes,
     convert: Callable[[Image.Image], T],
@@ -126,6 +147,8 @@ def decode_frames(
         total = frame_count(image) if max_frames > 1 or hidden else 1
     except _BOMBS as exc:
         raise FrameBudgetExceeded("decompression_bomb", f"a frame of the image: {exc}") from None
+    if image.format == "PNG" and total > 1:
+        total = max(1, min(total, png_frames_held(data, hidden)))
     if total == 1:
         return FrameSet([convert(load_rgb(image, 1))], [0])
     items: list[T] = []

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,32 @@ def test_one_frame_of_an_apng_is_a_frame_it_shows_not_its_hidden_default(frames:
 def test_more_frames_of_an_apng_still_score_its_default_image_too() -> None:
     decoded = decode_frames(_apng_with_hidden_default(5), _colour, max_frames=8)
     assert decoded.indices == [0, 1, 2, 3, 4, 5]
+
+
+def _apng_declaring(declared: int, *, hidden_default: bool) -> bytes:
+    """A blue first frame (the default image) then two red ones, its acTL chunk declaring
+    ``declared`` frames."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), BLUE).save(
+        buffer, "PNG", save_all=True, default_image=hidden_default,
+        append_images=[Image.new("RGB", (16, 16), RED)] * 2,
+    )  # fmt: skip
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"acTL")
+    struct.pack_into(">I", data, at + 4, declared)
+    struct.pack_into(">I", data, at + 12, zlib.crc32(bytes(data[at : at + 12])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("hidden_default", [False, True])
+def test_an_apng_declaring_more_frames_than_it_holds_is_scored_on_the_frames_it_holds(
+    hidden_default: bool,
+) -> None:
+    # The frames were chosen from the declared count: frame 0 and frames past the end, which
+    # failed, so the red frames were never scored (the blue first frame alone decided).
+    decoded = decode_frames(
+        _apng_declaring(100_000, hidden_default=hidden_default), _colour, max_frames=8
+    )
+    assert RED in decoded.items
+    assert decoded.indices == [0, 1, 2]  # the blue first frame and both red ones
+    assert decoded.failed == 0
