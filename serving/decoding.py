@@ -51,6 +51,9 @@ PRELOAD: Final = [
 ]
 # The wall-clock watchdog allows this many times decode_timeout_s: the CPU limit is the real bound,
 # the watchdog catches a worker that is stuck without using CPU (on a busy host a decode waits).
+# conf.sections.serving.DECODE_WALL_FACTOR is the same figure (the settings check that a batch of
+# such decodes fits in serving.max_poll_interval_ms; not imported: the decode workers' forkserver
+# stays free of pydantic), pinned equal by tests/unit/test_serving_poll_interval.py.
 WALL_FACTOR: Final = 3.0
 # Past WALL_FACTOR, a worker that is runnable or still gaining CPU time is waited for in windows of
 # decode_timeout_s, up to this many times decode_timeout_s in all: on a 2-core host at load ~230 a

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from conf.sections.base import Section
 
@@ -47,6 +48,10 @@ class KafkaSettings(Section):
             config["sasl.password"] = self.sasl_password.get_secret_value()
         return config
 
+
+# The decode watchdog's wait, in multiples of serving.decode_timeout_s, before it kills a decode
+# worker that stopped using CPU (serving.decoding; the CPU limit is the bound of a working one).
+DECODE_WALL_FACTOR: Final = 3.0
 
 # What botocore accepts as a bucket name (its VALID_BUCKET, without access-point ARNs).
 _BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
@@ -169,6 +174,31 @@ class ServingSettings(Section):
                 "'-' and '_' (AWS itself: 3-63 of lowercase letters, digits, '.' and '-')"
             )
         return value
+
+    @model_validator(mode="after")
+    def _batch_fits_poll_interval(self) -> ServingSettings:
+        # The consumer polls between batches only: a batch whose images all run their decode to
+        # the watchdog took past max.poll.interval.ms, the broker dropped the consumer from its
+        # group mid-batch, and the batch came back to be decoded again.
+        worst = self.worst_batch_decode_s
+        if worst >= self.max_poll_interval_ms / 1000:
+            raise ValueError(
+                f"a batch can spend {worst:g} s decoding (serving.batch_size={self.batch_size} "
+                f"images over serving.decode_workers={self.decode_workers}, each up to "
+                f"{DECODE_WALL_FACTOR:g} x serving.decode_timeout_s={self.decode_timeout_s:g}), "
+                f"not under serving.max_poll_interval_ms={self.max_poll_interval_ms}: the broker "
+                "would drop the consumer from its group mid-batch; raise max_poll_interval_ms "
+                f"above {math.ceil(worst) * 1000}, or lower batch_size or decode_timeout_s, or "
+                "add decode_workers"
+            )
+        return self
+
+    @property
+    def worst_batch_decode_s(self) -> float:
+        """Seconds one batch can spend decoding: each worker's share of the batch, every decode
+        running to the watchdog (`DECODE_WALL_FACTOR` x ``decode_timeout_s``)."""
+        rounds = math.ceil(self.batch_size / self.decode_workers)
+        return rounds * DECODE_WALL_FACTOR * self.decode_timeout_s
 
     @property
     def max_request_bytes(self) -> int:
