@@ -9,10 +9,13 @@ that serving reads the harmful index from the spec rather than assuming it.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -289,3 +292,53 @@ def many_frame_gif(count: int, size: tuple[int, int] = (64, 64)) -> bytes:
     second = data.index(b"\x21\xf9\x04", data.index(b"\x21\xf9\x04") + 1)
     assert data.endswith(b";")
     return data[:second] + data[second:-1] * (count - 1) + b";"
+
+
+@dataclass
+class LocalStage:
+    """A consumer's parts for a test on the real broker: the colour model loaded from a local
+    bundle, an allowed images folder, unique topics and the settings wiring them."""
+
+    model: Any
+    root: Path
+    topics: dict[str, str]
+    group: str
+    settings: Any
+
+    def consumer(self) -> Any:
+        """A `ServingConsumer` of these settings and model, with its own Kafka clients."""
+        from serving.consumer import ServingConsumer
+        from serving.service import make_classifier, make_consumer, make_producer
+
+        settings = self.settings
+        return ServingConsumer(settings, self.model, make_classifier(settings),
+                               make_consumer(settings), make_producer(settings))  # fmt: skip
+
+
+def local_stage(
+    bootstrap: str, tmp: Path, *overrides: str, topics: dict[str, str] | None = None,
+    partitions: int = 2,
+) -> LocalStage:  # fmt: skip
+    """The model, images folder, topics (unique names, created with ``partitions`` unless
+    given) and settings (`serving_overrides` plus ``overrides``) of a local consumer test."""
+    from conf.loader import load_settings
+    from serving.source import load_model_folder
+    from serving.topics import ensure_topics
+
+    model = load_model_folder(
+        save_local_model(tmp / "model"), name="local", version="1", runtime="onnx"
+    )
+    root = tmp / "images"
+    root.mkdir()
+    if topics is None:
+        topics = {kind: f"{kind}-{os.urandom(6).hex()}"
+                  for kind in ("requests", "results", "review", "dead_letter")}  # fmt: skip
+        ensure_topics(bootstrap, dict.fromkeys(topics.values(), partitions))
+    group = f"g-{os.urandom(4).hex()}"
+    settings = load_settings("ci", [
+        f"paths.root={tmp / 'harmscan'}",
+        *serving_overrides(bootstrap=bootstrap, tracking_uri="http://127.0.0.1:9",
+                           model_name="unused", topics=topics, group=group, roots=[root]),
+        *overrides,
+    ], env={})  # fmt: skip
+    return LocalStage(model, root, topics, group, settings)

@@ -38,8 +38,7 @@ from tests.serving_support import (
     RED,
     broken_huffman_jpeg,
     jpeg_scan_bomb,
-    save_local_model,
-    serving_overrides,
+    local_stage,
     wide_png,
     write_image,
     ztxt_bomb,
@@ -141,28 +140,13 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
     kafka_topics_module: Callable[..., str],
 ) -> Served:
-    from serving.consumer import ServingConsumer
-    from serving.service import make_classifier, make_consumer, make_producer
-    from serving.source import load_model_folder
-
-    tmp = tmp_path_factory.mktemp("hostile")
-    model = load_model_folder(
-        save_local_model(tmp / "model"), name="local", version="1", runtime="onnx"
-    )
-    root = tmp / "images"
-    root.mkdir()
     kinds = ("requests", "results", "review", "dead_letter")
-    topics = {kind: kafka_topics_module(kind, partitions=2) for kind in kinds}
-    from conf.loader import load_settings
-
-    settings = load_settings("ci", [
-        f"paths.root={tmp / 'harmscan'}",
-        *serving_overrides(bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9",
-                           model_name="unused", topics=topics, group=f"g-{os.urandom(4).hex()}",
-                           roots=[root]),
-        f"serving.decode_timeout_s={DECODE_TIMEOUT_S}",
-        "serving.decode_workers=2",
-    ], env={})  # fmt: skip
+    stage = local_stage(
+        kafka_bootstrap, tmp_path_factory.mktemp("hostile"),
+        f"serving.decode_timeout_s={DECODE_TIMEOUT_S}", "serving.decode_workers=2",
+        topics={kind: kafka_topics_module(kind, partitions=2) for kind in kinds},
+    )  # fmt: skip
+    root, topics, settings = stage.root, stage.topics, stage.settings
     corpus = hostile_corpus(root)
     producer = RequestProducer(settings)
     raw = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 2_000_000})
@@ -181,10 +165,7 @@ def served(
     sampler.start()
     time.sleep(0.3)
     started = time.monotonic()
-    classifier = make_classifier(settings)
-    loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
-                           make_producer(settings))  # fmt: skip
-    with LoopThread(loop):
+    with LoopThread(stage.consumer()):
         results = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(expected)), timeout=180
         )

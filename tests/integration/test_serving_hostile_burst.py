@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from PIL import Image
 from serving.headers import H_DETAIL, H_REASON, H_REQUEST_ID, headers_dict
 from serving.producer import RequestProducer
 from tests.kafka_support import LoopThread, committed_to_end, read_topic, results_by_id
-from tests.serving_support import BLUE, RED, save_local_model, serving_overrides, write_image
+from tests.serving_support import BLUE, RED, local_stage, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -96,28 +95,9 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Served:
-    from conf.loader import load_settings
-    from serving.consumer import ServingConsumer
-    from serving.service import make_classifier, make_consumer, make_producer
-    from serving.source import load_model_folder
-    from serving.topics import ensure_topics
-
-    tmp = tmp_path_factory.mktemp("burst")
-    model = load_model_folder(
-        save_local_model(tmp / "model"), name="local", version="1", runtime="onnx"
-    )
-    root = tmp / "images"
-    root.mkdir()
-    topics = {kind: f"{kind}-{os.urandom(6).hex()}"
-              for kind in ("requests", "results", "review", "dead_letter")}  # fmt: skip
-    ensure_topics(kafka_bootstrap, dict.fromkeys(topics.values(), 2))
-    group = f"g-{os.urandom(4).hex()}"
-    settings = load_settings("ci", [
-        f"paths.root={tmp / 'harmscan'}",
-        *serving_overrides(bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9",
-                           model_name="unused", topics=topics, group=group, roots=[root]),
-        "serving.decode_workers=1",
-    ], env={})  # fmt: skip
+    stage = local_stage(kafka_bootstrap, tmp_path_factory.mktemp("burst"),
+                        "serving.decode_workers=1")  # fmt: skip
+    root, topics, settings = stage.root, stage.topics, stage.settings
     kinds = bad_kinds(root)
     names = sorted(kinds)
     raw = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
@@ -140,17 +120,14 @@ def served(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Se
     assert not producer.flush(30).failed
 
     started = time.monotonic()
-    classifier = make_classifier(settings)
-    loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
-                           make_producer(settings))  # fmt: skip
-    with LoopThread(loop):
+    with LoopThread(stage.consumer()):
         results = read_topic(
             kafka_bootstrap, topics["results"],
             until=lambda ms: {m.key().decode() for m in ms} >= set(expected), timeout=300,
         )  # fmt: skip
         dead = read_topic(kafka_bootstrap, topics["dead_letter"],
                           until=lambda ms: len(ms) >= BURST, timeout=300, idle=10)  # fmt: skip
-        committed = committed_to_end(kafka_bootstrap, group, topics["requests"], timeout=60)
+        committed = committed_to_end(kafka_bootstrap, stage.group, topics["requests"], timeout=60)
         took = time.monotonic() - started
     return Served(dead, expected_dead, results_by_id(results), expected, committed, took)
 

@@ -13,7 +13,6 @@ and every good request around them must be answered.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from serving.headers import (
 )
 from serving.producer import RequestProducer
 from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id
-from tests.serving_support import BLUE, RED, save_local_model, serving_overrides, write_image
+from tests.serving_support import BLUE, RED, local_stage, write_image
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -95,28 +94,9 @@ def _produce_bomb(bootstrap: str, topic: str, codec: str, size: int, key: bytes)
 
 @pytest.fixture(scope="module")
 def served(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Served:
-    from conf.loader import load_settings
-    from serving.consumer import ServingConsumer
-    from serving.service import make_classifier, make_consumer, make_producer
-    from serving.source import load_model_folder
-    from serving.topics import ensure_topics
-
-    tmp = tmp_path_factory.mktemp("transport")
-    model = load_model_folder(
-        save_local_model(tmp / "model"), name="local", version="1", runtime="onnx"
-    )
-    root = tmp / "images"
-    root.mkdir()
-    topics = {kind: f"{kind}-{os.urandom(6).hex()}"
-              for kind in ("requests", "results", "review", "dead_letter")}  # fmt: skip
-    ensure_topics(kafka_bootstrap, dict.fromkeys(topics.values(), 1))
-    settings = load_settings("ci", [
-        f"paths.root={tmp / 'harmscan'}",
-        *serving_overrides(bootstrap=kafka_bootstrap, tracking_uri="http://127.0.0.1:9",
-                           model_name="unused", topics=topics, group=f"g-{os.urandom(4).hex()}",
-                           roots=[root]),
-        "serving.decode_workers=1",
-    ], env={})  # fmt: skip
+    stage = local_stage(kafka_bootstrap, tmp_path_factory.mktemp("transport"),
+                        "serving.decode_workers=1", partitions=1)  # fmt: skip
+    root, topics, settings = stage.root, stage.topics, stage.settings
     producer = RequestProducer(settings)
     raw = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 2_000_000})
     expected: dict[str, str] = {}
@@ -133,10 +113,7 @@ def served(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Se
     assert not producer.flush(30).failed
 
     started = time.monotonic()
-    classifier = make_classifier(settings)
-    loop = ServingConsumer(settings, model, classifier, make_consumer(settings),
-                           make_producer(settings))  # fmt: skip
-    with LoopThread(loop) as runner:
+    with LoopThread(stage.consumer()) as runner:
         results = read_topic(
             kafka_bootstrap, topics["results"], until=has_ids(set(expected)), timeout=180
         )
