@@ -174,6 +174,11 @@ def test_cli_promote_applies_the_photo_gate_unless_forced(world) -> None:
 
     out = runner.invoke(cli.app, [*base, "promote", v["no_emoji"]])
     assert out.exit_code == 1, out.output
+    # the minutes of scoring are announced before they start
+    assert (
+        f"photo gate: scoring v{v['no_emoji']}, the champion and the untrained prior"
+        in (out.output.split("NOT promoted")[0])
+    )
     assert "NOT promoted" in out.output
     assert "worst-domain auc 0.5000 worse than prior" in out.output
     assert "use --force" in out.output
@@ -191,6 +196,7 @@ def test_cli_promote_applies_the_photo_gate_unless_forced(world) -> None:
 
     out = runner.invoke(cli.app, [*base, "promote", v["inverted"], "--force"])
     assert out.exit_code == 0, out.output
+    assert "photo gate: scoring" not in out.output
     assert "bypassing the photo gate" in out.output
     assert registry.alias_version(name, CHAMPION) == v["inverted"]
 
