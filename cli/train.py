@@ -240,6 +240,10 @@ def _photo_gated(settings: Any, registry: Any, version: str, reason: str, gate_s
 
     ml = settings.mlflow
     name = ml.registered_model
+    # Downloading and scoring three models on the gate set takes minutes on 2 cores: say so
+    # before the wait (step by step with harmscan --verbose).
+    typer.echo(f"photo gate: scoring v{version}, the champion and the untrained prior on "
+               f"{gate_set} (minutes; --verbose shows each step)")  # fmt: skip
     result = promote_by_hand(
         registry, name, version, reason,
         gate_set=gate_set, metric=ml.promotion_metric, tolerance=ml.gate_tolerance,
