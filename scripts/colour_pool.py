@@ -25,8 +25,8 @@ rocket, faces and people. Drawings that say something else, or nothing clear, at
 
 from __future__ import annotations
 
-from draw_icons import COLOUR_FAMILIES, STREAMLINE_STYLES, Icon, _icons, icon_items
-from icon_pools import CHECK_FAMILIES, GLYPH_FAMILIES, POOL_FAMILIES
+from draw_icons import COLOUR_FAMILIES, STREAMLINE_STYLES, Icon, _icons
+from icon_pools import CHECK_FAMILIES, GLYPH_FAMILIES, POOL_FAMILIES, family_items
 
 # family -> the vendor kin it is held out with in the development metric: a family of
 # `POOL_FAMILIES` or a `draw_icons`/`gate_emoji` source of drawpool/ ("emojione": EmojiOne 2.2)
@@ -334,10 +334,5 @@ def colour_items() -> list[tuple[str, str, Icon]]:
         ValueError: A family of another icon set (the split is by family) or not of this set,
             or an icon listed twice or both listed and excluded.
     """
-    shared = sorted(set(COLOUR_FAMILIES) & {*POOL_FAMILIES, *GLYPH_FAMILIES, *CHECK_FAMILIES})
-    if shared:
-        raise ValueError(f"icon families {shared} are in the colour pool and another icon set")
-    wrong = sorted({i.iconset for i in COLOUR} - set(COLOUR_FAMILIES))
-    if wrong:
-        raise ValueError(f"icon families {wrong} are not of this set; valid: {COLOUR_FAMILIES}")
-    return icon_items(COLOUR, EXCLUDED)
+    return family_items("colour pool", COLOUR, COLOUR_FAMILIES, EXCLUDED,
+                        others=(*POOL_FAMILIES, *GLYPH_FAMILIES, *CHECK_FAMILIES))  # fmt: skip

@@ -626,16 +626,30 @@ EXCLUDED: dict[tuple[str, str], str] = {
 }
 
 
-def _family_items(icons: list[Icon], families: tuple[str, ...]) -> list[tuple[str, str, Icon]]:
+def family_items(
+    name: str, icons: list[Icon], families: tuple[str, ...],
+    excluded: dict[tuple[str, str], str], others: tuple[str, ...] = (),
+) -> list[tuple[str, str, Icon]]:  # fmt: skip
+    """An icon set's ``(source, path inside the package, icon)``: the split is by family, so
+    none of ``families`` may be in ``others`` (the families of the other icon sets), and every
+    icon must be of ``families``.
+
+    Raises:
+        ValueError: A family shared with another set, an icon of another family, an icon listed
+            twice or both listed and excluded.
+    """
+    shared = sorted(set(families) & set(others))
+    if shared:
+        raise ValueError(f"icon families {shared} are in the {name} and another icon set")
     wrong = sorted({i.iconset for i in icons} - set(families))
     if wrong:
         raise ValueError(f"icon families {wrong} are not of this set; valid: {', '.join(families)}")
-    return icon_items(icons, EXCLUDED)
+    return icon_items(icons, excluded)
 
 
 def pool_items() -> list[tuple[str, str, Icon]]:
     """The icon pool's ``(source, path inside the package, icon)``."""
-    return _family_items(POOL, POOL_FAMILIES)
+    return family_items("icon pool", POOL, POOL_FAMILIES, EXCLUDED)
 
 
 def glyph_items() -> list[tuple[str, str, Icon]]:
@@ -644,10 +658,8 @@ def glyph_items() -> list[tuple[str, str, Icon]]:
     Raises:
         ValueError: A family also in the icon pool or the check set, or an icon of another family.
     """
-    shared = sorted(set(GLYPH_FAMILIES) & {*POOL_FAMILIES, *CHECK_FAMILIES})
-    if shared:
-        raise ValueError(f"icon families {shared} are in the glyph pool and another icon set")
-    return _family_items(GLYPH_POOL, GLYPH_FAMILIES)
+    return family_items("glyph pool", GLYPH_POOL, GLYPH_FAMILIES, EXCLUDED,
+                        others=(*POOL_FAMILIES, *CHECK_FAMILIES))  # fmt: skip
 
 
 def check_items() -> list[tuple[str, str, Icon]]:
@@ -658,6 +670,6 @@ def check_items() -> list[tuple[str, str, Icon]]:
             of another family.
     """
     shared = sorted({*POOL_FAMILIES, *GLYPH_FAMILIES} & set(CHECK_FAMILIES))
-    if shared:
+    if shared:  # the held-out side of the split: said so in its own words
         raise ValueError(f"icon families {shared} are in both the pool and the check set")
-    return _family_items(CHECK, CHECK_FAMILIES)
+    return family_items("check set", CHECK, CHECK_FAMILIES, EXCLUDED)

@@ -27,8 +27,8 @@ are in `EXCLUDED` with the reason. Every label was checked by looking at the ren
 
 from __future__ import annotations
 
-from draw_icons import COLOUR_FAMILIES, VENDOR_FAMILIES, Icon, _icons, icon_items
-from icon_pools import CHECK_FAMILIES, GLYPH_FAMILIES, POOL_FAMILIES
+from draw_icons import COLOUR_FAMILIES, VENDOR_FAMILIES, Icon, _icons
+from icon_pools import CHECK_FAMILIES, GLYPH_FAMILIES, POOL_FAMILIES, family_items
 
 # family -> the vendor kin it is held out with in the development metric: none, every family
 # here is a vendor of its own (kept for the study's interface, `bench/pool_study.py`)
@@ -323,11 +323,5 @@ def vendor_pool_items() -> list[tuple[str, str, Icon]]:
             here must be new), or not of this set, or an icon listed twice or both listed and
             excluded.
     """
-    used = {*COLOUR_FAMILIES, *POOL_FAMILIES, *GLYPH_FAMILIES, *CHECK_FAMILIES}
-    shared = sorted(set(VENDOR_FAMILIES) & used)
-    if shared:
-        raise ValueError(f"icon families {shared} are in the vendor pool and another icon set")
-    wrong = sorted({i.iconset for i in VENDOR} - set(VENDOR_FAMILIES))
-    if wrong:
-        raise ValueError(f"icon families {wrong} are not of this set; valid: {VENDOR_FAMILIES}")
-    return icon_items(VENDOR, EXCLUDED)
+    used = (*COLOUR_FAMILIES, *POOL_FAMILIES, *GLYPH_FAMILIES, *CHECK_FAMILIES)
+    return family_items("vendor pool", VENDOR, VENDOR_FAMILIES, EXCLUDED, others=used)
