@@ -215,6 +215,11 @@ def _decode(part: Path, encoding: str, url: str) -> None:
     shutil.move(decoded, part)
 
 
+def _encoding_record(part: Path) -> Path:
+    """Where the ``Content-Encoding`` that ``part``'s bytes were fetched in is recorded."""
+    return part.with_name(part.name + ".encoding")
+
+
 def _encoding(response: requests.Response) -> str:
     return response.headers.get("Content-Encoding", "").strip().lower()
 
@@ -228,7 +233,7 @@ def _open_part(
     server compressing on the fly serves a range plain, and gzip bytes joined to plain ones
     are neither. A server ignoring the Range header (200) starts over too.
     """
-    record = part.with_name(part.name + ".encoding")
+    record = _encoding_record(part)
     offset = part.stat().st_size if part.exists() else 0
     try:
         response = _open_waiting(url, offset, timeout, session)
@@ -291,7 +296,7 @@ def fetch(
         part.unlink()
         raise DownloadError(f"{url}: MD5 {actual} does not match the server's {md5}")
     _decode(part, encoding, url)
-    part.with_name(part.name + ".encoding").unlink(missing_ok=True)
+    _encoding_record(part).unlink(missing_ok=True)
     part.replace(dest)
     meta = {"url": url, "bytes": dest.stat().st_size, "md5": actual, "encoding": encoding}
     meta_path.write_text(json.dumps(meta))
