@@ -43,12 +43,23 @@ class ClassTable:
 
 
 def read_class_descriptions(source: Source) -> ClassTable:
-    """Read ``LabelName,DisplayName`` rows (with or without the header row)."""
+    """Read ``LabelName,DisplayName`` rows (with or without the header row).
+
+    Every value is text as written: a class named ``NA``, ``None`` or ``null`` is a class, not a
+    missing value (pandas would read those as missing and drop the row); only a row with an
+    empty id or name is skipped.
+    """
     try:
-        frame = pd.read_csv(source, header=None, names=["LabelName", "DisplayName"], dtype=str)
+        frame = pd.read_csv(
+            source,
+            header=None,
+            names=["LabelName", "DisplayName"],
+            dtype=str,
+            keep_default_na=False,
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise MetadataError(f"{source}: not a LabelName,DisplayName CSV: {exc}") from None
-    frame = frame.dropna()
+    frame = frame[(frame["LabelName"].str.strip() != "") & (frame["DisplayName"].str.strip() != "")]
     if len(frame) and frame.iloc[0]["LabelName"].lstrip("\ufeff") == "LabelName":
         frame = frame.iloc[1:]
     if frame.empty:

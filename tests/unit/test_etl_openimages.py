@@ -292,6 +292,14 @@ def test_empty_rotation_and_confidence_are_missing_values_not_errors(tmp_path):
     assert read_image_index(images, ["x"])["Rotation"].isna().all()
 
 
+@pytest.mark.parametrize("name", ["NA", "None", "null", "NaN", "N/A", "nan"])
+def test_a_class_whose_name_reads_as_missing_to_pandas_is_kept(name):
+    rows = f"LabelName,DisplayName\n/m/odd,{name}\n/m/knife,Knife\n/m/empty,\n"
+    table = read_class_descriptions(io.BytesIO(rows.encode()))
+    assert table.names == {"/m/odd": name, "/m/knife": "Knife"}
+    assert resolve_name(name, table) == ["/m/odd"]
+
+
 def test_a_class_file_or_hierarchy_that_is_not_one_is_named(tmp_path):
     (tmp_path / "classes.csv").write_text("")
     (tmp_path / "hierarchy.json").write_text("<html>")
