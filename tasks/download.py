@@ -6,6 +6,10 @@ checked against Content-Length and, where the server gives one, the MD5 (Content
 downloads nothing. A body the server sends gzip-encoded (``Content-Encoding: gzip``, as nginx's
 ``gzip_static`` or a GCS object uploaded compressed do) is stored and checked as sent, since
 Content-Length, ranges and the MD5 are those of the encoded bytes, and decoded once complete.
+A body with neither a length nor an MD5 (HTTP/1.0 style, ended by closing the connection) may
+have been cut short unnoticed: the server is asked for the bytes past its end (a Range request
+answered 416 confirms the end, 206 hands over what was missing), and where it cannot say, a CSV
+that stops mid-line is refused rather than cached.
 Which files the ETL needs and where they are cached is here too, so that a
 command can tell before any work whether the metadata endpoint will be asked at all.
 """
@@ -22,14 +26,14 @@ import shutil
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlparse
 
 import requests
 import urllib3
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from conf.settings import OpenImagesSettings
 
@@ -255,6 +259,68 @@ def _open_part(
     return response, offset
 
 
+# Rounds of "is there more past this offset?" for a body without a length (each appends).
+TAIL_ROUNDS = 5
+
+
+def _stream_into(
+    response: requests.Response, handle: BinaryIO, url: str, progress: Progress, bar: TaskID
+) -> None:
+    """Append the body as sent (still encoded: what Content-Length, Range and MD5 refer to)."""
+    try:
+        for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
+            handle.write(block)
+            progress.advance(bar, len(block))
+    except urllib3.exceptions.HTTPError as exc:
+        raise DownloadError(f"{url}: connection broken ({exc}); will resume") from None
+
+
+def _end_confirmed(
+    url: str,
+    part: Path,
+    encoding: str,
+    timeout: float,
+    session: requests.Session,
+    progress: Progress,
+    bar: TaskID,
+) -> bool:
+    """Ask past the end of ``part`` until the server says there is nothing more (416).
+
+    For a body that came without Content-Length or MD5: a 206 answer means the connection was
+    closed early, and its bytes are appended. False when the server cannot tell (it ignores
+    ranges, or answers in another encoding).
+    """
+    for _ in range(TAIL_ROUNDS):
+        offset = part.stat().st_size
+        headers = {"Accept-Encoding": ACCEPT_ENCODING, "Range": f"bytes={offset}-"}
+        with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+            if response.status_code == 416:  # "bytes */<length>": the length, if stated, is ours
+                length = response.headers.get("Content-Range", "").rpartition("/")[2]
+                return length in ("", "*", str(offset))
+            start = response.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+            if (
+                response.status_code != 206
+                or start != str(offset)
+                or _encoding(response) != encoding
+            ):
+                return False
+            with part.open("ab") as handle:
+                _stream_into(response, handle, url, progress, bar)
+        if part.stat().st_size == offset:
+            return False
+    return False
+
+
+def _ends_mid_line(path: Path, name: str) -> bool:
+    """Whether ``path``, holding the CSV file ``name``, is not empty and its last byte is not a line
+    break (a cut-short file's usually is not)."""
+    if not name.lower().endswith(".csv") or not path.stat().st_size:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) not in (b"\n", b"\r")
+
+
 def fetch(
     url: str, dest: Path, *, timeout: float, session: requests.Session, progress: Progress
 ) -> tuple[Path, bool]:
@@ -279,25 +345,35 @@ def fetch(
         total = offset + int(length) if length is not None else None
         bar = progress.add_task(dest.name, total=total, completed=offset)
         with part.open("ab" if offset else "wb") as handle:
-            try:
-                # The bytes as sent (still encoded): what Content-Length, Range and MD5 refer to.
-                for block in response.raw.stream(CHUNK_BYTES, decode_content=False):
-                    handle.write(block)
-                    progress.advance(bar, len(block))
-            except urllib3.exceptions.HTTPError as exc:
-                raise DownloadError(f"{url}: connection broken ({exc}); will resume") from None
+            _stream_into(response, handle, url, progress, bar)
         md5 = expected_md5(response, whole=response.status_code == 200)
         encoding = _encoding(response)
     size = part.stat().st_size
     if total is not None and size != total:
         raise DownloadError(f"{url}: got {size} bytes, expected {total}; will resume")
+    checked = "length" if total is not None else "md5" if md5 is not None else "none"
+    if checked == "none" and _end_confirmed(url, part, encoding, timeout, session, progress, bar):
+        checked = "range"
     actual = _file_md5(part)
     if md5 is not None and actual != md5:
         part.unlink()
         raise DownloadError(f"{url}: MD5 {actual} does not match the server's {md5}")
     _decode(part, encoding, url)
+    if checked == "none" and _ends_mid_line(part, dest.name):
+        part.unlink()
+        _encoding_record(part).unlink(missing_ok=True)
+        raise DownloadError(
+            f"{url}: the body ends mid-line and the server states no Content-Length or MD5 and "
+            "answers no Range request, so it was probably cut short; will download it again"
+        )
     _encoding_record(part).unlink(missing_ok=True)
     part.replace(dest)
-    meta = {"url": url, "bytes": dest.stat().st_size, "md5": actual, "encoding": encoding}
+    meta = {
+        "url": url,
+        "bytes": dest.stat().st_size,
+        "md5": actual,
+        "encoding": encoding,
+        "end_checked_by": checked,
+    }
     meta_path.write_text(json.dumps(meta))
     return dest, True

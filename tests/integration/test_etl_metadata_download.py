@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -33,7 +34,8 @@ CSV = b"ImageID,Source,LabelName,Confidence\n" + b"".join(
 
 class Faulty(BaseHTTPRequestHandler):
     """GET with Range support; ``cut`` truncates the next body, ``md5`` picks the stated MD5,
-    ``gzip`` sends `CSV` gzip-encoded instead of `BODY`."""
+    ``gzip`` sends `CSV` gzip-encoded instead of `BODY`, ``csv`` sends it plain, ``length``
+    False leaves Content-Length out (the body ends when the connection closes)."""
 
     state: ClassVar[dict] = {}
 
@@ -61,10 +63,18 @@ class Faulty(BaseHTTPRequestHandler):
             start = int(wanted.removeprefix("bytes=").split("-")[0])
             # Like nginx compressing on the fly: a range is served plain.
             encode = encode and state["gzip"] != "on the fly"
-        whole = gzip.compress(CSV, mtime=0) if encode else CSV if state.get("gzip") else BODY
+        plain_csv = state.get("gzip") or state.get("csv")
+        whole = gzip.compress(CSV, mtime=0) if encode else CSV if plain_csv else BODY
+        if start >= len(whole):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(whole)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = whole[start:]
         self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body)))
+        if state.get("length", True):  # else HTTP/1.0 style: the body ends when the server closes
+            self.send_header("Content-Length", str(len(body)))
         if encode:
             self.send_header("Content-Encoding", "gzip")
         if start:
@@ -176,6 +186,40 @@ def test_a_resume_answered_in_another_encoding_starts_over(server, tmp_path):
         run_fetch(url, dest)
     assert run_fetch(url, dest) == (dest, True)
     assert dest.read_bytes() == CSV
+
+
+def unstated(state: dict, *, ranges: bool, cut: int | None = None) -> None:
+    """Serve `CSV` with no Content-Length and no MD5, so only the server's closing ends it."""
+    state.update(csv=True, md5=None, length=False, ranges=ranges)
+    if cut is not None:
+        state["cut"] = cut
+
+
+def test_a_body_without_length_cut_short_is_completed_by_asking_past_its_end(server, tmp_path):
+    url, state = server
+    unstated(state, ranges=True, cut=100_001)  # mid-line, and the close looks like the end
+    dest = tmp_path / "labels.csv"
+    assert run_fetch(url, dest) == (dest, True)
+    assert dest.read_bytes() == CSV
+    # The end was asked for twice: the missing bytes came (206), then nothing more (416).
+    assert state["requests"] == [None, "bytes=100001-", f"bytes={len(CSV)}-"]
+    meta = json.loads((tmp_path / "labels.csv.meta.json").read_text())
+    assert meta["end_checked_by"] == "range"
+
+
+def test_a_body_without_length_cut_mid_line_is_refused_where_ranges_are_not_served(
+    server, tmp_path
+):
+    url, state = server
+    unstated(state, ranges=False, cut=100_001)
+    dest = tmp_path / "labels.csv"
+    with pytest.raises(DownloadError, match="ends mid-line"):
+        run_fetch(url, dest)
+    assert not dest.exists() and not (tmp_path / "labels.csv.part").exists()
+    assert run_fetch(url, dest) == (dest, True)  # the whole body next time: kept
+    assert dest.read_bytes() == CSV
+    meta = json.loads((tmp_path / "labels.csv.meta.json").read_text())
+    assert meta["end_checked_by"] == "none"
 
 
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
