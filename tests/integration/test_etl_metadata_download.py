@@ -215,7 +215,8 @@ def test_a_body_without_length_cut_mid_line_is_refused_where_ranges_are_not_serv
     dest = tmp_path / "labels.csv"
     with pytest.raises(DownloadError, match="ends mid-line"):
         run_fetch(url, dest)
-    assert not dest.exists() and not (tmp_path / "labels.csv.part").exists()
+    assert not dest.exists()
+    assert not (tmp_path / "labels.csv.part").exists()
     assert run_fetch(url, dest) == (dest, True)  # the whole body next time: kept
     assert dest.read_bytes() == CSV
     meta = json.loads((tmp_path / "labels.csv.meta.json").read_text())
