@@ -5,6 +5,7 @@ Only typer is imported here; Kafka, MLflow and the runtimes load inside the comm
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +17,7 @@ from cli.preflight import checked_options, kafka_reachable
 
 if TYPE_CHECKING:
     from conf.settings import Settings
+    from serving.outcomes import Outcome, OutcomeReader
 
 
 def _settings(ctx: typer.Context, **serving: Any) -> Settings:
@@ -77,22 +79,62 @@ def produce(
         float | None, typer.Option(help="Requests per second (default: as fast as possible).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Then wait up to this many seconds for every request's result or dead letter "
+            "and print one line per image (exit 1 if any is missing)."
+        ),
+    ] = None,
 ) -> None:
     """Send classification requests for image files or folders to the requests topic."""
     from serving.producer import iter_image_files, produce_files
+    from serving.schema import log_safe
 
     settings = _settings(ctx)
+    if wait is not None and wait <= 0:
+        raise fail(ValueError(f"--wait must be a positive number of seconds, got {wait}"), USAGE)
     try:
         files = list(iter_image_files(paths))  # a wrong path is named before Kafka is asked
         kafka_reachable(settings)
-        report = produce_files(settings, files, inline=inline, rate=rate, show_progress=progress)
+        with ExitStack() as stack:
+            # Opened before sending, the reader sees exactly the answers to these requests.
+            reader = stack.enter_context(_outcome_reader(settings)) if wait is not None else None
+            report = produce_files(
+                settings, files, inline=inline, rate=rate, show_progress=progress
+            )
+            typer.echo(f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}")
+            for path, error in report.failed.items():
+                typer.secho(f"failed: {log_safe(path)}: {error}", fg="red", err=True)
+            missing = _print_outcomes(reader, report.sent, wait) if reader and wait else []
     except (FileNotFoundError, ValueError) as exc:
         raise fail(exc, USAGE) from None
-    typer.echo(f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}")
-    for path, error in report.failed.items():
-        typer.secho(f"failed: {path}: {error}", fg="red", err=True)
-    if report.failed:
+    for path in missing:
+        typer.secho(f"no answer within {wait:g} s: {log_safe(path)}", fg="red", err=True)
+    if report.failed or missing:
         raise typer.Exit(1)
+
+
+def _outcome_reader(settings: Settings) -> OutcomeReader:
+    from serving.outcomes import OutcomeReader
+    from serving.topics import ensure_serving_topics
+
+    ensure_serving_topics(settings)
+    return OutcomeReader(settings)
+
+
+def _print_outcomes(reader: OutcomeReader, sent: dict[str, str], wait: float) -> list[str]:
+    """Print each sent file's outcome as it arrives; the files still without one after ``wait``."""
+    from serving.schema import log_safe
+
+    path_of = {request_id: path for path, request_id in sent.items()}
+
+    def show(outcome: Outcome) -> None:
+        line = f"{log_safe(path_of[outcome.request_id])} -> {outcome.describe()}"
+        typer.secho(line, fg="red" if outcome.rejected else None)
+
+    outcomes = reader.collect(path_of, wait, on_outcome=show)
+    return [path for request_id, path in path_of.items() if request_id not in outcomes]
 
 
 def register(app: typer.Typer) -> None:

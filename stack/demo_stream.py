@@ -1,13 +1,11 @@
 """What the demo sends through Kafka and what comes back.
 
-`stream_and_collect` sends the demo images with the producer and prints one line per image as
-its result (or dead-letter record) arrives; `collect_outcomes` reads the results and dead-letter
-topics until every request has an outcome.
+`stream_and_collect` sends the demo images with the producer and prints one line per image
+from its result (or dead-letter record), read back by `serving.outcomes.OutcomeReader`.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,86 +23,35 @@ def stream_and_collect(
     """Send every image with the producer, then print a line per result as it arrives.
 
     Raises:
-        DemoError: A result is missing after ``timeout``.
+        DemoError: A result is missing after ``timeout``, or the serve run ended.
     """
+    from serving.outcomes import OutcomeReader
     from serving.producer import RequestProducer
 
     ids: dict[str, tuple[int, Path]] = {}
     batch = uuid.uuid4().hex[:8]
-    producer = RequestProducer(settings)
-    for index, path in enumerate(images):
-        request_id = producer.send_path(path, request_id=f"demo-{batch}-{index}")
-        ids[request_id] = (index, path)
-    sent = producer.flush(30)
-    if sent.failed:
-        raise DemoError(f"requests not delivered to Kafka: {sent.failed}")
-    outcomes = collect_outcomes(settings, set(ids), timeout, report.serve_run)
-    for request_id, outcome in sorted(outcomes, key=lambda item: ids[item[0]][0]):
+    producer = RequestProducer(settings)  # creates the serving topics the reader starts from
+    with OutcomeReader(settings) as reader:  # opened before sending: reads only what follows
+        for index, path in enumerate(images):
+            request_id = producer.send_path(path, request_id=f"demo-{batch}-{index}")
+            ids[request_id] = (index, path)
+        sent = producer.close(30)
+        if sent.failed:
+            raise DemoError(f"requests not delivered to Kafka: {sent.failed}")
+        check = (lambda: check_serving(settings, report.serve_run)) if report.serve_run else None
+        outcomes = reader.collect(ids, timeout, check=check)
+    for request_id, outcome in sorted(outcomes.items(), key=lambda item: ids[item[0]][0]):
         index, path = ids[request_id]
-        line = f"[image_{index}] Path: {_display(path)} -> {outcome}"
+        line = f"[image_{index}] Path: {_display(path)} -> {outcome.describe()}"
         report.lines.append(line)
-        report.outcomes[path.name] = outcome
+        report.outcomes[path.name] = outcome.describe()
         emit(line)
-    missing = sorted(_display(ids[i][1]) for i in ids if ids[i][1].name not in report.outcomes)
+    missing = sorted(_display(ids[i][1]) for i in ids if i not in outcomes)
     if missing:
         raise DemoError(
             f"no result after {timeout:.0f}s for {missing}; is the serve run up? see "
             f"{settings.paths.services}/prefect-worker.log"
         )
-
-
-def collect_outcomes(
-    settings: Settings, ids: set[str], timeout: float, serve_run: str | None = None
-) -> list[tuple[str, str]]:
-    """Read the results and dead-letter topics until every id has an outcome or time is up.
-
-    Raises:
-        DemoError: The serve run ``serve_run`` ended before every outcome arrived.
-    """
-    from confluent_kafka import Consumer
-
-    from serving.headers import H_DETAIL, H_REASON, H_REQUEST_ID, headers_dict
-    from serving.schema import decode_result
-
-    kafka = settings.kafka
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": f"harmscan-demo-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([kafka.results_topic, kafka.dead_letter_topic])
-    found: list[tuple[str, str]] = []
-    deadline = time.monotonic() + timeout
-    next_check = time.monotonic() + 5
-    try:
-        while len(found) < len(ids) and time.monotonic() < deadline:
-            if serve_run and time.monotonic() > next_check:
-                check_serving(settings, serve_run)
-                next_check = time.monotonic() + 5
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                continue
-            if message.topic() == kafka.results_topic:
-                result = decode_result(message.value() or b"")
-                request_id = result.id
-                outcome = (
-                    f"{result.label} (p_harmful {result.p_harmful:.2f}) "
-                    f"answered by v{result.model_version}"
-                    + (", waits for review" if result.review else "")
-                )
-            else:
-                headers = headers_dict(message.headers())
-                request_id = headers.get(H_REQUEST_ID, "")
-                reason, detail = headers.get(H_REASON, "?"), headers.get(H_DETAIL, "")
-                outcome = f"rejected: {reason}" + (f" ({detail})" if detail else "")
-            if request_id in ids and request_id not in {i for i, _ in found}:
-                found.append((request_id, outcome))
-    finally:
-        consumer.close()
-    return found
 
 
 def _display(path: Path) -> str:
