@@ -37,9 +37,26 @@ def champion_line(settings: Settings, emit: Emit) -> str | None:
     keys = ("test_auc", "test_f1", "test_accuracy", "test_recall")
     shown = ", ".join(f"{k.removeprefix('test_')} {metrics[k]:.3f}" for k in keys if k in metrics)
     model = info.tags.get("arch") or info.tags.get("model") or ""
-    emit(f"      champion: {ml.registered_model} v{version} {model} ({shown})")
+    emit(f"      champion: {ml.registered_model} v{version} {model} (mirror test split: {shown})")
+    if (gate := gate_summary(metrics)) is not None:
+        emit(f"      on the gate set: {gate}")
     emit(f"      champion v{version} is {describe_champion(info.tags)}")
     return version
+
+
+def gate_summary(metrics: dict[str, float]) -> str | None:
+    """The gate set's figures of a run (``gate_<domain>_<metric>``) in one line: ROC AUC over
+    all and per domain present, harmful caught and safe flagged at the stored threshold; None
+    for a run not scored on a gate set."""
+    if not metrics.get("gate_all_count"):
+        return None
+    domains = [d for d in ("photo", "emoji", "illustration") if metrics.get(f"gate_{d}_count")]
+    aucs = ", ".join(f"{d} {metrics[f'gate_{d}_auc']:.3f}" for d in domains)
+    return (
+        f"ROC AUC all {metrics['gate_all_auc']:.3f} ({aucs}); at the stored threshold it "
+        f"catches {metrics['gate_all_recall']:.0%} of the harmful images and flags "
+        f"{metrics['gate_all_safe_flagged']:.1%} of the safe ones"
+    )
 
 
 def describe_champion(tags: dict[str, str]) -> str:

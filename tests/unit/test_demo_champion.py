@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conf.loader import load_settings
 from stack.demo import demo_settings
-from stack.demo_checks import describe_champion
+from stack.demo_checks import describe_champion, gate_summary
 
 
 def test_describe_champion_names_the_prior_and_why() -> None:
@@ -41,3 +41,17 @@ def test_both_demo_modes_train_at_the_default_size_and_full_trains_longer() -> N
     bigger = load_settings("local", ["train.image_size=224"], env={})
     assert demo_settings(bigger, "mirror").train.image_size == 160  # the fast cap stays
     assert demo_settings(bigger, "mirror", fast=False).train.image_size == 224
+
+
+def test_the_gate_set_line_shows_every_domain_scored_and_the_operating_point() -> None:
+    metrics = {"gate_all_count": 367.0, "gate_all_auc": 0.95371, "gate_all_recall": 0.8333,
+               "gate_all_safe_flagged": 0.0523, "gate_photo_count": 92.0, "gate_photo_auc": 0.9798,
+               "gate_emoji_count": 275.0, "gate_emoji_auc": 0.9513,
+               "gate_illustration_count": 0.0, "gate_illustration_auc": 0.0,
+               "test_auc": 0.8665}  # fmt: skip
+    assert gate_summary(metrics) == (
+        "ROC AUC all 0.954 (photo 0.980, emoji 0.951); at the stored threshold it catches 83% "
+        "of the harmful images and flags 5.2% of the safe ones"
+    )
+    assert gate_summary({"test_auc": 0.9}) is None  # no gate set configured
+    assert gate_summary({**metrics, "gate_all_count": 0.0}) is None
