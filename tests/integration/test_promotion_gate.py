@@ -19,15 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from conf.loader import load_settings
 from harmscan.manifest import write_manifest
 from harmscan.photogate import FALLBACK_REASON
 from harmscan.promotion import GatePolicy
+from tests.fixtures.colour_models import register_colour_model
 from tests.fixtures.photo_sets import write_photo_set
-from tests.serving_support import ColourNet, make_spec
 
 pytestmark = pytest.mark.slow
 
@@ -79,20 +78,7 @@ def _dataset(root: Path) -> Path:
 
 
 def _register(tracking_uri: str, name: str, kind: str) -> str:
-    from registry import Registry, log_bundle, start_run
-
-    model = ColourNet()
-    with torch.no_grad():
-        model.fc.weight.zero_()
-        model.fc.bias.zero_()
-        model.fc.weight[1] = torch.tensor(WEIGHTS[kind]) * 3.0
-    registry = Registry(tracking_uri)
-    with start_run(registry, f"gate-tests-{name}", kind) as run:
-        bundle = log_bundle(run, model, make_spec(), registered_model=name)
-    assert bundle.version is not None
-    if kind == "prior":
-        registry.set_version_tags(name, bundle.version, {"recipe": "prior"})
-    return bundle.version
+    return register_colour_model(tracking_uri, name, kind, WEIGHTS[kind])
 
 
 @pytest.fixture
