@@ -97,6 +97,50 @@ def domain_metrics(
     return out
 
 
+@dataclass(frozen=True)
+class DomainCounts:
+    """One domain's figures at a threshold, as counts a reader can check by hand.
+
+    Attributes:
+        domain: ``all`` or one of `DOMAINS`.
+        harmful: Harmful images.
+        safe: Safe images.
+        auc: ROC AUC (NaN without both labels).
+        caught: Harmful images at or above the threshold.
+        flagged: Safe images at or above the threshold.
+    """
+
+    domain: str
+    harmful: int
+    safe: int
+    auc: float
+    caught: int
+    flagged: int
+
+
+def domain_counts(
+    y_true: object, p_harmful: object, domains: object, threshold: float
+) -> list[DomainCounts]:
+    """`DomainCounts` for ``all`` and each domain present, in `DOMAINS` order."""
+    y, p = _arrays(y_true, p_harmful)
+    d = np.asarray(domains, dtype=object).ravel()
+    if d.shape != y.shape:
+        raise ValueError(f"{d.size} domains for {y.size} predictions")
+    rows = []
+    for name in ("all", *DOMAINS):
+        mask = np.ones_like(y, dtype=bool) if name == "all" else d == name
+        if not mask.any():
+            continue
+        ym, flagged = y[mask], p[mask] >= threshold
+        both = len(np.unique(ym)) == 2
+        auc = float(skm.roc_auc_score(ym, p[mask])) if both else float("nan")
+        rows.append(
+            DomainCounts(name, int(ym.sum()), int((ym == 0).sum()), auc,
+                         int((flagged & (ym == 1)).sum()), int((flagged & (ym == 0)).sum()))
+        )  # fmt: skip
+    return rows
+
+
 def threshold_for_recall(y_true: object, p_harmful: object, target_recall: float) -> float:
     """The highest threshold whose harmful recall on these scores is at least ``target_recall``.
 

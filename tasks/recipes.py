@@ -24,7 +24,7 @@ from conf.settings import TrainSettings
 from harmscan.calibration import OperatingPoint
 from harmscan.crossfit import HeldOut, held_out
 from harmscan.engine import evaluate
-from harmscan.gateset import load_photo_set
+from harmscan.gateset import PhotoSet, load_photo_set
 from harmscan.heads import recording_branches
 from harmscan.metrics import domain_metrics
 from harmscan.modelcalibration import calibrate_model
@@ -72,18 +72,19 @@ def branch_scores(model: nn.Module) -> Iterator[Callable[[], np.ndarray | None]]
 
 
 def score_photo_set(
-    model: nn.Module, root: Path, preset: EvalPreset, *, batch_size: int = 32
+    model: nn.Module, root: Path | PhotoSet, preset: EvalPreset, *, batch_size: int = 32
 ) -> Scored:
     """Score every image of a photo set with ``model`` (CPU).
 
-    The set is loaded with `harmscan.gateset.load_photo_set`: its manifest must hash to its
+    A folder is loaded with `harmscan.gateset.load_photo_set`: its manifest must hash to its
     ``VERSION`` and every image to its row, so a set edited by hand is refused, not scored.
     """
-    data = PoolDataset(load_photo_set(root), preset)
+    photos = root if isinstance(root, PhotoSet) else load_photo_set(root)
+    data = PoolDataset(photos, preset)
     loader = DataLoader(data, batch_size=batch_size)
     with branch_scores(model) as branches:
         preds = evaluate(
-            model, loader, torch.device("cpu"), description=f"{root.name} ({len(data)})"
+            model, loader, torch.device("cpu"), description=f"{photos.root.name} ({len(data)})"
         )
     return Scored(preds.y_true, preds.p_harmful, data.domains, branches())
 
@@ -175,19 +176,27 @@ def evaluate_version_on_photos(
 
     Returns `harmscan.metrics.binary_metrics` plus ``<domain>_<metric>`` per domain.
     """
-    import mlflow.pytorch
-
     from harmscan.metrics import binary_metrics
+
+    scored, threshold = score_version(registry, name, version, root, batch_size=batch_size)
+    return {
+        **binary_metrics(scored.y, scored.p, threshold),
+        **domain_metrics(scored.y, scored.p, scored.domains, threshold),
+    }
+
+
+def score_version(
+    registry: Registry, name: str, version: str, photos: Path | PhotoSet, *, batch_size: int = 32
+) -> tuple[Scored, float]:
+    """A registered bundle's scores on a photo set (at its own preset) and its stored threshold."""
+    import mlflow.pytorch
 
     with tempfile.TemporaryDirectory(prefix="harmscan-gate-") as tmp:
         bundle = registry.download_bundle(name, version, Path(tmp))
         model = mlflow.pytorch.load_model(str(bundle.model_dir), map_location="cpu")
     spec = bundle.spec
-    scored = score_photo_set(model, root, EvalPreset.from_spec(spec), batch_size=batch_size)
-    return {
-        **binary_metrics(scored.y, scored.p, spec.threshold),
-        **domain_metrics(scored.y, scored.p, scored.domains, spec.threshold),
-    }
+    scored = score_photo_set(model, photos, EvalPreset.from_spec(spec), batch_size=batch_size)
+    return scored, spec.threshold
 
 
 def prior_version(registry: Registry, name: str) -> str | None:

@@ -1,0 +1,134 @@
+"""``harmscan evaluate``: registered versions scored on your own images, per domain.
+
+Only typer is imported at start; torch, MLflow and the scoring load inside the command.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.context import settings_of
+from cli.failures import USAGE, fail
+from cli.preflight import mlflow_reachable
+
+if TYPE_CHECKING:
+    from harmscan.metrics import DomainCounts
+    from registry import Registry
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="A photo set (manifest.csv + VERSION, like gateset/) or a folder with harmful/ "
+            "and safe/ subfolders of images."
+        ),
+    ],
+    version: Annotated[
+        list[str] | None,
+        typer.Option(help="Version to score (repeatable; default: the champion)."),
+    ] = None,
+    domain: Annotated[
+        str,
+        typer.Option(
+            help="Domain of a plain folder's images (photo, illustration or emoji); a subfolder "
+            "named after a domain (harmful/emoji/...) sets its own."
+        ),
+    ] = "photo",
+    scores: Annotated[
+        Path | None, typer.Option(help="Write every image's score per version to this CSV.")
+    ] = None,
+) -> None:
+    """Score registered versions on your own images, per domain, beside the champion and the
+    untrained prior: ROC AUC, harmful caught and safe flagged at each version's stored threshold."""
+    from harmscan.gateset import PhotoSetError
+    from harmscan.imagesets import ImageSetError, open_image_set
+
+    settings = settings_of(ctx)
+    try:
+        images = open_image_set(folder, domain)
+    except (ImageSetError, PhotoSetError) as exc:
+        raise fail(exc, USAGE) from None
+    mlflow_reachable(settings)
+    from harmscan.metrics import domain_counts
+    from registry import CHAMPION, Registry, RegistryError
+    from tasks.recipes import prior_version, score_version
+
+    registry = Registry(settings.mlflow.tracking_uri)
+    name = settings.mlflow.registered_model
+    try:
+        roles = _roles(registry, name, version or [], CHAMPION, prior_version(registry, name))
+    except RegistryError as exc:
+        raise fail(exc, USAGE) from None
+    typer.echo(f"scoring {len(roles)} version(s) of {name} on {images.describe()}")
+    for file, why in images.skipped.items():
+        typer.secho(f"  left out {file}: {why}", fg="yellow", err=True)
+    rows = []
+    for scored_version, role in roles.items():
+        scored, threshold = score_version(registry, name, scored_version, images.photos)
+        label = f" ({role})" if role else ""
+        typer.echo(f"\n{name} v{scored_version}{label}, stored threshold {threshold:.4f}")
+        typer.echo(_table(domain_counts(scored.y, scored.p, scored.domains, threshold)))
+        manifest = images.photos.manifest
+        for file, lab, dom, p in zip(manifest["file"], manifest["label"], manifest["domain"],
+                                     scored.p, strict=True):  # fmt: skip
+            rows.append((file, lab, dom, scored_version, role, f"{p:.6f}", int(p >= threshold)))
+    if scores is not None:
+        _write_scores(scores, rows)
+        typer.echo(f"\nscores of every image: {scores}")
+
+
+def _roles(
+    registry: Registry, name: str, asked: list[str], champion_alias: str, prior: str | None
+) -> dict[str, str]:
+    """Version -> its role (``champion``, ``the untrained prior`` or ""), asked ones first.
+
+    Raises:
+        RegistryError: An asked version does not exist, or nothing to score (no champion).
+    """
+    from registry import RegistryError
+
+    champion = registry.alias_version(name, champion_alias)
+    for wanted in asked:
+        registry.model_version(name, wanted)  # raises RegistryError if there is no such version
+    if not asked and champion is None:
+        raise RegistryError(f"{name} has no {champion_alias}; name a version with --version")
+    roles = dict.fromkeys(asked, "")
+    for version, role in ((champion, champion_alias), (prior, "the untrained prior")):
+        if version is not None:
+            roles[version] = role if not roles.get(version) else roles[version]
+    return roles
+
+
+def _table(rows: list[DomainCounts]) -> str:
+    lines = [f"  {'domain':<13}{'harmful':>8}{'safe':>6}{'ROC AUC':>9}  {'caught':<16}flagged"]
+    for r in rows:
+        auc = "-" if math.isnan(r.auc) else f"{r.auc:.3f}"
+        lines.append(
+            f"  {r.domain:<13}{r.harmful:>8}{r.safe:>6}{auc:>9}  "
+            f"{_share(r.caught, r.harmful):<16}{_share(r.flagged, r.safe)}"
+        )
+    return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} of {whole} ({part / whole:.0%})" if whole else "-"
+
+
+def _write_scores(path: Path, rows: list[tuple[object, ...]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label", "domain", "version", "role", "p_harmful", "flagged"])
+        writer.writerows(rows)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` to the harmscan app."""
+    app.command("evaluate")(evaluate_command)

@@ -1,0 +1,95 @@
+"""Your own images to evaluate on: a plain folder sorted by label, or a verified photo set."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harmscan.gateset import PhotoSetError
+from harmscan.imagesets import ImageSetError, open_image_set
+from harmscan.metrics import DomainCounts, domain_counts
+from tests.fixtures.photo_sets import write_photo_set
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (24, 24), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def test_a_folder_sorted_by_label_is_read_with_domains_and_bad_files_left_out(tmp_path):
+    _write(tmp_path / "harmful" / "gun.png", _png((200, 0, 0)))
+    _write(tmp_path / "harmful" / "emoji" / "bomb.png", _png((10, 10, 10)))
+    _write(tmp_path / "harmful" / "cut.jpg", b"\xff\xd8\xff\xe0 not a whole jpeg")
+    _write(tmp_path / "safe" / "a" / "dog.PNG", _png((0, 0, 200)))
+    _write(tmp_path / "safe" / "notes.txt", b"not an image suffix: not read")
+
+    images = open_image_set(tmp_path, domain="photo")
+
+    manifest = images.photos.manifest
+    assert images.kind == "folder"
+    assert list(manifest["file"]) == ["harmful/emoji/bomb.png", "harmful/gun.png", "safe/a/dog.PNG"]
+    assert list(manifest["domain"]) == ["emoji", "photo", "photo"]  # "a" is no domain
+    assert images.photos.targets == [1, 1, 0]
+    assert list(images.skipped) == ["harmful/cut.jpg"]
+    assert images.skipped["harmful/cut.jpg"].startswith(("truncated", "corrupt", "not_an_image"))
+    assert "2 harmful, 1 safe (photo 2, emoji 1); 1 left out" in images.describe()
+
+
+def test_a_folder_version_names_its_images(tmp_path):
+    _write(tmp_path / "harmful" / "a.png", _png((200, 0, 0)))
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 200)))
+    first = open_image_set(tmp_path).photos.version
+    assert open_image_set(tmp_path).photos.version == first
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 201)))
+    assert open_image_set(tmp_path).photos.version != first
+    assert open_image_set(tmp_path, domain="emoji").photos.version != first
+
+
+def test_a_photo_set_is_verified_not_walked(tmp_path):
+    root = write_photo_set(tmp_path / "set", [("images/harmful/a.png", "harmful", "emoji",
+                                              _png((200, 0, 0)))])  # fmt: skip
+    images = open_image_set(root)
+    assert images.kind == "photo set"
+    assert list(images.photos.manifest["domain"]) == ["emoji"]
+    (root / "images" / "harmful" / "a.png").write_bytes(_png((0, 0, 0)))
+    with pytest.raises(PhotoSetError, match="differ from their sha256"):
+        open_image_set(root)
+
+
+@pytest.mark.parametrize(
+    ("layout", "domain", "message"),
+    [
+        ({}, "photo", "neither a manifest.csv"),
+        ({"safe/x.txt": b"text"}, "photo", "no image that decodes"),
+        ({"safe/x.png": None}, "drawing", "unknown domain 'drawing'; valid: photo, illustration, emoji"),
+    ],
+)  # fmt: skip
+def test_what_is_not_an_image_set_is_named(tmp_path, layout, domain, message):
+    for file, data in layout.items():
+        _write(tmp_path / file, data if data is not None else _png((1, 2, 3)))
+    with pytest.raises(ImageSetError, match=message):
+        open_image_set(tmp_path, domain=domain)
+
+
+def test_domain_counts_are_checkable_by_hand():
+    y = [1, 1, 0, 0, 0, 1]
+    p = [0.9, 0.4, 0.6, 0.1, 0.2, 0.8]
+    d = ["photo", "photo", "photo", "photo", "emoji", "emoji"]
+    rows = {r.domain: r for r in domain_counts(y, p, d, threshold=0.5)}
+    assert list(rows) == ["all", "photo", "emoji"]  # illustration: none, so no row
+    assert rows["photo"] == DomainCounts("photo", 2, 2, 0.75, caught=1, flagged=1)
+    assert rows["all"].caught == 2
+    assert rows["all"].flagged == 1
+    one_label = domain_counts([1], [0.3], ["emoji"], threshold=0.5)[1]
+    assert math.isnan(one_label.auc)
+    assert (one_label.harmful, one_label.caught) == (1, 0)
