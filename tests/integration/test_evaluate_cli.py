@@ -79,8 +79,10 @@ def test_evaluate_scores_versions_per_domain_beside_champion_and_prior(
     heads = [line for line in result.output.splitlines() if line.startswith(f"{name} v")]
     assert heads[1].endswith("stored threshold 0.9980")
     assert [h.split(",")[0] for h in heads] == [
-        f"{name} v{inverted}", f"{name} v{good} (champion)", f"{name} v{prior} (the untrained prior)"
-    ]  # fmt: skip
+        f"{name} v{inverted}",
+        f"{name} v{good} (champion)",
+        f"{name} v{prior} (the untrained prior)",
+    ]
     good_rows = {r[0]: r for r in _section(result.output, f"{name} v{good} ")}
     assert good_rows["all"][:4] == ["all", "3", "3", "1.000"]
     assert good_rows["photo"][:4] == ["photo", "2", "2", "1.000"]

@@ -71,7 +71,8 @@ def test_a_photo_set_is_verified_not_walked(tmp_path):
     [
         ({}, "photo", "neither a manifest.csv"),
         ({"safe/x.txt": b"text"}, "photo", "no image that decodes"),
-        ({"safe/x.png": None}, "drawing", "unknown domain 'drawing'; valid: photo, illustration, emoji"),
+        ({"safe/x.png": None}, "drawing",
+         "unknown domain 'drawing'; valid: photo, illustration, emoji"),
     ],
 )  # fmt: skip
 def test_what_is_not_an_image_set_is_named(tmp_path, layout, domain, message):
