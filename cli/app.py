@@ -72,7 +72,7 @@ def _register_areas() -> None:
         "cli.stack",  # harmscan up|down|status|deploy|demo
         "cli.etl",  # harmscan etl
         "cli.train",  # harmscan train|retrain|promote
-        "cli.evaluate",  # harmscan evaluate (registered versions on your own images)
+        "cli.evaluate",  # harmscan evaluate|imageset (versions scored on your own images)
         "cli.serve",  # harmscan serve|produce
         "cli.review",  # harmscan review (the reviewers' web page)
         "cli.dlq",  # harmscan dlq list|replay

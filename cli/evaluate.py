@@ -107,18 +107,18 @@ def _roles(
 
 
 def _table(rows: list[DomainCounts]) -> str:
-    lines = [f"  {'domain':<13}{'harmful':>8}{'safe':>6}{'ROC AUC':>9}  {'caught':<16}flagged"]
+    lines = [f"  {'domain':<13}{'harmful':>8}{'safe':>6}{'ROC AUC':>9}  {'caught':<18}flagged"]
     for r in rows:
         auc = "-" if math.isnan(r.auc) else f"{r.auc:.3f}"
         lines.append(
             f"  {r.domain:<13}{r.harmful:>8}{r.safe:>6}{auc:>9}  "
-            f"{_share(r.caught, r.harmful):<16}{_share(r.flagged, r.safe)}"
+            f"{_share(r.caught, r.harmful):<18}{_share(r.flagged, r.safe)}"
         )
     return "\n".join(lines)
 
 
 def _share(part: int, whole: int) -> str:
-    return f"{part} of {whole} ({part / whole:.0%})" if whole else "-"
+    return f"{part} of {whole} ({part / whole:.1%})" if whole else "-"
 
 
 def _write_scores(path: Path, rows: list[tuple[object, ...]]) -> None:
@@ -129,6 +129,40 @@ def _write_scores(path: Path, rows: list[tuple[object, ...]]) -> None:
         writer.writerows(rows)
 
 
+def imageset_command(
+    folder: Annotated[
+        Path, typer.Argument(help="A folder with harmful/ and safe/ subfolders, or a photo set.")
+    ],
+    domain: Annotated[
+        str, typer.Option(help="Domain of a plain folder's images (photo, illustration, emoji).")
+    ] = "photo",
+    freeze: Annotated[
+        bool,
+        typer.Option(
+            help="Write manifest.csv and VERSION into the folder: it becomes a photo set, "
+            "verified on every load, that mlflow.gate_set can name."
+        ),
+    ] = False,
+) -> None:
+    """Show what an image set holds (labels, domains, version, files left out); --freeze it."""
+    from harmscan.gateset import PhotoSetError
+    from harmscan.imagesets import ImageSetError, open_image_set
+    from harmscan.imagesets import freeze as freeze_set
+
+    try:
+        images = open_image_set(folder, domain)
+        typer.echo(images.describe())
+        for file, why in images.skipped.items():
+            typer.secho(f"  left out {file}: {why}", fg="yellow", err=True)
+        if freeze:
+            root = freeze_set(images)
+            typer.echo(f"frozen: {root}/manifest.csv and VERSION {images.photos.version}; gate "
+                       f"promotions on it with --set mlflow.gate_set={root}")  # fmt: skip
+    except (ImageSetError, PhotoSetError) as exc:
+        raise fail(exc, USAGE) from None
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``evaluate`` to the harmscan app."""
+    """Add ``evaluate`` and ``imageset`` to the harmscan app."""
     app.command("evaluate")(evaluate_command)
+    app.command("imageset")(imageset_command)

@@ -8,7 +8,8 @@ plain folder an image's domain is the first subfolder under its label when that 
 plain folder is decoded once as training and serving decode it; one that does not decode is left
 out and named with the reason, so one bad file never stops the rest. A plain folder's version is
 the sha256 of the manifest made of it (every file's label, domain and sha256), so a result can
-name exactly the images it was measured on.
+name exactly the images it was measured on. `freeze` writes that manifest and ``VERSION`` into the
+folder, which makes it a photo set: verified on every load, and usable as ``mlflow.gate_set``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harmscan.gateset import (
     MANIFEST_COLUMNS,
     MANIFEST_FILE,
     VERSION_CHARS,
+    VERSION_FILE,
     PhotoSet,
     load_photo_set,
 )
@@ -117,6 +119,21 @@ def folder_set(root: Path, domain: str = "photo") -> ImageSet:
     text = manifest.to_csv(index=False).encode()
     version = hashlib.sha256(text).hexdigest()[:VERSION_CHARS]
     return ImageSet(PhotoSet(root=root, version=version, manifest=manifest), "folder", skipped)
+
+
+def freeze(images: ImageSet) -> Path:
+    """Write a plain folder's manifest and ``VERSION`` into it: from now on it loads as a photo
+    set (`harmscan.gateset.load_photo_set` checks every image against its row); its root.
+
+    Raises:
+        ImageSetError: The set is a photo set already.
+    """
+    if images.kind != "folder":
+        raise ImageSetError(f"{images.photos.root} is a photo set already ({MANIFEST_FILE})")
+    root = images.photos.root
+    (root / MANIFEST_FILE).write_bytes(images.photos.manifest.to_csv(index=False).encode())
+    (root / VERSION_FILE).write_text(images.photos.version + "\n")
+    return root
 
 
 def _readable(path: Path) -> tuple[bytes | None, str]:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from harmscan.gateset import PhotoSetError
-from harmscan.imagesets import ImageSetError, open_image_set
+from harmscan.imagesets import ImageSetError, freeze, open_image_set
 from harmscan.metrics import DomainCounts, domain_counts
 from tests.fixtures.photo_sets import write_photo_set
 
@@ -94,3 +94,41 @@ def test_domain_counts_are_checkable_by_hand():
     one_label = domain_counts([1], [0.3], ["emoji"], threshold=0.5)[1]
     assert math.isnan(one_label.auc)
     assert (one_label.harmful, one_label.caught) == (1, 0)
+
+
+def test_a_frozen_folder_loads_as_the_photo_set_of_the_same_version(tmp_path):
+    _write(tmp_path / "harmful" / "emoji" / "a.png", _png((200, 0, 0)))
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 200)))
+    folder = open_image_set(tmp_path)
+    assert freeze(folder) == tmp_path
+    frozen = open_image_set(tmp_path)
+    assert frozen.kind == "photo set"
+    assert frozen.photos.version == folder.photos.version
+    assert frozen.photos.manifest.equals(folder.photos.manifest)
+    with pytest.raises(ImageSetError, match="is a photo set already"):
+        freeze(frozen)
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 199)))  # edited after freezing: refused
+    with pytest.raises(PhotoSetError, match="differ from their sha256"):
+        open_image_set(tmp_path)
+
+
+def test_the_imageset_command_describes_and_freezes(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.app import _register_areas, app
+
+    _write(tmp_path / "harmful" / "a.png", _png((200, 0, 0)))
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 200)))
+    _register_areas()
+    runner = CliRunner()
+    shown = runner.invoke(app, ["--profile", "ci", "imageset", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "1 harmful, 1 safe (photo 2)" in shown.output
+    assert not (tmp_path / "manifest.csv").exists()
+    frozen = runner.invoke(app, ["--profile", "ci", "imageset", str(tmp_path), "--freeze"])
+    assert frozen.exit_code == 0, frozen.output
+    assert f"--set mlflow.gate_set={tmp_path}" in frozen.output
+    assert (tmp_path / "VERSION").read_text().strip() in shown.output
+    again = runner.invoke(app, ["--profile", "ci", "imageset", str(tmp_path), "--freeze"])
+    assert again.exit_code == 2
+    assert "is a photo set already" in again.output
