@@ -44,6 +44,10 @@ def evaluate_command(
     scores: Annotated[
         Path | None, typer.Option(help="Write every image's score per version to this CSV.")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Draw the versions' ROC curves per domain into this PNG."),
+    ] = None,
 ) -> None:
     """Score registered versions on your own images, per domain, beside the champion and the
     untrained prior: ROC AUC, harmful caught and safe flagged at each version's stored threshold."""
@@ -69,10 +73,11 @@ def evaluate_command(
     typer.echo(f"scoring {len(roles)} version(s) of {name} on {images.describe()}")
     for file, why in images.skipped.items():
         typer.secho(f"  left out {file}: {why}", fg="yellow", err=True)
-    rows = []
+    rows, curves = [], {}
     for scored_version, role in roles.items():
         scored, threshold = score_version(registry, name, scored_version, images.photos)
         label = f" ({role})" if role else ""
+        curves[f"v{scored_version}{label}"] = (scored.y, scored.p, scored.domains, threshold)
         typer.echo(f"\n{name} v{scored_version}{label}, stored threshold {threshold:.4f}")
         typer.echo(_table(domain_counts(scored.y, scored.p, scored.domains, threshold)))
         manifest = images.photos.manifest
@@ -82,6 +87,13 @@ def evaluate_command(
     if scores is not None:
         _write_scores(scores, rows)
         typer.echo(f"\nscores of every image: {scores}")
+    if plot is not None:
+        from harmscan.modelcard import plot_roc_by_domain
+
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        title = f"{name} on {images.photos.root.name} (version {images.photos.version})"
+        plot_roc_by_domain(curves, plot, title)
+        typer.echo(f"ROC curves per domain (dots: each version's stored threshold): {plot}")
 
 
 def _roles(

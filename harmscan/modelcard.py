@@ -58,6 +58,51 @@ def plot_roc(y_true: np.ndarray, p_harmful: np.ndarray, path: Path, title: str =
     return _save(fig, path)
 
 
+def plot_roc_by_domain(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]],
+    path: Path,
+    title: str = "",
+) -> Path:
+    """ROC curves of several models side by side, one panel per domain (``all`` first).
+
+    ``curves`` maps a model's name to (y_true, p_harmful, domains, its stored threshold); each
+    curve carries a dot where that threshold operates (safe flagged, harmful caught). A domain
+    needs both labels to get a panel.
+    """
+    order = ("all", "photo", "illustration", "emoji")
+    panels = [
+        d for d in order
+        if any(len(np.unique(_in(y, dom, d))) == 2 for y, _p, dom, _t in curves.values())
+    ]  # fmt: skip
+    first_y, _p, first_domains, _t = next(iter(curves.values()))  # every model: the same images
+    fig = Figure(figsize=(4 * max(len(panels), 1), 4.4))
+    for index, domain in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), index + 1)
+        for name, (y, p, domains, threshold) in curves.items():
+            ys, ps = _in(y, domains, domain), _in(p, domains, domain)
+            if len(np.unique(ys)) < 2:
+                continue
+            fpr, tpr, _ = skm.roc_curve(ys, ps)
+            (line,) = ax.plot(fpr, tpr, label=f"{name}: AUC {skm.auc(fpr, tpr):.3f}")
+            flagged = float(np.mean(ps[ys == 0] >= threshold))
+            caught = float(np.mean(ps[ys == 1] >= threshold))
+            ax.plot([flagged], [caught], "o", color=line.get_color())
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        ax.set_xlabel("safe flagged (false positive rate)")
+        ax.set_ylabel("harmful caught (recall)")
+        ax.set_title(f"{domain} ({len(_in(first_y, first_domains, domain))} images)")
+        ax.legend(loc="lower right", fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _in(values: np.ndarray, domains: np.ndarray, domain: str) -> np.ndarray:
+    """The values of one domain (``all``: every value)."""
+    values = np.asarray(values)
+    return values if domain == "all" else values[np.asarray(domains) == domain]
+
+
 def plot_pr(y_true: np.ndarray, p_harmful: np.ndarray, path: Path, title: str = "PR") -> Path:
     """Precision-recall curve of the harmful class."""
     precision, recall, _ = skm.precision_recall_curve(y_true, p_harmful)

@@ -70,7 +70,10 @@ def test_evaluate_scores_versions_per_domain_beside_champion_and_prior(
               "--set", f"mlflow.registered_model={name}", "evaluate", str(folder)]  # fmt: skip
 
     out = tmp_path / "scores.csv"
-    result = CliRunner().invoke(app, [*common, "--version", inverted, "--scores", str(out)])
+    plot = tmp_path / "roc.png"
+    result = CliRunner().invoke(
+        app, [*common, "--version", inverted, "--scores", str(out), "--plot", str(plot)]
+    )
 
     assert result.exit_code == 0, result.output
     assert "3 harmful, 3 safe (photo 4, emoji 2); 1 left out" in result.output
@@ -90,6 +93,7 @@ def test_evaluate_scores_versions_per_domain_beside_champion_and_prior(
     assert _section(result.output, f"{name} v{inverted},")[0][3] == "0.000"
     prior_rows = {r[0]: r for r in _section(result.output, f"{name} v{prior} ")}
     assert prior_rows["emoji"][3] == "0.500"  # red and yellow tie under red - green
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 * 6

@@ -6,6 +6,7 @@ import io
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -132,3 +133,18 @@ def test_the_imageset_command_describes_and_freezes(tmp_path):
     again = runner.invoke(app, ["--profile", "ci", "imageset", str(tmp_path), "--freeze"])
     assert again.exit_code == 2
     assert "is a photo set already" in again.output
+
+
+def test_the_roc_picture_has_a_panel_per_domain_with_both_labels(tmp_path):
+    from harmscan.modelcard import plot_roc_by_domain
+
+    y = np.array([1, 0, 1, 0, 1])
+    domains = np.array(["photo", "photo", "emoji", "emoji", "illustration"])  # one label only
+    curves = {
+        "v2 (champion)": (y, np.array([0.9, 0.1, 0.8, 0.3, 0.7]), domains, 0.5),
+        "v1 (the untrained prior)": (y, np.array([0.4, 0.6, 0.9, 0.2, 0.1]), domains, 0.5),
+    }
+    path = plot_roc_by_domain(curves, tmp_path / "roc.png", "title")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size[0] == 3 * 400  # all, photo, emoji: 4 in at 100 dpi each
