@@ -28,7 +28,7 @@ from harmscan.gateset import resolve_photo_set
 from harmscan.int8check import Int8Check
 from harmscan.metrics import binary_metrics
 from harmscan.modelcalibration import calibrated_spec
-from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc
+from harmscan.modelcard import model_card, plot_confusion, plot_pr, plot_roc, plot_roc_by_domain
 from harmscan.models import resolve_weights
 from harmscan.presets import EvalPreset
 from harmscan.trainjob import TrainJob, default_domain, prepare_job
@@ -239,15 +239,29 @@ def _evaluate(
     spec = calibrated_spec(job.arch, point, preset, dataset_version(dataset), job.recipe)
     test = _scored(model, dataset, "test", frame, domain, **kw)
     run.log_metrics(set_metrics("test", test, spec.threshold))
+    scored_sets = {"test": test}
     gate_dir = resolve_photo_set(settings.mlflow.gate_set)
     if gate_dir is not None:
         gate = score_photo_set(model, gate_dir, preset)
         run.log_metrics(set_metrics("gate", gate, spec.threshold))
+        scored_sets["gate"] = gate
     for check_dir in (resolve_photo_set(name) for name in settings.mlflow.check_sets):
         if check_dir is not None:  # held out: scored at the stored threshold, never used to fit
             check = score_photo_set(model, check_dir, preset)
             run.log_metrics(set_metrics(check_dir.name, check, spec.threshold))
+            scored_sets[check_dir.name] = check
+    _log_domain_rocs(run, job.arch, scored_sets, spec.threshold)
     return spec, binary_metrics(test.y, test.p, spec.threshold), test
+
+
+def _log_domain_rocs(run: Run, arch: str, sets: dict[str, Scored], threshold: float) -> None:
+    """``evaluation/<set>_roc_by_domain.png``: each scored set's ROC curve per domain, with a dot
+    where the stored threshold operates (the pictures of the ``<set>_<domain>_*`` metrics)."""
+    with tempfile.TemporaryDirectory(prefix="harmscan-rocs-") as tmp:
+        for name, scored in sets.items():
+            curves = {arch: (scored.y, scored.p, scored.domains, threshold)}
+            plot_roc_by_domain(curves, Path(tmp) / f"{name}_roc_by_domain.png", f"{arch} on {name}")
+        run.log_artifacts(Path(tmp), "evaluation")
 
 
 def ensure_prior(settings: Settings, dataset: Path) -> str | None:
