@@ -50,7 +50,8 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Score registered versions on your own images, per domain, beside the champion and the
-    untrained prior: ROC AUC, harmful caught and safe flagged at each version's stored threshold."""
+    untrained prior: ROC AUC, harmful caught and safe flagged at each version's stored threshold,
+    and the calibration error of its probabilities."""
     from harmscan.gateset import PhotoSetError
     from harmscan.imagesets import ImageSetError, open_image_set
 
@@ -119,12 +120,14 @@ def _roles(
 
 
 def _table(rows: list[DomainCounts]) -> str:
-    lines = [f"  {'domain':<13}{'harmful':>8}{'safe':>6}{'ROC AUC':>9}  {'caught':<18}flagged"]
+    lines = [
+        f"  {'domain':<13}{'harmful':>8}{'safe':>6}{'ROC AUC':>9}  {'caught':<18}{'flagged':<19}ECE"
+    ]
     for r in rows:
         auc = "-" if math.isnan(r.auc) else f"{r.auc:.3f}"
         lines.append(
             f"  {r.domain:<13}{r.harmful:>8}{r.safe:>6}{auc:>9}  "
-            f"{_share(r.caught, r.harmful):<18}{_share(r.flagged, r.safe)}"
+            f"{_share(r.caught, r.harmful):<18}{_share(r.flagged, r.safe):<19}{r.ece:.3f}"
         )
     return "\n".join(lines)
 

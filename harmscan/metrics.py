@@ -108,6 +108,7 @@ class DomainCounts:
         auc: ROC AUC (NaN without both labels).
         caught: Harmful images at or above the threshold.
         flagged: Safe images at or above the threshold.
+        ece: Expected calibration error of the probabilities (10 bins).
     """
 
     domain: str
@@ -116,6 +117,7 @@ class DomainCounts:
     auc: float
     caught: int
     flagged: int
+    ece: float
 
 
 def domain_counts(
@@ -136,7 +138,8 @@ def domain_counts(
         auc = float(skm.roc_auc_score(ym, p[mask])) if both else float("nan")
         rows.append(
             DomainCounts(name, int(ym.sum()), int((ym == 0).sum()), auc,
-                         int((flagged & (ym == 1)).sum()), int((flagged & (ym == 0)).sum()))
+                         int((flagged & (ym == 1)).sum()), int((flagged & (ym == 0)).sum()),
+                         expected_calibration_error(ym, p[mask]))
         )  # fmt: skip
     return rows
 

@@ -89,7 +89,8 @@ def test_evaluate_scores_versions_per_domain_beside_champion_and_prior(
     good_rows = {r[0]: r for r in _section(result.output, f"{name} v{good} ")}
     assert good_rows["all"][:4] == ["all", "3", "3", "1.000"]
     assert good_rows["photo"][:4] == ["photo", "2", "2", "1.000"]
-    assert " ".join(good_rows["all"][4:]) == "3 of 3 (100.0%) 0 of 3 (0.0%)"
+    assert " ".join(good_rows["all"][4:-1]) == "3 of 3 (100.0%) 0 of 3 (0.0%)"
+    assert 0.1 < float(good_rows["all"][-1]) < 0.2  # ECE: the yellow emoji scores p 0.98
     assert _section(result.output, f"{name} v{inverted},")[0][3] == "0.000"
     prior_rows = {r[0]: r for r in _section(result.output, f"{name} v{prior} ")}
     assert prior_rows["emoji"][3] == "0.500"  # red and yellow tie under red - green

@@ -89,7 +89,10 @@ def test_domain_counts_are_checkable_by_hand():
     d = ["photo", "photo", "photo", "photo", "emoji", "emoji"]
     rows = {r.domain: r for r in domain_counts(y, p, d, threshold=0.5)}
     assert list(rows) == ["all", "photo", "emoji"]  # illustration: none, so no row
-    assert rows["photo"] == DomainCounts("photo", 2, 2, 0.75, caught=1, flagged=1)
+    # ECE, 10 bins: 0.9 (harmful) |1 - 0.9|, 0.4 (harmful) |1 - 0.4|, 0.6 (safe) 0.6, 0.1 (safe)
+    # 0.1, each bin one image of four: (0.1 + 0.6 + 0.6 + 0.1) / 4 = 0.35.
+    assert rows["photo"] == DomainCounts("photo", 2, 2, 0.75, caught=1, flagged=1,
+                                         ece=pytest.approx(0.35))  # fmt: skip
     assert rows["all"].caught == 2
     assert rows["all"].flagged == 1
     one_label = domain_counts([1], [0.3], ["emoji"], threshold=0.5)[1]
