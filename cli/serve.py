@@ -86,6 +86,14 @@ def produce(
             "and print one line per image (exit 1 if any is missing)."
         ),
     ] = None,
+    json_lines: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="With --wait: print each answer as one JSON object per line (file, request_id, "
+            "label, p_harmful, model_version, review, reason, detail).",
+        ),
+    ] = False,
 ) -> None:
     """Send classification requests for image files or folders to the requests topic."""
     from serving.producer import iter_image_files, produce_files
@@ -94,6 +102,8 @@ def produce(
     settings = _settings(ctx)
     if wait is not None and wait <= 0:
         raise fail(ValueError(f"--wait must be a positive number of seconds, got {wait}"), USAGE)
+    if json_lines and wait is None:
+        raise fail(ValueError("--json prints the answers: give --wait SECONDS too"), USAGE)
     try:
         files = list(iter_image_files(paths))  # a wrong path is named before Kafka is asked
         kafka_reachable(settings)
@@ -103,10 +113,15 @@ def produce(
             report = produce_files(
                 settings, files, inline=inline, rate=rate, show_progress=progress
             )
-            typer.echo(f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}")
+            sent = f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}"
+            typer.echo(sent, err=json_lines)  # with --json, stdout holds only the answers
             for path, error in report.failed.items():
                 typer.secho(f"failed: {log_safe(path)}: {error}", fg="red", err=True)
-            missing = _print_outcomes(reader, report.sent, wait) if reader and wait else []
+            missing = (
+                _print_outcomes(reader, report.sent, wait, as_json=json_lines)
+                if reader and wait
+                else []
+            )
     except (FileNotFoundError, ValueError) as exc:
         raise fail(exc, USAGE) from None
     for path in missing:
@@ -123,13 +138,23 @@ def _outcome_reader(settings: Settings) -> OutcomeReader:
     return OutcomeReader(settings)
 
 
-def _print_outcomes(reader: OutcomeReader, sent: dict[str, str], wait: float) -> list[str]:
-    """Print each sent file's outcome as it arrives; the files still without one after ``wait``."""
+def _print_outcomes(
+    reader: OutcomeReader, sent: dict[str, str], wait: float, *, as_json: bool = False
+) -> list[str]:
+    """Print each sent file's outcome as it arrives (a line, or a JSON object per line); the
+    files still without one after ``wait``."""
+    import dataclasses
+    import json
+
     from serving.schema import log_safe
 
     path_of = {request_id: path for path, request_id in sent.items()}
 
     def show(outcome: Outcome) -> None:
+        if as_json:
+            record = {"file": path_of[outcome.request_id], **dataclasses.asdict(outcome)}
+            typer.echo(json.dumps(record, ensure_ascii=True))  # escaped: one line per outcome
+            return
         line = f"{log_safe(path_of[outcome.request_id])} -> {outcome.describe()}"
         typer.secho(line, fg="red" if outcome.rejected else None)
 

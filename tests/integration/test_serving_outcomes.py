@@ -88,6 +88,7 @@ def test_produce_wait_prints_every_image_outcome(kafka_bootstrap: str, tmp_path:
 
     with LoopThread(stage.consumer()):
         result = CliRunner().invoke(app, [*args, "--wait", "60"])
+        as_json = CliRunner().invoke(app, [*args, "--wait", "60", "--json"])
 
     assert result.exit_code == 0, result.output
     lines = {line.split(" -> ")[0]: line.split(" -> ")[1] for line in result.output.splitlines()
@@ -96,6 +97,13 @@ def test_produce_wait_prints_every_image_outcome(kafka_bootstrap: str, tmp_path:
     assert lines[str(stage.root / "red.jpg")].startswith("harmful (p_harmful ")
     assert lines[str(stage.root / "blue.png")].startswith("safe (p_harmful ")
     assert lines[str(stage.root / "cut.jpg")].startswith("rejected: truncated")
+    assert as_json.exit_code == 0, as_json.output
+    records = {r["file"]: r for r in map(json.loads, as_json.stdout.splitlines())}  # only JSON
+    assert sorted(records) == sorted(lines)
+    red, cut = records[str(stage.root / "red.jpg")], records[str(stage.root / "cut.jpg")]
+    assert (red["label"], red["reason"], red["model_version"]) == ("harmful", None, "1")
+    assert red["p_harmful"] > 0.5
+    assert (cut["label"], cut["reason"]) == (None, "truncated")
 
 
 def test_produce_wait_names_the_images_left_without_an_answer(
@@ -114,3 +122,6 @@ def test_produce_wait_names_the_images_left_without_an_answer(
     bad = CliRunner().invoke(app, [*args, "--wait", "0"])
     assert bad.exit_code == 2
     assert "--wait must be a positive number of seconds" in bad.output
+    no_wait = CliRunner().invoke(app, [*args, "--json"])
+    assert no_wait.exit_code == 2
+    assert "give --wait SECONDS too" in no_wait.output
