@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Final
 
 ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# File suffixes by which folders of images are searched (the producer, your own image sets): the
+# allowed formats' usual names. The decoder trusts the bytes, never the suffix.
+IMAGE_SUFFIXES: Final = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+)
 DEFAULT_MAX_PIXELS: Final = 50_000_000
 DEFAULT_MAX_BYTES: Final = 20 * 1024 * 1024
 

@@ -31,10 +31,8 @@ from harmscan.gateset import (
 )
 from harmscan.imagefile import read_image_file
 from harmscan.imageio import decode_image
-from harmscan.imagepolicy import ImageRejected
+from harmscan.imagepolicy import IMAGE_SUFFIXES, ImageRejected
 from harmscan.metrics import DOMAINS
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
 class ImageSetError(ValueError):

@@ -18,11 +18,10 @@ from pathlib import Path
 from confluent_kafka import KafkaError, Message, Producer
 
 from conf.settings import Settings
+from harmscan.imagepolicy import IMAGE_SUFFIXES
 from serving.schema import encode_request
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
 
 def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
