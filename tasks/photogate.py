@@ -11,6 +11,7 @@ run was promoted and one lost to it there, so serving always gets the best model
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -26,7 +27,7 @@ from harmscan.photogate import (
 )
 from harmscan.promotion import PromotionResult
 from registry import CHAMPION, Registry
-from tasks.recipes import PRIOR_TAG, evaluate_version_on_photos, prior_version
+from tasks.recipes import PRIOR_TAG, Scored, photo_metrics, prior_version, score_version
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +53,52 @@ def photo_gate(
     others = {"champion": champion, PRIOR: prior}
     if champion is not None and champion == prior:
         others["champion"] = None
+    curves: dict[str, tuple[Scored, float]] = {}
+
+    def measured(role: str, scored_version: str) -> dict[str, float]:
+        scored, threshold = score_version(registry, name, scored_version, photos)
+        curves[f"v{scored_version} ({role})"] = (scored, threshold)
+        return photo_metrics(scored, threshold)
+
+    candidate = measured("candidate", version)
     baselines = [
-        Baseline(against, other, evaluate_version_on_photos(registry, name, other, gate_set))
+        Baseline(against, other, measured(against, other))
         for against, other in others.items()
         if other is not None and other != version
     ]
-    candidate = evaluate_version_on_photos(registry, name, version, gate_set)
     decision = decide_photo_gate(
         candidate, baselines, metric=metric, domains=domains, tolerance=tolerance
     )
     logger.info("gate set %s, %s v%s: %s", photos.version, name, version, decision.reason)
+    _log_gate_picture(registry, name, version, photos.version, curves)
     return decision
+
+
+def _log_gate_picture(
+    registry: Registry,
+    name: str,
+    version: str,
+    set_version: str,
+    curves: dict[str, tuple[Scored, float]],
+) -> None:
+    """``promotion/gate_set_roc_by_domain.png`` on the candidate's run: its ROC curves per domain
+    beside the champion's and the prior's, a dot at each stored threshold. Best effort: a picture
+    that cannot be logged is a warning, never part of the decision."""
+    from mlflow.exceptions import MlflowException
+
+    from harmscan.modelcard import plot_roc_by_domain
+
+    run_id = registry.model_version(name, version).run_id
+    if not run_id:
+        return
+    drawn = {k: (s.y, s.p, s.domains, t) for k, (s, t) in curves.items()}
+    try:
+        with tempfile.TemporaryDirectory(prefix="harmscan-gate-roc-") as tmp:
+            path = Path(tmp) / "gate_set_roc_by_domain.png"
+            plot_roc_by_domain(drawn, path, f"{name} v{version} on gate set {set_version}")
+            registry.client.log_artifacts(run_id, tmp, "promotion")
+    except (MlflowException, OSError) as exc:
+        logger.warning("gate-set picture of %s v%s not logged: %s", name, version, exc)
 
 
 def is_prior(registry: Registry, name: str, version: str) -> bool:

@@ -169,16 +169,10 @@ PRIOR_TAG = "recipe"
 PRIOR_VALUE = "prior"
 
 
-def evaluate_version_on_photos(
-    registry: Registry, name: str, version: str, root: Path, *, batch_size: int = 32
-) -> dict[str, float]:
-    """Metrics of a registered bundle on a photo set at the bundle's own threshold.
-
-    Returns `harmscan.metrics.binary_metrics` plus ``<domain>_<metric>`` per domain.
-    """
+def photo_metrics(scored: Scored, threshold: float) -> dict[str, float]:
+    """`harmscan.metrics.binary_metrics` plus ``<domain>_<metric>`` per domain at ``threshold``."""
     from harmscan.metrics import binary_metrics
 
-    scored, threshold = score_version(registry, name, version, root, batch_size=batch_size)
     return {
         **binary_metrics(scored.y, scored.p, threshold),
         **domain_metrics(scored.y, scored.p, scored.domains, threshold),

@@ -112,6 +112,10 @@ def test_prior_serves_until_a_candidate_passes_the_gate(world) -> None:
     assert refused.refused_by_prior
     assert f"worst-domain auc 0.0000 worse than prior v{v['prior']} 1.0000" in refused.reason
     assert registry.alias_version(name, CHAMPION) is None
+    # The evidence as a picture on the candidate's run: its curves beside the prior's.
+    run_id = registry.model_version(name, v["inverted"]).run_id
+    pictures = {a.path for a in registry.client.list_artifacts(run_id, "promotion")}
+    assert pictures == {"promotion/gate_set_roc_by_domain.png"}
     fallback = promote_prior_if_needed(registry, name, [refused])
     assert fallback is not None
     assert fallback.candidate_version == v["prior"]
