@@ -78,12 +78,15 @@ def plot_roc_by_domain(
     fig = Figure(figsize=(4 * max(len(panels), 1), 4.4))
     for index, domain in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), index + 1)
-        for name, (y, p, domains, threshold) in curves.items():
+        for rank, (name, (y, p, domains, threshold)) in enumerate(curves.items()):
             ys, ps = _in(y, domains, domain), _in(p, domains, domain)
             if len(np.unique(ys)) < 2:
                 continue
             fpr, tpr, _ = skm.roc_curve(ys, ps)
-            (line,) = ax.plot(fpr, tpr, label=f"{name}: AUC {skm.auc(fpr, tpr):.3f}")
+            # Solid, dashed, dotted: curves that coincide (a gated head's photos are the prior's)
+            # stay visible one under the other.
+            (line,) = ax.plot(fpr, tpr, linestyle=("-", "--", ":")[rank % 3],
+                              label=f"{name}: AUC {skm.auc(fpr, tpr):.3f}")  # fmt: skip
             flagged = float(np.mean(ps[ys == 0] >= threshold))
             caught = float(np.mean(ps[ys == 1] >= threshold))
             ax.plot([flagged], [caught], "o", color=line.get_color())
