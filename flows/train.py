@@ -15,7 +15,12 @@ from conf.settings import Arch, Settings
 from flows.common import failure_note, resolve, time_limit
 from flows.params import train_changes
 from harmscan.datasetdir import dataset_folder
-from tasks.artifacts import publish_metrics, publish_mlflow_links, run_namer
+from tasks.artifacts import (
+    publish_domain_metrics,
+    publish_metrics,
+    publish_mlflow_links,
+    run_namer,
+)
 from tasks.training import TrainResult, train_task
 
 
@@ -88,6 +93,11 @@ def _train(
         for arch in settings.train.models
     ]
     publish_metrics({r.arch: r.test_metrics for r in results}, key="train-test-metrics")
+    publish_domain_metrics(
+        settings.mlflow.tracking_uri,
+        {r.arch: r.run_id for r in results},
+        key="train-domain-metrics",
+    )
     publish_mlflow_links(
         settings.mlflow.tracking_uri,
         runs={r.arch: (r.experiment_id, r.run_id) for r in results},

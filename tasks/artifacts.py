@@ -16,11 +16,14 @@ change what it does) instead of a random ``glossy-bat``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+from harmscan.metrics import DOMAINS
 
 _KEY_BAD = re.compile(r"[^a-z0-9-]+")
 
@@ -91,6 +94,53 @@ def metric_rows(
         {"model": model, **{c: _round(values.get(c), digits) for c in columns}}
         for model, values in metrics.items()
     ]
+
+
+# The per-domain metrics of each scored set, as training logs them (``<set>_<domain>_<metric>``).
+DOMAIN_ROW_METRICS = ("count", "auc", "recall", "safe_flagged")
+DOMAIN_NAMES = ("all", *DOMAINS)
+
+
+def domain_rows(
+    metrics: Mapping[str, Mapping[str, float]], digits: int = 4
+) -> list[dict[str, Any]]:
+    """One row per model, scored set and domain with images: count, AUC, harmful caught
+    (recall) and safe flagged at the stored threshold, from the ``<set>_<domain>_*`` metrics of
+    each model's run (``test``, ``gate`` and the check sets such as ``iconcheck``). A value that
+    is not a number (an AUC of one label) is left empty."""
+    rows = []
+    for model, values in metrics.items():
+        for key in sorted(values):
+            scored_set, _, domain = key.removesuffix("_count").rpartition("_")
+            if not key.endswith("_count") or domain not in DOMAIN_NAMES or not values[key] > 0:
+                continue
+            row: dict[str, Any] = {"model": model, "set": scored_set, "domain": domain}
+            for metric in DOMAIN_ROW_METRICS:
+                value = values.get(f"{scored_set}_{domain}_{metric}")
+                if value is None or math.isnan(value):
+                    row[metric] = None
+                else:
+                    row[metric] = int(value) if metric == "count" else round(value, digits)
+            rows.append(row)
+    return rows
+
+
+def publish_domain_metrics(
+    tracking_uri: str, runs: Mapping[str, str], key: str = "domain-metrics"
+) -> UUID | None:
+    """Publish `domain_rows` of each model's run (model -> run id) as a table artifact; None when
+    no run logged per-domain metrics."""
+    from registry import Registry
+
+    registry = Registry(tracking_uri)
+    rows = domain_rows({model: registry.run_metrics(run) for model, run in runs.items()})
+    if not rows:
+        return None
+    description = (
+        "Per scored set and domain at each model's stored threshold: images, ROC AUC, harmful "
+        "caught (recall), safe flagged"
+    )
+    return publish_table(rows, key=key, description=description)
 
 
 def mlflow_links_markdown(

@@ -26,6 +26,7 @@ from tests.fixtures.train_data import make_synthetic_dataset
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+FLOW_RUNS: dict[str, object] = {}  # the module's flow runs by kind, filled by `trained`
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,11 @@ def trained(mlflow_server: str, prefect_harness: None, tmp_path_factory: pytest.
         ],
     )
     settings = source.resolve()
-    [result] = train(source=source, dataset=dataset, models=["mobilenet_v2"], epochs=2)
+    state = train(
+        source=source, dataset=dataset, models=["mobilenet_v2"], epochs=2, return_state=True
+    )
+    [result] = state.result()
+    FLOW_RUNS["train"] = state.state_details.flow_run_id  # whose artifacts a test reads
     ml = settings.mlflow
     decision = promote_task(
         ml.tracking_uri, ml.registered_model, result.version, dataset, gate_policy(ml)
@@ -295,3 +300,30 @@ def test_train_flow_fails_before_training_on_a_missing_weights_file(
     source = make_source("train.models=[mobilenet_v2]")
     with pytest.raises(WeightsError, match=r"nope\.pth.*'none'"):
         train(source=source, dataset=tmp_path, weights={"mobilenet_v2": "nope.pth"})
+
+
+def test_the_run_leaves_a_per_domain_table_for_the_prefect_ui(trained) -> None:
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+
+    _, _, result, _ = trained
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-domain-metrics"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[FLOW_RUNS["train"]])),
+        )
+    assert len(artifacts) == 1
+    data = artifacts[0].data
+    rows = json.loads(data) if isinstance(data, str) else data
+    keys = [(r["model"], r["set"], r["domain"]) for r in rows]
+    test_all = rows[keys.index(("mobilenet_v2", "test", "all"))]
+    confusion = sum(result.test_metrics[k] for k in ("tn", "fp", "fn", "tp"))
+    assert test_all["count"] == confusion == 16  # 8 per label
+    assert test_all["auc"] == pytest.approx(result.test_metrics["auc"], abs=1e-4)
