@@ -24,7 +24,12 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 def run_and_wait(
     settings: Settings, name: str, timeout: float, emit: Callable[[str], None] = logger.info
 ) -> str:
-    """Start a run of deployment ``name``, report its state changes, and wait for the end.
+    """Start a run of deployment ``name``, report its state changes, and wait for the end; the
+    id of the run that completed.
+
+    A deployment with a concurrency limit cancels a new run while another one runs (``retrain``:
+    a nightly run the stack missed while it was down starts as soon as the worker is back). Then
+    the other run is waited for instead, and its id returned: its result is what was asked for.
 
     Raises:
         DeployError: The run did not complete, or not within ``timeout``.
@@ -32,28 +37,58 @@ def run_and_wait(
     from prefect.client.orchestration import get_client
 
     run_id = start_deployment(settings, name)
-    ui = f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
-    emit(f"      run {run_id} ({ui})")
-    deadline, last, begun = time.monotonic() + timeout, "", time.monotonic()
+    emit(f"      run {run_id} ({_ui(settings, run_id)})")
+    deadline, begun = time.monotonic() + timeout, time.monotonic()
     logs = _LogFollower()
     with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            for line in logs.new_lines(client):
-                emit(f"        {line}")
-            state = client.read_flow_run(UUID(run_id)).state
-            kind = state.type.value if state else "SCHEDULED"
-            if (state.name if state else kind) != last:
-                last = state.name if state else kind
-                emit(f"      {name}: {last} after {time.monotonic() - begun:.0f}s")
-            if kind in TERMINAL:
-                break
-            time.sleep(3)
+        last = _follow(client, run_id, name, deadline, begun, logs, emit)
+        others = (
+            [r for r in active_runs(settings, name) if r != run_id] if last == "Cancelled" else []
+        )
+        if others:
+            run_id = others[0]
+            emit(
+                f"      {name}: another run of it was already running ({_ui(settings, run_id)}; "
+                "a scheduled one the stack missed while down starts when the worker is back), "
+                "so this one was cancelled: waiting for that run instead"
+            )
+            last = _follow(client, run_id, name, deadline, begun, logs, emit)
     if last != "Completed":
         raise DeployError(
-            f"{name} run ended as {last or 'unknown'} (timeout {timeout:.0f}s); see {ui} and "
-            f"{settings.paths.services}/prefect-worker.log"
+            f"{name} run ended as {last or 'unknown'} (timeout {timeout:.0f}s); see "
+            f"{_ui(settings, run_id)} and {settings.paths.services}/prefect-worker.log"
         )
     return run_id
+
+
+def _ui(settings: Settings, run_id: str) -> str:
+    return f"{settings.prefect.api_url.removesuffix('/api')}/runs/flow-run/{run_id}"  # type: ignore[union-attr]
+
+
+def _follow(
+    client: Any,
+    run_id: str,
+    name: str,
+    deadline: float,
+    begun: float,
+    logs: _LogFollower,
+    emit: Callable[[str], None],
+) -> str:
+    """Report ``run_id``'s new log lines and state changes until it ends or ``deadline``; the
+    name of its last state seen."""
+    last = ""
+    while time.monotonic() < deadline:
+        for line in logs.new_lines(client):
+            emit(f"        {line}")
+        state = client.read_flow_run(UUID(run_id)).state
+        kind = state.type.value if state else "SCHEDULED"
+        if (state.name if state else kind) != last:
+            last = state.name if state else kind
+            emit(f"      {name}: {last} after {time.monotonic() - begun:.0f}s")
+        if kind in TERMINAL:
+            break
+        time.sleep(3)
+    return last
 
 
 class _LogFollower:

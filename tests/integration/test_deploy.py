@@ -247,6 +247,54 @@ def test_a_nightly_retrain_is_cancelled_not_queued_while_one_runs(deployed) -> N
             client.set_flow_run_state(second.id, Cancelled(message="test over"), force=True)
 
 
+@pytest.mark.slow
+def test_a_run_cancelled_by_one_already_running_waits_for_that_one(deployed) -> None:
+    """A nightly retrain the stack missed while down starts when the worker is back; the demo's
+    own run is then cancelled (CANCEL_NEW). `run_and_wait` waits for the running one instead."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Completed, Pending, Scheduled
+
+    from stack.runs import run_and_wait
+
+    settings, _, worker = deployed
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("retrain/harmscan")
+        holder = client.create_flow_run_from_deployment(
+            deployment.id, state=Scheduled(scheduled_time=later)
+        )
+        client.set_flow_run_state(holder.id, Pending())  # holds the slot, as a running night
+
+    lines: list[str] = []
+
+    def finish_the_holder_once_waited_for() -> None:
+        # A real night runs for minutes: the holder ends only after `run_and_wait` switched to it.
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if any("another run of it was already running" in line for line in lines):
+                with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as c:
+                    c.set_flow_run_state(holder.id, Completed(), force=True)
+                return
+            time.sleep(1)
+
+    releaser = threading.Thread(target=finish_the_holder_once_waited_for, daemon=True)
+    releaser.start()
+    try:
+        waited = run_and_wait(settings, "retrain/harmscan", 300, lines.append)
+    finally:
+        releaser.join(5)
+        with prefect_api(settings.prefect.api_url), get_client(sync_client=True) as client:
+            state = client.read_flow_run(holder.id).state
+            if state is not None and not state.is_final():
+                client.set_flow_run_state(holder.id, Cancelled(message="test over"), force=True)
+    assert waited == str(holder.id), f"see {worker.log_file}\n" + "\n".join(lines)
+    assert any("another run of it was already running" in line for line in lines)
+    assert any("Cancelled" in line for line in lines)  # ours, before it switched
+
+
 def test_run_names_show_time_and_notable_parameters() -> None:
     from datetime import UTC, datetime
 
