@@ -30,7 +30,7 @@ from serving.headers import (
     H_TRUNCATED,
     headers_dict,
 )
-from serving.records import Record, readable_headers
+from serving.records import Record, byte_headers
 from serving.topics import ensure_topics
 
 OWN_HEADER_PREFIX = "harmscan-"
@@ -94,7 +94,7 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLet
             m.offset() or 0,
             m.key(),
             m.value() or b"",
-            [(str(h[0]), h[1] if isinstance(h[1], bytes) else b"") for h in readable_headers(m)],
+            byte_headers(m),
         )
         for m in _read(settings, settings.kafka.dead_letter_topic, timeout)
     ]

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from conf.settings import Settings
 from serving.headers import H_DETAIL, H_REASON, H_REQUEST_ID, headers_dict
-from serving.records import readable_headers
+from serving.records import byte_headers
 from serving.schema import SchemaError, decode_result, log_safe
 
 # How long the reader waits for the broker's metadata and watermarks when it opens.
@@ -75,9 +75,8 @@ def read_outcome(message: Message, results_topic: str) -> Outcome | None:
         return Outcome(result.id, result.label, result.p_harmful, result.model_version,
                        result.review)  # fmt: skip
     # Read as the dead-letter tools read them: a header name that is not UTF-8 crashes a plain
-    # ``headers()`` read (see `readable_headers`).
-    readable = readable_headers(message)
-    headers = headers_dict([(str(k), v if isinstance(v, bytes) else b"") for k, v in readable])
+    # ``headers()`` read (see `serving.records.readable_headers`).
+    headers = headers_dict(byte_headers(message))
     request_id = headers.get(H_REQUEST_ID, "")
     if not request_id:
         return None

@@ -143,6 +143,13 @@ def readable_headers(message: Message) -> list[tuple[str, Any]]:
     return list(headers.items() if isinstance(headers, dict) else headers)
 
 
+def byte_headers(message: Message) -> list[tuple[str, bytes]]:
+    """`readable_headers` with every name as text and every value as bytes (a None value, as a
+    header without one reads, becomes empty), for readers of results and dead letters."""
+    return [(str(name), value if isinstance(value, bytes) else b"")
+            for name, value in readable_headers(message)]  # fmt: skip
+
+
 def copied_headers(message: Message) -> list[tuple[str, bytes]]:
     """The original headers, in order, as many as fit in `MAX_COPIED_HEADER_BYTES`, without any
     named like the dead letter's own (`OWN_DEAD_LETTER_HEADERS`), then `H_HEADERS_DROPPED` with
