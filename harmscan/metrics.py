@@ -80,21 +80,29 @@ def domain_metrics(
     A domain with no image (or one class only) gets NaN, so runs stay comparable in MLflow.
     """
     y, p = _arrays(y_true, p_harmful)
-    d = np.asarray(domains, dtype=object).ravel()
-    if d.shape != y.shape:
-        raise ValueError(f"{d.size} domains for {y.size} predictions")
-    unknown = sorted(set(d) - set(DOMAINS))
-    if unknown:
-        raise ValueError(f"unknown domains {unknown}; valid: {list(DOMAINS)}")
     out: dict[str, float] = {}
-    for name in ("all", *DOMAINS):
-        mask = np.ones_like(y, dtype=bool) if name == "all" else d == name
+    for name, mask in _domain_masks(y, domains):
         values = binary_metrics(y[mask], p[mask], threshold) if mask.any() else {}
         for metric in DOMAIN_METRICS:
             default = 0.0 if metric == "count" else float("nan")
             value = float(mask.sum()) if metric == "count" else values.get(metric, default)
             out[f"{name}_{metric}"] = value
     return out
+
+
+def _domain_masks(y: np.ndarray, domains: object) -> list[tuple[str, np.ndarray]]:
+    """(``all`` or a domain of `DOMAINS`, its images' mask), in that order.
+
+    Raises:
+        ValueError: Not one domain per prediction, or a domain not in `DOMAINS`.
+    """
+    d = np.asarray(domains, dtype=object).ravel()
+    if d.shape != y.shape:
+        raise ValueError(f"{d.size} domains for {y.size} predictions")
+    unknown = sorted(set(d) - set(DOMAINS))
+    if unknown:
+        raise ValueError(f"unknown domains {unknown}; valid: {list(DOMAINS)}")
+    return [("all", np.ones_like(y, dtype=bool)), *((name, d == name) for name in DOMAINS)]
 
 
 @dataclass(frozen=True)
@@ -123,23 +131,21 @@ class DomainCounts:
 def domain_counts(
     y_true: object, p_harmful: object, domains: object, threshold: float
 ) -> list[DomainCounts]:
-    """`DomainCounts` for ``all`` and each domain present, in `DOMAINS` order."""
+    """`DomainCounts` for ``all`` and each domain present, in `DOMAINS` order (the counts of
+    `binary_metrics` on each domain's images).
+
+    Raises:
+        ValueError: Not one domain per prediction, or a domain not in `DOMAINS`.
+    """
     y, p = _arrays(y_true, p_harmful)
-    d = np.asarray(domains, dtype=object).ravel()
-    if d.shape != y.shape:
-        raise ValueError(f"{d.size} domains for {y.size} predictions")
     rows = []
-    for name in ("all", *DOMAINS):
-        mask = np.ones_like(y, dtype=bool) if name == "all" else d == name
+    for name, mask in _domain_masks(y, domains):
         if not mask.any():
             continue
-        ym, flagged = y[mask], p[mask] >= threshold
-        both = len(np.unique(ym)) == 2
-        auc = float(skm.roc_auc_score(ym, p[mask])) if both else float("nan")
+        m = binary_metrics(y[mask], p[mask], threshold)
         rows.append(
-            DomainCounts(name, int(ym.sum()), int((ym == 0).sum()), auc,
-                         int((flagged & (ym == 1)).sum()), int((flagged & (ym == 0)).sum()),
-                         expected_calibration_error(ym, p[mask]))
+            DomainCounts(name, int(m["tp"] + m["fn"]), int(m["tn"] + m["fp"]), m["auc"],
+                         int(m["tp"]), int(m["fp"]), m["ece"])
         )  # fmt: skip
     return rows
 
