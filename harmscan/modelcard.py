@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
 from harmscan.bundle import LABELS, ServingSpec
+from harmscan.metrics import DOMAINS
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -69,9 +70,8 @@ def plot_roc_by_domain(
     curve carries a dot where that threshold operates (safe flagged, harmful caught). A domain
     needs both labels to get a panel.
     """
-    order = ("all", "photo", "illustration", "emoji")
     panels = [
-        d for d in order
+        d for d in ("all", *DOMAINS)
         if any(len(np.unique(_in(y, dom, d))) == 2 for y, _p, dom, _t in curves.values())
     ]  # fmt: skip
     first_y, _p, first_domains, _t = next(iter(curves.values()))  # every model: the same images
