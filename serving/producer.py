@@ -161,15 +161,27 @@ def produce_files(
         task = progress.add_task(f"sending to {producer.topic}", total=len(files))
         for path in files:
             if inline:
-                size = path.stat().st_size
-                if size > settings.serving.max_inline_bytes:
-                    producer.report.failed[str(path)] = (
-                        f"{size} bytes > serving.max_inline_bytes (send it by path instead)"
-                    )
-                    progress.advance(task)
-                    continue
-                producer.send_bytes(path.read_bytes(), label=str(path))
+                refused = _send_inline(producer, path, settings.serving.max_inline_bytes)
+                if refused:
+                    producer.report.failed[str(path)] = refused
             else:
                 producer.send_path(path)
             progress.advance(task)
     return producer.flush()
+
+
+def _send_inline(producer: RequestProducer, path: Path, max_bytes: int) -> str | None:
+    """Send ``path``'s bytes inline; why not, if it was not sent (too large, unreadable).
+
+    An empty file is sent: the consumer dead-letters it as not an image, with the others'
+    answers. A file that cannot be read (gone since it was listed, no permission) fails alone.
+    """
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return f"{size} bytes > serving.max_inline_bytes (send it by path instead)"
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    producer.send_bytes(data, label=str(path))
+    return None

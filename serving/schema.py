@@ -126,9 +126,13 @@ def encode_request(
     Raises:
         SchemaError: Not exactly one source given, or an empty id.
     """
-    given = {k: v for k, v in (("path", path), ("s3", s3), ("image_b64", image_b64)) if v}
+    pairs = (("path", path), ("s3", s3), ("image_b64", image_b64))
+    given = {k: v for k, v in pairs if v is not None}
     if len(given) != 1:
         raise SchemaError(f"a request needs exactly one of {SOURCE_KINDS}; got {sorted(given)}")
+    ((kind, source),) = given.items()
+    if not source and kind != "image_b64":  # empty inline bytes: the consumer dead-letters them
+        raise SchemaError(f"{kind} must be a non-empty string")
     check_id(request_id)
     body: dict[str, Any] = {"v": SCHEMA_VERSION, "id": request_id, **given}
     if sent_at is not None:

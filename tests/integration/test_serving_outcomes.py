@@ -125,3 +125,31 @@ def test_produce_wait_names_the_images_left_without_an_answer(
     no_wait = CliRunner().invoke(app, [*args, "--json"])
     assert no_wait.exit_code == 2
     assert "give --wait SECONDS too" in no_wait.output
+
+
+def test_produce_inline_sends_an_empty_file_and_goes_on_past_one_it_cannot_read(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = local_stage(kafka_bootstrap, tmp_path)
+    (stage.root / "a-empty.jpg").write_bytes(b"")
+    gone = write_image(stage.root / "b-gone.jpg", RED)
+    red = write_image(stage.root / "c-red.jpg", RED)
+    read_bytes = Path.read_bytes
+
+    def unreadable(path: Path) -> bytes:  # the fault: a file that went away after the listing
+        if path == gone:
+            raise FileNotFoundError(2, "No such file or directory")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    _register_areas()
+    args = [*_cli_args(stage, kafka_bootstrap), "produce", str(stage.root), "--no-progress"]
+
+    with LoopThread(stage.consumer()):
+        result = CliRunner().invoke(app, [*args, "--inline", "--wait", "60"])
+
+    assert result.exit_code == 1, result.output  # one file failed; the others were answered
+    assert "sent 2 requests" in result.output
+    assert f"failed: {gone}: cannot read it: No such file or directory" in result.output
+    assert f"{stage.root / 'a-empty.jpg'} -> rejected: not_an_image" in result.output
+    assert f"{red} -> harmful (p_harmful " in result.output

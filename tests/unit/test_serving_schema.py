@@ -68,6 +68,14 @@ def test_encode_request_needs_exactly_one_source() -> None:
         encode_request("r")
 
 
+def test_an_empty_inline_image_is_encoded_but_an_empty_path_or_uri_is_not() -> None:
+    request = decode_request(encode_request("r", image_b64=""))  # the consumer dead-letters it
+    assert (request.kind, request.source) == ("image_b64", "")
+    for kind in ("path", "s3"):
+        with pytest.raises(SchemaError, match=f"{kind} must be a non-empty string"):
+            encode_request("r", **{kind: ""})
+
+
 def test_peek_id_of_malformed_request() -> None:
     assert peek_request_id(json.dumps({"id": "abc", "v": 7}).encode()) == "abc"
     assert peek_request_id(b"garbage") is None
