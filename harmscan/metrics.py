@@ -195,6 +195,13 @@ class PromotionDecision:
     failed_floors: dict[str, float] = field(default_factory=dict)
 
 
+def _meets(name: str, value: float, floor: float) -> bool:
+    """Whether ``value`` passes the floor of metric ``name``: at least it where higher is
+    better, at most it for a lower-is-better metric (``ece``: the floor is a ceiling). NaN
+    fails either way."""
+    return value >= floor if name in HIGHER_IS_BETTER else value <= floor
+
+
 def decide_promotion(
     candidate: dict[str, float],
     champion: dict[str, float] | None,
@@ -204,7 +211,8 @@ def decide_promotion(
     min_improvement: float = 0.0,
     against: str = "champion",
 ) -> PromotionDecision:
-    """The promotion gate on one evaluation set: pass every floor, then beat the champion.
+    """The promotion gate on one evaluation set: pass every floor (a ceiling for ``ece``), then
+    beat the champion.
 
     Both metric dicts must come from the same split. With no champion, passing the floors is
     enough. ``against`` names the baseline in the reason (``champion``, or e.g. ``prior``).
@@ -219,10 +227,13 @@ def decide_promotion(
     failed = {
         name: float(candidate[name])
         for name, floor in floors.items()
-        if not float(candidate[name]) >= floor  # NaN fails
+        if not _meets(name, float(candidate[name]), floor)
     }
     if failed:
-        below = ", ".join(f"{k}={v:.4f} < {floors[k]}" for k, v in failed.items())
+        below = ", ".join(
+            f"{k}={v:.4f} {'<' if k in HIGHER_IS_BETTER else '>'} {floors[k]}"
+            for k, v in failed.items()
+        )
         return PromotionDecision(False, f"below floors: {below}", metric, value, None, failed)
     if champion is None:
         return PromotionDecision(True, f"no current {against}; floors passed", metric, value, None)

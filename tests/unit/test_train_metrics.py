@@ -96,6 +96,17 @@ def test_promotion_gate(
     assert reason in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("ece", "promote"), [(0.03, True), (0.1, True), (0.4, False), (float("nan"), False)]
+)
+def test_an_ece_floor_is_a_ceiling(ece: float, promote: bool) -> None:
+    candidate = {"auc": 0.95, "accuracy": 0.9, "ece": ece}
+    decision = decide_promotion(candidate, None, metric="auc", floors={"ece": 0.1, "auc": 0.6})
+    assert decision.promote is promote
+    if not promote:
+        assert decision.reason == f"below floors: ece={ece:.4f} > 0.1"
+
+
 def test_promotion_min_improvement() -> None:
     decision = decide_promotion(
         {"auc": 0.86, "accuracy": 0.8}, {"auc": 0.85}, metric="auc", floors={}, min_improvement=0.02
