@@ -30,7 +30,9 @@ def set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
     """Set ``value`` under ``parts``, making the sections on the way.
 
     A key inside a mapping setting that no layer has set yet (``mlflow.floors.auc``) starts from
-    the setting's default entries, so the others stay (a whole mapping replaces).
+    the setting's default entries, so the others stay (a whole mapping replaces). A whole section
+    (``train={epochs: 3}``) merges into what the layers before set, as a YAML layer does: its
+    sections merge in turn, its mapping settings replace.
     """
     model: type[BaseModel] | None = Settings
     node = into
@@ -41,7 +43,21 @@ def set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
             child = node[part] = {} if part in node else _mapping_default(field)
         model = _submodel(field)
         node = child
-    node[parts[-1]] = value
+    section = _submodel(None if model is None else model.model_fields.get(parts[-1]))
+    if section is not None and isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        _merge_section(node[parts[-1]], value, section)
+    else:
+        node[parts[-1]] = value
+
+
+def _merge_section(into: dict[str, Any], value: dict[str, Any], model: type[BaseModel]) -> None:
+    """``value``'s keys over ``into``: sections merge, everything else replaces."""
+    for key, item in value.items():
+        section = _submodel(model.model_fields.get(key))
+        if section is not None and isinstance(item, dict) and isinstance(into.get(key), dict):
+            _merge_section(into[key], item, section)
+        else:
+            into[key] = item
 
 
 def _mapping_default(field: FieldInfo | None) -> dict[str, Any]:

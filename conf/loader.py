@@ -89,6 +89,11 @@ def load_settings(
     else:
         for dotted, raw in (split_assignment(item) for item in overrides):
             _set_dotted(merged, dotted, raw, origin=f"--set {dotted}={raw}")
+    if merged.get("profile", profile) != profile:
+        raise SettingsError(
+            f"profile {merged['profile']!r} cannot be a setting: choose it with --profile "
+            f"{merged['profile']} or HARMSCAN_PROFILE; valid profiles: {', '.join(profiles)}"
+        )
     merged["profile"] = profile
     return _validate(merged)
 

@@ -64,6 +64,8 @@ def parse_value(parts: list[str], raw: str, origin: str) -> Any:
 def describe(annotation: Any) -> str:
     """What a field of type ``annotation`` takes, in words (``one of a, b``, ``a whole number``)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return describe(args[0]) + _bounds(annotation)
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -81,6 +83,14 @@ def describe(annotation: Any) -> str:
         key, value = (describe(a) for a in args) if args else ("text", "anything")
         return f"a mapping like {{key: value}}, each key {key}, each value {value}"
     return _SCALARS.get(annotation, f"a valid {_type_name(annotation)}")
+
+
+def _bounds(annotation: Any) -> str:
+    """The bounds an ``Annotated`` number carries (``, at least 0 and at most 1``)."""
+    words = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
+    schema = TypeAdapter(annotation).core_schema
+    found = [f"{word} {schema[key]}" for key, word in words.items() if key in schema]
+    return ", " + " and ".join(found) if found else ""
 
 
 _SCALARS: dict[Any, str] = {

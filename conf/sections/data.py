@@ -60,7 +60,9 @@ class OpenImagesSettings(Section):
     s3_endpoint_url: str | None = None
     bucket: str = "open-images-dataset"
     region: str = "us-east-1"
-    subsets: list[OpenImagesSubset] = Field(default_factory=lambda: list(_DEFAULT_SUBSETS))
+    subsets: list[OpenImagesSubset] = Field(
+        default_factory=lambda: list(_DEFAULT_SUBSETS), min_length=1
+    )
     http_timeout_s: float = Field(default=60.0, gt=0)
     # Path below metadata_base_url of a CSV ``ImageID,Domain`` (photo, illustration or emoji): a
     # harmscan side file that the offline mirror serves; Open Images has none. None: all photos.

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from conf.sections.base import Section
+from conf.sections.base import Fraction, Section
 from conf.sections.photosets import refuse_gate_set, refuse_held_out
 
 FloorMetric = Literal["accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece"]
@@ -21,7 +21,8 @@ class MlflowSettings(Section):
     promotion_metric: Literal["auc", "pr_auc", "f1", "accuracy", "recall", "precision"] = "auc"
     min_improvement: float = Field(default=0.0, ge=0)
     # Keys: harmscan.metrics.METRIC_NAMES (a unit test keeps the two lists equal).
-    floors: dict[FloorMetric, float] = Field(
+    # Every gate metric lies in [0, 1]: a floor outside it could never be met (or never fail).
+    floors: dict[FloorMetric, Fraction] = Field(
         default_factory=lambda: {"accuracy": 0.6, "auc": 0.6}  # type: ignore[arg-type]
     )
     # The fixed photo set the gate scores candidate, champion and prior on (null: test only).

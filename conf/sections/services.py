@@ -28,14 +28,16 @@ class StackSettings(Section):
     """Ports of the local, loopback-only service stack."""
 
     host: str = "127.0.0.1"
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    mlflow_port: int = 5000
-    prefect_port: int = 4200
-    prefect_worker_port: int = 4201  # the worker's /health endpoint
-    s3_port: int = 9000
-    metadata_port: int = 8088
-    review_port: int = 8095  # the reviewers' page (review.port of the stack)
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    prefect_port: int = Field(default=4200, ge=1, le=65535)
+    # the worker's /health endpoint
+    prefect_worker_port: int = Field(default=4201, ge=1, le=65535)
+    s3_port: int = Field(default=9000, ge=1, le=65535)
+    metadata_port: int = Field(default=8088, ge=1, le=65535)
+    # the reviewers' page (review.port of the stack)
+    review_port: int = Field(default=8095, ge=1, le=65535)
 
 
 class ReviewSettings(Section):

@@ -15,7 +15,7 @@ from conf.sections.base import Section
 class KafkaSettings(Section):
     """Brokers, topics and client security."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
     requests_topic: str = "harmscan.requests"
     results_topic: str = "harmscan.results"
     dead_letter_topic: str = "harmscan.dead-letter"

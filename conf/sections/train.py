@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from conf.sections.base import Section
+from conf.sections.base import Fraction, Section
 from conf.sections.photosets import photo_set_names, refuse_gate_set, refuse_held_out
 
 Arch = Literal["mobilenet_v2", "resnet50"]
@@ -39,7 +39,7 @@ MOBILENET_V2_BLOCKS = 19
 class TrainSettings(Section):
     """Fine-tuning of the two architectures."""
 
-    models: list[Arch] = Field(default_factory=lambda: list(_DEFAULT_ARCHS))
+    models: list[Arch] = Field(default_factory=lambda: list(_DEFAULT_ARCHS), min_length=1)
     # Per architecture: "imagenet" (torchvision's own), a path to a state dict, or "none".
     weights: dict[str, str] = Field(
         default_factory=lambda: {"mobilenet_v2": "none", "resnet50": "none"}
@@ -48,7 +48,7 @@ class TrainSettings(Section):
     warmup_epochs: int = Field(default=1, ge=0, description="epochs with a frozen backbone")
     batch_size: int = Field(default=32, ge=1)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
     backbone_lr_scale: float = Field(default=0.1, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
@@ -96,7 +96,9 @@ class TrainSettings(Section):
     # WiSE-FT weight of the fine-tuned end (0 = the start, 1 = the end, null = off); "auto"
     # picks it on validation among wise_alphas.
     wise_alpha: float | Literal["auto"] | None = None
-    wise_alphas: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    wise_alphas: list[Fraction] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1
+    )
     # Calibration on validation (folded into the exported model), then the threshold:
     # temperature (one parameter) or platt (temperature and a bias for the base-rate shift).
     # Measured (bench/recipe_bench.py, probe + prior, 160 px, validation + photopool mix): ECE

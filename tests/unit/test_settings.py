@@ -222,3 +222,36 @@ def test_a_bad_settings_file_is_named_with_what_is_wrong(
     assert "Traceback" not in str(raised.value)
     with pytest.raises(SettingsError, match="is a folder, not a YAML file"):
         load_settings("ci", config_file=tmp_path, env={})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("mlflow.floors.auc=5", "'5' is not a number, at least 0 and at most 1$"),
+        ("mlflow.floors.ece=nan", "'nan' is not a number, at least 0 and at most 1$"),
+        ("mlflow.floors={auc: 7}", r"each value a number, at least 0 and at most 1 \(at auc: "),
+        ("train.wise_alphas=[2]", r"each item a number, at least 0 and at most 1 \(at 0: "),
+        ("train.wise_alphas=[]", "train.wise_alphas: List should have at least 1 item"),
+        ("train.models=[]", "train.models: List should have at least 1 item"),
+        ("openimages.subsets=[]", "openimages.subsets: List should have at least 1 item"),
+        ("stack.kafka_port=99999", "stack.kafka_port: Input should be less than or equal to 65535"),
+        ("stack.mlflow_port=0", "stack.mlflow_port: Input should be greater than or equal to 1"),
+        ("kafka.bootstrap_servers=", "kafka.bootstrap_servers: String should have at least 1"),
+        ("train.lr=inf", "train.lr: Input should be a finite number"),
+        ("profile=compose", "profile 'compose' cannot be a setting: choose it with --profile"),
+    ],
+)
+def test_a_value_that_could_never_work_is_refused_at_start(override: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_settings("ci", [override], env={})
+    assert "Annotated[" not in str(raised.value)
+
+
+def test_a_whole_section_set_at_once_merges_into_the_profile_as_a_yaml_layer_does() -> None:
+    profile = load_settings("ci", env={})
+    merged = load_settings("ci", ["train={epochs: 3, weights: {resnet50: none}}"], env={})
+    assert merged.train.epochs == 3
+    assert (merged.train.recipe, merged.train.head) == (profile.train.recipe, profile.train.head)
+    assert merged.train.weights == {"resnet50": "none"}  # a mapping setting still replaces
+    env = {"HARMSCAN_MLFLOW": "{gate_tolerance: 0.05}"}
+    assert load_settings("ci", env=env).mlflow.floors == profile.mlflow.floors
