@@ -7,6 +7,7 @@ Nothing heavy is imported here, so ``harmscan --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -67,7 +68,10 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def source_of(ctx: typer.Context) -> SettingsSource:
-    """The settings source of this invocation (for flows), checked by resolving it once."""
+    """The settings source of this invocation (for flows), checked by resolving it once; its
+    secrets travel in this process's environment, not in the flow's stored parameters."""
     state = state_of(ctx)
     _ = state.settings
-    return state.source
+    source, secrets = state.source.without_secrets()
+    os.environ.update(secrets)  # the flow runs in this process: it reads them from there
+    return source

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conf.keys import SettingsError, did_you_mean, explain, key_parts, set_path
 from conf.settings import Settings
-from conf.values import ValueParseError, parse_value, plain
+from conf.values import ValueParseError, is_secret, parse_value, plain
 
 CONF_DIR = Path(__file__).resolve().parent
 PROFILES_DIR = CONF_DIR / "profiles"
@@ -239,6 +239,20 @@ class SettingsSource(BaseModel):
         for dotted in given:
             key_parts(dotted, f"override {dotted}")
         return self.model_copy(update={"overrides": {**self.overrides, **given}})
+
+    def without_secrets(self) -> tuple[SettingsSource, dict[str, str]]:
+        """This source with its secret overrides taken out, and those as the ``HARMSCAN_*``
+        variables that set them: a flow's parameters are stored and shown by Prefect, so a
+        secret given with ``--set`` reaches a flow run in this process through its environment.
+        """
+        secret = {k for k in self.overrides if is_secret(k.split("."))}
+        if not secret:
+            return self, {}
+        env = {
+            ENV_PREFIX + key.upper().replace(".", "__"): str(self.overrides[key]) for key in secret
+        }
+        kept = {k: v for k, v in self.overrides.items() if k not in secret}
+        return self.model_copy(update={"overrides": kept}), env
 
     def resolve(self, env: Mapping[str, str] | None = None) -> Settings:
         """The settings this source names, validated (see `load_settings`)."""

@@ -131,6 +131,12 @@ def annotation_at(parts: list[str]) -> Any:
     return annotation
 
 
+def is_secret(parts: list[str]) -> bool:
+    """Whether the field at a (checked) key path holds a secret (``SecretStr``, optional or not)."""
+    annotation = annotation_at(parts)
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
 def _is_section(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 

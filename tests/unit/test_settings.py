@@ -224,6 +224,33 @@ def test_a_bad_settings_file_is_named_with_what_is_wrong(
         load_settings("ci", config_file=tmp_path, env={})
 
 
+def test_secrets_given_with_set_reach_a_flow_through_the_environment_not_its_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import click
+    import typer
+
+    from cli.context import CliState, source_of
+
+    for name in ("HARMSCAN_KAFKA__SASL_PASSWORD", "HARMSCAN_REVIEW__TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    items = ["kafka.sasl_password=s3cret-x1", "review.token=tok-x1", "train.epochs=2"]
+    state = CliState("ci", items, None)
+    ctx = typer.Context(click.Command("train"), obj=state)
+
+    source = source_of(ctx)
+
+    assert "s3cret-x1" not in source.model_dump_json()  # what Prefect stores and shows
+    assert "tok-x1" not in source.model_dump_json()
+    assert source.overrides == {"train.epochs": 2}
+    settings = source.resolve()  # as the flow resolves it, in this process
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "s3cret-x1"
+    assert settings.review.token is not None
+    assert settings.review.token.get_secret_value() == "tok-x1"
+    assert settings.train.epochs == 2
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
