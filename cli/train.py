@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import settings_of, source_of, state_of
+from cli.failures import USAGE, fail
 from cli.preflight import (
     checked_dataset,
     checked_options,
@@ -109,9 +110,9 @@ def train_command(
     )
     checked_weights(chosen)
     checked_dataset(chosen, dataset)
-    from flows.train import preflight, train
+    from flows.train import train
 
-    preflight(chosen)  # weights and prior classes: settings errors, before the services
+    _preflight(chosen)  # weights and prior classes: settings errors, before the services
     mlflow_reachable(chosen)
 
     with flow_runtime(state.settings, state.verbose):
@@ -126,6 +127,17 @@ def train_command(
             resume=resume,
         )
     _print_results([r.model_dump() for r in results], "trained")
+
+
+def _preflight(settings: Any) -> None:
+    """`flows.train.preflight`: a bad weights setting or an unknown ImageNet prior class is a
+    usage error (exit 2), named with its suggestions."""
+    from flows.train import preflight
+
+    try:
+        preflight(settings)
+    except ValueError as exc:
+        raise fail(exc, USAGE) from None
 
 
 def retrain_command(
@@ -149,9 +161,8 @@ def retrain_command(
     checked_weights(chosen, prior=True)
     openimages_reachable(chosen)
     from flows.retrain import retrain
-    from flows.train import preflight
 
-    preflight(chosen)
+    _preflight(chosen)
     mlflow_reachable(chosen)
 
     with flow_runtime(state.settings, state.verbose):

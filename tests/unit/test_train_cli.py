@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import typer
 
-from cli.train import _models, _weights
+from cli.failures import USAGE
+from cli.train import _models, _preflight, _weights
 from flows.common import resolve
 from flows.train import preflight, train_changes
 from harmscan.models import WeightsError
@@ -51,3 +52,16 @@ def test_preflight_catches_a_missing_weights_file(make_settings) -> None:
     preflight(make_settings())  # the ci profile's shared weights file exists
     with pytest.raises(WeightsError, match=r"missing\.pth"):
         preflight(make_settings("train.weights.mobilenet_v2=missing.pth"))
+
+
+def test_an_unknown_prior_class_is_a_usage_error_named_with_suggestions(
+    make_settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings("train.prior_classes=[revolvr]", "train.head=prior-gated")
+    with pytest.raises(typer.Exit) as ended:
+        _preflight(settings)
+    assert ended.value.exit_code == USAGE
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: unknown ImageNet categories in train.prior_classes: 'revolvr'")
+    assert "did you mean 'revolver'" in line
+    assert len(line.splitlines()) == 1
