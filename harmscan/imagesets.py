@@ -4,17 +4,26 @@
 `harmscan.gateset.load_photo_set`: the gate set, a pool, or one built the same way) or a plain
 folder holding ``harmful/`` and ``safe/`` subfolders of images, found recursively by suffix. In a
 plain folder an image's domain is the first subfolder under its label when that names a domain
-(``harmful/emoji/bomb.png``), else the ``domain`` given (``photo`` by default). Every image of a
-plain folder is decoded once as training and serving decode it; one that does not decode is left
-out and named with the reason, so one bad file never stops the rest. A plain folder's version is
-the sha256 of the manifest made of it (every file's label, domain and sha256), so a result can
-name exactly the images it was measured on. `freeze` writes that manifest and ``VERSION`` into the
-folder, which makes it a photo set: verified on every load, and usable as ``mlflow.gate_set``.
+(``harmful/emoji/bomb.png``, any case), else the ``domain`` given (``photo`` by default).
+Symlinked subfolders are followed (each real folder once); hidden files and folders (``.name``)
+are not read. Every image of a plain folder is decoded once as training and serving decode it;
+one that does not decode, or whose name is not valid UTF-8, is left out and named with the
+reason, so one bad file never stops the rest. What could make the figures other than the user
+meant is said as a note: files without an image suffix, a subfolder that looks like a domain but
+is not one, the same image under both labels, images added to a frozen folder. A plain folder's
+version is the sha256 of the manifest made of it (every file's label, domain and sha256), so a
+result can name exactly the images it was measured on. `freeze` writes that manifest and
+``VERSION`` into the folder, which makes it a photo set: verified on every load, and usable as
+``mlflow.gate_set``.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +36,8 @@ from harmscan.gateset import (
     VERSION_CHARS,
     VERSION_FILE,
     PhotoSet,
+    PhotoSetError,
+    find_photo_set,
     load_photo_set,
 )
 from harmscan.imagefile import read_image_file
@@ -47,11 +58,13 @@ class ImageSet:
         photos: The images (a `PhotoSet`: root, version, manifest).
         kind: ``photo set`` (verified against its ``VERSION``) or ``folder``.
         skipped: File (relative to the root) -> why it was left out (it did not decode).
+        notes: What may make the figures other than meant (see the module docstring).
     """
 
     photos: PhotoSet
     kind: str
     skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line: where, which version, how many images of each label and domain."""
@@ -65,17 +78,38 @@ class ImageSet:
         )
 
 
+REFREEZE = "delete its manifest.csv and VERSION, then run `harmscan imageset {root} --freeze`"
+
+
 def open_image_set(root: Path, domain: str = "photo") -> ImageSet:
-    """The photo set at ``root``, or the plain folder's ``harmful/`` and ``safe/`` images.
+    """The photo set at ``root`` (relative: from the cwd, then the repository, as
+    ``mlflow.gate_set``), or the plain folder's ``harmful/`` and ``safe/`` images.
 
     Raises:
-        ImageSetError: Neither layout, no image, or a ``domain`` that is not one of `DOMAINS`.
+        ImageSetError: Neither layout, no image, a ``domain`` that is not one of `DOMAINS`, or a
+            folder with a ``manifest.csv`` but no ``VERSION`` (a freeze that did not finish).
         harmscan.gateset.PhotoSetError: A photo set that is not the version it names.
     """
+    _check_domain(domain)
     root = Path(root)
-    if (root / MANIFEST_FILE).is_file():
-        return ImageSet(load_photo_set(root), "photo set")
-    return folder_set(root, domain)
+    found = find_photo_set(root)
+    if found is None:
+        return folder_set(root, domain)
+    labelled = _label_folders(found)
+    if labelled and not (found / VERSION_FILE).is_file():
+        raise ImageSetError(
+            f"{found} has a {MANIFEST_FILE} but no {VERSION_FILE}: a freeze that did not finish, "
+            f"or a {MANIFEST_FILE} of something else; to read the folder again, move its "
+            f"{MANIFEST_FILE} away (and freeze it with `harmscan imageset {found} --freeze`)"
+        )
+    try:
+        photos = load_photo_set(found)
+    except PhotoSetError as exc:
+        if not labelled:
+            raise
+        advice = REFREEZE.format(root=found)
+        raise PhotoSetError(f"{exc}; if you changed its images on purpose, {advice}") from None
+    return ImageSet(photos, "photo set", notes=_unlisted(photos, labelled))
 
 
 def folder_set(root: Path, domain: str = "photo") -> ImageSet:
@@ -85,27 +119,34 @@ def folder_set(root: Path, domain: str = "photo") -> ImageSet:
         ImageSetError: No ``harmful/`` or ``safe/`` subfolder, no image that decodes, or an
             unknown ``domain``.
     """
-    if domain not in DOMAINS:
-        raise ImageSetError(f"unknown domain {domain!r}; valid: {', '.join(DOMAINS)}")
+    _check_domain(domain)
     if not root.is_dir():
-        raise ImageSetError(f"no such folder: {root}")
-    if not any((root / label).is_dir() for label in LABELS):
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise ImageSetError(f"{what}: {root}")
+    if not _label_folders(root):
+        cased = sorted(p.name for p in root.iterdir() if p.name.lower() in LABELS)
+        hint = f" (the names are lower case: rename {', '.join(cased)})" if cased else ""
         raise ImageSetError(
             f"{root} holds neither a {MANIFEST_FILE} (a photo set) nor harmful/ and safe/ "
-            "subfolders of images; sort your images into FOLDER/harmful and FOLDER/safe"
+            f"subfolders of images{hint}; sort your images into FOLDER/harmful and FOLDER/safe"
         )
-    rows, skipped = [], {}
+    rows, skipped, others = [], {}, []
+    folders: dict[str, str] = {}  # subfolders that name no domain -> the one they look like
     for label in LABELS:
-        for path in sorted((root / label).rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        for path in _files(root / label):
             file = path.relative_to(root).as_posix()
+            if not _utf8(file):
+                shown = file.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                skipped[shown] = "its name is not valid UTF-8: rename it"
+                continue
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                others.append(file)
+                continue
             data, why = _readable(path)
             if data is None:
                 skipped[file] = why
                 continue
-            parts = path.relative_to(root / label).parts
-            image_domain = parts[0] if len(parts) > 1 and parts[0] in DOMAINS else domain
+            image_domain = _domain_of(path.relative_to(root / label).parts, domain, folders)
             digest = hashlib.sha256(data).hexdigest()
             rows.append((file, label, image_domain, "", "folder", "", file, "", digest))
     if not rows:
@@ -116,7 +157,9 @@ def folder_set(root: Path, domain: str = "photo") -> ImageSet:
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     text = manifest.to_csv(index=False).encode()
     version = hashlib.sha256(text).hexdigest()[:VERSION_CHARS]
-    return ImageSet(PhotoSet(root=root, version=version, manifest=manifest), "folder", skipped)
+    notes = _other_files(others) + _not_domains(folders, domain) + _duplicates(manifest)
+    photos = PhotoSet(root=root, version=version, manifest=manifest)
+    return ImageSet(photos, "folder", skipped, notes)
 
 
 def freeze(images: ImageSet) -> Path:
@@ -126,11 +169,21 @@ def freeze(images: ImageSet) -> Path:
     Raises:
         ImageSetError: The set is a photo set already.
     """
-    if images.kind != "folder":
-        raise ImageSetError(f"{images.photos.root} is a photo set already ({MANIFEST_FILE})")
     root = images.photos.root
-    (root / MANIFEST_FILE).write_bytes(images.photos.manifest.to_csv(index=False).encode())
-    (root / VERSION_FILE).write_text(images.photos.version + "\n")
+    if images.kind != "folder":
+        raise ImageSetError(
+            f"{root} is a photo set already ({MANIFEST_FILE}); to freeze it again after "
+            f"changing its images, {REFREEZE.format(root=root).replace(', then run', ' and run')}"
+        )
+    # Both files written beside their names first: a freeze that fails leaves neither.
+    staged = {
+        root / MANIFEST_FILE: images.photos.manifest.to_csv(index=False).encode(),
+        root / VERSION_FILE: (images.photos.version + "\n").encode(),
+    }
+    for path, data in staged.items():
+        path.with_name(f".{path.name}.part").write_bytes(data)
+    for path in staged:  # the manifest first: a folder with a VERSION alone stays a folder
+        path.with_name(f".{path.name}.part").replace(path)
     return root
 
 
@@ -142,3 +195,104 @@ def _readable(path: Path) -> tuple[bytes | None, str]:
     except ImageRejected as exc:
         return None, str(exc)
     return data, ""
+
+
+def _check_domain(domain: str) -> None:
+    if domain not in DOMAINS:
+        raise ImageSetError(f"unknown domain {domain!r}; valid: {', '.join(DOMAINS)}")
+
+
+def _label_folders(root: Path) -> list[Path]:
+    return [root / label for label in LABELS if (root / label).is_dir()]
+
+
+def _files(top: Path) -> Iterator[Path]:
+    """Every file under ``top``, sorted, following symlinked folders (each real folder once);
+    hidden files and folders are not read."""
+    seen: set[str] = set()
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(top, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder, n) for n in names if not n.startswith(".")]
+    yield from sorted(p for p in found if p.is_file())
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _domain_of(parts: tuple[str, ...], default: str, folders: dict[str, str]) -> str:
+    """The domain a subfolder names (any case), else ``default``; subfolders that name none are
+    counted in ``folders`` (first part -> a domain it looks like, or "")."""
+    if len(parts) < 2:
+        return default
+    if parts[0].lower() in DOMAINS:
+        return parts[0].lower()
+    close = difflib.get_close_matches(parts[0].lower(), DOMAINS, n=1, cutoff=0.75)
+    folders[parts[0]] = close[0] if close else ""
+    return default
+
+
+def _not_domains(folders: dict[str, str], default: str) -> list[str]:
+    """A note per subfolder whose name looks like a domain but is not one."""
+    return [
+        f"subfolder {name}/ is not a domain folder (did you mean {close}/?): its images count "
+        f"as {default}; domain folders: {', '.join(DOMAINS)}"
+        for name, close in sorted(folders.items())
+        if close
+    ]
+
+
+def _other_files(files: list[str]) -> list[str]:
+    if not files:
+        return []
+    shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
+    return [
+        f"{len(files)} file(s) without an image suffix are not read: {shown} (image suffixes: "
+        f"{', '.join(sorted(IMAGE_SUFFIXES))})"
+    ]
+
+
+def _duplicates(manifest: pd.DataFrame) -> list[str]:
+    """A note for each image found under both labels, and one for copies under one label."""
+    by_digest: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for file, label, digest in zip(manifest["file"], manifest["label"], manifest["sha256"],
+                                   strict=True):  # fmt: skip
+        by_digest[digest].append((file, label))
+    notes, copies = [], 0
+    for found in by_digest.values():
+        if len({label for _, label in found}) > 1:
+            notes.append(f"the same image is under both labels: {', '.join(f for f, _ in found)}")
+        elif len(found) > 1:
+            copies += len(found) - 1
+    if copies:
+        notes.append(f"{copies} image(s) are copies of another under the same label (counted each)")
+    return notes
+
+
+def _unlisted(photos: PhotoSet, folders: list[Path]) -> list[str]:
+    """A note for image files under a frozen folder's label folders that its manifest lacks."""
+    listed = set(photos.manifest["file"])
+    extra = [
+        path.relative_to(photos.root).as_posix()
+        for folder in folders
+        for path in _files(folder)
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    extra = [f for f in extra if f not in listed]
+    if not extra:
+        return []
+    shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
+    return [
+        f"{len(extra)} image file(s) are not in its {MANIFEST_FILE} and are not scored: {shown}; "
+        f"to score them, {REFREEZE.format(root=photos.root)}"
+    ]

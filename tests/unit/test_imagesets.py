@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from harmscan.gateset import PhotoSetError
+from harmscan.imagepolicy import IMAGE_SUFFIXES
 from harmscan.imagesets import ImageSetError, freeze, open_image_set
 from harmscan.metrics import DomainCounts, domain_counts
 from tests.fixtures.photo_sets import write_photo_set
@@ -44,6 +45,11 @@ def test_a_folder_sorted_by_label_is_read_with_domains_and_bad_files_left_out(tm
     assert list(images.skipped) == ["harmful/cut.jpg"]
     assert images.skipped["harmful/cut.jpg"].startswith(("truncated", "corrupt", "not_an_image"))
     assert "2 harmful, 1 safe (photo 2, emoji 1); 1 left out" in images.describe()
+    assert images.notes == [
+        "1 file(s) without an image suffix are not read: safe/notes.txt (image suffixes: "
+        + ", ".join(sorted(IMAGE_SUFFIXES))
+        + ")"
+    ]
 
 
 def test_a_folder_version_names_its_images(tmp_path):
@@ -151,3 +157,105 @@ def test_the_roc_picture_has_a_panel_per_domain_with_both_labels(tmp_path):
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.size[0] == 3 * 400  # all, photo, emoji: 4 in at 100 dpi each
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_and_the_rest_read(tmp_path):
+    _write(tmp_path / "safe" / "dog.png", _png((0, 0, 200)))
+    (tmp_path / "harmful").mkdir()
+    with open(bytes(tmp_path / "harmful") + b"/caf\xe9.png", "wb") as handle:  # a Latin-1 name
+        handle.write(_png((200, 0, 0)))
+    _write(tmp_path / "harmful" / "gun.png", _png((201, 0, 0)))
+
+    images = open_image_set(tmp_path)
+
+    assert list(images.photos.manifest["file"]) == ["harmful/gun.png", "safe/dog.png"]
+    assert images.skipped == {"harmful/caf\\xe9.png": "its name is not valid UTF-8: rename it"}
+
+
+def test_symlinked_subfolders_are_followed_once_and_hidden_files_not_read(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    _write(elsewhere / "knife.png", _png((200, 0, 0)))
+    root = tmp_path / "mine"
+    _write(root / "harmful" / "gun.png", _png((201, 0, 0)))
+    (root / "harmful" / "linked").symlink_to(elsewhere)
+    (root / "harmful" / "loop").symlink_to(root / "harmful")  # walked once, not for ever
+    _write(root / "safe" / "dog.png", _png((0, 0, 200)))
+    _write(root / "safe" / "._dog.png", b"macOS resource fork, not an image")
+
+    images = open_image_set(root)
+
+    assert list(images.photos.manifest["file"]) == [
+        "harmful/gun.png",
+        "harmful/linked/knife.png",
+        "safe/dog.png",
+    ]
+    assert images.skipped == {}
+
+
+def test_domain_folders_match_in_any_case_and_a_near_miss_is_a_note(tmp_path):
+    _write(tmp_path / "harmful" / "Emoji" / "bomb.png", _png((200, 0, 0)))
+    _write(tmp_path / "harmful" / "emojis" / "gun.png", _png((201, 0, 0)))
+    _write(tmp_path / "safe" / "pets" / "dog.png", _png((0, 0, 200)))
+
+    images = open_image_set(tmp_path)
+
+    assert list(images.photos.manifest["domain"]) == ["emoji", "photo", "photo"]
+    assert images.notes == [
+        "subfolder emojis/ is not a domain folder (did you mean emoji/?): its images count as "
+        "photo; domain folders: photo, illustration, emoji"
+    ]  # "pets" looks like no domain: no note
+
+
+def test_the_same_image_under_both_labels_is_a_note(tmp_path):
+    _write(tmp_path / "harmful" / "a.png", _png((200, 0, 0)))
+    _write(tmp_path / "safe" / "a_copy.png", _png((200, 0, 0)))
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 200)))
+    _write(tmp_path / "safe" / "b2.png", _png((0, 0, 200)))
+
+    notes = open_image_set(tmp_path).notes
+
+    assert notes == [
+        "the same image is under both labels: harmful/a.png, safe/a_copy.png",
+        "1 image(s) are copies of another under the same label (counted each)",
+    ]
+
+
+def test_a_frozen_folder_says_what_it_does_not_score_and_how_to_freeze_it_again(tmp_path):
+    _write(tmp_path / "harmful" / "a.png", _png((200, 0, 0)))
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 200)))
+    frozen = open_image_set(tmp_path)
+    freeze(frozen)
+    _write(tmp_path / "safe" / "new.png", _png((0, 0, 150)))
+
+    images = open_image_set(tmp_path)
+
+    assert images.kind == "photo set"
+    assert len(images.photos.manifest) == 2
+    advice = (
+        f"delete its manifest.csv and VERSION, then run `harmscan imageset {tmp_path} --freeze`"
+    )
+    assert images.notes == [
+        f"1 image file(s) are not in its manifest.csv and are not scored: safe/new.png; to score "
+        f"them, {advice}"
+    ]
+    with pytest.raises(ImageSetError, match=r"delete its manifest\.csv and VERSION and run"):
+        freeze(images)
+    with pytest.raises(ImageSetError, match="unknown domain 'emojis'"):
+        open_image_set(tmp_path, domain="emojis")  # checked for a photo set too
+    _write(tmp_path / "safe" / "b.png", _png((0, 0, 199)))
+    with pytest.raises(PhotoSetError) as changed:
+        open_image_set(tmp_path)
+    assert "differ from their sha256" in str(changed.value)
+    assert str(changed.value).endswith(f"; if you changed its images on purpose, {advice}")
+    (tmp_path / "VERSION").unlink()  # a freeze that did not finish
+    with pytest.raises(ImageSetError, match=r"has a manifest\.csv but no VERSION: a freeze that"):
+        open_image_set(tmp_path)
+
+
+def test_label_folders_in_another_case_are_named(tmp_path):
+    _write(tmp_path / "Harmful" / "a.png", _png((200, 0, 0)))
+    _write(tmp_path / "Safe" / "b.png", _png((0, 0, 200)))
+    with pytest.raises(ImageSetError, match=r"\(the names are lower case: rename Harmful, Safe\)"):
+        open_image_set(tmp_path)
+    with pytest.raises(ImageSetError, match="a file, not a folder"):
+        open_image_set(tmp_path / "Safe" / "b.png")
