@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.context import settings_of
-from cli.failures import USAGE, fail
+from cli.failures import FAILED, USAGE, fail
 from cli.preflight import mlflow_reachable
 
 if TYPE_CHECKING:
+    from harmscan.imagesets import ImageSet
     from harmscan.metrics import DomainCounts
     from registry import Registry
 
@@ -58,6 +60,8 @@ def evaluate_command(
     settings = settings_of(ctx)
     try:
         images = open_image_set(folder, domain)
+        scores = _writable(scores, "--scores", ".csv")  # before minutes of scoring, not after
+        plot = _writable(plot, "--plot", ".png")
     except (ImageSetError, PhotoSetError) as exc:
         raise fail(exc, USAGE) from None
     mlflow_reachable(settings)
@@ -72,8 +76,7 @@ def evaluate_command(
     except RegistryError as exc:
         raise fail(exc, USAGE) from None
     typer.echo(f"scoring {len(roles)} version(s) of {name} on {images.describe()}")
-    for file, why in images.skipped.items():
-        typer.secho(f"  left out {file}: {why}", fg="yellow", err=True)
+    _warn(images)
     rows, curves = [], {}
     for scored_version, role in roles.items():
         scored, threshold = score_version(registry, name, scored_version, images.photos)
@@ -88,13 +91,47 @@ def evaluate_command(
     if scores is not None:
         _write_scores(scores, rows)
         typer.echo(f"\nscores of every image: {scores}")
-    if plot is not None:
+    if plot is not None and len(set(images.photos.manifest["label"])) < 2:
+        typer.secho(f"no ROC curves drawn: {plot} needs harmful and safe images", fg="yellow")
+    elif plot is not None:
         from harmscan.modelcard import plot_roc_by_domain
 
-        plot.parent.mkdir(parents=True, exist_ok=True)
         title = f"{name} on {images.photos.root.name} (version {images.photos.version})"
         plot_roc_by_domain(curves, plot, title)
         typer.echo(f"ROC curves per domain (dots: each version's stored threshold): {plot}")
+
+
+def _writable(path: Path | None, option: str, suffix: str) -> Path | None:
+    """``path`` with ``suffix`` added when it has none, its folder made; checked writable.
+
+    Raises:
+        ImageSetError: Another suffix, a folder, or a place that cannot be written (named).
+    """
+    from harmscan.imagesets import ImageSetError
+
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ImageSetError(f"{option} {path} is a folder; name a {suffix} file in it")
+    if not path.suffix:
+        path = path.with_suffix(suffix)
+    if path.suffix.lower() != suffix or path.is_dir():
+        raise ImageSetError(f"{option} {path}: it writes a {suffix} file; name it *{suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageSetError(f"{option} {path}: cannot make its folder: {exc}") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ImageSetError(f"{option} {path}: not writable")
+    return path
+
+
+def _warn(images: ImageSet) -> None:
+    """What was left out and what the user should know about the set, on stderr."""
+    for file, why in images.skipped.items():
+        typer.secho(f"  left out {file}: {why}", fg="yellow", err=True)
+    for note in images.notes:
+        typer.secho(f"  note: {note}", fg="yellow", err=True)
 
 
 def _roles(
@@ -108,8 +145,8 @@ def _roles(
     from registry import RegistryError
 
     champion = registry.alias_version(name, champion_alias)
-    for wanted in asked:
-        registry.model_version(name, wanted)  # raises RegistryError if there is no such version
+    # The registry's own name of each (01 is 1); RegistryError if there is no such version.
+    asked = [registry.model_version(name, wanted.strip()).version for wanted in asked]
     if not asked and champion is None:
         raise RegistryError(f"{name} has no {champion_alias}; name a version with --version")
     roles = dict.fromkeys(asked, "")
@@ -137,7 +174,6 @@ def _share(part: int, whole: int) -> str:
 
 
 def _write_scores(path: Path, rows: list[tuple[object, ...]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "label", "domain", "version", "role", "p_harmful", "flagged"])
@@ -167,14 +203,15 @@ def imageset_command(
     try:
         images = open_image_set(folder, domain)
         typer.echo(images.describe())
-        for file, why in images.skipped.items():
-            typer.secho(f"  left out {file}: {why}", fg="yellow", err=True)
+        _warn(images)
         if freeze:
             root = freeze_set(images)
             typer.echo(f"frozen: {root}/manifest.csv and VERSION {images.photos.version}; gate "
                        f"promotions on it with --set mlflow.gate_set={root}")  # fmt: skip
     except (ImageSetError, PhotoSetError) as exc:
         raise fail(exc, USAGE) from None
+    except OSError as exc:  # e.g. a folder this user may not write into
+        raise fail(f"cannot freeze {folder}: {exc}", FAILED) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -121,3 +121,38 @@ def test_evaluate_names_what_it_cannot_score(mlflow_server: str, unique, tmp_pat
     unsorted = CliRunner().invoke(app, [*common, str(tmp_path)])
     assert unsorted.exit_code == 2
     assert "nor harmful/ and safe/ subfolders" in unsorted.output
+
+
+def test_evaluate_checks_its_outputs_first_and_scores_a_version_once_however_it_is_written(
+    mlflow_server: str, unique, tmp_path: Path
+) -> None:
+    from registry import CHAMPION, Registry
+
+    name = unique("evaluate")
+    good = register_colour_model(mlflow_server, name, "good", (1.0, -0.5, -0.5))
+    Registry(mlflow_server).set_alias(name, CHAMPION, good)
+    folder = _folder(tmp_path / "mine")
+    a_file = tmp_path / "taken"
+    a_file.write_text("a file where a folder should be")
+    _register_areas()
+    common = ["--profile", "ci", "--set", f"mlflow.tracking_uri={mlflow_server}",
+              "--set", f"mlflow.registered_model={name}", "evaluate", str(folder)]  # fmt: skip
+
+    for option, value, message in [
+        ("--plot", tmp_path / "roc.txt", "it writes a .png file; name it *.png"),
+        ("--scores", tmp_path, "is a folder; name a .csv file in it"),
+        ("--scores", a_file / "out.csv", "cannot make its folder"),
+    ]:
+        refused = CliRunner().invoke(app, [*common, option, str(value)])
+        assert refused.exit_code == 2, refused.output
+        assert message in refused.output
+        assert "scoring" not in refused.output  # refused before any model was scored
+
+    padded = CliRunner().invoke(
+        app, [*common, "--version", f"0{good}", "--plot", str(tmp_path / "roc")]
+    )
+    assert padded.exit_code == 0, padded.output
+    heads = [line for line in padded.output.splitlines() if line.startswith(f"{name} v")]
+    assert [h.split(",")[0] for h in heads] == [f"{name} v{good} (champion)"]
+    assert f"stored threshold): {tmp_path / 'roc.png'}" in padded.output
+    assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
