@@ -50,7 +50,7 @@ def list_cmd(
     reason: Annotated[
         list[str] | None, typer.Option(help="Show only this reason (repeatable).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Dead letters shown (0: counts only).")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Dead letters shown (0: counts only).")] = 20,
 ) -> None:
     """Count the dead letters by reason and show the latest ones."""
     from serving.dlq import count_by_reason, read_dead_letters, replayed_marks, select
@@ -106,11 +106,27 @@ def replay_cmd(
     chosen = select(
         read_dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
     )
+    if not chosen:
+        typer.secho(
+            f"error: no dead letter in {settings.kafka.dead_letter_topic} matches "
+            f"{_choice(reason, request_id, offset)}; `harmscan dlq list` shows them",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
     report = replay(settings, chosen, dry_run=dry_run)
     verb = "would replay" if dry_run else "replayed"
     typer.echo(f"{verb} {len(report.replayed)} to {settings.kafka.requests_topic}; "
                f"{len(report.already)} already replayed, {len(report.truncated)} cut (not "
                "replayable)")  # fmt: skip
+
+
+def _choice(reasons: list[str] | None, ids: list[str] | None, offsets: list[str] | None) -> str:
+    """The chosen dead letters in words (escaped: ids are the user's own text)."""
+    from serving.schema import log_safe
+
+    named = [("--reason", reasons), ("--id", ids), ("--offset", offsets)]
+    return " or ".join(f"{flag} {log_safe(v)}" for flag, values in named for v in values or [])
 
 
 def register(app: typer.Typer) -> None:

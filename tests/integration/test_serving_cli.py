@@ -91,3 +91,33 @@ def test_dlq_list_escapes_what_a_request_wrote(
     assert len(lines) == 3, lines  # the count, one reason, one dead letter
     assert "\x1b" not in result.output
     assert "no such file: /srv/x\\n0:9  not_found" in lines[2]
+
+
+def test_dlq_replay_that_matches_nothing_says_so_and_list_refuses_a_negative_limit(
+    cli: CliRunner, kafka_bootstrap: str, kafka_topics: Callable[..., str], tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    from serving.headers import dead_letter_headers
+
+    topic = kafka_topics("dead_letter")
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    headers = dead_letter_headers("not_found", "no such file: /srv/a.jpg", "req-a1", "req/0/4")
+    producer.produce(topic, value=b"{}", key=b"k", headers=headers)
+    assert producer.flush(30) == 0
+    common = ["--profile", "ci", "--set", f"paths.root={tmp_path}",
+              "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+              "--set", f"kafka.dead_letter_topic={topic}"]  # fmt: skip
+
+    nothing = cli.invoke(app, [*common, "dlq", "replay", "--id", "nosuch\x1b", "--dry-run"])
+    one = cli.invoke(app, [*common, "dlq", "replay", "--id", "req-a1", "--dry-run"])
+    negative = cli.invoke(app, [*common, "dlq", "list", "--limit", "-1"])
+
+    assert nothing.exit_code == 1, nothing.output
+    assert f"no dead letter in {topic} matches --id nosuch\\x1b; `harmscan dlq list`" in (
+        nothing.output
+    )
+    assert one.exit_code == 0, one.output
+    assert one.output.startswith("would replay 1 to ")
+    assert negative.exit_code == 2
+    assert "greater than or equal to 0" in negative.output
