@@ -2,7 +2,7 @@
 
 Log in (a bad login is refused), see the queued images, decide with one key press each, and find
 the decisions on the topic; a second reviewer never gets the first one's item; an image outside
-the allowed roots is neither served nor opened. Set HARMSCAN_REVIEW_SCREENSHOT=docs/review.png to
+the allowed roots is neither served nor opened. Set HARMSCAN_TEST_REVIEW_SCREENSHOT=docs/review.png to
 keep a screenshot of the page.
 """
 
@@ -127,7 +127,7 @@ def test_review_in_the_browser(
         with bob.expect_navigation():
             bob.keyboard.press("s")
         wait_for(lambda: image_loaded(ana), 10, "the third image")
-        screenshot = os.environ.get("HARMSCAN_REVIEW_SCREENSHOT")
+        screenshot = os.environ.get("HARMSCAN_TEST_REVIEW_SCREENSHOT")
         if screenshot:
             ana.screenshot(path=screenshot)
         with ana.expect_navigation():
