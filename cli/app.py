@@ -38,7 +38,9 @@ def _root(
         list[str] | None,
         typer.Option("--set", help="Override a setting: --set train.epochs=3 (repeatable)."),
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="Extra YAML settings file.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Extra YAML settings file, in place of $HARMSCAN_CONFIG.")
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Debug logging and tracebacks on failure.")
     ] = False,

@@ -107,7 +107,10 @@ def standalone() -> None:
         set_: Annotated[
             list[str] | None, typer.Option("--set", help="Override a setting: a.b=c.")
         ] = None,
-        config: Annotated[Path | None, typer.Option(help="Extra YAML settings file.")] = None,
+        config: Annotated[
+            Path | None,
+            typer.Option(help="Extra YAML settings file, in place of $HARMSCAN_CONFIG."),
+        ] = None,
     ) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         ctx.obj = CliState(profile, list(set_ or []), config)

@@ -82,7 +82,10 @@ def load_settings(
             if key.startswith(ENV_IGNORED_PREFIX):
                 continue
             dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
-            _set_dotted(merged, dotted, value, origin=f"environment variable {key}")
+            try:
+                _set_dotted(merged, dotted, value, origin=f"environment variable {key}")
+            except SettingsError as exc:
+                raise SettingsError(f"{exc}{_nesting_hint(key, dotted)}") from None
     if isinstance(overrides, Mapping):
         for dotted, typed in overrides.items():
             set_path(merged, key_parts(dotted, f"override {dotted}"), typed)
@@ -180,6 +183,14 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"{where}{problem}"
+
+
+def _nesting_hint(key: str, dotted: str) -> str:
+    """For ``HARMSCAN_TRAIN_EPOCHS``: the variable it likely meant (``__`` nests)."""
+    section, sep, rest = dotted.partition("_")
+    if "." in dotted or not sep or section not in Settings.model_fields:
+        return ""
+    return f"; for {section}.{rest} write {ENV_PREFIX}{section.upper()}__{rest.upper()} (__ nests)"
 
 
 def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:

@@ -57,7 +57,9 @@ def parse_value(parts: list[str], raw: str, origin: str) -> Any:
             ) from None
     hint = ""
     if typing.get_origin(_optional_of(annotation)) is list and raw.strip():
-        hint = f"; for one item write [{raw.strip()}]"
+        text = raw.strip()
+        one = f'["{text}"]' if "," in text else f"[{text}]"
+        hint = f"; for one item write {one}" + (f", for several [{text}]" if "," in text else "")
     raise ValueParseError(f"{origin}: {raw!r} is not {describe(annotation)}{hint}")
 
 

@@ -139,6 +139,7 @@ def test_values_are_parsed_by_the_field_type(override, attribute, expected) -> N
         ("train.wise_alpha=abc", "'abc' is not a number, auto or null$"),
         ("train.models=[vgg16]", r"each item one of mobilenet_v2, resnet50 \(at 0: .*'resnet50'"),
         ("train.models=vgg16", r"each item one of .*; for one item write \[vgg16\]$"),
+        ("serving.allowed_roots=/a, /b", r'write \["/a, /b"\], for several \[/a, /b\]$'),
         ("mlflow.floors={acc: 0.5}", r"each key one of accuracy, .*\(key acc: "),
         ("mlflow.floors={auc:0.5}", "write a space after each colon"),
     ],
@@ -282,3 +283,9 @@ def test_a_whole_section_set_at_once_merges_into_the_profile_as_a_yaml_layer_doe
     assert merged.train.weights == {"resnet50": "none"}  # a mapping setting still replaces
     env = {"HARMSCAN_MLFLOW": "{gate_tolerance: 0.05}"}
     assert load_settings("ci", env=env).mlflow.floors == profile.mlflow.floors
+
+
+def test_an_environment_variable_that_forgot_the_double_underscore_is_told_how_to_nest() -> None:
+    with pytest.raises(SettingsError, match=r"for train\.epochs write HARMSCAN_TRAIN__EPOCHS"):
+        load_settings("ci", env={"HARMSCAN_TRAIN_EPOCHS": "3"})
+    assert load_settings("ci", env={"HARMSCAN_TRAIN__EPOCHS": "3"}).train.epochs == 3
