@@ -2,8 +2,8 @@
 
 Log in (a bad login is refused), see the queued images, decide with one key press each, and find
 the decisions on the topic; a second reviewer never gets the first one's item; an image outside
-the allowed roots is neither served nor opened. Set HARMSCAN_TEST_REVIEW_SCREENSHOT=docs/review.png to
-keep a screenshot of the page.
+the allowed roots is neither served nor opened. Set
+HARMSCAN_TEST_REVIEW_SCREENSHOT=docs/review.png to keep a screenshot of the page.
 """
 
 from __future__ import annotations
