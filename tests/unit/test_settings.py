@@ -234,7 +234,8 @@ def test_secrets_given_with_set_reach_a_flow_through_the_environment_not_its_par
     from cli.context import CliState, source_of
 
     for name in ("HARMSCAN_KAFKA__SASL_PASSWORD", "HARMSCAN_REVIEW__TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so what source_of sets is undone after the test
+        monkeypatch.delenv(name)
     items = ["kafka.sasl_password=s3cret-x1", "review.token=tok-x1", "train.epochs=2"]
     state = CliState("ci", items, None)
     ctx = typer.Context(click.Command("train"), obj=state)
