@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.context import settings_of
+from cli.failures import fail
 
 if TYPE_CHECKING:
     pass
@@ -107,13 +108,10 @@ def replay_cmd(
         read_dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
     )
     if not chosen:
-        typer.secho(
-            f"error: no dead letter in {settings.kafka.dead_letter_topic} matches "
-            f"{_choice(reason, request_id, offset)}; `harmscan dlq list` shows them",
-            fg="red",
-            err=True,
+        raise fail(
+            f"no dead letter in {settings.kafka.dead_letter_topic} matches "
+            f"{_choice(reason, request_id, offset)}; `harmscan dlq list` shows them"
         )
-        raise typer.Exit(1)
     report = replay(settings, chosen, dry_run=dry_run)
     verb = "would replay" if dry_run else "replayed"
     typer.echo(f"{verb} {len(report.replayed)} to {settings.kafka.requests_topic}; "
