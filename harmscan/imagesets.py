@@ -252,13 +252,17 @@ def _not_domains(folders: dict[str, str], default: str) -> list[str]:
     ]
 
 
+def _some(files: list[str], most: int = 5) -> str:
+    """The first ``most`` files, comma-separated, and ``...`` when there are more."""
+    return ", ".join(files[:most]) + (", ..." if len(files) > most else "")
+
+
 def _other_files(files: list[str]) -> list[str]:
     if not files:
         return []
-    shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
     return [
-        f"{len(files)} file(s) without an image suffix are not read: {shown} (image suffixes: "
-        f"{', '.join(sorted(IMAGE_SUFFIXES))})"
+        f"{len(files)} file(s) without an image suffix are not read: {_some(files)} "
+        f"(image suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})"
     ]
 
 
@@ -291,8 +295,8 @@ def _unlisted(photos: PhotoSet, folders: list[Path]) -> list[str]:
     extra = [f for f in extra if f not in listed]
     if not extra:
         return []
-    shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
     return [
-        f"{len(extra)} image file(s) are not in its {MANIFEST_FILE} and are not scored: {shown}; "
+        f"{len(extra)} image file(s) are not in its {MANIFEST_FILE} and are not scored: "
+        f"{_some(extra)}; "
         f"to score them, {REFREEZE.format(root=photos.root)}"
     ]
