@@ -259,8 +259,11 @@ class SettingsSource(BaseModel):
         secret = {k for k in self.overrides if is_secret(k.split("."))}
         if not secret:
             return self, {}
-        env = {
-            ENV_PREFIX + key.upper().replace(".", "__"): str(self.overrides[key]) for key in secret
+        env = {  # a secret cleared with --set KEY=null stays cleared
+            ENV_PREFIX + key.upper().replace(".", "__"): (
+                "null" if self.overrides[key] is None else str(self.overrides[key])
+            )
+            for key in secret
         }
         kept = {k: v for k, v in self.overrides.items() if k not in secret}
         return self.model_copy(update={"overrides": kept}), env

@@ -251,6 +251,9 @@ def test_secrets_given_with_set_reach_a_flow_through_the_environment_not_its_par
     assert settings.review.token is not None
     assert settings.review.token.get_secret_value() == "tok-x1"
     assert settings.train.epochs == 2
+    cleared, env = SettingsSource.from_cli("ci", ["review.token=null"]).without_secrets()
+    assert env == {"HARMSCAN_REVIEW__TOKEN": "null"}
+    assert cleared.resolve(env).review.token is None
 
 
 @pytest.mark.parametrize(
