@@ -60,10 +60,10 @@ def evaluate_command(
     settings = settings_of(ctx)
     try:
         images = open_image_set(folder, domain)
-        scores = _writable(scores, "--scores", ".csv")  # before minutes of scoring, not after
-        plot = _writable(plot, "--plot", ".png")
     except (ImageSetError, PhotoSetError) as exc:
         raise fail(exc, USAGE) from None
+    scores = _writable(scores, "--scores", ".csv")  # before minutes of scoring, not after
+    plot = _writable(plot, "--plot", ".png")
     mlflow_reachable(settings)
     from harmscan.metrics import domain_counts
     from registry import CHAMPION, Registry, RegistryError
@@ -105,24 +105,22 @@ def _writable(path: Path | None, option: str, suffix: str) -> Path | None:
     """``path`` with ``suffix`` added when it has none, its folder made; checked writable.
 
     Raises:
-        ImageSetError: Another suffix, a folder, or a place that cannot be written (named).
+        typer.Exit: Another suffix, a folder, or a place that cannot be written (USAGE, named).
     """
-    from harmscan.imagesets import ImageSetError
-
     if path is None:
         return None
     if path.is_dir():
-        raise ImageSetError(f"{option} {path} is a folder; name a {suffix} file in it")
+        raise fail(f"{option} {path} is a folder; name a {suffix} file in it", USAGE)
     if not path.suffix:
         path = path.with_suffix(suffix)
     if path.suffix.lower() != suffix or path.is_dir():
-        raise ImageSetError(f"{option} {path}: it writes a {suffix} file; name it *{suffix}")
+        raise fail(f"{option} {path}: it writes a {suffix} file; name it *{suffix}", USAGE)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ImageSetError(f"{option} {path}: cannot make its folder: {exc}") from None
+        raise fail(f"{option} {path}: cannot make its folder: {exc}", USAGE) from None
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ImageSetError(f"{option} {path}: not writable")
+        raise fail(f"{option} {path}: not writable", USAGE)
     return path
 
 
