@@ -204,14 +204,28 @@ async def _form(request: Request) -> dict[str, str]:
     """The urlencoded form of a POST, after checking its CSRF token (403 otherwise)."""
     from fastapi import HTTPException
 
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(413, "form too large")
+    body = await _bounded_body(request, MAX_FORM_BYTES)
     form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
     expected = request.session.get("csrf")
     if not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
         raise HTTPException(403, "stale or missing form token; reload the page")
     return form
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it is known to pass ``limit`` bytes: by its
+    Content-Length before reading, else while streaming, so a large body is never held whole."""
+    from fastapi import HTTPException
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, "form too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, "form too large")
+    return bytes(body)
 
 
 def _csrf(request: Request) -> str:
