@@ -202,14 +202,22 @@ def fetch_round(
     todo = [r for r in rows.to_dict("records") if state.usable(r["image_id"]) is None]
     stats: Counter[str] = Counter(skipped=len(rows) - len(todo))
     columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns) as progress, ThreadPoolExecutor(etl.download_workers) as pool:
-        bar = progress.add_task("images", total=len(todo))
-        futures = [pool.submit(_one, client, r, openimages, etl, state) for r in todo]
-        for future in as_completed(futures):
-            record = future.result()
-            stats["fetched"] += 1
-            stats[record.get("reason", "ok")] += 1
-            progress.advance(bar)
+    pool = ThreadPoolExecutor(etl.download_workers)
+    try:
+        with Progress(*columns) as progress:
+            bar = progress.add_task("images", total=len(todo))
+            futures = [pool.submit(_one, client, r, openimages, etl, state) for r in todo]
+            for future in as_completed(futures):
+                record = future.result()
+                stats["fetched"] += 1
+                stats[record.get("reason", "ok")] += 1
+                progress.advance(bar)
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed fetch: the GETs under way end, the queued ones never
+        # start (a `with` block would run every one of them first); the next run resumes.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return stats
 
 
