@@ -26,6 +26,7 @@ from harmscan.datasetdir import LATEST_FILE
 from harmscan.manifest import (
     MANIFEST_COLUMNS,
     assign_splits,
+    damaged_files,
     relative_path,
     split_problem,
     summarize,
@@ -125,9 +126,20 @@ def build_dataset(
         summary["version"] = version
         write_summary(summary, staging)
         final = datasets_dir / version
-        if final.exists():
-            logger.info("dataset %s already exists; reusing it", version)
+        damaged = damaged_files(final, manifest) if final.exists() else []
+        if final.exists() and not damaged:
+            logger.info("dataset %s already exists and verifies; reusing it", version)
             shutil.rmtree(staging)
+        elif final.exists():
+            logger.warning(
+                "dataset %s exists but %d of its files are missing or differ from its manifest "
+                "(%s); replacing it with the verified images",
+                version, len(damaged), ", ".join(damaged[:5]),
+            )  # fmt: skip
+            replaced = datasets_dir / f".replaced-{uuid.uuid4().hex[:8]}"
+            final.rename(replaced)
+            staging.rename(final)
+            shutil.rmtree(replaced, ignore_errors=True)
         else:
             staging.rename(final)
     except BaseException:

@@ -22,7 +22,7 @@ from PIL import Image
 
 import tasks.images
 from flows.etl import etl
-from harmscan.manifest import manifest_hash, read_manifest
+from harmscan.manifest import damaged_files, manifest_hash, read_manifest
 from harmscan.openimages import MIRROR_DOMAINS_FILE
 from stack.mirror_s3 import s3_client
 from tests.fixtures.mirror import EXPECTED_CSV, METADATA_DIR
@@ -158,8 +158,15 @@ def test_default_caps_give_a_balanced_reproducible_dataset(
     selection = pd.read_parquet(next(Path(cache, "etl").glob("*/selection.parquet")))
     assert sorted(selection["image_id"]) == sorted(manifest["image_id"])
     assert selection.groupby(["label", "primary_label"]).size().max() <= 8
+    # A damaged dataset is not reused as it is: one file gone, one overwritten.
+    folder = Path(first.manifest).parent
+    gone, garbled = (folder / p for p in manifest["path"][:2])
+    gone.unlink()
+    garbled.unlink()
+    garbled.write_bytes(b"garbage")
     again = etl(source=source, return_state=True)
     assert again.result().version == first.version
+    assert damaged_files(folder, manifest) == []  # the verified images are back
     # The run leaves the summary as a table artifact for the Prefect UI.
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
