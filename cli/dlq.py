@@ -54,7 +54,7 @@ def list_cmd(
     limit: Annotated[int, typer.Option(min=0, help="Dead letters shown (0: counts only).")] = 20,
 ) -> None:
     """Count the dead letters by reason and show the latest ones."""
-    from serving.dlq import count_by_reason, read_dead_letters, replayed_marks, select
+    from serving.dlq import count_by_reason, latest, read_dead_letters, replayed_marks, select
     from serving.schema import log_safe
 
     reason = _reasons(reason)
@@ -66,8 +66,7 @@ def list_cmd(
     typer.echo(f"{len(letters)} dead letters in {settings.kafka.dead_letter_topic}")
     for name, count in count_by_reason(letters).items():
         typer.echo(f"  {log_safe(name):<20} {count}")
-    shown = letters[-limit:] if limit > 0 else []
-    for letter in shown:
+    for letter in latest(letters, limit):
         mark = f"{settings.kafka.dead_letter_topic}/{letter.partition}/{letter.offset}"
         flags = " [replayed]" if mark in marks else ""
         flags += " [cut]" if letter.truncated else ""

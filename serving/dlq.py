@@ -45,6 +45,7 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    timestamp_ms: int = 0  # when the record was written (Kafka's timestamp; 0: unknown)
 
     @property
     def info(self) -> dict[str, str]:
@@ -77,6 +78,15 @@ class DeadLetter:
         return self.info.get(H_TRUNCATED) == "1"
 
 
+def latest(letters: list[DeadLetter], count: int) -> list[DeadLetter]:
+    """The ``count`` most recently written dead letters, oldest first (across partitions: by
+    timestamp, then partition and offset)."""
+    if count <= 0:
+        return []
+    ordered = sorted(letters, key=lambda d: (d.timestamp_ms, d.partition, d.offset))
+    return ordered[-count:]
+
+
 def replay_log_topic(settings: Settings) -> str:
     """The compacted topic marking replayed dead letters."""
     return f"{settings.kafka.dead_letter_topic}.replayed"
@@ -95,6 +105,7 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLet
             m.key(),
             m.value() or b"",
             byte_headers(m),
+            max(m.timestamp()[1], 0),
         )
         for m in _read(settings, settings.kafka.dead_letter_topic, timeout)
     ]

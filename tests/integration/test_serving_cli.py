@@ -121,3 +121,33 @@ def test_dlq_replay_that_matches_nothing_says_so_and_list_refuses_a_negative_lim
     assert one.output.startswith("would replay 1 to ")
     assert negative.exit_code == 2
     assert "greater than or equal to 0" in negative.output
+
+
+def test_dlq_list_limit_shows_the_latest_across_partitions(
+    cli: CliRunner, kafka_bootstrap: str, kafka_topics: Callable[..., str], tmp_path: Path
+) -> None:
+    """``--limit`` cut the partition/offset order: the newest letter, on partition 0, was left
+    out behind the end of the highest partition."""
+    import time
+
+    from confluent_kafka import Producer
+
+    from serving.headers import dead_letter_headers
+
+    topic = kafka_topics("dead_letter", partitions=3)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    now = int(time.time() * 1000)
+    for n, (partition, age_ms) in enumerate([(2, 3000), (2, 2000), (0, 0)]):
+        headers = dead_letter_headers("not_found", f"letter {n}", f"req-{n}", f"r/0/{n}")
+        producer.produce(topic, value=b"{}", key=b"k", partition=partition, headers=headers,
+                         timestamp=now - age_ms)  # fmt: skip
+    assert producer.flush(30) == 0
+    common = ["--profile", "ci", "--set", f"paths.root={tmp_path}",
+              "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+              "--set", f"kafka.dead_letter_topic={topic}"]  # fmt: skip
+
+    result = cli.invoke(app, [*common, "dlq", "list", "--limit", "2"])
+
+    assert result.exit_code == 0, result.output
+    shown = [line.split()[2] for line in result.output.splitlines() if " id=" in line]
+    assert shown == ["id=req-1", "id=req-2"]  # the two newest, oldest first
