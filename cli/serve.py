@@ -106,6 +106,9 @@ def produce(
         raise fail(ValueError("--json prints the answers: give --wait SECONDS too"), USAGE)
     try:
         files = list(iter_image_files(paths))  # a wrong path is named before Kafka is asked
+        if not files:
+            shown = ", ".join(str(p) for p in paths)
+            raise ValueError(f"no image file in {shown} (image suffixes are read in folders)")
         kafka_reachable(settings)
         with ExitStack() as stack:
             # Opened before sending, the reader sees exactly the answers to these requests.

@@ -25,24 +25,30 @@ logger = logging.getLogger(__name__)
 
 
 def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files given directly, and image files (by suffix) found recursively in given folders.
+    """Files given directly, and image files (by suffix) found recursively in given folders;
+    each file once, however often it is named (a file and its folder, say).
 
     Raises:
         FileNotFoundError: A given path does not exist.
         ValueError: A given path is neither a folder nor a regular file (a FIFO would block
             ``--inline`` for ever).
     """
+    seen: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            yield from sorted(
+            found = sorted(
                 p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
         elif path.is_file():
-            yield path
+            found = [path]
         elif path.exists():
             raise ValueError(f"{path} is neither a regular file nor a folder")
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                yield file
 
 
 @dataclass

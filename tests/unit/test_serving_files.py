@@ -1,0 +1,28 @@
+"""Which files `harmscan produce` sends: each image once, and a clear error when there is none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.app import _register_areas, app
+from serving.producer import iter_image_files
+
+
+def test_a_file_named_twice_or_with_its_folder_is_sent_once(tmp_path: Path) -> None:
+    for name in ("a.jpg", "b.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    a = tmp_path / "a.jpg"
+    files = list(iter_image_files([a, a, tmp_path, tmp_path / "." / "b.png"]))
+    assert files == [a, tmp_path / "b.png"]
+
+
+def test_a_folder_without_an_image_is_refused_before_kafka_is_asked(tmp_path: Path) -> None:
+    (tmp_path / "x.jpg").mkdir()  # a folder that only looks like an image
+    (tmp_path / "notes.txt").write_text("not an image")
+    _register_areas()
+    no_broker = ["--profile", "ci", "--set", "kafka.bootstrap_servers=127.0.0.1:9"]
+    result = CliRunner().invoke(app, [*no_broker, "produce", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"no image file in {tmp_path}" in result.output
