@@ -36,13 +36,15 @@ def register(app: typer.Typer) -> None:
                 f"error: unknown subset {bad}; valid: {', '.join(valid)}", fg="red", err=True
             )
             raise typer.Exit(2)
-        from cli.preflight import checked_options, openimages_reachable
+        from cli.preflight import checked_options, openimages_reachable, writable_root
         from cli.runtime import flow_runtime
         from flows.params import etl_changes
 
         state = state_of(ctx)
         changes = etl_changes(max_per_side, max_per_label, seed, subset or None)  # type: ignore[arg-type]
-        openimages_reachable(checked_options(state.settings, changes))
+        chosen = checked_options(state.settings, changes)
+        writable_root(chosen)
+        openimages_reachable(chosen)
         from flows.etl import etl
 
         with flow_runtime(state.settings, state.verbose):

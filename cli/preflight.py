@@ -4,6 +4,7 @@ server booted, nor after minutes of MLflow's connection retries)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +181,26 @@ def kafka_reachable(settings: Settings) -> None:
             "start the local stack (harmscan up) or change kafka.bootstrap_servers",
             UNREACHABLE,
         )
+
+
+def writable_root(settings: Settings) -> None:
+    """``paths.root`` made and writable now, not minutes into a flow.
+
+    Raises:
+        typer.Exit: It cannot be made or written (USAGE, naming the setting).
+    """
+    root = settings.paths.root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise fail(
+            f"paths.root {root} cannot be written: {exc.strerror or exc}; "
+            "set it to a folder you can write (--set paths.root=DIR)",
+            USAGE,
+        ) from None
 
 
 def checked_options(settings: Settings, changes: Mapping[str, Any]) -> Settings:

@@ -15,6 +15,7 @@ from cli.preflight import (
     checked_weights,
     mlflow_reachable,
     openimages_reachable,
+    writable_root,
 )
 from harmscan.weights import ARCHS
 
@@ -109,6 +110,7 @@ def train_command(
         state.settings, train_changes(models, epochs, weights_of, limit_batches)
     )
     checked_weights(chosen)
+    writable_root(chosen)
     checked_dataset(chosen, dataset)
     from flows.train import train
 
@@ -159,6 +161,7 @@ def retrain_command(
     changes = train_changes(models, epochs, weights_of, limit_batches)
     chosen = checked_options(state.settings, {**changes, **etl_changes(max_per_side)})
     checked_weights(chosen, prior=True)
+    writable_root(chosen)
     openimages_reachable(chosen)
     from flows.retrain import retrain
 

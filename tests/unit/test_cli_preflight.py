@@ -288,3 +288,22 @@ def test_a_retrain_with_a_gate_set_checks_the_priors_weights_too(
         "train.models=[resnet50]", "train.weights.resnet50=none",
         f"train.weights.mobilenet_v2={missing}",
     ), prior=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("blocked", ["a-file", "a-file/below"])
+def test_a_root_that_cannot_be_written_is_refused_naming_the_setting(
+    make_settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], blocked: str
+) -> None:
+    from cli.preflight import writable_root
+
+    (tmp_path / "a-file").write_text("a file where the root should be")
+    root = tmp_path / blocked
+    with pytest.raises(typer.Exit) as ended:
+        writable_root(make_settings(f"paths.root={root}"))
+    assert ended.value.exit_code == USAGE
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: paths.root {root} cannot be written: ")
+    assert line.endswith("set it to a folder you can write (--set paths.root=DIR)")
+    writable_root(make_settings(f"paths.root={tmp_path / 'fresh'}"))  # made, and writable
+    assert (tmp_path / "fresh").is_dir()
+    assert list((tmp_path / "fresh").iterdir()) == []  # the probe is gone
