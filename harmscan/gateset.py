@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harmscan.digests import unmatched
+
 MANIFEST_COLUMNS = (
     "file",
     "label",
@@ -121,10 +123,6 @@ def resolve_photo_set(setting: str | None) -> Path | None:
     return found
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_photo_set(root: Path = GATESET_DIR, *, verify: bool = True) -> PhotoSet:
     """Load a photo set and check that it is exactly the version its ``VERSION`` names.
 
@@ -172,13 +170,7 @@ def _check_columns(root: Path, manifest: pd.DataFrame) -> None:
 
 
 def _check_images(root: Path, manifest: pd.DataFrame) -> None:
-    missing, changed = [], []
-    for file, digest in zip(manifest["file"], manifest["sha256"], strict=True):
-        path = root / file
-        if not path.is_file():
-            missing.append(file)
-        elif _sha256(path) != digest:
-            changed.append(file)
+    missing, changed = unmatched(root, manifest["file"], manifest["sha256"])
     if missing or changed:
         raise PhotoSetError(
             f"photo set {root} is not its version: {len(missing)} images missing {missing[:5]}, "

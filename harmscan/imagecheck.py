@@ -53,15 +53,6 @@ class VerifiedImage:
         """sha256 of the stored bytes."""
         return hashlib.sha256(self.data).hexdigest()
 
-    @staticmethod
-    def sha256_of(path: Path) -> str:
-        """sha256 of a file on disk."""
-        digest = hashlib.sha256()
-        with Path(path).open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
-
     def record(self) -> dict[str, Any]:
         """The fields kept in the verified-state record and the manifest."""
         return {

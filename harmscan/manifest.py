@@ -159,17 +159,6 @@ def read_manifest(path: Path) -> pd.DataFrame:
     return with_defaults(pd.read_csv(path, dtype=text_columns, keep_default_na=False))
 
 
-def damaged_files(folder: Path, manifest: pd.DataFrame) -> list[str]:
-    """The manifest's ``path`` values whose file under ``folder`` is missing or does not hash
-    to its row's ``sha256`` (an empty list: the folder holds exactly what the manifest says)."""
-    damaged = []
-    for path, digest in zip(manifest["path"], manifest["sha256"], strict=True):
-        file = Path(folder) / str(path)
-        if not file.is_file() or hashlib.sha256(file.read_bytes()).hexdigest() != digest:
-            damaged.append(str(path))
-    return damaged
-
-
 def summarize(manifest: pd.DataFrame) -> dict[str, Any]:
     """Counts per label, per split and label, and per source label and label."""
     by_split = manifest.groupby(["split", "label"]).size()

@@ -23,10 +23,10 @@ from prefect.cache_policies import NO_CACHE
 
 from conf.settings import EtlSettings
 from harmscan.datasetdir import LATEST_FILE
+from harmscan.digests import unmatched
 from harmscan.manifest import (
     MANIFEST_COLUMNS,
     assign_splits,
-    damaged_files,
     relative_path,
     split_problem,
     summarize,
@@ -126,7 +126,10 @@ def build_dataset(
         summary["version"] = version
         write_summary(summary, staging)
         final = datasets_dir / version
-        damaged = damaged_files(final, manifest) if final.exists() else []
+        missing, changed = (
+            unmatched(final, manifest["path"], manifest["sha256"]) if final.exists() else ([], [])
+        )
+        damaged = missing + changed
         if final.exists() and not damaged:
             logger.info("dataset %s already exists and verifies; reusing it", version)
             shutil.rmtree(staging)

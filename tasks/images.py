@@ -27,7 +27,8 @@ from prefect.cache_policies import NO_CACHE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from conf.settings import EtlSettings, OpenImagesSettings
-from harmscan.imagecheck import VerifiedImage, verify_image
+from harmscan.digests import file_sha256
+from harmscan.imagecheck import verify_image
 from harmscan.manifest import EXTENSIONS
 from harmscan.sampling import final_selection, next_candidates, side_targets
 from tasks.openimages import retry_on
@@ -128,7 +129,7 @@ class VerifiedState:
         if record["status"] == "failed":
             return record
         path = self.folder / record["file"]
-        if path.is_file() and VerifiedImage.sha256_of(path) == record["sha256"]:
+        if path.is_file() and file_sha256(path) == record["sha256"]:
             return record
         return None
 

@@ -22,7 +22,8 @@ from PIL import Image
 
 import tasks.images
 from flows.etl import etl
-from harmscan.manifest import damaged_files, manifest_hash, read_manifest
+from harmscan.digests import unmatched
+from harmscan.manifest import manifest_hash, read_manifest
 from harmscan.openimages import MIRROR_DOMAINS_FILE
 from stack.mirror_s3 import s3_client
 from tests.fixtures.mirror import EXPECTED_CSV, METADATA_DIR
@@ -166,7 +167,7 @@ def test_default_caps_give_a_balanced_reproducible_dataset(
     garbled.write_bytes(b"garbage")
     again = etl(source=source, return_state=True)
     assert again.result().version == first.version
-    assert damaged_files(folder, manifest) == []  # the verified images are back
+    assert unmatched(folder, manifest["path"], manifest["sha256"]) == ([], [])  # all back
     # The run leaves the summary as a table artifact for the Prefect UI.
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
