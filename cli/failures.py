@@ -31,6 +31,7 @@ OK, FAILED, USAGE, UNREACHABLE, SERVING_FATAL, INTERRUPTED = 0, 1, 2, 3, 4, 130
 _USAGE = {
     "SettingsError",
     "ClassResolutionError",
+    "PriorClassError",
     "WeightsError",
     "ManifestError",
     "BadParameter",

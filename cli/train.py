@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import settings_of, source_of, state_of
-from cli.failures import USAGE, fail
 from cli.preflight import (
     checked_dataset,
     checked_options,
@@ -112,9 +111,9 @@ def train_command(
     checked_weights(chosen)
     writable_root(chosen)
     checked_dataset(chosen, dataset)
-    from flows.train import train
+    from flows.train import preflight, train
 
-    _preflight(chosen)  # weights and prior classes: settings errors, before the services
+    preflight(chosen)  # weights and prior classes: settings errors, before the services
     mlflow_reachable(chosen)
 
     with flow_runtime(state.settings, state.verbose):
@@ -129,17 +128,6 @@ def train_command(
             resume=resume,
         )
     _print_results([r.model_dump() for r in results], "trained")
-
-
-def _preflight(settings: Any) -> None:
-    """`flows.train.preflight`: a bad weights setting or an unknown ImageNet prior class is a
-    usage error (exit 2), named with its suggestions."""
-    from flows.train import preflight
-
-    try:
-        preflight(settings)
-    except ValueError as exc:
-        raise fail(exc, USAGE) from None
 
 
 def retrain_command(
@@ -164,8 +152,9 @@ def retrain_command(
     writable_root(chosen)
     openimages_reachable(chosen)
     from flows.retrain import retrain
+    from flows.train import preflight
 
-    _preflight(chosen)
+    preflight(chosen)
     mlflow_reachable(chosen)
 
     with flow_runtime(state.settings, state.verbose):

@@ -34,11 +34,16 @@ def imagenet_categories() -> list[str]:
     return list(tv.MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
 
 
+class PriorClassError(ValueError):
+    """``train.prior_classes`` names no usable set of ImageNet categories (a settings error)."""
+
+
 def imagenet_rows(names: Sequence[str], categories: Sequence[str] | None = None) -> list[int]:
     """Output rows of the ImageNet classifier for exact category names.
 
     Raises:
-        ValueError: An unknown or repeated name (the message suggests close matches).
+        PriorClassError: An unknown or repeated name (the message suggests close matches), or
+            none at all.
     """
     categories = list(categories) if categories is not None else imagenet_categories()
     index = {name: row for row, name in enumerate(categories)}
@@ -49,15 +54,15 @@ def imagenet_rows(names: Sequence[str], categories: Sequence[str] | None = None)
             hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
             problems.append(f"{name!r}{hint}")
     if problems:
-        raise ValueError(
+        raise PriorClassError(
             f"unknown ImageNet categories in train.prior_classes: {'; '.join(problems)}; names "
             "must match torchvision's MobileNet_V2_Weights.IMAGENET1K_V1.meta['categories']"
         )
     repeated = sorted({n for n in names if list(names).count(n) > 1})
     if repeated:
-        raise ValueError(f"train.prior_classes names {repeated} more than once")
+        raise PriorClassError(f"train.prior_classes names {repeated} more than once")
     if not names:
-        raise ValueError("train.prior_classes is empty; the prior head needs harmful classes")
+        raise PriorClassError("train.prior_classes is empty; the prior head needs harmful classes")
     return sorted(index[name] for name in names)
 
 

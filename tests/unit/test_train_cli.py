@@ -6,7 +6,7 @@ import pytest
 import typer
 
 from cli.failures import USAGE
-from cli.train import _models, _preflight, _weights
+from cli.train import _models, _weights
 from flows.common import resolve
 from flows.train import preflight, train_changes
 from harmscan.models import WeightsError
@@ -57,10 +57,13 @@ def test_preflight_catches_a_missing_weights_file(make_settings) -> None:
 def test_an_unknown_prior_class_is_a_usage_error_named_with_suggestions(
     make_settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from cli.app import _report
+    from harmscan.heads import PriorClassError
+
     settings = make_settings("train.prior_classes=[revolvr]", "train.head=prior-gated")
-    with pytest.raises(typer.Exit) as ended:
-        _preflight(settings)
-    assert ended.value.exit_code == USAGE
+    with pytest.raises(PriorClassError) as raised:
+        preflight(settings)
+    assert _report(raised.value) == USAGE  # what `harmscan train` exits with, and prints:
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: unknown ImageNet categories in train.prior_classes: 'revolvr'")
     assert "did you mean 'revolver'" in line
