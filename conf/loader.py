@@ -190,7 +190,13 @@ def _nesting_hint(key: str, dotted: str) -> str:
     section, sep, rest = dotted.partition("_")
     if "." in dotted or not sep or section not in Settings.model_fields:
         return ""
-    return f"; for {section}.{rest} write {ENV_PREFIX}{section.upper()}__{rest.upper()} (__ nests)"
+    return f"; for {section}.{rest} write {env_variable(f'{section}.{rest}')} (__ nests)"
+
+
+def env_variable(dotted: str) -> str:
+    """The ``HARMSCAN_*`` variable that sets a dotted key (``train.epochs``:
+    ``HARMSCAN_TRAIN__EPOCHS``), as `load_settings` reads the environment."""
+    return ENV_PREFIX + dotted.upper().replace(".", "__")
 
 
 def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
@@ -260,9 +266,7 @@ class SettingsSource(BaseModel):
         if not secret:
             return self, {}
         env = {  # a secret cleared with --set KEY=null stays cleared
-            ENV_PREFIX + key.upper().replace(".", "__"): (
-                "null" if self.overrides[key] is None else str(self.overrides[key])
-            )
+            env_variable(key): ("null" if self.overrides[key] is None else str(self.overrides[key]))
             for key in secret
         }
         kept = {k: v for k, v in self.overrides.items() if k not in secret}
