@@ -46,8 +46,9 @@ def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
         for file in found:
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
+            real = file.resolve()
+            if real not in seen:
+                seen.add(real)
                 yield file
 
 
