@@ -71,9 +71,20 @@ def serve(
 
 def produce(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders to send.")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files or folders to send, or s3://bucket/key objects (in a bucket of "
+            "serving.allowed_buckets; the consumer reads them).",
+            metavar="PATHS_OR_S3_URIS...",
+        ),
+    ],
     inline: Annotated[
-        bool, typer.Option(help="Send the image bytes (base64) instead of the path.")
+        bool,
+        typer.Option(
+            help="Send local images' bytes (base64) instead of their paths (s3:// objects are "
+            "always sent by URI)."
+        ),
     ] = False,
     rate: Annotated[
         float | None, typer.Option(help="Requests per second (default: as fast as possible).")
@@ -95,8 +106,9 @@ def produce(
         ),
     ] = False,
 ) -> None:
-    """Send classification requests for image files or folders to the requests topic."""
-    from serving.producer import iter_image_files, produce_files
+    """Send classification requests for image files, folders or s3:// objects to the requests
+    topic."""
+    from serving.producer import iter_image_files, produce_files, split_sources, unlisted_buckets
     from serving.schema import log_safe
 
     settings = _settings(ctx)
@@ -105,16 +117,29 @@ def produce(
     if json_lines and wait is None:
         raise fail(ValueError("--json prints the answers: give --wait SECONDS too"), USAGE)
     try:
-        files = list(iter_image_files(paths))  # a wrong path is named before Kafka is asked
-        if not files:
-            shown = ", ".join(str(p) for p in paths)
+        given = split_sources(sources)
+        files = list(iter_image_files(given.paths))  # a wrong path is named before Kafka is asked
+        if given.paths and not files:
+            shown = ", ".join(str(p) for p in given.paths)
             raise ValueError(f"no image file in {shown} (image suffixes are read in folders)")
+        for bucket in unlisted_buckets(given.s3_uris, settings.serving.allowed_buckets):
+            typer.secho(
+                f"note: bucket {bucket!r} is not in serving.allowed_buckets here, so a consumer "
+                "with these settings dead-letters its requests (forbidden_path)",
+                fg="yellow",
+                err=True,
+            )
         kafka_reachable(settings)
         with ExitStack() as stack:
             # Opened before sending, the reader sees exactly the answers to these requests.
             reader = stack.enter_context(_outcome_reader(settings)) if wait is not None else None
             report = produce_files(
-                settings, files, inline=inline, rate=rate, show_progress=progress
+                settings,
+                files,
+                s3_uris=given.s3_uris,
+                inline=inline,
+                rate=rate,
+                show_progress=progress,
             )
             sent = f"sent {len(report.sent)} requests to {settings.kafka.requests_topic}"
             typer.echo(sent, err=json_lines)  # with --json, stdout holds only the answers

@@ -1,7 +1,9 @@
-"""The request producer: files or folders in, path (or inline) requests out, at an optional rate.
+"""The request producer: files, folders or ``s3://`` URIs in, path, inline or s3 requests out, at
+an optional rate.
 
 Path requests carry the absolute path as given (the consumer resolves symlinks and checks its
-allowed roots itself); ``inline`` requests carry the bytes, base64-encoded. Every request gets a
+allowed roots itself); ``inline`` requests carry the bytes, base64-encoded; ``s3`` requests carry
+the URI (the consumer checks its allowed buckets and reads the object). Every request gets a
 fresh id, used as the message key; delivery is verified for every message.
 """
 
@@ -22,6 +24,51 @@ from harmscan.imagepolicy import IMAGE_SUFFIXES
 from serving.schema import encode_request
 
 logger = logging.getLogger(__name__)
+
+
+S3_SCHEME = "s3://"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What ``harmscan produce`` was given: ``s3://`` URIs (each once, in order) and local paths."""
+
+    s3_uris: list[str]
+    paths: list[Path]
+
+
+def split_sources(arguments: Iterable[str]) -> Sources:
+    """Tell ``s3://bucket/key`` URIs from local paths; each URI once, however often it is named.
+
+    Raises:
+        ValueError: An ``s3://`` URI without a bucket or key, or with a ``.`` or ``..`` segment
+            (the consumer would dead-letter it).
+    """
+    from serving.s3source import split_s3_uri
+    from serving.sourceerrors import InputRejected
+
+    uris: dict[str, None] = {}
+    paths: list[Path] = []
+    for argument in arguments:
+        if argument.lower().startswith(S3_SCHEME):
+            uri = S3_SCHEME + argument[len(S3_SCHEME) :]
+            try:
+                split_s3_uri(uri)
+            except InputRejected as exc:
+                raise ValueError(exc.detail) from None
+            uris[uri] = None
+        else:
+            paths.append(Path(argument))
+    return Sources(list(uris), paths)
+
+
+def unlisted_buckets(uris: Iterable[str], allowed_buckets: Iterable[str]) -> list[str]:
+    """The buckets of ``uris`` that ``serving.allowed_buckets`` does not list, each once."""
+    from serving.s3source import split_s3_uri
+
+    allowed = set(allowed_buckets)
+    buckets = (split_s3_uri(uri)[0] for uri in uris)
+    return list(dict.fromkeys(b for b in buckets if b not in allowed))
 
 
 def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -150,11 +197,13 @@ def produce_files(
     settings: Settings,
     paths: list[Path],
     *,
+    s3_uris: Iterable[str] = (),
     inline: bool = False,
     rate: float | None = None,
     show_progress: bool = True,
 ) -> SendReport:
-    """Send one request per image file under ``paths``, with a rich progress bar.
+    """Send one request per image file under ``paths`` and one per ``s3://`` URI (an s3 request
+    even with ``inline``: the consumer reads the object), with a rich progress bar.
 
     Raises:
         FileNotFoundError: A given path does not exist.
@@ -162,10 +211,14 @@ def produce_files(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     files = list(iter_image_files(paths))
+    uris = list(s3_uris)
     producer = RequestProducer(settings, rate)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=not show_progress) as progress:
-        task = progress.add_task(f"sending to {producer.topic}", total=len(files))
+        task = progress.add_task(f"sending to {producer.topic}", total=len(uris) + len(files))
+        for uri in uris:
+            producer.send_s3(uri)
+            progress.advance(task)
         for path in files:
             if inline:
                 refused = _send_inline(producer, path, settings.serving.max_inline_bytes)

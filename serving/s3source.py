@@ -27,11 +27,12 @@ CREDENTIAL_ERRORS = frozenset(
 )
 
 
-def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` and check the bucket is allowed.
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into bucket and key, checking only its shape.
 
     Raises:
-        InputRejected: ``bad_schema`` for a malformed URI, ``forbidden_path`` for another bucket.
+        InputRejected: ``bad_schema`` for a malformed URI, ``forbidden_path`` for a key with a
+            ``.`` or ``..`` segment.
     """
     if not uri.startswith("s3://"):
         raise InputRejected("bad_schema", f"s3 source must look like s3://bucket/key, got {uri!r}")
@@ -50,6 +51,17 @@ def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
             "them (path-style URLs are /bucket/key) would read another key or bucket; "
             "name the object by its plain key",
         )
+    return bucket, key
+
+
+def parse_s3_uri(uri: str, allowed_buckets: Sequence[str]) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` and check the bucket is allowed.
+
+    Raises:
+        InputRejected: ``bad_schema`` for a malformed URI, ``forbidden_path`` for another bucket
+            or a key with a ``.`` or ``..`` segment.
+    """
+    bucket, key = split_s3_uri(uri)
     if bucket not in allowed_buckets:
         valid = ", ".join(allowed_buckets) or "none configured (serving.allowed_buckets)"
         raise InputRejected("forbidden_path", f"bucket {bucket!r} is not allowed; allowed: {valid}")

@@ -53,6 +53,29 @@ def test_produce_sends_path_and_inline_requests(
     assert all(r.sent_at for r in requests)
 
 
+def test_produce_sends_s3_requests_beside_paths(
+    cli: CliRunner, kafka_bootstrap: str, kafka_topics: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topics("requests")
+    write_image(tmp_path / "a.jpg", RED)
+    common = ["--profile", "ci", "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+              "--set", f"kafka.requests_topic={topic}",
+              "--set", "serving.allowed_buckets=[b]"]  # fmt: skip
+
+    result = cli.invoke(app, [*common, "produce", "s3://b/x/y.jpg", str(tmp_path / "a.jpg"),
+                              "s3://other/z.png", "s3://b/x/y.jpg", "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "sent 3 requests" in result.output
+    assert "bucket 'other' is not in serving.allowed_buckets" in result.output
+
+    requests = [decode_request(m.value()) for m in read_topic(kafka_bootstrap, topic, idle=2)]
+    assert sorted((r.kind, r.source) for r in requests) == [
+        ("path", str(tmp_path / "a.jpg")),
+        ("s3", "s3://b/x/y.jpg"),
+        ("s3", "s3://other/z.png"),
+    ]
+
+
 def test_produce_names_a_missing_path(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(app, ["--profile", "ci", "produce", str(tmp_path / "nope")])
     assert result.exit_code == 2

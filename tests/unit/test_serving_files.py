@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.app import _register_areas, app
-from serving.producer import iter_image_files
+from serving.producer import iter_image_files, split_sources, unlisted_buckets
 
 
 def test_a_file_named_twice_or_with_its_folder_is_sent_once(tmp_path: Path) -> None:
@@ -26,3 +26,19 @@ def test_a_folder_without_an_image_is_refused_before_kafka_is_asked(tmp_path: Pa
     result = CliRunner().invoke(app, [*no_broker, "produce", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert f"no image file in {tmp_path}" in result.output
+
+
+def test_s3_uris_are_told_from_paths_and_sent_once() -> None:
+    given = split_sources(["s3://b/x.jpg", "local/a.jpg", "S3://b/x.jpg", "s3://c/d/y.png"])
+    assert given.s3_uris == ["s3://b/x.jpg", "s3://c/d/y.png"]
+    assert given.paths == [Path("local/a.jpg")]
+    assert unlisted_buckets(given.s3_uris, ["b"]) == ["c"]
+
+
+def test_a_malformed_s3_uri_is_refused_before_kafka_is_asked() -> None:
+    _register_areas()
+    no_broker = ["--profile", "ci", "--set", "kafka.bootstrap_servers=127.0.0.1:9"]
+    for uri, named in (("s3://bucket-only", "s3://bucket/key"), ("s3://b/a/../k", "'..'")):
+        result = CliRunner().invoke(app, [*no_broker, "produce", uri])
+        assert result.exit_code == 2, result.output
+        assert named in result.output
