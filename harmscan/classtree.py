@@ -198,10 +198,13 @@ def resolve_classes(
     """
     origin: dict[str, tuple[str, ...]] = {}
 
-    def expand(names: Iterable[str]) -> set[str]:
+    def expand(names: Iterable[str], setting: str) -> set[str]:
         found: set[str] = set()
         for name in names:
-            ids = set(resolve_name(name, table, on_ambiguous))
+            try:
+                ids = set(resolve_name(name, table, on_ambiguous))
+            except ClassResolutionError as exc:
+                raise ClassResolutionError(f"classes.{setting}: {exc}") from None
             if hierarchy is not None:
                 for label_id in list(ids):
                     ids |= hierarchy.descendants(label_id)
@@ -209,13 +212,17 @@ def resolve_classes(
             found |= ids
         return found
 
-    harmful_ids, safe_ids, never_ids = expand(harmful), expand(safe), expand(never_safe)
-    dropped = expand(exclude)
+    harmful_ids, safe_ids = expand(harmful, "harmful"), expand(safe, "safe")
+    never_ids, dropped = expand(never_safe, "never_safe"), expand(exclude, "exclude")
     harmful_ids -= dropped
     never_ids -= dropped | harmful_ids
     safe_ids -= dropped | harmful_ids | never_ids
-    if not harmful_ids or not safe_ids:
-        raise ClassResolutionError("after exclusions, a side has no classes left")
+    for side, ids in (("harmful", harmful_ids), ("safe", safe_ids)):
+        if not ids:
+            raise ClassResolutionError(
+                f"classes.{side} has no classes left after classes.exclude (and, for safe, the "
+                "harmful and never_safe classes); list more, or exclude fewer"
+            )
 
     def named(ids: set[str]) -> dict[str, str]:
         return {i: table.names.get(i, i) for i in sorted(ids)}

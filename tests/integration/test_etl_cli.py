@@ -87,7 +87,8 @@ def test_cli_names_an_unknown_class_with_suggestions(prefect_harness, mirror_ser
         check=False,
     )
     assert done.returncode == 2
-    assert "unknown Open Images class 'Handgunn'; did you mean 'Handgun'" in done.stderr
+    expected = "classes.harmful: unknown Open Images class 'Handgunn'; did you mean 'Handgun'"
+    assert expected in done.stderr
 
 
 def test_a_cached_etl_runs_with_the_mirror_down_and_a_cold_one_ends_at_once(

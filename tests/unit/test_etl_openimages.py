@@ -134,6 +134,21 @@ def test_without_hierarchy_no_expansion(table):
     assert set(sets.harmful) == {"/m/knife"}
 
 
+def test_a_bad_name_is_named_with_its_setting_and_an_emptied_side_is_named(table, hierarchy):
+    for setting in ("harmful", "safe", "exclude", "never_safe"):
+        lists = {"harmful": ["Knife"], "safe": ["Dog"], "exclude": [], "never_safe": []}
+        lists[setting] = [*lists[setting], "Handgunn"]
+        with pytest.raises(
+            ClassResolutionError, match=rf"^classes\.{setting}: unknown .*'Handgun'"
+        ):
+            resolve_classes(
+                lists["harmful"], lists["safe"], table, hierarchy,
+                exclude=lists["exclude"], never_safe=lists["never_safe"],
+            )  # fmt: skip
+    with pytest.raises(ClassResolutionError, match=r"^classes\.safe has no classes left"):
+        resolve_classes(["Knife"], ["Dog"], table, hierarchy, exclude=["Dog"])
+
+
 def test_id_on_both_sides_stays_harmful(table, hierarchy):
     sets = resolve_classes(["Weapon"], ["Toy"], table, hierarchy)
     assert "/m/toygun" in sets.harmful
