@@ -51,9 +51,11 @@ def evaluate_command(
         typer.Option(help="Draw the versions' ROC curves per domain into this PNG."),
     ] = None,
 ) -> None:
-    """Score registered versions on your own images, per domain, beside the champion and the
-    untrained prior: ROC AUC, harmful caught and safe flagged at each version's stored threshold,
-    and the calibration error of its probabilities."""
+    """Score registered versions on your own images, per domain, beside champion and prior.
+
+    For each version, the champion and the untrained prior: ROC AUC, harmful caught and safe
+    flagged at each version's stored threshold, and the calibration error of its probabilities.
+    """
     from harmscan.gateset import PhotoSetError
     from harmscan.imagesets import ImageSetError, open_image_set
 

@@ -106,8 +106,7 @@ def produce(
         ),
     ] = False,
 ) -> None:
-    """Send classification requests for image files, folders or s3:// objects to the requests
-    topic."""
+    """Send classification requests for image files, folders or s3:// objects to Kafka."""
     from serving.producer import iter_image_files, produce_files, split_sources, unlisted_buckets
     from serving.schema import log_safe
 
