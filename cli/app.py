@@ -8,7 +8,9 @@ above every other: nothing imports it but the console script.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -93,10 +95,57 @@ def _register_areas() -> None:
 _LAST: list[CliState] = []
 
 
+# harmscan's own options (the `_root` callback's), which go before the command.
+_GLOBAL_WITH_VALUE = frozenset({"--profile", "--set", "--config"})
+_GLOBAL_FLAGS = frozenset({"-v", "--verbose"})
+
+
+def misplaced_global_options(argv: list[str]) -> str | None:
+    """The fix for harmscan's own options written after the command (``harmscan settings
+    --profile ci``), which the command would refuse as unknown; None when there are none.
+
+    The fix is the same command line with those options (and their values) moved before it.
+    """
+    front: list[str] = []
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):  # options before the command
+        takes_value = argv[index] in _GLOBAL_WITH_VALUE
+        front += argv[index : index + 1 + takes_value]
+        index += 1 + takes_value
+    if index >= len(argv):
+        return None
+    moved: list[str] = []
+    rest: list[str] = []
+    words = iter(argv[index:])
+    for word in words:
+        if word == "--":  # everything after it is an argument
+            rest += [word, *words]
+            break
+        name = word.split("=", 1)[0]
+        if name in _GLOBAL_FLAGS or (name in _GLOBAL_WITH_VALUE and "=" in word):
+            moved.append(word)
+        elif name in _GLOBAL_WITH_VALUE:
+            moved += [word, *itertools.islice(words, 1)]
+        else:
+            rest.append(word)
+    if not moved:
+        return None
+    names = list(dict.fromkeys(t.split("=", 1)[0] for t in moved if t.startswith("-")))
+    fixed = shlex.join(["harmscan", *front, *moved, *rest])
+    if len(names) == 1:
+        return f"{names[0]} is an option of harmscan itself: put it before the command: {fixed}"
+    listed = f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{listed} are options of harmscan itself: put them before the command: {fixed}"
+
+
 def main() -> None:
     """Console-script entry point: an expected failure ends in one ``error:`` line (see
     `cli.failures` for the exit codes); the traceback only with ``--verbose``."""
     _register_areas()
+    hint = misplaced_global_options(sys.argv[1:])
+    if hint is not None:
+        typer.secho(f"error: {hint}", fg="red", err=True)
+        sys.exit(2)
     try:
         app()  # usage errors, typer.Exit and Ctrl-C end here, as click handles them
     except Exception as exc:

@@ -4,11 +4,13 @@ paragraphs, not as the code's line breaks."""
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import typer
 from typer.testing import CliRunner
 
-from cli.app import _register_areas, app
+from cli.app import _register_areas, app, misplaced_global_options
 
 
 def test_every_commands_help_joins_the_docstrings_wrapped_lines() -> None:
@@ -32,3 +34,30 @@ def test_every_commands_help_joins_the_docstrings_wrapped_lines() -> None:
             assert any(text in line.replace("`", "") for line in lines), (name, paragraph)
         checked += 1
     assert checked >= 2  # promote and evaluate have docstrings wrapped over lines
+
+
+def test_harmscans_own_options_after_the_command_are_moved_in_the_fix() -> None:
+    fix = misplaced_global_options(["settings", "--profile", "ci"])
+    assert fix == (
+        "--profile is an option of harmscan itself: put it before the command: "
+        "harmscan --profile ci settings"
+    )
+    fix = misplaced_global_options(["--profile", "ci", "kafka", "status", "--set=a.b=1", "-v"])
+    assert fix is not None
+    assert fix.startswith("--set and -v are options of harmscan itself")
+    assert fix.endswith("harmscan --profile ci --set=a.b=1 -v kafka status")
+    assert misplaced_global_options(["--profile", "ci", "--set", "a=1", "settings"]) is None
+    assert misplaced_global_options(["produce", "--", "--set"]) is None  # an argument after --
+    assert misplaced_global_options(["--profile", "ci"]) is None
+
+
+def test_the_console_script_names_the_fix_with_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from cli.app import main; main()", "settings", "--profile", "ci"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "put it before the command: harmscan --profile ci settings" in done.stderr
