@@ -33,11 +33,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
             gray[box[1] : box[3]] = (rows * 510 + 65535) // 131070
         return Image.fromarray(gray).convert("RGB")
     if image.mode in ("I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        finite = array[np.isfinite(array)]
+        brightest = float(finite.max()) if finite.size else 0.0
+        top = _white_of(image.mode, brightest)
         # A float TIFF may hold NaN or infinities: black and white, not an undefined cast.
-        array = np.nan_to_num(
-            np.asarray(image, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0
-        )
-        top = 65535.0 if array.max() > 255 else 255.0
+        array = np.nan_to_num(array, nan=0.0, posinf=top, neginf=0.0)
         gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
     transparent = image.mode == "P" and "transparency" in image.info
@@ -50,6 +51,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
             rgb.paste(Image.alpha_composite(background, strip).convert("RGB"), box[:2])
         return rgb
     return image.convert("RGB")
+
+
+def _white_of(mode: str, brightest: float) -> float:
+    """The value that stands for white in a 32-bit gray image, judged by its brightest pixel:
+    1.0 for a float image within 0..1 (the usual float convention: a knife saved so had
+    decoded black), else 255 for 8-bit values, else 65535 for 16-bit ones."""
+    if mode == "F" and brightest <= 1.0:
+        return 1.0
+    return 65535.0 if brightest > 255 else 255.0
 
 
 STRIP_PIXELS: Final = 1 << 22

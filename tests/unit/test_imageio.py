@@ -141,6 +141,21 @@ def test_a_float_image_with_nan_and_infinities_is_black_and_white() -> None:
     assert gray.tolist() == [0, 255, 0, 100]
 
 
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        ([0.0, 0.5, 1.0], [0, 128, 255]),  # a float image in 0..1: the usual float convention
+        ([0.0, 127.5, 255.0], [0, 128, 255]),  # in 0..255
+        ([0.0, 32767.5, 65535.0], [0, 128, 255]),  # in 0..65535
+    ],
+)
+def test_a_float_image_is_scaled_by_the_range_its_values_use(
+    pixels: list[float], expected: list[int]
+) -> None:
+    data = encode(Image.fromarray(np.array([pixels] * 4, dtype=np.float32)), "TIFF")
+    assert np.asarray(decode_image(data))[0, :, 0].tolist() == expected
+
+
 def test_exif_rotation_is_applied() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
