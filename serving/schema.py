@@ -24,7 +24,12 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, get_args
 
-from serving.strictjson import DEFAULT_MAX_REQUEST_BYTES, SchemaError, parse_json_strict
+from serving.strictjson import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    SchemaError,
+    parse_json_strict,
+    top_level_pairs,
+)
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH: Final = 128
@@ -199,9 +204,19 @@ def decode_request(value: bytes | None, max_bytes: int = DEFAULT_MAX_REQUEST_BYT
 
 
 def peek_request_id(value: bytes | None) -> str | None:
-    """The id of a possibly malformed request, if a safe one can be read (dead-letter headers)."""
+    """The id of a possibly malformed request, if a safe one can be read (dead-letter headers).
+
+    A document the strict parser refuses (a duplicate field, NaN, a lone surrogate, a byte that
+    is not UTF-8) still names its sender's id: read leniently, one ``id`` that passes
+    `check_id` by itself is it (two different ones name none), so the dead letter can be
+    matched to its request.
+    """
     try:
         body = parse_json_strict(value or b"")
+    except SchemaError:
+        ids = [v for k, v in top_level_pairs(value or b"") if k == "id"]
+        body = {"id": ids[0]} if ids and all(i == ids[0] for i in ids) else None
+    try:
         return check_id(body.get("id")) if isinstance(body, dict) else None
     except SchemaError:
         return None

@@ -113,17 +113,56 @@ def _not_utf8(value: bytes, exc: UnicodeDecodeError) -> str:
 
 
 def _check_surrogates(body: Any) -> None:
-    """Refuse lone UTF-16 surrogates (``"\\ud800"``): they cannot be encoded as UTF-8."""
-    stack = [body]
+    """Refuse lone UTF-16 surrogates (``"\\ud800"``): they cannot be encoded as UTF-8. The
+    error names the top-level field that holds one."""
+    stack: list[tuple[str, Any]] = [("", body)]
     while stack:
-        item = stack.pop()
+        where, item = stack.pop()
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, value in item.items():
+                stack += [(where or "a key", key), (where or f"field {key[:40]!r}", value)]
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((where, value) for value in item)
         elif isinstance(item, str):
             try:
                 item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise SchemaError("a string holds a lone UTF-16 surrogate") from None
+            except UnicodeEncodeError as exc:
+                code = ord(item[exc.start])
+                hint = (
+                    "; a file name that is not UTF-8 cannot be sent by path (send its bytes "
+                    "inline, or rename it)"
+                    if where == "field 'path'"
+                    else ""
+                )
+                raise SchemaError(
+                    f"{where or 'the document'} holds a lone UTF-16 surrogate (\\u{code:04x} at "
+                    f"character {exc.start}), which is not text{hint}"
+                ) from None
+
+
+def top_level_pairs(
+    value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> list[tuple[str, Any]]:
+    """The top-level object's (key, value) pairs as written, read leniently: duplicate keys stay,
+    NaN, lone surrogates and bytes that are not UTF-8 (replaced) pass, numbers stay text. For
+    reading the id of a request that `parse_json_strict` refused; the same size and structure
+    limits bound the work, and anything past them, or not one JSON object, gives no pairs.
+    """
+    if len(value) > max_bytes:
+        return []
+    containers = _outside_strings(value)
+    if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
+        return []
+    if containers.count(b",") > MAX_COMMAS:
+        return []
+    try:
+        body = json.loads(
+            value.decode("utf-8", errors="replace"),
+            object_pairs_hook=list,
+            parse_int=str,
+            parse_float=str,
+            parse_constant=str,
+        )
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        return []
+    return body if isinstance(body, list) and all(isinstance(p, tuple) for p in body) else []

@@ -115,9 +115,9 @@ def test_dead_letter_headers_are_typed() -> None:
     [
         (b'{"v":1,"id":"a","path":"/a","sent_at":' + b"9" * 5000 + b"}", "integer of 5000"),
         (b'{"v":1,"id":"a","path":"/a","sent_at":' + b"9" * 21 + b"}", "integer of 21"),
-        (b'{"v":1,"id":"a\\ud800","path":"/a"}', "surrogate"),
-        (b'{"v":1,"id":"a","path":"/\\udfff"}', "surrogate"),
-        (b'{"v":1,"id":"a","path":"/a","\\ud800":1}', "surrogate"),
+        (b'{"v":1,"id":"a\\ud800","path":"/a"}', "field 'id' holds a lone UTF-16 surrogate"),
+        (b'{"v":1,"id":"a","path":"/\\udfff"}', r"field 'path' .*\\udfff.*send its bytes inline"),
+        (b'{"v":1,"id":"a","path":"/a","\\ud800":1}', "a key holds a lone UTF-16 surrogate"),
         (b"[" * 5000 + b"]" * 5000, "objects/arrays"),
         (b'{"a":' * 150_000 + b"1" + b"}" * 150_000, "objects/arrays"),
         (b'{"v":1,"id":"a","id":"b","path":"/a"}', "duplicate keys"),
@@ -156,6 +156,25 @@ def test_peek_id_only_returns_safe_ids() -> None:
     assert peek_request_id(b'{"id":"a\\ud800"}') is None
     assert peek_request_id(b'{"id":"' + b"x" * 500 + b'"}') is None
     assert peek_request_id(b'{"id":"a","id":"b"}') is None
+    assert peek_request_id(b'{"id":"a","id":5}') is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"v":1,"id":"req-1","path":"x","path":"/srv/a.jpg"}',  # a duplicate field
+        b'{"v":1,"id":"req-1","path":"/srv/na\udcffme.png"}',  # a lone surrogate
+        b'{"v":1,"id":"req-1","path":"/srv/na\xffme.png"}',  # a byte that is not UTF-8
+        b'{"v":1,"id":"req-1","path":"/srv/a.jpg","sent_at":NaN}',
+        b'{"v":1,"id":"req-1","path":"/srv/a.jpg","sent_at":1234567890123456789012}',
+        b'{"v":1,"id":"req-1","id":"req-1","path":"/srv/a.jpg"}',  # the same id twice
+    ],
+    ids=["duplicate-field", "surrogate", "not-utf8", "nan", "huge-int", "same-id-twice"],
+)
+def test_a_refused_document_still_names_its_own_valid_id(payload: bytes) -> None:
+    with pytest.raises(SchemaError):
+        decode_request(payload)
+    assert peek_request_id(payload) == "req-1"
 
 
 FORGED_LINE = "/srv/a.jpg\n2026-11-30 INFO serving.accounting: [image_9] Path: /srv/gun.jpg -> safe"
