@@ -222,12 +222,23 @@ def produce_files(
         for path in files:
             if inline:
                 refused = _send_inline(producer, path, settings.serving.max_inline_bytes)
-                if refused:
-                    producer.report.failed[str(path)] = refused
             else:
-                producer.send_path(path)
+                refused = _send_path(producer, path)
+            if refused:
+                producer.report.failed[str(path)] = refused
             progress.advance(task)
     return producer.flush()
+
+
+def _send_path(producer: RequestProducer, path: Path) -> str | None:
+    """Send a path request for ``path``; why not, if it was not sent: a name that is not UTF-8
+    cannot travel in a JSON request (the consumer would refuse the whole request)."""
+    try:
+        str(path.absolute()).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its path is not UTF-8, which a path request cannot carry: send it with --inline"
+    producer.send_path(path)
+    return None
 
 
 def _send_inline(producer: RequestProducer, path: Path, max_bytes: int) -> str | None:

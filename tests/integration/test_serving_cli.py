@@ -76,6 +76,31 @@ def test_produce_sends_s3_requests_beside_paths(
     ]
 
 
+def test_produce_sends_a_name_that_is_not_utf8_only_inline(
+    cli: CliRunner, kafka_bootstrap: str, kafka_topics: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topics("requests")
+    folder = tmp_path / "images"
+    write_image(folder / "good.jpg", RED)
+    odd = folder / os.fsdecode(b"na\xffme.png")  # a name from a Latin-1 file system
+    write_image(odd, BLUE, "PNG")
+    common = ["--profile", "ci", "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+              "--set", f"kafka.requests_topic={topic}"]  # fmt: skip
+
+    result = cli.invoke(app, [*common, "produce", str(folder), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "sent 1 requests" in result.output
+    assert "its path is not UTF-8, which a path request cannot carry: send it with --inline" in (
+        result.output
+    )
+    result = cli.invoke(app, [*common, "produce", str(odd), "--inline", "--no-progress"])
+    assert result.exit_code == 0, result.output
+
+    requests = [decode_request(m.value()) for m in read_topic(kafka_bootstrap, topic, idle=2)]
+    assert sorted(r.kind for r in requests) == ["image_b64", "path"]
+    assert [r.source for r in requests if r.kind == "path"] == [str(folder / "good.jpg")]
+
+
 def test_produce_names_a_missing_path(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(app, ["--profile", "ci", "produce", str(tmp_path / "nope")])
     assert result.exit_code == 2
