@@ -34,6 +34,7 @@ SETS = {
     "iconpool": (ICONPOOL_DIR, {"emoji"}),
     "glyphpool": (GLYPHPOOL_DIR, {"emoji"}),
     "colourpool": (REPO_ROOT / "colourpool", {"emoji"}),
+    "blankpool": (REPO_ROOT / "blankpool", {"illustration"}),
     "iconcheck": (ICONCHECK_DIR, {"emoji"}),
 }
 MIRROR_SOURCES = ("openclipart", "twemoji", "emoji-datasource-twitter", "openmoji")
@@ -106,7 +107,9 @@ def test_drawing_sets_share_no_package_or_image_with_the_gate_set_nor_use_the_mi
 def test_icon_check_set_is_held_out_from_every_training_pool() -> None:
     """No package (icon family) and no image of the check set is in a pool that may train."""
     check = load_photo_set(ICONCHECK_DIR)
-    pools = ("drawpool", "iconpool", "glyphpool", "colourpool", "emojipool", "objectpool")
+    pools = (
+        "drawpool", "iconpool", "glyphpool", "colourpool", "emojipool", "objectpool", "blankpool"
+    )  # fmt: skip
     for name in (*pools, "photopool"):
         pool = load_photo_set(SETS[name][0], verify=False)
         assert not _packages(check.manifest) & _packages(pool.manifest), name
