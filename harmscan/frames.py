@@ -1,13 +1,19 @@
 """Multi-frame images (animated GIF, WebP, PNG; multi-page TIFF; MPO JPEG): which frames are scored.
 
-A request is scored on up to ``max_frames`` frames, evenly spaced over the image's frames and
-always including the first (with ``max_frames`` 1, an APNG whose default image is not part of its
-animation is scored on the first frame it shows instead); its harmful probability is the maximum
-over them (the worst frame decides). The limits bound the work of all frames together: each
-frame's header is checked like a still image's (pixel and aspect-ratio caps), the frames scored
-share one pixel budget (``max_pixels`` in total), and the caller's CPU and wall-clock limits
-cover the whole request, including walking past frames that are not scored (a GIF declaring
-100000 frames; an APNG is counted by the frames it holds, not the count it declares).
+A request is scored on up to ``max_frames`` frames, always including the first (with
+``max_frames`` 1, an APNG whose default image is not part of its animation is scored on the first
+frame it shows instead); its harmful probability is the maximum over them (the worst frame
+decides). An animation that states how long each frame is shown (GIF, WebP, APNG:
+`harmscan.frametimes`) has its frames chosen at evenly spaced moments of its display time first,
+then, for the frames left, evenly spaced by index: a frame held for most of the time is always
+scored, and a short one among long ones can still be. Without stated times (a multi-page TIFF,
+an MPO) the frames are evenly spaced by index, first and last included.
+
+The limits bound the work of all frames together: each frame's header is checked like a still
+image's (pixel and aspect-ratio caps), the frames scored share one pixel budget (``max_pixels`` in
+total), and the caller's CPU and wall-clock limits cover the whole request, including walking past
+frames that are not scored (a GIF declaring 100000 frames; an APNG is counted by the frames it
+holds, not the count it declares).
 
 A frame that fails to decode after a good first frame ends the walk (in GIF and WebP a frame is
 drawn on the ones before it, so the frames after a broken one cannot be trusted): the frames that
@@ -17,12 +23,15 @@ decode rejects the image, as for a still image.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from PIL import Image
 
+from harmscan.frametimes import frame_durations
 from harmscan.imageio import BROKEN_DATA, check_header, load_rgb, open_image
 from harmscan.imagepolicy import (
     ALLOWED_FORMATS,
@@ -73,6 +82,31 @@ def select_frames(n_frames: int, max_frames: int) -> list[int]:
         return [0]
     # The step (n_frames - 1) / (count - 1) is at least 1, so the indices are distinct.
     return [i * (n_frames - 1) // (count - 1) for i in range(count)]
+
+
+def select_frames_by_time(durations: list[float], max_frames: int) -> list[int]:
+    """Up to ``max_frames`` frame indices, in order: the first frame, the frames on screen at
+    evenly spaced moments from the first frame's start to the last one's, then frames evenly
+    spaced by index (`select_frames`) until there are ``max_frames`` (or every frame). With equal
+    durations the moments are the index spacing itself.
+
+    Raises:
+        ValueError: No durations, a negative one, or ``max_frames`` below 1.
+    """
+    if not durations or min(durations) < 0 or max_frames < 1:
+        raise ValueError(f"durations must be non-negative, max_frames >= 1: {max_frames}")
+    count = min(len(durations), max_frames)
+    if count == 1 or len(set(durations)) == 1:
+        return select_frames(len(durations), count)
+    ends = list(itertools.accumulate(durations))
+    span = ends[-1] - durations[-1]  # when the last frame comes on
+    chosen = {0: None}  # insertion order is preference: the first `count` are taken
+    for k in range(1, count):
+        moment = k * span / (count - 1)
+        chosen[min(bisect.bisect_right(ends, moment), len(durations) - 1)] = None
+    for index in select_frames(len(durations), count):
+        chosen[index] = None
+    return sorted(list(chosen)[:count])
 
 
 def frame_count(image: Image.Image) -> int:
@@ -156,7 +190,7 @@ def decode_frames(
     spent = 0
     # One frame of an APNG whose default image is not part of its animation is the first frame
     # it shows: its viewers never show the default image (only viewers without APNG do).
-    selected = [1] if hidden and max_frames == 1 else select_frames(total, max_frames)
+    selected = [1] if hidden and max_frames == 1 else _chosen(data, image, total, max_frames)
     for position, index in enumerate(selected):
         try:
             if index:
@@ -181,6 +215,14 @@ def decode_frames(
                 raise _as_rejection(exc, index) from None
             return FrameSet(items, indices, len(selected) - position, f"frame {index}: {exc}")
     return FrameSet(items, indices)
+
+
+def _chosen(data: bytes, image: Image.Image, total: int, max_frames: int) -> list[int]:
+    """The frames to score: by display time when the headers state one time per frame."""
+    durations = frame_durations(data, str(image.format), hidden_default_image(image))
+    if durations is None or len(durations) != total:
+        return select_frames(total, max_frames)
+    return select_frames_by_time(durations, max_frames)
 
 
 def _pixels(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> int:

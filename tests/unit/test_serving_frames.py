@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harmscan.frames import decode_frames, select_frames
+from harmscan.frames import decode_frames, select_frames, select_frames_by_time
+from harmscan.frametimes import frame_durations
 from harmscan.imagepolicy import ImageRejected
 from serving.classifier import BatchClassifier, Rejection
 from serving.inputs import InputReader
@@ -338,3 +339,58 @@ def test_an_apng_declaring_more_frames_than_it_holds_is_scored_on_the_frames_it_
     assert RED in decoded.items
     assert decoded.indices == [0, 1, 2]  # the blue first frame and both red ones
     assert decoded.failed == 0
+
+
+def _animation(fmt: str, colours: list[tuple[int, int, int]], durations: list[int]) -> bytes:
+    frames = [Image.new("RGB", (48, 40), colour) for colour in colours]
+    buffer = io.BytesIO()
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    frames[0].save(
+        buffer, fmt, save_all=True, append_images=frames[1:], duration=durations, loop=0,
+        **options,
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_frame_durations_are_read_from_the_headers(fmt: str) -> None:
+    durations = [20, 60_000, 0, 500]
+    data = _animation(fmt, [BLUE, RED, SAFE[1], SAFE[2]], durations)
+    # a delay of at most 10 ms is shown for 100 ms, as browsers do
+    assert frame_durations(data, fmt) == [20.0, 60_000.0, 100.0, 500.0]
+    assert frame_durations(data[: len(data) // 3], fmt) in (None, [20.0])  # cut: never wrong
+    assert frame_durations(image_bytes(BLUE, "JPEG"), "JPEG") is None
+    if fmt == "PNG":  # an APNG's default image outside its animation is never shown
+        buffer = io.BytesIO()
+        frames = [Image.new("RGB", (8, 8), c) for c in (BLUE, RED, SAFE[1])]
+        frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:],
+                       duration=[500, 40, 60_000], default_image=True)  # fmt: skip
+        assert frame_durations(buffer.getvalue(), "PNG", hidden_default=True) == [0.0, 500.0, 40.0]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_a_frame_held_for_most_of_the_time_is_scored(fmt: str) -> None:
+    # 50 frames of 20 ms, frame 3 held for a minute: by index alone, frames 0, 7, 14, ... were
+    # scored and frame 3, what a viewer sees, was not
+    colours = [SAFE[i % 5 + 1] for i in range(50)]
+    colours[3] = RED
+    durations = [20] * 50
+    durations[3] = 60_000
+    got = decode_frames(_animation(fmt, colours, durations), _colour, max_frames=8)
+    assert 3 in got.indices
+    assert RED in got.items
+    assert len(got.indices) == 8
+    assert got.indices[0] == 0
+
+
+def test_frames_by_time_match_the_index_spacing_for_equal_times_and_fill_up() -> None:
+    for n, k in ((6, 3), (10, 4), (100, 8)):
+        assert select_frames_by_time([100.0] * n, k) == select_frames(n, k)
+    held = [20.0] * 50
+    held[3] = 60_000.0
+    chosen = select_frames_by_time(held, 8)
+    assert chosen[:2] == [0, 3]
+    assert len(chosen) == len(set(chosen)) == 8
+    assert select_frames_by_time([0.0, 100.0, 100.0], 8) == [0, 1, 2]
+    with pytest.raises(ValueError, match="non-negative"):
+        select_frames_by_time([], 3)
