@@ -123,7 +123,7 @@ class Registry:
             found = self.client.get_model_version(name, version)
         except Exception as exc:
             if _is_missing(exc):
-                raise RegistryError(f"{name} has no version {version}") from None
+                raise RegistryError(f"{name} has no version {version}{self._known(name)}") from None
             raise self._unavailable(f"models:/{name}/{version}", exc) from exc
         return VersionInfo(
             name=name,
@@ -132,6 +132,19 @@ class Registry:
             tags=dict(found.tags or {}),
             aliases=tuple(found.aliases or ()),
         )
+
+    def _known(self, name: str) -> str:
+        """``; its versions: 1, 2, 3`` (the latest 20), ``; it has none``, or nothing when the
+        registry cannot say: for an error about a version that does not exist."""
+        try:
+            found = self.client.search_model_versions(f"name = '{name}'")
+        except Exception:  # only a hint: the error it adds to stands without it
+            return ""
+        versions = sorted({int(v.version) for v in found if str(v.version).isdigit()})
+        if not versions:
+            return f"; {name} has no registered version"
+        shown = ", ".join(map(str, versions[-20:]))
+        return f"; its versions: {shown}" if len(versions) <= 20 else f"; its latest: {shown}"
 
     def set_alias(
         self, name: str, alias: str, version: str, tags: Mapping[str, object] | None = None
