@@ -185,7 +185,11 @@ def promote_command(
         bool, typer.Option(help="Move champion back to the version it replaced.")
     ] = False,
     gate: Annotated[
-        bool, typer.Option(help="Run the whole promotion gate (test split and gate set).")
+        bool,
+        typer.Option(
+            help="Run the whole promotion gate on VERSION (test split and gate set): it becomes "
+            "champion if it passes, challenger if not."
+        ),
     ] = False,
     force: Annotated[
         bool, typer.Option(help="Move the alias without the photo gate (mlflow.gate_set).")
@@ -195,28 +199,31 @@ def promote_command(
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (recorded on the version).")] = "manual",
 ) -> None:
-    """Move the champion alias by hand (VERSION or --rollback), or gate VERSION (--gate).
+    """Move the champion alias by hand (VERSION or --rollback), or through the gate (--gate).
 
     With ``mlflow.gate_set`` configured, VERSION must not be worse than the champion or the
     untrained prior on the gate set (overall and per domain) unless --force; a rollback returns
     to the champion it replaced and does not re-run that gate. When nothing is champion and
     VERSION loses to the prior there, the prior becomes champion.
     """
-    if (version is None) == (not rollback):
-        raise typer.BadParameter("give a VERSION or --rollback (not both)")
+    if version is not None and rollback:
+        raise typer.BadParameter("give a VERSION or --rollback, not both")
+    if version is None and not rollback:
+        raise typer.BadParameter("give the VERSION to promote (or --rollback)")
     if gate and force:
         raise typer.BadParameter("--gate runs the gate and --force skips it: give one")
     settings = settings_of(ctx)
     if gate:
         dataset = checked_dataset(settings, dataset)
-    mlflow_reachable(settings)
     from harmscan.gateset import resolve_photo_set
+
+    gate_set = resolve_photo_set(settings.mlflow.gate_set, "mlflow.gate_set")  # before MLflow
+    mlflow_reachable(settings)
     from registry import CHAMPION, Registry, RegistryError
     from tasks.promotion import force_champion, rollback_target
 
     registry = Registry(settings.mlflow.tracking_uri)
     name = settings.mlflow.registered_model
-    gate_set = resolve_photo_set(settings.mlflow.gate_set)
     try:
         if rollback:
             current, version = rollback_target(registry, name)

@@ -61,3 +61,18 @@ def test_the_console_script_names_the_fix_with_exit_2() -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "put it before the command: harmscan --profile ci settings" in done.stderr
+
+
+def test_promote_names_what_is_missing_or_too_much_before_any_work() -> None:
+    _register_areas()
+    no_mlflow = ["--profile", "ci", "--set", "mlflow.tracking_uri=http://127.0.0.1:9"]
+    for args, message in (
+        (["promote", "--gate"], "give the VERSION to promote (or --rollback)"),
+        (["promote", "3", "--rollback"], "give a VERSION or --rollback, not both"),
+        (["promote", "3", "--gate", "--force"], "--gate runs the gate and --force skips it"),
+    ):
+        result = CliRunner().invoke(app, [*no_mlflow, *args])
+        assert result.exit_code == 2, result.output
+        assert message in " ".join(result.output.split()), result.output
+    page = CliRunner().invoke(app, ["promote", "--help"], env={"COLUMNS": "300"}).output
+    assert "champion if it passes, challenger if not" in " ".join(page.split())
