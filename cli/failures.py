@@ -36,6 +36,7 @@ _USAGE = {
     "ManifestError",
     "BadParameter",
     "DeployError",
+    "PhotoSetNotFound",
 }
 _FAILED = {"EmptySelection", "FlowTimeout", "RegistryError", "DemoError", "KafkaSetupError"}
 _UNREACHABLE = {

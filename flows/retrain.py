@@ -92,7 +92,7 @@ def _retrain(source: SettingsSource, settings: Settings, *, promote: bool) -> Re
     if promote:
         ml = settings.mlflow
         policy = gate_policy(ml)
-        gate_set = resolve_photo_set(ml.gate_set)
+        gate_set = resolve_photo_set(ml.gate_set, "mlflow.gate_set")
         if gate_set is not None:
             prior = ensure_prior_task(settings, data.dataset_dir)  # the reference, once
         for result in trained:

@@ -109,17 +109,34 @@ def find_photo_set(name: str | Path) -> Path | None:
     return None
 
 
-def resolve_photo_set(setting: str | None) -> Path | None:
+class PhotoSetNotFound(FileNotFoundError):
+    """A setting names a photo set that is not there (a usage error: the setting is wrong)."""
+
+
+def resolve_photo_set(setting: str | None, key: str | None = None) -> Path | None:
     """A photo-set setting as a folder (relative paths from the cwd, then the repository).
 
+    Args:
+        setting: The setting's value.
+        key: The setting's name (``mlflow.gate_set``), for the error.
+
     Raises:
-        FileNotFoundError: The setting names a folder without a ``manifest.csv`` in either place.
+        PhotoSetNotFound: The setting names a folder without a ``manifest.csv`` in either place.
     """
     if not setting:
         return None
     found = find_photo_set(setting)
     if found is None:
-        raise FileNotFoundError(f"photo set {setting!r} has no manifest.csv (cwd or {REPO_ROOT})")
+        named = f"{key} " if key else ""
+        path = Path(setting)
+        places = [path] if path.is_absolute() else [path, REPO_ROOT / path]
+        where = " or ".join(str(p) for p in places)
+        fix = (
+            f"freeze a folder of harmful/ and safe/ images: harmscan imageset {setting} --freeze"
+            if any(p.is_dir() for p in places)
+            else "no such folder"
+        )
+        raise PhotoSetNotFound(f"{named}photo set {setting!r}: no manifest.csv in {where} ({fix})")
     return found
 
 

@@ -172,7 +172,7 @@ def prepare_job(settings: Settings, arch: str, dataset: Path) -> TrainJob:
     settings = settings.model_copy(update={"train": cfg})
     frame = read_manifest(dataset)
     version = dataset_version(dataset)
-    gate_set = resolve_photo_set(settings.mlflow.gate_set)
+    gate_set = resolve_photo_set(settings.mlflow.gate_set, "mlflow.gate_set")
     pools = resolve_training_sets(cfg.extra_train_sets, gate_set)
     if cfg.calibration_photos:  # chooses the thresholds: never the gate set or a held-out set
         resolve_training_sets([cfg.calibration_photos], gate_set, role="calibration set")

@@ -216,7 +216,7 @@ def _calibrate(
     preset = EvalPreset(image_size=cfg.image_size)
     kw = {"preset": preset, "batch_size": cfg.batch_size, "device": device}
     val = _scored(model, job.dataset, "val", job.frame, default_domain(job.settings), **kw)
-    photos_dir = resolve_photo_set(cfg.calibration_photos)
+    photos_dir = resolve_photo_set(cfg.calibration_photos, "train.calibration_photos")
     photos = score_photo_set(model, photos_dir, preset) if photos_dir else None
     held = out_of_fold(outcome, job.train_domains)
     return calibrate_on_mix(model, job.arch, val, photos, cfg, held), val
@@ -240,12 +240,14 @@ def _evaluate(
     test = _scored(model, dataset, "test", frame, domain, **kw)
     run.log_metrics(set_metrics("test", test, spec.threshold))
     scored_sets = {"test": test}
-    gate_dir = resolve_photo_set(settings.mlflow.gate_set)
+    gate_dir = resolve_photo_set(settings.mlflow.gate_set, "mlflow.gate_set")
     if gate_dir is not None:
         gate = score_photo_set(model, gate_dir, preset)
         run.log_metrics(set_metrics("gate", gate, spec.threshold))
         scored_sets["gate"] = gate
-    for check_dir in (resolve_photo_set(name) for name in settings.mlflow.check_sets):
+    for check_dir in (
+        resolve_photo_set(name, "mlflow.check_sets") for name in settings.mlflow.check_sets
+    ):
         if check_dir is not None:  # held out: scored at the stored threshold, never used to fit
             check = score_photo_set(model, check_dir, preset)
             run.log_metrics(set_metrics(check_dir.name, check, spec.threshold))

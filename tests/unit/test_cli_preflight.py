@@ -126,6 +126,14 @@ def _run_cli(argv: list[str]) -> subprocess.CompletedProcess[str]:
         ([*_MISSING_WEIGHTS, "retrain"], "error: weights file for mobilenet_v2 not found (tried "),
         ([*_MISSING_WEIGHTS, "demo"], "error: weights file for mobilenet_v2 not found (tried "),
         (["train", "--weights", "resnet50={tmp}/r.pth"], "error: weights file for resnet50 not"),
+        (
+            ["--set", "mlflow.gate_set={tmp}", "promote", "3"],
+            "error: mlflow.gate_set photo set '{tmp}': no manifest.csv in {tmp} (freeze a",
+        ),
+        (
+            ["--set", "mlflow.gate_set={tmp}/nope", "promote", "--rollback"],
+            "error: mlflow.gate_set photo set '{tmp}/nope': no manifest.csv in {tmp}/nope (no such",
+        ),
     ],
 )
 def test_a_wrong_option_ends_the_command_before_prefect_or_torch_is_imported(
