@@ -66,6 +66,11 @@ def evaluate_command(
         raise fail(exc, USAGE) from None
     scores = _writable(scores, "--scores", ".csv")  # before minutes of scoring, not after
     plot = _writable(plot, "--plot", ".png")
+    labels = set(images.photos.manifest["label"])
+    if plot is not None and len(labels) < 2:
+        (only,) = labels
+        raise fail(f"--plot draws ROC curves, which need harmful and safe images: {folder} has "
+                   f"{only} images only", USAGE)  # fmt: skip
     mlflow_reachable(settings)
     from harmscan.metrics import domain_counts
     from registry import CHAMPION, Registry, RegistryError
@@ -93,9 +98,7 @@ def evaluate_command(
     if scores is not None:
         _write_scores(scores, rows)
         typer.echo(f"\nscores of every image: {scores}")
-    if plot is not None and len(set(images.photos.manifest["label"])) < 2:
-        typer.secho(f"no ROC curves drawn: {plot} needs harmful and safe images", fg="yellow")
-    elif plot is not None:
+    if plot is not None:
         from harmscan.modelcard import plot_roc_by_domain
 
         title = f"{name} on {images.photos.root.name} (version {images.photos.version})"

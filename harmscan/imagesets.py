@@ -126,6 +126,13 @@ def folder_set(root: Path, domain: str = "photo") -> ImageSet:
     if not _label_folders(root):
         cased = sorted(p.name for p in root.iterdir() if p.name.lower() in LABELS)
         hint = f" (the names are lower case: rename {', '.join(cased)})" if cased else ""
+        near = [
+            f"{close[0]}/ for {p.name}/"
+            for p in sorted(root.iterdir())
+            if p.is_dir() and p.name.lower() not in LABELS
+            and (close := difflib.get_close_matches(p.name.lower(), LABELS, n=1, cutoff=0.6))
+        ]  # fmt: skip
+        hint += f" (did you mean {', '.join(near)}?)" if near and not cased else ""
         raise ImageSetError(
             f"{root} holds neither a {MANIFEST_FILE} (a photo set) nor harmful/ and safe/ "
             f"subfolders of images{hint}; sort your images into FOLDER/harmful and FOLDER/safe"
@@ -157,7 +164,13 @@ def folder_set(root: Path, domain: str = "photo") -> ImageSet:
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     text = manifest.to_csv(index=False).encode()
     version = hashlib.sha256(text).hexdigest()[:VERSION_CHARS]
-    notes = _other_files(others) + _not_domains(folders, domain) + _duplicates(manifest)
+    notes = (
+        _unread_folders(root)
+        + _missing_labels(manifest)
+        + _other_files(others)
+        + _not_domains(folders, domain)
+        + _duplicates(manifest)
+    )
     photos = PhotoSet(root=root, version=version, manifest=manifest)
     return ImageSet(photos, "folder", skipped, notes)
 
@@ -240,6 +253,30 @@ def _domain_of(parts: tuple[str, ...], default: str, folders: dict[str, str]) ->
     close = difflib.get_close_matches(parts[0].lower(), DOMAINS, n=1, cutoff=0.75)
     folders[parts[0]] = close[0] if close else ""
     return default
+
+
+def _unread_folders(root: Path) -> list[str]:
+    """A note per subfolder of ``root`` beside harmful/ and safe/: its images are not read."""
+    notes = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or entry.name in LABELS or not entry.is_dir():
+            continue
+        close = difflib.get_close_matches(entry.name.lower(), LABELS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}/?)" if close else ""
+        notes.append(
+            f"folder {entry.name}/ is not read{hint}: only harmful/ and safe/ hold the images"
+        )
+    return notes
+
+
+def _missing_labels(manifest: pd.DataFrame) -> list[str]:
+    """A note when one label has no image: ROC AUC and the rates need both."""
+    missing = [label for label in LABELS if not (manifest["label"] == label).any()]
+    return [
+        f"no {label} image: ROC AUC needs harmful and safe images (only the "
+        f"{'caught' if label == 'safe' else 'flagged'} share can be read)"
+        for label in missing
+    ]
 
 
 def _not_domains(folders: dict[str, str], default: str) -> list[str]:

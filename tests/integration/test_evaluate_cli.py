@@ -147,6 +147,14 @@ def test_evaluate_checks_its_outputs_first_and_scores_a_version_once_however_it_
         assert refused.exit_code == 2, refused.output
         assert message in refused.output
         assert "scoring" not in refused.output  # refused before any model was scored
+    only_safe = tmp_path / "only-safe"
+    (only_safe / "safe").mkdir(parents=True)
+    (only_safe / "safe" / "b.png").write_bytes(_png(BLUE))
+    one_label = [*common[:-1], str(only_safe), "--plot", str(tmp_path / "one.png")]
+    refused = CliRunner().invoke(app, one_label)
+    assert refused.exit_code == 2, refused.output
+    assert "need harmful and safe images" in " ".join(refused.output.split())
+    assert "scoring" not in refused.output
 
     padded = CliRunner().invoke(
         app, [*common, "--version", f"0{good}", "--plot", str(tmp_path / "roc")]

@@ -78,6 +78,7 @@ def test_a_photo_set_is_verified_not_walked(tmp_path):
     [
         ({}, "photo", "neither a manifest.csv"),
         ({"safe/x.txt": b"text"}, "photo", "no image that decodes"),
+        ({"harmfull/x.png": None}, "photo", r"did you mean harmful/ for harmfull/\?"),
         ({"safe/x.png": None}, "drawing",
          "unknown domain 'drawing'; valid: photo, illustration, emoji"),
     ],
@@ -259,3 +260,16 @@ def test_label_folders_in_another_case_are_named(tmp_path):
         open_image_set(tmp_path)
     with pytest.raises(ImageSetError, match="a file, not a folder"):
         open_image_set(tmp_path / "Safe" / "b.png")
+
+
+def test_a_folder_beside_the_labels_and_a_missing_label_are_noted(tmp_path):
+    _write(tmp_path / "safe" / "a.png", _png((1, 2, 3)))
+    _write(tmp_path / "harmfull" / "b.png", _png((200, 0, 0)))
+    _write(tmp_path / "extra" / "c.png", _png((0, 200, 0)))
+    notes = open_image_set(tmp_path).notes
+    assert (
+        "folder harmfull/ is not read (did you mean harmful/?): only harmful/ and safe/ hold "
+        "the images" in notes
+    )
+    assert "folder extra/ is not read: only harmful/ and safe/ hold the images" in notes
+    assert any(n.startswith("no harmful image: ROC AUC needs harmful and safe") for n in notes)
