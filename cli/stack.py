@@ -37,7 +37,8 @@ def up(
     ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 180.0,
 ) -> None:
-    """Start Kafka, MLflow, the mirror (source mirror), the Prefect server and a worker."""
+    """Start Kafka, MLflow, the mirror (source mirror), the Prefect server, a worker and the
+    review page."""
     from stack.local import LocalStack
     from stack.process import ServiceError
 
@@ -81,7 +82,8 @@ def status(
 
     from stack.local import LocalStack
 
-    statuses = LocalStack(_settings(ctx)).status()
+    settings = _settings(ctx)
+    statuses = LocalStack(settings).status()
     if as_json:
         typer.echo(json.dumps([asdict(s) for s in statuses], indent=2))
     else:
@@ -89,6 +91,15 @@ def status(
             typer.echo(_line(item))
             for log in item.logs:
                 typer.echo(f"{'':<15} log {log}")
+    services = settings.paths.services
+    if not any(s.running for s in statuses) and not services.is_dir():
+        typer.secho(
+            f"note: no stack was started with paths.root {settings.paths.root} ({services} does "
+            "not exist; a relative paths.root is read from the current folder): run status "
+            "from the folder that ran `harmscan up`, or --set paths.root=THAT/.harmscan",
+            fg="yellow",
+            err=True,
+        )
     if not all(s.healthy for s in statuses):
         raise typer.Exit(1)
 
