@@ -3,20 +3,28 @@ nothing committed)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from conf.settings import KafkaSettings
 
+# Seconds of each wait for records: the reader stops this soon after the last partition's end.
+POLL_S = 0.1
+
 
 def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: str) -> list[Message]:
     """Every record of ``topic`` from its start to its end now, in the order consumed.
 
+    The end is each partition's high watermark when the read starts: the read returns as soon as
+    every partition has been read to it, however few records there are.
+
     Args:
         kafka: Where the broker is and how to reach it.
         topic: The topic to read; a missing one reads as empty.
-        timeout: Seconds for each metadata call and each wait for more records.
+        timeout: Seconds for each metadata call, and the longest wait without a record before
+            every partition was read.
         purpose: Names the reader's throw-away group (``harmscan-<purpose>-<uuid>``).
 
     Raises:
@@ -47,11 +55,19 @@ def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: st
 
 
 def _consume_until(consumer: Consumer, ends: dict[int, int], timeout: float) -> list[Message]:
+    """The records of the assigned partitions up to ``ends`` (partition: end offset).
+
+    Each wait is short (`POLL_S`): ``consume`` returns early only with a full batch, so one long
+    wait would last its whole timeout on a topic of a few records.
+    """
     messages: list[Message] = []
     pending = dict(ends)
+    stalled_at = time.monotonic() + timeout
     while pending:
-        batch = consumer.consume(500, timeout)
-        if not batch:
+        batch = consumer.consume(500, POLL_S)
+        if batch:
+            stalled_at = time.monotonic() + timeout
+        elif time.monotonic() >= stalled_at:
             raise TimeoutError(f"reading stalled with partitions {sorted(pending)} unfinished")
         for message in batch:
             error = message.error()
