@@ -11,6 +11,7 @@ import typer
 
 from cli.context import settings_of
 from cli.failures import fail
+from cli.preflight import kafka_reachable
 
 if TYPE_CHECKING:
     pass
@@ -59,6 +60,7 @@ def list_cmd(
 
     reason = _reasons(reason)
     settings = settings_of(ctx)
+    kafka_reachable(settings)
     letters = read_dead_letters(settings)
     if reason:
         letters = select(letters, reasons=reason)
@@ -103,6 +105,7 @@ def replay_cmd(
     reason = _reasons(reason)
     offsets = [_offset(o) for o in offset or []]
     settings = settings_of(ctx)
+    kafka_reachable(settings)
     chosen = select(
         read_dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
     )

@@ -37,6 +37,9 @@ def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: st
             "group.id": f"harmscan-{purpose}-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            # Off: librdkafka would print a line per refused connection (hundreds) on stderr;
+            # what stops the read reaches the caller as an exception.
+            "log_level": 0,
         }
     )
     try:

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app as cli_app
+from cli.failures import UNREACHABLE
 from serving.headers import REJECT_REASONS
 
 # Nothing listens on port 9: a command that reached Kafka would fail differently (or hang).
@@ -33,3 +34,29 @@ def test_replay_without_a_choice_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli_app.app, [*_NO_BROKER, "dlq", "replay", "--dry-run"])
     assert result.exit_code == 2
     assert "choose dead letters with --reason, --id or --offset" in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["dlq", "list"], ["dlq", "replay", "--reason", "corrupt", "--dry-run"]]
+)
+def test_an_unreachable_broker_is_one_error_line(
+    args: list[str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Not ~200 lines of librdkafka's refused connections before the error."""
+    cli_app._register_areas()
+    result = CliRunner().invoke(cli_app.app, [*_NO_BROKER, *args])
+    assert result.exit_code == UNREACHABLE, result.output
+    assert result.output.startswith("error: cannot reach Kafka at 127.0.0.1:9 ")
+    assert len(result.output.splitlines()) == 1
+    assert "Connection refused" not in capfd.readouterr().err
+
+
+def test_a_read_of_an_unreachable_broker_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    from confluent_kafka import KafkaException
+
+    from conf.settings import KafkaSettings
+    from kafkaio.reading import read_to_end
+
+    with pytest.raises(KafkaException):
+        read_to_end(KafkaSettings(bootstrap_servers="127.0.0.1:9"), "t", 1.0, purpose="test")
+    assert capfd.readouterr().err == ""
