@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.context import settings_of
-from cli.failures import fail
+from cli.failures import USAGE, fail
 from cli.preflight import kafka_reachable
 
 if TYPE_CHECKING:
-    pass
+    from conf.settings import Settings
+    from serving.dlq import DeadLetter
 
 dlq_app = typer.Typer(
     name="dlq",
@@ -55,13 +56,12 @@ def list_cmd(
     limit: Annotated[int, typer.Option(min=0, help="Dead letters shown (0: counts only).")] = 20,
 ) -> None:
     """Count the dead letters by reason and show the latest ones."""
-    from serving.dlq import count_by_reason, latest, read_dead_letters, replayed_marks, select
+    from serving.dlq import count_by_reason, latest, replayed_marks, select
     from serving.schema import log_safe
 
     reason = _reasons(reason)
     settings = settings_of(ctx)
-    kafka_reachable(settings)
-    letters = read_dead_letters(settings)
+    letters = _dead_letters(settings)
     if reason:
         letters = select(letters, reasons=reason)
     marks = replayed_marks(settings)
@@ -95,7 +95,7 @@ def replay_cmd(
     dry_run: Annotated[bool, typer.Option(help="Only say what would be replayed.")] = False,
 ) -> None:
     """Send chosen dead letters back to the requests topic (each dead letter at most once)."""
-    from serving.dlq import read_dead_letters, replay, select
+    from serving.dlq import replay, select
 
     if not (reason or request_id or offset):
         typer.secho(
@@ -105,9 +105,8 @@ def replay_cmd(
     reason = _reasons(reason)
     offsets = [_offset(o) for o in offset or []]
     settings = settings_of(ctx)
-    kafka_reachable(settings)
     chosen = select(
-        read_dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
+        _dead_letters(settings), reasons=reason or (), ids=request_id or (), offsets=offsets
     )
     if not chosen:
         raise fail(
@@ -119,6 +118,24 @@ def replay_cmd(
     typer.echo(f"{verb} {len(report.replayed)} to {settings.kafka.requests_topic}; "
                f"{len(report.already)} already replayed, {len(report.truncated)} cut (not "
                "replayable)")  # fmt: skip
+
+
+def _dead_letters(settings: Settings) -> list[DeadLetter]:
+    """Every dead letter now in the topic, once the brokers answered (else exit 3) and the topic
+    was found (else exit 2: the setting names a topic nothing made)."""
+    from kafkaio.reading import MissingTopic
+    from serving.dlq import read_dead_letters
+
+    kafka_reachable(settings)
+    try:
+        return read_dead_letters(settings)
+    except MissingTopic as exc:
+        raise fail(
+            f"the dead-letter topic {exc.topic} does not exist (kafka.dead_letter_topic); "
+            "`harmscan serve` and `harmscan produce` create the serving topics, or set "
+            "kafka.dead_letter_topic to the one they use",
+            USAGE,
+        ) from None
 
 
 def _choice(reasons: list[str] | None, ids: list[str] | None, offsets: list[str] | None) -> str:

@@ -12,9 +12,21 @@ from conf.settings import KafkaSettings
 
 # Seconds of each wait for records: the reader stops this soon after the last partition's end.
 POLL_S = 0.1
+# What the metadata of a topic that does not exist says (from the broker, or librdkafka's own).
+_UNKNOWN_TOPIC = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
 
 
-def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: str) -> list[Message]:
+class MissingTopic(LookupError):
+    """The topic to read does not exist."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist")
+        self.topic = topic
+
+
+def read_to_end(
+    kafka: KafkaSettings, topic: str, timeout: float, *, purpose: str, missing_ok: bool = False
+) -> list[Message]:
     """Every record of ``topic`` from its start to its end now, in the order consumed.
 
     The end is each partition's high watermark when the read starts: the read returns as soon as
@@ -22,12 +34,14 @@ def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: st
 
     Args:
         kafka: Where the broker is and how to reach it.
-        topic: The topic to read; a missing one reads as empty.
+        topic: The topic to read.
         timeout: Seconds for each metadata call, and the longest wait without a record before
             every partition was read.
         purpose: Names the reader's throw-away group (``harmscan-<purpose>-<uuid>``).
+        missing_ok: Read a missing topic as empty (else `MissingTopic`).
 
     Raises:
+        MissingTopic: ``topic`` does not exist (unless ``missing_ok``).
         TimeoutError: No record came within ``timeout`` before every partition was read.
         KafkaException: The reader reported an error (other than reaching a partition's end).
     """
@@ -44,8 +58,15 @@ def read_to_end(kafka: KafkaSettings, topic: str, timeout: float, *, purpose: st
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return []
+        missing = metadata is None or (
+            metadata.error is not None and metadata.error.code() in _UNKNOWN_TOPIC
+        )
+        if missing:
+            if missing_ok:
+                return []
+            raise MissingTopic(topic)
+        if metadata.error is not None:
+            raise KafkaException(metadata.error)
         ends = {}
         for partition in metadata.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)

@@ -92,12 +92,16 @@ def replay_log_topic(settings: Settings) -> str:
     return f"{settings.kafka.dead_letter_topic}.replayed"
 
 
-def _read(settings: Settings, topic: str, timeout: float) -> list[Message]:
-    return read_to_end(settings.kafka, topic, timeout, purpose="dlq")
+def _read(settings: Settings, topic: str, timeout: float, *, missing_ok: bool) -> list[Message]:
+    return read_to_end(settings.kafka, topic, timeout, purpose="dlq", missing_ok=missing_ok)
 
 
 def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLetter]:
-    """All dead letters now in ``kafka.dead_letter_topic``, in partition/offset order."""
+    """All dead letters now in ``kafka.dead_letter_topic``, in partition/offset order.
+
+    Raises:
+        MissingTopic: ``kafka.dead_letter_topic`` does not exist.
+    """
     letters = [
         DeadLetter(
             m.partition() or 0,
@@ -107,14 +111,15 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLet
             byte_headers(m),
             max(m.timestamp()[1], 0),
         )
-        for m in _read(settings, settings.kafka.dead_letter_topic, timeout)
+        for m in _read(settings, settings.kafka.dead_letter_topic, timeout, missing_ok=False)
     ]
     return sorted(letters, key=lambda d: (d.partition, d.offset))
 
 
 def replayed_marks(settings: Settings, timeout: float = 10.0) -> set[str]:
-    """``topic/partition/offset`` of every dead letter already replayed."""
-    messages = _read(settings, replay_log_topic(settings), timeout)
+    """``topic/partition/offset`` of every dead letter already replayed (none before the first
+    replay made the topic of marks)."""
+    messages = _read(settings, replay_log_topic(settings), timeout, missing_ok=True)
     return {key.decode() for key in (m.key() for m in messages) if key}
 
 

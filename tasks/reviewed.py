@@ -41,7 +41,7 @@ def read_topic_to_end(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -
     oldest first (`kafkaio.reading.read_to_end`)."""
     from kafkaio.reading import read_to_end
 
-    messages = read_to_end(kafka, topic, timeout, purpose="etl")
+    messages = read_to_end(kafka, topic, timeout, purpose="etl", missing_ok=True)
     return sorted(messages, key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
 
 

@@ -199,3 +199,36 @@ def test_dlq_list_limit_shows_the_latest_across_partitions(
     assert result.exit_code == 0, result.output
     shown = [line.split()[2] for line in result.output.splitlines() if " id=" in line]
     assert shown == ["id=req-1", "id=req-2"]  # the two newest, oldest first
+
+
+def test_dlq_refuses_a_missing_topic_and_counts_an_empty_one(
+    cli: CliRunner,
+    kafka_bootstrap: str,
+    kafka_topics: Callable[..., str],
+    unique: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    """A topic nothing made (a typo in the setting) was listed as ``0 dead letters``."""
+    common = ["--profile", "ci", "--set", f"paths.root={tmp_path}",
+              "--set", f"kafka.bootstrap_servers={kafka_bootstrap}"]  # fmt: skip
+    missing = unique("no-such-dead-letters")
+    empty = kafka_topics("dead_letter")
+
+    listed = cli.invoke(
+        app, [*common, "--set", f"kafka.dead_letter_topic={missing}", "dlq", "list"]
+    )
+    replayed = cli.invoke(
+        app,
+        [*common, "--set", f"kafka.dead_letter_topic={missing}", "dlq", "replay",
+         "--reason", "corrupt", "--dry-run"],
+    )  # fmt: skip
+    counted = cli.invoke(app, [*common, "--set", f"kafka.dead_letter_topic={empty}", "dlq", "list"])
+
+    for result in (listed, replayed):
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(
+            f"error: the dead-letter topic {missing} does not exist (kafka.dead_letter_topic); "
+            "`harmscan serve` and `harmscan produce` create the serving topics"
+        )
+    assert counted.exit_code == 0, counted.output
+    assert counted.output == f"0 dead letters in {empty}\n"
