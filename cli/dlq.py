@@ -33,13 +33,14 @@ def _offset(text: str) -> tuple[int, int]:
 
 def _reasons(values: list[str] | None) -> list[str]:
     """The --reason values, each a dead-letter reason the consumer writes (else exit 2)."""
+    from conf.keys import did_you_mean
     from serving.headers import REJECT_REASONS
 
     unknown = [v for v in values or [] if v not in REJECT_REASONS]
     if unknown:
+        named = ", ".join(f"{v!r}{did_you_mean(v, REJECT_REASONS)}" for v in unknown)
         typer.secho(
-            f"error: unknown dead-letter reason {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(REJECT_REASONS)}",
+            f"error: unknown dead-letter reason {named}; valid: {', '.join(REJECT_REASONS)}",
             fg="red",
             err=True,
         )

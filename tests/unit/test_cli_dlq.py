@@ -29,6 +29,21 @@ def test_an_unknown_reason_is_refused_with_the_valid_ones(args: list[str]) -> No
     assert all(reason in result.output for reason in REJECT_REASONS)
 
 
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("bad_shema", "bad_schema"), ("corupt", "corrupt"), ("notfound", "not_found")],
+)
+def test_a_misspelt_reason_is_refused_with_the_one_meant(typo: str, meant: str) -> None:
+    cli_app._register_areas()
+    result = CliRunner().invoke(
+        cli_app.app, [*_NO_BROKER, "dlq", "list", "--reason", "zzz", "--reason", typo]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"unknown dead-letter reason 'zzz', {typo!r} (did you mean {meant}?); valid: " in (
+        result.output
+    )
+
+
 def test_replay_without_a_choice_is_a_usage_error() -> None:
     cli_app._register_areas()
     result = CliRunner().invoke(cli_app.app, [*_NO_BROKER, "dlq", "replay", "--dry-run"])
