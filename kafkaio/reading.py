@@ -67,12 +67,14 @@ def read_to_end(
             raise MissingTopic(topic)
         if metadata.error is not None:
             raise KafkaException(metadata.error)
-        ends = {}
+        starts, ends = {}, {}
         for partition in metadata.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
             if high > low:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+                starts[partition], ends[partition] = low, high
+        # From the low watermark: offset 0 of a partition whose head was deleted (retention)
+        # is out of range, and the reset would jump to the end and skip every record left.
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in ends])
         return _consume_until(consumer, ends, timeout)
     finally:
         consumer.close()

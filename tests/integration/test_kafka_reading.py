@@ -35,3 +35,27 @@ def test_a_few_records_are_read_without_waiting_for_the_timeout(
         (0, b"v0"), (0, b"v1"), (2, b"v2")
     ]  # fmt: skip
     assert took < TIMEOUT_S / 2, f"read 3 records in {took:.1f} s"
+
+
+def test_a_partition_whose_head_was_deleted_is_read_from_its_first_record(
+    kafka_bootstrap: str, kafka_topics: Callable[..., str]
+) -> None:
+    """Reading from offset 0 was out of range once retention deleted the head: the reset to the
+    end read such a partition as empty."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    topic = kafka_topics("reading")
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for n in range(4):
+        producer.produce(topic, value=f"v{n}".encode())
+    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for deleted in admin.delete_records([TopicPartition(topic, 0, 2)]).values():
+        deleted.result(30)
+
+    messages = read_to_end(
+        KafkaSettings(bootstrap_servers=kafka_bootstrap), topic, TIMEOUT_S, purpose="test"
+    )
+
+    assert [m.value() for m in messages] == [b"v2", b"v3"]
