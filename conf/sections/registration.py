@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -10,6 +12,42 @@ from conf.sections.base import Fraction, Section
 from conf.sections.photosets import refuse_gate_set, refuse_held_out
 
 FloorMetric = Literal["accuracy", "precision", "recall", "f1", "auc", "pr_auc", "ece"]
+
+# Tracking URIs MLflow reads: a server (http, https), a database (sqlite:///file.db, or
+# <dialect>[+driver]://... of SQLAlchemy), a local store (file:///dir; MLflow asks for
+# MLFLOW_ALLOW_FILE_STORE=true), Databricks. A bare path or host:port is refused: MLflow would take
+# it for a local folder and fail much later with an error that never names the setting.
+_SERVER_SCHEMES = ("http", "https", "postgresql", "mysql", "mssql")
+_TRACKING_URI_FORMS = (
+    "http(s)://host[:port], sqlite:///path/mlflow.db, postgresql://…, mysql://…, mssql://…, "
+    "file:///path/mlruns, databricks[://profile]"
+)
+
+
+def tracking_uri_problem(uri: str) -> str | None:
+    """Why MLflow cannot use ``uri`` as a tracking URI, or None when it is one of its forms."""
+    if not uri or uri != uri.strip() or re.search(r"\s", uri):
+        return "has white space" if uri else "is empty"
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises on a port that is not a number in 0..65535)
+    except ValueError as exc:
+        return f"is not a URI ({exc})"
+    if uri.lower() == "databricks":
+        return None
+    scheme = parts.scheme.lower().split("+")[0]
+    if scheme in _SERVER_SCHEMES:
+        return None if parts.hostname else f"names no host after {parts.scheme}://"
+    if scheme == "sqlite":
+        named = uri.startswith("sqlite:///") and parts.path.strip("/")
+        return None if named else "names no database file (sqlite:///relative.db)"
+    if scheme == "file":
+        return None if parts.path.strip("/") else "names no folder after file://"
+    if scheme == "databricks":
+        return None
+    if not parts.scheme:
+        return "has no scheme"
+    return f"has a scheme MLflow does not read ({parts.scheme}:)"
 
 
 class MlflowSettings(Section):
@@ -33,6 +71,17 @@ class MlflowSettings(Section):
     # and logged as <folder>_<domain>_<metric> (iconcheck_emoji_auc, ...); they never train,
     # calibrate or gate a model (harmscan.trainsets refuses them as training sets).
     check_sets: list[str] = Field(default_factory=list)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _a_tracking_uri(cls, value: str) -> str:
+        problem = tracking_uri_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"mlflow.tracking_uri {value!r} {problem}: write the MLflow server's address "
+                f"with its scheme, e.g. http://127.0.0.1:5000 (valid forms: {_TRACKING_URI_FORMS})"
+            )
+        return value
 
 
 class Int8Settings(Section):
