@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from conf.sections.base import Section
+
+# The mechanisms of the confluent-kafka wheel's librdkafka that take a user and a password
+# (it has no GSSAPI/Kerberos; OAUTHBEARER would need settings of its own).
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SASL_MECHANISMS: Final = get_args(SaslMechanism)
 
 
 class KafkaSettings(Section):
@@ -28,9 +33,36 @@ class KafkaSettings(Section):
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int | None = Field(default=None, ge=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _sasl_settings_go_together(self) -> KafkaSettings:
+        """A SASL protocol needs a mechanism, a user and a password; a protocol without SASL
+        takes none of them (they would never be sent)."""
+        protocol = f"kafka.security_protocol {self.security_protocol}"
+        given = {
+            "kafka.sasl_mechanism": self.sasl_mechanism is not None,
+            "kafka.sasl_username": self.sasl_username is not None,
+            "kafka.sasl_password": self.sasl_password is not None,
+        }
+        if not self.security_protocol.startswith("SASL_"):
+            if any(given.values()):
+                named = [k for k, v in given.items() if v]
+                verb = "is" if len(named) == 1 else "are"
+                raise ValueError(
+                    f"{', '.join(named)} {verb} set, but {protocol} sends no SASL credentials: set "
+                    "kafka.security_protocol to SASL_SSL (or SASL_PLAINTEXT), or unset them"
+                )
+            return self
+        missing = [k for k, v in given.items() if not v]
+        if missing:
+            raise ValueError(
+                f"{protocol} needs {', '.join(missing)} (kafka.sasl_mechanism: one of "
+                f"{', '.join(SASL_MECHANISMS)}; the password as HARMSCAN_KAFKA__SASL_PASSWORD)"
+            )
+        return self
 
     def client_config(self) -> dict[str, Any]:
         """The connection and security part of every Kafka client's configuration, with

@@ -64,7 +64,14 @@ def test_bad_parameters_fail_clearly(make_source, changes, message):
 def test_the_flow_parameter_round_trips_exactly_through_json(make_source, tmp_path):
     """What a deployment stores and a worker reads back is the same settings."""
     odd = tmp_path / "data, v2 #1"
-    source = make_source(f"paths.root={odd}", "kafka.group_id=0777", "kafka.sasl_password=no")
+    sasl = [
+        "kafka.security_protocol=SASL_SSL",
+        "kafka.sasl_mechanism=PLAIN",
+        "kafka.sasl_username=u",
+    ]
+    source = make_source(
+        f"paths.root={odd}", "kafka.group_id=0777", *sasl, "kafka.sasl_password=no"
+    )
     again = SettingsSource.model_validate_json(source.model_dump_json())
     assert again == source
     settings = again.resolve(env={})

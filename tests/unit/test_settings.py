@@ -83,7 +83,9 @@ def test_unknown_env_variable_fails() -> None:
 
 
 def test_settings_are_frozen_and_secrets_masked() -> None:
-    settings = load_settings("ci", ["kafka.sasl_password=hunter2"], env={})
+    sasl = ["kafka.security_protocol=SASL_SSL", "kafka.sasl_mechanism=PLAIN"]
+    items = [*sasl, "kafka.sasl_username=u", "kafka.sasl_password=hunter2"]
+    settings = load_settings("ci", items, env={})
     with pytest.raises(ValueError, match="frozen"):
         settings.train.epochs = 1  # type: ignore[misc]
     flat = dump_settings(settings)
@@ -236,7 +238,12 @@ def test_secrets_given_with_set_reach_a_flow_through_the_environment_not_its_par
     for name in ("HARMSCAN_KAFKA__SASL_PASSWORD", "HARMSCAN_REVIEW__TOKEN"):
         monkeypatch.setenv(name, "")  # recorded, so what source_of sets is undone after the test
         monkeypatch.delenv(name)
-    items = ["kafka.sasl_password=s3cret-x1", "review.token=tok-x1", "train.epochs=2"]
+    sasl = [
+        "kafka.security_protocol=SASL_SSL",
+        "kafka.sasl_mechanism=PLAIN",
+        "kafka.sasl_username=u",
+    ]
+    items = [*sasl, "kafka.sasl_password=s3cret-x1", "review.token=tok-x1", "train.epochs=2"]
     state = CliState("ci", items, None)
     ctx = typer.Context(click.Command("train"), obj=state)
 
@@ -244,7 +251,12 @@ def test_secrets_given_with_set_reach_a_flow_through_the_environment_not_its_par
 
     assert "s3cret-x1" not in source.model_dump_json()  # what Prefect stores and shows
     assert "tok-x1" not in source.model_dump_json()
-    assert source.overrides == {"train.epochs": 2}
+    assert source.overrides == {
+        "kafka.security_protocol": "SASL_SSL",
+        "kafka.sasl_mechanism": "PLAIN",
+        "kafka.sasl_username": "u",
+        "train.epochs": 2,
+    }
     settings = source.resolve()  # as the flow resolves it, in this process
     assert settings.kafka.sasl_password is not None
     assert settings.kafka.sasl_password.get_secret_value() == "s3cret-x1"
