@@ -2,11 +2,76 @@
 
 from __future__ import annotations
 
+import re
+import zoneinfo
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from conf.sections.base import Section
+
+# The nicknames Prefect's cron schedules take in place of five fields.
+CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# The five fields: name, lowest and highest number, the names it also takes.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 7, _DAYS),
+)
+# One item of a field's comma list: *, ?, a value or a range, with an optional /step.
+_CRON_ITEM = re.compile(
+    r"(?:\*|\?|(?P<low>[0-9a-z#]+)(?:-(?P<high>[0-9a-z]+))?)(?:/(?P<step>\d+))?"
+)
+# Day-of-week only: the nth weekday of the month (5#2).
+_WEEKDAY_OF_MONTH = re.compile(r"[0-7]#[1-5]")
+
+
+def cron_problem(cron: str) -> str | None:
+    """What is wrong with the shape of a cron string, or None: five fields of values, ranges,
+    lists and steps within each field's bounds, or a nickname (``@daily``). Prefect's own check
+    (`stack.deploy.validate_schedule`) still runs at ``harmscan deploy``."""
+    text = cron.strip()
+    if text.startswith("@"):
+        return None if text.lower() in CRON_NICKNAMES else "is not a nickname Prefect takes"
+    fields = text.split()
+    if len(fields) != len(_CRON_FIELDS):
+        return f"has {len(fields)} field{'s' * (len(fields) != 1)}, not 5"
+    for (name, low, high, names), field in zip(_CRON_FIELDS, fields, strict=True):
+        for item in field.split(","):
+            if not _item_fits(item.lower(), name, low, high, names):
+                return f"has {item!r} in its {name} field ({low}-{high}" + (
+                    f", {names[0]}-{names[-1]})" if len(names) > 1 else ")"
+                )
+    return None
+
+
+def _item_fits(item: str, field: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    match = _CRON_ITEM.fullmatch(item)
+    if match is None or match["step"] == "0":
+        return False
+    ends = [v for v in (match["low"], match["high"]) if v is not None]
+    if len(ends) == 1 and (
+        (field == "day-of-month" and ends[0] == "l")  # the month's last day
+        or (field == "day-of-week" and _WEEKDAY_OF_MONTH.fullmatch(ends[0]))
+    ):
+        return True
+    return all(v in names or (v.isdigit() and low <= int(v) <= high) for v in ends)
+
+
+def time_zone_problem(name: str) -> str | None:
+    """Why ``name`` is not an IANA time zone here, or None (also when this host has no time zone
+    database at all: then `stack.deploy.validate_schedule` is the only check)."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if not zoneinfo.available_timezones():
+            return None
+        return "is not an IANA time zone"
+    return None
 
 
 class PrefectSettings(Section):
@@ -22,6 +87,29 @@ class PrefectSettings(Section):
     train_timeout_s: float | None = Field(default=12 * 3600, gt=0)
     retrain_timeout_s: float | None = Field(default=20 * 3600, gt=0)
     serve_timeout_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _a_cron_string(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"prefect.retrain_cron {value!r} {problem}: write five fields, minute hour "
+                f"day-of-month month day-of-week (e.g. '0 2 * * *', '30 1 * * mon-fri'), or one "
+                f"of {', '.join(CRON_NICKNAMES)}"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _a_time_zone(cls, value: str) -> str:
+        problem = time_zone_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"prefect.timezone {value!r} {problem} (valid examples: UTC, Europe/Berlin, "
+                "America/New_York)"
+            )
+        return value
 
 
 class StackSettings(Section):

@@ -174,8 +174,8 @@ def test_deploy_refuses_a_bad_schedule_as_a_bad_setting(setting, named, tmp_path
     args = [f"--set=paths.root={tmp_path}", "--set=prefect.api_url=http://127.0.0.1:9/api"]
     done = _harmscan([*args, f"--set={setting}", "deploy"], _env())
     assert done.returncode == 2, done.stderr[-3000:]
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: {named} ")
+    last = done.stderr.strip().splitlines()[-1]  # refused when the settings load
+    assert last.strip().startswith(f"{named} ")
     assert setting.split("=", 1)[1] in last
 
 

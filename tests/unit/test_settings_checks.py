@@ -98,3 +98,72 @@ def test_sasl_settings_are_checked_together(items: list[str], expected: str) -> 
         load_settings("ci", items, env={})
     assert expected in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+GOOD_CRONS = [
+    "0 2 * * *",
+    "30 1 * * mon-fri",
+    "*/15 6-22 * * *",
+    "0 3 1,15 * *",
+    "0 0 L * *",
+    "0 4 * JAN-MAR 0",
+    "0 2 * * 7",
+    "0 2 * * 5#2",
+    "0 2 ? * *",
+    "@daily",
+    "@Hourly",
+]
+
+
+@pytest.mark.parametrize("cron", GOOD_CRONS)
+def test_a_cron_string_prefect_takes_loads(cron: str) -> None:
+    assert (
+        load_settings("ci", [f"prefect.retrain_cron={cron}"], env={}).prefect.retrain_cron == cron
+    )
+
+
+@pytest.mark.parametrize("cron", GOOD_CRONS)
+def test_what_loads_passes_the_deploy_check(cron: str) -> None:
+    pytest.importorskip("prefect")
+    from stack.deploy import validate_schedule
+
+    validate_schedule(cron, "UTC")  # the full check of `harmscan deploy` agrees
+
+
+@pytest.mark.parametrize(
+    ("cron", "why"),
+    [
+        ("every night", "has 2 fields, not 5"),
+        ("0 2 * *", "has 4 fields, not 5"),
+        ("0 2 * * * 0", "has 6 fields, not 5"),
+        ("61 2 * * *", "has '61' in its minute field (0-59)"),
+        ("0 24 * * *", "has '24' in its hour field (0-23)"),
+        ("0 2 0 * *", "has '0' in its day-of-month field (1-31)"),
+        ("0 2 * 13 *", "has '13' in its month field (1-12, jan-dec)"),
+        ("0 2 * * 8", "has '8' in its day-of-week field (0-7, sun-sat)"),
+        ("0 2 * * monday", "has 'monday' in its day-of-week field"),
+        ("H 2 * * *", "has 'H' in its minute field"),
+        ("*/0 * * * *", "has '*/0' in its minute field"),
+        ("@reboot", "is not a nickname Prefect takes"),
+    ],
+)
+def test_a_bad_cron_string_is_refused_at_load(cron: str, why: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings("ci", [f"prefect.retrain_cron={cron}"], env={})
+    message = str(caught.value)
+    assert f"prefect.retrain_cron {cron!r} {why}" in message
+    assert "minute hour day-of-month month day-of-week (e.g. '0 2 * * *'" in message
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York"])
+def test_an_iana_time_zone_loads(zone: str) -> None:
+    assert load_settings("ci", [f"prefect.timezone={zone}"], env={}).prefect.timezone == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "CEST+2", "", "../etc/passwd"])
+def test_a_bad_time_zone_is_refused_at_load(zone: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings("ci", [f"prefect.timezone={zone}"], env={})
+    assert f"prefect.timezone {zone!r} is not an IANA time zone (valid examples: UTC" in str(
+        caught.value
+    )
