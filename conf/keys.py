@@ -3,8 +3,9 @@ validation error with the valid keys. Every refusal is a `SettingsError`."""
 
 from __future__ import annotations
 
+import copy
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -29,10 +30,10 @@ def key_parts(dotted: str, origin: str) -> list[str]:
 def set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
     """Set ``value`` under ``parts``, making the sections on the way.
 
-    A key inside a mapping setting that no layer has set yet (``mlflow.floors.auc``) starts from
-    the setting's default entries, so the others stay (a whole mapping replaces). A whole section
-    (``train={epochs: 3}``) merges into what the layers before set, as a YAML layer does: its
-    sections merge in turn, its mapping settings replace.
+    A whole section (``train={epochs: 3}``) merges into what the layers before set, as a YAML
+    layer does (`merge`): its sections and its mapping settings merge in turn. A value named at
+    its own key replaces, a whole mapping included (``mlflow.floors={auc: 0.8}``); a key inside
+    a mapping setting (``mlflow.floors.auc``) changes that entry.
     """
     model: type[BaseModel] | None = Settings
     node = into
@@ -40,30 +41,42 @@ def set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
         field = None if model is None else model.model_fields.get(part)
         child = node.get(part)
         if not isinstance(child, dict):
-            child = node[part] = {} if part in node else _mapping_default(field)
+            child = node[part] = {}
         model = _submodel(field)
         node = child
     section = _submodel(None if model is None else model.model_fields.get(parts[-1]))
     if section is not None and isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
-        _merge_section(node[parts[-1]], value, section)
+        merge(node[parts[-1]], value)
     else:
         node[parts[-1]] = value
 
 
-def _merge_section(into: dict[str, Any], value: dict[str, Any], model: type[BaseModel]) -> None:
-    """``value``'s keys over ``into``: sections merge, everything else replaces."""
-    for key, item in value.items():
-        section = _submodel(model.model_fields.get(key))
-        if section is not None and isinstance(item, dict) and isinstance(into.get(key), dict):
-            _merge_section(into[key], item, section)
+def merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """``new``'s keys over ``into``: a mapping merges into a mapping (sections and mapping
+    settings alike), anything else replaces. How every YAML layer and a whole section merge."""
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            merge(into[key], value)
         else:
-            into[key] = item
+            into[key] = value
 
 
-def _mapping_default(field: FieldInfo | None) -> dict[str, Any]:
-    """A copy of a mapping setting's default entries; empty for anything else."""
-    default = None if field is None else field.get_default(call_default_factory=True)
-    return dict(default) if isinstance(default, dict) else {}
+def mapping_defaults(model: type[BaseModel] = Settings) -> dict[str, Any]:
+    """The default entries of every mapping setting (``mlflow.floors``, ``train.weights``, ...)
+    by section: the layer below ``conf/default.yaml``, so that a layer naming one entry of a
+    mapping keeps the others whether they come from a YAML file or from the schema."""
+    found: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        section = _submodel(field)
+        if section is not None:
+            inner = mapping_defaults(section)
+            if inner:
+                found[name] = inner
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, dict):
+            found[name] = copy.deepcopy(default)
+    return found
 
 
 def _submodel(field: FieldInfo | None) -> type[BaseModel] | None:

@@ -24,7 +24,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from conf.keys import SettingsError, did_you_mean, explain, key_parts, set_path
+from conf.keys import (
+    SettingsError,
+    did_you_mean,
+    explain,
+    key_parts,
+    mapping_defaults,
+    merge,
+    set_path,
+)
 from conf.settings import Settings
 from conf.values import ValueParseError, is_secret, parse_value, plain
 
@@ -71,12 +79,13 @@ def load_settings(
             f"unknown profile {profile!r}; valid profiles: {', '.join(profiles)}"
             + did_you_mean(profile, profiles)
         )
-    merged: dict[str, Any] = {}
-    _deep_merge(merged, _read_yaml(CONF_DIR / "default.yaml"))
-    _deep_merge(merged, _read_yaml(PROFILES_DIR / f"{profile}.yaml"))
+    # Every YAML layer merges into the ones before it, the schema's mapping entries first.
+    merged = mapping_defaults()
+    merge(merged, _read_yaml(CONF_DIR / "default.yaml"))
+    merge(merged, _read_yaml(PROFILES_DIR / f"{profile}.yaml"))
     extra = config_file or (Path(env["HARMSCAN_CONFIG"]) if env.get("HARMSCAN_CONFIG") else None)
     if extra is not None:
-        _deep_merge(merged, _read_yaml(extra))
+        merge(merged, _read_yaml(extra))
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX) and key not in ENV_CONTROL:
             if key.startswith(ENV_IGNORED_PREFIX):
@@ -197,14 +206,6 @@ def env_variable(dotted: str) -> str:
     """The ``HARMSCAN_*`` variable that sets a dotted key (``train.epochs``:
     ``HARMSCAN_TRAIN__EPOCHS``), as `load_settings` reads the environment."""
     return ENV_PREFIX + dotted.upper().replace(".", "__")
-
-
-def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
-    for key, value in new.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def _parse(parts: list[str], raw: str, origin: str) -> Any:

@@ -293,10 +293,11 @@ def test_a_value_that_could_never_work_is_refused_at_start(override: str, messag
 
 def test_a_whole_section_set_at_once_merges_into_the_profile_as_a_yaml_layer_does() -> None:
     profile = load_settings("ci", env={})
-    merged = load_settings("ci", ["train={epochs: 3, weights: {resnet50: none}}"], env={})
+    merged = load_settings("ci", ["train={epochs: 3, weights: {resnet50: imagenet}}"], env={})
     assert merged.train.epochs == 3
     assert (merged.train.recipe, merged.train.head) == (profile.train.recipe, profile.train.head)
-    assert merged.train.weights == {"resnet50": "none"}  # a mapping setting still replaces
+    # its mapping settings merge too, as in a YAML layer: mobilenet_v2's weights stay
+    assert merged.train.weights == {**profile.train.weights, "resnet50": "imagenet"}
     env = {"HARMSCAN_MLFLOW": "{gate_tolerance: 0.05}"}
     assert load_settings("ci", env=env).mlflow.floors == profile.mlflow.floors
 
