@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -105,7 +106,11 @@ def _check_path(parts: list[str], origin: str) -> None:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean a, b?)`` for the choices close to ``word``, else nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=3)
+    options = list(choices)
+    # A word that starts a choice (acc: accuracy) is a near miss even when it is much shorter.
+    close = [c for c in options if len(word) >= 3 and c.startswith(word)]
+    close += [c for c in difflib.get_close_matches(word, options, n=3) if c not in close]
+    close = close[:3]
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
@@ -119,6 +124,12 @@ def explain(exc: ValidationError) -> str:
             valid = ", ".join(sorted(parent.model_fields)) if parent else "?"
             near = did_you_mean(str(error["loc"][-1]), parent.model_fields) if parent else ""
             lines.append(f"  {loc}: unknown key; valid keys here: {valid}{near}")
+        elif (keys := _mapping_keys(error["loc"])) is not None:
+            name = str(error["loc"][-2])
+            lines.append(
+                f"  {loc.removesuffix('.[key]')}: unknown key; valid keys here: "
+                f"{', '.join(keys)}{did_you_mean(name, keys)}"
+            )
         elif error["type"] == "value_error":
             lines.append(f"  {_own_message(loc, error)}")
         else:
@@ -142,3 +153,19 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             return None
         model = _submodel(model.model_fields.get(str(part)))
     return model
+
+
+def _mapping_keys(loc: tuple[Any, ...]) -> list[str] | None:
+    """For an error on a key of a mapping setting whose keys are a fixed choice (``mlflow.floors``
+    and its ``[key]``), the valid keys; None for any other error."""
+    if len(loc) < 3 or loc[-1] != "[key]":
+        return None
+    model = _model_at(loc[:-3])
+    field = None if model is None else model.model_fields.get(str(loc[-3]))
+    annotation = None if field is None else field.annotation
+    if typing.get_origin(annotation) is not dict:
+        return None
+    key_type = typing.get_args(annotation)[0]
+    if typing.get_origin(key_type) is not typing.Literal:
+        return None
+    return [str(k) for k in typing.get_args(key_type)]

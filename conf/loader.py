@@ -72,11 +72,12 @@ def load_settings(
         SettingsError: An unknown profile, key, or an invalid value, named with the valid choices.
     """
     env = os.environ if env is None else env
+    named_by = "" if profile or not env.get("HARMSCAN_PROFILE") else " (from HARMSCAN_PROFILE)"
     profile = profile or env.get("HARMSCAN_PROFILE") or "local"
     profiles = available_profiles()
     if profile not in profiles:
         raise SettingsError(
-            f"unknown profile {profile!r}; valid profiles: {', '.join(profiles)}"
+            f"unknown profile {profile!r}{named_by}; valid profiles: {', '.join(profiles)}"
             + did_you_mean(profile, profiles)
         )
     # Every YAML layer merges into the ones before it, the schema's mapping entries first.

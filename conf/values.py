@@ -9,6 +9,7 @@ text, so the item type converts it in turn; ``null`` or ``~`` clears an optional
 from __future__ import annotations
 
 import contextlib
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
+from conf.keys import did_you_mean
 from conf.settings import Settings
 
 # What clears an optional field from the environment or --set.
@@ -57,10 +59,35 @@ def parse_value(parts: list[str], raw: str, origin: str) -> Any:
             ) from None
     hint = ""
     if typing.get_origin(_optional_of(annotation)) is list and raw.strip():
-        text = raw.strip()
-        one = f'["{text}"]' if "," in text else f"[{text}]"
-        hint = f"; for one item write {one}" + (f", for several [{text}]" if "," in text else "")
+        hint = _list_hint(_optional_of(annotation), raw.strip())
     raise ValueParseError(f"{origin}: {raw!r} is not {describe(annotation)}{hint}")
+
+
+def _list_hint(annotation: Any, text: str) -> str:
+    """How to write ``text`` as the list a field wants: ``[text]`` when it is a valid item (or
+    ``[a, b]`` when its comma-separated parts are), else the valid choices of an item."""
+    item = (typing.get_args(annotation) or (Any,))[0]
+    adapter: TypeAdapter[Any] = TypeAdapter(item)
+
+    def valid(value: str) -> bool:
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
+    parts = [p.strip() for p in text.split(",")]
+    several = "," in text and all(valid(p) for p in parts)
+    if valid(text):
+        one = f'["{text}"]' if "," in text else f"[{text}]"
+        return f"; for one item write {one}" + (f", for several [{text}]" if several else "")
+    if several:
+        return f"; for several items write [{text}]"
+    if typing.get_origin(item) is not typing.Literal:
+        return ""  # what an item takes is already said
+    choices = [str(c) for c in typing.get_args(item)]
+    bad = next(p for p in parts if not valid(p))
+    return f"; {bad!r} is not one of {', '.join(choices)}{did_you_mean(bad, choices)}"
 
 
 def describe(annotation: Any) -> str:
@@ -117,6 +144,9 @@ def _item_error(error: Any) -> str:
     """One item's error: where in the list or mapping, and what pydantic says of it."""
     loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "list["))]
     where = f"key {loc[0]}" if "[key]" in loc else (f"at {'.'.join(loc)}" if loc else "")
+    if "[key]" in loc and error["type"] == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        return f"{where}: unknown key{did_you_mean(loc[0], choices)}"
     return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 

@@ -31,7 +31,7 @@ def test_layers_apply_in_order(tmp_path: Path) -> None:
         ("classes.safe=[Gun]", "both harmful and safe"),
         ("classes.never_safe=[Person]", "both never_safe and safe"),
         ("train.weights={vgg: none}", "valid: mobilenet_v2, resnet50"),
-        ("mlflow.floors.acuracy=0.7", "'accuracy', 'precision'"),
+        ("mlflow.floors.acuracy=0.7", "valid keys here: accuracy, precision"),
         ('serving.allowed_buckets=["s3://images"]', "not S3 bucket names"),
     ],
 )
@@ -140,7 +140,7 @@ def test_values_are_parsed_by_the_field_type(override, attribute, expected) -> N
         ("train.prior_mix=abc", "'abc' is not a number or null$"),
         ("train.wise_alpha=abc", "'abc' is not a number, auto or null$"),
         ("train.models=[vgg16]", r"each item one of mobilenet_v2, resnet50 \(at 0: .*'resnet50'"),
-        ("train.models=vgg16", r"each item one of .*; for one item write \[vgg16\]$"),
+        ("train.models=vgg16", r"one of .*; 'vgg16' is not one of mobilenet_v2, resnet50$"),
         ("serving.allowed_roots=/a, /b", r'write \["/a, /b"\], for several \[/a, /b\]$'),
         ("mlflow.floors={acc: 0.5}", r"each key one of accuracy, .*\(key acc: "),
         ("mlflow.floors={auc:0.5}", "write a space after each colon"),

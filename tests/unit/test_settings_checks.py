@@ -167,3 +167,41 @@ def test_a_bad_time_zone_is_refused_at_load(zone: str) -> None:
     assert f"prefect.timezone {zone!r} is not an IANA time zone (valid examples: UTC" in str(
         caught.value
     )
+
+
+def _refusal(items: list[str], env: dict[str, str] | None = None, **kwargs: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(kwargs.pop("profile", "ci"), items, env=env or {}, **kwargs)  # type: ignore[arg-type]
+    return str(caught.value)
+
+
+def test_an_unknown_floor_gets_a_did_you_mean(tmp_path) -> None:
+    assert _refusal(["mlflow.floors.acc=0.5"]).endswith(
+        "mlflow.floors.acc: unknown key; valid keys here: accuracy, precision, recall, f1, auc, "
+        "pr_auc, ece (did you mean accuracy, auc?)"
+    )
+    extra = tmp_path / "floors.yaml"
+    extra.write_text("mlflow: {floors: {pr-auc: 0.7}}\n")
+    assert "mlflow.floors.pr-auc: unknown key; valid keys here: accuracy" in _refusal(
+        [], config_file=extra
+    )
+    assert "(did you mean pr_auc" in _refusal([], config_file=extra)
+    assert "(key acc: unknown key (did you mean accuracy, auc?))" in _refusal(
+        ["mlflow.floors={acc: 0.5}"]
+    )
+
+
+def test_a_list_item_that_is_no_choice_names_the_choices() -> None:
+    message = _refusal(["train.models=mobilenet"])
+    assert message.endswith(
+        "'mobilenet' is not one of mobilenet_v2, resnet50 (did you mean mobilenet_v2?)"
+    )
+    assert "[mobilenet]" not in message
+    assert _refusal(["train.models=mobilenet_v2"]).endswith("for one item write [mobilenet_v2]")
+
+
+def test_an_unknown_profile_from_the_environment_names_the_variable() -> None:
+    assert _refusal([], env={"HARMSCAN_PROFILE": "prod"}, profile=None).startswith(
+        "unknown profile 'prod' (from HARMSCAN_PROFILE); valid profiles: ci, compose, local"
+    )
+    assert _refusal([], profile="prod").startswith("unknown profile 'prod'; valid profiles")
