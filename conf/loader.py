@@ -177,7 +177,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         what = "is a folder, not a YAML file" if path.is_dir() else "not found"
         raise SettingsError(f"settings file {what}: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (safe)
     except yaml.YAMLError as exc:
         raise SettingsError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
     except UnicodeDecodeError:
@@ -185,6 +185,27 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SettingsError(f"{path} must hold a mapping at the top, not {type(data).__name__}")
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key written twice in one mapping (YAML would keep the
+    last one and drop the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = key in first
+            except TypeError:
+                continue  # an unhashable key: SafeLoader refuses it itself
+            if seen:
+                problem = f"duplicate key {key!r} (first on line {first[key]})"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

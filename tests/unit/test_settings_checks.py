@@ -205,3 +205,35 @@ def test_an_unknown_profile_from_the_environment_names_the_variable() -> None:
         "unknown profile 'prod' (from HARMSCAN_PROFILE); valid profiles: ci, compose, local"
     )
     assert _refusal([], profile="prod").startswith("unknown profile 'prod'; valid profiles")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            "train:\n  epochs: 3\ntrain:\n  lr: 0.1\n",
+            "line 3, column 1: duplicate key 'train' (first on line 1)",
+        ),
+        (
+            "mlflow:\n  floors:\n    auc: 0.7\n    auc: 0.8\n",
+            "line 4, column 5: duplicate key 'auc' (first on line 3)",
+        ),
+        (
+            "train: {epochs: 3, epochs: 4}\n",
+            "line 1, column 20: duplicate key 'epochs' (first on line 1)",
+        ),
+    ],
+)
+def test_a_key_written_twice_in_a_settings_file_is_refused(tmp_path, text: str, where: str) -> None:
+    extra = tmp_path / "twice.yaml"
+    extra.write_text(text)
+    assert _refusal([], config_file=extra) == f"{extra} is not valid YAML: {where}"
+    env = {"HARMSCAN_CONFIG": str(extra)}
+    assert _refusal([], env=env) == f"{extra} is not valid YAML: {where}"
+
+
+def test_a_yaml_merge_key_is_not_a_duplicate(tmp_path) -> None:
+    extra = tmp_path / "merge.yaml"
+    extra.write_text("train:\n  <<: {epochs: 3}\n  lr: 0.1\n")
+    train = load_settings("ci", config_file=extra, env={}).train
+    assert (train.epochs, train.lr) == (3, 0.1)
