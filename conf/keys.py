@@ -52,11 +52,22 @@ def set_path(into: dict[str, Any], parts: list[str], value: Any) -> None:
         node[parts[-1]] = value
 
 
+class Replace(dict[str, Any]):
+    """A mapping that replaces the one below it instead of merging into it: a YAML value tagged
+    ``!replace`` (``floors: !replace {auc: 0.8}`` drops the other floors)."""
+
+
+REPLACE_TAG = "!replace"
+
+
 def merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
     """``new``'s keys over ``into``: a mapping merges into a mapping (sections and mapping
-    settings alike), anything else replaces. How every YAML layer and a whole section merge."""
+    settings alike), anything else replaces, and so does a `Replace` mapping. How every YAML
+    layer and a whole section merge."""
     for key, value in new.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+        if isinstance(value, Replace):
+            into[key] = dict(value)
+        elif isinstance(value, Mapping) and isinstance(into.get(key), dict):
             merge(into[key], value)
         else:
             into[key] = value

@@ -25,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conf.keys import (
+    REPLACE_TAG,
+    Replace,
     SettingsError,
     did_you_mean,
     explain,
@@ -206,6 +208,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             first[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+def _construct_replace(loader: yaml.SafeLoader, node: yaml.Node) -> Replace:
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{REPLACE_TAG} tags a mapping ({{key: value, ...}})", node.start_mark
+        )
+    return Replace({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
+
+
+_UniqueKeyLoader.add_constructor(REPLACE_TAG, _construct_replace)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from conf.keys import REPLACE_TAG, Replace
 from conf.loader import update
 from conf.settings import Settings
 
@@ -60,7 +61,7 @@ def write_settings_file(settings: Settings, path: Path | None = None) -> Path:
     header = (
         "# Written by harmscan (stack/settings_file.py): the settings of the stack's flow runs.\n"
     )
-    text = yaml.safe_dump(settings_document(settings), sort_keys=False)
+    text = yaml.dump(settings_document(settings), Dumper=_Dumper, sort_keys=False)
     path.write_text(header + text)
     return path
 
@@ -87,6 +88,17 @@ def flow_run_env(settings: Settings, write: bool = True) -> dict[str, str]:
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes a mapping setting tagged ``!replace``: the file is the whole resolved settings, so
+    its mappings must not merge into the schema's entries (a floor the user dropped would come
+    back for the flow runs)."""
+
+
+_Dumper.add_representer(
+    Replace, lambda dumper, data: dumper.represent_mapping(REPLACE_TAG, dict(data))
+)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return {
@@ -94,8 +106,8 @@ def _plain(value: Any) -> Any:
             for name in type(value).model_fields
             if not isinstance(getattr(value, name), SecretStr)
         }
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, dict):  # a mapping setting (sections are models)
+        return Replace({str(k): _plain(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, Path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import conf.loader
+from conf.keys import SettingsError
 from conf.loader import load_settings, update
 from conf.settings import Settings
 
@@ -87,3 +88,24 @@ def test_a_yaml_file_naming_one_metadata_file_keeps_the_others(tmp_path: Path) -
 )
 def test_a_whole_mapping_at_its_own_key_replaces(how, env) -> None:
     assert load_settings("ci", how, env=env).mlflow.floors == {"auc": 0.7}
+
+
+def test_a_mapping_tagged_replace_in_a_yaml_file_replaces(tmp_path: Path) -> None:
+    extra = _yaml(tmp_path, "mlflow:\n  floors: !replace {auc: 0.8}\n")
+    assert load_settings("ci", config_file=extra, env={}).mlflow.floors == {"auc": 0.8}
+    bad = _yaml(tmp_path, "mlflow:\n  floors: !replace [auc]\n")
+    with pytest.raises(SettingsError, match="!replace tags a mapping"):
+        load_settings("ci", config_file=bad, env={})
+
+
+def test_the_stacks_settings_file_hands_flow_runs_exactly_the_resolved_mappings(
+    tmp_path: Path,
+) -> None:
+    from stack.settings_file import write_settings_file
+
+    resolved = load_settings("ci", overrides=["mlflow.floors={auc: 0.8}"], env={})
+    assert resolved.mlflow.floors == {"auc": 0.8}  # the user dropped the accuracy floor
+    path = write_settings_file(resolved, tmp_path / "settings.yaml")
+    again = load_settings("ci", env={"HARMSCAN_CONFIG": str(path)})
+    assert again.mlflow.floors == {"auc": 0.8}
+    assert again.train.weights == resolved.train.weights
