@@ -84,11 +84,11 @@ def load_settings(
         )
     # Every YAML layer merges into the ones before it, the schema's mapping entries first.
     merged = mapping_defaults()
-    merge(merged, _read_yaml(CONF_DIR / "default.yaml"))
-    merge(merged, _read_yaml(PROFILES_DIR / f"{profile}.yaml"))
+    merge(merged, read_settings_yaml(CONF_DIR / "default.yaml"))
+    merge(merged, read_settings_yaml(PROFILES_DIR / f"{profile}.yaml"))
     extra = config_file or (Path(env["HARMSCAN_CONFIG"]) if env.get("HARMSCAN_CONFIG") else None)
     if extra is not None:
-        merge(merged, _read_yaml(extra))
+        merge(merged, read_settings_yaml(extra))
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX) and key not in ENV_CONTROL:
             if key.startswith(ENV_IGNORED_PREFIX):
@@ -174,7 +174,12 @@ def dump_settings(settings: Settings) -> dict[str, Any]:
     return flat
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_settings_yaml(path: Path) -> dict[str, Any]:
+    """A settings YAML file as data (a key written twice refused, ``!replace`` read).
+
+    Raises:
+        SettingsError: Missing, a folder, not YAML, not UTF-8 or not a mapping, named.
+    """
     if not path.is_file():
         what = "is a folder, not a YAML file" if path.is_dir() else "not found"
         raise SettingsError(f"settings file {what}: {path}")

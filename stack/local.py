@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import yaml
-
+from conf.keys import SettingsError
+from conf.loader import read_settings_yaml
 from conf.settings import Settings
 from stack.members import (
     Member,
@@ -125,9 +125,9 @@ class LocalStack:
         if not any(p.pid() for member in members for p in member.processes):
             return
         try:
-            written = yaml.safe_load((self.services_dir / SETTINGS_FILE).read_text())
+            written = read_settings_yaml(self.services_dir / SETTINGS_FILE)
             running = dict(written["stack"])
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        except (SettingsError, KeyError, TypeError, ValueError):
             return
         wanted = settings_document(self.settings)["stack"]
         changed = [
