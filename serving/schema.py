@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Literal, get_args
 
 from serving.strictjson import (
@@ -37,6 +38,9 @@ ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_ID_LENGTH}}}")
 
 SourceKind = Literal["path", "s3", "image_b64"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+# What a result may say: the model's two labels, and which graph scored it.
+RESULT_LABELS: Final = ("harmful", "safe")
+RESULT_PRECISIONS: Final = ("float", "int8")
 
 
 # Characters that would let a request's text forge log lines or drive a terminal: C0/C1 controls
@@ -233,15 +237,103 @@ def encode_result(result: Result) -> bytes:
 
 
 def decode_result(value: bytes) -> Result:
-    """Parse a result message (for clients and tests).
+    """Parse and validate a result message (the review page reads them from the review topic, so
+    a malformed one must be refused here, never stored).
+
+    Every field is checked for its type and value: ``id`` by `check_id`, ``label`` one of
+    `RESULT_LABELS`, ``p_harmful`` and ``threshold`` finite numbers in [0, 1], times finite
+    numbers (``sent_at`` may be null), ``review`` a boolean, the model's name and version and the
+    source non-empty strings, the frame counts non-negative integers. Unknown fields are refused;
+    the ones added after version 1 (``precision`` and the frame counts) may be missing.
 
     Raises:
-        SchemaError: Not a result of a known schema version.
+        SchemaError: Not a result of a known schema version, naming the first bad field.
     """
-    try:
-        body = json.loads(value)
-        if body.get("v") != SCHEMA_VERSION:
-            raise SchemaError(f"unsupported result schema version {body.get('v')!r}")
-        return Result(**body)
-    except (TypeError, AttributeError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"not a result: {exc}") from None
+    body = parse_json_strict(value or b"")
+    if not isinstance(body, dict):
+        raise SchemaError(f"a result is a JSON object, not {type(body).__name__}")
+    version = body.get("v")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise SchemaError(f"unsupported result schema version {version!r}; valid: {SCHEMA_VERSION}")
+    unknown = sorted(set(body) - set(_RESULT_FIELDS))
+    if unknown:
+        raise SchemaError(f"unknown result fields {[u[:40] for u in unknown[:5]]}")
+    missing = [name for name in _REQUIRED_RESULT_FIELDS if name not in body]
+    if missing:
+        raise SchemaError(f"a result needs {missing}")
+    checked = {name: check(name, body[name]) for name, check in _RESULT_CHECKS if name in body}
+    return Result(**checked)
+
+
+def _number(name: str, value: object, low: float = -math.inf, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SchemaError(f"{name} must be a number, not {type(value).__name__}")
+    number = float(value)  # an int too large for a float is refused by the parser's digit limit
+    if not (math.isfinite(number) and low <= number <= high):
+        raise SchemaError(f"{name} must be a finite number in [{low}, {high}], got {number}")
+    return number
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        shown = type(value).__name__ if not isinstance(value, str) else "an empty string"
+        raise SchemaError(f"{name} must be a non-empty string, not {shown}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, object], str]:
+    def check(name: str, value: object) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise SchemaError(f"{name} must be one of {choices}, got {str(value)[:40]!r}")
+        return value
+
+    return check
+
+
+def _count(name: str, value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise SchemaError(f"{name} must be a non-negative integer, got {str(value)[:40]!r}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SchemaError(f"{name} must be true or false, not {type(value).__name__}")
+    return value
+
+
+def _unit(name: str, value: object) -> float:
+    return _number(name, value, 0.0, 1.0)
+
+
+def _optional_number(name: str, value: object) -> float | None:
+    return None if value is None else _number(name, value)
+
+
+def _unchecked(_name: str, value: object) -> object:
+    return value
+
+
+_Check = Callable[[str, Any], Any]
+_RESULT_CHECKS: Final[tuple[tuple[str, _Check], ...]] = (
+    ("v", _unchecked),  # checked first, in decode_result
+    ("id", lambda _name, value: check_id(value)),
+    ("label", _one_of(RESULT_LABELS)),
+    ("p_harmful", _unit),
+    ("threshold", _unit),
+    ("review", _flag),
+    ("model_name", _text),
+    ("model_version", _text),
+    ("source", _text),
+    ("sent_at", _optional_number),
+    ("received_at", _number),
+    ("completed_at", _number),
+    ("latency_ms", _number),
+    ("precision", _one_of(RESULT_PRECISIONS)),
+    ("frames_scored", _count),
+    ("worst_frame", _count),
+    ("frames_failed", _count),
+)
+_REQUIRED_RESULT_FIELDS: Final = tuple(
+    f.name for f in fields(Result) if f.default is MISSING and f.default_factory is MISSING
+)

@@ -102,6 +102,65 @@ def test_result_roundtrip() -> None:
         decode_result(b'{"v": 1, "id": "x"}')
 
 
+def result_body(**changes: object) -> bytes:
+    body: dict[str, object] = {
+        "v": 1, "id": "r", "label": "harmful", "p_harmful": 0.9, "threshold": 0.5,
+        "review": True, "model_name": "m", "model_version": "3", "source": "/a.jpg",
+        "sent_at": None, "received_at": 1.0, "completed_at": 1.5, "latency_ms": 500.0,
+    }  # fmt: skip
+    body.update(changes)
+    return json.dumps({k: v for k, v in body.items() if v != "<absent>"}).encode()
+
+
+def test_a_well_formed_result_decodes() -> None:
+    result = decode_result(result_body(id="..", sent_at=3, precision="int8", frames_scored=4))
+    shown = (result.id, result.sent_at, result.precision, result.frames_scored)
+    assert shown == ("..", 3.0, "int8", 4)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model_version": ["2"]}, "model_version must be a non-empty string"),
+        ({"model_name": {"a": 1}}, "model_name must be a non-empty string"),
+        ({"model_version": ""}, "model_version must be a non-empty string"),
+        ({"source": 7}, "source must be a non-empty string"),
+        ({"id": None}, "id must be"),
+        ({"id": "a/b"}, "id must be"),
+        ({"id": "x" * 129}, "id must be"),
+        ({"id": "<absent>"}, "needs"),
+        ({"label": "maybe"}, "label must be one of"),
+        ({"label": None}, "label must be one of"),
+        ({"p_harmful": "0.5"}, "p_harmful must be a number"),
+        ({"p_harmful": True}, "p_harmful must be a number"),
+        ({"p_harmful": 1.5}, "p_harmful must be a finite number in"),
+        ({"threshold": -0.1}, "threshold must be a finite number in"),
+        ({"completed_at": "yesterday"}, "completed_at must be a number"),
+        ({"received_at": None}, "received_at must be a number"),
+        ({"sent_at": [1]}, "sent_at must be a number"),
+        ({"latency_ms": "5"}, "latency_ms must be a number"),
+        ({"review": 1}, "review must be true or false"),
+        ({"precision": "fp16"}, "precision must be one of"),
+        ({"frames_scored": 1.0}, "frames_scored must be a non-negative integer"),
+        ({"worst_frame": -1}, "worst_frame must be a non-negative integer"),
+        ({"frames_failed": False}, "frames_failed must be a non-negative integer"),
+        ({"v": True}, "schema version"),
+        ({"extra": 1}, "unknown result fields"),
+    ],
+)
+def test_malformed_results_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(SchemaError, match=message):
+        decode_result(result_body(**changes))
+
+
+@pytest.mark.parametrize(
+    "value", [b"", b"[1]", b"null", b"{", b'{"v": 1, "p_harmful": NaN}', b"\xff", b"[" * 5000]
+)
+def test_results_that_are_not_json_objects_are_refused(value: bytes) -> None:
+    with pytest.raises(SchemaError):
+        decode_result(value)
+
+
 def test_dead_letter_headers_are_typed() -> None:
     headers = headers_dict(dead_letter_headers("truncated", "cut", "r9", "t/0/5"))
     assert headers[H_REASON] == "truncated"
