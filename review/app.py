@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ class ReviewContext:
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     session_max_age_s: int = 8 * 3600
     on_decided: Any = None  # called after each recorded decision (the feed's commit request)
+    problem: Callable[[], str | None] = lambda: None  # why the app is unhealthy (the feed's)
 
 
 def create_app(ctx: ReviewContext) -> FastAPI:
@@ -196,7 +198,11 @@ def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
-    def health() -> Response:
+    async def health() -> Response:
+        # async and lock-free: it answers even while every worker thread waits on Kafka
+        problem = ctx.problem()
+        if problem is not None:
+            return PlainTextResponse(problem, status_code=503)
         return PlainTextResponse("ok")
 
 

@@ -11,6 +11,7 @@ the decisions topic is compacted by request id, so deciding it twice is harmless
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -19,10 +20,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from conf.settings import Settings
 from harmscan.decisions import Decision, encode_decision
+from review.metrics import ReviewMetrics
 from review.store import Item, ReviewStore
 from serving.headers import H_INLINE_REQUEST
 from serving.records import readable_headers
-from serving.schema import SchemaError, decode_result
+from serving.schema import SchemaError, decode_result, log_safe
 from serving.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
@@ -81,16 +83,30 @@ def item_from_message(message: Message) -> Item:
 class ReviewFeed:
     """Reads the review topic into the store, and commits what the store allows, in a thread.
 
+    A message it cannot hold (not a result, or one the store refuses) is logged, counted
+    (``harmscan_review_feed_skipped_total``) and passed: its offset counts as read, so the
+    messages behind it are read and the partition is committed past it. Only the store failing
+    as a whole (`sqlite3.OperationalError`: disk, locks) stops the feed; `problem` then says so.
+
     Args:
         settings: Kafka topics and the review group.
         store: Where items go.
         poll_timeout_s: Longest single poll.
+        metrics: Where skipped messages are counted.
     """
 
-    def __init__(self, settings: Settings, store: ReviewStore, poll_timeout_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ReviewStore,
+        poll_timeout_s: float = 0.5,
+        metrics: ReviewMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.poll_timeout_s = poll_timeout_s
+        self.metrics = metrics
+        self.skipped = 0
         self.stop_event = threading.Event()
         self.commit_wanted = threading.Event()
         self.ready = threading.Event()
@@ -111,6 +127,14 @@ class ReviewFeed:
     def alive(self) -> bool:
         """Whether the thread runs."""
         return self._thread.is_alive()
+
+    def problem(self) -> str | None:
+        """Why the feed stopped reading although nobody stopped it; None while all is well."""
+        if self.error is not None:
+            return f"the review feed stopped ({type(self.error).__name__}); see the log"
+        if self._thread.ident is not None and not self.alive and not self.stop_event.is_set():
+            return "the review feed stopped; see the log"
+        return None
 
     def _consumer(self) -> Consumer:
         kafka, review = self.settings.kafka, self.settings.review
@@ -139,10 +163,9 @@ class ReviewFeed:
                     self.commit_wanted.clear()
                     self._commit(consumer)
                     last_commit = time.monotonic()
-        except BaseException as exc:
+        except Exception as exc:  # kept for /health (`problem`); the log has the traceback
             self.error = exc
             logger.exception("review feed stopped")
-            raise
         finally:
             try:
                 self._commit(consumer)
@@ -164,14 +187,41 @@ class ReviewFeed:
             seen.append((topic, partition, offset))
             try:
                 items.append(item_from_message(message))
-            except SchemaError as exc:
-                logger.warning(
-                    "skipping %s/%d/%d: not a result (%s)", topic, partition, offset, exc
-                )
-        if seen:
+            except Exception as exc:  # any message it cannot read is passed, never fatal
+                self._skip((topic, partition, offset), exc)
+        if not seen:
+            return
+        try:
             added = self.store.add(items, seen)
-            if added:
-                logger.info("%d new items to review", added)
+        except sqlite3.OperationalError:
+            raise  # the store itself failed (disk, lock): no message's fault, stop loudly
+        except (sqlite3.Error, ValueError, TypeError, OverflowError):
+            added = self._add_one_by_one(items, seen)
+        if added:
+            logger.info("%d new items to review", added)
+
+    def _add_one_by_one(self, items: list[Item], seen: list[tuple[str, int, int]]) -> int:
+        """Store a batch the store refused item by item, passing the items it refuses."""
+        added = 0
+        for item in items:
+            try:
+                added += self.store.add([item])
+            except sqlite3.OperationalError:
+                raise
+            except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+                self._skip((item.topic, item.partition, item.offset), exc)
+        self.store.add([], seen)
+        return added
+
+    def _skip(self, where: tuple[str, int, int], exc: BaseException) -> None:
+        self.skipped += 1
+        if self.metrics is not None:
+            self.metrics.feed_skipped.inc()
+        topic, partition, offset = where
+        logger.warning(
+            "skipping %s/%d/%d: not a result the queue can hold (%s)",
+            topic, partition, offset, log_safe(str(exc))[:300],
+        )  # fmt: skip
 
     def _commit(self, consumer: Consumer) -> None:
         positions = {

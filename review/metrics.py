@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -79,6 +79,11 @@ class ReviewMetrics:
             buckets=DECISION_BUCKETS,
             registry=self.registry,
         )
+        self.feed_skipped = Counter(
+            "harmscan_review_feed_skipped",
+            "Review-topic messages passed because they are not a result the queue can hold",
+            registry=self.registry,
+        )
 
 
 def metric_names() -> set[str]:
@@ -90,4 +95,5 @@ def metric_names() -> set[str]:
         "harmscan_review_agreement_ratio",
         "harmscan_review_overturn_ratio",
         "harmscan_review_decision_seconds",
+        "harmscan_review_feed_skipped",
     }

@@ -75,16 +75,18 @@ class ReviewService:
         ensure_review_topics(settings)
         review = settings.review
         store = store or ReviewStore(store_path(settings), review.claim_ttl_s)
-        feed = ReviewFeed(settings, store)
+        metrics = ReviewMetrics(store)
+        feed = ReviewFeed(settings, store, metrics=metrics)
         writer = DecisionWriter(settings)
         context = ReviewContext(
             store=store,
             writer=writer,
             reader=reader_for(settings.serving),
             login=ensure_login(settings),
-            metrics=ReviewMetrics(store),
+            metrics=metrics,
             session_max_age_s=review.session_max_age_s,
             on_decided=feed.commit_wanted.set,
+            problem=feed.problem,
         )
         if review.session_secret is not None:
             context.session_secret = review.session_secret.get_secret_value()

@@ -71,6 +71,19 @@ def send_review(
     assert not failed, failed
 
 
+def send_raw(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> None:
+    """Produce raw values (well formed or not) in order to one partition of the review topic."""
+    from confluent_kafka import Producer
+
+    from serving.topics import ensure_topics
+
+    ensure_topics(bootstrap, {topic: 2})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for value in values:
+        producer.produce(topic, value=value, partition=partition)
+    assert producer.flush(30) == 0
+
+
 def review_settings(
     make_settings: Callable[..., Settings],
     bootstrap: str,
