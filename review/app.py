@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from harmscan.decisions import VERDICTS, Decision
@@ -150,29 +151,44 @@ def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
         verdict, request_id = form.get("verdict", ""), form.get("request_id", "")
         back = {"model_version": form["model_version"]} if form.get("model_version") else {}
         if verdict == "skip":
-            ctx.store.skip(reviewer, request_id)
+            await run_in_threadpool(ctx.store.skip, reviewer, request_id)
             return _back(back)
         if verdict not in VERDICTS:
             return PlainTextResponse(f"verdict must be one of {VERDICTS} or skip", status_code=400)
-        started = time.perf_counter()
-        try:
-            item = ctx.store.holding(reviewer, request_id)
-        except ClaimLost as exc:
-            return _back({**back, "notice": str(exc)})
-        decision = _decision(item, verdict, reviewer, ctx.store.clock())
-        try:
-            ctx.writer.write(decision)
-        except Exception:
-            logger.exception("decision on %s not delivered", request_id)
-            return PlainTextResponse(
-                "the decision could not be written to Kafka; it was not recorded, try again",
-                status_code=503,
-            )
-        ctx.store.decided(decision)
-        ctx.metrics.decision_seconds.observe(time.perf_counter() - started)
-        if ctx.on_decided is not None:
-            ctx.on_decided()
-        return _back(back)
+        # The store (SQLite, fsync) and the writer (waits for the broker, up to
+        # review.delivery_timeout_s) block: off the event loop, so one slow decision never holds
+        # up the other reviewers' pages.
+        return await run_in_threadpool(_record_decision, ctx, reviewer, request_id, verdict, back)
+
+
+def _record_decision(
+    ctx: ReviewContext, reviewer: str, request_id: str, verdict: str, back: dict[str, str]
+) -> Response:
+    """Deliver one decision, then record it; blocking, run in a worker thread.
+
+    `ReviewStore.begin_decision` makes the item this request's alone until it is recorded or given
+    up, so a double submit or two reviewers racing for one item give exactly one decision.
+    """
+    started = time.perf_counter()
+    try:
+        item = ctx.store.begin_decision(reviewer, request_id)
+    except ClaimLost as exc:
+        return _back({**back, "notice": str(exc)})
+    decision = _decision(item, verdict, reviewer, ctx.store.clock())
+    try:
+        ctx.writer.write(decision)
+    except Exception:
+        ctx.store.abandon_decision(request_id)
+        logger.exception("decision on %s not delivered", request_id)
+        return PlainTextResponse(
+            "the decision could not be written to Kafka; it was not recorded, try again",
+            status_code=503,
+        )
+    ctx.store.decided(decision)
+    ctx.metrics.decision_seconds.observe(time.perf_counter() - started)
+    if ctx.on_decided is not None:
+        ctx.on_decided()
+    return _back(back)
 
 
 def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:

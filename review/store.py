@@ -6,11 +6,17 @@ that was never decided is read again after a restart, whatever happened to this 
 
 A reviewer holds at most one claim at a time; a claim lapses after ``claim_ttl_s``, so a closed
 browser tab never hides an item for long. Claiming is one ``UPDATE ... RETURNING`` under a lock,
-so two reviewers can never get the same item. Pure of Kafka and the web: unit-testable.
+so two reviewers can never get the same item. A decision is begun (`begin_decision`) under the
+same lock: it checks the claim, renews it and marks the item as being decided until it is
+recorded (`decided`) or given up (`abandon_decision`), so one item gets one decision however many
+requests race for it while the broker is slow. The web app calls the store from worker threads:
+one connection (``check_same_thread=False``) whose every use holds the lock. Pure of Kafka and
+the web: unit-testable.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -88,7 +94,16 @@ class Item:
 
 
 class ClaimLost(RuntimeError):
-    """The item is not claimed by this reviewer (any more), or is unknown."""
+    """The item is not claimed by this reviewer (any more), or is unknown.
+
+    Attributes:
+        reason: Why, as a key: ``unknown``, ``decided``, ``claimed`` (by another reviewer) or
+            ``deciding`` (a decision on it waits for the broker).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ReviewStore:
@@ -110,6 +125,7 @@ class ReviewStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._deciding: set[str] = set()  # decisions begun, not yet recorded or given up
         self.claim_ttl_s = claim_ttl_s
         self.clock = clock
 
@@ -168,6 +184,7 @@ class ReviewStore:
                     SELECT request_id FROM items
                     WHERE decision IS NULL {version_clause}
                       AND (claimed_by IS NULL OR claim_expires <= :now OR claimed_by = :reviewer)
+                      AND request_id NOT IN (SELECT value FROM json_each(:deciding))
                     ORDER BY (claimed_by = :reviewer AND claim_expires > :now) DESC,
                              EXISTS (SELECT 1 FROM skips s WHERE s.request_id = items.request_id
                                      AND s.reviewer = :reviewer),
@@ -180,6 +197,7 @@ class ReviewStore:
                     "expires": now + self.claim_ttl_s,
                     "now": now,
                     "version": model_version,
+                    "deciding": json.dumps(sorted(self._deciding)),
                 },
             ).fetchone()
             item = _item(row) if row else None
@@ -205,21 +223,49 @@ class ReviewStore:
         A lapsed claim still counts while nobody else took the item.
 
         Raises:
-            ClaimLost: Unknown, decided, or claimed by someone else.
+            ClaimLost: Unknown, decided, claimed by someone else, or being decided.
         """
-        item = self.get(request_id)
-        if item is None:
-            raise ClaimLost(f"no item {request_id!r} in the queue")
         with self._lock:
-            row = self._db.execute(
-                "SELECT decision, claimed_by, claim_expires FROM items WHERE request_id = ?",
-                (request_id,),
-            ).fetchone()
-        decision, owner, expires = row
+            return self._holding(reviewer, request_id)
+
+    def begin_decision(self, reviewer: str, request_id: str) -> Item:
+        """Check as `holding`, then renew the reviewer's claim and mark the item as being decided,
+        in one step: until `decided` or `abandon_decision`, nobody else claims or decides it.
+
+        Raises:
+            ClaimLost: As `holding`; also while another decision on it is begun.
+        """
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            item = self._holding(reviewer, request_id)
+            self._db.execute(
+                "UPDATE items SET claimed_by = ?, claim_expires = ? WHERE request_id = ?",
+                (reviewer, self.clock() + self.claim_ttl_s, request_id),
+            )
+            self._deciding.add(request_id)
+        return item
+
+    def abandon_decision(self, request_id: str) -> None:
+        """Give up a begun decision that was not delivered; the item stays the reviewer's."""
+        with self._lock:
+            self._deciding.discard(request_id)
+
+    def _holding(self, reviewer: str, request_id: str) -> Item:
+        row = self._db.execute(
+            f"SELECT {ITEM_COLUMNS}, decision FROM items WHERE request_id = ?",  # noqa: S608
+            (request_id,),
+        ).fetchone()
+        shown = repr(request_id[:80])
+        if row is None:
+            raise ClaimLost("unknown", f"no item {shown} in the queue")
+        item, decision = _item(row[:-1]), row[-1]
         if decision is not None:
-            raise ClaimLost(f"{request_id!r} was decided already")
+            raise ClaimLost("decided", f"{shown} was decided already")
+        if request_id in self._deciding:
+            raise ClaimLost("deciding", f"{shown} is being decided already")
+        owner, expires = item.claimed_by, item.claim_expires
         if owner not in (None, reviewer) and (expires or 0) > self.clock():
-            raise ClaimLost(f"{request_id!r} is claimed by another reviewer")
+            raise ClaimLost("claimed", f"{shown} is claimed by another reviewer")
         return item
 
     def decided(self, decision: Decision) -> None:
@@ -231,6 +277,7 @@ class ReviewStore:
                 (decision.decision, decision.reviewer, decision.decided_at, decision.id),
             )
             self._db.execute("DELETE FROM skips WHERE request_id = ?", (decision.id,))
+            self._deciding.discard(decision.id)
 
     def skip(self, reviewer: str, request_id: str) -> None:
         """Release the reviewer's claim and put the item behind the others for them."""

@@ -115,16 +115,12 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "cond
 
 
 @contextmanager
-def running_app(service: object, port: int) -> Iterator[str]:
-    """Run a `review.service.ReviewService` with uvicorn on 127.0.0.1:port; yields its URL."""
+def serving_app(app: object, port: int) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1:port in a thread; yields its URL."""
     import uvicorn
 
-    from review.service import ReviewService
-
-    assert isinstance(service, ReviewService)
-    config = uvicorn.Config(service.app(), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
     server = uvicorn.Server(config)
-    service.feed.start()
     thread = threading.Thread(target=server.run, name=f"review-{uuid.uuid4().hex[:4]}", daemon=True)
     thread.start()
     wait_for(lambda: server.started, 30, "uvicorn to start")
@@ -133,4 +129,17 @@ def running_app(service: object, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@contextmanager
+def running_app(service: object, port: int) -> Iterator[str]:
+    """Run a `review.service.ReviewService` with uvicorn on 127.0.0.1:port; yields its URL."""
+    from review.service import ReviewService
+
+    assert isinstance(service, ReviewService)
+    service.feed.start()
+    try:
+        with serving_app(service.app(), port) as url:
+            yield url
+    finally:
         service.close()

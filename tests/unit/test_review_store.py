@@ -100,6 +100,27 @@ def test_a_lapsed_claim_goes_to_the_next_reviewer(store: ReviewStore, clock: Clo
         store.holding("ana", "a")
 
 
+def test_a_begun_decision_holds_the_item_until_recorded_or_given_up(
+    store: ReviewStore, clock: Clock
+) -> None:
+    fill(store, item("a", 0))
+    assert store.claim("ana") is not None
+    clock.now += 61  # ana's claim lapsed: beginning the decision renews it
+    begun = store.begin_decision("ana", "a")
+    assert begun.request_id == "a"
+    for name in ("ana", "bob"):
+        with pytest.raises(ClaimLost, match="being decided") as info:
+            store.begin_decision(name, "a")
+        assert info.value.reason == "deciding"
+    clock.now += 61  # however long the broker takes
+    assert store.claim("bob") is None
+    store.abandon_decision("a")  # not delivered: the item is free to decide again
+    assert store.begin_decision("ana", "a").request_id == "a"
+    store.decided(decision(begun, "safe"))
+    with pytest.raises(ClaimLost, match="decided already"):
+        store.begin_decision("ana", "a")
+
+
 def test_skip_puts_the_item_behind_the_others_for_that_reviewer(store: ReviewStore) -> None:
     fill(store, item("a", 0), item("b", 1))
     store.claim("ana")
