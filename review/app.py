@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -208,6 +208,12 @@ def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
         except SourceUnavailable as exc:
             return PlainTextResponse(f"image source unavailable: {exc}", status_code=503)
         return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=300"})
+
+    @app.get("/image")
+    def image_by_query(request: Request, request_id: str = Query("", alias="id")) -> Response:
+        # What the page links: a request id may be "." or "..", which a browser resolves away
+        # as a path segment (percent-encoded too), so the id travels in the query.
+        return image(request, request_id)
 
     @app.get("/metrics")
     def metrics() -> Response:

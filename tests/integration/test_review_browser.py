@@ -147,3 +147,34 @@ def test_review_in_the_browser(
         "img-3": ("harmful", "ana"),
         "img-out": ("safe", "bob"),
     }
+
+
+def test_dot_ids_show_their_images_in_the_browser(
+    browser_page: Callable[[], Any],
+    make_settings: Callable[..., Any],
+    kafka_bootstrap: str,
+    unique: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    """Request ids "." and ".." are valid; the browser must not resolve their image away."""
+    root = tmp_path / "images"
+    root.mkdir()
+    pictures = mirror_pictures(("knife", "dog"))
+    paths = [Path(shutil.copy(p, root / p.name)) for p in pictures]
+    settings = review_settings(make_settings, kafka_bootstrap, unique, [root])
+    results = [
+        review_result("..", str(paths[0]), age_s=600),
+        review_result(".", str(paths[1]), age_s=300),
+    ]
+    send_review(kafka_bootstrap, settings.kafka.review_topic, results)
+    service = ReviewService.build(settings)
+    with running_app(service, free_port()) as url:
+        wait_for(lambda: service.store.waiting() == 2, what="2 items in the queue")
+        ana = browser_page()
+        assert log_in(ana, url, "ana", TOKEN) == 200
+        for expected in ("..", "."):
+            assert shown_id(ana) == expected
+            wait_for(lambda: image_loaded(ana), 10, f"the image of {expected!r}")
+            with ana.expect_navigation():
+                ana.keyboard.press("s")
+        assert "Nothing waiting" in ana.content()

@@ -103,3 +103,32 @@ def test_unknown_verdicts_and_logged_out_posts(
     response = stranger.post("/decide", data=bad, follow_redirects=False)
     assert response.status_code == 403  # no session, no form token
     assert writer.written == []
+
+
+@pytest.mark.parametrize("request_id", ["..", ".", "a+b=c:d@e.f"])
+def test_the_page_links_every_valid_id_to_its_image(tmp_path: Path, request_id: str) -> None:
+    """Request ids "." and ".." are valid: a browser resolves /image/.. to / (percent-encoded
+    too), so the page must link the image in a form that always reaches /image."""
+    from urllib.parse import urljoin
+
+    from tests.serving_support import RED, write_image
+
+    source = write_image(tmp_path / "red.jpg", RED)
+    store = ReviewStore(":memory:", claim_ttl_s=60)
+    item = Item(request_id, "t", 0, 0, "harmscan", "1", "safe", 0.45, 0.5, str(source), None, 1.0)
+    store.add([item], [("t", 0, 0)])
+    context = ReviewContext(
+        store=store,
+        writer=Writer(),
+        reader=InputReader([tmp_path], [], 1_000_000),
+        login=Login(token=SecretStr("tok")),
+        metrics=ReviewMetrics(store),
+    )
+    client = TestClient(create_app(context))
+    log_in(client)
+    src = re.search(r'<img id="image" src="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
+    url = urljoin("http://testserver/", src.replace("&amp;", "&"))  # resolved as a browser does
+    assert url.startswith("http://testserver/image?")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
