@@ -151,7 +151,10 @@ def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
         verdict, request_id = form.get("verdict", ""), form.get("request_id", "")
         back = {"model_version": form["model_version"]} if form.get("model_version") else {}
         if verdict == "skip":
-            await run_in_threadpool(ctx.store.skip, reviewer, request_id)
+            try:
+                await run_in_threadpool(ctx.store.skip, reviewer, request_id)
+            except ClaimLost as exc:  # only an item in the queue is skipped (and remembered)
+                return _back({**back, "notice": str(exc)})
             return _back(back)
         if verdict not in VERDICTS:
             return PlainTextResponse(f"verdict must be one of {VERDICTS} or skip", status_code=400)

@@ -280,8 +280,20 @@ class ReviewStore:
             self._deciding.discard(decision.id)
 
     def skip(self, reviewer: str, request_id: str) -> None:
-        """Release the reviewer's claim and put the item behind the others for them."""
+        """Release the reviewer's claim and put the item behind the others for them.
+
+        Raises:
+            ClaimLost: No such item waits (unknown or decided): nothing is stored for it.
+        """
         with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT decision FROM items WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if row is None:
+                raise ClaimLost("unknown", f"no item {request_id[:80]!r} in the queue")
+            if row[0] is not None:
+                raise ClaimLost("decided", f"{request_id[:80]!r} was decided already")
             self._db.execute(
                 "UPDATE items SET claimed_by = NULL, claim_expires = NULL "
                 "WHERE request_id = ? AND claimed_by = ?",

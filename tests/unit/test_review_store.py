@@ -129,6 +129,21 @@ def test_skip_puts_the_item_behind_the_others_for_that_reviewer(store: ReviewSto
     assert store.claim("bob").request_id == "a"  # type: ignore[union-attr]
 
 
+def test_only_an_item_in_the_queue_can_be_skipped(store: ReviewStore) -> None:
+    fill(store, item("a", 0))
+    for junk in ("x" * 3000, "never-seen"):
+        with pytest.raises(ClaimLost, match="no item") as info:
+            store.skip("ana", junk)
+        assert info.value.reason == "unknown"
+    claimed = store.claim("ana")
+    assert claimed is not None
+    store.decided(decision(claimed, "safe"))
+    with pytest.raises(ClaimLost, match="decided already"):
+        store.skip("ana", "a")
+    with store._lock:
+        assert store._db.execute("SELECT count(*) FROM skips").fetchone() == (0,)
+
+
 def test_decided_items_leave_the_queue_and_cannot_be_decided_twice(store: ReviewStore) -> None:
     fill(store, item("a", 0))
     claimed = store.claim("ana")

@@ -132,3 +132,18 @@ def test_the_page_links_every_valid_id_to_its_image(tmp_path: Path, request_id: 
     response = client.get(url)
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/jpeg"
+
+
+def test_skipping_an_id_not_in_the_queue_is_refused(
+    setup: tuple[TestClient, ReviewStore, Writer],
+) -> None:
+    client, store, _ = setup
+    log_in(client)
+    token = csrf_of(client.get("/").text)
+    form = {"csrf": token, "request_id": "j" * 3000, "verdict": "skip"}
+    refused = client.post("/decide", data=form, follow_redirects=False)
+    assert refused.status_code == 303
+    assert "no item" in client.get(refused.headers["location"]).text
+    assert store.get("j" * 3000) is None
+    skipped = {"csrf": token, "request_id": "r1", "verdict": "skip"}
+    assert client.post("/decide", data=skipped, follow_redirects=False).status_code == 303
