@@ -36,6 +36,14 @@ logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_FORM_BYTES = 4096
+# The only texts the page's notice box shows, chosen by key (``/?notice=<key>``, from
+# `ClaimLost.reason`): never text from the URL, which anyone can put in a link.
+NOTICES: dict[str, str] = {
+    "unknown": "That image is not in the queue.",
+    "decided": "That image was decided already; here is the next one.",
+    "claimed": "That image is claimed by another reviewer now; here is yours.",
+    "deciding": "That image is being decided already; a second press counts once.",
+}
 
 
 class Writer(Protocol):
@@ -136,7 +144,7 @@ def _queue_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) 
             "version": version or "",
             "stats": ctx.store.stats(),
             "fmt_age": _age,
-            "notice": request.query_params.get("notice", ""),
+            "notice": NOTICES.get(request.query_params.get("notice", ""), ""),
         }
         return templates.TemplateResponse(request, "queue.html", context)
 
@@ -154,7 +162,7 @@ def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
             try:
                 await run_in_threadpool(ctx.store.skip, reviewer, request_id)
             except ClaimLost as exc:  # only an item in the queue is skipped (and remembered)
-                return _back({**back, "notice": str(exc)})
+                return _back({**back, "notice": exc.reason})
             return _back(back)
         if verdict not in VERDICTS:
             return PlainTextResponse(f"verdict must be one of {VERDICTS} or skip", status_code=400)
@@ -176,7 +184,7 @@ def _record_decision(
     try:
         item = ctx.store.begin_decision(reviewer, request_id)
     except ClaimLost as exc:
-        return _back({**back, "notice": str(exc)})
+        return _back({**back, "notice": exc.reason})
     decision = _decision(item, verdict, reviewer, ctx.store.clock())
     try:
         ctx.writer.write(decision)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from harmscan.decisions import Decision
-from review.app import ReviewContext, create_app
+from review.app import NOTICES, ReviewContext, create_app
 from review.auth import Login
 from review.metrics import ReviewMetrics
 from review.store import Item, ReviewStore
@@ -143,7 +143,19 @@ def test_skipping_an_id_not_in_the_queue_is_refused(
     form = {"csrf": token, "request_id": "j" * 3000, "verdict": "skip"}
     refused = client.post("/decide", data=form, follow_redirects=False)
     assert refused.status_code == 303
-    assert "no item" in client.get(refused.headers["location"]).text
+    assert "not in the queue" in client.get(refused.headers["location"]).text
     assert store.get("j" * 3000) is None
     skipped = {"csrf": token, "request_id": "r1", "verdict": "skip"}
     assert client.post("/decide", data=skipped, follow_redirects=False).status_code == 303
+
+
+def test_the_notice_box_shows_only_the_pages_own_messages(
+    setup: tuple[TestClient, ReviewStore, Writer],
+) -> None:
+    client, _, _ = setup
+    log_in(client)
+    spoof = "Your session expired. Re-enter the token at http://evil.example"
+    page = client.get("/", params={"notice": spoof}).text
+    assert "evil.example" not in page
+    assert 'role="status"' not in page
+    assert NOTICES["decided"] in client.get("/", params={"notice": "decided"}).text
