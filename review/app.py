@@ -87,6 +87,9 @@ def create_app(ctx: ReviewContext) -> FastAPI:
             "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
             "script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         )
+        # Pages carry the reviewer's name, source paths and the item: never kept in a cache
+        # (the back button after logging out, a shared machine). Images set their own.
+        response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response

@@ -159,3 +159,12 @@ def test_the_notice_box_shows_only_the_pages_own_messages(
     assert "evil.example" not in page
     assert 'role="status"' not in page
     assert NOTICES["decided"] in client.get("/", params={"notice": "decided"}).text
+
+
+def test_pages_are_never_cached(setup: tuple[TestClient, ReviewStore, Writer]) -> None:
+    client, _, _ = setup
+    assert client.get("/login").headers["cache-control"] == "no-store"
+    log_in(client)
+    page = client.get("/")
+    assert "/x.jpg" in page.text  # the item's source: private
+    assert page.headers["cache-control"] == "no-store"
