@@ -31,6 +31,7 @@ from review.images import read_image
 from review.metrics import ReviewMetrics
 from review.store import ClaimLost, Item, ReviewStore
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
+from serving.schema import log_safe
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def _record_decision(
         ctx.writer.write(decision)
     except Exception:
         ctx.store.abandon_decision(request_id)
-        logger.exception("decision on %s not delivered", request_id)
+        logger.exception("decision on %s not delivered", log_safe(request_id))
         return PlainTextResponse(
             "the decision could not be written to Kafka; it was not recorded, try again",
             status_code=503,
@@ -221,7 +222,8 @@ def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
             return PlainTextResponse(f"image not available ({exc.reason})", status_code=status)
         except SourceUnavailable as exc:
             return PlainTextResponse(f"image source unavailable: {exc}", status_code=503)
-        return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=300"})
+        # no-store: an image under review may be harmful; no browser keeps it on disk
+        return Response(data, media_type=kind, headers={"Cache-Control": "no-store"})
 
     @app.get("/image")
     def image_by_query(request: Request, request_id: str = Query("", alias="id")) -> Response:

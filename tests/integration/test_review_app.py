@@ -94,7 +94,9 @@ def test_review_round_trip(
         assert "4 waiting" in ana.get("/").text
         second, _ = shown(bob)
         assert second == "r-blue"  # never the item ana holds
-        assert ana.get("/image/r-red").headers["content-type"] == "image/jpeg"
+        red = ana.get("/image/r-red")
+        assert red.headers["content-type"] == "image/jpeg"
+        assert red.headers["cache-control"] == "no-store"  # an image under review may be harmful
         assert ana.get("/image/r-inline").headers["content-type"] == "image/png"
         refused = ana.get("/image/r-secret")
         assert refused.status_code == 403
