@@ -127,6 +127,21 @@ class StackSettings(Section):
     # the reviewers' page (review.port of the stack)
     review_port: int = Field(default=8095, ge=1, le=65535)
 
+    @model_validator(mode="after")
+    def _ports_apart(self) -> StackSettings:
+        by_port: dict[int, list[str]] = {}
+        for name, value in self:
+            if name.endswith("_port"):
+                by_port.setdefault(value, []).append(f"stack.{name}")
+        shared = [names for names in by_port.values() if len(names) > 1]
+        if shared:
+            clashes = "; ".join(f"{' and '.join(names)}" for names in shared)
+            raise ValueError(
+                f"each service of the stack needs a port of its own: {clashes} are the same "
+                "port; move one of them"
+            )
+        return self
+
 
 class ReviewSettings(Section):
     """The reviewers' web page (``harmscan review``) and what the ETL takes from its decisions."""

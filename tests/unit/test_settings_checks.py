@@ -237,3 +237,11 @@ def test_a_yaml_merge_key_is_not_a_duplicate(tmp_path) -> None:
     extra.write_text("train:\n  <<: {epochs: 3}\n  lr: 0.1\n")
     train = load_settings("ci", config_file=extra, env={}).train
     assert (train.epochs, train.lr) == (3, 0.1)
+
+
+def test_two_services_of_the_stack_on_one_port_are_refused() -> None:
+    with pytest.raises(SettingsError, match="stack.kafka_port and stack.mlflow_port are the same"):
+        load_settings("ci", ["stack.mlflow_port=9092", "stack.kafka_port=9092"], env={})
+    assert load_settings("local", env={}).stack.kafka_port == 9092  # the defaults are apart
+    for profile in ("ci", "compose"):
+        load_settings(profile, env={})
