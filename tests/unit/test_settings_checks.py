@@ -240,7 +240,8 @@ def test_a_yaml_merge_key_is_not_a_duplicate(tmp_path) -> None:
 
 
 def test_two_services_of_the_stack_on_one_port_are_refused() -> None:
-    with pytest.raises(SettingsError, match="stack.kafka_port and stack.mlflow_port are the same"):
+    clash = r"stack\.kafka_port and stack\.mlflow_port are the same"
+    with pytest.raises(SettingsError, match=clash):
         load_settings("ci", ["stack.mlflow_port=9092", "stack.kafka_port=9092"], env={})
     assert load_settings("local", env={}).stack.kafka_port == 9092  # the defaults are apart
     for profile in ("ci", "compose"):
