@@ -118,12 +118,25 @@ def _login_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) 
             context = {"csrf": _csrf(request), "mode": ctx.login.mode, "error": "login refused"}
             return templates.TemplateResponse(request, "login.html", context, status_code=401)
         request.session.clear()
-        request.session.update({"reviewer": reviewer, "csrf": secrets.token_urlsafe(24)})
+        request.session.update(
+            {
+                "reviewer": reviewer,
+                "csrf": secrets.token_urlsafe(24),
+                "sid": secrets.token_urlsafe(18),
+                "since": ctx.store.clock(),
+            }
+        )
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
         await _form(request)
+        sid, since = request.session.get("sid"), request.session.get("since")
+        if isinstance(sid, str) and isinstance(since, int | float):
+            # The cookie is signed, not stored: a copy of it would stay valid until it expires,
+            # so the ended session is remembered server-side until then.
+            until = float(since) + ctx.session_max_age_s
+            await run_in_threadpool(ctx.store.end_session, sid, until)
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -131,7 +144,7 @@ def _login_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) 
 def _queue_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) -> None:
     @app.get("/", response_class=HTMLResponse)
     def queue(request: Request, model_version: str | None = None) -> Response:
-        reviewer = request.session.get("reviewer")
+        reviewer = _reviewer(request, ctx)
         if not reviewer:
             return RedirectResponse("/login", status_code=303)
         version = model_version or None
@@ -157,7 +170,7 @@ def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
     @app.post("/decide")
     async def decide(request: Request) -> Response:
         form = await _form(request)
-        reviewer = request.session.get("reviewer")
+        reviewer = _reviewer(request, ctx)
         if not reviewer:
             return RedirectResponse("/login", status_code=303)
         verdict, request_id = form.get("verdict", ""), form.get("request_id", "")
@@ -209,7 +222,7 @@ def _record_decision(
 def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
     @app.get("/image/{request_id}")
     def image(request: Request, request_id: str) -> Response:
-        if not request.session.get("reviewer"):
+        if not _reviewer(request, ctx):
             return PlainTextResponse("log in first", status_code=401)
         item = ctx.store.get(request_id)
         if item is None:
@@ -270,6 +283,19 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise HTTPException(413, "form too large")
     return bytes(body)
+
+
+def _reviewer(request: Request, ctx: ReviewContext) -> str | None:
+    """The logged-in reviewer of the request's session; None when there is none, or when that
+    session was ended by a log-out (a copy of its cookie is refused)."""
+    reviewer = request.session.get("reviewer")
+    if not reviewer:
+        return None
+    sid = request.session.get("sid")
+    if not isinstance(sid, str) or ctx.store.session_ended(sid):
+        request.session.clear()
+        return None
+    return str(reviewer)
 
 
 def _csrf(request: Request) -> str:

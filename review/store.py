@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS skips (
     reviewer TEXT NOT NULL,
     PRIMARY KEY (request_id, reviewer)
 );
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    session_id TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -300,6 +304,27 @@ class ReviewStore:
                 (request_id, reviewer),
             )
             self._db.execute("INSERT OR IGNORE INTO skips VALUES (?, ?)", (request_id, reviewer))
+
+    def end_session(self, session_id: str, until: float) -> None:
+        """Remember that a reviewer's session ended (logged out) until it would have expired:
+        its signed cookie stays valid by itself, so the app refuses it by this record. Records
+        past their time are forgotten here."""
+        with self._lock, self._db:
+            now = self.clock()
+            self._db.execute("DELETE FROM ended_sessions WHERE until < ?", (now,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO ended_sessions (session_id, until) VALUES (?, ?)",
+                (session_id, until),
+            )
+
+    def session_ended(self, session_id: str) -> bool:
+        """Whether the session was ended by a log-out (`end_session`)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM ended_sessions WHERE session_id = ? AND until >= ?",
+                (session_id, self.clock()),
+            ).fetchone()
+        return row is not None
 
     def commit_positions(self) -> dict[tuple[str, int], int]:
         """Per (topic, partition): the offset the feed may commit (its oldest undecided item,

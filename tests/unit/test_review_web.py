@@ -168,3 +168,25 @@ def test_pages_are_never_cached(setup: tuple[TestClient, ReviewStore, Writer]) -
     page = client.get("/")
     assert "/x.jpg" in page.text  # the item's source: private
     assert page.headers["cache-control"] == "no-store"
+
+
+def test_a_copy_of_the_cookie_is_refused_after_logging_out(
+    setup: tuple[TestClient, ReviewStore, Writer],
+) -> None:
+    client, _, writer = setup
+    log_in(client)
+    kept = client.cookies.get("harmscan_review")
+    page = client.get("/")
+    assert "ana" in page.text
+    logged_out = client.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert logged_out.status_code == 303
+    client.cookies.set("harmscan_review", kept)  # the signed cookie, replayed as it was
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    assert client.get("/image/r1").status_code == 401
+    decide = {"csrf": csrf_of(page.text), "verdict": "harmful", "request_id": "r1"}
+    refused = client.post("/decide", data=decide, follow_redirects=False)
+    assert refused.status_code in (303, 403)
+    assert not writer.written
+    client.cookies.clear()
+    log_in(client)  # a new login is a new session
+    assert "ana" in client.get("/").text
