@@ -73,17 +73,9 @@ def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) 
         SchemaError: Too large, not UTF-8 JSON, too deeply nested, duplicate keys, lone
             surrogates, an oversized integer or a non-finite number.
     """
-    if len(value) > max_bytes:
-        raise SchemaError(
-            f"message of {len(value)} bytes > {max_bytes}, the request size limit (an inline "
-            "image at serving.max_inline_bytes, in base64, plus JSON); send large images by path "
-            "or s3"
-        )
-    containers = _outside_strings(value)
-    if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
-        raise SchemaError(f"more than {MAX_CONTAINERS} JSON objects/arrays (a request is flat)")
-    if containers.count(b",") > MAX_COMMAS:
-        raise SchemaError(f"more than {MAX_COMMAS + 1} JSON values (a request has a few fields)")
+    problem = _past_limits(value, max_bytes)
+    if problem is not None:
+        raise SchemaError(problem)
     try:
         text = value.decode("utf-8")
         body = json.loads(
@@ -101,6 +93,23 @@ def parse_json_strict(value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) 
         raise SchemaError(f"not JSON: {str(exc)[:200]}") from None
     _check_surrogates(body)
     return body
+
+
+def _past_limits(value: bytes, max_bytes: int) -> str | None:
+    """Which size or structure limit ``value`` breaks, checked in linear time before any
+    parser runs; None within them."""
+    if len(value) > max_bytes:
+        return (
+            f"message of {len(value)} bytes > {max_bytes}, the request size limit (an inline "
+            "image at serving.max_inline_bytes, in base64, plus JSON); send large images by path "
+            "or s3"
+        )
+    containers = _outside_strings(value)
+    if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
+        return f"more than {MAX_CONTAINERS} JSON objects/arrays (a request is flat)"
+    if containers.count(b",") > MAX_COMMAS:
+        return f"more than {MAX_COMMAS + 1} JSON values (a request has a few fields)"
+    return None
 
 
 def _not_utf8(value: bytes, exc: UnicodeDecodeError) -> str:
@@ -148,12 +157,7 @@ def top_level_pairs(
     reading the id of a request that `parse_json_strict` refused; the same size and structure
     limits bound the work, and anything past them, or not one JSON object, gives no pairs.
     """
-    if len(value) > max_bytes:
-        return []
-    containers = _outside_strings(value)
-    if containers.count(b"{") + containers.count(b"[") > MAX_CONTAINERS:
-        return []
-    if containers.count(b",") > MAX_COMMAS:
+    if _past_limits(value, max_bytes) is not None:
         return []
     try:
         body = json.loads(
