@@ -127,11 +127,10 @@ def folder_set(root: Path, domain: str = "photo") -> ImageSet:
         cased = sorted(p.name for p in root.iterdir() if p.name.lower() in LABELS)
         hint = f" (the names are lower case: rename {', '.join(cased)})" if cased else ""
         near = [
-            f"{close[0]}/ for {p.name}/"
+            f"{meant}/ for {p.name}/"
             for p in sorted(root.iterdir())
-            if p.is_dir() and p.name.lower() not in LABELS
-            and (close := difflib.get_close_matches(p.name.lower(), LABELS, n=1, cutoff=0.6))
-        ]  # fmt: skip
+            if p.is_dir() and p.name.lower() not in LABELS and (meant := _label_like(p.name))
+        ]
         hint += f" (did you mean {', '.join(near)}?)" if near and not cased else ""
         raise ImageSetError(
             f"{root} holds neither a {MANIFEST_FILE} (a photo set) nor harmful/ and safe/ "
@@ -261,12 +260,18 @@ def _unread_folders(root: Path) -> list[str]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or entry.name in LABELS or not entry.is_dir():
             continue
-        close = difflib.get_close_matches(entry.name.lower(), LABELS, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}/?)" if close else ""
+        meant = _label_like(entry.name)
+        hint = f" (did you mean {meant}/?)" if meant else ""
         notes.append(
             f"folder {entry.name}/ is not read{hint}: only harmful/ and safe/ hold the images"
         )
     return notes
+
+
+def _label_like(name: str) -> str | None:
+    """The label a folder's name looks like (``harmfull``: harmful), or None."""
+    close = difflib.get_close_matches(name.lower(), LABELS, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _missing_labels(manifest: pd.DataFrame) -> list[str]:
