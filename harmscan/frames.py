@@ -190,7 +190,9 @@ def decode_frames(
     spent = 0
     # One frame of an APNG whose default image is not part of its animation is the first frame
     # it shows: its viewers never show the default image (only viewers without APNG do).
-    selected = [1] if hidden and max_frames == 1 else _chosen(data, image, total, max_frames)
+    selected = (
+        [1] if hidden and max_frames == 1 else _chosen(data, image, hidden, total, max_frames)
+    )
     for position, index in enumerate(selected):
         try:
             if index:
@@ -217,9 +219,12 @@ def decode_frames(
     return FrameSet(items, indices)
 
 
-def _chosen(data: bytes, image: Image.Image, total: int, max_frames: int) -> list[int]:
-    """The frames to score: by display time when the headers state one time per frame."""
-    durations = frame_durations(data, str(image.format), hidden_default_image(image))
+def _chosen(
+    data: bytes, image: Image.Image, hidden: bool, total: int, max_frames: int
+) -> list[int]:
+    """The frames to score: by display time when the headers state one time per frame
+    (``hidden``: an APNG whose default image is not part of its animation)."""
+    durations = frame_durations(data, str(image.format), hidden)
     if durations is None or len(durations) != total:
         return select_frames(total, max_frames)
     return select_frames_by_time(durations, max_frames)
