@@ -20,6 +20,7 @@ import typer
 
 from cli.context import CliState, settings_of
 from conf.loader import dump_settings
+from conf.redact import mask_credentials
 
 app = typer.Typer(
     name="harmscan",
@@ -161,7 +162,7 @@ def _report(exc: Exception) -> int:
     settings = state.settings_if_resolved() if state is not None else None
     failure = explain(exc, settings)
     _drain_prefect_senders()
-    typer.secho(f"error: {failure.message}", fg="red", err=True)
+    typer.secho(f"error: {mask_credentials(failure.message)}", fg="red", err=True)
     return failure.code
 
 

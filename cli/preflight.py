@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.failures import UNREACHABLE, USAGE, fail
+from conf.redact import mask_credentials
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -146,8 +147,8 @@ def mlflow_reachable(settings: Settings) -> None:
         return
     if not http_ok(f"{uri.rstrip('/')}/health", timeout=MLFLOW_TIMEOUT_S):
         raise fail(
-            f"cannot reach MLflow at {uri} (mlflow.tracking_uri); start the local stack "
-            "(harmscan up) or change mlflow.tracking_uri",
+            f"cannot reach MLflow at {mask_credentials(uri)} (mlflow.tracking_uri); start the "
+            "local stack (harmscan up) or change mlflow.tracking_uri",
             UNREACHABLE,
         )
 

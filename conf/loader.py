@@ -35,6 +35,7 @@ from conf.keys import (
     merge,
     set_path,
 )
+from conf.redact import mask_credentials
 from conf.settings import Settings
 from conf.values import ValueParseError, is_secret, parse_value, plain
 
@@ -160,7 +161,9 @@ def split_assignment(item: str) -> tuple[str, str]:
 
 
 def dump_settings(settings: Settings) -> dict[str, Any]:
-    """Flatten the settings into ``a.b -> value`` strings, secrets masked (for MLflow params)."""
+    """Flatten the settings into ``a.b -> value`` strings, secrets masked (for MLflow params):
+    ``SecretStr`` fields, and the password of any address written with one
+    (``postgresql://user:password@host/db``)."""
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -168,10 +171,16 @@ def dump_settings(settings: Settings) -> dict[str, Any]:
             for key, item in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), item)
         else:
-            flat[prefix] = value
+            flat[prefix] = mask_credentials(value) if isinstance(value, str) else value
 
     walk("", settings.model_dump(mode="json"))
     return flat
+
+
+def _carries_password(value: Any) -> bool:
+    """Whether an override's value has a password written into an address."""
+    text = str(value) if isinstance(value, str | list | dict) else ""
+    return mask_credentials(text) != text
 
 
 def read_settings_yaml(path: Path) -> dict[str, Any]:
@@ -302,8 +311,12 @@ class SettingsSource(BaseModel):
         """This source with its secret overrides taken out, and those as the ``HARMSCAN_*``
         variables that set them: a flow's parameters are stored and shown by Prefect, so a
         secret given with ``--set`` reaches a flow run in this process through its environment.
+        An address with a password written in it (``mlflow.tracking_uri=postgresql://u:pw@…``)
+        counts as a secret too.
         """
-        secret = {k for k in self.overrides if is_secret(k.split("."))}
+        secret = {
+            k for k, v in self.overrides.items() if is_secret(k.split(".")) or _carries_password(v)
+        }
         if not secret:
             return self, {}
         env = {  # a secret cleared with --set KEY=null stays cleared

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conf.redact import mask_credentials
 from harmscan.bundle import Bundle, BundleError, read_bundle
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Registry:
         self._client: MlflowClient | None = None
 
     def __repr__(self) -> str:
-        return f"Registry({self.tracking_uri!r})"
+        return f"Registry({mask_credentials(self.tracking_uri)!r})"
 
     @property
     def client(self) -> MlflowClient:
@@ -109,7 +110,7 @@ class Registry:
         """
         version = self.alias_version(name, alias)
         if version is None:
-            raise RegistryError(f"no models:/{name}@{alias} at {self.tracking_uri}")
+            raise RegistryError(f"no models:/{name}@{alias} at {self._shown_uri}")
         return version
 
     def model_version(self, name: str, version: str) -> VersionInfo:
@@ -204,7 +205,14 @@ class Registry:
             raise RegistryError(f"models:/{name}/{version}: {exc}") from exc
 
     def _unavailable(self, what: str, exc: BaseException) -> RegistryUnavailable:
-        return RegistryUnavailable(f"cannot read {what} at {self.tracking_uri}: {exc}")
+        return RegistryUnavailable(
+            mask_credentials(f"cannot read {what} at {self.tracking_uri}: {exc}")
+        )
+
+    @property
+    def _shown_uri(self) -> str:
+        """The tracking URI as messages show it: its password, if written in it, masked."""
+        return mask_credentials(self.tracking_uri)
 
 
 def _is_missing(exc: BaseException) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
+from conf.redact import mask_credentials
 from conf.settings import Settings
 
 Emit = Callable[[str], None]
@@ -30,7 +31,7 @@ def champion_line(settings: Settings, emit: Emit) -> str | None:
     if version is None:
         raise DemoError(
             f"no {ml.registered_model}@{alias} after retrain: "
-            f"no model passed the promotion gate; see {ml.tracking_uri}"
+            f"no model passed the promotion gate; see {mask_credentials(ml.tracking_uri)}"
         )
     info = registry.model_version(ml.registered_model, version)
     metrics = registry.run_metrics(info.run_id) if info.run_id else {}
