@@ -3,6 +3,8 @@ names the setting and what it takes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conf.loader import SettingsError, load_settings
@@ -246,3 +248,33 @@ def test_two_services_of_the_stack_on_one_port_are_refused() -> None:
     assert load_settings("local", env={}).stack.kafka_port == 9092  # the defaults are apart
     for profile in ("ci", "compose"):
         load_settings(profile, env={})
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "message"),
+    [
+        ("train:\n  epochs: true\n", "train.epochs", "true is a yes/no, not a number"),
+        ("train:\n  lr: false\n", "train.lr", "false is a yes/no, not a number"),
+        ("train:\n  wise_alphas: [0.5, true]\n", "train.wise_alphas", "true or false is a yes/no"),
+        ("mlflow:\n  floors: {auc: true}\n", "mlflow.floors", "true or false is a yes/no"),
+    ],
+)
+def test_a_yes_no_where_a_number_belongs_is_refused(
+    tmp_path: Path, yaml_text: str, key: str, message: str
+) -> None:
+    # pydantic would read true as 1 and false as 0: one epoch, a learning rate of 0.
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(SettingsError, match=rf"{key}: {message}"):
+        load_settings("ci", [], config_file=path, env={})
+
+
+def test_yes_no_settings_and_numbers_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(
+        "train:\n  epochs: 2\n  batch_size: 8.0\n  augment: false\nserving:\n  gc_freeze: true\n"
+    )
+    settings = load_settings("ci", [], config_file=path, env={})
+    assert (settings.train.epochs, settings.train.batch_size) == (2, 8)
+    assert settings.train.augment is False
+    assert settings.serving.gc_freeze is True
