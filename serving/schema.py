@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Literal, get_args
 
+from harmscan.bundle import LABELS
 from serving.strictjson import (
     DEFAULT_MAX_REQUEST_BYTES,
     SchemaError,
@@ -38,8 +39,9 @@ ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_ID_LENGTH}}}")
 
 SourceKind = Literal["path", "s3", "image_b64"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
-# What a result may say: the model's two labels, and which graph scored it.
-RESULT_LABELS: Final = ("harmful", "safe")
+# What a result may say: the model's two labels (harmful first, as messages show them), and
+# which graph scored it.
+RESULT_LABELS: Final = tuple(sorted(LABELS))
 RESULT_PRECISIONS: Final = ("float", "int8")
 
 
