@@ -68,9 +68,29 @@ def show_settings(ctx: typer.Context) -> None:
         print(f"{key} = {value}")
 
 
+def _flags_show_no_value_in_help() -> None:
+    """Help shows an on/off flag (``--fast/--full``, ``--help``) without a value column.
+
+    typer 0.29 gives every option a type column, so a flag read as if it took one
+    (``--help <bool>``); the column stays for options that take a value.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich.flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
 def _register_areas() -> None:
     import importlib
 
+    _flags_show_no_value_in_help()
     # One small registration module per area, each owning its commands.
     for module in (
         "cli.kafka",  # harmscan kafka fetch|up|down|status

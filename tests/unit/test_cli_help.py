@@ -7,6 +7,7 @@ import inspect
 import subprocess
 import sys
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -34,6 +35,18 @@ def test_every_commands_help_joins_the_docstrings_wrapped_lines() -> None:
             assert any(text in line.replace("`", "") for line in lines), (name, paragraph)
         checked += 1
     assert checked >= 2  # promote and evaluate have docstrings wrapped over lines
+
+
+@pytest.mark.parametrize("command", [["demo"], ["produce"], ["evaluate"], []])
+def test_a_flag_shows_no_value_in_help(command: list[str]) -> None:
+    # typer 0.29 gave every option a type column: "--help <bool>" read as if it took a value.
+    _register_areas()
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "--help" in result.output
+    if command == ["demo"]:
+        assert "<float>" in result.output  # options that take a value keep their type
 
 
 def test_harmscans_own_options_after_the_command_are_moved_in_the_fix() -> None:
