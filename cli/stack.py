@@ -83,7 +83,8 @@ def status(
     from stack.local import LocalStack
 
     settings = _settings(ctx)
-    statuses = LocalStack(settings).status()
+    stack = LocalStack(settings)
+    statuses = stack.status()
     if as_json:
         typer.echo(json.dumps([asdict(s) for s in statuses], indent=2))
     else:
@@ -97,6 +98,15 @@ def status(
             f"note: no stack was started with paths.root {settings.paths.root} ({services} does "
             "not exist; a relative paths.root is read from the current folder): run status "
             "from the folder that ran `harmscan up`, or --set paths.root=THAT/.harmscan",
+            fg="yellow",
+            err=True,
+        )
+    changed = stack.changed_settings()
+    if changed:
+        typer.secho(
+            "note: the stack runs with other settings than these, and its health was checked "
+            "at the asked addresses:\n  " + "\n  ".join(changed) + "\nrun status with the "
+            "settings the stack was started with",
             fg="yellow",
             err=True,
         )

@@ -122,25 +122,32 @@ class LocalStack:
         Raises:
             ServiceError: Naming each changed setting and how to stop the running stack.
         """
-        if not any(p.pid() for member in members for p in member.processes):
-            return
-        try:
-            written = read_settings_yaml(self.services_dir / SETTINGS_FILE)
-            running = dict(written["stack"])
-        except (SettingsError, KeyError, TypeError, ValueError):
-            return
-        wanted = settings_document(self.settings)["stack"]
-        changed = [
-            f"stack.{key}: running {running.get(key)}, asked {value}"
-            for key, value in wanted.items()
-            if running.get(key) != value
-        ]
+        changed = self.changed_settings(members)
         if changed:
             raise ServiceError(
                 f"the local stack in {self.services_dir} already runs with other settings:\n  "
                 + "\n  ".join(changed)
                 + "\nuse the same settings, or stop it first with harmscan down"
             )
+
+    def changed_settings(self, members: list[Member] | None = None) -> list[str]:
+        """``stack.KEY: running A, asked B`` for each ``stack.*`` setting in which these settings
+        differ from those the running stack was started with; empty when none runs (or its
+        settings file cannot be read)."""
+        members = self.members() if members is None else members
+        if not any(p.pid() for member in members for p in member.processes):
+            return []
+        try:
+            written = read_settings_yaml(self.services_dir / SETTINGS_FILE)
+            running = dict(written["stack"])
+        except (SettingsError, KeyError, TypeError, ValueError):
+            return []
+        wanted = settings_document(self.settings)["stack"]
+        return [
+            f"stack.{key}: running {running.get(key)}, asked {value}"
+            for key, value in wanted.items()
+            if running.get(key) != value
+        ]
 
     def up(
         self, timeout: float = 180.0, on_ready: Callable[[MemberStatus], None] | None = None

@@ -180,3 +180,31 @@ def test_up_refuses_other_ports_while_the_stack_runs(tmp_path: Path) -> None:
     assert f"stack.prefect_port: running {stack.settings.stack.prefect_port}, asked 1" in message
     assert "harmscan down" in message
     assert written.read_text() == before
+
+
+def test_status_with_other_ports_says_which_the_stack_runs_with(tmp_path: Path) -> None:
+    """`status` probes the asked addresses; when the stack runs with others it says so."""
+    from typer.testing import CliRunner
+
+    from cli.app import _register_areas, app
+
+    overrides = stack_overrides(tmp_path / "hs")
+    stack = LocalStack(load_settings("ci", overrides, env={}))
+    write_settings_file(stack.settings)
+    [server] = prefect_server_member(stack.settings).processes
+    server.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    server.pid_file.write_text(str(os.getpid()))  # a live pid: this stack "runs"
+    _register_areas()
+    args = [a for item in overrides for a in ("--set", item)]
+    try:
+        same = CliRunner().invoke(app, ["--profile", "ci", *args, "status"])
+        moved = CliRunner().invoke(
+            app, ["--profile", "ci", *args, "--set", "stack.prefect_port=1", "status"]
+        )
+    finally:
+        server.pid_file.unlink()
+    assert "runs with other settings" not in same.output
+    assert f"stack.prefect_port: running {stack.settings.stack.prefect_port}, asked 1" in (
+        moved.stderr
+    )
+    assert moved.exit_code == 1
