@@ -33,24 +33,39 @@ def to_rgb(image: Image.Image) -> Image.Image:
             gray[box[1] : box[3]] = (rows * 510 + 65535) // 131070
         return Image.fromarray(gray).convert("RGB")
     if image.mode in ("I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        finite = array[np.isfinite(array)]
-        brightest = float(finite.max()) if finite.size else 0.0
-        top = _white_of(image.mode, brightest)
-        # A float TIFF may hold NaN or infinities: black and white, not an undefined cast.
-        array = np.nan_to_num(array, nan=0.0, posinf=top, neginf=0.0)
-        gray = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(gray).convert("RGB")
+        return _gray32_to_rgb(image)
     transparent = image.mode == "P" and "transparency" in image.info
     if transparent or image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgb = Image.new("RGB", image.size)
         for box in _strips(image):
             strip = image.crop(box)  # a palette image's crop keeps its palette and transparency
+            if strip.mode == "La":  # Pillow converts premultiplied gray only to LA
+                strip = strip.convert("LA")
             strip = strip if strip.mode == "RGBA" else strip.convert("RGBA")
             background = Image.new("RGBA", strip.size, (255, 255, 255, 255))
             rgb.paste(Image.alpha_composite(background, strip).convert("RGB"), box[:2])
         return rgb
     return image.convert("RGB")
+
+
+def _gray32_to_rgb(image: Image.Image) -> Image.Image:
+    """A 32-bit gray image (``I`` or ``F``) as 8-bit RGB, scaled so its white is white
+    (`_white_of`), in strips: a whole-image float copy took some 40 bytes a pixel and broke the
+    decode workers' memory cap at a quarter of ``serving.max_pixels``."""
+    brightest = 0.0
+    for box in _strips(image):
+        rows = np.asarray(image.crop(box), dtype=np.float64)
+        finite = rows[np.isfinite(rows)]
+        if finite.size:
+            brightest = max(brightest, float(finite.max()))
+    top = _white_of(image.mode, brightest)
+    gray = np.empty((image.height, image.width), dtype=np.uint8)
+    for box in _strips(image):
+        rows = np.asarray(image.crop(box), dtype=np.float64)
+        # A float TIFF may hold NaN or infinities: black and white, not an undefined cast.
+        rows = np.nan_to_num(rows, nan=0.0, posinf=top, neginf=0.0)
+        gray[box[1] : box[3]] = np.clip(rows / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
 
 
 def _white_of(mode: str, brightest: float) -> float:

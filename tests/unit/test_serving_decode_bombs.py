@@ -162,3 +162,46 @@ def test_a_webp_cut_short_is_truncated_not_corrupt(pool: DecodePool, keep: float
         pool.decode(cut, EvalPreset(image_size=32), LIMITS)
     assert info.value.reason == "truncated"
     assert "send the whole file" in info.value.detail
+
+
+def _gray32_tiff(mode: str, side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (side, side), 0.5 if mode == "F" else 128).save(
+        buffer, "TIFF", compression="tiff_adobe_deflate"
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["F", "I"])
+def test_a_32_bit_gray_tiff_at_max_pixels_decodes_within_the_cap(
+    pool: DecodePool, mode: str
+) -> None:
+    # A whole-image float copy took some 40 bytes a pixel: a 5000x5000 one (half of max_pixels)
+    # was "too_large" after the worker ran out of memory; converted in strips it decodes.
+    (pid,) = pool.pids()
+    pixels = pool.decode(_gray32_tiff(mode, 7071), EvalPreset(image_size=32), LIMITS)
+    assert pixels.shape == (3, 32, 32)
+    assert pool.pids() == [pid]
+
+
+def test_a_premultiplied_gray_tiff_decodes() -> None:
+    """A TIFF of gray with associated alpha decodes as Pillow's ``La``, which it converts only
+    to ``LA``: it was an internal error."""
+    from harmscan.imagergb import to_rgb
+
+    strip = Image.new("La", (4, 4), (100, 128))  # premultiplied: 100 of 128/255 coverage
+    assert to_rgb(strip).getpixel((0, 0)) == (227, 227, 227)  # 100 + 255 * (1 - 128/255)
+    buffer = io.BytesIO()
+    Image.new("LA", (16, 16), (200, 128)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for index in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * index
+        if struct.unpack_from("<H", data, entry)[0] == 338:  # ExtraSamples: associated alpha
+            struct.pack_into("<H", data, entry + 8, 1)
+    assert Image.open(io.BytesIO(bytes(data))).mode == "La"
+    pool = DecodePool(1, LIMITS.memory_mb)
+    try:
+        assert pool.decode(bytes(data), EvalPreset(image_size=32), LIMITS).shape == (3, 32, 32)
+    finally:
+        pool.close()
