@@ -7,7 +7,7 @@ topic)::
 
     {"v": 1, "id": "7f3c...", "decision": "harmful", "reviewer": "ana", "decided_at": 1732519260.5,
      "model_name": "harmscan", "model_version": "3", "model_label": "safe", "p_harmful": 0.47,
-     "threshold": 0.5, "source": "/srv/images/gun.jpg"}
+     "threshold": 0.5, "source": "/srv/images/gun.jpg", "sha256": "9f86d0..."}
 
 Pure: both the review page and the ETL use it.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
@@ -46,6 +47,9 @@ class Decision:
         p_harmful: The model's harmful probability.
         threshold: The threshold the model's label was decided with.
         source: Where the image came from (path, ``s3://`` URI, or ``inline``).
+        sha256: The SHA-256 (hex) of the bytes the model scored and the reviewer saw; None
+            when the result named none (a consumer from before results carried it). The ETL
+            takes the image only if its source still holds these bytes.
         v: Schema version.
     """
 
@@ -59,6 +63,7 @@ class Decision:
     p_harmful: float
     threshold: float
     source: str
+    sha256: str | None = None
     v: int = DECISION_SCHEMA_VERSION
 
     @property
@@ -98,16 +103,24 @@ def decode_decision(value: bytes | None) -> Decision:
         )
     _check(body)
     fields = set(Decision.__dataclass_fields__)
-    missing = sorted(fields - set(body))
+    missing = sorted(fields - set(body) - _OPTIONAL)
     if missing:
         raise DecisionError(f"decision lacks fields {missing}")
     try:
-        return Decision(**{k: body[k] for k in fields})
+        return Decision(**{k: body[k] for k in fields if k in body})
     except TypeError as exc:
         raise DecisionError(str(exc)) from None
 
 
+# Fields added after the first decisions were written: a decision may lack them.
+_OPTIONAL = frozenset({"sha256"})
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _check(body: dict[str, Any]) -> None:
+    digest = body.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        raise DecisionError(f"sha256 must be null or 64 lowercase hex digits, not {digest!r:.40}")
     if body.get("decision") not in VERDICTS:
         raise DecisionError(
             f"decision must be one of {', '.join(VERDICTS)}, not {body.get('decision')!r}"

@@ -27,7 +27,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from harmscan.decisions import VERDICTS, Decision
 from review.auth import Login
-from review.images import read_image
+from review.images import ImageChanged, read_image
 from review.metrics import ReviewMetrics
 from review.store import ClaimLost, Item, ReviewStore
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
@@ -162,8 +162,22 @@ def _queue_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) 
             "stats": ctx.store.stats(),
             "fmt_age": _age,
             "notice": NOTICES.get(request.query_params.get("notice", ""), ""),
+            "changed": _changed(ctx, item),
         }
         return templates.TemplateResponse(request, "queue.html", context)
+
+
+def _changed(ctx: ReviewContext, item: Item | None) -> str:
+    """Why the item's image is not the one the model scored (its source changed since), or ""."""
+    if item is None or item.sha256 is None or item.source == "inline":
+        return ""
+    try:
+        read_image(ctx.reader, item)
+    except ImageChanged as exc:
+        return f"{exc}. Skip it, or decide from the details."
+    except (InputRejected, SourceUnavailable):
+        return ""  # the image's own request says why it cannot be shown
+    return ""
 
 
 def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
@@ -235,6 +249,8 @@ def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
             return PlainTextResponse(f"image not available ({exc.reason})", status_code=status)
         except SourceUnavailable as exc:
             return PlainTextResponse(f"image source unavailable: {exc}", status_code=503)
+        except ImageChanged as exc:  # never show other bytes as the scored image
+            return PlainTextResponse(str(exc), status_code=409)
         # no-store: an image under review may be harmful; no browser keeps it on disk
         return Response(data, media_type=kind, headers={"Cache-Control": "no-store"})
 
@@ -322,6 +338,7 @@ def _decision(item: Item, verdict: str, reviewer: str, now: float) -> Decision:
         p_harmful=item.p_harmful,
         threshold=item.threshold,
         source=item.source,
+        sha256=item.sha256,
     )
 
 

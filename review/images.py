@@ -9,6 +9,8 @@ Only recognised raster formats are answered, with their own content type.
 
 from __future__ import annotations
 
+import hashlib
+
 from review.store import Item
 from serving.inputs import InputReader, InputRejected
 from serving.schema import Request, SchemaError, decode_request
@@ -52,14 +54,25 @@ def content_type(data: bytes) -> str | None:
     return None
 
 
+class ImageChanged(RuntimeError):
+    """The item's source no longer holds the bytes the model scored (the file or object was
+    replaced after scoring): what it holds now is not shown as the scored image."""
+
+
 def read_image(reader: InputReader, item: Item) -> tuple[bytes, str]:
-    """The bytes and content type of an item's image.
+    """The bytes and content type of an item's image: the bytes the model scored, when the
+    result named their digest.
 
     Raises:
         InputRejected: Outside the allowed roots or buckets, missing, too large, not an image.
         SourceUnavailable: S3 could not be reached.
+        ImageChanged: The source holds other bytes than those scored.
     """
     data = reader.read(request_of(item))
+    if item.sha256 is not None and hashlib.sha256(data).hexdigest() != item.sha256:
+        raise ImageChanged(
+            f"{item.source} changed after the model scored it: the scored image is gone"
+        )
     kind = content_type(data)
     if kind is None:
         raise InputRejected("unsupported_format", "not a JPEG, PNG, GIF, BMP or WebP image")

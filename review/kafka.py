@@ -77,6 +77,7 @@ def item_from_message(message: Message) -> Item:
         source=result.source,
         inline_request=bytes(inline) if isinstance(inline, bytes) else None,
         scored_at=result.completed_at,
+        sha256=result.sha256,
     )
 
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS items (
     source TEXT NOT NULL,
     inline_request BLOB,
     scored_at REAL NOT NULL,
+    sha256 TEXT,
     claimed_by TEXT,
     claim_expires REAL,
     decision TEXT,
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS positions (
 
 INSERT_COLUMNS = (
     'request_id, topic, partition, "offset", model_name, model_version, model_label, '
-    "p_harmful, threshold, source, inline_request, scored_at"
+    "p_harmful, threshold, source, inline_request, scored_at, sha256"
 )
 ITEM_COLUMNS = INSERT_COLUMNS + ", claimed_by, claim_expires"
 
@@ -89,6 +90,7 @@ class Item:
     source: str
     inline_request: bytes | None
     scored_at: float
+    sha256: str | None = None  # of the bytes the model scored (None from an older consumer)
     claimed_by: str | None = None
     claim_expires: float | None = None
 
@@ -128,6 +130,9 @@ class ReviewStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+        if "sha256" not in columns:  # a queue file written before results carried the digest
+            self._db.execute("ALTER TABLE items ADD COLUMN sha256 TEXT")
         self._lock = threading.Lock()
         self._deciding: set[str] = set()  # decisions begun, not yet recorded or given up
         self.claim_ttl_s = claim_ttl_s
@@ -152,6 +157,7 @@ class ReviewStore:
             (
                 i.request_id, i.topic, i.partition, i.offset, i.model_name, i.model_version,
                 i.model_label, i.p_harmful, i.threshold, i.source, i.inline_request, i.scored_at,
+                i.sha256,
             )
             for i in items
         ]  # fmt: skip
@@ -160,7 +166,7 @@ class ReviewStore:
             before = self._db.total_changes
             self._db.executemany(
                 f"INSERT OR IGNORE INTO items ({INSERT_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             added = self._db.total_changes - before

@@ -15,6 +15,7 @@ source (`SourceUnavailable`) escapes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,6 +56,7 @@ class Prepared:
 
     request: Request
     decoded: Decoded
+    data: bytes = b""  # the bytes read, kept for the digest of a result in the review band
 
     @property
     def array(self) -> np.ndarray:
@@ -159,7 +161,7 @@ class BatchClassifier:
                     "%s: %d frame(s) not scored (%s)",
                     request.describe(), decoded.failed, decoded.detail,
                 )  # fmt: skip
-            return Prepared(request, decoded)
+            return Prepared(request, decoded, data)
         except (InputRejected, ImageRejected) as exc:
             return Rejection(exc.reason, exc.detail, request.id)
         except SourceUnavailable:
@@ -227,6 +229,8 @@ class BatchClassifier:
                 worst = int(np.argmax(frames))
                 result = make_result(item.request, float(frames[worst]), model, received_at,
                                      completed_at)  # fmt: skip
+                if result.review:  # the page checks that the source still holds these bytes
+                    result = replace(result, sha256=hashlib.sha256(item.data).hexdigest())
                 if len(frames) > 1 or item.decoded.failed:
                     result = replace(
                         result,

@@ -102,6 +102,8 @@ class Result:
         worst_frame: The index in the image of the frame that scored highest (0 = the first).
         frames_failed: Frames chosen for scoring that did not decode after a good first frame
             (not scored; 0 when every chosen frame was scored).
+        sha256: The SHA-256 (hex) of the bytes scored, on a result in the review band (None
+            on the others): the review page checks that a path or object still holds them.
         v: Schema version.
     """
 
@@ -121,6 +123,7 @@ class Result:
     frames_scored: int = 1
     worst_frame: int = 0
     frames_failed: int = 0
+    sha256: str | None = None
     v: int = SCHEMA_VERSION
 
 
@@ -245,8 +248,9 @@ def decode_result(value: bytes) -> Result:
     Every field is checked for its type and value: ``id`` by `check_id`, ``label`` one of
     `RESULT_LABELS`, ``p_harmful`` and ``threshold`` finite numbers in [0, 1], times finite
     numbers (``sent_at`` may be null), ``review`` a boolean, the model's name and version and the
-    source non-empty strings, the frame counts non-negative integers. Unknown fields are refused;
-    the ones added after version 1 (``precision`` and the frame counts) may be missing.
+    source non-empty strings, the frame counts non-negative integers, ``sha256`` null or 64
+    lowercase hex digits. Unknown fields are refused; the ones added after version 1
+    (``precision``, the frame counts and ``sha256``) may be missing.
 
     Raises:
         SchemaError: Not a result of a known schema version, naming the first bad field.
@@ -312,6 +316,19 @@ def _optional_number(name: str, value: object) -> float | None:
     return None if value is None else _number(name, value)
 
 
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def _optional_sha256(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise SchemaError(
+            f"{name} must be null or 64 lowercase hex digits, got {str(value)[:40]!r}"
+        )
+    return value
+
+
 def _unchecked(_name: str, value: object) -> object:
     return value
 
@@ -335,6 +352,7 @@ _RESULT_CHECKS: Final[tuple[tuple[str, _Check], ...]] = (
     ("frames_scored", _count),
     ("worst_frame", _count),
     ("frames_failed", _count),
+    ("sha256", _optional_sha256),
 )
 _REQUIRED_RESULT_FIELDS: Final = tuple(
     f.name for f in fields(Result) if f.default is MISSING and f.default_factory is MISSING

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 from collections import Counter
@@ -46,11 +47,21 @@ def read_topic_to_end(kafka: KafkaSettings, topic: str, timeout: float = 10.0) -
 
 
 def image_bytes(decision: Decision, inline: dict[str, bytes], serving: ServingSettings) -> bytes:
-    """The bytes of a reviewed image, under the serving rules.
+    """The bytes of a reviewed image, under the serving rules: the bytes the reviewer judged,
+    when the decision names their digest.
 
     Raises:
-        ImageRejected: Outside the roots, missing, not a file, too large, or not available.
+        ImageRejected: Outside the roots, missing, not a file, too large, or not available;
+            ``changed`` when the source now holds other bytes than those reviewed (the
+            reviewer's label belongs to the image that was there).
     """
+    data = _source_bytes(decision, inline, serving)
+    if decision.sha256 is not None and hashlib.sha256(data).hexdigest() != decision.sha256:
+        raise ImageRejected("changed", f"{decision.source} changed after it was reviewed")
+    return data
+
+
+def _source_bytes(decision: Decision, inline: dict[str, bytes], serving: ServingSettings) -> bytes:
     if decision.source == "inline":
         return _inline_bytes(inline.get(decision.id), serving.max_inline_bytes)
     if decision.source.startswith("s3://"):

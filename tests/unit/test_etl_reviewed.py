@@ -74,3 +74,38 @@ def test_inline_reviewed_images_come_from_the_review_topic() -> None:
     assert image_bytes(decision("a", "harmful", "inline"), {"a": request}, serving) == data
     with pytest.raises(ImageRejected, match="not on the review topic"):
         image_bytes(decision("a", "harmful", "inline"), {}, serving)
+
+
+def test_a_reviewed_file_replaced_after_review_is_not_trained_on(tmp_path: Path) -> None:
+    """The reviewer's label belongs to the bytes they saw: a file replaced since is skipped."""
+    import dataclasses
+    import hashlib
+
+    from tests.serving_support import BLUE
+
+    source = write_image(tmp_path / "upload.jpg", RED)
+    seen = hashlib.sha256(source.read_bytes()).hexdigest()
+    reviewed = dataclasses.replace(decision("a", "harmful", str(source)), sha256=seen)
+    serving = ServingSettings(allowed_roots=[tmp_path])
+    assert image_bytes(reviewed, {}, serving) == source.read_bytes()
+    write_image(source, BLUE)
+    with pytest.raises(ImageRejected) as info:
+        image_bytes(reviewed, {}, serving)
+    assert info.value.reason == "changed"
+    # a decision from before decisions carried the digest is taken as it is
+    assert image_bytes(decision("a", "harmful", str(source)), {}, serving) == source.read_bytes()
+
+
+def test_decisions_carry_the_digest_and_older_ones_still_decode() -> None:
+    import json
+
+    from harmscan.decisions import DecisionError, decode_decision, encode_decision
+
+    digest = "ab" * 32
+    new = Decision("a", "safe", "ana", 1.0, "m", "1", "safe", 0.5, 0.5, "/x.jpg", digest)
+    assert decode_decision(encode_decision(new)) == new
+    old = json.loads(encode_decision(decision("a", "safe")))
+    del old["sha256"]
+    assert decode_decision(json.dumps(old).encode()).sha256 is None
+    with pytest.raises(DecisionError, match="sha256 must be null or 64 lowercase hex"):
+        decode_decision(json.dumps({**old, "sha256": "XYZ"}).encode())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harmscan.decisions import Decision
@@ -211,3 +213,30 @@ def test_the_store_survives_a_restart(tmp_path, clock: Clock) -> None:  # type: 
     again = ReviewStore(path, 60, clock)
     assert again.claim("bob") is None
     assert again.claim("ana").request_id == "a"  # type: ignore[union-attr]
+
+
+def test_a_queue_file_of_an_older_version_gains_the_digest_column(tmp_path: Path) -> None:
+    """A queue written before results carried the scored bytes' digest keeps its items."""
+    import sqlite3
+
+    from review.store import SCHEMA
+
+    path = tmp_path / "queue.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace("    sha256 TEXT,\n", ""))
+    old.execute(
+        'INSERT INTO items (request_id, topic, partition, "offset", model_name, model_version, '
+        "model_label, p_harmful, threshold, source, inline_request, scored_at) "
+        "VALUES ('old', 'review', 0, 0, 'harmscan', '1', 'safe', 0.45, 0.5, '/a.jpg', NULL, 1.0)"
+    )
+    old.commit()
+    old.close()
+    store = ReviewStore(path, claim_ttl_s=60)
+    digest = "ab" * 32
+    store.add([Item("new", "review", 0, 1, "harmscan", "1", "safe", 0.45, 0.5, "/b.jpg", None,
+                    2.0, digest)], [("review", 0, 1)])  # fmt: skip
+    assert store.get("old").sha256 is None  # type: ignore[union-attr]
+    assert store.get("new").sha256 == digest  # type: ignore[union-attr]
+    assert store.claim("ana").request_id == "old"  # type: ignore[union-attr]
+    store.close()
+    assert ReviewStore(path, claim_ttl_s=60).get("new").sha256 == digest  # type: ignore[union-attr]

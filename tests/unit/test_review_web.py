@@ -190,3 +190,41 @@ def test_a_copy_of_the_cookie_is_refused_after_logging_out(
     client.cookies.clear()
     log_in(client)  # a new login is a new session
     assert "ana" in client.get("/").text
+
+
+def test_a_file_changed_after_scoring_is_not_shown_as_the_scored_image(tmp_path: Path) -> None:
+    """The result names the digest of the bytes scored: the page shows the image only while the
+    file still holds them, and says so when it does not."""
+    import hashlib
+
+    from tests.serving_support import BLUE, RED, write_image
+
+    source = write_image(tmp_path / "upload.jpg", RED)
+    scored = hashlib.sha256(source.read_bytes()).hexdigest()
+    store = ReviewStore(":memory:", claim_ttl_s=60)
+    item = Item("r1", "t", 0, 0, "harmscan", "1", "safe", 0.45, 0.5, str(source), None, 1.0,
+                scored)  # fmt: skip
+    store.add([item], [("t", 0, 0)])
+    writer = Writer()
+    context = ReviewContext(
+        store=store,
+        writer=writer,
+        reader=InputReader([tmp_path], [], 1_000_000),
+        login=Login(token=SecretStr("tok")),
+        metrics=ReviewMetrics(store),
+    )
+    client = TestClient(create_app(context))
+    log_in(client)
+    assert 'id="changed"' not in client.get("/").text
+    assert client.get("/image", params={"id": "r1"}).content == source.read_bytes()
+    write_image(source, BLUE)  # the user's upload replaced under the same name
+    page = client.get("/").text
+    assert 'id="changed"' in page
+    assert "changed after the model scored it" in page
+    image = client.get("/image", params={"id": "r1"})
+    assert image.status_code == 409
+    assert image.content != source.read_bytes()
+    # the decision names the bytes it judged, so the ETL can tell the file changed
+    form = {"csrf": csrf_of(page), "request_id": "r1", "verdict": "harmful"}
+    assert client.post("/decide", data=form, follow_redirects=False).status_code == 303
+    assert [d.sha256 for d in writer.written] == [scored]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import threading
@@ -67,10 +68,16 @@ def test_labels_follow_the_models_spec(
 
 def test_review_band(model_dirs: dict[str, Path], classifier: BatchClassifier) -> None:
     model = load_model_folder(model_dirs["normal"], name="m", version="1", runtime="onnx")
-    (result,) = classifier.classify([inline(image_bytes(PURPLE))], model, received_at=0.0)
+    purple, red = image_bytes(PURPLE), image_bytes(RED)
+    result, clear = classifier.classify([inline(purple), inline(red)], model, received_at=0.0)
     assert isinstance(result, Result)
     assert model.spec.review_low <= result.p_harmful <= model.spec.review_high
     assert result.review
+    # the review page checks its source still holds the bytes scored; a clear result needs none
+    assert result.sha256 == hashlib.sha256(purple).hexdigest()
+    assert isinstance(clear, Result)
+    assert not clear.review
+    assert clear.sha256 is None
 
 
 def test_unknown_runtime_is_named(model_dirs: dict[str, Path]) -> None:

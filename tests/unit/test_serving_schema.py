@@ -116,6 +116,10 @@ def test_a_well_formed_result_decodes() -> None:
     result = decode_result(result_body(id="..", sent_at=3, precision="int8", frames_scored=4))
     shown = (result.id, result.sent_at, result.precision, result.frames_scored)
     assert shown == ("..", 3.0, "int8", 4)
+    assert result.sha256 is None  # a result of an older consumer carries no digest
+    digest = "0123456789abcdef" * 4
+    assert decode_result(result_body(sha256=digest)).sha256 == digest
+    assert decode_result(result_body(sha256=None)).sha256 is None
 
 
 @pytest.mark.parametrize(
@@ -144,6 +148,9 @@ def test_a_well_formed_result_decodes() -> None:
         ({"frames_scored": 1.0}, "frames_scored must be a non-negative integer"),
         ({"worst_frame": -1}, "worst_frame must be a non-negative integer"),
         ({"frames_failed": False}, "frames_failed must be a non-negative integer"),
+        ({"sha256": "ABCDEF" * 10 + "ABCD"}, "sha256 must be null or 64 lowercase hex"),
+        ({"sha256": "ab" * 31}, "sha256 must be null or 64 lowercase hex"),
+        ({"sha256": 7}, "sha256 must be null or 64 lowercase hex"),
         ({"v": True}, "schema version"),
         ({"extra": 1}, "unknown result fields"),
     ],
