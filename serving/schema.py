@@ -37,6 +37,10 @@ SCHEMA_VERSION = 1
 MAX_ID_LENGTH: Final = 128
 ID_PATTERN: Final = re.compile(rf"[A-Za-z0-9._:@+=-]{{1,{MAX_ID_LENGTH}}}")
 
+# A request's sent_at is Unix seconds below this (the year 5138): a time in milliseconds is
+# refused, not read as one 1000x in the future.
+MAX_SENT_AT: Final = 1e11
+
 SourceKind = Literal["path", "s3", "image_b64"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 # What a result may say: the model's two labels (harmful first, as messages show them), and
@@ -209,7 +213,19 @@ def decode_request(value: bytes | None, max_bytes: int = DEFAULT_MAX_REQUEST_BYT
         or not math.isfinite(sent_at)
     ):
         raise SchemaError(f"sent_at must be a number (Unix seconds), got {str(sent_at)[:40]!r}")
-    return Request(id=request_id, kind=kind, source=source, sent_at=sent_at)
+    if sent_at is not None and not 0 <= sent_at < MAX_SENT_AT:
+        # Results echo it: a value no 64-bit reader holds, or milliseconds read as seconds,
+        # would pass on to every reader of the results.
+        raise SchemaError(
+            f"sent_at must be Unix seconds from 0 to {MAX_SENT_AT:.0e} (milliseconds are 1000x "
+            f"too large), got {str(sent_at)[:40]}"
+        )
+    return Request(
+        id=request_id,
+        kind=kind,
+        source=source,
+        sent_at=None if sent_at is None else float(sent_at),
+    )
 
 
 def peek_request_id(value: bytes | None) -> str | None:

@@ -76,6 +76,13 @@ def test_an_empty_inline_image_is_encoded_but_an_empty_path_or_uri_is_not() -> N
             encode_request("r", **{kind: ""})
 
 
+def test_sent_at_is_read_as_float_seconds() -> None:
+    request = decode_request(b'{"v":1,"id":"a","path":"/a","sent_at":1732519200}')
+    assert request.sent_at == 1732519200.0
+    assert isinstance(request.sent_at, float)
+    assert decode_request(b'{"v":1,"id":"a","path":"/a","sent_at":0}').sent_at == 0.0
+
+
 def test_peek_id_of_malformed_request() -> None:
     assert peek_request_id(json.dumps({"id": "abc", "v": 7}).encode()) == "abc"
     assert peek_request_id(b"garbage") is None
@@ -190,6 +197,10 @@ def test_dead_letter_headers_are_typed() -> None:
         (b'{"v":1,"v":1,"id":"a","path":"/a"}', "duplicate keys"),
         (b'{"v":1,"id":"a","path":"/a","sent_at":NaN}', "not a JSON number"),
         (b'{"v":1,"id":"a","path":"/a","sent_at":1e999}', "out of range"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":-1e300}', "sent_at must be Unix seconds from 0"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":1.79e308}', "sent_at must be Unix seconds"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":1732519200123}', r"milliseconds are 1000x"),
+        (b'{"v":1,"id":"a","path":"/a","sent_at":99999999999999999999}', "sent_at must be Unix"),
         (b'{"v":true,"id":"a","path":"/a"}', "schema version"),
         (b'{"v":1.0,"id":"a","path":"/a"}', "schema version"),
         (b'{"v":1,"id":"a b","path":"/a"}', "id must be"),
