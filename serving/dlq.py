@@ -43,7 +43,7 @@ class DeadLetter:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: the dead letter of a tombstone, replayed as a tombstone
     headers: list[tuple[str, bytes]]
     timestamp_ms: int = 0  # when the record was written (Kafka's timestamp; 0: unknown)
 
@@ -107,7 +107,7 @@ def read_dead_letters(settings: Settings, timeout: float = 10.0) -> list[DeadLet
             m.partition() or 0,
             m.offset() or 0,
             m.key(),
-            m.value() or b"",
+            m.value(),
             byte_headers(m),
             max(m.timestamp()[1], 0),
         )

@@ -153,20 +153,19 @@ def top_level_pairs(
     value: bytes, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 ) -> list[tuple[str, Any]]:
     """The top-level object's (key, value) pairs as written, read leniently: duplicate keys stay,
-    NaN, lone surrogates and bytes that are not UTF-8 (replaced) pass, numbers stay text. For
-    reading the id of a request that `parse_json_strict` refused; the same size and structure
-    limits bound the work, and anything past them, or not one JSON object, gives no pairs.
+    NaN, lone surrogates and bytes that are not UTF-8 (replaced) pass, numbers stay text, a
+    byte-order mark before the object and anything after it are ignored. For reading the id of a
+    request that `parse_json_strict` refused; the same size and structure limits bound the work,
+    and anything past them, or not a JSON object at the start, gives no pairs.
     """
     if _past_limits(value, max_bytes) is not None:
         return []
+    decoder = json.JSONDecoder(
+        object_pairs_hook=list, parse_int=str, parse_float=str, parse_constant=str
+    )
+    text = value.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     try:
-        body = json.loads(
-            value.decode("utf-8", errors="replace"),
-            object_pairs_hook=list,
-            parse_int=str,
-            parse_float=str,
-            parse_constant=str,
-        )
+        body, _end = decoder.raw_decode(text)
     except (json.JSONDecodeError, RecursionError, ValueError):
         return []
     return body if isinstance(body, list) and all(isinstance(p, tuple) for p in body) else []

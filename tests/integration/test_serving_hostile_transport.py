@@ -14,20 +14,25 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Message, Producer
 
+from conf.settings import Settings
+from serving.dlq import read_dead_letters, replay
 from serving.headers import (
     H_DETAIL,
     H_ORIGINAL_SHA256,
     H_ORIGINAL_SIZE,
     H_REASON,
+    H_REPLAY_OF,
     H_TRUNCATED,
     headers_dict,
 )
 from serving.producer import RequestProducer
+from serving.topics import ensure_topics
 from tests.kafka_support import LoopThread, has_ids, read_topic, results_by_id
 from tests.serving_support import BLUE, RED, local_stage, write_image
 
@@ -78,6 +83,7 @@ class Served:
     expected: dict[str, str]
     took: float
     alive: bool
+    settings: Settings
 
 
 def _produce_bomb(bootstrap: str, topic: str, codec: str, size: int, key: bytes) -> None:
@@ -121,7 +127,7 @@ def served(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Se
                           until=lambda ms: len(ms) >= len(CORPUS) + 3, timeout=120)  # fmt: skip
         took = time.monotonic() - started
         alive = runner.thread.is_alive()
-    return Served(dead, results_by_id(results), expected, took, alive)
+    return Served(dead, results_by_id(results), expected, took, alive, settings)
 
 
 def _dead_letter(served: Served, key: bytes) -> Message:
@@ -142,6 +148,25 @@ def test_each_bad_record_gets_its_reason(served: Served, key: bytes) -> None:
     assert headers[H_REASON] == reason
     assert says in headers[H_DETAIL]
     assert int(headers[H_ORIGINAL_SIZE]) == len(value or b"")
+
+
+def test_a_tombstones_dead_letter_is_replayed_as_a_tombstone(
+    served: Served, kafka_bootstrap: str
+) -> None:
+    letters = read_dead_letters(served.settings)
+    by_key = {letter.key: letter for letter in letters}
+    assert by_key[b"tombstone"].value is None  # not an empty value: that is another request
+    assert by_key[b"empty"].value == b""
+    # replayed to a topic of their own (the corpus's requests topic holds undecodable batches)
+    fresh = f"replayed-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, {fresh: 1}, replication=1)
+    kafka = served.settings.kafka.model_copy(update={"requests_topic": fresh})
+    report = replay(served.settings.model_copy(update={"kafka": kafka}),
+                    [by_key[b"tombstone"], by_key[b"empty"]])  # fmt: skip
+    assert len(report.replayed) == 2
+    requests = read_topic(kafka_bootstrap, fresh, until=lambda ms: len(ms) >= 2, timeout=30)
+    assert {m.key(): m.value() for m in requests} == {b"tombstone": None, b"empty": b""}
+    assert all(H_REPLAY_OF in dict(m.headers() or []) for m in requests)
 
 
 def test_a_huge_key_is_cut_to_256_bytes(served: Served) -> None:

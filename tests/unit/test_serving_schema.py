@@ -229,6 +229,22 @@ def test_an_empty_inline_image_is_not_a_schema_error() -> None:
     assert (request.kind, request.source) == ("image_b64", "")
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'\xef\xbb\xbf{"v":1,"id":"r7","path":"/a"}',  # a byte-order mark first
+        b'{"v":1,"id":"r7","path":"/a"}garbage',
+        b'{"v":1,"id":"r7","path":"/a"}\x00',
+        b'{"v":1,"id":"r7","path":"/a"}{"v":1,"id":"r8","path":"/b"}',
+        b'\n {"v":1,"id":"r7","path":"/a"} x',
+    ],
+)
+def test_a_refused_document_with_its_id_at_the_start_still_names_it(payload: bytes) -> None:
+    with pytest.raises(SchemaError):
+        decode_request(payload)
+    assert peek_request_id(payload) == "r7"  # the dead letter can be matched to its request
+
+
 def test_peek_id_only_returns_safe_ids() -> None:
     assert peek_request_id(b'{"id":"a\\ud800"}') is None
     assert peek_request_id(b'{"id":"' + b"x" * 500 + b'"}') is None
