@@ -5,6 +5,7 @@ Only typer is imported here; Kafka, MLflow and the runtimes load inside the comm
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -107,12 +108,26 @@ def produce(
     ] = False,
 ) -> None:
     """Send classification requests for image files, folders or s3:// objects to Kafka."""
-    from serving.producer import iter_image_files, produce_files, split_sources, unlisted_buckets
+    from serving.producer import (
+        MIN_RATE,
+        iter_image_files,
+        produce_files,
+        split_sources,
+        unlisted_buckets,
+    )
     from serving.schema import log_safe
 
     settings = _settings(ctx)
-    if wait is not None and wait <= 0:
+    if wait is not None and not (math.isfinite(wait) and wait > 0):
         raise fail(ValueError(f"--wait must be a positive number of seconds, got {wait}"), USAGE)
+    if rate is not None and not (math.isfinite(rate) and rate >= MIN_RATE):
+        raise fail(
+            ValueError(
+                f"--rate must be a finite number of requests per second, at least {MIN_RATE} "
+                f"(leave it out to send as fast as possible), got {rate}"
+            ),
+            USAGE,
+        )
     if json_lines and wait is None:
         raise fail(ValueError("--json prints the answers: give --wait SECONDS too"), USAGE)
     try:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -107,6 +109,10 @@ class SendReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+# The slowest pace a producer keeps (one request in 1000 s); slower is not a rate but a wait.
+MIN_RATE: Final = 0.001
+
+
 class RequestProducer:
     """Sends classification requests to the requests topic.
 
@@ -118,8 +124,11 @@ class RequestProducer:
     def __init__(self, settings: Settings, rate: float | None = None) -> None:
         from serving.topics import ensure_serving_topics
 
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate must be positive (requests per second), got {rate}")
+        if rate is not None and not (math.isfinite(rate) and rate >= MIN_RATE):
+            raise ValueError(
+                f"rate must be at least {MIN_RATE} requests per second, or None (as fast as "
+                f"possible), got {rate}"
+            )
         ensure_serving_topics(settings)  # the topics serve creates: nothing auto-creates them
         self.settings = settings
         self.topic = settings.kafka.requests_topic

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.app import _register_areas, app
@@ -42,3 +43,26 @@ def test_a_malformed_s3_uri_is_refused_before_kafka_is_asked() -> None:
         result = CliRunner().invoke(app, [*no_broker, "produce", uri])
         assert result.exit_code == 2, result.output
         assert named in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--wait", "nan", "--wait must be a positive number of seconds"),
+        ("--wait", "inf", "--wait must be a positive number of seconds"),
+        ("--rate", "nan", "--rate must be a finite number of requests per second"),
+        ("--rate", "inf", "--rate must be a finite number of requests per second"),
+        ("--rate", "1e-300", "at least 0.001"),  # was an OverflowError of time_t
+        ("--rate", "0", "at least 0.001"),
+    ],
+)
+def test_a_wait_or_rate_that_is_no_number_is_refused_before_kafka_is_asked(
+    tmp_path: Path, option: str, value: str, says: str
+) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"\xff\xd8\xff")
+    _register_areas()
+    no_broker = ["--profile", "ci", "--set", "kafka.bootstrap_servers=127.0.0.1:9"]
+    result = CliRunner().invoke(app, [*no_broker, "produce", "--inline", option, value, str(image)])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
