@@ -44,7 +44,16 @@ NOTICES: dict[str, str] = {
     "decided": "That image was decided already; here is the next one.",
     "claimed": "That image is claimed by another reviewer now; here is yours.",
     "deciding": "That image is being decided already; a second press counts once.",
+    "stale": "That page was out of date, so nothing was done; here it is again.",
 }
+# The login page's messages, by key likewise (``/login?notice=<key>``).
+LOGIN_NOTICES: dict[str, str] = {
+    "expired": "Your session ended, so nothing was done; log in again.",
+}
+
+
+class StaleForm(Exception):
+    """A form whose CSRF token is not this session's: an old page, or a session that ended."""
 
 
 class Writer(Protocol):
@@ -105,9 +114,17 @@ def create_app(ctx: ReviewContext) -> FastAPI:
 def _login_routes(app: FastAPI, ctx: ReviewContext, templates: Jinja2Templates) -> None:
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request) -> Response:
-        return templates.TemplateResponse(
-            request, "login.html", {"csrf": _csrf(request), "mode": ctx.login.mode, "error": None}
-        )
+        notice = LOGIN_NOTICES.get(request.query_params.get("notice", ""))
+        context = {"csrf": _csrf(request), "mode": ctx.login.mode, "error": notice}
+        return templates.TemplateResponse(request, "login.html", context)
+
+    @app.exception_handler(StaleForm)
+    async def stale_form(request: Request, _exc: StaleForm) -> Response:
+        # Nothing was done; the reviewer gets a page again, not a bare 403: the login page
+        # when the session has ended (an expired cookie), else the queue.
+        if request.url.path == "/login" or _reviewer(request, ctx) is None:
+            return RedirectResponse("/login?notice=expired", status_code=303)
+        return _back({"notice": "stale"})
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
@@ -186,7 +203,7 @@ def _decide_route(app: FastAPI, ctx: ReviewContext) -> None:
         form = await _form(request)
         reviewer = _reviewer(request, ctx)
         if not reviewer:
-            return RedirectResponse("/login", status_code=303)
+            return RedirectResponse("/login?notice=expired", status_code=303)
         verdict, request_id = form.get("verdict", ""), form.get("request_id", "")
         back = {"model_version": form["model_version"]} if form.get("model_version") else {}
         if verdict == "skip":
@@ -274,14 +291,12 @@ def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form of a POST, after checking its CSRF token (403 otherwise)."""
-    from fastapi import HTTPException
-
+    """The urlencoded form of a POST, after checking its CSRF token (`StaleForm` otherwise)."""
     body = await _bounded_body(request, MAX_FORM_BYTES)
     form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
     expected = request.session.get("csrf")
     if not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
-        raise HTTPException(403, "stale or missing form token; reload the page")
+        raise StaleForm
     return form
 
 

@@ -102,9 +102,10 @@ def test_review_round_trip(
         assert refused.status_code == 403
         assert str(secret) not in opened
         # No CSRF token, no decision.
-        assert (
-            ana.post("/decide", data={"request_id": first, "verdict": "harmful"}).status_code == 403
+        no_token = ana.post(
+            "/decide", data={"request_id": first, "verdict": "harmful"}, follow_redirects=False
         )
+        assert no_token.headers["location"] == "/?notice=stale"
         done = ana.post(
             "/decide",
             data={"csrf": csrf, "request_id": first, "verdict": "harmful"},

@@ -65,7 +65,10 @@ def test_login_needs_the_form_token(setup: tuple[TestClient, ReviewStore, Writer
     client, _, _ = setup
     client.get("/login")
     form = {"name": "ana", "secret": "tok"}
-    assert client.post("/login", data=form).status_code == 403
+    refused = client.post("/login", data=form, follow_redirects=False)
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/login?notice=expired"
+    assert "ana" not in client.get("/", follow_redirects=True).text  # not logged in
 
 
 def test_an_unacknowledged_decision_is_not_recorded(
@@ -101,7 +104,15 @@ def test_unknown_verdicts_and_logged_out_posts(
     assert client.post("/decide", data=bad).status_code == 400
     stranger = TestClient(client.app)
     response = stranger.post("/decide", data=bad, follow_redirects=False)
-    assert response.status_code == 403  # no session, no form token
+    # no session, no form token: nothing done, and a page to log in (not a bare 403)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?notice=expired"
+    assert "Your session ended" in stranger.get(response.headers["location"]).text
+    assert writer.written == []
+    good = {"csrf": "not-this-sessions", "request_id": "r1", "verdict": "harmful"}
+    stale = client.post("/decide", data=good, follow_redirects=False)
+    assert stale.headers["location"] == "/?notice=stale"  # logged in: back to the queue
+    assert "That page was out of date" in client.get(stale.headers["location"]).text
     assert writer.written == []
 
 
@@ -185,7 +196,7 @@ def test_a_copy_of_the_cookie_is_refused_after_logging_out(
     assert client.get("/image/r1").status_code == 401
     decide = {"csrf": csrf_of(page.text), "verdict": "harmful", "request_id": "r1"}
     refused = client.post("/decide", data=decide, follow_redirects=False)
-    assert refused.status_code in (303, 403)
+    assert refused.headers["location"] == "/login?notice=expired"
     assert not writer.written
     client.cookies.clear()
     log_in(client)  # a new login is a new session
