@@ -26,8 +26,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from harmscan.decisions import VERDICTS, Decision
+from harmscan.imagepolicy import DEFAULT_MAX_PIXELS
 from review.auth import Login
-from review.images import ImageChanged, read_image
+from review.images import ImageChanged, read_image, scored_bytes
 from review.metrics import ReviewMetrics
 from review.store import ClaimLost, Item, ReviewStore
 from serving.inputs import InputReader, InputRejected, SourceUnavailable
@@ -75,6 +76,7 @@ class ReviewContext:
     session_max_age_s: int = 8 * 3600
     on_decided: Any = None  # called after each recorded decision (the feed's commit request)
     problem: Callable[[], str | None] = lambda: None  # why the app is unhealthy (the feed's)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # a TIFF is decoded to be shown (serving.max_pixels)
 
 
 def create_app(ctx: ReviewContext) -> FastAPI:
@@ -189,7 +191,7 @@ def _changed(ctx: ReviewContext, item: Item | None) -> str:
     if item is None or item.sha256 is None or item.source == "inline":
         return ""
     try:
-        read_image(ctx.reader, item)
+        scored_bytes(ctx.reader, item)
     except ImageChanged as exc:
         return f"{exc}. Skip it, or decide from the details."
     except (InputRejected, SourceUnavailable):
@@ -259,7 +261,7 @@ def _image_routes(app: FastAPI, ctx: ReviewContext) -> None:
         if item is None:
             return PlainTextResponse("no such item", status_code=404)
         try:
-            data, kind = read_image(ctx.reader, item)
+            data, kind = read_image(ctx.reader, item, ctx.max_pixels)
         except InputRejected as exc:
             logger.warning("image of %s refused: %s", request_id, exc)
             status = 403 if exc.reason == "forbidden_path" else 404

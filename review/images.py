@@ -10,8 +10,13 @@ Only recognised raster formats are answered, with their own content type.
 from __future__ import annotations
 
 import hashlib
+import io
+from typing import Final, cast
 
+from harmscan.imageio import decode_image
+from harmscan.imagepolicy import DEFAULT_MAX_PIXELS, ImageRejected
 from review.store import Item
+from serving.headers import RejectReason
 from serving.inputs import InputReader, InputRejected
 from serving.schema import Request, SchemaError, decode_request
 
@@ -44,6 +49,12 @@ def request_of(item: Item) -> Request:
     return Request(id=item.request_id, kind="path", source=item.source)
 
 
+# TIFF: served by the consumer, drawn by no browser; shown as a PNG at most this many pixels
+# on its longer side, decoded under the serving limits.
+TIFF_MAGIC: Final = (b"II*\x00", b"MM\x00*")
+SHOWN_SIDE: Final = 2048
+
+
 def content_type(data: bytes) -> str | None:
     """The image content type of ``data`` from its leading bytes; None if not recognised."""
     for magic, kind in MAGIC:
@@ -59,12 +70,33 @@ class ImageChanged(RuntimeError):
     replaced after scoring): what it holds now is not shown as the scored image."""
 
 
-def read_image(reader: InputReader, item: Item) -> tuple[bytes, str]:
+def read_image(
+    reader: InputReader, item: Item, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[bytes, str]:
     """The bytes and content type of an item's image: the bytes the model scored, when the
-    result named their digest.
+    result named their digest; a TIFF as a PNG (its first page, at most `SHOWN_SIDE` px).
 
     Raises:
-        InputRejected: Outside the allowed roots or buckets, missing, too large, not an image.
+        InputRejected: Outside the allowed roots or buckets, missing, too large, not an image,
+            or a TIFF that does not decode within ``max_pixels``.
+        SourceUnavailable: S3 could not be reached.
+        ImageChanged: The source holds other bytes than those scored.
+    """
+    data = scored_bytes(reader, item)
+    if data.startswith(TIFF_MAGIC):
+        return tiff_as_png(data, max_pixels), "image/png"
+    kind = content_type(data)
+    if kind is None:
+        raise InputRejected("unsupported_format", "not a JPEG, PNG, GIF, BMP, WebP or TIFF image")
+    return data, kind
+
+
+def scored_bytes(reader: InputReader, item: Item) -> bytes:
+    """The item's bytes as its source holds them now, checked against the digest of the bytes
+    the model scored (when the result named one).
+
+    Raises:
+        InputRejected: As `read_image`.
         SourceUnavailable: S3 could not be reached.
         ImageChanged: The source holds other bytes than those scored.
     """
@@ -73,7 +105,20 @@ def read_image(reader: InputReader, item: Item) -> tuple[bytes, str]:
         raise ImageChanged(
             f"{item.source} changed after the model scored it: the scored image is gone"
         )
-    kind = content_type(data)
-    if kind is None:
-        raise InputRejected("unsupported_format", "not a JPEG, PNG, GIF, BMP or WebP image")
-    return data, kind
+    return data
+
+
+def tiff_as_png(data: bytes, max_pixels: int) -> bytes:
+    """A TIFF's first page as PNG bytes, for a browser (decoded as the consumer decodes it).
+
+    Raises:
+        InputRejected: It does not decode, or declares more than ``max_pixels`` pixels.
+    """
+    try:
+        image = decode_image(data, max_pixels=max_pixels, max_bytes=len(data), formats=("TIFF",))
+    except ImageRejected as exc:
+        raise InputRejected(cast(RejectReason, exc.reason), exc.detail) from None
+    image.thumbnail((SHOWN_SIDE, SHOWN_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -87,6 +87,7 @@ class ReviewService:
             session_max_age_s=review.session_max_age_s,
             on_decided=feed.commit_wanted.set,
             problem=feed.problem,
+            max_pixels=settings.serving.max_pixels,
         )
         if review.session_secret is not None:
             context.session_secret = review.session_secret.get_secret_value()

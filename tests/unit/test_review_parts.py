@@ -115,3 +115,29 @@ def test_inline_images_and_non_images(tmp_path: Path) -> None:
         read_image(reader, review_item(str(tmp_path / "page.svg")))
     assert info.value.reason == "unsupported_format"
     assert content_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+
+
+def test_a_tiff_is_shown_as_a_png(tmp_path: Path) -> None:
+    """The consumer scores TIFFs, which no browser draws: the page gets its first page as PNG,
+    at most SHOWN_SIDE px, decoded under the serving limits."""
+    import io
+
+    from PIL import Image
+
+    from review.images import SHOWN_SIDE
+
+    reader = InputReader([tmp_path], [], 10_000_000)
+    Image.new("RGB", (3000, 1500), (200, 20, 20)).save(
+        tmp_path / "scan.tif", "TIFF", compression="tiff_deflate"
+    )
+    data, kind = read_image(reader, review_item(str(tmp_path / "scan.tif")))
+    assert kind == "image/png"
+    shown = Image.open(io.BytesIO(data))
+    assert (shown.format, shown.size) == ("PNG", (SHOWN_SIDE, SHOWN_SIDE // 2))
+    assert shown.getpixel((10, 10)) == (200, 20, 20)
+    with pytest.raises(InputRejected) as info:  # a TIFF past max_pixels is refused, not decoded
+        read_image(reader, review_item(str(tmp_path / "scan.tif")), max_pixels=1_000_000)
+    assert info.value.reason == "decompression_bomb"
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "scan.tif").read_bytes()[:5000])
+    with pytest.raises(InputRejected):
+        read_image(reader, review_item(str(tmp_path / "cut.tif")))
