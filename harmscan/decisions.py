@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
+
+from harmscan.digests import is_sha256_hex
 
 DECISION_SCHEMA_VERSION = 1
 # Header of a review-topic message carrying the original inline request (its image bytes).
@@ -114,12 +115,11 @@ def decode_decision(value: bytes | None) -> Decision:
 
 # Fields added after the first decisions were written: a decision may lack them.
 _OPTIONAL = frozenset({"sha256"})
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _check(body: dict[str, Any]) -> None:
     digest = body.get("sha256")
-    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+    if digest is not None and not is_sha256_hex(digest):
         raise DecisionError(f"sha256 must be null or 64 lowercase hex digits, not {digest!r:.40}")
     if body.get("decision") not in VERDICTS:
         raise DecisionError(

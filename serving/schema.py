@@ -26,6 +26,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Literal, get_args
 
 from harmscan.bundle import LABELS
+from harmscan.digests import is_sha256_hex
 from serving.strictjson import (
     DEFAULT_MAX_REQUEST_BYTES,
     SchemaError,
@@ -332,13 +333,10 @@ def _optional_number(name: str, value: object) -> float | None:
     return None if value is None else _number(name, value)
 
 
-_SHA256: Final = re.compile(r"[0-9a-f]{64}")
-
-
 def _optional_sha256(name: str, value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+    if not isinstance(value, str) or not is_sha256_hex(value):
         raise SchemaError(
             f"{name} must be null or 64 lowercase hex digits, got {str(value)[:40]!r}"
         )
