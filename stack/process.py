@@ -95,7 +95,14 @@ class ServiceProcess:
         return self.state_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The pid of our running process, or None (a stale pid file is removed)."""
+        """The pid of our running process, or None (a stale pid file is removed).
+
+        A leader killed on its own (``kill -9`` of the pid in the file) may leave its children
+        running and serving, as MLflow's uvicorn and huey workers do: while any member of its
+        process group lives, the service still runs under that pid (the process group id, which
+        Linux never hands out again while the group exists), so ``down`` stops them and ``up``
+        and ``status`` see them as this service, not another program on its port.
+        """
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
@@ -103,6 +110,8 @@ class ServiceProcess:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            if group_members(pid):
+                return pid
             self.pid_file.unlink(missing_ok=True)
             return None
         except PermissionError:

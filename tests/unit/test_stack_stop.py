@@ -123,3 +123,26 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))  # free again once free_ports returned
+
+
+def test_a_service_whose_leader_was_killed_alone_is_still_seen_and_stopped(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of the pid in the pid file leaves the workers serving (MLflow's do): they
+    must not pass for another program on the port, nor outlive ``down``."""
+    import os
+    import signal
+
+    service = _service(tmp_path, "exit")
+    service.start(timeout=30)
+    pid = service.pid()
+    assert pid is not None
+    [worker] = [p for p in group_members(pid) if p != pid]
+    os.kill(pid, signal.SIGKILL)  # the leader alone
+    os.waitpid(pid, 0)  # reaped, as init reaps it once the `up` that started it has exited
+    assert group_members(pid) == [worker]
+    assert service.pid() == pid  # still this service: `up` does not take it for another program
+    assert service.stop(timeout=1.0)
+    assert group_members(pid) == []
+    assert service.pid() is None
+    assert not service.pid_file.exists()
