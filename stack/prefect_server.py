@@ -83,7 +83,9 @@ def prefect_server_process(home: Path, host: str, port: int) -> ServiceProcess:
         host=host,
         port=port,
         healthy=lambda: http_ok(f"{url}/health"),
-        env=prefect_env(home),
+        # The UI's own API address: Prefect derives it from its default port (4200), or from a
+        # PREFECT_API_URL in the operator's shell, not from --port.
+        env={**prefect_env(home), "PREFECT_UI_API_URL": url},
     )
 
 

@@ -99,6 +99,13 @@ def test_up_status_down_leave_nothing_behind(stack_args: list[str]) -> None:
     status = harmscan(*set_args(stack_args), "--profile", "ci", "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert status.stdout.count("healthy") == 6
+    # The UI talks to its own server's API, not to Prefect's default port (4200).
+    import json
+    import urllib.request
+
+    base = f"http://127.0.0.1:{settings.stack.prefect_port}"
+    with urllib.request.urlopen(f"{base}/ui-settings", timeout=10) as answer:
+        assert json.load(answer)["api_url"] == f"{base}/api"
 
     down = harmscan(*set_args(stack_args), "--profile", "ci", "down")
     assert down.returncode == 0, down.stderr
