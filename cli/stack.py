@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from cli.context import settings_of
-from cli.failures import USAGE, fail
+from cli.failures import UNREACHABLE, USAGE, fail
 
 if TYPE_CHECKING:
     from conf.settings import Settings
@@ -125,7 +125,7 @@ def deploy(
 
     With the local stack running (`harmscan up`), the deployments use its service addresses.
     """
-    from stack.deploy import FLOWS, DeployError, deploy, validate_schedule
+    from stack.deploy import FLOWS, DeployError, PrefectUnreachable, deploy, validate_schedule
     from stack.local import LocalStack
 
     unknown = sorted(set(flow or ()) - set(FLOWS))
@@ -138,9 +138,19 @@ def deploy(
         raise fail(exc, USAGE) from None
     stack = LocalStack(settings)
     if stack.running():
+        changed = stack.changed_settings()
+        if changed:  # the flow runs' settings file would point them where nothing listens
+            raise fail(
+                f"the local stack in {stack.services_dir} runs with other settings:\n  "
+                + "\n  ".join(changed)
+                + "\ndeploy with the settings it was started with",
+                USAGE,
+            )
         settings = stack.settings
     try:
         deployed = deploy(settings, flow or FLOWS)
+    except PrefectUnreachable as exc:
+        raise fail(exc, UNREACHABLE) from None
     except DeployError as exc:
         raise fail(exc) from None
     for name, deployment_id in deployed.items():

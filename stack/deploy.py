@@ -29,6 +29,7 @@ from typing import Any
 from uuid import UUID
 
 from conf.settings import Settings
+from stack.process import http_ok
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ FLOWS = ("etl", "train", "retrain", "serve")
 
 class DeployError(RuntimeError):
     """A deployment could not be registered; the message names what and why."""
+
+
+class PrefectUnreachable(DeployError):
+    """The Prefect API of ``prefect.api_url`` does not answer."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,13 @@ def deploy(
     missing = [s.entrypoint for s in specs if not (source / s.entrypoint.split(":")[0]).is_file()]
     if missing:
         raise DeployError(f"flow modules not found under {source}: {', '.join(missing)}")
+    url = settings.prefect.api_url
+    if url and not http_ok(f"{url.rstrip('/')}/health", timeout=10.0):
+        # Checked before the flow runs' settings file is written: nothing changes.
+        raise PrefectUnreachable(
+            f"cannot reach the Prefect API at {url} (prefect.api_url): start the local stack "
+            "(harmscan up) or change prefect.api_url"
+        )
     env = flow_run_env(settings) if env is None else env
     deployed: dict[str, str] = {}
     with prefect_api(settings.prefect.api_url):

@@ -215,3 +215,33 @@ def test_status_with_other_ports_says_which_the_stack_runs_with(tmp_path: Path) 
         moved.stderr
     )
     assert moved.exit_code == 1
+
+
+def test_deploy_with_other_ports_than_the_running_stacks_changes_nothing(tmp_path: Path) -> None:
+    """Its settings file is what every flow run reads: a deploy with other stack ports (or
+    against no Prefect server) must leave it as it is and say why."""
+    from typer.testing import CliRunner
+
+    from cli.app import _register_areas, app
+
+    overrides = stack_overrides(tmp_path / "hs")
+    stack = LocalStack(load_settings("ci", overrides, env={}))
+    written = write_settings_file(stack.settings)
+    before = written.read_text()
+    [server] = prefect_server_member(stack.settings).processes
+    server.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    server.pid_file.write_text(str(os.getpid()))  # a live pid: this stack "runs"
+    _register_areas()
+    args = ["--profile", "ci", *set_args(overrides)]
+    try:
+        moved = CliRunner().invoke(app, [*args, "--set", "stack.kafka_port=1", "deploy"])
+        same = CliRunner().invoke(app, [*args, "deploy", "--flow", "etl"])
+    finally:
+        server.pid_file.unlink()
+    assert moved.exit_code == 2, moved.output
+    assert f"stack.kafka_port: running {stack.settings.stack.kafka_port}, asked 1" in moved.output
+    # nothing listens on this stack's Prefect port: named, and nothing written
+    assert same.exit_code == 3, same.output
+    assert "cannot reach the Prefect API at http://127.0.0.1:" in same.output
+    assert "(prefect.api_url)" in same.output
+    assert written.read_text() == before
