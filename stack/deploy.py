@@ -133,6 +133,13 @@ def validate_schedule(cron: str, timezone: str) -> None:
     from pydantic import ValidationError
 
     try:
+        CronSchedule(cron="0 0 * * *", timezone=timezone)
+    except ValidationError:  # a zone of this host's database that Prefect does not know
+        raise DeployError(
+            f"prefect.timezone {timezone!r} is not a time zone Prefect schedules in "
+            "(valid examples: UTC, Europe/Berlin, America/New_York)"
+        ) from None
+    try:
         CronSchedule(cron=cron, timezone=timezone)
     except ValidationError:
         raise DeployError(

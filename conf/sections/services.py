@@ -26,8 +26,12 @@ _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 _CRON_ITEM = re.compile(
     r"(?:\*|\?|(?P<low>[0-9a-z#]+)(?:-(?P<high>[0-9a-z]+))?)(?:/(?P<step>\d+))?"
 )
-# Day-of-week only: the nth weekday of the month (5#2).
-_WEEKDAY_OF_MONTH = re.compile(r"[0-7]#[1-5]")
+# Day-of-week only: the nth weekday of the month (5#2, fri#2).
+_WEEKDAY_OF_MONTH = re.compile(r"(?:[0-7]|sun|mon|tue|wed|thu|fri|sat)#[1-5]")
+# "?" (no specific value) is taken by the two day fields only.
+_QUESTION_FIELDS = ("day-of-month", "day-of-week")
+# Names of the time zone database that are not zones Prefect schedules in.
+_NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
 
 
 def cron_problem(cron: str) -> str | None:
@@ -53,6 +57,8 @@ def _item_fits(item: str, field: str, low: int, high: int, names: tuple[str, ...
     match = _CRON_ITEM.fullmatch(item)
     if match is None or match["step"] == "0":
         return False
+    if item.startswith("?"):
+        return field in _QUESTION_FIELDS
     ends = [v for v in (match["low"], match["high"]) if v is not None]
     if len(ends) == 1 and (
         (field == "day-of-month" and ends[0] == "l")  # the month's last day
@@ -65,11 +71,10 @@ def _item_fits(item: str, field: str, low: int, high: int, names: tuple[str, ...
 def time_zone_problem(name: str) -> str | None:
     """Why ``name`` is not an IANA time zone here, or None (also when this host has no time zone
     database at all: then `stack.deploy.validate_schedule` is the only check)."""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        if not zoneinfo.available_timezones():
-            return None
+    # The database's own list of zones: ZoneInfo also opens its posix/ and right/ copies and
+    # posixrules, which Prefect refuses.
+    available = zoneinfo.available_timezones()
+    if available and (name not in available or name in _NOT_ZONES):
         return "is not an IANA time zone"
     return None
 

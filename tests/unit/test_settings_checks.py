@@ -111,7 +111,9 @@ GOOD_CRONS = [
     "0 4 * JAN-MAR 0",
     "0 2 * * 7",
     "0 2 * * 5#2",
+    "0 2 * * mon#2",
     "0 2 ? * *",
+    "0 2 * * ?",
     "@daily",
     "@Hourly",
 ]
@@ -147,6 +149,8 @@ def test_what_loads_passes_the_deploy_check(cron: str) -> None:
         ("H 2 * * *", "has 'H' in its minute field"),
         ("*/0 * * * *", "has '*/0' in its minute field"),
         ("@reboot", "is not a nickname Prefect takes"),
+        ("0 2 ? ? ?", "has '?' in its month field"),  # "?" is for the day fields only
+        ("? 2 * * *", "has '?' in its minute field"),
     ],
 )
 def test_a_bad_cron_string_is_refused_at_load(cron: str, why: str) -> None:
@@ -162,7 +166,27 @@ def test_an_iana_time_zone_loads(zone: str) -> None:
     assert load_settings("ci", [f"prefect.timezone={zone}"], env={}).prefect.timezone == zone
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus", "CEST+2", "", "../etc/passwd"])
+def test_a_zone_prefect_does_not_know_is_blamed_on_the_zone_not_the_cron() -> None:
+    pytest.importorskip("prefect")
+    from stack.deploy import DeployError, validate_schedule
+
+    with pytest.raises(DeployError, match=r"prefect\.timezone 'posixrules' is not a time zone"):
+        validate_schedule("0 2 * * *", "posixrules")
+
+
+# posixrules and the posix/ and right/ copies open as zones here but Prefect refuses them.
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus",
+        "CEST+2",
+        "",
+        "../etc/passwd",
+        "posixrules",
+        "right/UTC",
+        "posix/Europe/Berlin",
+    ],
+)
 def test_a_bad_time_zone_is_refused_at_load(zone: str) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings("ci", [f"prefect.timezone={zone}"], env={})
