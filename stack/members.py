@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conf.settings import Settings
 from stack.process import ServiceProcess
-from stack.settings_file import flow_run_env
+from stack.settings_file import flow_run_env, service_environ
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,6 +148,7 @@ def prefect_worker_member(settings: Settings) -> Member:
         st.prefect_worker_port,
         cwd=REPO_ROOT,
         extra_env=flow_run_env(settings, write=False),
+        inherit_env=service_environ,
     )
     return Member(
         "prefect-worker",
@@ -173,6 +174,7 @@ def review_member(settings: Settings) -> Member:
         healthy=lambda: http_ok(f"http://{host}:{port}/health"),
         env=flow_run_env(settings, write=False),
         cwd=REPO_ROOT,
+        inherit_env=service_environ,
     )
     return Member(
         "review",

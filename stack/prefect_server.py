@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -98,6 +99,7 @@ def prefect_worker_process(
     cwd: Path | None = None,
     extra_env: dict[str, str] | None = None,
     name: str = "prefect-worker",
+    inherit_env: Callable[[Mapping[str, str]], Mapping[str, str]] = dict,
 ) -> ServiceProcess:
     """A ``prefect worker start --type process`` polling ``pool`` (created when missing).
 
@@ -110,6 +112,7 @@ def prefect_worker_process(
         cwd: Working directory of the worker (and so of the flow runs it starts).
         extra_env: More variables for the worker and its flow runs (e.g. ``HARMSCAN_*``).
         name: Service name (pid and log file names).
+        inherit_env: What of this process's environment the worker inherits (all by default).
     """
     env = {
         **prefect_env(home, server_api_url),
@@ -141,6 +144,7 @@ def prefect_worker_process(
         healthy=lambda: http_ok(f"http://{host}:{health_port}/health"),
         env=env,
         cwd=cwd,
+        inherit_env=inherit_env,
     )
 
 

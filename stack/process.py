@@ -72,6 +72,8 @@ class ServiceProcess:
         healthy: Extra readiness probe beyond the open port (e.g. an HTTP health URL).
         env: Extra environment variables.
         cwd: Working directory of the process.
+        inherit_env: What of this process's environment the service inherits (all of it by
+            default), before ``env``.
     """
 
     name: str
@@ -82,6 +84,7 @@ class ServiceProcess:
     healthy: Callable[[], bool] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    inherit_env: Callable[[Mapping[str, str]], Mapping[str, str]] = dict
     killed: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @property
@@ -147,7 +150,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.cwd,
-                env={**os.environ, **self.env},
+                env={**self.inherit_env(os.environ), **self.env},
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))

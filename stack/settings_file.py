@@ -6,6 +6,7 @@ Flow runs that the worker starts read the stack's settings from ``<paths.service
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from conf.keys import REPLACE_TAG, Replace
-from conf.loader import update
+from conf.loader import ENV_CONTROL, ENV_IGNORED_PREFIX, ENV_PREFIX, update
 from conf.settings import Settings
+from conf.values import is_secret
 
 SETTINGS_FILE = "settings.yaml"
 
@@ -86,6 +88,37 @@ def flow_run_env(settings: Settings, write: bool = True) -> dict[str, str]:
         # Library loggers (epochs, consumer counts) show in the flow run's logs in the UI.
         "PREFECT_LOGGING_EXTRA_LOGGERS": "harmscan,tasks,serving,stack",
     }
+
+
+def service_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The operator's environment as a service that reads the settings file inherits it: the
+    ``HARMSCAN_*`` variables of settings left out, secrets kept.
+
+    The file holds the resolved settings with the stack's own addresses; a variable of the
+    shell that ran ``harmscan up`` (``HARMSCAN_KAFKA__BOOTSTRAP_SERVERS``) would override it in
+    every flow run and on the review page. Secrets are not in the file, so theirs stay.
+    """
+    kept: dict[str, str] = {}
+    for key, value in environ.items():
+        if _names_a_setting(key) and not _names_a_secret(key):
+            continue
+        kept[key] = value
+    return kept
+
+
+def _names_a_setting(key: str) -> bool:
+    return (
+        key.startswith(ENV_PREFIX)
+        and key not in ENV_CONTROL
+        and not key.startswith(ENV_IGNORED_PREFIX)
+    )
+
+
+def _names_a_secret(key: str) -> bool:
+    try:
+        return is_secret(key[len(ENV_PREFIX) :].lower().split("__"))
+    except (KeyError, AttributeError, TypeError):  # not a key of the settings
+        return False
 
 
 class _Dumper(yaml.SafeDumper):
