@@ -175,8 +175,12 @@ class LocalStack:
         # the review page needs Kafka.
         servers = [m for m in members if m.name not in AFTER_SERVERS]
         with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-            for future in [pool.submit(start, m) for m in servers]:
-                future.result()
+            futures = [pool.submit(start, m) for m in servers]
+            failures = [error for f in futures if (error := f.exception()) is not None]
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:  # every server that failed is named, not only the first
+            raise ServiceError("\n".join(str(f) for f in failures))
         for member in members:
             if member not in servers:
                 start(member)

@@ -146,3 +146,28 @@ def test_a_service_whose_leader_was_killed_alone_is_still_seen_and_stopped(
     assert group_members(pid) == []
     assert service.pid() is None
     assert not service.pid_file.exists()
+
+
+def test_up_names_every_server_that_did_not_become_healthy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The servers start together: `up` said only the first failure, and the others were
+    stopped without a word."""
+    from conf.loader import load_settings
+    from stack.process import ServiceError
+
+    def member(name: str, healthy: bool) -> Member:
+        def start(timeout: float) -> None:
+            if not healthy:
+                raise ServiceError(f"{name} not healthy after {timeout:.0f}s; see {name}.log")
+
+        return Member(name, "-", [], [], start, lambda _timeout: False)
+
+    members = [member("kafka", False), member("mlflow", True), member("prefect-server", False)]
+    stack = LocalStack(load_settings("ci", [f"paths.root={tmp_path}"], env={}))
+    monkeypatch.setattr(stack, "members", lambda: members)
+    with pytest.raises(ServiceError) as caught:
+        stack.up(timeout=5)
+    assert "kafka not healthy after 5s" in str(caught.value)
+    assert "prefect-server not healthy after 5s" in str(caught.value)
+    assert "mlflow" not in str(caught.value)
