@@ -37,6 +37,7 @@ from conf.keys import (
 )
 from conf.redact import mask_credentials
 from conf.settings import Settings
+from conf.stackaddresses import moved_addresses
 from conf.values import ValueParseError, is_secret, parse_value, plain
 
 CONF_DIR = Path(__file__).resolve().parent
@@ -111,7 +112,9 @@ def load_settings(
             f"{merged['profile']} or HARMSCAN_PROFILE; valid profiles: {', '.join(profiles)}"
         )
     merged["profile"] = profile
-    return _validate(merged)
+    settings = _validate(merged)
+    moved = moved_addresses(settings)  # the local profile's clients follow its stack's ports
+    return update(settings, moved) if moved else settings
 
 
 def update(settings: Settings, changes: Mapping[str, Any]) -> Settings:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 from conf.keys import REPLACE_TAG, Replace
 from conf.loader import ENV_CONTROL, ENV_IGNORED_PREFIX, ENV_PREFIX, update
 from conf.settings import Settings
+from conf.stackaddresses import stack_addresses
 from conf.values import is_secret
 
 SETTINGS_FILE = "settings.yaml"
@@ -28,18 +29,10 @@ def stack_settings(settings: Settings) -> Settings:
     clients (and, for ``openimages.source == mirror``, the ETL) reach the stack's services, and
     ``paths.root`` is made absolute so flow runs started elsewhere find the same files.
     """
-    st = settings.stack
     changes: dict[str, Any] = {
         "paths.root": settings.paths.root.resolve(),
-        "mlflow.tracking_uri": f"http://{st.host}:{st.mlflow_port}",
-        "kafka.bootstrap_servers": f"{st.host}:{st.kafka_port}",
-        "prefect.api_url": f"http://{st.host}:{st.prefect_port}/api",
-        "review.host": st.host,
-        "review.port": st.review_port,
+        **stack_addresses(settings),
     }
-    if settings.openimages.source == "mirror":
-        changes["openimages.s3_endpoint_url"] = f"http://{st.host}:{st.s3_port}"
-        changes["openimages.metadata_base_url"] = f"http://{st.host}:{st.metadata_port}"
     return update(settings, changes)
 
 
