@@ -220,27 +220,32 @@ def promote_command(
     gate_set = resolve_photo_set(settings.mlflow.gate_set, "mlflow.gate_set")  # before MLflow
     mlflow_reachable(settings)
     from registry import CHAMPION, Registry, RegistryError
-    from tasks.promotion import force_champion, rollback_target
+    from tasks.promotion import force_champion, roll_back
 
     registry = Registry(settings.mlflow.tracking_uri)
     name = settings.mlflow.registered_model
     try:
         if rollback:
-            current, version = rollback_target(registry, name)
-            reason = f"rollback from v{current}: {reason}"
+            if gate_set is not None:
+                typer.echo(f"bypassing the photo gate ({settings.mlflow.gate_set}): a rollback")
+            current, target = roll_back(registry, name, reason)
+            typer.echo(f"{name}@{CHAMPION}: v{current} -> v{target} (rollback: {reason})")
+            return
         assert version is not None
         if gate:
-            _gate(settings, registry, version, dataset, gate_set)
+            _gate(settings, registry, version, dataset, gate_set, reason)
             return
-        if gate_set is not None and not (force or rollback):
+        if gate_set is not None and not force:
             _photo_gated(settings, registry, version, reason, gate_set)
             return
         if gate_set is not None:
-            why = "--force" if force else "a rollback"
-            typer.echo(f"bypassing the photo gate ({settings.mlflow.gate_set}): {why}")
+            typer.echo(f"bypassing the photo gate ({settings.mlflow.gate_set}): --force")
         previous = force_champion(registry, name, version, reason)
     except RegistryError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if previous == version:
+        typer.echo(f"{name}@{CHAMPION}: v{version} is champion already; nothing changed")
+        return
     typer.echo(f"{name}@{CHAMPION}: v{previous} -> v{version} ({reason})")
 
 
@@ -279,9 +284,15 @@ def _prior_fallback(registry: Any, name: str, results: list[Any]) -> None:
 
 
 def _gate(
-    settings: Any, registry: Any, version: str, dataset: Path | None, gate_set: Path | None
+    settings: Any,
+    registry: Any,
+    version: str,
+    dataset: Path | None,
+    gate_set: Path | None,
+    reason: str,
 ) -> None:
-    """``promote --gate``: run the promotion gate on ``version`` and print the verdict."""
+    """``promote --gate``: run the promotion gate on ``version`` and print the verdict; the
+    operator's ``--reason`` goes beside the gate's own (``promotion_note``)."""
     from flows.train import resolve_dataset
     from tasks.promotion import gate_policy, promote_candidate
 
@@ -292,6 +303,7 @@ def _gate(
         registry, name, version, folder, gate_policy(ml),
         gate_set=gate_set, gate_tolerance=ml.gate_tolerance,
     )  # fmt: skip
+    registry.set_version_tags(name, version, {"promotion_note": reason})
     verdict = "PROMOTED" if result.promoted else "not promoted (challenger)"
     typer.echo(f"{name} v{version}: {verdict} — {result.reason}")
     if not result.promoted:

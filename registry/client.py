@@ -60,6 +60,10 @@ class VersionInfo:
         return f"models:/{self.name}/{self.version}"
 
 
+# How many of an alias's past versions its history keeps.
+HISTORY_KEPT = 100
+
+
 class Registry:
     """The MLflow tracking server and model registry at ``tracking_uri``.
 
@@ -148,16 +152,47 @@ class Registry:
         return f"; its versions: {shown}" if len(versions) <= 20 else f"; its latest: {shown}"
 
     def set_alias(
-        self, name: str, alias: str, version: str, tags: Mapping[str, object] | None = None
+        self,
+        name: str,
+        alias: str,
+        version: str,
+        tags: Mapping[str, object] | None = None,
+        *,
+        record: bool = True,
     ) -> None:
         """Point ``alias`` at ``version`` and tag the version with why.
+
+        A move to another version is recorded in the alias's history (`alias_history`), which
+        a rollback walks back; ``record=False`` leaves the history to the caller (a rollback).
 
         Raises:
             RegistryError: No such version.
         """
         self.model_version(name, version)
+        before = self.alias_version(name, alias) if record else None
         self.client.set_registered_model_alias(name, alias, version)
         self.set_version_tags(name, version, tags or {})
+        if record and before != version:
+            history = self.alias_history(name, alias)
+            if before is not None and (not history or history[-1] != before):
+                history.append(before)  # a registry from before the history, or a move by hand
+            self.set_alias_history(name, alias, [*history, version])
+
+    def alias_history(self, name: str, alias: str) -> list[str]:
+        """The versions ``alias`` pointed at, oldest first, the current one last (as recorded
+        by `set_alias`; empty before the first recorded move)."""
+        try:
+            tags = self.client.get_registered_model(name).tags or {}
+        except Exception as exc:
+            if _is_missing(exc):
+                return []
+            raise self._unavailable(f"the model {name}", exc) from exc
+        return [v for v in tags.get(f"{alias}_history", "").split(",") if v]
+
+    def set_alias_history(self, name: str, alias: str, versions: list[str]) -> None:
+        """Record ``versions`` (oldest first) as the alias's history, the last `HISTORY_KEPT`."""
+        text = ",".join(versions[-HISTORY_KEPT:])
+        self.client.set_registered_model_tag(name, f"{alias}_history", text)
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, object]) -> None:
         """Set tags (values as strings) on a registered version."""

@@ -175,12 +175,18 @@ def force_champion(registry: Registry, name: str, version: str, reason: str) -> 
         RegistryError: No such version.
     """
     previous = registry.alias_version(name, CHAMPION)
+    if previous == version:  # nothing moves, and nothing of its record is rewritten
+        registry.model_version(name, version)
+        logger.info("%s: v%s is champion already", name, version)
+        return previous
     tags = {
         "promotion_decision": "manual",
         "promotion_reason": reason,
         "promotion_champion_version": previous or "none",
     }
     registry.set_alias(name, CHAMPION, version, tags)
+    if previous is not None:
+        registry.set_version_tags(name, previous, {"superseded_by": version})
     logger.info("%s: champion moved by hand from %s to %s (%s)", name, previous, version, reason)
     return previous
 
@@ -233,19 +239,49 @@ def promote_by_hand(
     return result
 
 
-def rollback_target(registry: Registry, name: str) -> tuple[str, str]:
-    """The current champion and the version it replaced, for a rollback.
+def rollback_target(registry: Registry, name: str) -> tuple[str, str, list[str]]:
+    """The current champion, the version it replaced, and the champion history after going
+    back to it.
+
+    The alias's history (`Registry.alias_history`) is walked back one step, so a second
+    rollback goes further back instead of returning to the version just rolled back; a
+    registry from before the history falls back to the champion's ``promotion_champion_version``.
 
     Raises:
-        RegistryError: No champion, or it records no earlier one.
+        RegistryError: No champion, or no earlier one recorded.
     """
     current = registry.alias_version(name, CHAMPION)
     if current is None:
         raise RegistryError(f"{name} has no champion to roll back")
+    history = registry.alias_history(name, CHAMPION)
+    if history and history[-1] == current:
+        if len(history) < 2:
+            raise RegistryError(
+                f"{name} v{current} is the first champion recorded: nothing to go back to"
+            )
+        return current, history[-2], history[:-1]
     previous = registry.model_version(name, current).tags.get("promotion_champion_version")
-    if not previous or previous == "none":
+    if not previous or previous in ("none", current):
         raise RegistryError(f"{name} v{current} records no earlier champion")
-    return current, previous
+    return current, previous, [previous]
+
+
+def roll_back(registry: Registry, name: str, reason: str) -> tuple[str, str]:
+    """Point ``champion`` back at the version the current one replaced; (from, to).
+
+    The restored version keeps the record of how it first became champion; both versions are
+    tagged with the rollback (``rolled_back``, ``restored_by_rollback``).
+
+    Raises:
+        RegistryError: No champion, or no earlier one recorded.
+    """
+    current, target, history = rollback_target(registry, name)
+    registry.set_alias(name, CHAMPION, target, record=False)
+    registry.set_alias_history(name, CHAMPION, history)
+    registry.set_version_tags(name, current, {"rolled_back": f"to v{target}: {reason}"})
+    registry.set_version_tags(name, target, {"restored_by_rollback": f"from v{current}: {reason}"})
+    logger.info("%s: champion rolled back from %s to %s (%s)", name, current, target, reason)
+    return current, target
 
 
 @task(name="promote", retries=1, retry_delay_seconds=5)

@@ -193,8 +193,19 @@ def score_version(
     return scored, spec.threshold
 
 
+# The version tag of the prior the retrain registered as the reference (`ensure_prior`).
+REFERENCE_TAG = "prior_reference"
+
+
 def prior_version(registry: Registry, name: str) -> str | None:
-    """The registered version tagged ``recipe=prior`` (the newest if several), or None."""
+    """The reference prior: the registered version tagged ``recipe=prior`` and
+    ``prior_reference=true`` (the first if several), else the first tagged ``recipe=prior``
+    (a registry from before the reference tag); None when there is none.
+
+    A prior trained by hand later (``--set train.recipe=prior``, another image size) is tagged
+    ``recipe=prior`` too, but never replaces the reference the gate and the fallback use.
+    """
     query = f"name='{name}' and tags.{PRIOR_TAG}='{PRIOR_VALUE}'"
     versions = registry.client.search_model_versions(query)
-    return max((str(v.version) for v in versions), key=int, default=None)
+    references = [v for v in versions if (v.tags or {}).get(REFERENCE_TAG) == "true"]
+    return min((str(v.version) for v in references or versions), key=int, default=None)

@@ -273,7 +273,7 @@ def ensure_prior(settings: Settings, dataset: Path) -> str | None:
     on ``dataset``'s validation split like any candidate. Returns the existing version when one
     is registered, and None (with a warning) when the architecture has no pretrained weights.
     """
-    from tasks.recipes import prior_version
+    from tasks.recipes import REFERENCE_TAG, prior_version
 
     name = settings.mlflow.registered_model
     found = prior_version(Registry(settings.mlflow.tracking_uri), name)
@@ -286,6 +286,10 @@ def ensure_prior(settings: Settings, dataset: Path) -> str | None:
     update = {"recipe": "prior", "head": "prior", "wise_alpha": None}
     prior = settings.model_copy(update={"train": settings.train.model_copy(update=update)})
     result = train_and_register(prior, PRIOR_ARCH, dataset, register=True)
+    if result.version is not None:
+        Registry(settings.mlflow.tracking_uri).set_version_tags(
+            name, result.version, {REFERENCE_TAG: "true"}
+        )
     logger.info("registered the untrained prior as %s version %s", name, result.version)
     return result.version
 

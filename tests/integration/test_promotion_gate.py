@@ -190,7 +190,40 @@ def test_cli_promote_applies_the_photo_gate_unless_forced(world) -> None:
     assert "bypassing the photo gate" in out.output
     assert registry.alias_version(name, CHAMPION) == v["inverted"]
 
-    out = runner.invoke(cli.app, [*base, "promote", "--rollback"])
+    # promoting the champion again changes nothing, and does not break the way back
+    again = runner.invoke(cli.app, [*base, "promote", v["inverted"], "--force"])
+    assert again.exit_code == 0, again.output
+    assert "is champion already; nothing changed" in again.output
+
+    out = runner.invoke(cli.app, [*base, "promote", "--rollback", "--reason", "bad"])
     assert out.exit_code == 0, out.output
     assert "bypassing the photo gate (" in out.output
     assert registry.alias_version(name, CHAMPION) == v["good"]
+    restored = registry.model_version(name, v["good"]).tags
+    assert "gate set: not worse than" in restored["promotion_reason"]  # its record is kept
+    assert restored["restored_by_rollback"] == f"from v{v['inverted']}: bad"
+    assert (
+        registry.model_version(name, v["inverted"])
+        .tags["rolled_back"]
+        .startswith(f"to v{v['good']}")
+    )
+    # a second rollback goes further back, not to the version just rolled back
+    out = runner.invoke(cli.app, [*base, "promote", "--rollback"])
+    assert out.exit_code == 0, out.output
+    assert registry.alias_version(name, CHAMPION) == v["prior"]
+    out = runner.invoke(cli.app, [*base, "promote", "--rollback"])
+    assert out.exit_code == 2, out.output
+    assert "first champion recorded" in out.output
+    assert registry.alias_version(name, CHAMPION) == v["prior"]
+
+
+def test_a_prior_trained_later_by_hand_does_not_replace_the_reference(world, mlflow_server) -> None:
+    from tasks.recipes import REFERENCE_TAG, prior_version
+
+    registry, name, _, _, v = world
+    assert prior_version(registry, name) == v["prior"]  # the first recipe=prior version
+    later = _register(mlflow_server, name, "prior")  # e.g. --set train.recipe=prior at 224 px
+    assert int(later) > int(v["prior"])
+    assert prior_version(registry, name) == v["prior"]
+    registry.set_version_tags(name, later, {REFERENCE_TAG: "true"})  # the one retrain registered
+    assert prior_version(registry, name) == later
