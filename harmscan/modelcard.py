@@ -147,12 +147,15 @@ def model_card(
         f"Output order `{list(spec.labels)}` (index {spec.harmful_index} = harmful).",
         "",
         "## Data",
-        f"Open Images V7 subset, dataset version (manifest hash) `{spec.dataset_version}`.",
+        "The ETL dataset (Open Images V7, or its offline mirror), plus the training pools the "
+        "recipe names (`train.extra_train_sets`); dataset version (manifest hash) "
+        f"`{spec.dataset_version}`.",
         "",
         *_table(counts),
         "",
         "## Training",
-        f"Initial weights: `{weights}`. Epochs run: {epochs_run}, best epoch: {best_epoch + 1}.",
+        f"Initial weights: `{weights}`. Epochs run: {epochs_run}, best epoch: {best_epoch + 1} "
+        "(counted from 1, as the training log does; the run's `best_epoch` metric counts from 0).",
         f"Preprocessing: resize {spec.resize_size}, centre crop {spec.image_size}, "
         f"mean {list(spec.mean)}, std {list(spec.std)}.",
         "",
@@ -163,7 +166,9 @@ def model_card(
         "",
         "## Decision thresholds",
         f"- threshold (P(harmful) >= t is harmful): **{spec.threshold:.4f}**, chosen on the "
-        f"validation split for harmful recall >= {target_recall:.2f}",
+        f"calibrated validation mix for harmful recall >= {target_recall:.2f}, within the cap "
+        "of safe images flagged (`train.max_safe_flagged`; one threshold per branch, folded "
+        "into the graph, for the gated head)",
         f"- review band: [{spec.review_low:.4f}, {spec.review_high:.4f}] goes to human review",
         "",
         "## Intended use",
@@ -171,11 +176,13 @@ def model_card(
         "the review band and of every harmful decision that has consequences for a person.",
         "",
         "## Limits",
-        "- Trained on a few thousand Open Images photos at most; labels are image-level, "
+        "- Trained on a few thousand images at most; labels are image-level, "
         "human-verified but not exhaustive.",
         "- Harmful means the listed object classes are visible; context (a kitchen knife in "
         "a kitchen, a toy gun, a film still) is not understood.",
-        "- Not evaluated on drawings, screenshots, memes, text in images, or video frames.",
+        "- Measured per domain (photo, illustration, emoji) on the test split and, when "
+        "configured, the gate set (the run's `test_<domain>_*` and `gate_<domain>_*` "
+        "metrics); not evaluated on screenshots, memes, text in images, or video frames.",
         "- Probabilities are calibrated only as far as the ECE above says; re-choose the "
         "threshold when the image distribution changes.",
         "- Not for decisions about people without human review.",

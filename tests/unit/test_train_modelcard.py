@@ -50,6 +50,12 @@ def test_card_states_data_metrics_thresholds_use_and_limits() -> None:
         "## Intended use",
         "## Limits",
         "index 1 = harmful",
-        "best epoch: 2",
+        "best epoch: 2 (counted from 1",
+        "`best_epoch` metric counts from 0",
+        "train.max_safe_flagged",
+        "Measured per domain",
     ):
         assert text in card, text
+    # the card described the first recipe's data and threshold rule, which no longer hold
+    assert "Open Images V7 subset" not in card
+    assert "Not evaluated on drawings" not in card
