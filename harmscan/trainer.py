@@ -102,6 +102,20 @@ def _make_loop(
     )
 
 
+def _stretch_schedule(loop: _Loop, epochs: int) -> None:
+    """The restored cosine schedule over this run's ``epochs``: a checkpoint of a shorter run
+    carries its own length, and the resumed epochs trained at its end (a learning rate of 0),
+    then climbed back. Each group's rate is set to the cosine at the resumed epoch."""
+    scheduler = loop.scheduler
+    if scheduler.T_max == epochs:
+        return
+    scheduler.T_max = epochs
+    done = min(loop.state.epoch, epochs)
+    for group, base in zip(loop.optimizer.param_groups, scheduler.base_lrs, strict=True):
+        eta_min = scheduler.eta_min
+        group["lr"] = eta_min + (base - eta_min) * (1 + math.cos(math.pi * done / epochs)) / 2
+
+
 def _run_epoch(
     model: nn.Module,
     arch: str,
@@ -175,9 +189,15 @@ def fit(
     loop = _make_loop(model, arch, settings, device, class_weights)
     meta: dict[str, Any] = {"arch": arch, "settings": settings.model_dump(mode="json")}
     if resume and checkpoint is not None and checkpoint.is_file():
-        loop.state, _ = load_checkpoint(
+        loop.state, saved = load_checkpoint(
             checkpoint, model=model, optimizer=loop.optimizer, scheduler=loop.scheduler
         )
+        if saved.get("arch", arch) != arch:
+            raise ValueError(
+                f"{checkpoint} holds a {saved['arch']} run, not {arch}: train without resume, "
+                "or remove the checkpoint"
+            )
+        _stretch_schedule(loop, settings.epochs)
         model.to(device)
         logger.info("%s: resumed from %s after epoch %d", arch, checkpoint, loop.state.epoch)
     state = loop.state

@@ -126,6 +126,8 @@ def test_fit_warms_up_stops_checkpoints_and_resumes(dataset: Path, tmp_path: Pat
     state = run(2, resume=True)  # continues at epoch 2, does not redo epoch 1
     assert [e for e, _ in logged] == [0, 1]
     assert logged[1][1]["backbone_frozen"] == 0.0
+    # the schedule spans the resumed run's 2 epochs, not the checkpoint's 1 (lr 0 at epoch 2)
+    assert logged[1][1]["lr"] == pytest.approx(1e-3 * 0.5)
     assert state.epoch == 2
     assert len(state.history) == 2
 
